@@ -1,0 +1,48 @@
+"""``emo3d``: the tool CLI. Each subcommand lives in the package that owns it and is imported only
+when used, so ``emo3d render`` never loads torch and ``emo3d train`` never loads the renderer.
+
+A subcommand module exposes ``main(argv: list[str]) -> int``.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, List, Optional, Tuple
+
+# name -> (module, one-line help)
+SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    "data": ("dataset.cli", "read the official Emo3D release, or build Emo3D-format data offline"),
+    "train": ("models.cli", "train a baseline (lm_mlp, emotion, clip_mlp, vae_clip) into a model folder"),
+    "export": ("export.cli", "export a model folder to ONNX with parity checks (optionally int8)"),
+    "render": ("avatar.cli", "render blendshape weights (or a text) to a PNG face"),
+    "eval": ("eval.emo3d", "the Emo3D metric over model folders (same as python -m eval.emo3d)"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in SUBCOMMANDS)
+    rows = "\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in SUBCOMMANDS.items())
+    return (f"usage: emo3d <command> [options]\n\ncommands:\n{rows}\n\n"
+            "`emo3d <command> --help` shows a command's options; `emo3d-run \"text\"` runs the live face.")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+        print(f"emo3d {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"emo3d: unknown command {name!r} (accepted: {', '.join(SUBCOMMANDS)})\n\n{_usage()}",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Thin setup: metadata here, the C++ core (native/_core) is built by CMake (pybind11 cmake_example)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str, sourcedir: str = "") -> None:
+        super().__init__(name, sources=[])
+        self.sourcedir = os.fspath(Path(sourcedir).resolve())
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: CMakeExtension) -> None:
+        extdir = Path(self.get_ext_fullpath(ext.name)).parent.resolve()
+        build_temp = Path(self.build_temp) / ext.name
+        build_temp.mkdir(parents=True, exist_ok=True)
+        cfg = "Debug" if os.environ.get("EMO3D_DEBUG") else "Release"
+        cmake_args = [
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={extdir}{os.sep}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-DCMAKE_BUILD_TYPE={cfg}",
+        ]
+        try:
+            import pybind11
+            cmake_args.append(f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
+        except ImportError:
+            pass
+        try:
+            import ninja  # noqa: F401
+            cmake_args.append("-GNinja")
+        except ImportError:
+            pass
+        build_args = ["--config", cfg, "-j", str(os.cpu_count() or 2)]
+        subprocess.run(["cmake", ext.sourcedir, *cmake_args], cwd=build_temp, check=True)
+        subprocess.run(["cmake", "--build", ".", *build_args], cwd=build_temp, check=True)
+
+
+PACKAGES = find_packages(include=[
+    "emo3d", "emo3d.*", "native", "native.*", "avatar", "avatar.*", "dataset", "dataset.*",
+    "models", "models.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
+    "benchmarks", "benchmarks.*",
+])
+
+TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
+TEST = TRAIN + ["onnxruntime>=1.17",
+    "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
+    "scikit-image>=0.22", "websockets>=12",
+]
+
+setup(
+    name="emo3d",
+    version="0.1.0",
+    description="Emotion descriptions -> 52 ARKit blendshapes -> a live 3D face; the Emo3D metric",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8") if (ROOT / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=PACKAGES,
+    include_package_data=True,
+    package_data={"": ["*.json", "*.npz", "*.safetensors", "*.md", "*.txt", "*.png", "*.npy"]},
+    ext_modules=[CMakeExtension("native._core", sourcedir=str(ROOT))],
+    cmdclass={"build_ext": CMakeBuild},
+    zip_safe=False,
+    install_requires=[
+        # onnxruntime comes from exactly one of the extras [cpu] or [gpu]: the two wheels overwrite
+        # each other, so the base install names neither.
+        "numpy>=1.24", "onnx>=1.15", "tokenizers>=0.15", "safetensors>=0.4",
+        "pillow>=10", "imageio>=2.31", "tqdm>=4.60", "rich>=13", "matplotlib>=3.7", "numba>=0.59",
+        "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "pygltflib>=1.16", "nrclex>=3",
+        "python-osc>=1.8", "huggingface-hub>=0.20",
+    ],
+    extras_require={
+        "cpu": ["onnxruntime>=1.17"],
+        "gpu": ["onnxruntime-gpu>=1.17"],
+        "train": TRAIN,
+        "webcam": ["opencv-contrib-python>=4.8"],
+        "test": TEST,
+    },
+    entry_points={"console_scripts": [
+        "emo3d-run=runtime.cli:main",
+        "emo3d=emo3d.cli:main",
+    ]},
+)
