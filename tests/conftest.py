@@ -1,0 +1,35 @@
+"""Shared test fixtures. Tests import the *installed* packages (no conftest at the repo root, so
+the source tree is not put on sys.path ahead of site-packages)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMO3D_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the checkout (paper text, ICT-FaceKit rig); skip where it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"needs ../shared (looked in {SHARED}); a user's checkout has none")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def ict_rig_path(shared_dir: Path) -> Path:
+    p = shared_dir / "rigs" / "ict_facekit_arkit.glb"
+    if not p.is_file():
+        pytest.skip(f"needs {p} (ICT-FaceKit rig from ../shared)")
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session gets its own emo3d cache unless EMO3D_TEST_CACHE points at a warm one."""
+    warm = os.environ.get("EMO3D_TEST_CACHE")
+    root = Path(warm) if warm else tmp_path_factory.getbasetemp() / "emo3d-cache"
+    monkeypatch.setenv("EMO3D_CACHE", str(root))
