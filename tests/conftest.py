@@ -27,9 +27,9 @@ def ict_rig_path(shared_dir: Path) -> Path:
     return p
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session gets its own emo3d cache unless EMO3D_TEST_CACHE points at a warm one."""
-    warm = os.environ.get("EMO3D_TEST_CACHE")
-    root = Path(warm) if warm else tmp_path_factory.getbasetemp() / "emo3d-cache"
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Opt-in: point emo3d's cache at an empty folder for this test (resolver and cache tests)."""
+    root = tmp_path / "emo3d-cache"
     monkeypatch.setenv("EMO3D_CACHE", str(root))
+    return root
