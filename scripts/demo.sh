@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install the runtime (CPU onnxruntime, no torch) into .venv and run the live face on the offline default model.
+# Usage: bash scripts/demo.sh ["text"] [emo3d-run options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="$(bash scripts/setup_venv.sh cpu | tail -n 1)"
+TEXT="${1:-furious scowl}"
+shift || true
+exec "$VENV/bin/emo3d-run" "$TEXT" "$@"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment and install emo3d with the given extras.
+# Usage: bash scripts/setup_venv.sh EXTRAS   (e.g. "cpu" or "test")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${EMO3D_VENV:-.venv}"
+EXTRAS="${1:-cpu}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --disable-pip-version-check --upgrade pip
+if [ "$EXTRAS" != "cpu" ] && ! "$PY" -c "import torch" 2>/dev/null; then
+  # Pin the CPU-sized torch first: an unpinned `torch` from another requirement would pull a CUDA build of
+  # several GB. (On the project's build machines this version is served from a local CPU wheel.)
+  "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+fi
+"$PY" -m pip install -q --disable-pip-version-check ".[$EXTRAS]"
+echo "$VENV"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install emo3d with its test extras into .venv (non-editable: tests run against the installed package and
+# its compiled native core) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="$(bash scripts/setup_venv.sh test | tail -n 1)"
+# Run from tests/ so that the source tree never shadows the installed packages on sys.path.
+exec "$VENV/bin/pytest" -q -p no:cacheprovider --timeout=900 tests "$@"
