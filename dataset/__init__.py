@@ -1,1 +1,19 @@
-"""placeholder"""
+"""emo3d datasets: read the official Emo3D release exactly, and build Emo3D-format data offline.
+
+Public API::
+
+    read_release(root, *, skip_bad=False, report_path=None, check_images=True) -> Release
+    text_pairs(samples, *, mirror=False, target="scores"|"prior") -> TextPairs
+    image_pairs(samples, root, *, mirror=False) -> ImagePairs
+    mirror_text(text), mirror_image(rgb)
+    build(BuildOptions(out, samples=..., seed=..., images=...)) -> BuildResult
+    facs.prototype(emotion, intensity=1.0), facs.prior(dist8, intensity=1.0, *, rng=None, text=None)
+"""
+from . import facs
+from .augment import ImagePairs, TextPairs, image_pairs, mirror_image, mirror_text, text_pairs
+from .builder import BuildOptions, BuildResult, build
+from .reader import Release, Sample, SkippedRow, read_release, read_table, write_table
+
+__all__ = ["facs", "read_release", "Release", "Sample", "SkippedRow", "read_table", "write_table",
+           "text_pairs", "image_pairs", "TextPairs", "ImagePairs", "mirror_text", "mirror_image",
+           "build", "BuildOptions", "BuildResult"]

@@ -1,0 +1,29 @@
+"""emo3d export: model folders to ONNX with parity checks, int8, CLIP towers, and the torch-free
+builder of the shipped default.
+
+``import export`` and :func:`ensure_default_model` do not import torch; :func:`export_model` and the
+CLIP exporters load torch on first use.
+"""
+from __future__ import annotations
+
+from .configs import CONFIGS, OnnxExportConfig, config_for
+from .default_model import add_int8, ensure_default_model
+from .parity import ParityError, ParityReport, check_parity
+from .quantize import QuantReport, compare_int8, quantize_int8, varied_prompts
+
+_LAZY = {
+    "export_model": "torch_export", "export_text_model": "torch_export", "ExportReport": "torch_export",
+    "export_clip_towers": "clip_export", "ClipExportReport": "clip_export",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")
+
+
+__all__ = ["CONFIGS", "OnnxExportConfig", "config_for", "ensure_default_model", "add_int8", "ParityError",
+           "ParityReport", "check_parity", "QuantReport", "compare_int8", "quantize_int8", "varied_prompts",
+           *_LAZY]

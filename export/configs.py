@@ -63,11 +63,11 @@ CONFIGS: Dict[str, OnnxExportConfig] = {
         "emotion", dict(_TEXT_INPUTS), {**_BLENDSHAPES, **_EMOTIONS},
         description="text encoder -> pooling -> head -> 51 scores + 8 emotions, one fused graph"),
     "clip_mlp": OnnxExportConfig(
-        "clip_mlp", {"text_embeds": {0: "batch"}}, dict(_BLENDSHAPES), input_dtype="float32",
-        description="CLIP text embedding [B,512] -> MLP head -> 51 scores"),
+        "clip_mlp", dict(_TEXT_INPUTS), dict(_BLENDSHAPES),
+        description="CLIP text tower -> projection (-> L2 norm) -> MLP head -> 51 scores, one fused graph"),
     "vae_clip": OnnxExportConfig(
-        "vae_clip", {"text_embeds": {0: "batch"}}, dict(_BLENDSHAPES), input_dtype="float32",
-        description="CLIP text embedding [B,512] -> VAE decoder -> 51 scores"),
+        "vae_clip", dict(_TEXT_INPUTS), dict(_BLENDSHAPES),
+        description="CLIP text tower -> projection (-> L2 norm) -> VAE decoder -> 51 scores, one fused graph"),
     "clip_text": OnnxExportConfig(
         "clip_text", dict(_TEXT_INPUTS), {"text_embeds": {0: "batch"}},
         description="CLIP text tower with projection (for the Emo3D metric)"),

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="$(bash scripts/setup_venv.sh test | tail -n 1)"
-# Run from tests/ so that the source tree never shadows the installed packages on sys.path.
+# The pytest script (not `python -m pytest`) keeps the source tree off sys.path, so tests import the installed
+# packages; tests/conftest.py sits in tests/, not at the root, for the same reason.
 exec "$VENV/bin/pytest" -q -p no:cacheprovider --timeout=900 tests "$@"

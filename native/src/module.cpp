@@ -9,6 +9,7 @@
 
 #include "deform.hpp"
 #include "emo3d_schema.h"
+#include "render_py.hpp"
 
 namespace py = pybind11;
 using f32 = py::array_t<float, 0>;  // no forcecast: wrong dtypes are refused, not silently copied
@@ -94,4 +95,5 @@ PYBIND11_MODULE(_core, m) {
     py::list mirror;
     for (int i = 0; i < emo3d::kModelCount; ++i) mirror.append(emo3d::kModelMirror[i]);
     m.attr("MODEL_MIRROR") = mirror;
+    emo3d::register_render(m);
 }

@@ -1,0 +1,245 @@
+"""Hand-authored displacement fields of the 51 ARKit blendshapes on the default head.
+
+Each shape moves a region named by MediaPipe landmark indices with a smooth (Gaussian) falloff;
+"Left"/"Right" are the subject's own sides (ARKit): Left = +x in rig space. The jaw rotates about a
+hinge behind the ears and carries the lower lip, chin, lower teeth, tongue and the mouth bag's floor;
+gaze shapes rotate the eyeballs. ``author(head)`` returns dense deltas [51,V,3] in ``MODEL_NAMES``
+order at unit gain; ``avatar.calibrate`` tunes one gain per shape against MediaPipe.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+from emo3d import schema
+
+from . import mesh as M
+from .mesh import Head
+
+__all__ = ["author"]
+
+BROW = {"right": {"inner": (107, 66, 55, 65, 9 * 0 + 107), "mid": (105, 52, 63), "outer": (70, 46, 53, 124)},
+        "left": {"inner": (336, 296, 285, 295), "mid": (334, 282, 293), "outer": (300, 276, 283, 353)}}
+LID2 = {"right": (247, 30, 29, 27, 28, 56, 190), "left": (467, 260, 259, 257, 258, 286, 414)}
+LID3 = {"right": (113, 225, 224, 223, 222, 221, 189), "left": (342, 445, 444, 443, 442, 441, 413)}
+LOWLID2 = {"right": (130, 25, 110, 24, 23, 22, 26, 112, 243), "left": (359, 255, 339, 254, 253, 252, 256, 341, 463)}
+CHEEK = {"right": (50, 101, 118, 117, 123, 147, 187, 205, 36), "left": (280, 330, 347, 346, 352, 376, 411, 425, 266)}
+UNDER_EYE = {"right": (111, 117, 118, 119, 120, 121, 47, 100), "left": (340, 346, 347, 348, 349, 350, 277, 329)}
+NOSTRIL = {"right": (48, 64, 98, 129, 102, 49, 209, 198, 131), "left": (278, 294, 327, 358, 331, 279, 429, 420, 360)}
+CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
+SIDE_SIGN = {"left": 1.0, "right": -1.0}
+
+
+def _smooth(t):
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+class _Fields:
+    def __init__(self, head: Head):
+        self.h = head
+        self.V = head.vertices.astype(np.float64)
+        self.nf = head.n_face
+        self.F = self.V[:self.nf]
+        self.upper = sorted({i for r in M.LIP_UPPER_RINGS for i in r[1:-1]})
+        self.lower = sorted({i for r in M.LIP_LOWER_RINGS for i in r[1:-1]})
+        self.corners = [r[0] for r in M.LIP_UPPER_RINGS] + [r[-1] for r in M.LIP_UPPER_RINGS]
+        self.mouth_c = self.F[[13, 14, 78, 308]].mean(0)
+        self.jaw = self._jaw_weight()
+
+    def zeros(self):
+        return np.zeros_like(self.V)
+
+    def near(self, anchors: Sequence[int], sigma: float) -> np.ndarray:
+        """[V] weight: 1 at the anchors, Gaussian falloff with the distance to the nearest (face only)."""
+        a = self.F[list(anchors)]
+        d2 = ((self.F[:, None, :] - a[None]) ** 2).sum(-1).min(1)
+        w = np.zeros(len(self.V))
+        w[:self.nf] = np.exp(-0.5 * d2 / sigma ** 2)
+        return w
+
+    def side(self, side: str, soft: float = 0.5) -> np.ndarray:
+        w = np.zeros(len(self.V))
+        w[:] = _smooth((SIDE_SIGN[side] * self.V[:, 0] + soft) / (2 * soft))
+        return w
+
+    def lip_mask(self, which: str) -> np.ndarray:
+        """1 on one lip (and the skin beside it, by height), 0 on the other lip."""
+        w = np.zeros(len(self.V))
+        y = self.F[:, 1] - self.mouth_c[1]
+        w[:self.nf] = _smooth(0.5 + (y if which == "upper" else -y) / 0.5)
+        own, other = (self.upper, self.lower) if which == "upper" else (self.lower, self.upper)
+        w[own] = 1.0
+        w[other] = 0.0
+        w[self.corners] = 0.5
+        return w
+
+    def _jaw_weight(self) -> np.ndarray:
+        w = np.zeros(len(self.V))
+        y, ax = self.F[:, 1], np.abs(self.F[:, 0])
+        below = _smooth((self.mouth_c[1] + 0.3 - y) / 1.8)
+        lateral = _smooth((7.6 - ax) / 2.5) * _smooth((self.mouth_c[1] + 2.5 - y) / 3.0 + 0.3)
+        w[:self.nf] = np.maximum(below * np.clip(lateral + (ax < 4.5), 0, 1), 0)
+        w[self.upper] = 0.0
+        w[self.lower] = 1.0
+        w[self.corners] = 0.45
+        for part in ("teeth_lower", "tongue", "bag_lower"):
+            w[self.h.parts[part]] = 1.0
+        return w
+
+    def rotate_x(self, weight: np.ndarray, angle_deg: float, pivot) -> np.ndarray:
+        """Per-vertex rotation about the x axis through ``pivot`` by ``weight*angle`` (+ = chin down)."""
+        th = -np.radians(angle_deg) * weight
+        p = self.V - pivot
+        y = p[:, 1] * np.cos(th) + p[:, 2] * np.sin(th)
+        z = -p[:, 1] * np.sin(th) + p[:, 2] * np.cos(th)
+        d = self.zeros()
+        d[:, 1], d[:, 2] = y - p[:, 1], z - p[:, 2]
+        return d
+
+    def eye_rotation(self, side: str, yaw_deg: float, pitch_deg: float) -> np.ndarray:
+        """Rotate one eyeball about its centre: +yaw turns toward +x, +pitch looks up."""
+        idx = self.h.parts["eye_" + side]
+        c = self.h.eye_centers[side].astype(np.float64)
+        p = self.V[idx] - c
+        a, b = np.radians(yaw_deg), -np.radians(pitch_deg)
+        Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        Rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+        d = self.zeros()
+        d[idx] = p @ (Ry @ Rx).T - p
+        return d
+
+    def vec(self, w: np.ndarray, v) -> np.ndarray:
+        return w[:, None] * np.asarray(v, np.float64)[None]
+
+
+def _eye_lids(f: _Fields, side: str) -> Dict[str, np.ndarray]:
+    up = list(M.EYE_LEFT_UPPER if side == "left" else M.EYE_RIGHT_UPPER)
+    lo = list(M.EYE_LEFT_LOWER if side == "left" else M.EYE_RIGHT_LOWER)
+    blink, wide, squint = f.zeros(), f.zeros(), f.zeros()
+    gap = f.V[lo, 1] - f.V[up, 1]          # negative (lower lid is below)
+    for k in range(1, len(up) - 1):
+        blink[up[k], 1] = gap[k] * 1.04
+        blink[up[k], 2] = 0.15
+        blink[lo[k], 1] = 0.08
+        wide[up[k], 1] = 0.45 * np.sin(np.pi * k / (len(up) - 1))
+        squint[lo[k], 1] = 0.3 * np.sin(np.pi * k / (len(lo) - 1))
+        squint[up[k], 1] = -0.05
+    for k, i in enumerate(LID2[side]):
+        blink[i, 1] = 0.55 * gap[k + 1]
+        blink[i, 2] = 0.08
+        wide[i, 1] = 0.35 * np.sin(np.pi * (k + 1) / 8)
+    for k, i in enumerate(LID3[side]):
+        blink[i, 1] = 0.15 * gap[k + 1]
+        wide[i, 1] = 0.2 * np.sin(np.pi * (k + 1) / 8)
+    lo2 = list(LOWLID2[side])
+    for k, i in enumerate(lo2):
+        squint[i, 1] = 0.12 * np.sin(np.pi * k / (len(lo2) - 1))
+    squint += f.vec(f.near(UNDER_EYE[side], 0.6) * 0.6, (0, 0.12, 0.04))
+    return {"blink": blink, "wide": wide, "squint": squint}
+
+
+def author(head: Head) -> np.ndarray:
+    """Dense deltas [51, V, 3] float32 in ``schema.MODEL_NAMES`` order (unit gain)."""
+    f = _Fields(head)
+    D: Dict[str, np.ndarray] = {}
+    hinge = np.array([0.0, 0.0, -5.0])
+    D["jawOpen"] = f.rotate_x(f.jaw, 12.0, hinge)
+    D["jawForward"] = f.vec(f.jaw, (0, -0.1, 1.2))
+    jaw_side = f.jaw * _smooth((6.0 - np.abs(f.V[:, 0])) / 2.5)
+    for part in ("teeth_lower", "tongue", "bag_lower"):
+        jaw_side[f.h.parts[part]] = 1.0
+    D["jawLeft"] = f.vec(jaw_side, (1.0, 0, 0))
+    D["jawRight"] = f.vec(jaw_side, (-1.0, 0, 0))
+
+    lips = f.near(f.upper + f.lower, 0.45)
+    upper_w = lips * f.lip_mask("upper")
+    lower_w = lips * f.lip_mask("lower")
+    mc = f.mouth_c
+    rel_x = f.V[:, 0] - mc[0]
+    # mouthClose: lips press together (outer rings toward the seam)
+    # mouthClose: the chin drops (as a small jawOpen) while the lips stay sealed
+    D["mouthClose"] = f.rotate_x(f.jaw * (1 - f.near(f.lower, 0.5)), 5.0, hinge)
+    # funnel: lips forward, opening rounds; pucker: lips forward and narrow, closed
+    inner_up = f.near(list(M.LIP_UPPER_RINGS[3][1:-1]), 0.35) * f.lip_mask("upper")
+    inner_lo = f.near(list(M.LIP_LOWER_RINGS[3][1:-1]), 0.35) * f.lip_mask("lower")
+    funnel = f.vec(lips, (0, 0, 0.6))
+    funnel[:, 0] += -0.4 * lips * np.tanh(rel_x)
+    funnel[:, 1] += 0.3 * inner_up - 0.35 * inner_lo
+    D["mouthFunnel"] = funnel
+    pucker = f.vec(lips, (0, 0, 0.8))
+    pucker[:, 0] += -0.55 * lips * np.tanh(rel_x / 1.2)
+    D["mouthPucker"] = pucker
+    mouth_area = f.near(f.upper + f.lower + f.corners, 1.0)
+    D["mouthLeft"] = f.vec(mouth_area, (0.7, 0, -0.05))
+    D["mouthRight"] = f.vec(mouth_area, (-0.7, 0, -0.05))
+    roll_lo, roll_up = f.zeros(), f.zeros()
+    for rings, out, sign in ((M.LIP_LOWER_RINGS, roll_lo, 1.0), (M.LIP_UPPER_RINGS, roll_up, -1.0)):
+        for ring, frac in ((0, 0.95), (1, 0.7), (2, 0.35)):
+            for a, b in zip(rings[ring][1:-1], rings[3][1:-1]):
+                out[a, 1] = frac * (f.V[b, 1] - f.V[a, 1])
+                out[a, 2] = -0.35 * frac
+    D["mouthRollLower"] = roll_lo
+    D["mouthRollUpper"] = roll_up
+
+    chin = f.near((152, 175, 199, 200, 18, 83, 313), 1.2)
+    D["mouthShrugLower"] = f.vec(np.maximum(lower_w, chin * 0.6), (0, 0.7, 0.4))
+    D["mouthShrugUpper"] = f.vec(upper_w, (0, 0.6, 0.3))
+
+    for side in ("left", "right"):
+        S = "Left" if side == "left" else "Right"
+        sx = SIDE_SIGN[side]
+        sm = f.side(side)
+        corner = f.near(CORNER[side], 1.0) * sm
+        corner_wide = f.near(CORNER[side], 1.6) * sm
+        D[f"mouthSmile{S}"] = f.vec(corner_wide, (0.45 * sx, 0.75, -0.25))
+        lateral = _smooth((sx * rel_x - 0.6) / 1.6)
+        D[f"mouthFrown{S}"] = f.vec(f.near(CORNER[side], 1.3) * sm * lateral, (0.05 * sx, -0.8, 0.0))
+        D[f"mouthDimple{S}"] = f.vec(corner, (0.6 * sx, 0.1, -0.7))
+        D[f"mouthStretch{S}"] = f.vec(corner_wide, (1.1 * sx, -0.6, -0.2))
+        half_lips = lips * _smooth((sx * rel_x + 0.6) / 1.2)
+        press = f.zeros()
+        half = _smooth((sx * rel_x + 0.4) / 0.8)
+        for rings in (M.LIP_LOWER_RINGS, M.LIP_UPPER_RINGS):
+            for ring, frac in ((0, 0.55), (1, 0.4), (2, 0.2)):
+                for a, b in zip(rings[ring][1:-1], rings[3][1:-1]):
+                    press[a, 1] = frac * (f.V[b, 1] - f.V[a, 1]) * half[a]
+        press[:, 0] += 0.2 * sx * corner
+        press[:, 2] += -0.1 * corner
+        D[f"mouthPress{S}"] = press
+        D[f"mouthLowerDown{S}"] = f.vec(lower_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, -1.0, 0.1))
+        D[f"mouthUpperUp{S}"] = f.vec(upper_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, 0.9, 0.1))
+        del half_lips
+        cheek = f.near(CHEEK[side], 1.3)
+        D[f"cheekSquint{S}"] = f.vec(np.maximum(cheek, f.near(UNDER_EYE[side], 0.8)) * sm, (0, 0.7, 0.2))
+        nostril = f.near(NOSTRIL[side], 0.8) * f.side(side, 0.3)
+        sneer = f.vec(nostril, (0.1 * sx, 0.7, 0.1)) + f.vec(upper_w * _smooth((sx * rel_x + 0.5) / 1.0) * 0.4,
+                                                               (0, 0.3, 0))
+        D[f"noseSneer{S}"] = sneer
+        b = BROW[side]
+        brow_all = f.near(b["inner"] + b["mid"] + b["outer"], 0.9)
+        inner = f.near(b["inner"], 1.0)
+        outer = f.near(b["outer"], 1.0)
+        D[f"browDown{S}"] = f.vec(np.maximum(inner, brow_all * 0.7), (-0.45 * sx, -1.0, 0.1))
+        D[f"browOuterUp{S}"] = f.vec(np.maximum(outer, brow_all * 0.3), (0, 0.7, 0))
+        lids = _eye_lids(f, side)
+        D[f"eyeBlink{S}"] = lids["blink"]
+        D[f"eyeWide{S}"] = lids["wide"]
+        D[f"eyeSquint{S}"] = lids["squint"]
+        # gaze: In = toward the nose (-sx), Out = away (+sx); lids follow a little
+        D[f"eyeLookIn{S}"] = f.eye_rotation(side, -22.0 * sx, 0.0)
+        D[f"eyeLookOut{S}"] = f.eye_rotation(side, 22.0 * sx, 0.0)
+        D[f"eyeLookUp{S}"] = f.eye_rotation(side, 0.0, 25.0) + 0.5 * lids["wide"]
+        D[f"eyeLookDown{S}"] = f.eye_rotation(side, 0.0, -22.0) + 0.3 * lids["blink"]
+    inner_both = f.near(BROW["left"]["inner"] + BROW["right"]["inner"], 1.0)
+    D["browInnerUp"] = f.vec(inner_both, (0, 0.75, 0.0))
+    puff = f.near(CHEEK["left"] + CHEEK["right"], 1.6) * (1 - f.near((1, 4, 2, 0, 17), 1.5))
+    n = np.zeros_like(f.V)
+    n[:, 0] = np.sign(f.V[:, 0]) * 1.2
+    n[:, 2] = 0.6
+    D["cheekPuff"] = puff[:, None] * n
+    missing = [n for n in schema.MODEL_NAMES if n not in D]
+    if missing:
+        raise RuntimeError(f"authoring lacks {missing}")
+    return np.stack([D[n] for n in schema.MODEL_NAMES]).astype(np.float32)

@@ -1,0 +1,156 @@
+"""``emo3d render``: blendshape weights (or a text) -> a PNG face.
+
+    emo3d render --weights '{"jawOpen": 1}' --out face.png
+    emo3d render --weights weights.json --out face.png      # {name: v} or a 52/51-vector
+    emo3d render --sheet --out sheet.png                    # every shape at 1.0, labelled grid
+    emo3d render --rig head.glb --weights ... --out f.png   # an external glTF rig
+    emo3d render --text "furious scowl" --out f.png         # needs runtime.Engine
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from emo3d import schema
+from emo3d.errors import Emo3DError, InvalidInputError
+
+__all__ = ["main", "parse_weights", "contact_sheet"]
+
+
+def parse_weights(spec: str):
+    """Inline JSON ({name: v} or a list) or a path to such a JSON file -> mapping or np.ndarray."""
+    text = spec.strip()
+    if not text.startswith(("{", "[")):
+        p = Path(spec).expanduser()
+        if not p.is_file():
+            raise InvalidInputError(f"--weights: {spec!r} is neither inline JSON nor an existing file")
+        text = p.read_text()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"--weights: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+                                'expected {"jawOpen": 1} or a list of 52/51 numbers') from None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if v is None or isinstance(v, (str, bool, list, dict)):
+                raise InvalidInputError(f"--weights: value of {k!r} must be a number, got {v!r}")
+            if not np.isfinite(float(v)):
+                raise InvalidInputError(f"--weights: value of {k!r} is {v} (NaN/inf are not accepted)")
+        return obj
+    if isinstance(obj, list):
+        try:
+            arr = np.asarray(obj, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInputError("--weights: a list must hold numbers only") from None
+        if arr.ndim != 1 or arr.size not in (schema.N_MEDIAPIPE, schema.N_MODEL):
+            raise InvalidInputError(f"--weights: a list needs {schema.N_MEDIAPIPE} (MediaPipe order) or "
+                                    f"{schema.N_MODEL} (model order) numbers, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise InvalidInputError("--weights: the list contains NaN or inf")
+        return arr.astype(np.float32)
+    raise InvalidInputError(f"--weights: expected a JSON object or list, got {type(obj).__name__}")
+
+
+def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: int = 8) -> np.ndarray:
+    """Labelled grid of same-size RGB images (label lines drawn under each tile)."""
+    from PIL import Image, ImageDraw
+    h, w = images[0].shape[:2]
+    lab_h = 26
+    rows = (len(images) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * w, rows * (h + lab_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for k, (im, lab) in enumerate(zip(images, labels)):
+        r, c = divmod(k, cols)
+        sheet.paste(Image.fromarray(np.asarray(im, np.uint8)), (c * w, r * (h + lab_h)))
+        draw.multiline_text((c * w + 3, r * (h + lab_h) + h + 1), str(lab), fill=(0, 0, 0), spacing=1)
+    return np.asarray(sheet)
+
+
+def _engine_weights(text: str) -> np.ndarray:
+    try:
+        from runtime import Engine, EngineOptions  # type: ignore
+    except Exception as e:  # noqa: BLE001
+        raise InvalidInputError(f"--text needs runtime.Engine, which is not importable here ({e}); "
+                                "pass --weights instead") from None
+    try:
+        return np.asarray(Engine.create(EngineOptions()).predict(text).vector, np.float32)
+    except (Emo3DError, ValueError, OSError) as e:
+        raise InvalidInputError(f"--text: the text engine failed: {e}") from None
+
+
+def _save_png(img: np.ndarray, out: Path) -> None:
+    from PIL import Image
+
+    from emo3d.io import atomic_path
+    with atomic_path(out) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="emo3d render", description="render blendshape weights to a PNG face")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--weights", help='inline JSON ({"jawOpen": 1} or a 52/51 list) or a JSON file')
+    src.add_argument("--text", help="an emotion description (uses runtime.Engine)")
+    src.add_argument("--sheet", action="store_true", help="every shape at 1.0 in a labelled grid")
+    ap.add_argument("--out", required=True, help="output PNG")
+    ap.add_argument("--rig", help="an external glTF 2.0 rig (.glb/.gltf) with ARKit-named morph targets")
+    ap.add_argument("--texture", default="neutral", help="default avatar texture: neutral (painted) | photo (neutralised astronaut photo)")
+    ap.add_argument("--size", type=int, default=512, help="image width = height in pixels (64..2048)")
+    ap.add_argument("--pose", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("YAW", "PITCH", "ROLL"))
+    a = ap.parse_args(argv)
+    try:
+        if not 64 <= a.size <= 2048:
+            raise InvalidInputError(f"--size must be in 64..2048, got {a.size}")
+        out = Path(a.out)
+        if out.suffix.lower() != ".png":
+            raise InvalidInputError(f"--out must name a .png file, got {a.out!r}")
+        if a.rig:
+            if not Path(a.rig).is_file():
+                raise InvalidInputError(f"--rig: file {a.rig!r} does not exist")
+            from .gltf import load_gltf
+            rig = load_gltf(a.rig)
+            if rig.missing:
+                print(f"rig {rig.name}: missing targets: {', '.join(rig.missing)}", file=sys.stderr)
+            if rig.unknown:
+                print(f"rig {rig.name}: unknown morph targets ignored: {', '.join(rig.unknown)}", file=sys.stderr)
+        else:
+            from .default import default_rig
+            rig = default_rig(a.texture)
+        from native.render import Renderer, RenderOptions
+        renderer = Renderer(rig, RenderOptions(width=a.size, height=a.size))
+        if a.sheet:
+            names = [n for n in schema.MODEL_NAMES if n in rig.target_names]
+            W = np.zeros((len(names) + 1, schema.N_MEDIAPIPE), np.float32)
+            for k, n in enumerate(names):
+                W[k + 1, schema.MEDIAPIPE_INDEX[n]] = 1.0
+            imgs = renderer.render(W, pose=tuple(a.pose))
+            img = contact_sheet(list(imgs), ["neutral"] + names, cols=8)
+        else:
+            if a.text is not None:
+                weights = _engine_weights(a.text)
+            elif a.weights is not None:
+                weights = parse_weights(a.weights)
+            else:
+                weights = np.zeros(schema.N_MEDIAPIPE, np.float32)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                img = renderer.render(weights, pose=tuple(a.pose))
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)
+        _save_png(img, out)
+    except (Emo3DError, ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"emo3d render: error: {msg}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({img.shape[1]}x{img.shape[0]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

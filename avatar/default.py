@@ -1,0 +1,101 @@
+"""The default avatar rig: MediaPipe's canonical face + eyes + mouth interior, 51 authored ARKit
+shapes scaled by the shipped calibration (``avatar/data/calibration.json``), a neutral texture.
+
+Built offline on first use (the face bundle comes from registry packages, see ``avatar.bundle``) and
+cached as an ``.npz`` under ``emo3d.io.cache_dir("avatar")``; later calls load the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from emo3d import schema
+from emo3d.errors import InvalidInputError
+from emo3d.io import atomic_path, cache_dir
+
+__all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
+
+CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
+BUILD_VERSION = 4        # bump when mesh/texture/authoring code changes the result
+_LOCK = threading.Lock()
+_MEMO: Dict[str, object] = {}
+
+
+def load_calibration(path: str | Path | None = None) -> dict:
+    """{"gains": {name: g}, "neutral_bias": {name: c}, "corrections": {name: {landmark: [dx, dy]}}};
+    a missing file -> unit gains, no bias, no corrections."""
+    p = Path(path) if path else CALIBRATION_PATH
+    if not p.is_file():
+        return {"gains": {}, "neutral_bias": {}}
+    cal = json.loads(p.read_text())
+    for key in ("gains", "neutral_bias", "corrections"):
+        for name in cal.get(key, {}):
+            if name not in schema.MODEL_INDEX:
+                raise InvalidInputError(f"{p}: {key} names unknown blendshape {name!r}")
+    return cal
+
+
+def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = None):
+    """Build (no cache) the default rig. ``calibration`` overrides the shipped one (used by calibrate)."""
+    from .authoring import author
+    from .mesh import build_head
+    from .rig import Rig
+    from .texture import build_texture
+    cal = load_calibration() if calibration is None else calibration
+    head = build_head()
+    deltas = author(head)
+    gains = np.array([float(cal.get("gains", {}).get(n, 1.0)) for n in schema.MODEL_NAMES], np.float32)
+    bias = np.array([float(cal.get("neutral_bias", {}).get(n, 0.0)) for n in schema.MODEL_NAMES], np.float32)
+    corr = cal.get("corrections", {})
+    if corr:
+        from .refine import correction_field
+        for name, pts in corr.items():
+            t = schema.MODEL_INDEX[name]
+            field = correction_field(head.vertices, head.n_face, {int(k): np.asarray(v) for k, v in pts.items()})
+            deltas[t] += field.astype(np.float32)
+    base = head.vertices + np.tensordot(bias, deltas, axes=1)
+    tex = build_texture(texture)
+    return Rig.from_dense(f"default-{texture}", base, head.triangles, schema.MODEL_NAMES,
+                          deltas * gains[:, None, None], tol=1e-6, uvs=head.uvs, texture=tex)
+
+
+def _key(texture: str) -> str:
+    from .bundle import SHA256
+    cal = CALIBRATION_PATH.read_bytes() if CALIBRATION_PATH.is_file() else b""
+    h = hashlib.sha256(cal + SHA256.encode() + f"{BUILD_VERSION}:{texture}".encode()).hexdigest()[:16]
+    return f"default-{texture}-{h}"
+
+
+def default_rig(texture: str = "neutral"):
+    """The cached default :class:`avatar.rig.Rig` (``texture``: "neutral" painted or "photo")."""
+    from .rig import Rig
+    from .texture import TEXTURES
+    if texture not in TEXTURES:
+        raise InvalidInputError(f"unknown default-avatar texture {texture!r}; accepted: {', '.join(TEXTURES)}")
+    key = _key(texture)
+    with _LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
+        path = cache_dir("avatar") / f"{key}.npz"
+        rig = None
+        if path.is_file():
+            try:
+                z = np.load(path, allow_pickle=False)
+                rig = Rig(str(z["name"]), z["vertices"], z["triangles"], tuple(str(n) for n in z["target_names"]),
+                          z["offsets"], z["indices"], z["values"], uvs=z["uvs"], texture=z["texture"])
+            except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
+                rig = None
+        if rig is None:
+            rig = build_default_rig(texture)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, name=rig.name, vertices=rig.vertices, triangles=rig.triangles,
+                             target_names=np.array(rig.target_names), offsets=rig.offsets, indices=rig.indices,
+                             values=rig.values, uvs=rig.uvs, texture=rig.texture)
+        _MEMO[key] = rig
+        return rig

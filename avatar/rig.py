@@ -1,0 +1,212 @@
+"""The blendshape rig every renderer in emo3d draws: a neutral mesh plus sparse per-target deltas.
+
+Rig space: +x = the subject's LEFT (the viewer's right), +y up, +z toward the viewer; triangles are
+counter-clockwise seen from outside. Target names are canonical ARKit names (``schema.MODEL_NAMES``).
+Deltas are stored as CSR by target (``offsets [T+1]``, ``indices [K]``, ``values [K,3]``, see
+``native.reference.dense_to_sparse``): most shapes move a small part of the face.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from emo3d import schema
+from emo3d.errors import InvalidInputError
+
+__all__ = ["Rig", "WeightClampWarning", "weights52"]
+
+
+class WeightClampWarning(UserWarning):
+    """Blendshape weights outside [0, 1] were clamped (ARKit convention)."""
+
+
+def _as(arr, name: str, dtype, shape: tuple, *, finite: bool = False) -> np.ndarray:
+    """``arr`` as a C-contiguous ``dtype`` array whose shape matches ``shape`` (None = any)."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "fiu" or (np.dtype(dtype).kind in "iu" and a.dtype.kind == "f"):
+        raise InvalidInputError(f"Rig.{name} must be a {np.dtype(dtype).name} array, got dtype {a.dtype}")
+    if a.ndim != len(shape) or any(w is not None and s != w for s, w in zip(a.shape, shape)):
+        want = "[" + ", ".join("*" if w is None else str(w) for w in shape) + "]"
+        raise InvalidInputError(f"Rig.{name} must have shape {want}, got {a.shape}")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if finite and not np.isfinite(a).all():
+        raise InvalidInputError(f"Rig.{name} contains NaN or inf")
+    return a
+
+
+def weights52(weights) -> np.ndarray:
+    """Any accepted weight form -> [F,52] float32 in MediaPipe order, validated and clamped.
+
+    Accepted: a {name: value} mapping (any case, ``_L``/``_R``; ``tongueOut`` dropped), a [52]
+    MediaPipe-order vector, a [51] model-order vector, or [F,52] / [F,51] batches. NaN/inf ->
+    ``InvalidInputError``; unknown names -> ``InvalidInputError`` listing close matches; values
+    outside [0, 1] are clamped with a :class:`WeightClampWarning` naming them.
+    """
+    if isinstance(weights, Mapping):
+        try:
+            w = schema.weights_from_mapping(weights)[None]
+        except KeyError as e:
+            raise InvalidInputError(str(e.args[0]) if e.args else str(e)) from None
+        except ValueError as e:
+            raise InvalidInputError(str(e)) from None
+    else:
+        try:
+            w = np.asarray(weights)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"weights could not be read as an array: {e}") from None
+        if w.dtype.kind not in "fiub":
+            raise InvalidInputError(f"weights must be numbers (a [52]/[51] vector, an [F,52] batch or a "
+                                    f"{{name: value}} mapping), got dtype {w.dtype}")
+        if w.ndim == 1:
+            w = w[None]
+        if w.ndim != 2 or w.shape[1] not in (schema.N_MEDIAPIPE, schema.N_MODEL):
+            raise InvalidInputError(f"weights must be [{schema.N_MEDIAPIPE}] (MediaPipe order), "
+                                    f"[{schema.N_MODEL}] (model order) or [F, 52]/[F, 51]; got shape "
+                                    f"{np.shape(weights)}")
+        w = w.astype(np.float32)
+        if not np.isfinite(w).all():
+            bad = np.argwhere(~np.isfinite(w))[0]
+            names = schema.MEDIAPIPE_NAMES if w.shape[1] == schema.N_MEDIAPIPE else schema.MODEL_NAMES
+            raise InvalidInputError(f"weights contain NaN or inf (first at frame {bad[0]}, "
+                                    f"{names[bad[1]]}); weights must be finite, in [0, 1]")
+        w = np.ascontiguousarray(schema.as_mediapipe(w), dtype=np.float32)
+    out = w[:, 1:]
+    bad = (out < 0) | (out > 1)
+    if bad.any():
+        f, t = np.nonzero(bad)
+        shown = ", ".join(f"{schema.MODEL_NAMES[j]}={out[i, j]:.3g}" for i, j in zip(f[:6], t[:6]))
+        more = f" (+{len(f) - 6} more)" if len(f) > 6 else ""
+        warnings.warn(WeightClampWarning(
+            f"{len(f)} blendshape weight(s) outside [0, 1] clamped (ARKit convention): {shown}{more}"),
+            stacklevel=3)
+        w = w.copy()
+        np.clip(w[:, 1:], 0.0, 1.0, out=w[:, 1:])
+    return w
+
+
+@dataclass
+class Rig:
+    """A blendshape rig (see module doc). Validated and normalised on construction."""
+
+    name: str
+    vertices: np.ndarray            # [V,3] float32 neutral pose
+    triangles: np.ndarray           # [F,3] int32, CCW seen from outside
+    target_names: tuple             # canonical ARKit names (subset of schema.MODEL_NAMES)
+    offsets: np.ndarray             # [T+1] int64 CSR offsets
+    indices: np.ndarray             # [K] int32 vertex indices
+    values: np.ndarray              # [K,3] float32 deltas
+    uvs: np.ndarray | None = None   # [V,2] float32; u right, v down
+    texture: np.ndarray | None = None   # [H,W,3] uint8
+    colors: np.ndarray | None = None    # [V,3] float32 in 0..1
+    missing: tuple = ()             # ARKit targets the rig lacks
+    unknown: tuple = ()             # source morph targets not matched to ARKit names
+
+    def __post_init__(self) -> None:
+        self.name = str(self.name)
+        self.vertices = _as(self.vertices, "vertices", np.float32, (None, 3), finite=True)
+        V = self.vertices.shape[0]
+        if V < 3:
+            raise InvalidInputError(f"Rig.vertices needs at least 3 vertices, got {V}")
+        self.triangles = _as(self.triangles, "triangles", np.int64, (None, 3)).astype(np.int32)
+        if self.triangles.shape[0] == 0:
+            raise InvalidInputError("Rig.triangles is empty")
+        if self.triangles.min() < 0 or self.triangles.max() >= V:
+            raise InvalidInputError(f"Rig.triangles index out of range: values in "
+                                    f"[{self.triangles.min()}, {self.triangles.max()}], vertices 0..{V - 1}")
+        names = []
+        for n in self.target_names:
+            try:
+                c = schema.canonical_name(n)
+            except KeyError as e:
+                raise InvalidInputError(f"Rig.target_names: {e.args[0]}") from None
+            if c not in schema.MODEL_INDEX:
+                raise InvalidInputError(f"Rig.target_names: {n!r} is not one of the 51 ARKit shapes "
+                                        f"MediaPipe predicts")
+            if c in names:
+                raise InvalidInputError(f"Rig.target_names: {c!r} appears twice")
+            names.append(c)
+        self.target_names = tuple(names)
+        T = len(names)
+        self.offsets = _as(self.offsets, "offsets", np.int64, (T + 1,))
+        self.indices = _as(self.indices, "indices", np.int64, (None,)).astype(np.int32)
+        K = self.indices.shape[0]
+        self.values = _as(self.values, "values", np.float32, (K, 3), finite=True)
+        if self.offsets[0] != 0 or self.offsets[-1] != K or (np.diff(self.offsets) < 0).any():
+            raise InvalidInputError(f"Rig.offsets must start at 0, never decrease and end at len(indices)={K}; "
+                                    f"got {self.offsets[0]}..{self.offsets[-1]}")
+        if K and (self.indices.min() < 0 or self.indices.max() >= V):
+            raise InvalidInputError(f"Rig.indices out of range: values in [{self.indices.min()}, "
+                                    f"{self.indices.max()}], vertices 0..{V - 1}")
+        if self.uvs is not None:
+            self.uvs = _as(self.uvs, "uvs", np.float32, (V, 2), finite=True)
+        if self.texture is not None:
+            t = np.asarray(self.texture)
+            if t.dtype != np.uint8 or t.ndim != 3 or t.shape[2] != 3 or min(t.shape[:2]) < 1:
+                raise InvalidInputError(f"Rig.texture must be a [H, W, 3] uint8 image, got {t.dtype} {t.shape}")
+            if self.uvs is None:
+                raise InvalidInputError("Rig.texture needs Rig.uvs")
+            self.texture = np.ascontiguousarray(t)
+        if self.colors is not None:
+            self.colors = _as(self.colors, "colors", np.float32, (V, 3), finite=True)
+            if self.colors.min() < 0 or self.colors.max() > 1:
+                raise InvalidInputError("Rig.colors must lie in [0, 1]")
+        self.missing = tuple(str(n) for n in self.missing)
+        self.unknown = tuple(str(n) for n in self.unknown)
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, name: str, vertices, triangles, target_names: Sequence[str], deltas,
+                   *, tol: float = 0.0, **kw) -> "Rig":
+        """Build a rig from dense deltas [T,V,3]; vertices whose |delta| <= tol are dropped."""
+        from native.reference import dense_to_sparse
+        d = _as(deltas, "deltas", np.float32, (len(target_names), np.shape(vertices)[0], 3), finite=True)
+        offsets, indices, values = dense_to_sparse(d, tol)
+        return cls(name, vertices, triangles, tuple(target_names), offsets, indices, values, **kw)
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_names)
+
+    def dense_deltas(self) -> np.ndarray:
+        """[T,V,3] float32 dense deltas (for baselines and exports)."""
+        d = np.zeros((self.n_targets, self.n_vertices, 3), np.float32)
+        for t in range(self.n_targets):
+            sl = slice(self.offsets[t], self.offsets[t + 1])
+            d[t, self.indices[sl]] = self.values[sl]
+        return d
+
+    def weights_for(self, weights) -> np.ndarray:
+        """[52] MediaPipe vector / [51] / {name: value} / [F,52] -> [F,T] float32 in this rig's target
+        order (validated, clamped to [0,1] with a warning)."""
+        w = weights52(weights)
+        cols = np.array([schema.MEDIAPIPE_INDEX[n] for n in self.target_names], dtype=np.int64)
+        return np.ascontiguousarray(w[:, cols])
+
+    def deform(self, weights, *, threads: int = 0) -> np.ndarray:
+        """Deformed vertices [F,V,3] float32 (the native sparse kernel ``deform_sparse``; the rig's
+        deltas are checked once and kept in a native ``SparseDeformer``)."""
+        w = self.weights_for(weights)
+        d = self.__dict__.get("_deformer")
+        if d is None:
+            from native import _core
+            d = _core.SparseDeformer(self.vertices, self.offsets, self.indices, self.values)
+            self.__dict__["_deformer"] = d
+        return d.deform(w, int(threads))
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_deformer", None)  # native object: rebuilt on first use
+        return state
+
+    def __repr__(self) -> str:
+        tex = f"texture {self.texture.shape[1]}x{self.texture.shape[0]}" if self.texture is not None else \
+            ("vertex colours" if self.colors is not None else "untextured")
+        return (f"Rig({self.name!r}: {self.n_vertices} vertices, {self.triangles.shape[0]} triangles, "
+                f"{self.n_targets} targets, {len(self.indices)} sparse deltas, {tex})")

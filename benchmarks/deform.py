@@ -1,0 +1,118 @@
+"""Blendshape deformation: numpy dense (``base + weights @ deltas``) vs the native kernels.
+
+    python -m benchmarks.deform [--quick]
+
+Rigs: a synthetic 24,591-vertex x 51-target rig and, where ``../shared`` exists, the ICT-FaceKit rig.
+Weights: "expression" frames (6 active shapes each, like a FACS prototype or a model output
+thresholded by the runtime) and "dense" frames (all 51 shapes active, the worst case for a sparse
+kernel). 1 frame and 64 frames. Native = the rig's pre-validated ``SparseDeformer`` (the sparse
+``deform_sparse`` kernel) and ``deform_dense``. Times are the minimum over repeats (this machine is
+shared). Last line: the ICT (else synthetic) expression-weights ratio, the smaller of 1 and 64 frames.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from avatar.rig import Rig
+from emo3d import schema
+from native import _core
+
+N_V = 24591
+
+
+def _best(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def synthetic_rig(seed: int = 0) -> Rig:
+    """24,591 vertices on a sphere cap; each target moves a smooth region of 10-40 % of them."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(N_V, 3)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    deltas = np.zeros((schema.N_MODEL, N_V, 3), np.float32)
+    for t in range(schema.N_MODEL):
+        c = rng.normal(size=3)
+        c /= np.linalg.norm(c)
+        frac = rng.uniform(0.1, 0.4)
+        cos = v @ c
+        thr = np.quantile(cos, 1 - frac)
+        moved = cos > thr
+        fall = ((cos[moved] - thr) / (1 - thr))[:, None]
+        deltas[t, moved] = (fall * rng.normal(0, 0.01, 3)).astype(np.float32)
+    tris = rng.integers(0, N_V, (2 * N_V, 3))
+    return Rig.from_dense("synthetic", v, tris, schema.MODEL_NAMES, deltas)
+
+
+def _weights(F: int, kind: str, rng) -> np.ndarray:
+    if kind == "dense":
+        return rng.uniform(0, 1, (F, schema.N_MODEL)).astype(np.float32)
+    w = np.zeros((F, schema.N_MODEL), np.float32)
+    for f in range(F):
+        w[f, rng.choice(schema.N_MODEL, 6, replace=False)] = rng.uniform(0.2, 1.0, 6)
+    return w
+
+
+def bench_rig(rig: Rig, label: str, repeats: int) -> dict:
+    rng = np.random.default_rng(1)
+    T = rig.n_targets
+    dense = rig.dense_deltas()
+    flat = dense.reshape(T, -1)
+    base = rig.vertices.reshape(1, -1)
+    deformer = _core.SparseDeformer(rig.vertices, rig.offsets, rig.indices, rig.values)
+    density = len(rig.indices) / (T * rig.n_vertices)
+    print(f"{label}: {rig.n_vertices} vertices x {T} targets, {len(rig.indices)} sparse deltas "
+          f"({density:.0%} of dense)")
+    out = {}
+    for kind in ("expression", "dense"):
+        for F in (1, 64):
+            w = _weights(F, kind, rng)[:, :T]
+            reps = repeats if F == 1 else max(3, repeats // 5)
+            t_np = _best(lambda: base + w @ flat, reps)
+            res = {}
+            for th in (1, 2):
+                res[f"sparse{th}"] = _best(lambda: deformer.deform(w, th), reps)
+            res["dense"] = _best(lambda: _core.deform_dense(rig.vertices, dense, w, 0), reps)
+            err = np.abs(deformer.deform(w, 0) - (base + w @ flat).reshape(F, -1, 3)).max()
+            best = min(res["sparse1"], res["sparse2"])
+            print(f"  {kind:10s} F={F:2d}: numpy dense {t_np:8.3f} ms | native sparse 1 thr {res['sparse1']:7.3f} ms, "
+                  f"2 thr {res['sparse2']:7.3f} ms, native dense {res['dense']:7.3f} ms | "
+                  f"ratio sparse {t_np / best:6.1f}x dense {t_np / res['dense']:5.1f}x | max err {err:.1e}")
+            out[(kind, F)] = (t_np, best)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.deform", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = ap.parse_args(argv)
+    repeats = 10 if args.quick else 40
+    results = {"synthetic": bench_rig(synthetic_rig(), "synthetic", repeats)}
+    shared = Path(os.environ.get("EMO3D_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+    ict = shared / "rigs" / "ict_facekit_arkit.glb"
+    if ict.is_file():
+        from avatar.gltf import load_gltf
+        results["ict"] = bench_rig(load_gltf(ict), "ICT-FaceKit", repeats)
+    else:
+        print(f"(no ICT rig at {ict}: synthetic only)")
+    key = "ict" if "ict" in results else "synthetic"
+    r = results[key]
+    worst = min((r[("expression", F)] for F in (1, 64)), key=lambda p: p[0] / p[1])
+    F = 1 if worst is r[("expression", 1)] else 64
+    print(f"deform: ratio={worst[0] / worst[1]:.2f}x candidate=native sparse {worst[1]:.3f}ms "
+          f"baseline=numpy dense {worst[0]:.3f}ms ({key} rig, expression weights, {F} frame(s); floor 10x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Text -> 52 scores latency: PyTorch eager (sentence-transformers + torch head) vs ONNX Runtime fp32
+(vs int8 where the model has it), same process, same weights.
+
+    python -m benchmarks.text_latency [--quick] [--model DIR] [--device cpu|cuda|tensorrt] [--threads N]
+
+Cases: batch 1 with ~5 tokens, batch 1 with ~32 tokens, batch 32. Reports p50/p90 per backend and the
+largest score difference ORT vs eager. Last line: ``text_latency: ratio=R candidate=ORT fp32 p50
+baseline=eager p50`` at batch 1 / ~5 tokens (ratio > 1 = ORT faster; the floor is 5x).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+SHORT = "furious scowl"
+LONG = ("a furious scowl with the brows pulled down hard, the nose wrinkled in disgust and the lips "
+        "pressed thin while the jaw clenches")
+BATCH = [
+    "furious scowl", "a warm happy smile", "wide-eyed surprise", "deep sadness, about to cry", "disgusted sneer",
+    "terrified scream", "smug contempt", "calm neutral face", "shy grin", "bored yawn", "confused frown",
+    "gasping in shock", "bitter resentment", "joyful laughter with squinting eyes", "worried look",
+    "quiet grief", "cold stare", "playful wink", "nervous smile", "raging anger with clenched teeth",
+    "mild annoyance", "delighted surprise", "skeptical raised eyebrow", "exhausted and sleepy",
+    "proud confident smirk", "horrified disgust", "tender loving smile", "sulking pout", "startled jump",
+    "grim determination", "ecstatic cheering", "sorrowful sigh",
+]
+
+
+def _percentiles(fn: Callable[[], object], n: int, warmup: int) -> Dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    times, cpu = [], []
+    for _ in range(n):
+        c0 = time.thread_time()
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.thread_time() - c0) * 1e3)
+    a = np.asarray(times)
+    # cpu: this thread's CPU time; with --threads 1 all the work runs on it, so it is the compute cost
+    # free of waiting for a core on a shared machine
+    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "cpu50": float(np.percentile(cpu, 50)), "n": n}
+
+
+class EagerBaseline:
+    """sentence-transformers encoder + the torch head of the model folder (models.load_head)."""
+
+    def __init__(self, head_dir: Path, threads: int) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        import models
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.st = SentenceTransformer(str(models.packaged_minilm_dir()), device="cpu")
+        self.head, self.manifest = models.load_head(head_dir)
+        self.normalize = bool(self.manifest.backbone.get("normalize", True))
+
+    def __call__(self, texts: List[str]) -> np.ndarray:
+        from emo3d.schema import model_to_mediapipe
+        with self.torch.inference_mode():
+            emb = self.st.encode(texts, convert_to_tensor=True, normalize_embeddings=self.normalize,
+                                 show_progress_bar=False, batch_size=len(texts))
+            out = self.head(emb)["blendshapes"].numpy()
+        return model_to_mediapipe(out)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.text_latency", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer iterations")
+    ap.add_argument("--model", default="default", help="runtime model folder (default: the offline default)")
+    ap.add_argument("--head-dir", default=None, help="torch head folder for eager (default: models/default)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt", "auto"))
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--no-eager", action="store_true", help="skip the PyTorch baseline")
+    args = ap.parse_args(argv)
+    n, warm = (60, 10) if args.quick else (300, 30)
+    warnings.simplefilter("ignore")
+
+    from runtime.engine import Engine, EngineOptions, resolve_model_folder
+    folder = resolve_model_folder(args.model)
+    if args.model == "default":
+        try:  # int8 of the default, where the export engineer's builder makes one
+            from export import ensure_default_model
+            folder = ensure_default_model(int8=True)
+        except Exception as e:
+            print(f"(no int8 model: {e})")
+    from emo3d.manifest import ModelManifest
+    manifest = ModelManifest.load(folder)
+    backends: Dict[str, Callable[[List[str]], np.ndarray]] = {}
+    engines = {"ort_fp32": Engine.create(EngineOptions(model=folder, device=args.device, threads=args.threads,
+                                                       cache_size=0))}
+    if "onnx_int8" in manifest.files:
+        engines["ort_int8"] = Engine.create(EngineOptions(model=folder, device=args.device, threads=args.threads,
+                                                          cache_size=0, precision="int8"))
+    eager = None
+    if not args.no_eager:
+        import models
+        head_dir = Path(args.head_dir) if args.head_dir else models.default_model_dir()
+        eager = EagerBaseline(head_dir, args.threads)
+        backends["eager"] = eager
+    for name, e in engines.items():
+        backends[name] = (lambda e: lambda texts: np.stack([p.vector for p in e.predict(texts)]))(e)
+
+    tok = engines["ort_fp32"]._tok
+    cases = {
+        f"b1 ~{len(tok.encode(SHORT).ids)} tok": [SHORT],
+        f"b1 ~{len(tok.encode(LONG).ids)} tok": [LONG],
+        "b32 mixed": BATCH,
+    }
+    provider = engines["ort_fp32"].provider
+    print(f"text -> 52 scores; model {folder}; ORT provider {provider}; {n} runs after {warm} warm-up (ms)")
+    ref = {c: backends["eager"](t) if eager else None for c, t in cases.items()}
+    results: Dict[str, Dict[str, Dict[str, float]]] = {}
+    print(f"{'case':<14}{'backend':<10}{'p50':>9}{'p90':>9}{'cpu p50':>9}   max|diff| vs eager")
+    for case, texts in cases.items():
+        results[case] = {}
+        for name, fn in backends.items():
+            r = _percentiles(lambda: fn(texts), n if len(texts) == 1 else max(10, n // 6), warm)
+            diff = "" if ref[case] is None or name == "eager" else f"{np.abs(fn(texts) - ref[case]).max():.2e}"
+            results[case][name] = r
+            print(f"{case:<14}{name:<10}{r['p50']:9.3f}{r['p90']:9.3f}{r['cpu50']:9.3f}   {diff}")
+    first = next(iter(cases))
+    cand = results[first]["ort_fp32"]["p50"]
+    if eager is not None:
+        base = results[first]["eager"]["p50"]
+        cc, bc = results[first]["ort_fp32"]["cpu50"], results[first]["eager"]["cpu50"]
+        print(f"text_latency: ratio={base / cand:.2f}x candidate=ort_fp32 {cand:.3f}ms (cpu {cc:.3f}ms) "
+              f"baseline=eager {base:.3f}ms (cpu {bc:.3f}ms, cpu ratio {bc / cc:.2f}x) "
+              f"(batch 1, {first}, {provider}, load {os.getloadavg()[0]:.1f})")
+    else:
+        print(f"text_latency: ratio=n/a candidate=ort_fp32 {cand:.3f}ms baseline=none")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,381 @@
+"""Offline builder: Emo3D-format data from parts that work without the hub.
+
+Recipe (paper Section 3 with offline parts): emotion distribution first (Figure 9/10-like mix of
+single emotions, blends and neutral-heavy faces) -> three descriptions (``textgen`` or an LLM) ->
+FACS prior blendshapes (``facs.prior``) -> four renders of the default avatar with small pose/light
+variations -> MediaPipe FaceLandmarker's 52 scores of each render (``blenshape_score_k``). Without
+images, ``blenshape_score_1`` holds the prior so text->blendshape pairs exist.
+
+Safe and resumable: samples are made in shards inside ``.<out>.build/`` beside the output; each shard
+file is written atomically after its images, so a killed build reruns only the unfinished shard. The
+finished folder replaces ``out`` in one rename. Sample ``i`` draws from ``default_rng([seed, i])``, so
+a build is deterministic for a seed however it was interrupted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from emo3d.errors import InvalidInputError
+from emo3d.io import atomic_write_json
+from emo3d.schema import EMOTION_INDEX, EMOTIONS, N_EMOTIONS
+
+from . import facs, lexicon, textgen
+from .reader import N_IMAGES, PARQUET, SPLITS, Sample, read_table, split_csv, write_table
+from .validate import quantize
+
+__all__ = ["BuildOptions", "BuildResult", "build", "sample_emotions", "make_sample", "PRIMITIVES_CSV"]
+
+PRIMITIVES_CSV = "primitive_emotions.csv"
+BUILDER_VERSION = 1
+
+# Figure 9 / Table 3: prompts per dominant emotion (words / avg sentence length)
+_DOMINANT_P = np.array([14805 / 13.56, 31405 / 12.38, 33690 / 12.15, 32878 / 12.63, 16097 / 11.84,
+                        19917 / 12.53, 15120 / 11.32, 7535 / 12.96])
+_DOMINANT_P = _DOMINANT_P / _DOMINANT_P.sum()
+# Figure 10: emotions that co-occur (partner, weight)
+_PARTNERS: Dict[str, Tuple[Tuple[str, float], ...]] = {
+    "neutral": (("sadness", 1), ("surprise", 1), ("happiness", 1), ("fear", 0.5), ("contempt", 0.5)),
+    "happiness": (("surprise", 3), ("neutral", 1)),
+    "surprise": (("fear", 2), ("happiness", 2), ("neutral", 1)),
+    "sadness": (("fear", 2), ("anger", 1), ("neutral", 1), ("disgust", 0.5)),
+    "anger": (("disgust", 2), ("contempt", 1.5), ("sadness", 1)),
+    "disgust": (("contempt", 3), ("anger", 2)),
+    "fear": (("surprise", 2), ("sadness", 2), ("anger", 0.5)),
+    "contempt": (("disgust", 3), ("anger", 2)),
+}
+
+
+@dataclass
+class BuildOptions:
+    """Options of ``build``; validated on creation."""
+    out: Path
+    samples: int = 2000
+    seed: int = 0
+    images: bool = True
+    renders: int = N_IMAGES            # renders per sample (<= 4)
+    image_size: int = 256
+    ssaa: int = 1                      # supersampling of the renders (2: smoother edges, ~25% slower)
+    workers: int = 2                   # image threads (each its own renderer + FaceLandmarker)
+    shard_size: int = 100
+    split: Tuple[float, float, float] = (0.8, 0.1, 0.1)
+    text: str = "template"             # "template" | "llm"
+    llm_base_url: Optional[str] = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: Optional[str] = None
+    primitives: bool = True
+    card: bool = True
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        self.out = Path(self.out).expanduser()
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise InvalidInputError(f"samples must be a positive integer, got {self.samples!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidInputError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not 1 <= int(self.renders) <= N_IMAGES:
+            raise InvalidInputError(f"renders must be 1..{N_IMAGES}, got {self.renders!r}")
+        if not 32 <= int(self.image_size) <= 2048:
+            raise InvalidInputError(f"image_size must be 32..2048, got {self.image_size!r}")
+        if not 1 <= int(self.ssaa) <= 4:
+            raise InvalidInputError(f"ssaa must be 1..4, got {self.ssaa!r}")
+        if not 1 <= int(self.workers) <= 16:
+            raise InvalidInputError(f"workers must be 1..16, got {self.workers!r}")
+        if self.shard_size < 1:
+            raise InvalidInputError(f"shard_size must be >= 1, got {self.shard_size!r}")
+        sp = tuple(float(x) for x in self.split)
+        if len(sp) != 3 or any(x < 0 for x in sp) or abs(sum(sp) - 1) > 1e-6:
+            raise InvalidInputError(f"split must be three fractions (train, val, test) summing to 1, got {self.split!r}")
+        self.split = sp
+        if self.text not in ("template", "llm"):
+            raise InvalidInputError(f"text must be 'template' or 'llm', got {self.text!r}")
+        if self.text == "llm" and not self.llm_base_url:
+            raise InvalidInputError("text='llm' needs llm_base_url (an OpenAI-compatible endpoint, e.g. "
+                                    "http://127.0.0.1:8000/v1)")
+
+    def fingerprint(self) -> Dict:
+        """What decides the rows: a resumed build must match it."""
+        keys = ("samples", "seed", "images", "renders", "image_size", "ssaa", "shard_size", "split", "text",
+                "llm_base_url", "llm_model")
+        d = {k: getattr(self, k) for k in keys}
+        d["split"] = list(self.split)
+        d["version"] = BUILDER_VERSION
+        d["recipe"] = _recipe_hash()
+        if self.images:
+            from .render import available_textures
+            d["textures"] = list(available_textures())
+        return d
+
+
+def _recipe_hash() -> str:
+    """Hash of the modules that decide a row: resuming across a code change would mix two recipes."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in ("builder.py", "facs.py", "textgen.py", "lexicon.py", "render.py", "validate.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    samples: int
+    images: int
+    faces_missed: int
+    distinct_texts: int
+    seconds: float
+    resumed_shards: int
+    splits: Dict[str, int] = field(default_factory=dict)
+
+
+# --- the recipe --------------------------------------------------------------------------------
+def _round_dist(d: np.ndarray) -> np.ndarray:
+    """Normalise to 1 and round to the paper's one-decimal grid (largest remainder)."""
+    d = d / d.sum() * 10
+    fl = np.floor(d)
+    rest = int(round(10 - fl.sum()))
+    order = np.argsort(-(d - fl), kind="stable")
+    fl[order[:rest]] += 1
+    if fl.sum() == 0:
+        fl[int(np.argmax(d))] = 10
+    return (fl / 10).astype(np.float32)
+
+
+def sample_emotions(rng: np.random.Generator) -> Tuple[np.ndarray, float]:
+    """An 8-emotion distribution (one-decimal grid, sums to 1) and an intensity in [0.3, 1].
+
+    The dominant emotion follows Figure 9's class sizes; the mix is a single emotion (30%), the
+    emotion with some neutral (25%) or a blend with an emotion Figure 10 shows it co-occurring with
+    (45%). Neutral-class faces are plain (40%) or neutral-heavy with a trace of another emotion.
+    """
+    dom = EMOTIONS[int(rng.choice(N_EMOTIONS, p=_DOMINANT_P))]
+    d = np.zeros(N_EMOTIONS)
+    if dom == "neutral":
+        if rng.random() < 0.6:
+            trace = ("happiness", "surprise", "sadness", "contempt", "fear")[int(rng.integers(5))]
+            d[EMOTION_INDEX["neutral"]] = rng.uniform(0.6, 0.85)
+            d[EMOTION_INDEX[trace]] = 1 - d[EMOTION_INDEX["neutral"]]
+        else:
+            d[EMOTION_INDEX["neutral"]] = 1.0
+    else:
+        kind = int(rng.choice(3, p=[0.3, 0.25, 0.45]))
+        if kind == 0:
+            d[EMOTION_INDEX[dom]] = 1.0
+        elif kind == 1:
+            d[EMOTION_INDEX[dom]] = rng.uniform(0.6, 0.9)
+            d[EMOTION_INDEX["neutral"]] = 1 - d[EMOTION_INDEX[dom]]
+        else:
+            names, w = zip(*_PARTNERS[dom])
+            partner = names[int(rng.choice(len(names), p=np.array(w) / sum(w)))]
+            d[EMOTION_INDEX[dom]] = rng.uniform(0.6, 0.85)
+            d[EMOTION_INDEX[partner]] += 1 - d[EMOTION_INDEX[dom]]
+            if rng.random() < 0.3:  # a faint third emotion
+                d[int(rng.integers(N_EMOTIONS))] += 0.1
+    level = int(rng.choice(3, p=[0.3, 0.4, 0.3]))
+    intensity = float(rng.uniform(*((0.3, 0.5), (0.5, 0.8), (0.8, 1.0))[level]))
+    return _round_dist(d), round(intensity, 3)
+
+
+@dataclass
+class _Made:
+    sample: Sample
+    poses: List[Tuple[Tuple[float, float, float], Tuple[float, float, float], int]]  # pose, light, texture
+
+
+def make_sample(i: int, seed: int, *, prompt_type: str = "offline",
+                text_fn: Optional[Callable] = None) -> _Made:
+    """Sample ``i`` of a build with ``seed``: emotions, texts, prior, render variations (no images)."""
+    rng = np.random.default_rng([seed, i])
+    dist, intensity = sample_emotions(rng)
+    subject = textgen.Subject.sample(rng)
+    side = ("left", "right")[int(rng.integers(2))]
+    if text_fn is None:
+        texts = textgen.describe(dist, intensity, rng, subject=subject, side=side)
+    else:
+        texts, dist = text_fn(dist, intensity, subject, side, rng)
+    prior = quantize(facs.prior(dist, intensity, rng=rng, text=" ".join(texts), side=side[0].upper()))
+    poses = []
+    for _ in range(N_IMAGES):
+        pose = (float(rng.normal(0, 6)), float(rng.normal(0, 4)), float(rng.normal(0, 2.5)))
+        light = (float(0.3 + rng.normal(0, 0.25)), float(0.4 + rng.normal(0, 0.2)), 1.0)
+        tex = int(rng.integers(1 << 16))  # texture identity: index modulo the textures available
+        poses.append((tuple(round(x, 3) for x in pose), tuple(round(x, 3) for x in light), tex))
+    s = Sample(sample_id=i, prompt_type=prompt_type, texts=texts, emotions=dist,
+               images=(None,) * N_IMAGES, blendshapes=(None,) * N_IMAGES, prior=prior,
+               intensity=intensity)
+    return _Made(s, poses)
+
+
+def image_folder(i: int) -> str:
+    """Release-style image folder of sample ``i`` (``images_0_1000`` ...)."""
+    lo = (i // 1000) * 1000
+    return f"images_{lo}_{lo + 1000}"
+
+
+def _assign_splits(n: int, seed: int, fractions: Sequence[float]) -> Dict[str, List[int]]:
+    perm = np.random.default_rng([seed, 2**31 - 1]).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    parts = (perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:])
+    return {name: sorted(int(x) for x in p) for name, p in zip(SPLITS, parts)}
+
+
+# --- the build ---------------------------------------------------------------------------------
+def _progress(total: int, initial: int, enabled: bool, desc: str, unit: str = "sample"):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _work_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.build"
+
+
+def _open_work(opts: BuildOptions) -> Tuple[Path, int]:
+    work = _work_dir(opts.out)
+    fp = opts.fingerprint()
+    meta = work / "build.json"
+    if work.is_dir() and meta.is_file():
+        old = json.loads(meta.read_text())
+        if old.get("fingerprint") != fp:
+            if not opts.overwrite:
+                raise InvalidInputError(
+                    f"an unfinished build with other options is in {work} ({old.get('fingerprint')}); "
+                    "rerun with the same options to resume it, or pass --overwrite to start over")
+            shutil.rmtree(work)
+    if not work.is_dir() or not meta.is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "shards").mkdir(parents=True)
+        atomic_write_json(meta, {"fingerprint": fp, "started": time.time()})
+    done = len(list((work / "shards").glob("shard_*.csv")))
+    return work, done
+
+
+def _render_shard(made: List[_Made], imagers: list, textures: tuple, work: Path, renders: int, bar) -> int:
+    """Render + score every image of a shard, split over the imagers (one thread each); fills the
+    samples' ``images``/``blendshapes``. Returns how many images MediaPipe found no face in."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = [(m, r) for m in made for r in range(renders)]
+    results: Dict[Tuple[int, int], Optional[np.ndarray]] = {}
+
+    def run(imager, chunk):
+        for m, r in chunk:
+            i = m.sample.sample_id
+            pose, light, tex = m.poses[r]
+            scores = imager.render_and_score(m.sample.prior, work / f"{image_folder(i)}/{i}_{r}.jpeg", pose=pose,
+                                             light_dir=light, texture=textures[tex % len(textures)])
+            results[(i, r)] = None if scores is None else quantize(scores)
+            bar.update(1)
+
+    n = len(imagers)
+    if n == 1:
+        run(imagers[0], jobs)
+    else:
+        with ThreadPoolExecutor(n) as ex:
+            for f in [ex.submit(run, imagers[w], jobs[w::n]) for w in range(n)]:
+                f.result()
+    missed = 0
+    for m in made:
+        i = m.sample.sample_id
+        m.sample.images = tuple(f"{image_folder(i)}/{i}_{r}.jpeg" if r < renders else None for r in range(N_IMAGES))
+        m.sample.blendshapes = tuple(results[(i, r)] if r < renders else None for r in range(N_IMAGES))
+        missed += sum(results[(i, r)] is None for r in range(renders))
+    return missed
+
+
+def build(opts: BuildOptions) -> BuildResult:
+    """Build (or resume) an Emo3D-format folder at ``opts.out``; see the module docstring."""
+    t0 = time.time()
+    out = opts.out
+    if out.exists() and not opts.overwrite:
+        raise InvalidInputError(f"{out} exists; pass --overwrite to replace it (or choose another --out)")
+    work, resumed = _open_work(opts)
+    text_fn = None
+    if opts.text == "llm":
+        from .llm import LLMOptions, make_text_fn
+        text_fn = make_text_fn(LLMOptions(base_url=opts.llm_base_url, model=opts.llm_model,
+                                          api_key=opts.llm_api_key))
+    prompt_type = "offline_llm" if opts.text == "llm" else "offline"
+    imagers: list = []
+    textures: tuple = ()
+    if opts.images:
+        from .render import Imager, available_textures
+        imagers = [Imager(size=opts.image_size, ssaa=opts.ssaa, threads=0 if opts.workers == 1 else 1)
+                   for _ in range(opts.workers)]
+        textures = available_textures()
+    n_shards = (opts.samples + opts.shard_size - 1) // opts.shard_size
+    shard_paths = [work / "shards" / f"shard_{k:05d}.csv" for k in range(n_shards)]
+    done_samples = sum(min(opts.shard_size, opts.samples - k * opts.shard_size)
+                       for k, p in enumerate(shard_paths) if p.is_file())
+    per = opts.renders if opts.images else 1
+    missed = 0
+    try:
+        with _progress(opts.samples * per, done_samples * per, opts.progress, f"emo3d data build {out.name}",
+                       "image" if opts.images else "sample") as bar:
+            for k, path in enumerate(shard_paths):
+                if path.is_file():
+                    continue
+                ids = range(k * opts.shard_size, min((k + 1) * opts.shard_size, opts.samples))
+                made = [make_sample(i, opts.seed, prompt_type=prompt_type, text_fn=text_fn) for i in ids]
+                if imagers:
+                    missed += _render_shard(made, imagers, textures, work, opts.renders, bar)
+                else:
+                    for m in made:
+                        m.sample.blendshapes = (m.sample.prior,) + (None,) * (N_IMAGES - 1)
+                    bar.update(len(made))
+                write_table([m.sample for m in made], path)   # the shard is complete only now
+    finally:
+        for im in imagers:
+            im.close()
+    samples: List[Sample] = []
+    for p in shard_paths:
+        samples.extend(read_table(p, root=work, check_images=False))
+    _finish(work, samples, opts, imager_size=opts.image_size)
+    if out.exists():  # overwrite: swap in one rename, then drop the old folder
+        old = out.parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, out)
+    n_img = sum(1 for s in samples for x in s.images if x)
+    distinct = len({t for s in samples for t in s.texts})
+    splits = {k: len(v) for k, v in _assign_splits(len(samples), opts.seed, opts.split).items()}
+    return BuildResult(out, len(samples), n_img, missed, distinct, round(time.time() - t0, 2), resumed, splits)
+
+
+def _finish(work: Path, samples: List[Sample], opts: BuildOptions, *, imager_size: int) -> None:
+    data = work / "data"
+    data.mkdir(exist_ok=True)
+    write_table(samples, data / PARQUET)
+    by_id = {s.sample_id: s for s in samples}
+    for name, ids in _assign_splits(len(samples), opts.seed, opts.split).items():
+        write_table([by_id[i] for i in ids], data / split_csv(name))
+    if opts.primitives:
+        from .primitives import build_primitives
+        build_primitives(work, images=opts.images, size=imager_size, ssaa=opts.ssaa)
+    shutil.rmtree(work / "shards", ignore_errors=True)
+    meta = json.loads((work / "build.json").read_text())
+    meta.update(finished=time.time(), samples=len(samples),
+                distinct_texts=len({t for s in samples for t in s.texts}))
+    atomic_write_json(work / "build.json", meta)
+    if opts.card:
+        try:
+            from .card import write_card
+            write_card(work, samples=samples, name=opts.out.name)
+        except Exception as exc:  # the card must never lose a finished build
+            print(f"emo3d data: dataset card failed: {exc!r}", file=sys.stderr)
+    for dirpath, _, files in os.walk(work):  # temp files are 0600; a dataset is for everyone to read
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o644)

@@ -1,0 +1,104 @@
+"""``emo3d data``: build, check and inspect Emo3D-format data.
+
+    emo3d data build --out DIR --samples N --seed S [--no-images] [--text llm --llm-base-url URL]
+    emo3d data check ROOT [--skip-bad] [--report FILE] [--no-check-images]
+    emo3d data fetch [--source hf|local] [--path ROOT] [--out DIR]
+    emo3d data card ROOT
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from emo3d.errors import Emo3DError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emo3d data", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build Emo3D-format data offline (resumable)")
+    b.add_argument("--out", required=True, type=Path)
+    b.add_argument("--samples", type=int, default=2000)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--no-images", action="store_true", help="rows only; blenshape_score_1 = the FACS prior")
+    b.add_argument("--renders", type=int, default=4, help="renders per sample (1..4)")
+    b.add_argument("--size", type=int, default=256, help="image size in pixels")
+    b.add_argument("--ssaa", type=int, default=1, help="supersampling of the renders (1 = fastest)")
+    b.add_argument("--workers", type=int, default=2, help="image threads, each with its own FaceLandmarker")
+    b.add_argument("--shard-size", type=int, default=100)
+    b.add_argument("--text", choices=("template", "llm"), default="template")
+    b.add_argument("--llm-base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    b.add_argument("--llm-model", default="gpt-4o-mini")
+    b.add_argument("--no-primitives", action="store_true")
+    b.add_argument("--no-card", action="store_true")
+    b.add_argument("--overwrite", action="store_true", help="replace DIR / restart an unfinished build")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    c = sub.add_parser("check", help="validate a release folder (the one holding data/)")
+    c.add_argument("root", type=Path)
+    c.add_argument("--skip-bad", action="store_true", help="skip malformed rows and write a report")
+    c.add_argument("--report", type=Path, default=None)
+    c.add_argument("--no-check-images", action="store_true")
+    f = sub.add_parser("fetch", help="get the official release (Hugging Face llm-lab/Emo3D) or check a local copy")
+    f.add_argument("--source", choices=("hf", "local"), default="hf")
+    f.add_argument("--path", type=Path, default=None, help="local copy of the release (--source local)")
+    f.add_argument("--out", type=Path, default=None, help="download folder (default: the emo3d cache)")
+    f.add_argument("--timeout", type=float, default=10.0)
+    k = sub.add_parser("card", help="(re)write the dataset card of a folder")
+    k.add_argument("root", type=Path)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except Emo3DError as exc:
+        print(f"emo3d data: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _summary(rel) -> str:
+    n_img = sum(1 for s in rel.samples for x in s.images if x)
+    n_bs = sum(1 for s in rel.samples for x in s.blendshapes if x is not None)
+    splits = ", ".join(f"{k} {len(v)}" for k, v in rel.splits.items())
+    return (f"{rel.root}: {len(rel.samples)} samples, {n_img} images, {n_bs} blendshape vectors; "
+            f"splits: {splits or 'none'}; skipped {len(rel.skipped)}")
+
+
+def _run(args) -> int:
+    if args.cmd == "build":
+        from .builder import BuildOptions, build
+        res = build(BuildOptions(out=args.out, samples=args.samples, seed=args.seed, images=not args.no_images,
+                                 renders=args.renders, image_size=args.size, shard_size=args.shard_size,
+                                 ssaa=args.ssaa, workers=args.workers,
+                                 text=args.text, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
+                                 primitives=not args.no_primitives, card=not args.no_card,
+                                 overwrite=args.overwrite, progress=not args.quiet))
+        print(f"built {res.out}: {res.samples} samples, {res.images} images ({res.faces_missed} without a "
+              f"detected face), {res.distinct_texts} distinct texts, splits {res.splits}, {res.seconds:.1f} s")
+        return 0
+    if args.cmd == "check":
+        from .reader import read_release
+        rel = read_release(args.root, skip_bad=args.skip_bad, report_path=args.report,
+                           check_images=not args.no_check_images)
+        print(_summary(rel))
+        if rel.report_path:
+            print(f"report: {rel.report_path}")
+        return 0
+    if args.cmd == "fetch":
+        from .hf import fetch_release
+        root = fetch_release(source=args.source, path=args.path, out=args.out, timeout=args.timeout)
+        print(root)
+        return 0
+    if args.cmd == "card":
+        from .card import write_card
+        for p in write_card(args.root):
+            print(p)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""``--source hf``: download the official release (Hugging Face ``llm-lab/Emo3D``, MIT) through
+huggingface_hub, or check a local copy (``--source local --path DIR``).
+
+Offline (``HF_HUB_OFFLINE=1``, or the hub unreachable within ``timeout`` seconds) it fails at once
+with a message naming the local-path option; nothing waits on long network retries.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlparse
+
+from emo3d.errors import AssetError, InvalidInputError
+from emo3d.io import cache_dir
+
+__all__ = ["fetch_release", "REPO_ID"]
+
+REPO_ID = "llm-lab/Emo3D"
+_LOCAL_HINT = ("download the release elsewhere (https://huggingface.co/datasets/llm-lab/Emo3D) and pass "
+               "`emo3d data fetch --source local --path DIR` (or read it with dataset.read_release(DIR))")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _reachable(endpoint: str, timeout: float) -> Optional[str]:
+    """None when a TCP connection to the hub opens within ``timeout``; else the reason."""
+    u = urlparse(endpoint)
+    host, port = u.hostname or "huggingface.co", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} unreachable ({exc.__class__.__name__}: {exc})"
+
+
+def fetch_release(*, source: str = "hf", path=None, out=None, timeout: float = 10.0) -> Path:
+    """Return a folder holding the release's ``data/``: downloaded (``hf``) or checked (``local``)."""
+    if source == "local":
+        if path is None:
+            raise InvalidInputError("--source local needs --path DIR (the folder that holds data/)")
+        from .reader import read_release
+        rel = read_release(path, check_images=False)
+        return rel.root
+    if source != "hf":
+        raise InvalidInputError(f"source must be 'hf' or 'local', got {source!r}")
+    if not timeout or timeout <= 0:
+        raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+    if _offline():
+        raise AssetError(f"HF_HUB_OFFLINE is set, so {REPO_ID} cannot be downloaded; {_LOCAL_HINT}")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    why = _reachable(endpoint, min(float(timeout), 10.0))
+    if why:
+        raise AssetError(f"cannot reach the Hugging Face hub to download {REPO_ID}: {why}; {_LOCAL_HINT}")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise AssetError(f"--source hf needs the huggingface_hub package (pip install huggingface_hub); "
+                         f"{_LOCAL_HINT}") from exc
+    target = Path(out) if out else cache_dir("datasets", "Emo3D")
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout)))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+    try:
+        root = snapshot_download(repo_id=REPO_ID, repo_type="dataset", local_dir=str(target))
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types
+        raise AssetError(f"downloading {REPO_ID} failed: {exc}; {_LOCAL_HINT}") from exc
+    return Path(root)

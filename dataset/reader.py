@@ -1,0 +1,274 @@
+"""Read the official Emo3D release (and offline builds in its layout) exactly.
+
+Layout: ``ROOT/data/emo3d_data.parquet`` (all samples), ``ROOT/data/{train,val,test}_data.csv`` (the
+splits), image folders under ``ROOT`` (``img_*`` cells are paths relative to ``ROOT``) and
+``ROOT/data/primitive_emotions.csv``. Columns: ``sample_id``, ``prompt_type``, ``text_1..3``, the 8
+emotions, ``img_1..4``, ``blenshape_score_1..4`` (sic, 52 MediaPipe-order values as a numpy-style
+string) and, in offline builds, ``prior`` (52 FACS-prior weights) and ``intensity``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from emo3d.errors import DataValidationError, InvalidInputError
+from emo3d.io import atomic_write_text, cache_dir
+from emo3d.schema import EMOTIONS, N_EMOTIONS
+
+from .validate import format_float, format_vector, is_empty, parse_emotion, parse_int, parse_vector
+
+__all__ = ["Sample", "Release", "SkippedRow", "read_release", "read_table", "write_table", "columns",
+           "N_TEXTS", "N_IMAGES", "SPLITS", "PARQUET", "split_csv"]
+
+N_TEXTS = 3
+N_IMAGES = 4
+SPLITS = ("train", "val", "test")
+PARQUET = "emo3d_data.parquet"
+TEXT_COLS = tuple(f"text_{i}" for i in range(1, N_TEXTS + 1))
+IMG_COLS = tuple(f"img_{i}" for i in range(1, N_IMAGES + 1))
+BS_COLS = tuple(f"blenshape_score_{i}" for i in range(1, N_IMAGES + 1))
+REQUIRED = ("sample_id", "prompt_type") + TEXT_COLS + EMOTIONS + IMG_COLS + BS_COLS
+
+
+def split_csv(split: str) -> str:
+    return f"{split}_data.csv"
+
+
+def columns(*, extras: bool = True) -> Tuple[str, ...]:
+    """Column order of the release (``extras``: plus the offline ``prior`` and ``intensity``)."""
+    return REQUIRED + (("prior", "intensity") if extras else ())
+
+
+@dataclass
+class Sample:
+    """One row: three texts, an 8-emotion vector, four images with their 52 MediaPipe scores."""
+    sample_id: int
+    prompt_type: str
+    texts: Tuple[str, ...]
+    emotions: np.ndarray                       # [8] schema.EMOTIONS order
+    images: Tuple[Optional[str], ...]          # 4 relative paths (None = empty cell)
+    blendshapes: Tuple[Optional[np.ndarray], ...]  # 4 x [52] MediaPipe order, same number as the image
+    prior: Optional[np.ndarray] = None         # [52] FACS prior (offline builds)
+    intensity: Optional[float] = None          # offline builds
+
+    def __post_init__(self):
+        self.emotions = np.asarray(self.emotions, dtype=np.float32).reshape(-1)
+        if self.emotions.shape != (N_EMOTIONS,):
+            raise InvalidInputError(f"Sample.emotions needs {N_EMOTIONS} values, got {self.emotions.shape}")
+        self.texts = tuple(self.texts)
+        self.images = tuple(self.images) + (None,) * (N_IMAGES - len(self.images))
+        self.blendshapes = tuple(self.blendshapes) + (None,) * (N_IMAGES - len(self.blendshapes))
+        if len(self.images) != N_IMAGES or len(self.blendshapes) != N_IMAGES:
+            raise InvalidInputError(f"Sample has at most {N_IMAGES} images and blendshape vectors")
+
+    @property
+    def dominant(self) -> str:
+        """The emotion with the highest share (Figure 9's class)."""
+        return EMOTIONS[int(np.argmax(self.emotions))]
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    file: str
+    row: int
+    sample_id: str
+    column: str
+    error: str
+
+
+@dataclass
+class Release:
+    """A loaded release. ``samples``: all rows (the parquet, else the split CSVs in order)."""
+    root: Path
+    samples: List[Sample]
+    splits: Dict[str, List[Sample]] = field(default_factory=dict)
+    skipped: List[SkippedRow] = field(default_factory=list)
+    report_path: Optional[Path] = None
+
+    def split(self, name: str) -> List[Sample]:
+        """The official split ``train``, ``val`` or ``test`` (from ``data/<name>_data.csv``)."""
+        if name not in SPLITS:
+            raise InvalidInputError(f"unknown split {name!r} (accepted: {', '.join(SPLITS)})")
+        if name not in self.splits:
+            raise InvalidInputError(f"this release has no {split_csv(name)} under {self.root / 'data'}")
+        return self.splits[name]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def _data_dir(root: Path) -> Tuple[Path, Path]:
+    root = Path(root).expanduser()
+    if (root / "data").is_dir():
+        return root, root / "data"
+    if root.name == "data" and root.is_dir():
+        return root.parent, root
+    raise DataValidationError(
+        f"no Emo3D release at {root}: expected {root / 'data' / PARQUET} or {root / 'data' / split_csv('train')} "
+        "(pass the folder that holds data/, or use --source hf to download llm-lab/Emo3D)", file=str(root))
+
+
+def _read_cells(path: Path) -> Tuple[List[str], List[dict]]:
+    """Rows of a CSV or parquet file as {column: raw cell} dicts (CSV cells stay exact strings)."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        table = pq.read_table(path)
+        return list(table.column_names), table.to_pylist()
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def _parse_row(cells: dict, *, file: str, row: int, root: Path, check_images: bool) -> Sample:
+    sid = parse_int(cells.get("sample_id"), file=file, row=row, column="sample_id")
+    texts = tuple(str(cells[c]) for c in TEXT_COLS if not is_empty(cells.get(c)))
+    if not texts:
+        raise DataValidationError("all text cells are empty (accepted: at least one text)", file=file, row=row,
+                                  column=TEXT_COLS[0])
+    emo = np.array([parse_emotion(cells.get(e), file=file, row=row, column=e) for e in EMOTIONS],
+                   dtype=np.float32)
+    if not np.any(emo > 0):
+        raise DataValidationError(f"emotion vector is all zero ({', '.join(EMOTIONS)}); accepted: "
+                                  "non-negative values, at least one > 0", file=file, row=row, column=EMOTIONS[0])
+    images: List[Optional[str]] = []
+    shapes: List[Optional[np.ndarray]] = []
+    for ic, bc in zip(IMG_COLS, BS_COLS):
+        img = None if is_empty(cells.get(ic)) else str(cells[ic]).strip()
+        if img is not None and check_images and not (root / img).is_file():
+            raise DataValidationError(f"image file {root / img} does not exist", file=file, row=row, column=ic)
+        images.append(img)
+        shapes.append(parse_vector(cells.get(bc), file=file, row=row, column=bc))
+    prior = parse_vector(cells.get("prior"), file=file, row=row, column="prior") if "prior" in cells else None
+    intensity = None
+    if "intensity" in cells and not is_empty(cells.get("intensity")):
+        intensity = parse_emotion(cells["intensity"], file=file, row=row, column="intensity")
+    pt = cells.get("prompt_type")
+    return Sample(sid, "" if is_empty(pt) else str(pt), texts, emo, tuple(images), tuple(shapes), prior, intensity)
+
+
+def read_table(path, *, root=None, skip_bad: bool = False, skipped: Optional[list] = None,
+               check_images: bool = True) -> List[Sample]:
+    """Parse one release file (CSV or parquet) into samples; see ``read_release``."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent.parent
+    names, rows = _read_cells(path)
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise DataValidationError(f"missing columns {missing} (the release has {list(REQUIRED)})",
+                                  file=str(path), column=missing[0])
+    out: List[Sample] = []
+    seen: Dict[int, int] = {}
+    for i, cells in enumerate(rows, start=1):
+        try:
+            if path.suffix != ".parquet" and (None in cells or any(v is None for v in cells.values())):
+                n = len(names) + len(cells.get(None) or ()) - sum(v is None for v in cells.values())
+                raise DataValidationError(f"row has {n} fields, the header has {len(names)} (a torn or "
+                                          "mis-quoted line)", file=str(path), row=i,
+                                          column=next((c for c, v in cells.items() if v is None and c), names[-1]))
+            s = _parse_row(cells, file=str(path), row=i, root=root, check_images=check_images)
+            if s.sample_id in seen:
+                raise DataValidationError(f"duplicate sample_id {s.sample_id} (first at row {seen[s.sample_id]})",
+                                          file=str(path), row=i, column="sample_id")
+            seen[s.sample_id] = i
+            out.append(s)
+        except DataValidationError as exc:
+            if not skip_bad:
+                raise
+            if skipped is not None:
+                skipped.append(SkippedRow(str(path), i, str(cells.get("sample_id", "")), exc.column or "",
+                                          str(exc)))
+    return out
+
+
+def _write_report(skipped: Sequence[SkippedRow], root: Path, report_path) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "row", "sample_id", "column", "error"])
+    for s in skipped:
+        w.writerow([s.file, s.row, s.sample_id, s.column, s.error])
+    if report_path is None:
+        report_path = root / "skipped_rows.csv"
+        if not os.access(root, os.W_OK):
+            report_path = cache_dir("reports") / f"{root.name}_skipped_rows.csv"
+    return atomic_write_text(report_path, buf.getvalue())
+
+
+def read_release(root, *, skip_bad: bool = False, report_path=None, check_images: bool = True) -> Release:
+    """Load a release folder (the one holding ``data/``).
+
+    Malformed rows raise ``DataValidationError`` naming file, row and column. With ``skip_bad`` they
+    are skipped instead and every skipped row is written to ``report_path`` (default
+    ``ROOT/skipped_rows.csv``) and listed in ``Release.skipped``. ``check_images``: an ``img_*`` cell
+    whose file is absent is an error (``--no-check-images`` for a CSV-only copy).
+    """
+    root, data = _data_dir(root)
+    parquet = data / PARQUET
+    split_files = {s: data / split_csv(s) for s in SPLITS if (data / split_csv(s)).is_file()}
+    if not parquet.is_file() and not split_files:
+        raise DataValidationError(f"no {PARQUET} and no split CSVs ({', '.join(split_csv(s) for s in SPLITS)}) "
+                                  f"in {data}", file=str(data))
+    skipped: List[SkippedRow] = []
+    kw = dict(root=root, skip_bad=skip_bad, skipped=skipped, check_images=check_images)
+    splits = {s: read_table(p, **kw) for s, p in split_files.items()}
+    if parquet.is_file():
+        samples = read_table(parquet, **kw)
+    else:
+        samples = [s for name in SPLITS for s in splits.get(name, [])]
+    rel = Release(root=root, samples=samples, splits=splits, skipped=skipped)
+    if skip_bad:
+        rel.report_path = _write_report(skipped, root, report_path)
+        if skipped:
+            print(f"emo3d data: skipped {len(skipped)} bad rows; report: {rel.report_path}", file=sys.stderr)
+    return rel
+
+
+# --- writing (the offline builder and tests) -------------------------------------------------
+def _row(s: Sample, *, extras: bool) -> dict:
+    r = {"sample_id": int(s.sample_id), "prompt_type": s.prompt_type}
+    for c, t in zip(TEXT_COLS, tuple(s.texts) + ("",) * N_TEXTS):
+        r[c] = t
+    for e, v in zip(EMOTIONS, s.emotions):
+        r[e] = format_float(v)
+    for ic, bc, img, bs in zip(IMG_COLS, BS_COLS, s.images, s.blendshapes):
+        r[ic] = img or ""
+        r[bc] = "" if bs is None else format_vector(bs)
+    if extras:
+        r["prior"] = "" if s.prior is None else format_vector(s.prior)
+        r["intensity"] = "" if s.intensity is None else format_float(s.intensity)
+    return r
+
+
+def write_table(samples: Sequence[Sample], path, *, extras: bool = True) -> Path:
+    """Write samples as a release CSV or parquet (by suffix), atomically. Values as the reader reads them."""
+    path = Path(path)
+    rows = [_row(s, extras=extras) for s in samples]
+    cols = list(columns(extras=extras))
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from emo3d.io import atomic_path
+        arrays = {}
+        for c in cols:
+            vals = [r[c] for r in rows]
+            if c == "sample_id":
+                arrays[c] = pa.array(vals, pa.int64())
+            elif c in EMOTIONS:
+                arrays[c] = pa.array([float(v) for v in vals], pa.float64())
+            else:
+                arrays[c] = pa.array(vals, pa.string())
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.table(arrays), tmp)
+        return path
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,96 @@
+"""CLIP text and image towers as ONNX (with their projections) for the Emo3D metric.
+
+``clip_text.onnx``: ``input_ids``, ``attention_mask`` int64 [B,S] -> ``text_embeds`` [B,P];
+``clip_image.onnx``: ``pixel_values`` float32 [B,3,H,W] -> ``image_embeds`` [B,P]. Embeddings are
+the raw projections (not L2-normalised; the metric normalises). Parity is checked like every export.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from emo3d.io import atomic_path, atomic_write_json
+
+from .configs import config_for
+from .parity import ParityReport, float_inputs, text_inputs
+from .torch_export import export_onnx
+
+TEXT_FILE, IMAGE_FILE, INFO_FILE = "clip_text.onnx", "clip_image.onnx", "clip.json"
+
+
+def _features(x: Any) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else x.pooler_output
+
+
+class ClipTextTower(nn.Module):
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"text_embeds": _features(self.clip.get_text_features(input_ids=input_ids,
+                                                                     attention_mask=attention_mask))}
+
+
+class ClipImageTower(nn.Module):
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, pixel_values: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"image_embeds": _features(self.clip.get_image_features(pixel_values=pixel_values))}
+
+
+@dataclass
+class ClipExportReport:
+    text_path: Path
+    image_path: Path
+    text_parity: ParityReport
+    image_parity: ParityReport
+    projection_dim: int
+    image_size: int
+
+    def to_dict(self) -> dict:
+        return {"text": self.text_path.name, "image": self.image_path.name,
+                "projection_dim": self.projection_dim, "image_size": self.image_size,
+                "text_parity": self.text_parity.to_dict(), "image_parity": self.image_parity.to_dict()}
+
+    def summary(self) -> str:
+        return f"CLIP text: {self.text_parity.summary()}\nCLIP image: {self.image_parity.summary()}"
+
+
+def export_clip_towers(clip: nn.Module, out_dir: str | Path, *, tokenizer: Optional[Any] = None,
+                       write_info: bool = True) -> ClipExportReport:
+    """Export both towers of a transformers ``CLIPModel`` into ``out_dir`` with parity checks
+    (``ParityError`` on a mismatch); ``tokenizer`` (fast) is saved as ``clip_tokenizer.json`` when given."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clip = clip.eval()
+    tcfg, vcfg = clip.config.text_config, clip.config.vision_config
+    vocab, max_pos = int(tcfg.vocab_size), int(tcfg.max_position_embeddings)
+    pad = int(getattr(tcfg, "pad_token_id", 0) or 0)
+    text_cfg, image_cfg = config_for("clip_text"), config_for("clip_image")
+
+    def make_text(b: int, s: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        return text_inputs(b, s, rng, vocab_size=vocab, low=min(5, vocab - 1), pad_id=pad)
+
+    size = int(vcfg.image_size)
+    text_parity = export_onnx(ClipTextTower(clip), out_dir / TEXT_FILE, text_cfg, make_inputs=make_text,
+                              seq_lengths=tuple(s for s in text_cfg.seq_lengths if s <= max_pos))
+    image_parity = export_onnx(ClipImageTower(clip), out_dir / IMAGE_FILE, image_cfg,
+                               make_inputs=float_inputs("pixel_values", (3, size, size)), trace_shape=(2, 0))
+    report = ClipExportReport(out_dir / TEXT_FILE, out_dir / IMAGE_FILE, text_parity, image_parity,
+                              int(clip.config.projection_dim), size)
+    if tokenizer is not None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            with atomic_path(out_dir / "clip_tokenizer.json") as tmp:
+                backend.save(str(tmp))
+    if write_info:
+        atomic_write_json(out_dir / INFO_FILE, report.to_dict())
+    return report

@@ -1,0 +1,303 @@
+"""The paper's baselines (Section 4.1, Table 2) as PyTorch modules.
+
+Every model is an encoder plus a head. Heads take the pooled embedding so that training with a
+frozen encoder can cache embeddings once, and so that the head alone exports to ONNX:
+
+* ``LmMlpHead``   LM + MLP: embedding -> MLP -> 51 sigmoid.
+* ``EmotionHead`` Emotion-XLM: an extractor predicts 8 emotion intensities (sigmoid) and their one-hot;
+  [embedding, v, o] (768 + 16 = 784 for BERT-size encoders) -> regression MLP -> 51 sigmoid. Teacher
+  forcing: in training a share of the rows get the ground-truth emotions instead of the extractor's.
+* ``ClipMlp``     CLIP + MLP (official): 512 -> 256 -> 128 -> 51, ReLU, sigmoid.
+* ``VaeClip``     VAE-CLIP (official): 51 -> 256 -> (mu, logvar) in CLIP space; decoder 512 -> 256 ->
+  dropout -> 51 sigmoid. Inference decodes the CLIP text embedding.
+
+``TextModel(encoder, head)`` is the full model: ``forward(input_ids, attention_mask) -> dict``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emo3d.errors import InvalidInputError
+from emo3d.schema import EMOTIONS, MODEL_NAMES
+
+from .encoders import BackboneSpec
+
+N_OUT = len(MODEL_NAMES)      # 51
+N_EMO = len(EMOTIONS)         # 8
+CLIP_LAMBDA_TEXT = 0.004      # official VAE-CLIP weights
+CLIP_LAMBDA_IMAGE = 0.002
+
+
+# --------------------------------------------------------------------------- encoders
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return hidden[:, 0]
+
+
+class TextEncoder(nn.Module):
+    """A transformers text backbone + pooling (mean | cls | pooler) + optional L2 normalisation."""
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec):
+        super().__init__()
+        self.model = model
+        self.pooling = spec.pooling
+        self.normalize = spec.normalize
+        self.out_dim = int(getattr(model.config, "hidden_size", spec.hidden_size))
+
+    @classmethod
+    def from_pretrained(cls, spec: BackboneSpec) -> "TextEncoder":
+        from transformers import AutoModel
+        return cls(AutoModel.from_pretrained(spec.path), spec)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        if self.pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
+            emb = out.pooler_output
+        else:
+            emb = _pool(out.last_hidden_state, attention_mask, self.pooling)
+        return F.normalize(emb, p=2, dim=-1) if self.normalize else emb
+
+
+def _features(x: Any) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else x.pooler_output
+
+
+class ClipEncoder(nn.Module):
+    """CLIP: ``forward`` = text features (projection space); ``encode_image`` for image features."""
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec):
+        super().__init__()
+        self.model = model
+        self.normalize = spec.normalize
+        self.out_dim = int(model.config.projection_dim)
+
+    @classmethod
+    def from_pretrained(cls, spec: BackboneSpec) -> "ClipEncoder":
+        from transformers import CLIPModel
+        return cls(CLIPModel.from_pretrained(spec.path), spec)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        emb = _features(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+        return F.normalize(emb, dim=-1) if self.normalize else emb
+
+    def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        emb = _features(self.model.get_image_features(pixel_values=pixel_values))
+        return F.normalize(emb, dim=-1) if self.normalize else emb
+
+
+# --------------------------------------------------------------------------- heads
+@dataclass
+class HeadConfig:
+    """Architecture of a head; stored as ``manifest.head``."""
+    kind: str
+    in_dim: int
+    hidden: Tuple[int, ...] = (256,)
+    dropout: float = 0.1
+    emotion_hidden: int = 256        # emotion kind: extractor width
+    teacher_forcing: float = 0.5     # emotion kind: share of rows fed ground-truth emotions in training
+    lambda_blendshape: float = 1.0   # emotion kind: λ1
+    lambda_emotion: float = 1.0      # emotion kind: λ2
+    lambda_text: float = CLIP_LAMBDA_TEXT    # vae_clip
+    lambda_image: float = CLIP_LAMBDA_IMAGE  # vae_clip
+
+    def __post_init__(self) -> None:
+        from emo3d.manifest import KINDS
+        if self.kind not in KINDS:
+            raise InvalidInputError(f"head kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if self.in_dim <= 0 or any(h <= 0 for h in self.hidden) or self.emotion_hidden <= 0:
+            raise InvalidInputError(f"head widths must be positive (in_dim={self.in_dim}, hidden={self.hidden})")
+        if not (0.0 <= self.dropout < 1.0):
+            raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0.0 <= self.teacher_forcing <= 1.0):
+            raise InvalidInputError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        from dataclasses import asdict
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "HeadConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _mlp(sizes: Sequence[int], dropout: float) -> nn.Sequential:
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class LmMlpHead(nn.Module):
+    """LM + MLP: ``forward(embeds [B,D]) -> {"blendshapes": [B,51]}``."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mlp = _mlp((cfg.in_dim, *cfg.hidden, N_OUT), cfg.dropout)
+
+    def forward(self, embeds: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"blendshapes": torch.sigmoid(self.mlp(embeds))}
+
+    def loss(self, out, target, emotions=None) -> Tuple[torch.Tensor, Dict[str, float]]:
+        mse = F.mse_loss(out["blendshapes"], target)
+        return mse, {"mse": float(mse.detach())}
+
+
+def one_hot_max(v: torch.Tensor) -> torch.Tensor:
+    """One-hot of the arg-max (export-friendly: a comparison, no OneHot op)."""
+    return (v >= v.max(dim=-1, keepdim=True).values).to(v.dtype)
+
+
+class EmotionHead(nn.Module):
+    """Emotion-XLM: ``forward(embeds, emotions=None) -> {"blendshapes": [B,51], "emotions": [B,8]}``.
+
+    In training mode with ``emotions`` given, a ``teacher_forcing`` share of the rows use the
+    ground-truth emotions (and their one-hot) instead of the extractor's.
+    """
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.extractor = _mlp((cfg.in_dim, cfg.emotion_hidden, N_EMO), cfg.dropout)
+        self.regressor = _mlp((cfg.in_dim + 2 * N_EMO, *cfg.hidden, N_OUT), cfg.dropout)
+
+    def forward(self, embeds: torch.Tensor, emotions: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        v = torch.sigmoid(self.extractor(embeds))
+        feed = v
+        if self.training and emotions is not None and self.cfg.teacher_forcing > 0:
+            use_gt = (torch.rand(v.shape[0], 1, device=v.device) < self.cfg.teacher_forcing).to(v.dtype)
+            feed = use_gt * emotions.to(v.dtype) + (1 - use_gt) * v
+        x = torch.cat([embeds, feed, one_hot_max(feed)], dim=-1)
+        return {"blendshapes": torch.sigmoid(self.regressor(x)), "emotions": v}
+
+    def loss(self, out, target, emotions=None) -> Tuple[torch.Tensor, Dict[str, float]]:
+        mse = F.mse_loss(out["blendshapes"], target)
+        if emotions is None:
+            return mse, {"mse": float(mse.detach())}
+        emo = F.mse_loss(out["emotions"], emotions)
+        total = self.cfg.lambda_blendshape * mse + self.cfg.lambda_emotion * emo
+        return total, {"mse": float(mse.detach()), "emotion_mse": float(emo.detach())}
+
+
+class ClipMlp(nn.Module):
+    """CLIP + MLP (official): ``forward(embeds [B,512]) -> {"blendshapes": [B,51]}``."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mlp = nn.Sequential(nn.Linear(cfg.in_dim, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                                 nn.Linear(128, N_OUT))
+
+    def forward(self, embeds: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"blendshapes": torch.sigmoid(self.mlp(embeds))}
+
+    def loss(self, out, target, emotions=None) -> Tuple[torch.Tensor, Dict[str, float]]:
+        mse = F.mse_loss(out["blendshapes"], target)
+        return mse, {"mse": float(mse.detach())}
+
+
+class VaeClip(nn.Module):
+    """VAE-CLIP (official). ``encode(blendshapes) -> (mu, logvar)``; ``decode(z)``;
+    ``decode_text(text_embeds) -> {"blendshapes"}``; ``forward(embeds)`` = ``decode_text``."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.in_dim
+        self.encoder = nn.Sequential(nn.Linear(N_OUT, 256), nn.ReLU())
+        self.fc_mu = nn.Linear(256, d)
+        self.fc_logvar = nn.Linear(256, d)
+        self.decoder = nn.Sequential(nn.Linear(d, 256), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(256, N_OUT))
+
+    def encode(self, blendshapes: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(blendshapes)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def decode_text(self, embeds: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"blendshapes": self.decode(embeds)}
+
+    forward = decode_text
+
+    def reconstruct(self, blendshapes: torch.Tensor) -> Dict[str, torch.Tensor]:
+        mu, logvar = self.encode(blendshapes)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return {"recon": self.decode(z), "z": z, "mu": mu, "logvar": logvar}
+
+    def vae_loss(self, target: torch.Tensor, text: Optional[torch.Tensor],
+                 image: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """MSE(recon) + λ_text (1 - cos(text, z)) + λ_image (1 - cos(image, z))."""
+        r = self.reconstruct(target)
+        recon = F.mse_loss(r["recon"], target)
+        total = recon
+        parts = {"recon": float(recon.detach())}
+        if text is not None:
+            lt = (1 - F.cosine_similarity(text, r["z"], dim=-1)).mean()
+            total = total + self.cfg.lambda_text * lt
+            parts["text"] = float(lt.detach())
+        if image is not None:
+            li = (1 - F.cosine_similarity(image, r["z"], dim=-1)).mean()
+            total = total + self.cfg.lambda_image * li
+            parts["image"] = float(li.detach())
+        return total, parts
+
+    def loss(self, out, target, emotions=None) -> Tuple[torch.Tensor, Dict[str, float]]:
+        mse = F.mse_loss(out["blendshapes"], target)
+        return mse, {"mse": float(mse.detach())}
+
+
+HEADS = {"lm_mlp": LmMlpHead, "emotion": EmotionHead, "clip_mlp": ClipMlp, "vae_clip": VaeClip}
+
+
+def build_head(cfg: HeadConfig) -> nn.Module:
+    return HEADS[cfg.kind](cfg)
+
+
+class TextModel(nn.Module):
+    """Encoder + head: ``forward(input_ids, attention_mask) -> dict(blendshapes=[B,51], emotions=[B,8]?)``."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    @property
+    def kind(self) -> str:
+        return self.head.cfg.kind
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return self.head(self.encoder(input_ids, attention_mask))
+
+
+class HeadExport(nn.Module):
+    """Tuple-output adapter for ONNX export: ``sentence_embedding -> blendshapes (, emotions)``."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, sentence_embedding: torch.Tensor):
+        out = self.head(sentence_embedding)
+        if "emotions" in out:
+            return out["blendshapes"], out["emotions"]
+        return out["blendshapes"]

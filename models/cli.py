@@ -1,0 +1,68 @@
+"""``emo3d train --model NAME --data DIR --out DIR [--backbone ...]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from emo3d.errors import Emo3DError
+
+KIND_HELP = "lm_mlp (LM+MLP), emotion (Emotion-XLM), clip_mlp (CLIP+MLP), vae_clip (VAE-CLIP)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emo3d train", description="Train a baseline of the Emo3D paper into a "
+                                "model folder (manifest.json + head.safetensors + head.onnx).")
+    p.add_argument("--model", required=True, help=KIND_HELP)
+    p.add_argument("--data", required=True, help="Emo3D release folder (official layout, data/*.csv)")
+    p.add_argument("--out", required=True, help="output model folder (replaced atomically)")
+    p.add_argument("--backbone", default=None,
+                   help="hub id, local folder, or 'packaged' (offline all-MiniLM-L6-v2). Default: the paper's "
+                        "(bert-base-uncased for lm_mlp, cis-lmu/glot500-base for emotion, "
+                        "openai/clip-vit-base-patch32 for CLIP kinds)")
+    p.add_argument("--target", choices=("scores", "prior"), default="scores",
+                   help="regress the release's blendshape scores or the FACS prior column (offline builds)")
+    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping on val MSE)")
+    p.add_argument("--patience", type=int, default=15, help="epochs without val improvement before stopping")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3, help="head learning rate")
+    p.add_argument("--encoder-lr", type=float, default=2e-5, help="encoder learning rate (--finetune)")
+    p.add_argument("--hidden", default="256", help="head hidden widths, comma separated (LM kinds)")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--finetune", action="store_true", help="train the encoder too (default: frozen, cached)")
+    p.add_argument("--no-mirror", action="store_true", help="no left/right mirror augmentation")
+    p.add_argument("--no-images", action="store_true", help="CLIP kinds: text embeddings only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .train import TrainOptions, train
+    try:
+        hidden = tuple(int(h) for h in str(args.hidden).split(",") if h.strip())
+    except ValueError:
+        print(f"emo3d train: --hidden must be comma-separated integers, got {args.hidden!r}", file=sys.stderr)
+        return 2
+    try:
+        opts = TrainOptions(model=args.model, data=args.data, out=args.out, backbone=args.backbone,
+                            target=args.target, epochs=args.epochs, patience=args.patience,
+                            batch_size=args.batch_size, lr=args.lr, encoder_lr=args.encoder_lr, hidden=hidden,
+                            dropout=args.dropout, finetune=args.finetune, mirror=not args.no_mirror,
+                            use_images=not args.no_images, seed=args.seed, threads=args.threads, max_steps=args.max_steps,
+                            progress=not args.quiet)
+        result = train(opts)
+    except (Emo3DError, ValueError, FileNotFoundError) as e:
+        print(f"emo3d train: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(result.out), "kind": result.manifest.kind,
+                      "backbone": result.manifest.backbone["name"], **result.metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,486 @@
+"""Training: official splits through the ``dataset`` reader, mirror augmentation, early stopping on the
+validation MSE, seeded, with a progress bar.
+
+Two modes:
+
+* frozen encoder (default): every text (and image, CLIP kinds) is embedded once and cached on disk
+  under ``cache_dir("embeddings")``; only the head trains. Fast.
+* fine-tune (``finetune=True``): text embeddings are recomputed every step and the encoder trains
+  too (lower learning rate); image embeddings stay cached.
+
+``train(options)`` reads ``options.data``; ``train_from_pairs(options, train, val, test)`` takes
+in-memory pairs (anything with ``texts``, ``targets`` [N,52] and ``emotions`` [N,8]).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from emo3d.errors import InvalidInputError
+from emo3d.io import atomic_path, cache_dir
+from emo3d.manifest import KINDS, ModelManifest
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+
+from .baselines import HeadConfig, TextModel, build_head
+from .encoders import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, load_encoder, resolve_backbone
+
+log = logging.getLogger("emo3d.models.train")
+
+ALIASES = {"lm": "lm_mlp", "lm_mlp": "lm_mlp", "bert": "lm_mlp", "emotion": "emotion", "emotion_xlm": "emotion",
+           "emotion-xlm": "emotion", "clip": "clip_mlp", "clip_mlp": "clip_mlp", "vae": "vae_clip",
+           "vae_clip": "vae_clip", "vae-clip": "vae_clip", "lm-mlp": "lm_mlp", "clip-mlp": "clip_mlp"}
+PAPER_BACKBONE = {"lm_mlp": PAPER_BERT, "emotion": PAPER_GLOT500, "clip_mlp": PAPER_CLIP, "vae_clip": PAPER_CLIP}
+TARGETS = ("scores", "prior")
+_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
+
+
+def canonical_kind(name: str) -> str:
+    key = str(name).strip().lower()
+    if key not in ALIASES:
+        raise InvalidInputError(f"unknown model {name!r} (accepted: {', '.join(KINDS)}; aliases "
+                                f"{', '.join(sorted(set(ALIASES) - set(KINDS)))})")
+    return ALIASES[key]
+
+
+@dataclass
+class TrainOptions:
+    """Options of one training run. ``backbone=None`` means the paper's backbone for the kind."""
+    model: str = "lm_mlp"
+    data: Optional[str] = None
+    out: Optional[str] = None
+    backbone: Optional[str] = None
+    target: str = "scores"
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 1e-3
+    encoder_lr: float = 2e-5
+    weight_decay: float = 1e-4
+    patience: int = 15
+    seed: int = 0
+    finetune: bool = False
+    mirror: bool = True
+    hidden: Tuple[int, ...] = (256,)
+    dropout: float = 0.1
+    teacher_forcing: float = 0.5
+    lambda_blendshape: float = 1.0
+    lambda_emotion: float = 1.0
+    max_steps: Optional[int] = None      # stop after this many optimiser steps (tests, smoke runs)
+    val_fraction: float = 0.1            # used only where the data has no val split
+    use_images: bool = True              # CLIP kinds: also train on image embeddings where images exist
+    progress: bool = True
+    cache_embeddings: bool = True
+    embed_batch: int = 128
+    threads: int = 1                     # torch intra-op threads (0 = torch's default); 1 is fastest for heads
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.model = canonical_kind(self.model)
+        if self.target not in TARGETS:
+            raise InvalidInputError(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.embed_batch < 1:
+            raise InvalidInputError("epochs, batch_size, patience and embed_batch must be >= 1")
+        if not (self.lr > 0 and self.encoder_lr > 0 and self.weight_decay >= 0):
+            raise InvalidInputError("lr and encoder_lr must be > 0, weight_decay >= 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidInputError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if self.threads < 0:
+            raise InvalidInputError(f"threads must be >= 0, got {self.threads}")
+        if not (0.0 < self.val_fraction < 0.5):
+            raise InvalidInputError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        self.hidden = tuple(int(h) for h in self.hidden)
+        # HeadConfig validates dropout, teacher forcing and widths
+        HeadConfig(self.model, 1, self.hidden, self.dropout, teacher_forcing=self.teacher_forcing)
+
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone or PAPER_BACKBONE[self.model]
+
+
+@dataclass
+class TrainResult:
+    out: Optional[Path]
+    model: TextModel
+    manifest: ModelManifest
+    metrics: Dict[str, Any]
+    history: List[Dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    """Training rows: embeddings (or texts to embed), targets [N,51], emotions [N,8], modality 0 text 1 image."""
+    x: torch.Tensor
+    y: torch.Tensor
+    e: torch.Tensor
+    m: torch.Tensor
+    texts: List[Optional[str]]
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _to51(targets: np.ndarray) -> np.ndarray:
+    t = np.asarray(targets, dtype=np.float32)
+    if t.ndim != 2 or t.shape[1] not in (51, 52):
+        raise InvalidInputError(f"targets must be [N,52] (MediaPipe order) or [N,51], got {t.shape}")
+    if not np.isfinite(t).all():
+        raise InvalidInputError("targets hold NaN or inf")
+    return np.clip(t[:, _MODEL_COLS] if t.shape[1] == 52 else t, 0.0, 1.0)
+
+
+def _check_pairs(pairs: Any, what: str) -> None:
+    for attr in ("texts", "targets", "emotions"):
+        if not hasattr(pairs, attr):
+            raise InvalidInputError(f"{what} pairs need .texts, .targets and .emotions (missing {attr})")
+    n = len(pairs.texts)
+    if n == 0:
+        raise InvalidInputError(f"{what} split is empty")
+    if len(pairs.targets) != n or len(pairs.emotions) != n:
+        raise InvalidInputError(f"{what}: {n} texts but {len(pairs.targets)} targets / {len(pairs.emotions)} emotions")
+    if np.asarray(pairs.emotions).shape[1:] != (len(EMOTIONS),):
+        raise InvalidInputError(f"{what}: emotions must be [N,{len(EMOTIONS)}] in order {list(EMOTIONS)}")
+
+
+# --------------------------------------------------------------------------- embeddings
+def _spec_key(spec: BackboneSpec) -> str:
+    h = hashlib.sha256(repr((spec.name, spec.pooling, spec.normalize, spec.max_length)).encode())
+    folder = Path(spec.path)
+    if folder.is_dir():
+        for f in sorted(folder.glob("*")):
+            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin"):
+                st = f.stat()
+                h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def embed_texts(encoder, tokenizer, texts: Sequence[str], spec: BackboneSpec, *, batch: int = 128,
+                progress: bool = True, cache: bool = True) -> torch.Tensor:
+    """Embed texts with a (frozen) encoder; unique texts once, optionally cached on disk."""
+    from tqdm.auto import tqdm
+    uniq = sorted(set(texts))
+    key = hashlib.sha256((_spec_key(spec) + "\x00".join(uniq)).encode()).hexdigest()[:24]
+    path = cache_dir("embeddings") / f"text-{key}.npy"
+    table = None
+    if cache and path.is_file():
+        try:
+            table = np.load(path)
+            if table.shape[0] != len(uniq):
+                table = None
+        except (OSError, ValueError):
+            table = None
+    if table is None:
+        encoder.eval()
+        order = sorted(range(len(uniq)), key=lambda i: len(uniq[i]))   # similar lengths: less padding
+        table = np.zeros((len(uniq), encoder.out_dim), np.float32)
+        for i in tqdm(range(0, len(uniq), batch), desc="embedding texts", unit="batch", disable=not progress,
+                      leave=False):
+            sel = order[i:i + batch]
+            tok = tokenizer([uniq[j] for j in sel], padding=True, truncation=True, max_length=spec.max_length,
+                            return_tensors="pt")
+            table[sel] = encoder(tok["input_ids"], tok["attention_mask"]).float().cpu().numpy()
+        if cache:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, table)
+    index = {t: i for i, t in enumerate(uniq)}
+    return torch.from_numpy(table[[index[t] for t in texts]].astype(np.float32))
+
+
+@torch.no_grad()
+def embed_images(encoder, spec: BackboneSpec, paths: Sequence[Path], flips: Sequence[bool], *,
+                 batch: int = 32, progress: bool = True) -> torch.Tensor:
+    """CLIP image embeddings (flipped where asked: mirror augmentation)."""
+    from PIL import Image, ImageOps
+    from tqdm.auto import tqdm
+    from transformers import AutoImageProcessor
+    proc = AutoImageProcessor.from_pretrained(spec.path)
+    encoder.eval()
+    out = []
+    for i in tqdm(range(0, len(paths), batch), desc="embedding images", unit="batch", disable=not progress,
+                  leave=False):
+        imgs = []
+        for p, fl in zip(paths[i:i + batch], flips[i:i + batch]):
+            im = Image.open(p).convert("RGB")
+            imgs.append(ImageOps.mirror(im) if fl else im)
+        pix = proc(images=imgs, return_tensors="pt")["pixel_values"]
+        out.append(encoder.encode_image(pix).float())
+    return torch.cat(out, 0)
+
+
+# --------------------------------------------------------------------------- core loop
+def _data_hash(splits: Dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        p = splits[name]
+        if p is None:
+            continue
+        h.update(name.encode())
+        h.update("\x00".join(p.texts).encode())
+        h.update(np.ascontiguousarray(np.asarray(p.targets, np.float32)).tobytes())
+    return h.hexdigest()
+
+
+def _rows(pairs, emb: Optional[torch.Tensor], modality: int) -> _Rows:
+    y = torch.from_numpy(_to51(pairs.targets))
+    e = torch.from_numpy(np.clip(np.asarray(pairs.emotions, np.float32), 0, 1))
+    x = emb if emb is not None else torch.zeros(len(y), 1)
+    texts = list(pairs.texts) if modality == 0 else [None] * len(y)
+    return _Rows(x, y, e, torch.full((len(y),), modality, dtype=torch.long), texts)
+
+
+def _cat(a: _Rows, b: _Rows) -> _Rows:
+    return _Rows(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), torch.cat([a.e, b.e]), torch.cat([a.m, b.m]),
+                 a.texts + b.texts)
+
+
+def _batch_loss(model: TextModel, rows: _Rows, idx: torch.Tensor, opts: TrainOptions, tokenizer, spec):
+    x = rows.x[idx]
+    if opts.finetune:
+        text_pos = [i for i, j in enumerate(idx.tolist()) if rows.texts[j] is not None]
+        if text_pos:
+            tok = tokenizer([rows.texts[idx[i]] for i in text_pos], padding=True, truncation=True,
+                            max_length=spec.max_length, return_tensors="pt")
+            emb = model.encoder(tok["input_ids"], tok["attention_mask"])
+            x = x.clone() if x.shape[1] == emb.shape[1] else torch.zeros(len(idx), emb.shape[1])
+            x[text_pos] = emb
+    y, e, m = rows.y[idx], rows.e[idx], rows.m[idx]
+    head = model.head
+    kind = head.cfg.kind
+    if kind == "vae_clip":
+        text = x[m == 0] if (m == 0).any() else None
+        image = x[m == 1] if (m == 1).any() else None
+        losses, parts = [], {}
+        if text is not None:
+            lt, pt = head.vae_loss(y[m == 0], text, None)
+            losses.append(lt * text.shape[0])
+            parts.update(pt)
+        if image is not None:
+            li, pi = head.vae_loss(y[m == 1], None, image)
+            losses.append(li * image.shape[0])
+            parts.update({k: v for k, v in pi.items() if k != "recon"})
+        return sum(losses) / len(idx), parts
+    out = head(x, e) if kind == "emotion" else head(x)
+    return head.loss(out, y, e if kind == "emotion" else None)
+
+
+@torch.no_grad()
+def _evaluate(model: TextModel, rows: _Rows, opts: TrainOptions, tokenizer, spec) -> Dict[str, float]:
+    """Blendshape MSE on text rows (VAE-CLIP: decoding the text embedding); emotion MSE for that kind."""
+    model.eval()
+    sel = torch.nonzero(rows.m == 0).flatten()
+    preds, emos = [], []
+    for i in range(0, len(sel), 256):
+        idx = sel[i:i + 256]
+        if opts.finetune:
+            tok = tokenizer([rows.texts[j] for j in idx.tolist()], padding=True, truncation=True,
+                            max_length=spec.max_length, return_tensors="pt")
+            out = model(tok["input_ids"], tok["attention_mask"])
+        else:
+            out = model.head(rows.x[idx])
+        preds.append(out["blendshapes"])
+        if "emotions" in out:
+            emos.append(out["emotions"])
+    pred = torch.cat(preds)
+    res = {"mse": float(((pred - rows.y[sel]) ** 2).mean())}
+    if emos:
+        res["emotion_mse"] = float(((torch.cat(emos) - rows.e[sel]) ** 2).mean())
+    return res
+
+
+def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs=None, *,
+                     train_images=None, val_images=None, spec: Optional[BackboneSpec] = None,
+                     encoder=None, tokenizer=None) -> TrainResult:
+    """Train on in-memory pairs; save to ``opts.out`` when set. ``val_pairs=None`` splits off
+    ``opts.val_fraction`` of the training rows (by text). ``*_images``: ``ImagePairs`` (CLIP kinds)."""
+    from tqdm.auto import tqdm
+    from .io import save_model
+
+    seed_everything(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    _check_pairs(train_pairs, "train")
+    if val_pairs is None:
+        train_pairs, val_pairs = _split_off(train_pairs, opts.val_fraction, opts.seed)
+    _check_pairs(val_pairs, "val")
+    if test_pairs is not None:
+        _check_pairs(test_pairs, "test")
+    if spec is None:
+        spec = resolve_backbone(opts.backbone_name)
+    if opts.model in ("clip_mlp", "vae_clip") and spec.family != "clip":
+        raise InvalidInputError(f"model {opts.model} needs a CLIP backbone, got {spec.name!r} "
+                                f"(for example {PAPER_CLIP!r} or a local CLIP folder)")
+    if opts.model in ("lm_mlp", "emotion") and spec.family != "text":
+        raise InvalidInputError(f"model {opts.model} needs a text backbone (BERT/XLM-R/MiniLM), got CLIP {spec.name!r}")
+    if encoder is None:
+        encoder, tokenizer = load_encoder(spec)
+    t0 = time.perf_counter()
+    t_embed = 0.0
+    # embeddings (cached) for every split; in fine-tune mode only as the initial values
+    def text_rows(p):
+        if opts.finetune:
+            return _rows(p, torch.zeros(len(p.texts), encoder.out_dim), 0)
+        return _rows(p, embed_texts(encoder, tokenizer, list(p.texts), spec, batch=opts.embed_batch,
+                                    progress=opts.progress, cache=opts.cache_embeddings), 0)
+    tr, va = text_rows(train_pairs), text_rows(val_pairs)
+    te = text_rows(test_pairs) if test_pairs is not None else None
+    n_images = 0
+    if spec.family == "clip" and opts.use_images and train_images is not None and len(train_images.paths):
+        img = embed_images(encoder, spec, train_images.paths, train_images.flip, progress=opts.progress)
+        tr = _cat(tr, _rows(train_images, img, 1))
+        n_images = len(train_images.paths)
+    t_embed = time.perf_counter() - t0
+
+    cfg = HeadConfig(opts.model, encoder.out_dim, opts.hidden, opts.dropout, teacher_forcing=opts.teacher_forcing,
+                     lambda_blendshape=opts.lambda_blendshape, lambda_emotion=opts.lambda_emotion)
+    model = TextModel(encoder, build_head(cfg))
+    if opts.finetune:
+        for p in model.encoder.parameters():
+            p.requires_grad_(True)
+        params = [{"params": model.head.parameters(), "lr": opts.lr},
+                  {"params": model.encoder.parameters(), "lr": opts.encoder_lr}]
+    else:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        params = [{"params": model.head.parameters(), "lr": opts.lr}]
+    optim = torch.optim.AdamW(params, weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(opts.seed)
+
+    best, best_epoch, bad, steps = math.inf, -1, 0, 0
+    best_state = copy.deepcopy(model.state_dict() if opts.finetune else model.head.state_dict())
+    history: List[Dict[str, float]] = []
+    bar = tqdm(range(opts.epochs), desc=f"train {opts.model}", unit="epoch", disable=not opts.progress)
+    for epoch in bar:
+        model.train()
+        if not opts.finetune:
+            model.encoder.eval()
+        perm = torch.randperm(len(tr), generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, len(tr), opts.batch_size):
+            idx = perm[i:i + opts.batch_size]
+            loss, _ = _batch_loss(model, tr, idx, opts, tokenizer, spec)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            steps += 1
+            if opts.max_steps is not None and steps >= opts.max_steps:
+                break
+        val = _evaluate(model, va, opts, tokenizer, spec)
+        history.append({"epoch": epoch, "train_loss": total / max(count, 1), "val_mse": val["mse"]})
+        bar.set_postfix(loss=f"{total / max(count, 1):.4f}", val_mse=f"{val['mse']:.4f}")
+        if val["mse"] < best - 1e-7:
+            best, best_epoch, bad = val["mse"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict() if opts.finetune else model.head.state_dict())
+        else:
+            bad += 1
+        if bad >= opts.patience or (opts.max_steps is not None and steps >= opts.max_steps):
+            break
+    bar.close()
+    (model if opts.finetune else model.head).load_state_dict(best_state)
+    model.eval()
+    metrics: Dict[str, Any] = {"val_mse": best, "best_epoch": best_epoch, "epochs_run": len(history),
+                               "steps": steps, "n_train_rows": len(tr), "n_train_images": n_images,
+                               "n_val": len(va), "embed_seconds": round(t_embed, 2),
+                               "train_seconds": round(time.perf_counter() - t0, 2)}
+    val_full = _evaluate(model, va, opts, tokenizer, spec)
+    if "emotion_mse" in val_full:
+        metrics["val_emotion_mse"] = val_full["emotion_mse"]
+    if te is not None:
+        test = _evaluate(model, te, opts, tokenizer, spec)
+        metrics["test_mse"] = test["mse"]
+        metrics["n_test"] = len(te)
+        if "emotion_mse" in test:
+            metrics["test_emotion_mse"] = test["emotion_mse"]
+    manifest = ModelManifest(kind=opts.model, backbone=spec.manifest_dict(), metrics=metrics,
+                             data_hash=_data_hash({"train": train_pairs, "val": val_pairs, "test": test_pairs}),
+                             name=opts.name or f"{opts.model}-{spec.name.replace('/', '_')}",
+                             extra={"target": opts.target, "finetune": opts.finetune, "mirror": opts.mirror,
+                                    "seed": opts.seed, "data": opts.data,
+                                    "options": {k: (list(v) if isinstance(v, tuple) else v)
+                                                for k, v in asdict(opts).items() if k not in ("data", "out")}})
+    out = None
+    if opts.out:
+        out = save_model(model, manifest, opts.out, save_encoder=opts.finetune)
+    return TrainResult(out, model, manifest, metrics, history)
+
+
+def _split_off(pairs, fraction: float, seed: int):
+    """Split pairs by unique text into (train, val)."""
+    from types import SimpleNamespace
+    texts = list(pairs.texts)
+    uniq = sorted(set(texts))
+    if len(uniq) < 2:
+        raise InvalidInputError("need at least 2 distinct texts to split off a validation set")
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(len(uniq) * fraction)))
+    val_texts = set(rng.permutation(uniq)[:n_val].tolist())
+    mask = np.array([t in val_texts for t in texts])
+
+    def take(sel):
+        return SimpleNamespace(texts=[t for t, s in zip(texts, sel) if s], targets=np.asarray(pairs.targets)[sel],
+                               emotions=np.asarray(pairs.emotions)[sel])
+    return take(~mask), take(mask)
+
+
+def load_splits(data: str | Path, *, target: str = "scores", mirror: bool = True, images: bool = False):
+    """Official splits through the ``dataset`` reader: (train, val|None, test|None, train_images|None)."""
+    import dataset
+    root = Path(data)
+    if not root.exists():
+        raise InvalidInputError(f"data folder {root} does not exist (expected an Emo3D release folder)")
+    release = dataset.read_release(root)
+    out = []
+    for name in ("train", "val", "test"):
+        samples = release.split(name)
+        if not samples:
+            if name == "train":
+                raise InvalidInputError(f"{root}: the train split is empty")
+            out.append(None)
+            continue
+        out.append(dataset.text_pairs(samples, mirror=(mirror and name == "train"), target=target))
+    train_images = None
+    if images:
+        try:
+            train_images = dataset.image_pairs(release.split("train"), release.root, mirror=mirror)
+            keep = [i for i, p in enumerate(train_images.paths) if p is not None and Path(p).is_file()]
+            if len(keep) < len(train_images.paths):
+                log.warning("%d of %d training images are missing; training on the %d present",
+                            len(train_images.paths) - len(keep), len(train_images.paths), len(keep))
+            if not keep:
+                train_images = None
+            elif len(keep) < len(train_images.paths):
+                from types import SimpleNamespace
+                train_images = SimpleNamespace(paths=[train_images.paths[i] for i in keep],
+                                               targets=np.asarray(train_images.targets)[keep],
+                                               emotions=np.asarray(train_images.emotions)[keep],
+                                               flip=np.asarray(train_images.flip)[keep])
+        except (FileNotFoundError, ValueError) as e:
+            log.warning("no training images (%s); CLIP trains on text embeddings only", e)
+            train_images = None
+    return (*out, train_images)
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """Train ``opts.model`` on the release at ``opts.data`` and save to ``opts.out``."""
+    if not opts.data:
+        raise InvalidInputError("TrainOptions.data is required (an Emo3D release folder)")
+    train_p, val_p, test_p, images = load_splits(opts.data, target=opts.target, mirror=opts.mirror,
+                                                 images=opts.model in ("clip_mlp", "vae_clip") and opts.use_images)
+    return train_from_pairs(opts, train_p, val_p, test_p, train_images=images)

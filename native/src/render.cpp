@@ -1,0 +1,318 @@
+#include "render.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+#include "deform.hpp"
+
+namespace emo3d {
+
+MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris,
+                           std::int64_t n_tris, const std::int64_t* offsets, const std::int32_t* indices,
+                           const float* values, std::int64_t n_targets, const float* uvs,
+                           const std::uint8_t* texture, int tex_w, int tex_h, const float* colors,
+                           const RenderConfig& cfg)
+    : cfg_(cfg), n_vertices_(n_vertices), n_tris_(n_tris), n_targets_(n_targets),
+      base_(verts, verts + n_vertices * 3), tris_(tris, tris + n_tris * 3),
+      offsets_(offsets, offsets + n_targets + 1) {
+    const std::int64_t K = offsets_[n_targets];
+    indices_.assign(indices, indices + K);
+    values_.assign(values, values + K * 3);
+    if (texture && uvs) {
+        uvs_.assign(uvs, uvs + n_vertices * 2);
+        const std::size_t n = static_cast<std::size_t>(tex_w) * tex_h;
+        texture_.assign(n * 4, 0);
+        for (std::size_t i = 0; i < n; ++i)
+            for (int k = 0; k < 3; ++k) texture_[i * 4 + k] = texture[i * 3 + k];
+        tex_w_ = tex_w;
+        tex_h_ = tex_h;
+    } else if (colors) {
+        colors_.assign(colors, colors + n_vertices * 3);
+    }
+    n_threads_ = resolve_threads(cfg.threads);
+    ensure_workspaces(1);
+}
+
+void MeshRenderer::ensure_workspaces(int n) {
+    const std::size_t S = static_cast<std::size_t>(cfg_.width) * cfg_.ssaa * cfg_.height * cfg_.ssaa;
+    while (static_cast<int>(ws_.size()) < n) {
+        Workspace w;
+        w.verts.resize(n_vertices_ * 3);
+        w.normals.resize(n_vertices_ * 3);
+        w.sx.resize(n_vertices_);
+        w.sy.resize(n_vertices_);
+        w.z.resize(n_vertices_);
+        w.iz.resize(S);
+        w.tri.resize(S);
+        w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
+        w.box.resize(std::size_t(n_tris_) * 4);
+        ws_.push_back(std::move(w));
+    }
+}
+
+void MeshRenderer::prepare(Workspace& ws, const float* v, const float* rot) const {
+    const std::int64_t V = n_vertices_;
+    double* n = ws.normals.data();
+    std::fill(ws.normals.begin(), ws.normals.end(), 0.0);
+    for (std::int64_t f = 0; f < n_tris_; ++f) {
+        const std::int32_t a = tris_[f * 3], b = tris_[f * 3 + 1], c = tris_[f * 3 + 2];
+        const double e1[3] = {double(v[b * 3]) - v[a * 3], double(v[b * 3 + 1]) - v[a * 3 + 1],
+                              double(v[b * 3 + 2]) - v[a * 3 + 2]};
+        const double e2[3] = {double(v[c * 3]) - v[a * 3], double(v[c * 3 + 1]) - v[a * 3 + 1],
+                              double(v[c * 3 + 2]) - v[a * 3 + 2]};
+        const double fn[3] = {e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2],
+                              e1[0] * e2[1] - e1[1] * e2[0]};
+        for (int k = 0; k < 3; ++k) {
+            const std::int32_t i = tris_[f * 3 + k];
+            n[i * 3] += fn[0];
+            n[i * 3 + 1] += fn[1];
+            n[i * 3 + 2] += fn[2];
+        }
+    }
+    double R[9];
+    for (int i = 0; i < 9; ++i) R[i] = rot[i];
+    const double W = double(cfg_.width) * cfg_.ssaa, H = double(cfg_.height) * cfg_.ssaa;
+    const double aspect = double(cfg_.width) / double(cfg_.height);
+    for (std::int64_t i = 0; i < V; ++i) {
+        double* ni = n + i * 3;
+        const double len = std::sqrt(ni[0] * ni[0] + ni[1] * ni[1] + ni[2] * ni[2]);
+        double u[3] = {0, 0, 0};
+        if (len > 0) {
+            u[0] = ni[0] / len;
+            u[1] = ni[1] / len;
+            u[2] = ni[2] / len;
+        }
+        for (int r = 0; r < 3; ++r) ni[r] = R[r * 3] * u[0] + R[r * 3 + 1] * u[1] + R[r * 3 + 2] * u[2];
+        const double d[3] = {double(v[i * 3]) - cfg_.center[0], double(v[i * 3 + 1]) - cfg_.center[1],
+                             double(v[i * 3 + 2]) - cfg_.center[2]};
+        const double p0 = R[0] * d[0] + R[1] * d[1] + R[2] * d[2];
+        const double p1 = R[3] * d[0] + R[4] * d[1] + R[5] * d[2];
+        const double p2 = R[6] * d[0] + R[7] * d[1] + R[8] * d[2];
+        const double z = cfg_.dist - p2;
+        ws.z[i] = z;
+        const double zs = z > 1e-6 ? z : 1.0;
+        ws.sx[i] = (p0 / (zs * cfg_.tan_half * aspect) + 1.0) * 0.5 * W;
+        ws.sy[i] = (1.0 - p1 / (zs * cfg_.tan_half)) * 0.5 * H;
+    }
+}
+
+namespace {
+inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+}  // namespace
+
+void MeshRenderer::setup_triangles(Workspace& ws) const {
+    const int Ws = cfg_.width * cfg_.ssaa, Hs = cfg_.height * cfg_.ssaa;
+    const double* sx = ws.sx.data();
+    const double* sy = ws.sy.data();
+    const double* z = ws.z.data();
+    const bool tex = !texture_.empty(), col = !colors_.empty();
+    for (std::int64_t t = 0; t < n_tris_; ++t) {
+        std::int32_t* box = &ws.box[t * 4];
+        box[0] = 0; box[1] = -1; box[2] = 0; box[3] = -1;
+        const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
+        if (!(z[v[0]] > 1e-6 && z[v[1]] > 1e-6 && z[v[2]] > 1e-6)) continue;
+        const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
+        const double area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
+        if (area == 0.0) continue;
+        const double fx0 = std::ceil(std::min(std::min(ax, bx), cx) - 0.5);
+        const double fx1 = std::floor(std::max(std::max(ax, bx), cx) - 0.5);
+        const double fy0 = std::ceil(std::min(std::min(ay, by), cy) - 0.5);
+        const double fy1 = std::floor(std::max(std::max(ay, by), cy) - 0.5);
+        box[0] = int(clampd(fx0, 0, Ws));
+        box[1] = int(clampd(fx1, -1, Ws - 1));
+        box[2] = int(clampd(fy0, 0, Hs));
+        box[3] = int(clampd(fy1, -1, Hs - 1));
+        if (box[1] < box[0] || box[3] < box[2]) continue;
+        double* P = &ws.planes[t * kPlanes * 3];
+        // l_i(x, y) = E_i(x, y) / area with E_0 = (c-b) x (q-b) etc.
+        const double ex[3][4] = {{bx, by, cx, cy}, {cx, cy, ax, ay}, {ax, ay, bx, by}};
+        for (int i = 0; i < 3; ++i) {
+            const double px = ex[i][0], py = ex[i][1], qx = ex[i][2], qy = ex[i][3];
+            // (qx - px) * (y - py) - (qy - py) * (x - px)
+            P[i * 3 + 0] = -(qy - py) / area;
+            P[i * 3 + 1] = (qx - px) / area;
+            P[i * 3 + 2] = (-(qx - px) * py + (qy - py) * px) / area;
+        }
+        double w[3];
+        for (int i = 0; i < 3; ++i) w[i] = 1.0 / z[v[i]];
+        auto plane = [&](int slot, double a0, double a1, double a2) {
+            const double k0 = a0 * w[0], k1 = a1 * w[1], k2 = a2 * w[2];
+            for (int j = 0; j < 3; ++j) P[slot * 3 + j] = k0 * P[j] + k1 * P[3 + j] + k2 * P[6 + j];
+        };
+        plane(3, 1.0, 1.0, 1.0);
+        const double flip = area > 0 ? -1.0 : 1.0;  // y-down screen: front faces have area < 0
+        for (int k = 0; k < 3; ++k)
+            plane(4 + k, flip * ws.normals[v[0] * 3 + k], flip * ws.normals[v[1] * 3 + k], flip * ws.normals[v[2] * 3 + k]);
+        if (tex) {
+            plane(7, uvs_[v[0] * 2], uvs_[v[1] * 2], uvs_[v[2] * 2]);
+            plane(8, uvs_[v[0] * 2 + 1], uvs_[v[1] * 2 + 1], uvs_[v[2] * 2 + 1]);
+        } else if (col) {
+            for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
+        }
+    }
+}
+
+void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
+    const int Ws = cfg_.width * cfg_.ssaa;
+    const double inf = std::numeric_limits<double>::infinity();
+    std::fill(ws.iz.begin() + std::size_t(y_begin) * Ws, ws.iz.begin() + std::size_t(y_end) * Ws, -inf);
+    std::fill(ws.tri.begin() + std::size_t(y_begin) * Ws, ws.tri.begin() + std::size_t(y_end) * Ws, -1);
+    for (std::int64_t t = 0; t < n_tris_; ++t) {
+        const std::int32_t* box = &ws.box[t * 4];
+        const int x0 = box[0], x1 = box[1], y0 = std::max(box[2], y_begin), y1 = std::min(box[3], y_end - 1);
+        if (x1 < x0 || y1 < y0) continue;
+        const double* P = &ws.planes[t * kPlanes * 3];
+        const double qx0 = x0 + 0.5;
+        const std::int32_t tid = static_cast<std::int32_t>(t);
+        const bool wide = x1 - x0 >= 8;
+        for (int py = y0; py <= y1; ++py) {
+            const double qy = py + 0.5;
+            const double l0 = P[0] * qx0 + P[1] * qy + P[2];
+            const double l1 = P[3] * qx0 + P[4] * qy + P[5];
+            const double l2 = P[6] * qx0 + P[7] * qy + P[8];
+            const double iz0 = P[9] * qx0 + P[10] * qy + P[11];
+            int k0 = 0, k1 = x1 - x0;
+            if (wide) {  // the span where all three barycentrics are >= 0, widened by one sample
+                const double ls[3] = {l0, l1, l2}, as[3] = {P[0], P[3], P[6]};
+                double lo = 0, hi = k1;
+                for (int i = 0; i < 3; ++i) {
+                    if (as[i] > 0) lo = std::max(lo, -ls[i] / as[i]);
+                    else if (as[i] < 0) hi = std::min(hi, ls[i] / -as[i]);
+                    else if (ls[i] < 0) hi = -1;
+                }
+                if (hi < lo - 2) continue;
+                k0 = std::max(0, int(std::ceil(lo)) - 1);
+                k1 = std::min(k1, int(std::floor(std::max(hi, -1.0))) + 1);
+            }
+            double* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
+            std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
+            for (int k = k0; k <= k1; ++k) {
+                const double dk = k;
+                const double iz = iz0 + P[9] * dk;
+                if (l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0 && iz > izrow[k]) {
+                    izrow[k] = iz;
+                    trow[k] = tid;
+                }
+            }
+        }
+    }
+}
+
+void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
+    const int S = cfg_.ssaa, Ws = cfg_.width * S;
+    const double L[3] = {light[0], light[1], light[2]};
+    const double inv = 1.0 / (S * S);
+    const bool tex = !texture_.empty(), col = !colors_.empty();
+    for (int r = r0; r < r1; ++r) {
+        for (int cpx = 0; cpx < cfg_.width; ++cpx) {
+            double acc[3] = {0, 0, 0};
+            for (int j = 0; j < S; ++j) {
+                const int py = r * S + j;
+                const double qy = py + 0.5;
+                for (int i = 0; i < S; ++i) {
+                    const int px = cpx * S + i;
+                    const std::int32_t t = ws.tri[std::size_t(py) * Ws + px];
+                    if (t < 0) {
+                        acc[0] += cfg_.background[0];
+                        acc[1] += cfg_.background[1];
+                        acc[2] += cfg_.background[2];
+                        continue;
+                    }
+                    const double qx = px + 0.5;
+                    const double* P = &ws.planes[std::size_t(t) * kPlanes * 3];
+                    auto ev = [&](int slot) { return P[slot * 3] * qx + P[slot * 3 + 1] * qy + P[slot * 3 + 2]; };
+                    const double rz = 1.0 / ev(3);
+                    const double n[3] = {ev(4), ev(5), ev(6)};  // scale by rz irrelevant after normalising
+                    const double ln = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
+                    const double ndl = ln > 0 ? (n[0] * L[0] + n[1] * L[1] + n[2] * L[2]) / ln : 0.0;
+                    const double shade = cfg_.ambient + cfg_.diffuse * std::max(ndl, 0.0);
+                    double alb[3];
+                    if (tex) {
+                        const double u = ev(7) * rz, v = ev(8) * rz;
+                        const double x = clampd(u * (tex_w_ - 1), 0, tex_w_ - 1);
+                        const double y = clampd(v * (tex_h_ - 1), 0, tex_h_ - 1);
+                        const int x0 = std::min(int(std::floor(x)), std::max(tex_w_ - 2, 0));
+                        const int y0 = std::min(int(std::floor(y)), std::max(tex_h_ - 2, 0));
+                        const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
+                        const double fx = x - x0, fy = y - y0;
+                        const std::uint8_t* p00 = &texture_[(std::size_t(y0) * tex_w_ + x0) * 4];
+                        const std::uint8_t* p01 = &texture_[(std::size_t(y0) * tex_w_ + x1) * 4];
+                        const std::uint8_t* p10 = &texture_[(std::size_t(y1) * tex_w_ + x0) * 4];
+                        const std::uint8_t* p11 = &texture_[(std::size_t(y1) * tex_w_ + x1) * 4];
+                        for (int k = 0; k < 3; ++k) {
+                            const double top = double(p00[k]) * (1 - fx) + double(p01[k]) * fx;
+                            const double bot = double(p10[k]) * (1 - fx) + double(p11[k]) * fx;
+                            alb[k] = (top * (1 - fy) + bot * fy) * (1.0 / 255.0);
+                        }
+                    } else if (col) {
+                        alb[0] = ev(7) * rz;
+                        alb[1] = ev(8) * rz;
+                        alb[2] = ev(9) * rz;
+                    } else {
+                        alb[0] = alb[1] = alb[2] = 0.75;
+                    }
+                    for (int k = 0; k < 3; ++k) acc[k] += clampd(alb[k] * shade, 0.0, 1.0);
+                }
+            }
+            std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
+            for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(std::floor(acc[k] * inv * 255.0 + 0.5));
+        }
+    }
+}
+
+template <class VertFn>
+void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out,
+                       VertFn&& verts_of) {
+    const std::size_t frame_bytes = std::size_t(cfg_.width) * cfg_.height * 3;
+    const int S = cfg_.ssaa;
+    if (n_frames >= 2 && n_threads_ > 1) {
+        const int k = static_cast<int>(std::min<std::int64_t>(n_threads_, n_frames));
+        ensure_workspaces(k);
+        auto work = [&](int w) {
+            Workspace& ws = ws_[w];
+            for (std::int64_t f = w; f < n_frames; f += k) {
+                prepare(ws, verts_of(f, ws), rot);
+                setup_triangles(ws);
+                raster_rows(ws, 0, cfg_.height * S);
+                shade_rows(ws, light, out + f * frame_bytes, 0, cfg_.height);
+            }
+        };
+        std::vector<std::thread> pool;
+        pool.reserve(k - 1);
+        for (int w = 1; w < k; ++w) pool.emplace_back(work, w);
+        work(0);
+        for (auto& th : pool) th.join();
+        return;
+    }
+    Workspace& ws = ws_[0];
+    for (std::int64_t f = 0; f < n_frames; ++f) {
+        prepare(ws, verts_of(f, ws), rot);
+        setup_triangles(ws);
+        std::uint8_t* o = out + f * frame_bytes;
+        parallel_for(cfg_.height, cfg_.height >= 64 ? n_threads_ : 1, [&](std::int64_t r0, std::int64_t r1) {
+            raster_rows(ws, int(r0) * S, int(r1) * S);
+            shade_rows(ws, light, o, int(r0), int(r1));
+        });
+    }
+}
+
+void MeshRenderer::render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
+                          std::uint8_t* out) {
+    run(n_frames, rot, light, out, [&](std::int64_t f, Workspace& ws) -> const float* {
+        deform_sparse(base_.data(), offsets_.data(), indices_.data(), values_.data(), weights + f * n_targets_,
+                      ws.verts.data(), n_vertices_, n_targets_, 1, 1);
+        return ws.verts.data();
+    });
+}
+
+void MeshRenderer::render_vertices(const float* verts, std::int64_t n_frames, const float* rot,
+                                   const float* light, std::uint8_t* out) {
+    run(n_frames, rot, light, out, [&](std::int64_t f, Workspace&) -> const float* {
+        return verts + f * n_vertices_ * 3;
+    });
+}
+
+}  // namespace emo3d

@@ -1,0 +1,74 @@
+// Software rasteriser for blendshape rigs: sparse deformation, vertex normals, perspective camera,
+// z-buffer, perspective-correct texture / vertex colour, Lambert + ambient, supersampling.
+// Conventions are those of native/reference_render.py (its docstring); the two must agree.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace emo3d {
+
+struct RenderConfig {
+    int width = 256, height = 256, ssaa = 2;
+    double center[3] = {0, 0, 0};
+    double dist = 1.0, tan_half = 0.17632698;
+    double ambient = 0.35, diffuse = 0.75;
+    double background[3] = {0, 0, 0};  // 0..1
+    int threads = 0;
+};
+
+class MeshRenderer {
+public:
+    // Copies every array. tris [F*3]; offsets [T+1]; indices [K]; values [K*3]; uvs [V*2] + texture
+    // [th*tw*3] (both or neither); colors [V*3] or null.
+    MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris, std::int64_t n_tris,
+                 const std::int64_t* offsets, const std::int32_t* indices, const float* values,
+                 std::int64_t n_targets, const float* uvs, const std::uint8_t* texture, int tex_w, int tex_h,
+                 const float* colors, const RenderConfig& cfg);
+
+    std::int64_t n_vertices() const { return n_vertices_; }
+    std::int64_t n_targets() const { return n_targets_; }
+    const RenderConfig& config() const { return cfg_; }
+
+    // weights [F*T]; rot [9] row-major; light [3] unit; out [F*H*W*3].
+    void render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
+                std::uint8_t* out);
+    // verts [F*V*3] instead of weights.
+    void render_vertices(const float* verts, std::int64_t n_frames, const float* rot, const float* light,
+                         std::uint8_t* out);
+
+private:
+    struct Workspace {
+        std::vector<float> verts;      // V*3 deformed
+        std::vector<double> normals;   // V*3 rotated unit normals
+        std::vector<double> sx, sy, z; // V screen x/y (supersampled px) and view depth
+        std::vector<double> iz;        // S samples: 1/z of the nearest surface
+        std::vector<std::int32_t> tri; // S samples: triangle id or -1
+        std::vector<double> planes;    // per triangle: kPlanes affine functions of the sample (x, y)
+        std::vector<std::int32_t> box; // per triangle: x0, x1, y0, y1 sample bounds (x1 < x0: skip)
+    };
+    // Per-triangle affine planes p(x, y) = a x + b y + c, 3 doubles each: barycentrics l0..l2,
+    // 1/z, then normal*(1/z) (3, sign-corrected for back faces) and albedo*(1/z) or uv*(1/z) (3).
+    static constexpr int kPlanes = 3 + 1 + 3 + 3;
+    void ensure_workspaces(int n);
+    void prepare(Workspace& ws, const float* verts, const float* rot) const;
+    void setup_triangles(Workspace& ws) const;
+    void raster_rows(Workspace& ws, int y0, int y1) const;
+    void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
+    template <class VertFn>
+    void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);
+
+    RenderConfig cfg_;
+    std::int64_t n_vertices_, n_tris_, n_targets_;
+    std::vector<float> base_;
+    std::vector<std::int32_t> tris_;
+    std::vector<std::int64_t> offsets_;
+    std::vector<std::int32_t> indices_;
+    std::vector<float> values_;
+    std::vector<float> uvs_, colors_;
+    std::vector<std::uint8_t> texture_;  // RGBX, 4 bytes per texel
+    int tex_w_ = 0, tex_h_ = 0;
+    std::vector<Workspace> ws_;
+    int n_threads_;
+};
+
+}  // namespace emo3d

@@ -1,0 +1,297 @@
+"""``emo3d-run "furious scowl"``: text in, a moving face and 52 scores out.
+
+* with a display: a preview window (face + top blendshapes); type new prompts in the terminal
+  (``q`` or Ctrl-D quits, so do Esc/q in the window);
+* ``--headless`` or no display: prints the top blendshapes and writes each transition as PNG
+  frames + a GIF under ``--out``;
+* ``--json``: prints the 52 scores by name as one JSON object and exits (fast path: no renderer);
+* ``--stdin``: one prompt per line (non-UTF-8 lines are skipped with a message).
+
+Streaming options (``--vmc``, ``--livelink``, ``--serve`` ...) come from :mod:`runtime.streaming`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+PROG = "emo3d-run"
+_EOF = object()
+
+
+def _say(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+
+def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+    _say(f"warning: {message}")
+
+
+def build_parser(streaming=None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Emotion text -> 52 blendshapes -> a live face.")
+    p.add_argument("text", nargs="*", help="the emotion description, e.g. \"furious scowl\"")
+    p.add_argument("--json", action="store_true", help="print the 52 scores by name as one JSON object and exit")
+    p.add_argument("--stdin", action="store_true", help="read one prompt per line from stdin")
+    p.add_argument("--headless", action="store_true", help="no window: print scores, write PNG frames + GIF")
+    p.add_argument("--out", default="out", help="folder for headless PNG frames and GIFs (default: out)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--model", default="default", metavar="DIR", help="model folder (default: the offline default)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
+    p.add_argument("--strict-device", action="store_true", help="fail instead of falling back to another provider")
+    p.add_argument("--int8", action="store_true", help="use the model's int8 graph (onnx_int8)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = default)")
+    p.add_argument("--intensity", type=float, default=1.0, help="expression scale (default 1.0)")
+    p.add_argument("--transition-ms", type=float, default=400.0, help="prompt transition length (default 400)")
+    p.add_argument("--hold-ms", type=float, default=300.0, help="headless: frames kept after the transition")
+    p.add_argument("--size", type=int, default=256, help="face image size in pixels (default 256)")
+    p.add_argument("--fps", type=float, default=60.0, help="loop clock (default 60)")
+    p.add_argument("--top", type=int, default=8, help="how many blendshapes to print/show (default 8)")
+    p.add_argument("--no-idle", action="store_true", help="no blinks or head sway")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    if streaming is not None:
+        streaming.add_arguments(p)
+    return p
+
+
+def _import_streaming():
+    try:
+        from runtime import streaming
+    except Exception as e:  # the live engineer's module may be absent or broken: run without it
+        logging.getLogger("emo3d.runtime").debug("runtime.streaming unavailable: %s", e)
+        return None
+    return streaming if hasattr(streaming, "add_arguments") and hasattr(streaming, "attach") else None
+
+
+def _has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def stdin_lines(stream=None) -> Iterator[str]:
+    """Prompts from a binary stream, one per line; non-UTF-8 lines are skipped with a message."""
+    stream = stream if stream is not None else sys.stdin.buffer
+    for n, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            _say(f"skipped stdin line {n}: not valid UTF-8 ({e.reason} at byte {e.start})")
+            continue
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            _say(f"skipped stdin line {n}: empty (give an emotion description)")
+            continue
+        yield line
+
+
+def _reader(q: "queue.Queue", stream=None) -> None:
+    try:
+        for line in stdin_lines(stream):
+            q.put(line)
+    finally:
+        q.put(_EOF)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fast = "--json" in argv
+    streaming = None if fast else _import_streaming()
+    args = build_parser(streaming).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    warnings.showwarning = _showwarning
+    text = " ".join(args.text).strip() if args.text else None
+    if args.text and not text:
+        _say("error: the text is empty; give an emotion description such as \"furious scowl\"")
+        return 2
+    driven = getattr(args, "webcam", None) is not None or bool(getattr(args, "serve", None))
+    if not args.text and not args.stdin and (args.json or ((args.headless or not _has_display()) and not driven)):
+        _say("error: give a text (emo3d-run \"furious scowl\") or --stdin")
+        return 2
+    if args.size < 32 or args.size > 4096:
+        _say(f"error: --size must be in [32, 4096], got {args.size}")
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        _say(f"error: --duration must be > 0 seconds, got {args.duration}")
+        return 2
+
+    from emo3d.errors import Emo3DError, InvalidInputError
+    from runtime.engine import Engine, EngineOptions
+    try:
+        engine = Engine.create(EngineOptions(model=args.model, device=args.device, threads=args.threads,
+                                             strict_device=args.strict_device,
+                                             precision="int8" if args.int8 else "fp32", fast_load=args.json))
+    except Emo3DError as e:
+        _say(f"error: {e}")
+        return 2 if isinstance(e, InvalidInputError) else 1
+
+    if args.json:
+        return _run_json(engine, text, args)
+    return _run_live(engine, text, args, streaming)
+
+
+def _run_json(engine, text: Optional[str], args) -> int:
+    from emo3d.errors import InvalidInputError
+    prompts = ([text] if text else [])
+    rc = 0
+    for p in (prompts if not args.stdin else [*prompts, *stdin_lines()]):
+        try:
+            pred = engine.predict(p)
+        except InvalidInputError as e:
+            _say(f"error: {e}")
+            rc = 2
+            continue
+        try:
+            print(json.dumps(pred.scores), flush=True)
+        except BrokenPipeError:  # the reader went away (| head): stop quietly
+            sys.stderr.close()
+            return rc
+    return rc
+
+
+def _print_top(pred, k: int) -> None:
+    print(f"{pred.text!r}  ({pred.provider}, {pred.latency_ms:.1f} ms{', truncated' if pred.truncated else ''})")
+    for name, v in pred.top(k):
+        print(f"  {name:<20} {v:5.3f}  {'#' * int(round(v * 30))}")
+    sys.stdout.flush()
+
+
+def _run_live(engine, text: Optional[str], args, streaming) -> int:
+    from emo3d.errors import Emo3DError, InvalidInputError
+    from runtime.loop import AvatarLoop, LoopOptions
+    try:
+        opts = LoopOptions(fps=args.fps, transition_ms=args.transition_ms, intensity=args.intensity,
+                           idle=not args.no_idle)
+    except InvalidInputError as e:
+        _say(f"error: {e}")
+        return 2
+    loop = AvatarLoop(engine, opts)
+    closeables: list = []
+    headless = args.headless or not _has_display()
+    if not args.headless and headless:
+        _say("no display found: running headless (frames go to --out)")
+    window = None
+    if not headless:
+        try:
+            from runtime.preview import PreviewWindow
+            window = PreviewWindow(f"emo3d - {args.model}", args.size)
+        except Exception as e:
+            _say(f"no preview window ({type(e).__name__}: {e}); running headless")
+            headless = True
+    try:
+        if streaming is not None:
+            try:
+                closeables = list(streaming.attach(args, loop) or [])
+            except Emo3DError as e:
+                _say(f"error: {e}")
+                return 2
+        prompts: "queue.Queue" = queue.Queue()
+        if text:
+            prompts.put(text)
+        if args.stdin or (not headless and not text) or (not headless and sys.stdin.isatty()):
+            if not headless and sys.stdin.isatty():
+                _say("type a new prompt and Enter (q or Ctrl-D quits)")
+            threading.Thread(target=_reader, args=(prompts,), daemon=True).start()
+        else:
+            prompts.put(_EOF)
+        loop.start()
+        if headless:
+            return _headless(loop, prompts, args, bool(closeables))
+        return _windowed(loop, prompts, args, window)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        loop.close()
+        for c in closeables:
+            try:
+                c.close()
+            except Exception as e:
+                _say(f"warning: closing {type(c).__name__} failed: {e}")
+        if window is not None:
+            window.close()
+
+
+def _apply(loop, prompt: str, args) -> bool:
+    from emo3d.errors import InvalidInputError
+    if prompt.strip().lower() in ("q", "quit", "exit"):
+        return False
+    try:
+        pred = loop.set_text(prompt)
+    except InvalidInputError as e:
+        _say(f"error: {e}")
+        return True
+    _print_top(pred, args.top)
+    return True
+
+
+def _headless(loop, prompts: "queue.Queue", args, streaming: bool) -> int:
+    from runtime.preview import FaceView, Recorder, compose, slug, write_clip
+    t0 = time.monotonic()
+    left = lambda: None if args.duration is None else args.duration - (time.monotonic() - t0)  # noqa: E731
+    face = FaceView(args.size)
+    rec = Recorder()
+    loop.add_sink(rec)
+    clip_s = (args.transition_ms + args.hold_ms) / 1e3
+    n = 0
+    while True:
+        rem = left()
+        if rem is not None and rem <= 0:
+            break
+        try:
+            p = prompts.get(timeout=0.1 if rem is None else min(0.1, rem))
+        except queue.Empty:
+            continue
+        if p is _EOF:
+            break
+        done = rec.record(clip_s)
+        if not _apply(loop, p, args):
+            break
+        done.wait(clip_s + 5.0)
+        frames = rec.frames
+        if not frames:
+            continue
+        images = [compose(face.render(f.weights, f.head), f.weights, text=p, top_k=args.top) for f in frames]
+        frames_dir, gif = write_clip(images, args.out, f"{n:03d}_{slug(p)}", fps=args.fps)
+        print(f"  wrote {len(images)} frames to {frames_dir}/ and {gif}  (face: {face.backend})", flush=True)
+        n += 1
+    if streaming:  # keep streaming to the sinks for the rest of --duration (or until Ctrl-C)
+        while (rem := left()) is None or rem > 0:
+            time.sleep(0.1 if rem is None else min(0.1, rem))
+    return 0
+
+
+def _windowed(loop, prompts: "queue.Queue", args, window) -> int:
+    t0 = time.monotonic()
+    eof = False
+    while True:
+        if args.duration is not None and time.monotonic() - t0 >= args.duration:
+            return 0
+        while not eof:
+            try:
+                p = prompts.get_nowait()
+            except queue.Empty:
+                break
+            if p is _EOF:
+                eof = True
+                if sys.stdin.isatty():
+                    return 0
+                break
+            if not _apply(loop, p, args):
+                return 0
+        if loop.last_frame is not None:
+            key = window.show(loop.last_frame, top_k=args.top)
+            if key in (27, ord("q")) or window.closed:
+                return 0
+        time.sleep(1.0 / max(args.fps, 1.0))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""VMC protocol (Virtual Motion Capture over OSC/UDP): one bundle per avatar frame.
+
+Each frame becomes ONE OSC bundle (time tag "immediately") holding, in order:
+
+1. ``/VMC/Ext/OK (int 1)`` when ``ok=True`` (model loaded; optional),
+2. ``/VMC/Ext/T (float seconds)`` when ``time=True`` (optional),
+3. ``/VMC/Ext/Blend/Val (string name, float value)`` for every name of ``schema.VMC_NAMES``
+   (ARKit "perfect sync" clip names, e.g. ``JawOpen``),
+4. ``/VMC/Ext/Blend/Apply``.
+
+Receivers such as EVMC4U (Unity) or VSeeFace apply the values without custom code.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Mapping
+
+import numpy as np
+
+from emo3d import schema
+from emo3d.errors import InvalidInputError
+
+from . import osc
+
+DEFAULT_PORT = 39539
+BLEND_VAL = "/VMC/Ext/Blend/Val"
+BLEND_APPLY = "/VMC/Ext/Blend/Apply"
+OK = "/VMC/Ext/OK"
+TIME = "/VMC/Ext/T"
+
+# Pre-encoded prefix (size, address, ",sf", name) of every Blend/Val element; only the float changes.
+_VAL_PREFIX = tuple(
+    (lambda body: struct.pack(">i", len(body) + 4) + body)(
+        osc.encode_string(BLEND_VAL) + osc.encode_string(",sf") + osc.encode_string(name))
+    for name in schema.VMC_NAMES
+)
+_APPLY = osc.encode_message(BLEND_APPLY)
+_APPLY_EL = struct.pack(">i", len(_APPLY)) + _APPLY
+_OK = osc.encode_message(OK, (1,))
+_OK_EL = struct.pack(">i", len(_OK)) + _OK
+_HEADER = osc.BUNDLE_TAG + osc.encode_timetag(osc.IMMEDIATELY)
+_ARKIT_FROM_MP = np.array([schema.MEDIAPIPE_INDEX.get(n, -1) for n in schema.ARKIT_NAMES])
+
+
+def _arkit_values(weights) -> np.ndarray:
+    """[52] MediaPipe vector or {name: value} -> 52 floats in VMC_NAMES (ARKit) order."""
+    if isinstance(weights, Mapping):
+        weights = schema.weights_from_mapping(weights)
+    vec = np.asarray(weights, dtype=np.float32).reshape(-1)
+    if vec.shape[0] != schema.N_MEDIAPIPE:
+        raise InvalidInputError(f"VMC frame needs {schema.N_MEDIAPIPE} MediaPipe-order weights, got {vec.shape[0]}")
+    if not np.all(np.isfinite(vec)):
+        raise InvalidInputError("VMC frame weights contain NaN or inf")
+    out = np.where(_ARKIT_FROM_MP >= 0, vec[np.maximum(_ARKIT_FROM_MP, 0)], 0.0)
+    return out.astype(">f4")
+
+
+def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None) -> bytes:
+    """One VMC bundle for a frame. ``weights``: [52] MediaPipe order or {name: value};
+    ``ok`` adds ``/VMC/Ext/OK 1``; ``t`` (seconds) adds ``/VMC/Ext/T``."""
+    vals = _arkit_values(weights).tobytes()
+    parts = [_HEADER]
+    if ok:
+        parts.append(_OK_EL)
+    if t is not None:
+        msg = osc.encode_message(TIME, (float(t),))
+        parts.append(struct.pack(">i", len(msg)) + msg)
+    for i, prefix in enumerate(_VAL_PREFIX):
+        parts.append(prefix)
+        parts.append(vals[4 * i:4 * i + 4])
+    parts.append(_APPLY_EL)
+    return b"".join(parts)
+
+
+def parse_frame_bundle(data: bytes) -> dict:
+    """Decode a VMC datagram -> ``{"blend": {name: value}, "applied": bool, "ok": int|None, "t": float|None}``."""
+    out = {"blend": {}, "applied": False, "ok": None, "t": None}
+    for m in osc.iter_messages(osc.parse_packet(data)):
+        if m.address == BLEND_VAL and m.typetags == "sf":
+            out["blend"][m.args[0]] = m.args[1]
+        elif m.address == BLEND_APPLY:
+            out["applied"] = True
+        elif m.address == OK and m.args:
+            out["ok"] = m.args[0]
+        elif m.address == TIME and m.args:
+            out["t"] = m.args[0]
+    return out
+
+
+def parse_hostport(text: str, default_port: int, what: str = "address") -> tuple[str, int]:
+    """``"HOST:PORT"``, ``"HOST"`` or ``":PORT"`` -> (host, port); host defaults to 127.0.0.1."""
+    text = (text or "").strip()
+    host, port = text, default_port
+    if text.startswith("["):  # [ipv6]:port
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        port = int(port)
+    except ValueError:
+        raise InvalidInputError(f"{what} {text!r}: port {port!r} is not a number (accepted: HOST:PORT)") from None
+    if not 0 <= port <= 65535:
+        raise InvalidInputError(f"{what} {text!r}: port {port} is outside 0..65535")
+    return host or "127.0.0.1", port
+
+
+class UdpSink:
+    """Non-blocking UDP sender sink: ``send(frame)`` encodes and fires one datagram, never waits.
+
+    A full socket buffer or an unreachable receiver drops the datagram and counts it in ``dropped``.
+    """
+
+    def __init__(self, host: str, port: int, encode):
+        self.address = (host, port)
+        self._encode = encode
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        self._sock = socket.socket(info[0], socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._target = info[4]
+        self.sent = 0
+        self.dropped = 0
+
+    def send(self, frame) -> None:
+        data = self._encode(frame)
+        try:
+            self._sock.sendto(data, self._target)
+            self.sent += 1
+        except OSError:  # EAGAIN, ECONNREFUSED from an earlier ICMP error, network down
+            self.dropped += 1
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address[0]}:{self.address[1]})"
+
+
+class VmcSink(UdpSink):
+    """Sends each frame as one VMC bundle to ``host:port`` (default 127.0.0.1:39539)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, ok: bool = True,
+                 time: bool = True):
+        self.ok, self.time = ok, time
+        super().__init__(host, port, self._frame_bytes)
+
+    def _frame_bytes(self, frame) -> bytes:
+        return build_frame_bundle(frame.weights, ok=self.ok, t=float(frame.t) if self.time else None)

@@ -1,0 +1,399 @@
+"""Drive the avatar from a camera or a video file.
+
+OpenCV capture (a camera index or a video file) -> MediaPipe FaceLandmarker in VIDEO mode
+(``avatar.FaceScorer(mode="video")``) -> 52 blendshape scores -> :class:`LiveFace` (neutral
+calibration, ``--mix`` overlay, hold-and-fade when the face is lost) -> ``loop.set_live(vec)``
+(the loop applies One Euro smoothing).
+
+Calibration: the first ``calibrate_frames`` frames with a face are averaged as the user's resting
+face ``n``; afterwards every shape is rescaled ``clip((s - n) / (1 - n), 0, 1)``, so a resting face
+reads 0 and a full activation still reaches 1.
+
+Mix rule (``--mix TEXT``): the text decides the *upper face* -- brows, eye squint/wide, cheeks, nose
+sneer (:data:`TEXT_REGION`); the camera keeps the mouth, jaw, blinks and gaze. So "furious scowl"
+puts a scowl on a face that still talks and blinks with the user.
+
+No face: the last expression is held for ``hold_s`` seconds, then fades linearly to neutral over
+``fade_s`` seconds.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from emo3d import schema
+from emo3d.errors import AssetError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+_TEXT_PREFIXES = ("brow", "eyeSquint", "eyeWide", "cheek", "noseSneer")
+TEXT_REGION: tuple[str, ...] = tuple(n for n in schema.MODEL_NAMES if n.startswith(_TEXT_PREFIXES))
+CAMERA_REGION: tuple[str, ...] = tuple(n for n in schema.MODEL_NAMES if n not in TEXT_REGION)
+_TEXT_MASK = np.array([n in TEXT_REGION for n in schema.MEDIAPIPE_NAMES])
+_NEUTRAL = schema.MEDIAPIPE_INDEX[schema.NEUTRAL]
+
+
+def mix(tracked: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """The ``--mix`` rule: :data:`TEXT_REGION` from ``text``, everything else from ``tracked`` ([52] each)."""
+    tracked, text = _vec52(tracked, "tracked"), _vec52(text, "text")
+    return np.where(_TEXT_MASK, text, tracked).astype(np.float32)
+
+
+def _vec52(v, what: str) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32).reshape(-1)
+    if v.shape[0] != schema.N_MEDIAPIPE:
+        raise InvalidInputError(f"{what} scores: got {v.shape[0]} values, expected {schema.N_MEDIAPIPE} (MediaPipe order)")
+    if not np.all(np.isfinite(v)):
+        raise InvalidInputError(f"{what} scores contain NaN or inf")
+    return v
+
+
+@dataclass
+class WebcamOptions:
+    """Options of the webcam path (validated)."""
+    source: str | int = 0             # camera index or video file path
+    calibrate_frames: int = 30        # resting frames averaged as neutral (0 = no calibration)
+    mix_text: str | None = None       # --mix text (needs the loop's engine)
+    mix_vector: np.ndarray | None = None  # or the [52] vector to overlay directly
+    hold_s: float = 0.5               # keep the last expression this long when the face is lost
+    fade_s: float = 1.0               # then fade to neutral over this long
+    loop_video: bool = False          # restart a video file at its end
+    realtime: bool = True             # pace video files at their frame rate
+
+    def __post_init__(self):
+        if isinstance(self.source, str) and self.source.strip().isdigit():
+            self.source = int(self.source.strip())
+        if isinstance(self.source, bool) or not isinstance(self.source, (int, str, Path)):
+            raise InvalidInputError(f"webcam source {self.source!r} must be a camera index or a video file path")
+        if isinstance(self.source, (str, Path)):
+            if not Path(self.source).is_file():
+                raise InvalidInputError(f"webcam source {str(self.source)!r} is neither a camera index nor an "
+                                        "existing video file")
+            self.source = str(self.source)
+        elif self.source < 0:
+            raise InvalidInputError(f"camera index {self.source} must be >= 0")
+        if not isinstance(self.calibrate_frames, int) or self.calibrate_frames < 0:
+            raise InvalidInputError(f"calibrate_frames={self.calibrate_frames!r} must be an integer >= 0")
+        for name in ("hold_s", "fade_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
+                raise InvalidInputError(f"{name}={v!r} must be a finite number >= 0")
+        if self.mix_text is not None and not str(self.mix_text).strip():
+            raise InvalidInputError("--mix text is empty")
+        if self.mix_vector is not None:
+            self.mix_vector = _vec52(self.mix_vector, "mix")
+
+
+class LiveFace:
+    """Per-frame post-processing of tracked scores: calibration, mix, hold-and-fade. No I/O."""
+
+    def __init__(self, calibrate_frames: int = 30, mix_vector: np.ndarray | None = None,
+                 hold_s: float = 0.5, fade_s: float = 1.0):
+        self.calibrate_frames = calibrate_frames
+        self.mix_vector = None if mix_vector is None else _vec52(mix_vector, "mix")
+        self.hold_s, self.fade_s = hold_s, fade_s
+        self.neutral: np.ndarray | None = None if calibrate_frames else np.zeros(schema.N_MEDIAPIPE, np.float32)
+        self._calib: list[np.ndarray] = []
+        self._last = np.zeros(schema.N_MEDIAPIPE, np.float32)
+        self._last_face_t: float | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.neutral is not None
+
+    def update(self, scores: np.ndarray | None, t: float) -> np.ndarray:
+        """Scores of one frame (``None`` = no face) at time ``t`` seconds -> the [52] vector to show."""
+        if scores is None:
+            if self._last_face_t is None:
+                return np.zeros(schema.N_MEDIAPIPE, np.float32)
+            lost = t - self._last_face_t
+            if lost <= self.hold_s:
+                return self._last.copy()
+            k = 0.0 if self.fade_s <= 0 else max(0.0, 1.0 - (lost - self.hold_s) / self.fade_s)
+            return (self._last * k).astype(np.float32)
+        raw = np.clip(_vec52(scores, "tracked"), 0.0, 1.0)
+        if self.neutral is None:
+            self._calib.append(raw)
+            if len(self._calib) >= self.calibrate_frames:
+                self.neutral = np.mean(self._calib, axis=0).astype(np.float32)
+                self.neutral[_NEUTRAL] = 0.0
+                self._calib = []
+            out = raw
+        else:
+            n = self.neutral
+            out = np.clip((raw - n) / np.maximum(1.0 - n, 1e-3), 0.0, 1.0)
+            out[_NEUTRAL] = raw[_NEUTRAL]
+        if self.mix_vector is not None:
+            out = mix(out, self.mix_vector)
+        self._last = out.astype(np.float32)
+        self._last_face_t = t
+        return self._last.copy()
+
+
+def default_scorer():
+    """``avatar.FaceScorer(mode="video")`` (the face bundle of the avatar package), or a direct
+    MediaPipe FaceLandmarker on ``avatar.face_landmarker_path()`` where no scorer is exported."""
+    try:
+        import avatar
+    except ImportError as e:  # pragma: no cover
+        raise AssetError(f"the webcam needs the avatar package: {e}") from None
+    scorer_cls = getattr(avatar, "FaceScorer", None)
+    if scorer_cls is None:
+        try:
+            from avatar.scorer import FaceScorer as scorer_cls
+        except ImportError:
+            scorer_cls = None
+    if scorer_cls is not None:
+        return scorer_cls(mode="video")
+    path_fn = getattr(avatar, "face_landmarker_path", None)
+    if path_fn is None:
+        try:
+            from avatar.bundle import face_landmarker_path as path_fn
+        except ImportError:
+            raise AssetError("no MediaPipe face landmarker available (avatar.FaceScorer / "
+                             "avatar.face_landmarker_path)") from None
+    return _LandmarkerScorer(path_fn())
+
+
+def _takes_timestamp(scorer) -> bool:
+    try:
+        return "timestamp_ms" in inspect.signature(scorer.scores).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class _LandmarkerScorer:
+    """Minimal FaceLandmarker (VIDEO mode) -> [52] MediaPipe-order scores, None without a face."""
+
+    def __init__(self, model_path):
+        from mediapipe.tasks.python import BaseOptions, vision
+        opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(model_path)),
+                                            running_mode=vision.RunningMode.VIDEO,
+                                            output_face_blendshapes=True, num_faces=1)
+        self._lm = vision.FaceLandmarker.create_from_options(opts)
+        self._ts = 0
+
+    def scores(self, rgb: np.ndarray, *, timestamp_ms: int | None = None) -> np.ndarray | None:
+        import mediapipe as mp
+        self._ts = max(self._ts + 1, int(timestamp_ms)) if timestamp_ms is not None else self._ts + 33
+        res = self._lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                                 data=np.ascontiguousarray(rgb)), self._ts)
+        if not res.face_blendshapes:
+            return None
+        out = np.zeros(schema.N_MEDIAPIPE, np.float32)
+        for c in res.face_blendshapes[0]:
+            if c.category_name in schema.MEDIAPIPE_INDEX:
+                out[schema.MEDIAPIPE_INDEX[c.category_name]] = c.score
+        return out
+
+    def close(self):
+        self._lm.close()
+
+
+def _open_capture(source):
+    import cv2
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        kind = "camera" if isinstance(source, int) else "video file"
+        raise InvalidInputError(f"cannot open {kind} {source!r} with OpenCV")
+    return cap
+
+
+@dataclass
+class TrackResult:
+    """Scores tracked from a video: ``scores`` [N,52] raw MediaPipe scores (NaN rows = no face),
+    ``shown`` [N,52] after calibration/mix/hold-fade, ``face`` [N] bool, ``fps`` of the file."""
+    scores: np.ndarray
+    shown: np.ndarray
+    face: np.ndarray
+    fps: float
+
+
+def track_video(path, *, scorer=None, face: LiveFace | None = None, max_frames: int | None = None,
+                progress: bool = False) -> TrackResult:
+    """Run the webcam pipeline over a video file as fast as possible (no avatar loop)."""
+    opts = WebcamOptions(source=str(path), calibrate_frames=0)
+    cap = _open_capture(opts.source)
+    fps = cap.get(5) or 30.0  # CAP_PROP_FPS
+    total = int(cap.get(7) or 0)  # CAP_PROP_FRAME_COUNT
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=min(total, max_frames or total) or None, unit="frame", desc="tracking")
+    own = scorer is None
+    scorer = scorer or default_scorer()
+    face = face or LiveFace(calibrate_frames=0)
+    raw, shown, found = [], [], []
+    stamped = _takes_timestamp(scorer)
+    try:
+        i = 0
+        while max_frames is None or i < max_frames:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            rgb = bgr[:, :, ::-1].copy()
+            s = scorer.scores(rgb, timestamp_ms=int(round(i * 1000 / fps)) + 1) if stamped else scorer.scores(rgb)
+            raw.append(np.full(schema.N_MEDIAPIPE, np.nan, np.float32) if s is None else np.asarray(s, np.float32))
+            found.append(s is not None)
+            shown.append(face.update(s, i / fps))
+            i += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        cap.release()
+        if own and hasattr(scorer, "close"):
+            scorer.close()
+    if not raw:
+        raise InvalidInputError(f"video file {str(path)!r} has no readable frames")
+    return TrackResult(np.stack(raw), np.stack(shown), np.array(found), float(fps))
+
+
+@dataclass
+class WebcamStats:
+    frames: int = 0
+    faces: int = 0
+    calibrated: bool = False
+    error: str | None = None
+    fps: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+class WebcamTracker:
+    """Background thread: capture -> scorer -> :class:`LiveFace` -> ``loop.set_live``. ``close()`` stops it."""
+
+    def __init__(self, loop, options: WebcamOptions | None = None, *, scorer_factory: Callable | None = None):
+        self.loop = loop
+        self.options = options or WebcamOptions()
+        self.stats = WebcamStats()
+        self._scorer_factory = scorer_factory or default_scorer
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.done = threading.Event()
+
+    def _mix_vector(self):
+        o = self.options
+        if o.mix_vector is not None:
+            return o.mix_vector
+        if o.mix_text is None:
+            return None
+        engine = getattr(self.loop, "engine", None)
+        if engine is None:
+            raise InvalidInputError("--mix needs a text model: the avatar loop has no engine")
+        return _vec52(engine.predict(o.mix_text).vector, "mix")
+
+    def start(self) -> "WebcamTracker":
+        face = LiveFace(self.options.calibrate_frames, self._mix_vector(), self.options.hold_s, self.options.fade_s)
+        cap = _open_capture(self.options.source)  # fail now, in the caller, if the source is bad
+        scorer = self._scorer_factory()
+        self._thread = threading.Thread(target=self._run, args=(cap, scorer, face), name="emo3d-webcam",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, cap, scorer, face: LiveFace):
+        o = self.options
+        is_file = isinstance(o.source, str)
+        fps = (cap.get(5) or 30.0) if is_file else 0.0
+        t0 = time.monotonic()
+        i = 0
+        stamped = _takes_timestamp(scorer)
+        last_ms = 0
+        try:
+            while not self._stop.is_set():
+                ok, bgr = cap.read()
+                if not ok:
+                    if is_file and o.loop_video:
+                        cap.set(1, 0)  # CAP_PROP_POS_FRAMES
+                        continue
+                    if not is_file:
+                        self.stats.error = "camera stopped delivering frames"
+                    break
+                t = i / fps if is_file else time.monotonic() - t0
+                rgb = bgr[:, :, ::-1].copy()
+                if stamped:  # MediaPipe VIDEO mode needs strictly increasing timestamps (also across loops)
+                    last_ms = max(last_ms + 1, int(round(t * 1000)))
+                    s = scorer.scores(rgb, timestamp_ms=last_ms)
+                else:
+                    s = scorer.scores(rgb)
+                self.stats.frames += 1
+                self.stats.faces += s is not None
+                self.loop.set_live(face.update(s, t))
+                self.stats.calibrated = face.calibrated
+                i += 1
+                if is_file and o.realtime:
+                    delay = t0 + i / fps - time.monotonic()
+                    if delay > 0:
+                        self._stop.wait(delay)
+        except Exception as e:  # report, never kill the process from this thread
+            log.exception("webcam stopped")
+            self.stats.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.stats.fps = self.stats.frames / max(time.monotonic() - t0, 1e-9)
+            cap.release()
+            if hasattr(scorer, "close"):
+                scorer.close()
+            self.done.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def plot_tracking(result: TrackResult, path, *, top: int = 6) -> None:
+    """PNG of the ``top`` most active tracked shapes over time (gaps = no face)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from emo3d.io import atomic_path
+    t = np.arange(len(result.scores)) / result.fps
+    act = np.nan_to_num(result.scores[:, 1:]).max(axis=0)
+    names = [schema.MEDIAPIPE_NAMES[1 + i] for i in np.argsort(-act)[:top]]
+    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
+    for n in names:
+        ax.plot(t, result.scores[:, schema.MEDIAPIPE_INDEX[n]], label=n)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("MediaPipe score")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"tracked blendshapes ({result.face.mean():.0%} of frames with a face)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runtime.webcam VIDEO [--png plot.png]``: track a video file, print a summary."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m runtime.webcam", description=main.__doc__)
+    ap.add_argument("video", help="video file to track")
+    ap.add_argument("--png", help="write a plot of the most active shapes here")
+    ap.add_argument("--max-frames", type=int)
+    a = ap.parse_args(argv)
+    try:
+        res = track_video(a.video, max_frames=a.max_frames, progress=True)
+    except (InvalidInputError, AssetError) as e:
+        print(f"error: {e}")
+        return 2
+    mean = np.nanmean(res.scores, axis=0) if res.face.any() else np.zeros(schema.N_MEDIAPIPE)
+    print(f"{len(res.scores)} frames at {res.fps:.1f} fps, face in {res.face.mean():.0%}")
+    for i in np.argsort(-np.nan_to_num(mean))[:8]:
+        print(f"  {schema.MEDIAPIPE_NAMES[i]:<20} mean {mean[i]:.3f}")
+    if a.png:
+        plot_tracking(res, a.png)
+        print(f"wrote {a.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
