@@ -80,6 +80,8 @@ class CalibrateOptions:
     report_only: bool = False
     refine: bool = False
     refine_below: float = 0.4
+    refine_passes: int = 2
+    refine_amplify: float = 1.5
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -293,13 +295,19 @@ def _refine(probe: "_Probe", cal: dict, opts: CalibrateOptions, log=print) -> No
         w = np.zeros(schema.N_MEDIAPIPE, np.float32)
         w[schema.MEDIAPIPE_INDEX[name]] = 1.0
         Vd = rig.deform(w)[0]
-        P1, _, _ = _project(rig, Vd, opts.size)
-        disp = P1 - P0
-        shape_px = base_px.copy()
-        shape_px[mesh_pos] += disp[sub[mesh_pos]]
-        for side, rng in iris_sides:
-            for j in rng:
-                shape_px[list(sub).index(j)] += disp[pole[side]]
+        # start from what FaceLandmarker actually detects on the render of this shape (the proxy
+        # score of those landmarks is the full-path score); fall back to the projected mesh
+        detected = probe.scores(probe.images(cal, w[None]))[0]
+        if not np.isnan(detected).any():
+            shape_px = probe.scorer.last_landmarks[list(BLENDSHAPE_SUBSET), :2] * opts.size
+        else:
+            P1, _, _ = _project(rig, Vd, opts.size)
+            disp = P1 - P0
+            shape_px = base_px.copy()
+            shape_px[mesh_pos] += disp[sub[mesh_pos]]
+            for side, rng in iris_sides:
+                for j in rng:
+                    shape_px[list(sub).index(j)] += disp[pole[side]]
         mag = np.linalg.norm(Vd - rig.vertices, axis=1)[:head.n_face]
         if mag.max() <= 0:
             continue
@@ -307,7 +315,7 @@ def _refine(probe: "_Probe", cal: dict, opts: CalibrateOptions, log=print) -> No
         d = np.linalg.norm(rig.vertices[MESH_SUBSET][:, None] - rig.vertices[hot][None], axis=2).min(1)
         region = np.zeros(146, bool)
         region[mesh_pos] = d < 0.8
-        c = refine_shape(proxy, base_px, shape_px, name, region, log=log)
+        c = refine_shape(proxy, base_px, shape_px, name, region, log=log, amplify=opts.refine_amplify)
         if c is None:
             continue
         g = float(cal["gains"].get(name, 1.0))
@@ -350,7 +358,8 @@ def calibrate(opts: CalibrateOptions, start: Optional[dict] = None, log=print) -
             for n, v in high.items():
                 for a in anta[n]:
                     cal["neutral_bias"][a] = float(np.clip(cal["neutral_bias"].get(a, 0.0) + 0.8 * (v - 0.08), 0, 0.8))
-        if opts.refine:
+        for p in range(opts.refine_passes if opts.refine else 0):
+            log(f"refine pass {p + 1}/{opts.refine_passes}")
             _refine(probe, cal, opts, log)
         W = _unit_batch()
         lo = {n: opts.gain_min for n in schema.MODEL_NAMES}

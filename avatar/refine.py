@@ -88,12 +88,13 @@ def correction_field(vertices: np.ndarray, n_face: int, corr: Dict[int, np.ndarr
 
 
 def refine_shape(proxy: ProxyScorer, base_px: np.ndarray, shape_px: np.ndarray, name: str, region: np.ndarray,
-                 *, steps: int = 12, step_px: float = 1.5, max_px: float = 6.0,
+                 *, steps: int = 12, step_px: float = 1.5, max_px: float = 6.0, amplify: float = 1.0,
                  log=None) -> Optional[np.ndarray]:
     """Finite-difference ascent of a 2-D correction [146,2] on landmarks in ``region`` (bool [146]).
 
     ``base_px``: neutral landmarks (pixels), ``shape_px``: landmarks of the authored shape at weight 1.
-    Returns the correction in pixels (zeros outside the region) or None when nothing improved.
+    Returns the correction in pixels (zeros outside the region) times ``amplify`` (FaceLandmarker
+    follows a mesh displacement only partly), or None when nothing improved.
     """
     i = schema.MEDIAPIPE_INDEX[name]
     mirror = None
@@ -137,4 +138,4 @@ def refine_shape(proxy: ProxyScorer, base_px: np.ndarray, shape_px: np.ndarray, 
             break
     if log:
         log(f"refine {name}: proxy {s0:.2f} -> {best[2]:.2f}")
-    return best[1] if best[2] > s0 + 0.05 else None
+    return best[1] * amplify if best[2] > s0 + 0.05 else None

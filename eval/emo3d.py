@@ -255,7 +255,6 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
     rest is built from ``options``."""
     from . import report
     out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
     judges = dict(judges or {})
     names = list(options.judges) + [n for n in judges if n not in options.judges]
     clip_name = None
@@ -266,6 +265,7 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
         clip_name = getattr(clip, "name", "clip")
     if bank is None:
         bank = build_bank(options.data, BankOptions(size=options.bank_size, seed=options.seed))
+    out.mkdir(parents=True, exist_ok=True)
     if len(bank) < options.k:
         raise InvalidInputError(f"the bank has {len(bank)} prompts, fewer than k={options.k}")
     bank.save(out / "bank.json")
@@ -291,37 +291,39 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
     has_truth = np.all(np.isfinite(bank.truth), axis=1)
     cols = [schema.MEDIAPIPE_INDEX[n] for n in schema.MODEL_NAMES]
     results, taken, sheet = [], set(), {}
-    for model in options.models:
-        t0 = time.perf_counter()
-        name = _model_name(model, taken)
-        cache = out / "cache" / f"{_slug(name)}_{_model_signature(model)}"
-        cache.mkdir(parents=True, exist_ok=True)
-        factory = (lambda m=model: predictors[m]) if predictors and model in predictors \
-            else (lambda m=model: make_predictor(m))
-        pred = _predictions(cache, bank, factory)
-        images = _renders(cache, pred, render, f"render {name}", options.progress)
-        sheet[name] = images
-        res = ModelResult(name=name, path=str(model),
-                          mse=mse(pred[has_truth][:, cols], bank.truth[has_truth][:, cols])
-                          if has_truth.any() else None)
-        if clip is not None:
-            keys = [_key(np.round(p, 5).tobytes()) for p in pred]
-            img_emb = _clip_images(cache, clip, _key(clip_name), images, keys)
-            m = emo3d_metric(img_emb, text_emb, bank.emotions, options=options.metric)
-            res.emo3d, res.recall_at_k, res.mean_kl = m.score, m.recall_at_k, m.mean_kl
-            res.judges["clip"] = JudgeResult("clip", m.score, m.kl,
-                                             {"mean_kl": m.mean_kl, "recall_at_k": m.recall_at_k,
-                                              "k": m.k, "compat": m.compat, "eps": m.eps,
-                                              "alpha": m.alpha, "topk": m.topk.tolist()})
-        for jname in names:
-            if jname == "clip":
-                continue
-            res.judges[jname] = judges[jname].evaluate(images, emotions=bank.emotions, vectors=pred)
-        res.seconds = time.perf_counter() - t0
-        results.append(res)
-    for j in judges.values():
-        if hasattr(j, "close"):
-            j.close()
+    try:
+        for model in tqdm(options.models, desc="models", unit="model", disable=not options.progress):
+            t0 = time.perf_counter()
+            name = _model_name(model, taken)
+            cache = out / "cache" / f"{_slug(name)}_{_model_signature(model)}"
+            cache.mkdir(parents=True, exist_ok=True)
+            factory = (lambda m=model: predictors[m]) if predictors and model in predictors \
+                else (lambda m=model: make_predictor(m))
+            pred = _predictions(cache, bank, factory)
+            images = _renders(cache, pred, render, f"render {name}", options.progress)
+            sheet[name] = images
+            res = ModelResult(name=name, path=str(model),
+                              mse=mse(pred[has_truth][:, cols], bank.truth[has_truth][:, cols])
+                              if has_truth.any() else None)
+            if clip is not None:
+                keys = [_key(np.round(p, 5).tobytes()) for p in pred]
+                img_emb = _clip_images(cache, clip, _key(clip_name), images, keys)
+                m = emo3d_metric(img_emb, text_emb, bank.emotions, options=options.metric)
+                res.emo3d, res.recall_at_k, res.mean_kl = m.score, m.recall_at_k, m.mean_kl
+                res.judges["clip"] = JudgeResult("clip", m.score, m.kl,
+                                                 {"mean_kl": m.mean_kl, "recall_at_k": m.recall_at_k,
+                                                  "k": m.k, "compat": m.compat, "eps": m.eps,
+                                                  "alpha": m.alpha, "topk": m.topk.tolist()})
+            for jname in names:
+                if jname == "clip":
+                    continue
+                res.judges[jname] = judges[jname].evaluate(images, emotions=bank.emotions, vectors=pred)
+            res.seconds = time.perf_counter() - t0
+            results.append(res)
+    finally:
+        for j in judges.values():
+            if hasattr(j, "close"):
+                j.close()
     result = EvalResult(options, bank, results, out, clip_name)
     result.files = report.write_report(result, sheet)
     return result

@@ -168,38 +168,57 @@ def _spec_key(spec: BackboneSpec) -> str:
     return h.hexdigest()[:16]
 
 
+class EmbeddingStore:
+    """Per-text embedding cache of one backbone: ``cache_dir("embeddings", spec_key)/chunk-*.npz``.
+
+    Each chunk holds ``texts`` and ``emb``; a rebuilt dataset only embeds the texts it has not seen.
+    """
+
+    def __init__(self, spec: BackboneSpec):
+        self.folder = cache_dir("embeddings", _spec_key(spec))
+        self.table: Dict[str, np.ndarray] = {}
+        for f in sorted(self.folder.glob("chunk-*.npz")):
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    for t, e in zip(z["texts"].tolist(), z["emb"]):
+                        self.table[t] = e
+            except (OSError, ValueError, KeyError):
+                log.warning("ignoring unreadable embedding cache file %s", f)
+
+    def add(self, texts: Sequence[str], emb: np.ndarray) -> None:
+        if not len(texts):
+            return
+        key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
+        with atomic_path(self.folder / f"chunk-{key}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, texts=np.array(list(texts)), emb=emb.astype(np.float32))
+        self.table.update(zip(texts, emb))
+
+
 @torch.no_grad()
 def embed_texts(encoder, tokenizer, texts: Sequence[str], spec: BackboneSpec, *, batch: int = 128,
                 progress: bool = True, cache: bool = True) -> torch.Tensor:
-    """Embed texts with a (frozen) encoder; unique texts once, optionally cached on disk."""
+    """Embed texts with a (frozen) encoder: each distinct text once; cached per text on disk."""
     from tqdm.auto import tqdm
-    uniq = sorted(set(texts))
-    key = hashlib.sha256((_spec_key(spec) + "\x00".join(uniq)).encode()).hexdigest()[:24]
-    path = cache_dir("embeddings") / f"text-{key}.npy"
-    table = None
-    if cache and path.is_file():
-        try:
-            table = np.load(path)
-            if table.shape[0] != len(uniq):
-                table = None
-        except (OSError, ValueError):
-            table = None
-    if table is None:
+    store = EmbeddingStore(spec) if cache else None
+    known = store.table if store else {}
+    todo = sorted({t for t in texts if t not in known}, key=len)   # similar lengths: less padding
+    fresh: Dict[str, np.ndarray] = {}
+    if todo:
         encoder.eval()
-        order = sorted(range(len(uniq)), key=lambda i: len(uniq[i]))   # similar lengths: less padding
-        table = np.zeros((len(uniq), encoder.out_dim), np.float32)
-        for i in tqdm(range(0, len(uniq), batch), desc="embedding texts", unit="batch", disable=not progress,
+        for i in tqdm(range(0, len(todo), batch), desc="embedding texts", unit="batch", disable=not progress,
                       leave=False):
-            sel = order[i:i + batch]
-            tok = tokenizer([uniq[j] for j in sel], padding=True, truncation=True, max_length=spec.max_length,
-                            return_tensors="pt")
-            table[sel] = encoder(tok["input_ids"], tok["attention_mask"]).float().cpu().numpy()
-        if cache:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, table)
-    index = {t: i for i, t in enumerate(uniq)}
-    return torch.from_numpy(table[[index[t] for t in texts]].astype(np.float32))
+            chunk = todo[i:i + batch]
+            tok = tokenizer(chunk, padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt")
+            emb = encoder(tok["input_ids"], tok["attention_mask"]).float().cpu().numpy()
+            fresh.update(zip(chunk, emb))
+            if store is not None and (len(fresh) >= 2048 or i + batch >= len(todo)):
+                store.add(list(fresh), np.stack(list(fresh.values())))   # saved as it goes
+                fresh = {}
+        known = store.table if store else fresh
+    if not texts:
+        return torch.zeros((0, encoder.out_dim))
+    return torch.from_numpy(np.stack([known[t] for t in texts]).astype(np.float32))
 
 
 @torch.no_grad()

@@ -38,7 +38,8 @@ def _showwarning(message, category, filename, lineno, file=None, line=None) -> N
 def build_parser(streaming=None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Emotion text -> 52 blendshapes -> a live face.")
     p.add_argument("text", nargs="*", help="the emotion description, e.g. \"furious scowl\"")
-    p.add_argument("--json", action="store_true", help="print the 52 scores by name as one JSON object and exit")
+    p.add_argument("--json", action="store_true",
+                   help="print the 52 scores by name as one JSON object and exit (with --stdin: one per line)")
     p.add_argument("--stdin", action="store_true", help="read one prompt per line from stdin")
     p.add_argument("--headless", action="store_true", help="no window: print scores, write PNG frames + GIF")
     p.add_argument("--out", default="out", help="folder for headless PNG frames and GIFs (default: out)")

@@ -15,6 +15,9 @@ puts a scowl on a face that still talks and blinks with the user.
 
 No face: the last expression is held for ``hold_s`` seconds, then fades linearly to neutral over
 ``fade_s`` seconds.
+
+Head pose: (yaw, pitch, roll) from the tracked landmarks (:func:`head_pose`), calibrated like the
+scores and passed as ``set_live(vec, head=...)`` where the loop accepts it.
 """
 from __future__ import annotations
 
@@ -44,6 +47,31 @@ def mix(tracked: np.ndarray, text: np.ndarray) -> np.ndarray:
     """The ``--mix`` rule: :data:`TEXT_REGION` from ``text``, everything else from ``tracked`` ([52] each)."""
     tracked, text = _vec52(tracked, "tracked"), _vec52(text, "text")
     return np.where(_TEXT_MASK, text, tracked).astype(np.float32)
+
+
+# MediaPipe face-mesh landmarks used for the head pose
+_EYE_OUTER_RIGHT, _EYE_OUTER_LEFT, _FOREHEAD, _CHIN = 33, 263, 10, 152
+
+
+def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) radians of a face from MediaPipe's normalised landmarks [478,3].
+
+    Same convention as the renderer's ``pose`` (R = Ry(yaw) Rx(pitch) Rz(roll) in rig space:
+    +yaw turns toward the subject's left, +pitch looks down, +roll tilts toward the subject's right
+    shoulder) for an unmirrored camera image. Built from the eye-corner line and the chin-to-forehead
+    line, so a resting face reads a few degrees of pitch: calibration removes that offset."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    p = lm[:, :3] * np.array([width, height, width], dtype=np.float64)
+    p[:, 1:] *= -1.0                                   # image y down / z away -> rig y up / z toward viewer
+    x = p[_EYE_OUTER_LEFT] - p[_EYE_OUTER_RIGHT]
+    y = p[_FOREHEAD] - p[_CHIN]
+    x /= max(np.linalg.norm(x), 1e-9)
+    y = y - (y @ x) * x
+    y /= max(np.linalg.norm(y), 1e-9)
+    z = np.cross(x, y)
+    m = np.stack([x, y, z], axis=1)
+    pitch = float(np.arcsin(np.clip(-m[1, 2], -1.0, 1.0)))
+    return float(np.arctan2(m[0, 2], m[2, 2])), pitch, float(np.arctan2(m[1, 0], m[1, 1]))
 
 
 def _vec52(v, what: str) -> np.ndarray:
@@ -101,30 +129,43 @@ class LiveFace:
         self.hold_s, self.fade_s = hold_s, fade_s
         self.neutral: np.ndarray | None = None if calibrate_frames else np.zeros(schema.N_MEDIAPIPE, np.float32)
         self._calib: list[np.ndarray] = []
+        self._calib_head: list[np.ndarray] = []
+        self.neutral_head = np.zeros(3)
         self._last = np.zeros(schema.N_MEDIAPIPE, np.float32)
+        self._last_head = np.zeros(3)
         self._last_face_t: float | None = None
+        self.head: tuple[float, float, float] | None = None   # head pose to show with the last update
 
     @property
     def calibrated(self) -> bool:
         return self.neutral is not None
 
-    def update(self, scores: np.ndarray | None, t: float) -> np.ndarray:
-        """Scores of one frame (``None`` = no face) at time ``t`` seconds -> the [52] vector to show."""
+    def update(self, scores: np.ndarray | None, t: float, head=None) -> np.ndarray:
+        """Scores of one frame (``None`` = no face) at time ``t`` seconds -> the [52] vector to show.
+        ``head``: tracked (yaw, pitch, roll) radians or None; the pose to show lands in ``self.head``."""
         if scores is None:
             if self._last_face_t is None:
+                self.head = None
                 return np.zeros(schema.N_MEDIAPIPE, np.float32)
             lost = t - self._last_face_t
-            if lost <= self.hold_s:
-                return self._last.copy()
-            k = 0.0 if self.fade_s <= 0 else max(0.0, 1.0 - (lost - self.hold_s) / self.fade_s)
+            k = 1.0 if lost <= self.hold_s else \
+                0.0 if self.fade_s <= 0 else max(0.0, 1.0 - (lost - self.hold_s) / self.fade_s)
+            self.head = tuple(float(v) for v in self._last_head * k)
             return (self._last * k).astype(np.float32)
         raw = np.clip(_vec52(scores, "tracked"), 0.0, 1.0)
+        h = None if head is None else np.asarray(head, dtype=np.float64).reshape(3)
+        if h is not None and not np.all(np.isfinite(h)):
+            h = None
         if self.neutral is None:
             self._calib.append(raw)
+            if h is not None:
+                self._calib_head.append(h)
             if len(self._calib) >= self.calibrate_frames:
                 self.neutral = np.mean(self._calib, axis=0).astype(np.float32)
                 self.neutral[_NEUTRAL] = 0.0
-                self._calib = []
+                if self._calib_head:
+                    self.neutral_head = np.mean(self._calib_head, axis=0)
+                self._calib, self._calib_head = [], []
             out = raw
         else:
             n = self.neutral
@@ -133,6 +174,8 @@ class LiveFace:
         if self.mix_vector is not None:
             out = mix(out, self.mix_vector)
         self._last = out.astype(np.float32)
+        self._last_head = np.zeros(3) if h is None else h - self.neutral_head
+        self.head = None if h is None else tuple(float(v) for v in self._last_head)
         self._last_face_t = t
         return self._last.copy()
 
@@ -162,6 +205,14 @@ def default_scorer():
     return _LandmarkerScorer(path_fn())
 
 
+def _tracked_head(scorer, scores, rgb):
+    """Head pose from the scorer's last landmarks (None without a face or landmarks)."""
+    lm = getattr(scorer, "last_landmarks", None) if scores is not None else None
+    if lm is None or len(lm) <= _CHIN:
+        return None
+    return head_pose(lm, rgb.shape[1], rgb.shape[0])
+
+
 def _takes_timestamp(scorer) -> bool:
     try:
         return "timestamp_ms" in inspect.signature(scorer.scores).parameters
@@ -179,6 +230,7 @@ class _LandmarkerScorer:
                                             output_face_blendshapes=True, num_faces=1)
         self._lm = vision.FaceLandmarker.create_from_options(opts)
         self._ts = 0
+        self.last_landmarks = None
 
     def scores(self, rgb: np.ndarray, *, timestamp_ms: int | None = None) -> np.ndarray | None:
         import mediapipe as mp
@@ -186,7 +238,9 @@ class _LandmarkerScorer:
         res = self._lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB,
                                                  data=np.ascontiguousarray(rgb)), self._ts)
         if not res.face_blendshapes:
+            self.last_landmarks = None
             return None
+        self.last_landmarks = np.array([[p.x, p.y, p.z] for p in res.face_landmarks[0]], np.float32)
         out = np.zeros(schema.N_MEDIAPIPE, np.float32)
         for c in res.face_blendshapes[0]:
             if c.category_name in schema.MEDIAPIPE_INDEX:
@@ -209,11 +263,13 @@ def _open_capture(source):
 @dataclass
 class TrackResult:
     """Scores tracked from a video: ``scores`` [N,52] raw MediaPipe scores (NaN rows = no face),
-    ``shown`` [N,52] after calibration/mix/hold-fade, ``face`` [N] bool, ``fps`` of the file."""
+    ``shown`` [N,52] after calibration/mix/hold-fade, ``face`` [N] bool, ``fps`` of the file,
+    ``head`` [N,3] tracked (yaw, pitch, roll) radians, NaN without a face or landmarks."""
     scores: np.ndarray
     shown: np.ndarray
     face: np.ndarray
     fps: float
+    head: np.ndarray | None = None
 
 
 def track_video(path, *, scorer=None, face: LiveFace | None = None, max_frames: int | None = None,
@@ -230,7 +286,7 @@ def track_video(path, *, scorer=None, face: LiveFace | None = None, max_frames: 
     own = scorer is None
     scorer = scorer or default_scorer()
     face = face or LiveFace(calibrate_frames=0)
-    raw, shown, found = [], [], []
+    raw, shown, found, heads = [], [], [], []
     stamped = _takes_timestamp(scorer)
     try:
         i = 0
@@ -242,7 +298,9 @@ def track_video(path, *, scorer=None, face: LiveFace | None = None, max_frames: 
             s = scorer.scores(rgb, timestamp_ms=int(round(i * 1000 / fps)) + 1) if stamped else scorer.scores(rgb)
             raw.append(np.full(schema.N_MEDIAPIPE, np.nan, np.float32) if s is None else np.asarray(s, np.float32))
             found.append(s is not None)
-            shown.append(face.update(s, i / fps))
+            h = _tracked_head(scorer, s, rgb)
+            heads.append((np.nan,) * 3 if h is None else h)
+            shown.append(face.update(s, i / fps, head=h))
             i += 1
             if bar is not None:
                 bar.update(1)
@@ -254,7 +312,7 @@ def track_video(path, *, scorer=None, face: LiveFace | None = None, max_frames: 
             scorer.close()
     if not raw:
         raise InvalidInputError(f"video file {str(path)!r} has no readable frames")
-    return TrackResult(np.stack(raw), np.stack(shown), np.array(found), float(fps))
+    return TrackResult(np.stack(raw), np.stack(shown), np.array(found), float(fps), np.array(heads, np.float32))
 
 
 @dataclass
@@ -277,6 +335,7 @@ class WebcamTracker:
         self._scorer_factory = scorer_factory or default_scorer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._live_head = False
         self.done = threading.Event()
 
     def _mix_vector(self):
@@ -293,7 +352,18 @@ class WebcamTracker:
     def start(self) -> "WebcamTracker":
         face = LiveFace(self.options.calibrate_frames, self._mix_vector(), self.options.hold_s, self.options.fade_s)
         cap = _open_capture(self.options.source)  # fail now, in the caller, if the source is bad
-        scorer = self._scorer_factory()
+        try:
+            scorer = self._scorer_factory()
+        except BaseException:
+            cap.release()
+            raise
+        if self.options.calibrate_frames:
+            log.info("webcam: calibrating on the first %d frames with a face - keep a relaxed, neutral face",
+                     self.options.calibrate_frames)
+        try:
+            self._live_head = "head" in inspect.signature(self.loop.set_live).parameters
+        except (TypeError, ValueError):
+            self._live_head = False
         self._thread = threading.Thread(target=self._run, args=(cap, scorer, face), name="emo3d-webcam",
                                         daemon=True)
         self._thread.start()
@@ -326,7 +396,11 @@ class WebcamTracker:
                     s = scorer.scores(rgb)
                 self.stats.frames += 1
                 self.stats.faces += s is not None
-                self.loop.set_live(face.update(s, t))
+                vec = face.update(s, t, head=_tracked_head(scorer, s, rgb))
+                if face.head is not None and self._live_head:
+                    self.loop.set_live(vec, head=face.head)
+                else:
+                    self.loop.set_live(vec)
                 self.stats.calibrated = face.calibrated
                 i += 1
                 if is_file and o.realtime:

@@ -181,7 +181,7 @@ BAD_CASES = [
     ("missing image file", _bad(None, img="prompt1_images_0_1000/missing.jpeg"), "img_1", "does not exist"),
     ("bad sample id", _bad(None, sid="x7"), "sample_id", "not an integer"),
     ("duplicate sample id", _bad(None, sid=0), "sample_id", "duplicate"),
-    ("torn row", "98,prompt1,A text.,,,0,0,1,0,0,0", "contempt", "fields"),
+    ("torn row", "98,prompt1,A text.,,,0,0,1,0,0,0", "fear", "fields"),
     ("empty texts", _bad(None).replace("A text.", ""), "text_1", "empty"),
 ]
 

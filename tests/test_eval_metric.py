@@ -179,3 +179,14 @@ def test_topk_exact_ties_break_to_lower_index():
     one = K.topk_similar(np.ones((1, 2), np.float32), np.ones((5, 2), np.float32), 3,
                          normalize=False)[0]
     assert one.tolist() == [[0, 1, 2]]
+
+
+def test_kernel_guards_reject_bad_shapes_and_indices():
+    phi = np.full((3, 8), 1 / 8)
+    bank = np.full((4, 8), 1 / 8)
+    with pytest.raises(ValueError):
+        K.kl_paper(phi, bank, np.zeros((2, 2), dtype=int))        # rows differ: no OOB read
+    with pytest.raises(ValueError):
+        K.kl_official(phi, bank, np.full((3, 2), 4), 0.01)        # index past the bank
+    with pytest.raises(ValueError, match="prompt bank"):
+        K.topk_similar(np.ones((2, 3)), np.ones((4, 3)), 5)

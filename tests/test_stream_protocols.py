@@ -244,8 +244,8 @@ def test_parse_hostport_rejects(text):
 
 
 # --- Live Link Face -------------------------------------------------------------------------
-DEVICE = "$00000000-0000-0000-0000-000000000000"
-LL_HEADER_HEX = ("06000000" + DEVICE.encode().hex() + "00000005" + b"emo3d".hex()
+DEVICE = "00000000-0000-0000-0000-000000000000"
+LL_HEADER_HEX = ("06" "00000024" + DEVICE.encode().hex() + "00000005" + b"emo3d".hex()
                  + "0000000c" "3f000000" "0000003c" "00000001" "3d")
 
 
@@ -283,7 +283,8 @@ def test_livelink_over_udp_decoded_by_pylivelinkface():
         rx.close()
     ok, face = PyLiveLinkFace.decode(data)
     assert ok
-    assert face.name == "unit-face" and face.uuid == sink.device_id and face.fps == 60
+    # pylivelinkface reads the id's length byte 0x24 as a leading "$"
+    assert face.name == "unit-face" and face.uuid == "$" + sink.device_id and face.fps == 60
     assert face._frames == 150  # 2.5 s at 60 fps
     assert face.get_blendshape(FaceBlendShape.JawOpen) == 0.5
     assert face.get_blendshape(FaceBlendShape.MouthSmileLeft) == 0.25
@@ -301,8 +302,9 @@ def test_livelink_decode_rejects():
     good = ll.encode(ll.LiveLinkPacket(_ll_values(), "emo3d", DEVICE))
     bad_count = bytearray(good)
     bad_count[66] = 60
-    cases = [(good[:20], "shorter"), (good[:-4], "value bytes"), (bytes(bad_count), "count"),
-             (good[:41] + struct.pack(">i", 9999) + good[45:], "runs past")]
+    cases = [(good[:3], "shorter"), (good[:-4], "value bytes"), (bytes(bad_count), "count"),
+             (good[:41] + struct.pack(">i", 9999) + good[45:], "subject name length"),
+             (good[:1] + struct.pack(">i", 5000) + good[5:], "device id length")]
     for data, match in cases:
         with pytest.raises(ProtocolError, match=match):
             ll.decode(data)
@@ -310,7 +312,7 @@ def test_livelink_decode_rejects():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(values=np.zeros(60)), "61"), (dict(values=np.full(61, np.inf)), "NaN or inf"),
-    (dict(values=np.zeros(61), device_id="$short"), "37 bytes"), (dict(values=np.zeros(61), fps=0), "frame rate"),
+    (dict(values=np.zeros(61), device_id="short"), "36 bytes"), (dict(values=np.zeros(61), fps=0), "frame rate"),
 ])
 def test_livelink_packet_validates(kwargs, match):
     with pytest.raises(InvalidInputError, match=match):

@@ -182,7 +182,7 @@ def _avatar_renderer():
     try:
         import avatar
         if hasattr(avatar, "render"):
-            return lambda w: avatar.render(w, size=256)
+            return lambda w, pose=(0, 0, 0): avatar.render(w, size=256, pose=pose)
         from avatar.default import default_rig
         from native.render import RenderOptions, Renderer
         r = Renderer(default_rig(), RenderOptions(width=256, height=256))
@@ -222,3 +222,40 @@ def test_webcam_cli_writes_plot(synthetic_clip, monkeypatch, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "50 frames" in out and "face in 40%" in out and "jawOpen" in out
     assert wc.main([str(tmp_path / "missing.mp4")]) == 2
+
+
+def test_head_calibrated_held_and_faded():
+    face = LiveFace(calibrate_frames=2, hold_s=0.5, fade_s=1.0)
+    face.update(vec(), 0.0, head=(0.0, 0.1, 0.0))
+    face.update(vec(), 0.1, head=(0.0, 0.1, 0.0))                 # resting pitch offset 0.1
+    face.update(vec(), 0.2, head=(0.2, 0.1, -0.1))
+    assert face.head == pytest.approx((0.2, 0.0, -0.1))
+    face.update(None, 0.6)
+    assert face.head == pytest.approx((0.2, 0.0, -0.1))           # held
+    face.update(None, 1.2)
+    assert face.head == pytest.approx((0.1, 0.0, -0.05))          # fading
+    face.update(vec(), 1.3, head=(np.nan, 0, 0))
+    assert face.head is None                                       # non-finite pose ignored
+
+
+def test_head_pose_from_rendered_avatar(tmp_path):
+    """Rendered with known (yaw, pitch, roll), the tracked head pose follows: signs and size."""
+    render = _avatar_renderer()
+    import inspect as _inspect
+    if "pose" not in _inspect.signature(render).parameters:
+        pytest.skip("renderer takes no pose")
+    from runtime.webcam import default_scorer
+    try:
+        scorer = default_scorer()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"MediaPipe face landmarker not available ({type(e).__name__}: {e})")
+    poses = [(0, 0, 0), (15, 0, 0), (-15, 0, 0), (0, 10, 0), (0, 0, 15), (0, 0, -15)]
+    frames = [render(vec(), pose=p) for p in poses for _ in range(2)]
+    p = tmp_path / "poses.avi"
+    _write_video(p, frames)
+    res = track_video(p, scorer=scorer)
+    scorer.close()
+    assert res.face.all()
+    est = np.degrees(res.head[1::2] - res.head[1])   # relative to the frontal frame (removes the resting offset)
+    want = np.array(poses, dtype=float)
+    assert np.abs(est - want).max() < 5.0, np.round(est, 1)

@@ -234,8 +234,9 @@ void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint
                         const double u = ev(7) * rz, v = ev(8) * rz;
                         const double x = clampd(u * (tex_w_ - 1), 0, tex_w_ - 1);
                         const double y = clampd(v * (tex_h_ - 1), 0, tex_h_ - 1);
-                        const int x0 = std::min(int(std::floor(x)), std::max(tex_w_ - 2, 0));
-                        const int y0 = std::min(int(std::floor(y)), std::max(tex_h_ - 2, 0));
+                        // x, y >= 0, so truncation is floor (std::floor is a libm call without SSE4.1)
+                        const int x0 = std::min(int(x), std::max(tex_w_ - 2, 0));
+                        const int y0 = std::min(int(y), std::max(tex_h_ - 2, 0));
                         const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
                         const double fx = x - x0, fy = y - y0;
                         const std::uint8_t* p00 = &texture_[(std::size_t(y0) * tex_w_ + x0) * 4];
@@ -258,7 +259,7 @@ void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint
                 }
             }
             std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
-            for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(std::floor(acc[k] * inv * 255.0 + 0.5));
+            for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(acc[k] * inv * 255.0 + 0.5));
         }
     }
 }

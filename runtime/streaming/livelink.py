@@ -1,9 +1,9 @@
 """Live Link Face UDP packets (Unreal Engine / MetaHuman), encoder + decoder + sink.
 
-Layout (the one the Live Link Face app sends, version 6, as decoded by ``pylivelinkface``)::
+Layout (the one the Live Link Face app sends, packet version 6)::
 
-    uint32 LE   version (6)
-    37 bytes    device id: "$" + 36-character UUID, UTF-8, no terminator
+    uint8       version (6)
+    int32 BE    device id length in bytes (36 for a UUID), then the UTF-8 device id
     int32 BE    subject name length in bytes, then the UTF-8 name
     int32 BE    frame number          \\
     float32 BE  sub-frame (0..1)       |  frame time (frame number at fps_num/fps_den)
@@ -12,6 +12,9 @@ Layout (the one the Live Link Face app sends, version 6, as decoded by ``pylivel
     uint8       value count (61)
     61 x float32 BE in schema.LIVELINK_NAMES order: the 52 ARKit shapes (Apple order, TongueOut = 0),
                 head yaw, pitch, roll, left eye yaw, pitch, roll, right eye yaw, pitch, roll (radians).
+
+``pylivelinkface`` reads the same bytes as a little-endian uint32 version and a 37-byte id
+``"$" + UUID`` (0x24 = '$' is the low byte of the length 36), so device ids are kept at 36 bytes.
 """
 from __future__ import annotations
 
@@ -28,13 +31,13 @@ from .vmc import UdpSink
 
 DEFAULT_PORT = 11111
 VERSION = 6
-DEVICE_ID_BYTES = 37
+DEVICE_ID_BYTES = 36
 _TAIL = struct.Struct(">ifiiB")  # frame number, sub-frame, fps num, fps den, count
 _VALUES = struct.Struct(">%df" % schema.N_LIVELINK)
 
 
 def new_device_id() -> str:
-    return "$" + str(_uuid.uuid4())
+    return str(_uuid.uuid4()).upper()
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ class LiveLinkPacket:
         dev = self.device_id.encode("utf-8")
         if len(dev) != DEVICE_ID_BYTES:
             raise InvalidInputError(f"Live Link device id {self.device_id!r} must be {DEVICE_ID_BYTES} bytes "
-                                    "('$' + a 36-character UUID)")
+                                    "(a UUID such as 0E4B5C8A-...; receivers expect that length)")
+        if not 0 <= self.version <= 255:
+            raise InvalidInputError(f"Live Link packet version {self.version} must fit one byte")
         if self.fps < 1 or self.fps_denominator < 1:
             raise InvalidInputError(f"Live Link frame rate {self.fps}/{self.fps_denominator} must be positive")
         if len(self.subject.encode("utf-8")) > 1024:
@@ -72,9 +77,9 @@ class LiveLinkPacket:
 
 def encode(packet: LiveLinkPacket) -> bytes:
     name = packet.subject.encode("utf-8")
+    dev = packet.device_id.encode("utf-8")
     return b"".join((
-        struct.pack("<I", packet.version),
-        packet.device_id.encode("utf-8"),
+        struct.pack(">Bi", packet.version, len(dev)), dev,
         struct.pack(">i", len(name)), name,
         _TAIL.pack(int(packet.frame_number), float(packet.sub_frame), int(packet.fps),
                    int(packet.fps_denominator), schema.N_LIVELINK),
@@ -85,15 +90,17 @@ def encode(packet: LiveLinkPacket) -> bytes:
 def decode(data: bytes) -> LiveLinkPacket:
     """Parse a Live Link Face datagram (``ProtocolError`` when malformed or truncated)."""
     data = bytes(data)
-    head = 4 + DEVICE_ID_BYTES + 4
-    if len(data) < head:
-        raise ProtocolError(f"Live Link packet of {len(data)} bytes is shorter than its {head}-byte header")
-    version = struct.unpack_from("<I", data, 0)[0]
+    if len(data) < 5:
+        raise ProtocolError(f"Live Link packet of {len(data)} bytes is shorter than its header")
+    version, n_dev = struct.unpack_from(">Bi", data, 0)
+    if n_dev < 0 or 5 + n_dev + 4 > len(data):
+        raise ProtocolError(f"Live Link device id length {n_dev} runs past the {len(data)}-byte packet")
     try:
-        device = data[4:4 + DEVICE_ID_BYTES].decode("utf-8")
+        device = data[5:5 + n_dev].decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError("Live Link device id is not UTF-8") from None
-    n = struct.unpack_from(">i", data, 4 + DEVICE_ID_BYTES)[0]
+    head = 5 + n_dev + 4
+    n = struct.unpack_from(">i", data, head - 4)[0]
     if n < 0 or head + n + _TAIL.size > len(data):
         raise ProtocolError(f"Live Link subject name length {n} runs past the {len(data)}-byte packet")
     try:

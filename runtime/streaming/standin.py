@@ -42,6 +42,7 @@ class StandInLoop:
         self.current = np.zeros(schema.N_MEDIAPIPE, np.float32)
         self.texts: list = []
         self.live: list = []
+        self.heads: list = []
         self.send_seconds = 0.0   # time spent inside sink.send
         self.index = 0
         self._lock = threading.Lock()
@@ -66,9 +67,10 @@ class StandInLoop:
         with self._lock:
             self.current = np.asarray(vec, np.float32).copy()
 
-    def set_live(self, vec):
+    def set_live(self, vec, *, head=None):
         with self._lock:
             self.live.append(np.asarray(vec, np.float32).copy())
+            self.heads.append(head)
             self.current = self.live[-1]
 
     def add_sink(self, sink):

@@ -1,0 +1,118 @@
+"""Rendering: the native C++ renderer vs the numpy reference renderer (same conventions, same images).
+
+    python -m benchmarks.render [--quick]
+
+Scenes: the default head (``avatar.default_rig()``; a synthetic sphere-face where it cannot be built)
+at 256^2, and the ICT-FaceKit rig (where ``../shared`` exists) at 512^2, ssaa 2, an expression with a
+few active shapes and a small head turn. Native with every core (threads=0) and with 1 thread; frames
+per second on 1 and 2 threads for single frames (row bands split over threads) and for batches of 16
+(frames split over threads). Times are minima over repeats (this machine is shared). Last line: the
+default head at 256^2, native (all cores) vs the reference; floor 50x.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from native import reference_render
+from native.render import Renderer, RenderOptions
+
+WEIGHTS = {"jawOpen": 0.4, "mouthSmileLeft": 0.6, "mouthSmileRight": 0.5, "browInnerUp": 0.3, "eyeBlinkRight": 0.2}
+POSE = (8.0, -4.0, 2.0)
+
+
+def _best(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def sphere_face():
+    """Fallback head: a 64x32 UV sphere with a vertex-colour face and a few synthetic targets."""
+    from avatar.rig import Rig
+    from emo3d import schema
+    n, m = 48, 64
+    th = np.linspace(0.02, np.pi - 0.02, n)
+    ph = np.linspace(0, 2 * np.pi, m, endpoint=False)
+    V = np.array([[0.8 * np.sin(t) * np.sin(p), np.cos(t), 0.9 * np.sin(t) * np.cos(p)] for t in th for p in ph],
+                 np.float32)
+    F = []
+    for i in range(n - 1):
+        for j in range(m):
+            a, b, c, d = i * m + j, i * m + (j + 1) % m, (i + 1) * m + j, (i + 1) * m + (j + 1) % m
+            F += [[a, c, b], [b, c, d]]
+    col = np.tile([0.85, 0.65, 0.55], (len(V), 1)).astype(np.float32)
+    col[(V[:, 1] > 0.25) & (V[:, 1] < 0.35) & (V[:, 2] > 0.5)] = [0.3, 0.2, 0.15]  # brows
+    col[(np.abs(V[:, 1] + 0.45) < 0.06) & (V[:, 2] > 0.6)] = [0.7, 0.3, 0.3]       # lips
+    rng = np.random.default_rng(0)
+    deltas = np.zeros((schema.N_MODEL, len(V), 3), np.float32)
+    for t in range(schema.N_MODEL):
+        c = V[rng.integers(len(V))]
+        w = np.exp(-np.sum((V - c) ** 2, 1) / 0.05)
+        deltas[t] = (w[:, None] * rng.normal(0, 0.05, 3)).astype(np.float32) * (w[:, None] > 0.01)
+    return Rig.from_dense("sphere-face", V, np.array(F), schema.MODEL_NAMES, deltas, colors=col)
+
+
+def _head():
+    try:
+        import avatar
+        return avatar.default_rig(), "default head"
+    except Exception as e:  # the face engineer's rig needs the MediaPipe bundle
+        print(f"(avatar.default_rig() unavailable: {type(e).__name__}: {e}; using a synthetic sphere-face)")
+        return sphere_face(), "sphere-face"
+
+
+def bench(rig, label: str, size: int, repeats: int, ref_repeats: int) -> tuple:
+    opts = RenderOptions(width=size, height=size)
+    r_all = Renderer(rig, opts)
+    r1 = Renderer(rig, RenderOptions(width=size, height=size, threads=1))
+    r2 = Renderer(rig, RenderOptions(width=size, height=size, threads=2))
+    native = _best(lambda: r_all.render(WEIGHTS, pose=POSE), repeats)
+    native1 = _best(lambda: r1.render(WEIGHTS, pose=POSE), repeats)
+    ref = _best(lambda: reference_render.render(rig, WEIGHTS, opts, pose=POSE), ref_repeats)
+    a = r_all.render(WEIGHTS, pose=POSE)
+    b = reference_render.render(rig, WEIGHTS, opts, pose=POSE)
+    differ = float((np.abs(a.astype(int) - b.astype(int)).max(-1) > 2).mean())
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(0, 0.6, (16, 52)).astype(np.float32)
+    fps = {}
+    for th, r in ((1, r1), (2, r2)):
+        fps[f"single{th}"] = 1e3 / _best(lambda: r.render(WEIGHTS, pose=POSE), repeats)
+        fps[f"batch{th}"] = 16e3 / _best(lambda: r.render(batch, pose=POSE), max(2, repeats // 8))
+    print(f"{label} ({rig.n_vertices} vertices, {rig.triangles.shape[0]} triangles) {size}^2 ssaa {opts.ssaa}: "
+          f"numpy reference {ref:8.1f} ms | native {native:6.2f} ms (all cores), {native1:6.2f} ms (1 thread) | "
+          f"ratio {ref / native:5.1f}x (1 thread {ref / native1:5.1f}x) | pixels differing {differ:.2%}")
+    print(f"    frames/s: single frames 1 thr {fps['single1']:6.1f}, 2 thr {fps['single2']:6.1f}; "
+          f"batches of 16: 1 thr {fps['batch1']:6.1f}, 2 thr {fps['batch2']:6.1f}")
+    return ref, native
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = ap.parse_args(argv)
+    repeats, ref_repeats = (8, 2) if args.quick else (30, 5)
+    rig, label = _head()
+    ref, native = bench(rig, label, 256, repeats, ref_repeats)
+    shared = Path(os.environ.get("EMO3D_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+    ict = shared / "rigs" / "ict_facekit_arkit.glb"
+    if ict.is_file():
+        from avatar.gltf import load_gltf
+        bench(load_gltf(ict), "ICT-FaceKit", 512, max(3, repeats // 3), max(1, ref_repeats // 2))
+    else:
+        print(f"(no ICT rig at {ict}: skipped the 512^2 scene)")
+    print(f"render: ratio={ref / native:.2f}x candidate=native {native:.2f}ms baseline=numpy reference {ref:.1f}ms "
+          f"({label} 256^2 ssaa 2, all cores; floor 50x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
