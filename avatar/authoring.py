@@ -19,7 +19,7 @@ from .mesh import Head
 
 __all__ = ["author"]
 
-BROW = {"right": {"inner": (107, 66, 55, 65, 9 * 0 + 107), "mid": (105, 52, 63), "outer": (70, 46, 53, 124)},
+BROW = {"right": {"inner": (107, 66, 55, 65), "mid": (105, 52, 63), "outer": (70, 46, 53, 124)},
         "left": {"inner": (336, 296, 285, 295), "mid": (334, 282, 293), "outer": (300, 276, 283, 353)}}
 LID2 = {"right": (247, 30, 29, 27, 28, 56, 190), "left": (467, 260, 259, 257, 258, 286, 414)}
 LID3 = {"right": (113, 225, 224, 223, 222, 221, 189), "left": (342, 445, 444, 443, 442, 441, 413)}
@@ -164,9 +164,10 @@ def author(head: Head) -> np.ndarray:
     # funnel: lips forward, opening rounds; pucker: lips forward and narrow, closed
     inner_up = f.near(list(M.LIP_UPPER_RINGS[3][1:-1]), 0.35) * f.lip_mask("upper")
     inner_lo = f.near(list(M.LIP_LOWER_RINGS[3][1:-1]), 0.35) * f.lip_mask("lower")
-    funnel = f.vec(lips, (0, 0, 0.6))
-    funnel[:, 0] += -0.4 * lips * np.tanh(rel_x)
-    funnel[:, 1] += 0.3 * inner_up - 0.35 * inner_lo
+    funnel = f.vec(lips, (0, 0, 0.8))
+    funnel[:, 0] += -0.5 * lips * np.tanh(rel_x)
+    funnel[:, 1] += 0.22 * inner_up - 0.25 * inner_lo
+    funnel[:, 1] += 0.15 * upper_w * (1 - inner_up) - 0.15 * lower_w * (1 - inner_lo)   # lips flare out
     D["mouthFunnel"] = funnel
     pucker = f.vec(lips, (0, 0, 0.8))
     pucker[:, 0] += -0.55 * lips * np.tanh(rel_x / 1.2)
@@ -195,10 +196,12 @@ def author(head: Head) -> np.ndarray:
         corner_wide = f.near(CORNER[side], 1.6) * sm
         D[f"mouthSmile{S}"] = f.vec(corner_wide, (0.45 * sx, 0.75, -0.25))
         lateral = _smooth((sx * rel_x - 0.6) / 1.6)
-        D[f"mouthFrown{S}"] = f.vec(f.near(CORNER[side], 1.3) * sm * lateral, (0.05 * sx, -0.8, 0.0))
+        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (0.1 * sx, -0.9, -0.05))
+        frown += f.vec(lower_w * f.near((17, 84, 314, 14, 87, 317), 0.8) * _smooth((sx * rel_x + 0.8) / 1.6),
+                       (0, 0.25, 0.1))       # the chin pushes the lower lip centre up a little
+        D[f"mouthFrown{S}"] = frown
         D[f"mouthDimple{S}"] = f.vec(corner, (0.6 * sx, 0.1, -0.7))
         D[f"mouthStretch{S}"] = f.vec(corner_wide, (1.1 * sx, -0.6, -0.2))
-        half_lips = lips * _smooth((sx * rel_x + 0.6) / 1.2)
         press = f.zeros()
         half = _smooth((sx * rel_x + 0.4) / 0.8)
         for rings in (M.LIP_LOWER_RINGS, M.LIP_UPPER_RINGS):
@@ -210,7 +213,6 @@ def author(head: Head) -> np.ndarray:
         D[f"mouthPress{S}"] = press
         D[f"mouthLowerDown{S}"] = f.vec(lower_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, -1.0, 0.1))
         D[f"mouthUpperUp{S}"] = f.vec(upper_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, 0.9, 0.1))
-        del half_lips
         cheek = f.near(CHEEK[side], 1.3)
         D[f"cheekSquint{S}"] = f.vec(np.maximum(cheek, f.near(UNDER_EYE[side], 0.8)) * sm, (0, 0.7, 0.2))
         nostril = f.near(NOSTRIL[side], 0.8) * f.side(side, 0.3)

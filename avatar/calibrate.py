@@ -331,7 +331,18 @@ def _refine(probe: "_Probe", cal: dict, opts: CalibrateOptions, log=print) -> No
                 corr[k] = [round(corr[k][0] + v[0], 4), round(corr[k][1] + v[1], 4)]
             else:
                 corr[k] = v
-        cal["corrections"][name] = corr
+        # keep the correction only if the FULL path (render -> FaceLandmarker) improves
+        i = schema.MEDIAPIPE_INDEX[name]
+        m = _mirror(name)
+        trial = dict(cal, corrections=dict(cal["corrections"], **{name: corr}))
+        after = probe.scores(probe.images(trial, w[None]))[0]
+        before = detected
+        good = not np.isnan(after[i]) and (np.isnan(before[i]) or after[i] > before[i] + 0.03)
+        if good and m is not None:
+            good = after[i] > after[schema.MEDIAPIPE_INDEX[m]]
+        log(f"refine {name}: full path {before[i]:.2f} -> {after[i]:.2f} ({'kept' if good else 'dropped'})")
+        if good:
+            cal["corrections"][name] = corr
 
 
 def calibrate(opts: CalibrateOptions, start: Optional[dict] = None, log=print) -> dict:
@@ -358,45 +369,50 @@ def calibrate(opts: CalibrateOptions, start: Optional[dict] = None, log=print) -
             for n, v in high.items():
                 for a in anta[n]:
                     cal["neutral_bias"][a] = float(np.clip(cal["neutral_bias"].get(a, 0.0) + 0.8 * (v - 0.08), 0, 0.8))
+        _gain_search(probe, cal, opts, opts.rounds, log)
         for p in range(opts.refine_passes if opts.refine else 0):
             log(f"refine pass {p + 1}/{opts.refine_passes}")
             _refine(probe, cal, opts, log)
-        W = _unit_batch()
-        lo = {n: opts.gain_min for n in schema.MODEL_NAMES}
-        hi = {n: opts.gain_max for n in schema.MODEL_NAMES}
-        best: Dict[str, tuple] = {}
-        for r in range(opts.rounds):
-            S = probe.scores(probe.images(cal, W))
-            base = S[0]
-            for n in schema.MODEL_NAMES:
-                i = schema.MEDIAPIPE_INDEX[n]
-                g = float(cal["gains"].get(n, 1.0))
-                v = S[i, i]
-                if np.isnan(v):            # face lost: the shape is too strong
-                    hi[n] = min(hi[n], g)
-                    cal["gains"][n] = float(np.sqrt(lo[n] * hi[n]))
-                    continue
-                err = abs(v - opts.target)
-                if n not in best or err < best[n][0]:
-                    best[n] = (err, g, float(v))
-                if v < opts.target:
-                    lo[n] = max(lo[n], g)
-                    new = g * 1.7 if hi[n] >= opts.gain_max and g * 1.7 <= opts.gain_max else np.sqrt(g * hi[n])
-                else:
-                    hi[n] = min(hi[n], g)
-                    new = np.sqrt(lo[n] * g)
-                cal["gains"][n] = float(np.clip(new, opts.gain_min, opts.gain_max))
-            done = sum(1 for n in schema.MODEL_NAMES if n in best and best[n][0] < 0.1)
-            log(f"gain round {r + 1}/{opts.rounds}: {done}/51 within 0.1 of target {opts.target}; "
-                f"neutral max {np.nanmax(base[1:]):.2f}")
-        for n, (err, g, v) in best.items():
-            cal["gains"][n] = round(g, 4)
+            _gain_search(probe, cal, opts, max(2, opts.rounds // 2), log)
         cal["neutral_bias"] = {k: round(v, 4) for k, v in cal["neutral_bias"].items()}
-        cal["meta"] = {"target": opts.target, "size": opts.size, "texture": opts.texture,
-                       "best_reading": {n: round(best[n][2], 3) for n in best}}
+        cal["meta"] = {"target": opts.target, "size": opts.size, "texture": opts.texture}
     finally:
         probe.close()
     return cal
+
+
+def _gain_search(probe: "_Probe", cal: dict, opts: CalibrateOptions, rounds: int, log=print) -> None:
+    """Bounded per-shape gain search (all shapes as one batch per round), from the current gains."""
+    W = _unit_batch()
+    lo = {n: opts.gain_min for n in schema.MODEL_NAMES}
+    hi = {n: opts.gain_max for n in schema.MODEL_NAMES}
+    best: Dict[str, tuple] = {}
+    for r in range(rounds):
+        S = probe.scores(probe.images(cal, W))
+        base = S[0]
+        for n in schema.MODEL_NAMES:
+            i = schema.MEDIAPIPE_INDEX[n]
+            g = float(cal["gains"].get(n, 1.0))
+            v = S[i, i]
+            if np.isnan(v):            # face lost: the shape is too strong
+                hi[n] = min(hi[n], g)
+                cal["gains"][n] = float(np.sqrt(lo[n] * hi[n]))
+                continue
+            err = abs(v - opts.target)
+            if n not in best or err < best[n][0]:
+                best[n] = (err, g, float(v))
+            if v < opts.target:
+                lo[n] = max(lo[n], g)
+                new = g * 1.7 if hi[n] >= opts.gain_max and g * 1.7 <= opts.gain_max else np.sqrt(g * hi[n])
+            else:
+                hi[n] = min(hi[n], g)
+                new = np.sqrt(lo[n] * g)
+            cal["gains"][n] = float(np.clip(new, opts.gain_min, opts.gain_max))
+        done = sum(1 for n in schema.MODEL_NAMES if n in best and best[n][0] < 0.1)
+        log(f"gain round {r + 1}/{rounds}: {done}/51 within 0.1 of target {opts.target}; "
+            f"neutral max {np.nanmax(base[1:]):.2f}")
+    for n, (err, g, v) in best.items():
+        cal["gains"][n] = round(g, 4)
 
 
 def fidelity(cal: dict, opts: CalibrateOptions, log=print):
@@ -414,7 +430,7 @@ def fidelity(cal: dict, opts: CalibrateOptions, log=print):
             rise[n] = round(float(S[i, i] - base[i]), 3) if not np.isnan(S[i, i]) else float("nan")
             m = _mirror(n)
             if m:
-                sides[n] = {"own": round(float(S[i, i]), 3), "other": round(float(S[i, schema.MEDIAPIPE_INDEX[m]]), 3)}
+                sides[n] = {"own": float(f"{S[i, i]:.3g}"), "other": float(f"{S[i, schema.MEDIAPIPE_INDEX[m]]:.3g}")}
         Wr = random_sparse(opts.n_random, opts.seed)
         Sr = probe.scores(probe.images(cal, Wr))
         ok = ~np.isnan(Sr).any(axis=1)

@@ -66,8 +66,12 @@ def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = No
 
 def _key(texture: str) -> str:
     from .bundle import SHA256
-    cal = CALIBRATION_PATH.read_bytes() if CALIBRATION_PATH.is_file() else b""
-    h = hashlib.sha256(cal + SHA256.encode() + f"{BUILD_VERSION}:{texture}".encode()).hexdigest()[:16]
+    h = hashlib.sha256(SHA256.encode() + f"{BUILD_VERSION}:{texture}".encode())
+    if CALIBRATION_PATH.is_file():
+        h.update(CALIBRATION_PATH.read_bytes())
+    for src in ("mesh.py", "authoring.py", "texture.py", "refine.py", "default.py"):   # code that shapes the rig
+        h.update((Path(__file__).parent / src).read_bytes())
+    h = h.hexdigest()[:16]
     return f"default-{texture}-{h}"
 
 

@@ -7,7 +7,6 @@ A tiny hand-written wire-format reader decodes it; no generated code.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -220,18 +219,16 @@ def build_head(mesh: CanonicalMesh | None = None) -> Head:
         for u, l in zip(LIP_UPPER_RINGS[ring_i][1:-1], LIP_LOWER_RINGS[ring_i][1:-1]):
             mid_y = 0.5 * (V[u, 1] + V[l, 1])
             V[u, 1] += frac * (mid_y - V[u, 1])
-            V[l, 1] += frac * (mid_y - V[l, 1]) - (0.02 if ring_i == 3 else 0.0)
+            V[l, 1] += frac * (mid_y - V[l, 1])
     # open the eyes a little at rest (the canonical lids read as squinting / looking down)
     for up, lo, up2 in ((EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, (247, 30, 29, 27, 28, 56, 190)),
                         (EYE_LEFT_UPPER, EYE_LEFT_LOWER, (467, 260, 259, 257, 258, 286, 414))):
-        cy = V[list(up) + list(lo), 1].mean()
         for k in range(1, len(up) - 1):
             bump = np.sin(np.pi * k / (len(up) - 1))
             V[up[k], 1] += EYE_OPEN_UP * bump
             V[lo[k], 1] -= EYE_OPEN_LOW * bump
         for k, i in enumerate(up2):
             V[i, 1] += 0.5 * EYE_OPEN_UP * np.sin(np.pi * (k + 1) / 8)
-        del cy
     tris = m.triangles
     # openings: drop triangles whose centroid lies inside the eye / inner-lip contours (in UV)
     holes = [_loop(EYE_RIGHT_UPPER, EYE_RIGHT_LOWER), _loop(EYE_LEFT_UPPER, EYE_LEFT_LOWER),
@@ -291,10 +288,10 @@ def build_head(mesh: CanonicalMesh | None = None) -> Head:
     # teeth: two curved strips behind the lips; tongue: a low dome on the floor of the mouth
     half_w = 0.78 * abs(V[308, 0] - V[78, 0]) / 2
     xs = np.linspace(-half_w, half_w, 9)
-    zc = V[13, 2] - 0.45
+    zc = V[13, 2] - 0.6
     zs = zc - 0.55 * (xs / half_w) ** 2
     y0 = V[13, 1]
-    add("teeth_upper", *_strip(xs, np.full(9, y0 + 0.7), np.full(9, y0 - 0.02), zs, ATLAS_TEETH))
+    add("teeth_upper", *_strip(xs, np.full(9, y0 + 0.7), np.full(9, y0 + 0.05), zs, ATLAS_TEETH))
     add("teeth_lower", *_strip(xs * 0.92, np.full(9, y0 - 0.12), np.full(9, y0 - 0.8), zs - 0.12, ATLAS_TEETH))
     tw = 0.8 * half_w
     gx, gz = np.meshgrid(np.linspace(-1, 1, 7), np.linspace(0, 1, 5))

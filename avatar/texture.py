@@ -64,14 +64,14 @@ def _extras(img: np.ndarray) -> None:
     col = np.where(ring[..., None], np.array([40, 30, 22], np.float32), col)
     img[region] = col[region]
     img[:H // 2, 3 * W // 4:] = (48, 16, 18)          # mouth cavity
-    img[H // 2:, W // 2:3 * W // 4] = (236, 232, 218)   # teeth
+    img[H // 2:, W // 2:3 * W // 4] = (214, 208, 192)   # teeth
     img[H // 2:, 3 * W // 4:] = (176, 84, 90)          # tongue
 
 
 def _lips(img: np.ndarray, uv: np.ndarray, strength: float = 1.0) -> None:
     outer = np.array(M._loop(M.LIP_UPPER_RINGS[0], M.LIP_LOWER_RINGS[0]))
     mask = _fill(np.zeros_like(img), _px(uv[outer]), (1, 1, 1), blur=1.5)[..., None] * strength
-    img[:] = img * (1 - mask) + LIP * mask * (img.mean() / SKIN.mean()) ** 0.0
+    img[:] = img * (1 - mask) + LIP * mask
 
 
 def procedural(uv: np.ndarray) -> np.ndarray:
@@ -89,8 +89,6 @@ def procedural(uv: np.ndarray) -> np.ndarray:
         _fill(face, (p[list(up) + list(lo)] - c) * 1.15 + c, SKIN * 0.6, blur=1.5)
     for poly in (BROW_RIGHT, BROW_LEFT):
         _fill(face, p[list(poly)], BROW, blur=1.2)
-    for nost in ((98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64),):
-        pass
     for idx in ((64, 98, 240, 75, 60), (294, 327, 460, 305, 290)):
         _fill(face, p[list(idx)], SKIN * 0.45, blur=1.5)
     _lips(face, uv)

@@ -31,7 +31,7 @@ from sentence_transformers import SentenceTransformer
 import models
 from emo3d.schema import MEDIAPIPE_NAMES, model_to_mediapipe
 st = SentenceTransformer(str(models.packaged_minilm_dir()), device="cpu")
-head, _ = models.load_head(models.default_model_dir())
+head, _ = models.load_head(sys.argv[2] if len(sys.argv) > 2 else models.default_model_dir())
 with torch.inference_mode():
     emb = st.encode([sys.argv[1]], convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
     v = model_to_mediapipe(head(emb)["blendshapes"].numpy())[0]
@@ -67,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--model", default="default")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--head-dir", default=None, help="torch head folder of the baseline (default: models/default)")
     args = ap.parse_args(argv)
     runs = args.runs or (5 if args.quick else 15)
     exe = shutil.which("emo3d-run")
@@ -84,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.no_baseline:
         print(f"cold_start: ratio=n/a candidate={np.percentile(cand, 50):.0f}ms baseline=none")
         return 0
-    base_cmd = [sys.executable, "-c", _BASELINE, TEXT]
+    base_cmd = [sys.executable, "-c", _BASELINE, TEXT] + ([args.head_dir] if args.head_dir else [])
     _time(base_cmd, 1)
     base = np.asarray(_time(base_cmd, max(3, runs // 3))) * 1e3
     bcpu = np.asarray(CPU) * 1e3

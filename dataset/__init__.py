@@ -8,12 +8,16 @@ Public API::
     mirror_text(text), mirror_image(rgb)
     build(BuildOptions(out, samples=..., seed=..., images=...)) -> BuildResult
     facs.prototype(emotion, intensity=1.0), facs.prior(dist8, intensity=1.0, *, rng=None, text=None)
+    read_primitives(root) -> list[Primitive]     # data/primitive_emotions.csv of an offline build
+
+CLI: ``emo3d data build|check|fetch|card`` (``dataset.cli``).
 """
 from . import facs
 from .augment import ImagePairs, TextPairs, image_pairs, mirror_image, mirror_text, text_pairs
 from .builder import BuildOptions, BuildResult, build
+from .primitives import Primitive, read_primitives
 from .reader import Release, Sample, SkippedRow, read_release, read_table, write_table
 
 __all__ = ["facs", "read_release", "Release", "Sample", "SkippedRow", "read_table", "write_table",
            "text_pairs", "image_pairs", "TextPairs", "ImagePairs", "mirror_text", "mirror_image",
-           "build", "BuildOptions", "BuildResult"]
+           "build", "BuildOptions", "BuildResult", "Primitive", "read_primitives"]

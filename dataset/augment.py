@@ -13,7 +13,7 @@ import numpy as np
 from emo3d.errors import InvalidInputError
 from emo3d.schema import N_EMOTIONS, N_MEDIAPIPE, mirror
 
-from .reader import Sample
+from .reader import Sample, resolve_image
 
 __all__ = ["TextPairs", "ImagePairs", "mirror_text", "mirror_image", "text_pairs", "image_pairs"]
 
@@ -102,7 +102,8 @@ def _mirror(vecs: np.ndarray) -> np.ndarray:
 
 
 def image_pairs(samples: Sequence[Sample], root, *, mirror: bool = False) -> ImagePairs:
-    """Every present image that has its blendshape vector; ``mirror`` appends flipped copies."""
+    """Every present image that has its blendshape vector (paths resolved with
+    ``reader.resolve_image``); ``mirror`` appends flipped copies."""
     root = Path(root)
     paths: List[Path] = []
     vecs: List[np.ndarray] = []
@@ -112,7 +113,7 @@ def image_pairs(samples: Sequence[Sample], root, *, mirror: bool = False) -> Ima
         for img, bs in zip(s.images, s.blendshapes):
             if img is None or bs is None:
                 continue
-            paths.append(root / img)
+            paths.append(resolve_image(root, img))
             vecs.append(bs)
             emos.append(s.emotions)
             ids.append(s.sample_id)

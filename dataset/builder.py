@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,7 +29,7 @@ from emo3d.errors import InvalidInputError
 from emo3d.io import atomic_write_json
 from emo3d.schema import EMOTION_INDEX, EMOTIONS, N_EMOTIONS
 
-from . import facs, lexicon, textgen
+from . import facs, textgen
 from .reader import N_IMAGES, PARQUET, SPLITS, Sample, read_table, split_csv, write_table
 from .validate import quantize
 
@@ -95,7 +95,8 @@ class BuildOptions:
             raise InvalidInputError(f"shard_size must be >= 1, got {self.shard_size!r}")
         sp = tuple(float(x) for x in self.split)
         if len(sp) != 3 or any(x < 0 for x in sp) or abs(sum(sp) - 1) > 1e-6:
-            raise InvalidInputError(f"split must be three fractions (train, val, test) summing to 1, got {self.split!r}")
+            raise InvalidInputError(f"split must be three fractions (train, val, test) summing to 1, "
+                                    f"got {self.split!r}")
         self.split = sp
         if self.text not in ("template", "llm"):
             raise InvalidInputError(f"text must be 'template' or 'llm', got {self.text!r}")
@@ -293,13 +294,47 @@ def _render_shard(made: List[_Made], imagers: list, textures: tuple, work: Path,
     return missed
 
 
+class _Lock:
+    """An exclusive ``flock`` beside the output: two builds never write one folder (released by the OS
+    when a build dies, so a killed build never blocks its rerun)."""
+
+    def __init__(self, out: Path):
+        self.path = out.parent / f".{out.name}.lock"
+
+    def __enter__(self):
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            raise InvalidInputError(f"another emo3d data build is writing {self.path.parent / self.path.name[1:-5]}"
+                                    f" (lock {self.path}); wait for it or choose another --out") from None
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+        self.fh.close()
+
+
 def build(opts: BuildOptions) -> BuildResult:
     """Build (or resume) an Emo3D-format folder at ``opts.out``; see the module docstring."""
+    with _Lock(opts.out):
+        return _build(opts)
+
+
+def _build(opts: BuildOptions) -> BuildResult:
     t0 = time.time()
     out = opts.out
     if out.exists() and not opts.overwrite:
         raise InvalidInputError(f"{out} exists; pass --overwrite to replace it (or choose another --out)")
     work, resumed = _open_work(opts)
+    if json.loads((work / "build.json").read_text()).get("finished"):
+        return _publish(work, out, opts, t0, resumed, missed=0)   # killed just before the final rename
     text_fn = None
     if opts.text == "llm":
         from .llm import LLMOptions, make_text_fn
@@ -341,6 +376,17 @@ def build(opts: BuildOptions) -> BuildResult:
     for p in shard_paths:
         samples.extend(read_table(p, root=work, check_images=False))
     _finish(work, samples, opts, imager_size=opts.image_size)
+    return _publish(work, out, opts, t0, resumed, missed)
+
+
+def _publish(work: Path, out: Path, opts: BuildOptions, t0: float, resumed: int, missed: int) -> BuildResult:
+    """Drop the shards and move the finished folder onto ``out`` in one rename."""
+    shards = work / "shards"
+    if shards.exists():
+        gone = out.parent / f".{out.name}.shards.old"
+        shutil.rmtree(gone, ignore_errors=True)
+        os.replace(shards, gone)
+        shutil.rmtree(gone, ignore_errors=True)
     if out.exists():  # overwrite: swap in one rename, then drop the old folder
         old = out.parent / f".{out.name}.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -349,6 +395,7 @@ def build(opts: BuildOptions) -> BuildResult:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(work, out)
+    samples = read_table(out / "data" / PARQUET, root=out, check_images=False)
     n_img = sum(1 for s in samples for x in s.images if x)
     distinct = len({t for s in samples for t in s.texts})
     splits = {k: len(v) for k, v in _assign_splits(len(samples), opts.seed, opts.split).items()}
@@ -365,11 +412,8 @@ def _finish(work: Path, samples: List[Sample], opts: BuildOptions, *, imager_siz
     if opts.primitives:
         from .primitives import build_primitives
         build_primitives(work, images=opts.images, size=imager_size, ssaa=opts.ssaa)
-    shutil.rmtree(work / "shards", ignore_errors=True)
-    meta = json.loads((work / "build.json").read_text())
-    meta.update(finished=time.time(), samples=len(samples),
-                distinct_texts=len({t for s in samples for t in s.texts}))
-    atomic_write_json(work / "build.json", meta)
+    for tmp in work.rglob(".*.tmp"):  # temp files a killed run left behind (atomic writes never finished)
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
     if opts.card:
         try:
             from .card import write_card
@@ -379,3 +423,8 @@ def _finish(work: Path, samples: List[Sample], opts: BuildOptions, *, imager_siz
     for dirpath, _, files in os.walk(work):  # temp files are 0600; a dataset is for everyone to read
         for name in files:
             os.chmod(os.path.join(dirpath, name), 0o644)
+    meta = json.loads((work / "build.json").read_text())
+    meta.update(finished=time.time(), samples=len(samples),
+                distinct_texts=len({t for s in samples for t in s.texts}))
+    atomic_write_json(work / "build.json", meta)   # written last: the folder is complete
+    os.chmod(work / "build.json", 0o644)

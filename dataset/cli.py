@@ -2,6 +2,7 @@
 
     emo3d data build --out DIR --samples N --seed S [--no-images] [--text llm --llm-base-url URL]
     emo3d data check ROOT [--skip-bad] [--report FILE] [--no-check-images]
+    emo3d data check --source hf [--out DIR]      (download llm-lab/Emo3D, then check it)
     emo3d data fetch [--source hf|local] [--path ROOT] [--out DIR]
     emo3d data card ROOT
 """
@@ -36,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true", help="replace DIR / restart an unfinished build")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("check", help="validate a release folder (the one holding data/)")
-    c.add_argument("root", type=Path)
+    c.add_argument("root", type=Path, nargs="?", default=None, help="local release folder (--source local)")
+    c.add_argument("--source", choices=("local", "hf"), default="local",
+                   help="hf: download llm-lab/Emo3D through huggingface_hub first (fails at once offline)")
+    c.add_argument("--out", type=Path, default=None, help="download folder for --source hf")
+    c.add_argument("--timeout", type=float, default=10.0)
     c.add_argument("--skip-bad", action="store_true", help="skip malformed rows and write a report")
     c.add_argument("--report", type=Path, default=None)
     c.add_argument("--no-check-images", action="store_true")
@@ -45,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--path", type=Path, default=None, help="local copy of the release (--source local)")
     f.add_argument("--out", type=Path, default=None, help="download folder (default: the emo3d cache)")
     f.add_argument("--timeout", type=float, default=10.0)
+    f.add_argument("--no-extract", action="store_true", help="leave the image archives (data/*.zip) zipped")
     k = sub.add_parser("card", help="(re)write the dataset card of a folder")
     k.add_argument("root", type=Path)
     return p
@@ -81,7 +87,14 @@ def _run(args) -> int:
         return 0
     if args.cmd == "check":
         from .reader import read_release
-        rel = read_release(args.root, skip_bad=args.skip_bad, report_path=args.report,
+        root = args.root
+        if args.source == "hf":
+            from .hf import fetch_release
+            root = fetch_release(source="hf", out=args.out, timeout=args.timeout)
+        elif root is None:
+            print("emo3d data check: give ROOT (the folder holding data/) or --source hf", file=sys.stderr)
+            return 2
+        rel = read_release(root, skip_bad=args.skip_bad, report_path=args.report,
                            check_images=not args.no_check_images)
         print(_summary(rel))
         if rel.report_path:
@@ -89,7 +102,8 @@ def _run(args) -> int:
         return 0
     if args.cmd == "fetch":
         from .hf import fetch_release
-        root = fetch_release(source=args.source, path=args.path, out=args.out, timeout=args.timeout)
+        root = fetch_release(source=args.source, path=args.path, out=args.out, timeout=args.timeout,
+                             extract=not args.no_extract)
         print(root)
         return 0
     if args.cmd == "card":

@@ -15,11 +15,12 @@ from urllib.parse import urlparse
 from emo3d.errors import AssetError, InvalidInputError
 from emo3d.io import cache_dir
 
-__all__ = ["fetch_release", "REPO_ID"]
+__all__ = ["fetch_release", "extract_archives", "REPO_ID"]
 
 REPO_ID = "llm-lab/Emo3D"
-_LOCAL_HINT = ("download the release elsewhere (https://huggingface.co/datasets/llm-lab/Emo3D) and pass "
-               "`emo3d data fetch --source local --path DIR` (or read it with dataset.read_release(DIR))")
+_LOCAL_HINT = ("download the release elsewhere (https://huggingface.co/datasets/llm-lab/Emo3D) and use the "
+               "local path: `emo3d data fetch --source local --path DIR`, `emo3d data check DIR` or "
+               "dataset.read_release(DIR)")
 
 
 def _offline() -> bool:
@@ -37,13 +38,49 @@ def _reachable(endpoint: str, timeout: float) -> Optional[str]:
         return f"{host}:{port} unreachable ({exc.__class__.__name__}: {exc})"
 
 
-def fetch_release(*, source: str = "hf", path=None, out=None, timeout: float = 10.0) -> Path:
-    """Return a folder holding the release's ``data/``: downloaded (``hf``) or checked (``local``)."""
+def extract_archives(root, *, progress: bool = True) -> list:
+    """Unzip the release's image archives (``data/*.zip``, e.g. ``prompt1_images_0_1000.zip``) into
+    ``data/<name>/`` once (a ``data/.<name>.extracted`` marker records it); atomic per archive."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    from tqdm.auto import tqdm
+    data = Path(root) / "data"
+    done = []
+    for z in sorted(data.glob("*.zip")):
+        marker = data / f".{z.stem}.extracted"
+        target = data / z.stem
+        if marker.is_file():
+            continue
+        tmp = Path(tempfile.mkdtemp(prefix=f".{z.stem}.", suffix=".tmp", dir=data))
+        try:
+            with zipfile.ZipFile(z) as zf:
+                names = zf.namelist()
+                for name in tqdm(names, desc=f"unzip {z.name}", unit="file", disable=not progress):
+                    zf.extract(name, tmp)
+            nested = all(n.startswith(f"{z.stem}/") for n in names)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp / z.stem if nested else tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        marker.write_text("ok\n")
+        done.append(target)
+    return done
+
+
+def fetch_release(*, source: str = "hf", path=None, out=None, timeout: float = 10.0,
+                  extract: bool = True) -> Path:
+    """Return a folder holding the release's ``data/``: downloaded (``hf``) or checked (``local``).
+    ``extract``: unzip the image archives in ``data/`` (``extract_archives``)."""
     if source == "local":
         if path is None:
             raise InvalidInputError("--source local needs --path DIR (the folder that holds data/)")
         from .reader import read_release
         rel = read_release(path, check_images=False)
+        if extract:
+            extract_archives(rel.root)
         return rel.root
     if source != "hf":
         raise InvalidInputError(f"source must be 'hf' or 'local', got {source!r}")
@@ -67,4 +104,6 @@ def fetch_release(*, source: str = "hf", path=None, out=None, timeout: float = 1
         root = snapshot_download(repo_id=REPO_ID, repo_type="dataset", local_dir=str(target))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types
         raise AssetError(f"downloading {REPO_ID} failed: {exc}; {_LOCAL_HINT}") from exc
+    if extract:
+        extract_archives(root)
     return Path(root)

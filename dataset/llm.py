@@ -10,7 +10,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 

@@ -25,6 +25,7 @@ from emo3d.schema import EMOTIONS, N_EMOTIONS
 from .validate import format_float, format_vector, is_empty, parse_emotion, parse_int, parse_vector
 
 __all__ = ["Sample", "Release", "SkippedRow", "read_release", "read_table", "write_table", "columns",
+           "resolve_image",
            "N_TEXTS", "N_IMAGES", "SPLITS", "PARQUET", "split_csv"]
 
 N_TEXTS = 3
@@ -127,6 +128,26 @@ def _read_cells(path: Path) -> Tuple[List[str], List[dict]]:
         return list(reader.fieldnames or []), rows
 
 
+def resolve_image(root, rel: str) -> Path:
+    """Where an ``img_*`` cell's file is: ``ROOT/rel``, else ``ROOT/data/rel`` (the official release
+    ships its image folders as zips inside ``data/``). Returns the first candidate when neither exists."""
+    root = Path(root)
+    first = root / rel
+    if first.is_file():
+        return first
+    second = root / "data" / rel
+    return second if second.is_file() else first
+
+
+def _missing_image_hint(root: Path, rel: str) -> str:
+    folder = Path(rel).parts[0] if Path(rel).parts else rel
+    for z in (root / "data" / f"{folder}.zip", root / f"{folder}.zip"):
+        if z.is_file():
+            return (f"; its folder is still zipped: unzip {z} into {z.parent} (emo3d data fetch --source hf "
+                    "extracts the archives), or pass --no-check-images to read texts and scores only")
+    return "; pass --no-check-images to read texts and scores only"
+
+
 def _parse_row(cells: dict, *, file: str, row: int, root: Path, check_images: bool) -> Sample:
     sid = parse_int(cells.get("sample_id"), file=file, row=row, column="sample_id")
     texts = tuple(str(cells[c]) for c in TEXT_COLS if not is_empty(cells.get(c)))
@@ -142,8 +163,9 @@ def _parse_row(cells: dict, *, file: str, row: int, root: Path, check_images: bo
     shapes: List[Optional[np.ndarray]] = []
     for ic, bc in zip(IMG_COLS, BS_COLS):
         img = None if is_empty(cells.get(ic)) else str(cells[ic]).strip()
-        if img is not None and check_images and not (root / img).is_file():
-            raise DataValidationError(f"image file {root / img} does not exist", file=file, row=row, column=ic)
+        if img is not None and check_images and not resolve_image(root, img).is_file():
+            raise DataValidationError(f"image file {root / img} does not exist{_missing_image_hint(root, img)}",
+                                      file=file, row=row, column=ic)
         images.append(img)
         shapes.append(parse_vector(cells.get(bc), file=file, row=row, column=bc))
     prior = parse_vector(cells.get("prior"), file=file, row=row, column="prior") if "prior" in cells else None

@@ -42,7 +42,13 @@ def parse_vector(cell, *, file: str, row: int, column: str, n: int = N_MEDIAPIPE
     if len(tokens) != n:
         raise DataValidationError(f"expected {n} blendshape values (MediaPipe order), found {len(tokens)}",
                                   file=file, row=row, column=column)
-    out = np.empty(n, dtype=np.float32)
+    try:  # fast path: every token a number in [0, 1]
+        arr = np.array(tokens, dtype=np.float64)
+        if np.all((arr >= 0.0) & (arr <= 1.0)):
+            return arr.astype(np.float32)
+    except ValueError:
+        pass
+    out = np.empty(n, dtype=np.float32)  # slow path: find and name the bad value
     for i, tok in enumerate(tokens):
         try:
             v = float(tok)

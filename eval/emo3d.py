@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from emo3d import schema
 from emo3d.errors import Emo3DError, InvalidInputError, ModelFileError
-from emo3d.io import atomic_path, atomic_write_json
+from emo3d.io import atomic_path
 
 from .bank import BankOptions, PromptBank, build_bank
 from .judges import JudgeResult
@@ -38,6 +38,7 @@ from .metric import MetricOptions, emo3d_metric, mse
 __all__ = ["EvalOptions", "ModelResult", "EvalResult", "run", "main", "JUDGES"]
 log = logging.getLogger("emo3d.eval")
 JUDGES = ("clip", "fer", "roundtrip")
+GROUND_TRUTH = "groundtruth"   # --models word: the bank's ground-truth scores as a reference row
 
 PredictFn = Callable[[List[str]], np.ndarray]        # texts -> [N,52] MediaPipe order
 RenderFn = Callable[[np.ndarray], np.ndarray]        # [52] -> uint8 [H,W,3]
@@ -173,6 +174,8 @@ def _model_name(model: str, taken: set) -> str:
 
 def _model_signature(model: str) -> str:
     """Changes when the model folder is retrained in place (manifest + weight file sizes/mtimes)."""
+    if model == GROUND_TRUTH:
+        return GROUND_TRUTH
     folder = Path(model)
     if model == "default":
         try:
@@ -297,8 +300,12 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
             name = _model_name(model, taken)
             cache = out / "cache" / f"{_slug(name)}_{_model_signature(model)}"
             cache.mkdir(parents=True, exist_ok=True)
-            factory = (lambda m=model: predictors[m]) if predictors and model in predictors \
-                else (lambda m=model: make_predictor(m))
+            if predictors and model in predictors:
+                factory = (lambda m=model: predictors[m])
+            elif model == GROUND_TRUTH:         # reference row: the bank's own scores
+                factory = (lambda: lambda texts: np.nan_to_num(bank.truth))
+            else:
+                factory = (lambda m=model: make_predictor(m))
             pred = _predictions(cache, bank, factory)
             images = _renders(cache, pred, render, f"render {name}", options.progress)
             sheet[name] = images
@@ -332,7 +339,8 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.emo3d", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", required=True, metavar="DIR",
-                    help="model folders; the word 'default' names the shipped offline default")
+                    help="model folders; the word 'default' names the shipped offline default, "
+                         "'groundtruth' the bank's own ground-truth scores (a reference row)")
     ap.add_argument("--data", required=True, metavar="DIR", help="Emo3D-format folder; its test split is the bank")
     ap.add_argument("--out", required=True, metavar="DIR", help="report folder (cache inside: resumable)")
     ap.add_argument("--judge", nargs="+", default=["clip"], choices=JUDGES,

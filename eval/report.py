@@ -133,7 +133,7 @@ def write_report(result, sheet: Dict[str, List[np.ndarray]]) -> Dict[str, str]:
     out = Path(result.out)
     o = result.options
     mix = ", ".join(f"{k} {v}" for k, v in result.bank.mix().items())
-    md = [f"# Emo3D evaluation", "",
+    md = ["# Emo3D evaluation", "",
           f"Bank: {len(result.bank)} prompts from the test split of `{o.data}` ({mix}).",
           f"Judges: {', '.join(o.judges)}" + (f" (CLIP: `{result.clip_name}`, k={o.k}, "
                                                f"compat={o.compat})" if result.clip_name else "") + ".",

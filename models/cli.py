@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune", action="store_true", help="train the encoder too (default: frozen, cached)")
     p.add_argument("--no-mirror", action="store_true", help="no left/right mirror augmentation")
     p.add_argument("--no-images", action="store_true", help="CLIP kinds: text embeddings only")
+    p.add_argument("--short-prompts", type=float, default=0.0,
+                   help="extra short lexicon prompts per training row (e.g. 1.0; helps terse prompts)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
@@ -53,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             target=args.target, epochs=args.epochs, patience=args.patience,
                             batch_size=args.batch_size, lr=args.lr, encoder_lr=args.encoder_lr, hidden=hidden,
                             dropout=args.dropout, finetune=args.finetune, mirror=not args.no_mirror,
-                            use_images=not args.no_images, seed=args.seed, threads=args.threads, max_steps=args.max_steps,
+                            use_images=not args.no_images, seed=args.seed, short_prompts=args.short_prompts, threads=args.threads, max_steps=args.max_steps,
                             progress=not args.quiet)
         result = train(opts)
     except (Emo3DError, ValueError, FileNotFoundError) as e:

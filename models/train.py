@@ -80,6 +80,7 @@ class TrainOptions:
     progress: bool = True
     cache_embeddings: bool = True
     embed_batch: int = 128
+    short_prompts: float = 0.0           # extra short lexicon prompts per training row (0: paper setup)
     threads: int = 1                     # torch intra-op threads (0 = torch's default); 1 is fastest for heads
     name: str = ""
 
@@ -93,6 +94,8 @@ class TrainOptions:
             raise InvalidInputError("lr and encoder_lr must be > 0, weight_decay >= 0")
         if self.max_steps is not None and self.max_steps < 1:
             raise InvalidInputError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if not (0.0 <= self.short_prompts <= 4.0):
+            raise InvalidInputError(f"short_prompts must be in [0, 4], got {self.short_prompts}")
         if self.threads < 0:
             raise InvalidInputError(f"threads must be >= 0, got {self.threads}")
         if not (0.0 < self.val_fraction < 0.5):
@@ -336,6 +339,8 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
     _check_pairs(train_pairs, "train")
     if val_pairs is None:
         train_pairs, val_pairs = _split_off(train_pairs, opts.val_fraction, opts.seed)
+    if opts.short_prompts > 0:
+        train_pairs = _with_short_prompts(train_pairs, opts.short_prompts, opts.seed)
     _check_pairs(val_pairs, "val")
     if test_pairs is not None:
         _check_pairs(test_pairs, "test")
@@ -438,6 +443,33 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
     if opts.out:
         out = save_model(model, manifest, opts.out, save_encoder=opts.finetune)
     return TrainResult(out, model, manifest, metrics, history)
+
+
+SHORT_TEMPLATES = ("{adj}", "a {adj} face", "looking {adj}", "{adj} expression", "feeling {adj}")
+
+
+def _with_short_prompts(pairs, rate: float, seed: int):
+    """Append short prompts ("furious", "a glad face") for rows with one clearly dominant emotion (>= 0.6):
+    an adjective of that emotion from ``dataset.lexicon`` in a short template, with the row's target.
+    Teaches the head that terse everyday prompts deserve the full expression."""
+    from types import SimpleNamespace
+    from dataset import lexicon
+    rng = np.random.default_rng(seed + 7)
+    emotions = np.asarray(pairs.emotions, np.float32)
+    words = {e: lexicon.adjectives(e) for e in EMOTIONS}
+    rows = np.flatnonzero(emotions.max(1) >= 0.6)
+    n = int(round(len(rows) * rate / 3))       # ~3 texts per sample already share one target
+    if n == 0 or not len(rows):
+        return pairs
+    pick = rng.choice(rows, size=n, replace=n > len(rows))
+    texts = []
+    for r in pick:
+        adj = str(rng.choice(words[EMOTIONS[int(emotions[r].argmax())]]))
+        texts.append(str(rng.choice(SHORT_TEMPLATES)).format(adj=adj))
+    return SimpleNamespace(texts=list(pairs.texts) + texts,
+                           targets=np.concatenate([np.asarray(pairs.targets, np.float32),
+                                                   np.asarray(pairs.targets, np.float32)[pick]]),
+                           emotions=np.concatenate([emotions, emotions[pick]]))
 
 
 def _split_off(pairs, fraction: float, seed: int):

@@ -53,6 +53,7 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("--transition-ms", type=float, default=400.0, help="prompt transition length (default 400)")
     p.add_argument("--hold-ms", type=float, default=300.0, help="headless: frames kept after the transition")
     p.add_argument("--size", type=int, default=256, help="face image size in pixels (default 256)")
+    p.add_argument("--record-fps", type=float, default=30.0, help="headless: frame rate of the PNGs/GIF (default 30)")
     p.add_argument("--fps", type=float, default=60.0, help="loop clock (default 60)")
     p.add_argument("--top", type=int, default=8, help="how many blendshapes to print/show (default 8)")
     p.add_argument("--no-idle", action="store_true", help="no blinks or head sway")
@@ -119,6 +120,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if args.size < 32 or args.size > 4096:
         _say(f"error: --size must be in [32, 4096], got {args.size}")
+        return 2
+    if not 1 <= args.record_fps <= 240:
+        _say(f"error: --record-fps must be in [1, 240], got {args.record_fps}")
         return 2
     if args.duration is not None and args.duration <= 0:
         _say(f"error: --duration must be > 0 seconds, got {args.duration}")
@@ -256,11 +260,13 @@ def _headless(loop, prompts: "queue.Queue", args, streaming: bool) -> int:
         if not _apply(loop, p, args):
             break
         done.wait(clip_s + 5.0)
-        frames = rec.frames
+        stride = max(1, int(round(args.fps / args.record_fps)))
+        frames = rec.frames[::stride]
         if not frames:
             continue
         images = [compose(face.render(f.weights, f.head), f.weights, text=p, top_k=args.top) for f in frames]
-        frames_dir, gif = write_clip(images, args.out, f"{n:03d}_{slug(p)}", fps=args.fps)
+        fps = args.fps / stride
+        frames_dir, gif = write_clip(images, args.out, f"{n:03d}_{slug(p)}", fps=fps, gif_fps=fps)
         print(f"  wrote {len(images)} frames to {frames_dir}/ and {gif}  (face: {face.backend})", flush=True)
         n += 1
     if streaming:  # keep streaming to the sinks for the rest of --duration (or until Ctrl-C)

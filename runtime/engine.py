@@ -174,6 +174,25 @@ class Engine:
             options = EngineOptions(**kwargs)
         return cls(options)
 
+    create_from_options = create   # MediaPipe Tasks spelling
+
+    @classmethod
+    def create_from_model_path(cls, folder: Union[str, Path], **kwargs) -> "Engine":
+        """``Engine.create(EngineOptions(model=folder, **kwargs))``."""
+        return cls.create(EngineOptions(model=folder, **kwargs))
+
+    def close(self) -> None:
+        """Release the session (the engine is unusable afterwards)."""
+        with self._lock:
+            self._session = None
+            self._cache.clear()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # --- loading --------------------------------------------------------------------------
     @staticmethod
     def _load_tokenizer(path: Path, max_length: int):
@@ -310,6 +329,8 @@ class Engine:
             t0 = time.perf_counter()
             feed = self._feed([encs[i] for i in idx])
             with self._lock:
+                if self._session is None:
+                    raise InvalidInputError("this Engine was closed; create a new one")
                 outs = self._session.run(self._outputs, feed)
             ms = (time.perf_counter() - t0) * 1e3 / len(idx)
             blend = np.asarray(outs[0], dtype=np.float32)

@@ -5,7 +5,6 @@ import dataclasses
 import hashlib
 import io
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 

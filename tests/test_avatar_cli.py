@@ -123,3 +123,19 @@ def test_sheet_and_text(tmp_path, capsys):
             sys.modules["runtime"] = old
         else:
             sys.modules.pop("runtime", None)
+
+
+def test_external_rig(ict_rig_path, tmp_path, capsys):
+    from PIL import Image
+    out = tmp_path / "ict.png"
+    rc, _, se = _run(capsys, "--rig", str(ict_rig_path), "--weights", '{"jawOpen": 1}', "--out", str(out),
+                     "--size", "64")
+    assert rc == 0, se
+    assert np.asarray(Image.open(out)).mean() > 5
+
+
+def test_corrupt_rig_is_an_error(tmp_path, capsys):
+    bad = tmp_path / "bad.glb"
+    bad.write_bytes(b"glTF\x02\x00\x00\x00" + b"\x00" * 5)
+    rc, _, se = _run(capsys, "--rig", str(bad), "--out", str(tmp_path / "x.png"), "--size", "64")
+    assert rc == 2 and "error" in se and not (tmp_path / "x.png").exists()

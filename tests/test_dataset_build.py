@@ -222,7 +222,7 @@ def test_source_hf_fails_at_once_offline(monkeypatch, tmp_path, capsys):
 
 
 def test_build_with_images(tmp_path):
-    avatar = pytest.importorskip("avatar")
+    pytest.importorskip("avatar")
     try:
         from dataset.render import Imager
         Imager(size=192).close()
@@ -239,3 +239,38 @@ def test_build_with_images(tmp_path):
     assert all(not np.array_equal(b, x.prior) for x in rel.samples for b in x.blendshapes if b is not None)
     ip = dataset.image_pairs(rel.samples, rel.root, mirror=True)
     assert len(ip) == 2 * len(got) and ip.paths[0].is_file()
+
+
+def test_cli_build_check_and_card(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["build", "--out", str(out), "--samples", "3", "--seed", "1", "--no-images", "--quiet",
+            "--no-card", "--no-primitives", "--shard-size", "2"]
+    assert data_main(argv) == 0
+    assert "3 samples" in capsys.readouterr().out
+    assert data_main(argv) == 2                       # exists: refuses without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    # a stray temp file from a killed run never reaches the output
+    work = tmp_path / ".cli2.build"
+    (work / "images_0_1000").mkdir(parents=True)
+    (work / "images_0_1000" / ".0_0.jpeg.abc.tmp").write_bytes(b"x")
+    assert data_main(["build", "--out", str(tmp_path / "cli2")] + argv[3:]) == 0
+    assert not list((tmp_path / "cli2").rglob("*.tmp"))
+    assert data_main(["check", str(out)]) == 0
+    assert data_main(["card", str(out)]) == 0
+    assert (out / "CARD.md").is_file() and (out / "card_samples.png").is_file()
+    assert data_main(["build", "--out", str(tmp_path / "x"), "--samples", "0"]) == 2
+
+
+def test_cli_check_source_hf_offline(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert data_main(["check", "--source", "hf"]) == 2
+    err = capsys.readouterr().err
+    assert "HF_HUB_OFFLINE" in err and "emo3d data check DIR" in err
+
+
+def test_two_builds_never_write_one_folder(tmp_path):
+    with builder._Lock(tmp_path / "busy"):
+        with pytest.raises(InvalidInputError, match="another emo3d data build"):
+            build(opts(tmp_path / "busy"))
+    assert build(opts(tmp_path / "busy")).samples == 6
+    assert not (tmp_path / ".busy.lock").exists()

@@ -242,3 +242,25 @@ def test_format_round_trip_is_exact():
     assert np.array_equal(back, v)
     assert format_vector(np.zeros(52)).startswith("[0. 0. ")
     assert math.isclose(float(format_vector(np.full(52, 0.25))[1:5]), 0.25)
+
+
+def test_zipped_image_folders_like_the_official_release(tmp_path):
+    """The hub release ships image folders as data/<folder>.zip: the error says so, extraction fixes it."""
+    import shutil
+    import zipfile
+    write_release(tmp_path)
+    folder = tmp_path / "prompt1_images_0_1000"
+    with zipfile.ZipFile(tmp_path / "data" / "prompt1_images_0_1000.zip", "w") as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, f"prompt1_images_0_1000/{p.name}")
+    shutil.rmtree(folder)
+    with pytest.raises(DataValidationError, match="still zipped") as ei:
+        dataset.read_release(tmp_path)
+    assert ei.value.column == "img_1"
+    from dataset.hf import fetch_release
+    assert fetch_release(source="local", path=tmp_path) == tmp_path
+    assert (tmp_path / "data" / "prompt1_images_0_1000" / "0_0.jpeg").is_file()
+    rel = dataset.read_release(tmp_path)
+    ip = dataset.image_pairs(rel.split("train"), rel.root)
+    assert ip.paths[0] == tmp_path / "data" / "prompt1_images_0_1000" / "0_0.jpeg" and ip.paths[0].is_file()
+    assert fetch_release(source="local", path=tmp_path) == tmp_path   # second time: nothing to do

@@ -90,13 +90,14 @@ def _render(w):
 
 def test_cli_end_to_end_with_injected_pieces(tmp_path):
     bank = bank_from_samples(_samples(), BankOptions(size=16))
-    opts = cli.EvalOptions(models=("good", "bad"), data="tiny", out=str(tmp_path / "rep"),
+    opts = cli.EvalOptions(models=("good", "bad", "groundtruth"), data="tiny", out=str(tmp_path / "rep"),
                            judges=("clip",), k=3, bank_size=16, progress=False)
     judge = _Judge()
     preds = {"good": _predict_good, "bad": lambda t: np.full((len(t), 52), 0.7, np.float32)}
     res = cli.run(opts, bank=bank, predictors=preds, render=_render, judges={"bright": judge},
                   clip=_Clip())
-    good, bad = res.models
+    good, bad, truth = res.models
+    assert truth.name == "groundtruth" and truth.mse == pytest.approx(0.0, abs=1e-12)
     assert good.name == "good" and bad.name == "bad"
     assert good.emo3d < bad.emo3d                  # the good model's faces retrieve their emotion
     assert good.recall_at_k > bad.recall_at_k
@@ -119,7 +120,8 @@ def test_cli_end_to_end_with_injected_pieces(tmp_path):
     # resumable: predictions, renders and embeddings come from the cache
     def boom(*a, **k):
         raise AssertionError("should have been cached")
-    res2 = cli.run(opts, bank=bank, predictors={"good": boom, "bad": boom}, render=boom,
+    res2 = cli.run(opts, bank=bank, predictors={"good": boom, "bad": boom, "groundtruth": boom},
+                   render=boom,
                    judges={"bright": judge}, clip=type("C", (_Clip,), {"encode_images": boom})())
     assert res2.models[0].emo3d == pytest.approx(good.emo3d)
 

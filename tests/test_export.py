@@ -279,6 +279,12 @@ def test_export_model_folder_via_cli_with_int8(tmp_path, capsys):
     from PIL import Image
     with Image.open(out / "export_report.png") as im:
         assert im.size[0] > 600 and im.size[1] > 300
+    # the recommendation follows the MAE limit
+    from export.quantize import tokenizer_encoder
+    q = export.quantize_int8(out / "model.onnx", tmp_path / "q.onnx")
+    strict = export.compare_int8(out / "model.onnx", q, tokenizer_encoder(out / "tokenizer.json"),
+                                 prompts=export.varied_prompts(20), mae_limit=0.0)
+    assert strict.n_prompts == 20 and strict.mae["blendshapes"] > 0 and not strict.recommended
     # the exported graph gives the torch model's scores for a real prompt
     module, _, tokenizer = models.load_model(folder)
     enc = tokenizer(["furious scowl"], return_tensors="np")

@@ -8,6 +8,11 @@
 
 #include "deform.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define EMO3D_SSE2 1
+#endif
+
 namespace emo3d {
 
 MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris,
@@ -157,8 +162,7 @@ void MeshRenderer::setup_triangles(Workspace& ws) const {
 
 void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
     const int Ws = cfg_.width * cfg_.ssaa;
-    const double inf = std::numeric_limits<double>::infinity();
-    std::fill(ws.iz.begin() + std::size_t(y_begin) * Ws, ws.iz.begin() + std::size_t(y_end) * Ws, -inf);
+    // iz is only read where tri >= 0, so clearing tri clears the z-buffer
     std::fill(ws.tri.begin() + std::size_t(y_begin) * Ws, ws.tri.begin() + std::size_t(y_end) * Ws, -1);
     for (std::int64_t t = 0; t < n_tris_; ++t) {
         const std::int32_t* box = &ws.box[t * 4];
@@ -192,7 +196,7 @@ void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
             for (int k = k0; k <= k1; ++k) {
                 const double dk = k;
                 const double iz = iz0 + P[9] * dk;
-                if (l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0 && iz > izrow[k]) {
+                if (l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0 && (trow[k] < 0 || iz > izrow[k])) {
                     izrow[k] = iz;
                     trow[k] = tid;
                 }
@@ -201,14 +205,133 @@ void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
     }
 }
 
+#ifdef EMO3D_SSE2
+namespace {
+inline __m128 load_rgbx(const std::uint8_t* p) {
+    int v;
+    std::memcpy(&v, p, 4);
+    const __m128i z = _mm_setzero_si128();
+    __m128i x = _mm_unpacklo_epi8(_mm_cvtsi32_si128(v), z);
+    return _mm_cvtepi32_ps(_mm_unpacklo_epi16(x, z));
+}
+inline float hsum(__m128 v) {
+    alignas(16) float a[4];
+    _mm_store_ps(a, v);
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+}  // namespace
+
+// The 2x2 samples of one output pixel, all on triangle t: the same shading as the scalar path,
+// in single precision, four samples at a time. Adds the four shaded colours to acc.
+void MeshRenderer::shade_quad(const Workspace& ws, const std::int32_t* tq, double qx, double qy, const float* light,
+                              const float* bg, double* acc) const {
+    // lanes: (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1); lanes off the mesh (tq < 0) get bg
+    std::int32_t any = tq[0] >= 0 ? tq[0] : tq[1] >= 0 ? tq[1] : tq[2] >= 0 ? tq[2] : tq[3];
+    const double* Pl[4];
+    bool valid[4];
+    for (int l = 0; l < 4; ++l) {
+        valid[l] = tq[l] >= 0;
+        Pl[l] = &ws.planes[std::size_t(valid[l] ? tq[l] : any) * kPlanes * 3];
+    }
+    const bool uniform = tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3];
+    const __m128 vmask = _mm_castsi128_ps(_mm_setr_epi32(valid[0] ? -1 : 0, valid[1] ? -1 : 0, valid[2] ? -1 : 0,
+                                                         valid[3] ? -1 : 0));
+    const __m128 dx = _mm_setr_ps(0.f, 1.f, 0.f, 1.f), dy = _mm_setr_ps(0.f, 0.f, 1.f, 1.f);
+    auto ev4 = [&](int slot) {
+        if (uniform) {
+            const double* p = Pl[0] + slot * 3;
+            const float v0 = static_cast<float>(p[0] * qx + p[1] * qy + p[2]);
+            return _mm_add_ps(_mm_set1_ps(v0), _mm_add_ps(_mm_mul_ps(_mm_set1_ps(float(p[0])), dx),
+                                                          _mm_mul_ps(_mm_set1_ps(float(p[1])), dy)));
+        }
+        auto e = [&](int l, double x, double y) {
+            const double* p = Pl[l] + slot * 3;
+            return static_cast<float>(p[0] * x + p[1] * y + p[2]);
+        };
+        return _mm_setr_ps(e(0, qx, qy), e(1, qx + 1, qy), e(2, qx, qy + 1), e(3, qx + 1, qy + 1));
+    };
+    const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
+    const __m128 rz = _mm_div_ps(one, ev4(3));
+    const __m128 nx = ev4(4), ny = ev4(5), nz = ev4(6);
+    const __m128 ln = _mm_sqrt_ps(_mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, nx), _mm_mul_ps(ny, ny)), _mm_mul_ps(nz, nz)));
+    const __m128 dot = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, _mm_set1_ps(light[0])), _mm_mul_ps(ny, _mm_set1_ps(light[1]))),
+                                  _mm_mul_ps(nz, _mm_set1_ps(light[2])));
+    const __m128 ndl = _mm_and_ps(_mm_cmpgt_ps(ln, zero), _mm_div_ps(dot, _mm_max_ps(ln, _mm_set1_ps(1e-30f))));
+    const __m128 shade = _mm_add_ps(_mm_set1_ps(float(cfg_.ambient)),
+                                    _mm_mul_ps(_mm_set1_ps(float(cfg_.diffuse)), _mm_max_ps(ndl, zero)));
+    if (!texture_.empty()) {
+        const float wm = float(tex_w_ - 1), hm = float(tex_h_ - 1);
+        alignas(16) float xs[4], ys[4], sh[4];
+        _mm_store_ps(xs, _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7), rz), _mm_set1_ps(wm)), zero), _mm_set1_ps(wm)));
+        _mm_store_ps(ys, _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(8), rz), _mm_set1_ps(hm)), zero), _mm_set1_ps(hm)));
+        _mm_store_ps(sh, _mm_mul_ps(shade, _mm_set1_ps(1.f / 255.f)));
+        __m128 sum = zero;
+        const int xmax = std::max(tex_w_ - 2, 0), ymax = std::max(tex_h_ - 2, 0);
+        for (int l = 0; l < 4; ++l) {
+            if (!valid[l]) {
+                sum = _mm_add_ps(sum, _mm_setr_ps(bg[0], bg[1], bg[2], 0.f));
+                continue;
+            }
+            const int x0 = std::min(int(xs[l]), xmax), y0 = std::min(int(ys[l]), ymax);
+            const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
+            const __m128 fx = _mm_set1_ps(xs[l] - x0), fy = _mm_set1_ps(ys[l] - y0);
+            const std::uint8_t* row0 = &texture_[std::size_t(y0) * tex_w_ * 4];
+            const std::uint8_t* row1 = &texture_[std::size_t(y1) * tex_w_ * 4];
+            const __m128 c00 = load_rgbx(row0 + x0 * 4), c01 = load_rgbx(row0 + x1 * 4);
+            const __m128 c10 = load_rgbx(row1 + x0 * 4), c11 = load_rgbx(row1 + x1 * 4);
+            const __m128 top = _mm_add_ps(c00, _mm_mul_ps(_mm_sub_ps(c01, c00), fx));
+            const __m128 bot = _mm_add_ps(c10, _mm_mul_ps(_mm_sub_ps(c11, c10), fx));
+            const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), fy));
+            sum = _mm_add_ps(sum, _mm_min_ps(_mm_max_ps(_mm_mul_ps(alb, _mm_set1_ps(sh[l])), zero), one));
+        }
+        alignas(16) float a[4];
+        _mm_store_ps(a, sum);
+        acc[0] += a[0];
+        acc[1] += a[1];
+        acc[2] += a[2];
+    } else if (!colors_.empty()) {
+        for (int k = 0; k < 3; ++k) {
+            const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), zero), one);
+            acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
+        }
+    } else {
+        const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_set1_ps(0.75f), shade), zero), one);
+        for (int k = 0; k < 3; ++k)
+            acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
+    }
+}
+#endif
+
 void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
     const int S = cfg_.ssaa, Ws = cfg_.width * S;
     const double L[3] = {light[0], light[1], light[2]};
     const double inv = 1.0 / (S * S);
     const bool tex = !texture_.empty(), col = !colors_.empty();
+    std::uint8_t bg8[3];
+    const float bgf[3] = {float(cfg_.background[0]), float(cfg_.background[1]), float(cfg_.background[2])};
+    for (int k = 0; k < 3; ++k) {
+        const double b = cfg_.background[k];
+        bg8[k] = static_cast<std::uint8_t>(int((b + b + b + b) * 0.25 * 255.0 + 0.5));
+    }
     for (int r = r0; r < r1; ++r) {
         for (int cpx = 0; cpx < cfg_.width; ++cpx) {
             double acc[3] = {0, 0, 0};
+#ifdef EMO3D_SSE2
+            if (S == 2) {  // SSE path: the four samples of the pixel at once
+                const std::size_t i00 = std::size_t(r) * 2 * Ws + std::size_t(cpx) * 2;
+                const std::int32_t t = ws.tri[i00];
+                if (t < 0 && ws.tri[i00 + 1] < 0 && ws.tri[i00 + Ws] < 0 && ws.tri[i00 + Ws + 1] < 0) {
+                    std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
+                    for (int k = 0; k < 3; ++k) o[k] = bg8[k];
+                    continue;
+                }
+                const std::int32_t tq[4] = {t, ws.tri[i00 + 1], ws.tri[i00 + Ws], ws.tri[i00 + Ws + 1]};
+                shade_quad(ws, tq, cpx * 2 + 0.5, r * 2 + 0.5, light, bgf, acc);
+                std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
+                for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(acc[k] * inv * 255.0 + 0.5));
+                continue;
+            }
+#endif
             for (int j = 0; j < S; ++j) {
                 const int py = r * S + j;
                 const double qy = py + 0.5;

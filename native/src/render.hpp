@@ -7,6 +7,12 @@
 
 namespace emo3d {
 
+// Sparse deformation of many frames (see deform_sparse for the layout), blocked over frames;
+// bitwise equal to deform_sparse. Defined in render_deform.cpp.
+void deform_sparse_blocked(const float* base, const std::int64_t* offsets, const std::int32_t* indices,
+                           const float* values, const float* weights, float* out, std::int64_t n_vertices,
+                           std::int64_t n_targets, std::int64_t n_frames, int n_threads);
+
 struct RenderConfig {
     int width = 256, height = 256, ssaa = 2;
     double center[3] = {0, 0, 0};
@@ -53,6 +59,8 @@ private:
     void prepare(Workspace& ws, const float* verts, const float* rot) const;
     void setup_triangles(Workspace& ws) const;
     void raster_rows(Workspace& ws, int y0, int y1) const;
+    void shade_quad(const Workspace& ws, const std::int32_t* tq, double qx, double qy, const float* light, const float* bg,
+                    double* acc) const;
     void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
     template <class VertFn>
     void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);

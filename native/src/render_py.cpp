@@ -174,15 +174,23 @@ public:
         idx_.assign(idx, idx + K);
         val_.assign(val, val + K * 3);
     }
-    py::array_t<float> deform(const py::array& weights, int threads) {
+    py::array_t<float> deform(const py::array& weights, int threads, const py::object& out_obj) {
         const float* w = data_of<float>(weights, "weights", 2);
         require(weights.shape(1) == T_, "weights must be [F, T] with the rig's T");
         const auto F = weights.shape(0);
-        py::array_t<float> out({F, V_, static_cast<py::ssize_t>(3)});
+        py::array_t<float> out;
+        if (out_obj.is_none()) {
+            out = py::array_t<float>({F, V_, static_cast<py::ssize_t>(3)});
+        } else {
+            out = py::reinterpret_borrow<py::array_t<float>>(out_obj);
+            require(py::isinstance<py::array_t<float, 0>>(out_obj) && out.ndim() == 3 && out.shape(0) == F &&
+                        out.shape(1) == V_ && out.shape(2) == 3 && (out.flags() & py::array::c_style) && out.writeable(),
+                    "out must be a writeable C-contiguous float32 array [F, V, 3]");
+        }
         float* o = out.mutable_data();
         {
             py::gil_scoped_release nogil;
-            emo3d::deform_sparse(base_.data(), off_.data(), idx_.data(), val_.data(), w, o, V_, T_, F, threads);
+            emo3d::deform_sparse_blocked(base_.data(), off_.data(), idx_.data(), val_.data(), w, o, V_, T_, F, threads);
         }
         return out;
     }
@@ -213,7 +221,7 @@ void register_render(py::module_& m) {
     py::class_<PySparseDeformer>(m, "SparseDeformer", "A rig's CSR deltas, validated once; deform(weights [F, T], threads)")
         .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&>(), py::arg("base"),
              py::arg("offsets"), py::arg("indices"), py::arg("values"))
-        .def("deform", &PySparseDeformer::deform, py::arg("weights"), py::arg("threads") = 0,
-             "weights [F, T] float32 -> [F, V, 3] float32");
+        .def("deform", &PySparseDeformer::deform, py::arg("weights"), py::arg("threads") = 0, py::arg("out") = py::none(),
+             "weights [F, T] float32 -> [F, V, 3] float32 (written into out when given)");
 }
 }  // namespace emo3d
