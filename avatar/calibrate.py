@@ -463,6 +463,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--bias-rounds", type=int, default=4)
+    ap.add_argument("--gain-max", type=float, default=3.0, help="upper bound of a shape's gain")
     ap.add_argument("--n-random", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--refine", action="store_true",
@@ -474,7 +475,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = ap.parse_args(argv)
     try:
         opts = CalibrateOptions(out=a.out, texture=a.texture, size=a.size, target=a.target, rounds=a.rounds,
-                                bias_rounds=a.bias_rounds, n_random=a.n_random, seed=a.seed, write=a.write,
+                                bias_rounds=a.bias_rounds, n_random=a.n_random, gain_max=a.gain_max, seed=a.seed, write=a.write,
                                 report_only=a.report_only, refine=a.refine)
     except InvalidInputError as e:
         print(f"calibrate: {e}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .configs import CONFIGS, OnnxExportConfig, config_for
 from .default_model import add_int8, ensure_default_model
 from .parity import ParityError, ParityReport, check_parity
-from .quantize import QuantReport, compare_int8, quantize_int8, varied_prompts
+from .quantize import QuantReport, compare_int8, quantize_best, quantize_int8, varied_prompts
 
 _LAZY = {
     "export_model": "torch_export", "export_text_model": "torch_export", "ExportReport": "torch_export",
@@ -25,5 +25,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["CONFIGS", "OnnxExportConfig", "config_for", "ensure_default_model", "add_int8", "ParityError",
-           "ParityReport", "check_parity", "QuantReport", "compare_int8", "quantize_int8", "varied_prompts",
+           "ParityReport", "check_parity", "QuantReport", "compare_int8", "quantize_best", "quantize_int8", "varied_prompts",
            *_LAZY]

@@ -242,15 +242,15 @@ def _write_tokenizer(src: Path, dst: Path, max_length: int) -> None:
 def add_int8(folder: str | Path, *, progress: bool = True) -> "object":
     """Quantise ``folder``'s ``model.onnx`` to int8 and record the report (``onnx.int8``) in its manifest;
     ``files.onnx_int8`` is set only where the report recommends it. Returns the :class:`QuantReport`."""
-    from .quantize import compare_int8, quantize_int8, tokenizer_encoder
+    from .quantize import quantize_best, tokenizer_encoder
 
     folder = Path(folder)
     manifest = ModelManifest.load(folder)
     fp32 = manifest.file(folder, "onnx")
-    int8_path = quantize_int8(fp32, folder / INT8_FILE)
+    int8_path = folder / INT8_FILE
     encode = tokenizer_encoder(manifest.file(folder, "tokenizer"),
                                max_length=int(manifest.backbone.get("max_length", 128)))
-    report = compare_int8(fp32, int8_path, encode)
+    report = quantize_best(fp32, int8_path, encode)
     log.info("%s", report.summary())
     if progress:
         print(f"emo3d: {report.summary()}", file=sys.stderr)

@@ -55,6 +55,7 @@ class QuantReport:
     size_fp32_mb: float
     size_int8_mb: float
     scores: Optional[Dict[str, np.ndarray]] = field(default=None, repr=False, compare=False)  # fp32/int8
+    strategy: str = "all"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -66,19 +67,53 @@ class QuantReport:
         return (f"int8 vs fp32 on {self.n_prompts} prompts: score MAE {s:.4f}, max |diff| "
                 f"{self.max_abs_diff.get('blendshapes', 0.0):.4f}, cosine mean "
                 f"{self.cosine_mean.get('blendshapes', 0.0):.5f} min {self.cosine_min.get('blendshapes', 0.0):.5f}; "
-                f"{self.size_fp32_mb:.1f} MB -> {self.size_int8_mb:.1f} MB; "
+                f"{self.size_fp32_mb:.1f} MB -> {self.size_int8_mb:.1f} MB ({self.strategy}); "
                 f"{'recommended' if self.recommended else 'NOT recommended'} (limit MAE {self.mae_limit})")
 
 
-def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
-    """Dynamic, per-channel int8 weights (MatMul/Gather); activations stay float. Written atomically."""
+STRATEGIES = ("all", "fp32_ffn_down", "fp32_ffn")
+
+
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path, *, strategy: str = "all") -> Path:
+    """Dynamic, per-channel int8 weights (MatMul/Gather); activations stay float. Written atomically.
+
+    ``strategy``: ``all``; ``fp32_ffn_down`` keeps MatMuls that narrow the width (FFN down-projections,
+    where BERT's activation outliers live) in fp32; ``fp32_ffn`` keeps every non-square MatMul in fp32."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if strategy not in STRATEGIES:
+        raise InvalidInputError(f"int8 strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    exclude: List[str] = []
+    if strategy != "all":
+        model = onnx.load(str(fp32_path))
+        shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+        for n in model.graph.node:
+            dims = shapes.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) > 1 else None
+            if dims is None or len(dims) != 2 or dims[0] == dims[1]:
+                continue
+            if strategy == "fp32_ffn" or dims[0] > dims[1]:
+                exclude.append(n.name)
     with atomic_path(int8_path) as tmp, _quiet_root_logger():
         quantize_dynamic(str(fp32_path), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gather"])
+                         op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=exclude)
     return int8_path
+
+
+def quantize_best(fp32_path: str | Path, int8_path: str | Path,
+                  encode: Callable[[Sequence[str]], Dict[str, np.ndarray]], *,
+                  prompts: Optional[Sequence[str]] = None, mae_limit: float = INT8_MAE_LIMIT) -> "QuantReport":
+    """Try :data:`STRATEGIES` in order (smallest/fastest first) and keep the first whose score MAE is
+    within ``mae_limit``; where none is, the last one's report says "NOT recommended"."""
+    report = None
+    for strategy in STRATEGIES:
+        quantize_int8(fp32_path, int8_path, strategy=strategy)
+        report = compare_int8(fp32_path, int8_path, encode, prompts=prompts, mae_limit=mae_limit)
+        report.strategy = strategy
+        if report.recommended:
+            break
+    return report
 
 
 class _quiet_root_logger:

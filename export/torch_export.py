@@ -233,10 +233,10 @@ class _in_place:
 
 
 def _int8(folder: Path, manifest: ModelManifest, max_len: int):
-    from .quantize import compare_int8, quantize_int8, tokenizer_encoder
+    from .quantize import quantize_best, tokenizer_encoder
 
-    path = quantize_int8(folder / MODEL_FILE, folder / INT8_FILE)
-    report = compare_int8(folder / MODEL_FILE, path, tokenizer_encoder(folder / TOKENIZER_FILE, max_length=max_len))
+    path = folder / INT8_FILE
+    report = quantize_best(folder / MODEL_FILE, path, tokenizer_encoder(folder / TOKENIZER_FILE, max_length=max_len))
     log.info("%s", report.summary())
     manifest.onnx["int8"] = report.to_dict()
     if report.recommended:

@@ -274,3 +274,21 @@ def test_two_builds_never_write_one_folder(tmp_path):
             build(opts(tmp_path / "busy"))
     assert build(opts(tmp_path / "busy")).samples == 6
     assert not (tmp_path / ".busy.lock").exists()
+
+
+def test_killed_before_the_final_rename_publishes_without_rebuilding(tmp_path, monkeypatch):
+    out = tmp_path / "f"
+    real_publish = builder._publish
+
+    def die(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(builder, "_publish", die)
+    with pytest.raises(KeyboardInterrupt):
+        build(opts(out))
+    assert not out.exists() and (tmp_path / ".f.build" / "data" / "train_data.csv").is_file()
+    monkeypatch.setattr(builder, "_publish", real_publish)
+    monkeypatch.setattr(builder, "make_sample", lambda *a, **k: pytest.fail("rebuilt a finished build"))
+    res = build(opts(out))
+    assert res.samples == 6 and not (out / "shards").exists() and not (tmp_path / ".f.build").exists()
+    assert json.loads((out / "build.json").read_text())["finished"] > 0

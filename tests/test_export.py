@@ -281,10 +281,13 @@ def test_export_model_folder_via_cli_with_int8(tmp_path, capsys):
         assert im.size[0] > 600 and im.size[1] > 300
     # the recommendation follows the MAE limit
     from export.quantize import tokenizer_encoder
-    q = export.quantize_int8(out / "model.onnx", tmp_path / "q.onnx")
-    strict = export.compare_int8(out / "model.onnx", q, tokenizer_encoder(out / "tokenizer.json"),
-                                 prompts=export.varied_prompts(20), mae_limit=0.0)
+    strict = export.quantize_best(out / "model.onnx", tmp_path / "q.onnx", tokenizer_encoder(out / "tokenizer.json"),
+                                  prompts=export.varied_prompts(20), mae_limit=0.0)
     assert strict.n_prompts == 20 and strict.mae["blendshapes"] > 0 and not strict.recommended
+    assert strict.strategy == "fp32_ffn"      # tried every strategy, the last keeps the FFNs in fp32
+    loose = export.quantize_best(out / "model.onnx", tmp_path / "q.onnx", tokenizer_encoder(out / "tokenizer.json"),
+                                 prompts=export.varied_prompts(20), mae_limit=1.0)
+    assert loose.recommended and loose.strategy == "all" and loose.size_int8_mb < strict.size_int8_mb
     # the exported graph gives the torch model's scores for a real prompt
     module, _, tokenizer = models.load_model(folder)
     enc = tokenizer(["furious scowl"], return_tensors="np")

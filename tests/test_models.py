@@ -338,3 +338,23 @@ def test_packaged_minilm_cache_and_offline(isolated_cache, monkeypatch):
     for f in encoders.MINILM_FILES:
         shutil.copy(real / f, cached / f)
     assert encoders.packaged_minilm_dir() == cached
+
+
+def test_short_prompt_augmentation_adds_lexicon_rows():
+    pytest.importorskip("dataset")
+    from dataset import lexicon
+    from models.train import _with_short_prompts
+    p = _pairs(reps=3)
+    mixed = types.SimpleNamespace(texts=p.texts + ["a mixed face"], targets=np.vstack([p.targets, p.targets[:1]]),
+                                  emotions=np.vstack([p.emotions, np.full((1, 8), 0.125, np.float32)]))
+    out = _with_short_prompts(mixed, 1.0, seed=0)
+    n0 = len(mixed.texts)
+    extra = out.texts[n0:]
+    assert len(extra) > 0 and len(out.targets) == len(out.emotions) == len(out.texts)
+    for text, target, emo in zip(extra, out.targets[n0:], out.emotions[n0:]):
+        emotion = EMOTIONS[int(emo.argmax())]
+        assert emo.max() >= 0.6              # mixed rows (max 0.125) are never used
+        assert any(adj in text for adj in lexicon.adjectives(emotion)), (text, emotion)
+        assert any(np.array_equal(target, t) for t in mixed.targets)
+    with pytest.raises(InvalidInputError, match="short_prompts"):
+        TrainOptions(short_prompts=-1)

@@ -7,8 +7,8 @@
 
 namespace emo3d {
 
-// Sparse deformation of many frames (see deform_sparse for the layout), blocked over frames;
-// bitwise equal to deform_sparse. Defined in render_deform.cpp.
+// Sparse deformation of many frames (see deform_sparse for the layout), blocked over vertices;
+// each target's indices must be ascending. Bitwise equal to deform_sparse. In render_deform.cpp.
 void deform_sparse_blocked(const float* base, const std::int64_t* offsets, const std::int32_t* indices,
                            const float* values, const float* weights, float* out, std::int64_t n_vertices,
                            std::int64_t n_targets, std::int64_t n_frames, int n_threads);

@@ -4,6 +4,7 @@
 
 #include <pybind11/numpy.h>
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -173,6 +174,23 @@ public:
         off_.assign(off, off + T_ + 1);
         idx_.assign(idx, idx + K);
         val_.assign(val, val + K * 3);
+        // the batched kernel needs each target's indices ascending: sort where they are not
+        // (stable, so repeated indices keep their order and the sums stay identical)
+        for (py::ssize_t t = 0; t < T_; ++t) {
+            const auto k0 = off_[t], k1 = off_[t + 1];
+            if (std::is_sorted(idx_.begin() + k0, idx_.begin() + k1)) continue;
+            std::vector<std::int64_t> perm(k1 - k0);
+            for (std::int64_t i = 0; i < k1 - k0; ++i) perm[i] = k0 + i;
+            std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t a, std::int64_t c) { return idx_[a] < idx_[c]; });
+            std::vector<std::int32_t> ni(perm.size());
+            std::vector<float> nv(perm.size() * 3);
+            for (std::size_t i = 0; i < perm.size(); ++i) {
+                ni[i] = idx_[perm[i]];
+                for (int c = 0; c < 3; ++c) nv[i * 3 + c] = val_[perm[i] * 3 + c];
+            }
+            std::copy(ni.begin(), ni.end(), idx_.begin() + k0);
+            std::copy(nv.begin(), nv.end(), val_.begin() + k0 * 3);
+        }
     }
     py::array_t<float> deform(const py::array& weights, int threads, const py::object& out_obj) {
         const float* w = data_of<float>(weights, "weights", 2);
