@@ -238,6 +238,14 @@ def load_gltf(path) -> Rig:
     path = Path(path)
     if not path.is_file():
         raise AssetError(f"glTF rig {path} does not exist (expected a .glb or .gltf file)")
+    try:
+        return _load(path)
+    except (KeyError, TypeError, IndexError, AttributeError, struct.error) as e:
+        what = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise InvalidInputError(f"{path}: malformed glTF ({what})") from None
+
+
+def _load(path: Path) -> Rig:
     doc = _Doc(path)
     J = doc.json
     scenes = J.get("scenes") or []

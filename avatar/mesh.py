@@ -137,7 +137,7 @@ IRIS_ANGLE = 0.40                       # radians (angular radius of the iris on
 PUPIL_ANGLE = 0.17
 EYE_OPEN_UP = 0.30                     # cm the upper lids are raised at rest
 EYE_OPEN_LOW = 0.08
-EYE_PITCH = 5.0                        # degrees the eyeballs look up at rest
+EYE_PITCH = 3.5                        # degrees the eyeballs look up at rest
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``emo3d export MODEL_DIR --out DIR [--int8]`` and ``emo3d export --default [--int8]``."""
+"""``emo3d export MODEL_DIR --out DIR [--int8]``, ``emo3d export --default [--int8]`` and
+``emo3d export --clip CLIP_DIR --out DIR``."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--default", action="store_true",
                    help="build (or find in the cache) the runtime folder of the shipped default; prints its path")
     p.add_argument("--rebuild", action="store_true", help="with --default: ignore the cache")
+    p.add_argument("--clip", type=Path, metavar="CLIP_DIR",
+                   help="export a local CLIP folder's text and image towers (for the Emo3D metric) to --out")
     return p
 
 
@@ -37,6 +40,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .default_model import ensure_default_model
             folder = ensure_default_model(int8=args.int8, rebuild=args.rebuild)
             print(folder)
+            return 0
+        if args.clip is not None:
+            if args.out is None:
+                print("emo3d export: --clip needs --out DIR", file=sys.stderr)
+                return 2
+            from .clip_export import export_clip_folder
+            print(export_clip_folder(args.clip, args.out).summary())
             return 0
         if args.model_dir is None or args.out is None:
             print("emo3d export: needs MODEL_DIR and --out DIR (or --default)", file=sys.stderr)

@@ -54,10 +54,12 @@ class ClipExportReport:
     image_parity: ParityReport
     projection_dim: int
     image_size: int
+    max_length: int = 77
 
     def to_dict(self) -> dict:
         return {"text": self.text_path.name, "image": self.image_path.name,
                 "projection_dim": self.projection_dim, "image_size": self.image_size,
+                "max_length": self.max_length,
                 "text_parity": self.text_parity.to_dict(), "image_parity": self.image_parity.to_dict()}
 
     def summary(self) -> str:
@@ -85,7 +87,7 @@ def export_clip_towers(clip: nn.Module, out_dir: str | Path, *, tokenizer: Optio
     image_parity = export_onnx(ClipImageTower(clip), out_dir / IMAGE_FILE, image_cfg,
                                make_inputs=float_inputs("pixel_values", (3, size, size)), trace_shape=(2, 0))
     report = ClipExportReport(out_dir / TEXT_FILE, out_dir / IMAGE_FILE, text_parity, image_parity,
-                              int(clip.config.projection_dim), size)
+                              int(clip.config.projection_dim), size, max_pos)
     if tokenizer is not None:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None:
@@ -94,3 +96,20 @@ def export_clip_towers(clip: nn.Module, out_dir: str | Path, *, tokenizer: Optio
     if write_info:
         atomic_write_json(out_dir / INFO_FILE, report.to_dict())
     return report
+
+
+def export_clip_folder(clip_dir: str | Path, out_dir: str | Path) -> ClipExportReport:
+    """Export a local transformers CLIP folder (config, weights, tokenizer) for the metric."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    from emo3d.errors import ModelFileError
+
+    clip_dir = Path(clip_dir)
+    if not (clip_dir / "config.json").is_file():
+        raise ModelFileError(f"{clip_dir / 'config.json'} is missing (a CLIP folder saved with save_pretrained)")
+    try:
+        clip = CLIPModel.from_pretrained(str(clip_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(clip_dir))
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{clip_dir}: could not load CLIP: {e}") from None
+    return export_clip_towers(clip, out_dir, tokenizer=tokenizer)

@@ -111,7 +111,7 @@ def ensure_default_model(*, int8: bool = False, head_dir: str | Path | None = No
     out = cache_dir("models") / f"default-{key}"
     ready = (out / MANIFEST_NAME).is_file() and (out / MODEL_FILE).is_file() and not rebuild
     if not ready:
-        _build(out, enc_dir, head_dir, key, progress=progress)
+        _build(out, enc_dir, head_dir, key, progress=progress, explicit_encoder=encoder_dir is not None)
     if int8:
         manifest = ModelManifest.load(out)
         if "int8" not in manifest.onnx:
@@ -119,7 +119,8 @@ def ensure_default_model(*, int8: bool = False, head_dir: str | Path | None = No
     return out
 
 
-def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool) -> None:
+def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool,
+           explicit_encoder: bool = False) -> None:
     import onnx
     from tqdm.auto import tqdm
 
@@ -130,6 +131,9 @@ def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool
     head_path = _head_onnx_path(head_dir, head_manifest)
     backbone = dict(head_manifest.backbone) if head_manifest else dict(DEFAULT_BACKBONE)
     pooling, normalize = backbone.get("pooling", "mean"), bool(backbone.get("normalize", True))
+    if not str(backbone.get("name", "")).startswith("packaged:") and not explicit_encoder:
+        raise ModelFileError(f"{head_dir / MANIFEST_NAME}: backbone {backbone.get('name')!r} is not the packaged "
+                             "MiniLM; export this folder with `emo3d export MODEL_DIR --out DIR` instead")
     if pooling != "mean":
         raise ModelFileError(f"{head_dir / MANIFEST_NAME}: backbone pooling {pooling!r}; the torch-free "
                              "builder supports 'mean' only (export with `emo3d export` instead)")
@@ -148,6 +152,11 @@ def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool
     head_in = [i.name for i in head.graph.input if i.name not in {x.name for x in head.graph.initializer}]
     if head_in != [bert_numpy.OUTPUT_NAME]:
         raise ModelFileError(f"{head_path}: inputs {head_in}, expected ['{bert_numpy.OUTPUT_NAME}']")
+    emb_in = next(i for i in head.graph.input if i.name == bert_numpy.OUTPUT_NAME)
+    dims = [d.dim_value for d in emb_in.type.tensor_type.shape.dim]
+    if len(dims) != 2 or dims[1] not in (0, cfg.hidden_size):
+        raise ModelFileError(f"{head_path}: input shape {dims}, expected [batch, {cfg.hidden_size}] "
+                             f"(the encoder's hidden size)")
     head_out = [o.name for o in head.graph.output]
     kind = head_manifest.kind if head_manifest else ("emotion" if "emotions" in head_out else "lm_mlp")
     want = list(config_for(kind).output_names)

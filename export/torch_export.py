@@ -201,7 +201,7 @@ def export_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = Fal
         clip = getattr(encoder, "model", None)
         if kind in ("clip_mlp", "vae_clip") and clip is not None and hasattr(clip, "get_image_features"):
             from .clip_export import export_clip_towers
-            rep = export_clip_towers(clip, tmp, tokenizer=None)
+            rep = export_clip_towers(clip, tmp, tokenizer=tokenizer)
             extra = {"clip_text": rep.text_path.name, "clip_image": rep.image_path.name}
             new.files.update(extra)
             new.onnx["clip"] = rep.to_dict()

@@ -49,7 +49,7 @@ OOV_PROMPTS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
     ("completely floored", "surprise", ("floored",)),
     ("whoa, no way!", "surprise", ("whoa",)),
     ("blindsided by the news", "surprise", ("blindsided",)),
-    ("jaw-dropping shock", "surprise", ("jaw-dropping", "shock")),
+    ("mind blown", "surprise", ("mind", "blown")),
     ("grossed out", "disgust", ("grossed",)),
     ("yuck, that stinks", "disgust", ("yuck", "stinks")),
     ("eww, gross", "disgust", ("eww", "gross")),

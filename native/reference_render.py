@@ -10,7 +10,8 @@ Conventions (the C++ renderer follows them exactly):
 * Camera-space point ``p = R (v - c)``; depth ``z = D - p.z``; screen ``sx = (p.x / (z t a) + 1) Ws / 2``,
   ``sy = (1 - p.y / (z t)) Hs / 2`` (``t = tan(fov/2)``, ``a = W/H``, ``Ws = W*ssaa``). Pixel centres
   at ``i + 0.5``; a sample is covered when all three edge functions are >= 0 (either winding: both
-  sides are drawn). Depth test on the screen-linear ``1/z``; nearer wins, ties keep the earlier triangle.
+  sides are drawn); triangles with a vertex at depth <= 1e-6 (behind the camera) are skipped. Depth
+  test on the screen-linear ``1/z``; nearer wins, ties keep the earlier triangle.
 * Attributes (uv or colour, normal) are interpolated perspective-correctly. Vertex normals: area
   weighted face normals of the deformed mesh, rotated by ``R``; flipped on back-facing triangles.
 * Shade: ``albedo * (ambient + diffuse * max(0, n . L))`` clipped to [0,1], ``L`` = normalised

@@ -5,7 +5,10 @@ so rendering a frame allocates nothing but the output array; it deforms with the
 computes vertex normals, rasterises with a z-buffer, perspective-correct textures and Lambert +
 ambient light, supersamples, splits batches of frames (or the rows of one frame) over threads
 and releases the GIL. ``native.reference_render`` is the numpy reference with the same conventions
-(its module docstring lists them).
+(its module docstring lists them); geometry, coverage and depth are computed in double precision
+on both sides, and the C++ shades the four samples of a pixel (ssaa 2) in single-precision SSE, so
+the images agree to within a level or two except at rare edge/depth ties. One render runs at a
+time per ``Renderer`` (concurrent calls are serialised); make one per thread for parallel work.
 """
 from __future__ import annotations
 

@@ -222,6 +222,8 @@ class Engine:
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
+        # idle ORT threads sleep instead of spin-waiting: the 60 Hz loop renders on the same cores
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             sess = ort.InferenceSession(str(path), sess_options=so, providers=choice.providers)
         except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile ... or a GPU provider that failed

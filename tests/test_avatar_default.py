@@ -128,3 +128,17 @@ def test_refine_correction_field_keeps_lips_apart():
     assert d[up, 1] == pytest.approx(0.3)
     assert abs(d[LIP_LOWER_RINGS[3][5], 1]) < 1e-9      # the lower lip (14) does not follow
     assert np.abs(d[h.n_face:]).max() == 0            # eyes, teeth untouched
+
+
+def test_proxy_blendshape_model_matches_full_path(rig):
+    """The landmark-only inner loop (face_blendshapes.tflite on FaceLandmarker's 146 landmarks)
+    reproduces FaceLandmarker's own scores."""
+    import avatar
+    from avatar.refine import BLENDSHAPE_SUBSET, ProxyScorer
+    img = avatar.render({"jawOpen": 1.0, "mouthSmileLeft": 0.5}, size=256)
+    with avatar.FaceScorer() as s:
+        full = s.scores(img)
+        lm = s.last_landmarks
+    assert full is not None and lm.shape == (478, 3)
+    proxy = ProxyScorer()(lm[list(BLENDSHAPE_SUBSET), :2] * 256)
+    np.testing.assert_allclose(proxy, full, atol=1e-3)

@@ -73,3 +73,24 @@ def test_ict_deform_matches_numpy(ict_rig_path):
     D = rig.dense_deltas().reshape(rig.n_targets, -1).astype(np.float64)
     dense = (rig.vertices.reshape(1, -1).astype(np.float64) + w.astype(np.float64) @ D).reshape(out.shape)
     np.testing.assert_allclose(out, dense, atol=1e-5, rtol=0)
+
+
+def test_batched_kernel_with_unsorted_entries_matches_reference():
+    rig, deltas = _synthetic(2000)
+    rng = np.random.default_rng(3)
+    idx, val = rig.indices.copy(), rig.values.copy()
+    for t in range(rig.n_targets):  # shuffle each target's entries: the deformer must sort them
+        sl = slice(rig.offsets[t], rig.offsets[t + 1])
+        p = rng.permutation(sl.stop - sl.start)
+        idx[sl], val[sl] = idx[sl][p], val[sl][p]
+    d = _core.SparseDeformer(rig.vertices, rig.offsets, idx, val)
+    w = rng.uniform(0, 1, (9, rig.n_targets)).astype(np.float32)
+    w[w < 0.5] = 0
+    out = np.empty((9, rig.n_vertices, 3), np.float32)
+    res = d.deform(w, 2, out)
+    assert res is out or np.shares_memory(res, out)
+    np.testing.assert_allclose(out, reference.deform_dense(rig.vertices, deltas, w), atol=1e-5, rtol=0)
+    single = np.stack([d.deform(w[f:f + 1])[0] for f in range(9)])
+    np.testing.assert_array_equal(out, single)
+    with pytest.raises(ValueError, match="out"):
+        d.deform(w, 1, np.empty((9, rig.n_vertices, 2), np.float32))

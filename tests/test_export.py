@@ -169,6 +169,15 @@ def test_ensure_default_model_bad_head(tmp_path, isolated_cache):
     (corrupt / "head.onnx").write_bytes(b"this is not onnx")
     with pytest.raises(ModelFileError, match="head.onnx"):
         export.ensure_default_model(head_dir=corrupt, progress=False)
+    narrow = _head_dir(tmp_path, "lm_mlp", in_dim=32)
+    with pytest.raises(ModelFileError, match=r"expected \[batch, 384\]"):
+        export.ensure_default_model(head_dir=narrow, progress=False)
+    other = _head_dir(tmp_path, "emotion")
+    m = json.loads((other / "manifest.json").read_text())
+    m["backbone"]["name"] = "sentence-transformers/other"
+    (other / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelFileError, match="not the packaged MiniLM"):
+        export.ensure_default_model(head_dir=other, progress=False)
     assert not list((isolated_cache / "models").glob("default-*"))   # nothing half-written
 
 
@@ -247,6 +256,35 @@ def test_clip_towers_and_clip_mlp_export(tmp_path):
     prep = export_text_model(model, tmp_path / "clip_mlp.onnx", "clip_mlp", vocab_size=300, pad_id=1,
                              max_length=77)
     assert prep.ok and prep.max_abs_diff["blendshapes"] <= 1e-4
+
+
+def _tiny_clip_folder(tmp_path: Path) -> Path:
+    """A local CLIP folder: tiny random CLIPModel + a word-level fast tokenizer over 300 ids."""
+    from tokenizers import Tokenizer, models as tmodels, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    folder = tmp_path / "tiny_clip"
+    _tiny_clip().save_pretrained(folder)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    vocab.update({w: i + 4 for i, w in enumerate(("furious scowl happy smile sad frown a very the face "
+                                                   "with eyes wide open").split())})
+    tok = Tokenizer(tmodels.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                            bos_token="<s>", eos_token="</s>").save_pretrained(folder)
+    return folder
+
+
+def test_clip_folder_via_cli(tmp_path, capsys):
+    from export.cli import main
+    folder = _tiny_clip_folder(tmp_path)
+    out = tmp_path / "clip_onnx"
+    assert main(["--clip", str(folder), "--out", str(out)]) == 0
+    assert "CLIP image: parity vs torch" in capsys.readouterr().out
+    info = json.loads((out / "clip.json").read_text())
+    assert info["max_length"] == 77 and info["text_parity"]["ok"] and info["image_parity"]["ok"]
+    assert (out / "clip_tokenizer.json").is_file()
+    assert main(["--clip", str(tmp_path / "nothing"), "--out", str(out)]) == 1
+    assert "config.json" in capsys.readouterr().err
 
 
 def _tiny_model_folder(tmp_path: Path) -> Path:

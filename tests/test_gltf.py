@@ -237,3 +237,17 @@ def test_ict_rig(ict_rig_path):
     blink = d[rig.target_names.index("eyeBlinkLeft")]
     moved = np.abs(blink).max(axis=1) > 1e-4
     assert rig.vertices[moved, 0].mean() > 0.01
+
+
+def test_malformed_structure_names_the_field(tmp_path):
+    doc, binary = _doc()
+    del doc["bufferViews"][0]["byteLength"]
+    p = tmp_path / "field.glb"
+    p.write_bytes(_glb(doc, binary))
+    with pytest.raises(InvalidInputError, match="byteLength"):
+        load_gltf(p)
+    doc, binary = _doc()
+    doc["meshes"][0]["primitives"][0]["attributes"]["POSITION"] = 99
+    p.write_bytes(_glb(doc, binary))
+    with pytest.raises(InvalidInputError, match="accessors index 99 out of range"):
+        load_gltf(p)

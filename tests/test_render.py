@@ -236,3 +236,15 @@ def test_rig_canonicalises_names_and_rejects_duplicates():
     V, F, _ = _sphere(6, 8)
     with pytest.raises(InvalidInputError, match="twice"):
         Rig.from_dense("x", V, F, ["eyeBlink_L", "eyeBlinkLeft"], np.zeros((2, len(V), 3)))
+
+
+def test_concurrent_calls_on_one_renderer_are_safe():
+    from concurrent.futures import ThreadPoolExecutor
+    rig = _rig("texture")
+    r = Renderer(rig, RenderOptions(width=48, height=48, threads=2))
+    W = np.random.default_rng(5).uniform(0, 1, (8, 52)).astype(np.float32)
+    want = [r.render(w) for w in W]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(r.render, W))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

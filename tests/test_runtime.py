@@ -314,6 +314,18 @@ def test_fast_load_maps_an_external_data_copy(tiny, engine, isolated_cache, monk
     assert engine_mod.mmap_copy(fast.onnx_path) == copies[0].parent / "model.onnx"   # reused, not rewritten
 
 
+def test_int8_precision_reads_onnx_int8(tiny, tmp_path, engine):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    m = _copy_model(tiny, tmp_path / "m")
+    quantize_dynamic(str(m / "model.onnx"), str(m / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    man = ModelManifest.load(m)
+    man.files["onnx_int8"] = "model.int8.onnx"
+    man.save(m)
+    e8 = Engine.create(model=m, device="cpu", precision="int8")
+    assert e8.onnx_path.name == "model.int8.onnx"
+    np.testing.assert_allclose(e8.predict("furious scowl").vector, engine.predict("furious scowl").vector, atol=0.05)
+
+
 def test_factory_spellings_and_close(tiny):
     with Engine.create_from_model_path(tiny, device="cpu") as e:
         assert e.predict("calm").vector.shape == (52,)

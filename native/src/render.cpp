@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <thread>
 
 #include "deform.hpp"
@@ -53,6 +52,7 @@ void MeshRenderer::ensure_workspaces(int n) {
         w.iz.resize(S);
         w.tri.resize(S);
         w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
+        w.fplanes.resize(std::size_t(n_tris_) * kF);
         w.box.resize(std::size_t(n_tris_) * 4);
         ws_.push_back(std::move(w));
     }
@@ -157,6 +157,16 @@ void MeshRenderer::setup_triangles(Workspace& ws) const {
         } else if (col) {
             for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
         }
+        float* Fp = &ws.fplanes[t * kF];
+        const double ox = box[0] + 0.5, oy = box[2] + 0.5;
+        Fp[0] = float(ox);
+        Fp[1] = float(oy);
+        for (int k = 0; k < 7; ++k) {
+            const double* q = P + (3 + k) * 3;
+            Fp[2 + k * 3] = float(q[0]);
+            Fp[3 + k * 3] = float(q[1]);
+            Fp[4 + k * 3] = float(q[0] * ox + q[1] * oy + q[2]);
+        }
     }
 }
 
@@ -227,28 +237,31 @@ void MeshRenderer::shade_quad(const Workspace& ws, const std::int32_t* tq, doubl
                               const float* bg, double* acc) const {
     // lanes: (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1); lanes off the mesh (tq < 0) get bg
     std::int32_t any = tq[0] >= 0 ? tq[0] : tq[1] >= 0 ? tq[1] : tq[2] >= 0 ? tq[2] : tq[3];
-    const double* Pl[4];
+    const float* Fl[4];
     bool valid[4];
     for (int l = 0; l < 4; ++l) {
         valid[l] = tq[l] >= 0;
-        Pl[l] = &ws.planes[std::size_t(valid[l] ? tq[l] : any) * kPlanes * 3];
+        Fl[l] = &ws.fplanes[std::size_t(valid[l] ? tq[l] : any) * kF];
     }
     const bool uniform = tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3];
     const __m128 vmask = _mm_castsi128_ps(_mm_setr_epi32(valid[0] ? -1 : 0, valid[1] ? -1 : 0, valid[2] ? -1 : 0,
                                                          valid[3] ? -1 : 0));
-    const __m128 dx = _mm_setr_ps(0.f, 1.f, 0.f, 1.f), dy = _mm_setr_ps(0.f, 0.f, 1.f, 1.f);
+    // sample offsets from each lane's triangle origin (exact: differences of half-integers)
+    const __m128 X = _mm_setr_ps(float(qx - Fl[0][0]), float(qx + 1 - Fl[1][0]), float(qx - Fl[2][0]),
+                                 float(qx + 1 - Fl[3][0]));
+    const __m128 Y = _mm_setr_ps(float(qy - Fl[0][1]), float(qy - Fl[1][1]), float(qy + 1 - Fl[2][1]),
+                                 float(qy + 1 - Fl[3][1]));
     auto ev4 = [&](int slot) {
+        const int o = 2 + (slot - 3) * 3;
         if (uniform) {
-            const double* p = Pl[0] + slot * 3;
-            const float v0 = static_cast<float>(p[0] * qx + p[1] * qy + p[2]);
-            return _mm_add_ps(_mm_set1_ps(v0), _mm_add_ps(_mm_mul_ps(_mm_set1_ps(float(p[0])), dx),
-                                                          _mm_mul_ps(_mm_set1_ps(float(p[1])), dy)));
+            const float* f = Fl[0] + o;
+            return _mm_add_ps(_mm_load1_ps(f + 2),
+                              _mm_add_ps(_mm_mul_ps(_mm_load1_ps(f), X), _mm_mul_ps(_mm_load1_ps(f + 1), Y)));
         }
-        auto e = [&](int l, double x, double y) {
-            const double* p = Pl[l] + slot * 3;
-            return static_cast<float>(p[0] * x + p[1] * y + p[2]);
-        };
-        return _mm_setr_ps(e(0, qx, qy), e(1, qx + 1, qy), e(2, qx, qy + 1), e(3, qx + 1, qy + 1));
+        const __m128 a = _mm_setr_ps(Fl[0][o], Fl[1][o], Fl[2][o], Fl[3][o]);
+        const __m128 b = _mm_setr_ps(Fl[0][o + 1], Fl[1][o + 1], Fl[2][o + 1], Fl[3][o + 1]);
+        const __m128 c = _mm_setr_ps(Fl[0][o + 2], Fl[1][o + 2], Fl[2][o + 2], Fl[3][o + 2]);
+        return _mm_add_ps(c, _mm_add_ps(_mm_mul_ps(a, X), _mm_mul_ps(b, Y)));
     };
     const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
     const __m128 rz = _mm_div_ps(one, ev4(3));
@@ -390,6 +403,7 @@ void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint
 template <class VertFn>
 void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out,
                        VertFn&& verts_of) {
+    std::lock_guard<std::mutex> lock(mutex_);
     const std::size_t frame_bytes = std::size_t(cfg_.width) * cfg_.height * 3;
     const int S = cfg_.ssaa;
     if (n_frames >= 2 && n_threads_ > 1) {

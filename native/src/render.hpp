@@ -3,6 +3,7 @@
 // Conventions are those of native/reference_render.py (its docstring); the two must agree.
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 namespace emo3d {
@@ -50,11 +51,14 @@ private:
         std::vector<double> iz;        // S samples: 1/z of the nearest surface
         std::vector<std::int32_t> tri; // S samples: triangle id or -1
         std::vector<double> planes;    // per triangle: kPlanes affine functions of the sample (x, y)
+        std::vector<float> fplanes;    // per triangle: kF floats, shading planes 3..9 about a local origin
         std::vector<std::int32_t> box; // per triangle: x0, x1, y0, y1 sample bounds (x1 < x0: skip)
     };
     // Per-triangle affine planes p(x, y) = a x + b y + c, 3 doubles each: barycentrics l0..l2,
     // 1/z, then normal*(1/z) (3, sign-corrected for back faces) and albedo*(1/z) or uv*(1/z) (3).
     static constexpr int kPlanes = 3 + 1 + 3 + 3;
+    // float copy of planes 3..9 for the SSE shader: origin (ox, oy), then (a, b, value at origin) x 7
+    static constexpr int kF = 24;
     void ensure_workspaces(int n);
     void prepare(Workspace& ws, const float* verts, const float* rot) const;
     void setup_triangles(Workspace& ws) const;
@@ -76,6 +80,7 @@ private:
     std::vector<std::uint8_t> texture_;  // RGBX, 4 bytes per texel
     int tex_w_ = 0, tex_h_ = 0;
     std::vector<Workspace> ws_;
+    std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)
     int n_threads_;
 };
 
