@@ -196,34 +196,35 @@ def author(head: Head) -> np.ndarray:
         corner_wide = f.near(CORNER[side], 1.6) * sm
         D[f"mouthSmile{S}"] = f.vec(corner_wide, (0.45 * sx, 0.75, -0.25))
         lateral = _smooth((sx * rel_x - 0.6) / 1.6)
-        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (0.1 * sx, -0.9, -0.05))
+        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (0.1 * sx, -1.5, -0.05))
         frown += f.vec(lower_w * f.near((17, 84, 314, 14, 87, 317), 0.8) * _smooth((sx * rel_x + 0.8) / 1.6),
-                       (0, 0.25, 0.1))       # the chin pushes the lower lip centre up a little
+                       (0, 0.4, 0.1))        # the chin pushes the lower lip centre up a little
         D[f"mouthFrown{S}"] = frown
         D[f"mouthDimple{S}"] = f.vec(corner, (0.6 * sx, 0.1, -0.7))
-        D[f"mouthStretch{S}"] = f.vec(corner_wide, (1.1 * sx, -0.6, -0.2))
+        D[f"mouthStretch{S}"] = f.vec(corner_wide, (0.8 * sx, -0.45, -0.15))
         press = f.zeros()
         half = _smooth((sx * rel_x + 0.4) / 0.8)
         for rings in (M.LIP_LOWER_RINGS, M.LIP_UPPER_RINGS):
             for ring, frac in ((0, 0.55), (1, 0.4), (2, 0.2)):
                 for a, b in zip(rings[ring][1:-1], rings[3][1:-1]):
                     press[a, 1] = frac * (f.V[b, 1] - f.V[a, 1]) * half[a]
-        press[:, 0] += 0.2 * sx * corner
+        press[:, 0] += 0.6 * sx * corner
         press[:, 2] += -0.1 * corner
         D[f"mouthPress{S}"] = press
         D[f"mouthLowerDown{S}"] = f.vec(lower_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, -1.0, 0.1))
         D[f"mouthUpperUp{S}"] = f.vec(upper_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, 0.9, 0.1))
         cheek = f.near(CHEEK[side], 1.3)
         D[f"cheekSquint{S}"] = f.vec(np.maximum(cheek, f.near(UNDER_EYE[side], 0.8)) * sm, (0, 0.7, 0.2))
-        nostril = f.near(NOSTRIL[side], 0.8) * f.side(side, 0.3)
-        sneer = f.vec(nostril, (0.1 * sx, 0.7, 0.1)) + f.vec(upper_w * _smooth((sx * rel_x + 0.5) / 1.0) * 0.4,
+        nostril = f.near(NOSTRIL[side], 1.0) * f.side(side, 0.6)
+        sneer = f.vec(nostril, (0.08 * sx, 0.55, 0.1)) + f.vec(upper_w * _smooth((sx * rel_x + 0.5) / 1.0) * 0.3,
                                                                (0, 0.3, 0))
         D[f"noseSneer{S}"] = sneer
         b = BROW[side]
         brow_all = f.near(b["inner"] + b["mid"] + b["outer"], 0.9)
         inner = f.near(b["inner"], 1.0)
         outer = f.near(b["outer"], 1.0)
-        D[f"browDown{S}"] = f.vec(np.maximum(inner, brow_all * 0.7), (-0.45 * sx, -1.0, 0.1))
+        own = f.side(side, 0.6)
+        D[f"browDown{S}"] = f.vec(np.maximum(inner, brow_all * 0.7) * own, (-0.3 * sx, -0.7, 0.1))
         D[f"browOuterUp{S}"] = f.vec(np.maximum(outer, brow_all * 0.3), (0, 0.7, 0))
         lids = _eye_lids(f, side)
         D[f"eyeBlink{S}"] = lids["blink"]

@@ -68,12 +68,12 @@ class CalibrateOptions:
     out: Path
     texture: str = "neutral"
     size: int = 256
-    target: float = 0.9
+    target: float = 0.85
     rounds: int = 7
     bias_rounds: int = 4
     neutral_max: float = 0.15
     gain_min: float = 0.3
-    gain_max: float = 3.0
+    gain_max: float = 2.5
     n_random: int = 200
     seed: int = 0
     write: bool = False
@@ -399,7 +399,8 @@ def _gain_search(probe: "_Probe", cal: dict, opts: CalibrateOptions, rounds: int
                 cal["gains"][n] = float(np.sqrt(lo[n] * hi[n]))
                 continue
             err = abs(v - opts.target)
-            if n not in best or err < best[n][0]:
+            # keep the gain closest to the target; a reading that does not move keeps the smaller gain
+            if n not in best or err < best[n][0] - 0.01:
                 best[n] = (err, g, float(v))
             if v < opts.target:
                 lo[n] = max(lo[n], g)
@@ -460,10 +461,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", required=True, help="folder for calibration_report.json and contact_sheet.png")
     ap.add_argument("--texture", default="neutral")
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--target", type=float, default=0.85)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--bias-rounds", type=int, default=4)
-    ap.add_argument("--gain-max", type=float, default=3.0, help="upper bound of a shape's gain")
+    ap.add_argument("--gain-max", type=float, default=2.5, help="upper bound of a shape's gain")
     ap.add_argument("--n-random", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--refine", action="store_true",

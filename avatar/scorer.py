@@ -18,7 +18,10 @@ __all__ = ["FaceScorer"]
 
 
 class FaceScorer:
-    """MediaPipe FaceLandmarker (Tasks API) returning 52 blendshape scores per image."""
+    """MediaPipe FaceLandmarker (Tasks API) returning 52 blendshape scores per image.
+
+    Use it as a context manager or call :meth:`close`: a graph still open at interpreter exit makes
+    MediaPipe print a harmless traceback from its own ``__del__``."""
 
     def __init__(self, mode: str = "image", *, model_path: str | Path | None = None,
                  min_detection_confidence: float = 0.3, min_presence_confidence: float = 0.3,
@@ -43,6 +46,8 @@ class FaceScorer:
 
     def _detect(self, rgb, timestamp_ms: Optional[int]):
         import mediapipe as mp
+        if self._lm is None:
+            raise InvalidInputError("FaceScorer is closed")
         a = np.asarray(rgb)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] not in (3, 4):
             raise InvalidInputError(f"FaceScorer needs an RGB(A) uint8 image [H,W,3|4], got {a.dtype} {a.shape}")
@@ -70,6 +75,7 @@ class FaceScorer:
         return out
 
     def close(self) -> None:
+        """Release the MediaPipe graph (idempotent)."""
         if self._lm is not None:
             self._lm.close()
             self._lm = None

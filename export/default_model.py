@@ -4,7 +4,8 @@
 numpy, writes the encoder + mean pooling + L2 norm as ONNX (:mod:`export.bert_numpy`), merges it
 with ``models/default/head.onnx`` into ONE ``model.onnx`` (inputs ``input_ids``/``attention_mask``
 int64 [B,S]; outputs ``blendshapes`` [B,51] (+ ``emotions`` [B,8])), checks parity against a numpy
-reference, and caches the folder (``model.onnx``, ``tokenizer.json``, ``manifest.json``) under
+reference, and caches the folder (``model.onnx`` + its external weights ``model.onnx.data``,
+``tokenizer.json``, ``manifest.json``) under
 ``emo3d.io.cache_dir("models", "default-<hash of inputs>")``, atomically. Later calls only hash the
 small inputs and return the folder.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import struct
 import sys
 from pathlib import Path
@@ -28,8 +30,9 @@ from .configs import config_for
 
 log = logging.getLogger("emo3d.export")
 
-BUILDER_VERSION = "bert_numpy-1"
+BUILDER_VERSION = "bert_numpy-2"
 MODEL_FILE, INT8_FILE, TOKENIZER_FILE = "model.onnx", "model.int8.onnx", "tokenizer.json"
+DATA_FILE = "model.onnx.data"     # external weights of model.onnx (memory-mapped by onnxruntime)
 DEFAULT_BACKBONE = {"name": "packaged:all-MiniLM-L6-v2", "pooling": "mean", "normalize": True,
                     "max_length": 128, "hidden_size": 384}
 
@@ -109,14 +112,29 @@ def ensure_default_model(*, int8: bool = False, head_dir: str | Path | None = No
         raise ModelFileError(f"default model folder {head_dir} does not exist (expected head.onnx + manifest.json)")
     key = _inputs_key(enc_dir, head_dir)
     out = cache_dir("models") / f"default-{key}"
-    ready = (out / MANIFEST_NAME).is_file() and (out / MODEL_FILE).is_file() and not rebuild
+    ready = all((out / f).is_file() for f in (MANIFEST_NAME, MODEL_FILE, DATA_FILE)) and not rebuild
     if not ready:
         _build(out, enc_dir, head_dir, key, progress=progress, explicit_encoder=encoder_dir is not None)
+        _remove_stale(out, head_dir)
     if int8:
         manifest = ModelManifest.load(out)
         if "int8" not in manifest.onnx:
             add_int8(out, progress=progress)
     return out
+
+
+def _remove_stale(current: Path, head_dir: Path) -> None:
+    """Delete older builds of the same head folder (each is ~90 MB); other checkouts' builds stay."""
+    for folder in current.parent.glob("default-*"):
+        if folder == current or not folder.is_dir():
+            continue
+        try:
+            src = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["extra"]["source"]["head"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if Path(src).parent.resolve() == head_dir.resolve():
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed the stale default build %s", folder)
 
 
 def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool,
@@ -176,7 +194,9 @@ def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool
     onnx.checker.check_model(merged)
     bar.update(1)
     with atomic_dir(out) as tmp:
-        onnx.save(merged, str(tmp / MODEL_FILE))
+        # weights as one external file: onnxruntime memory-maps it (about half the session start-up)
+        onnx.save(merged, str(tmp / MODEL_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=DATA_FILE, size_threshold=1024)
         _write_tokenizer(enc_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE, int(backbone.get("max_length", 128)))
         import onnxruntime as ort
         hs = ort.InferenceSession(str(head_path), providers=["CPUExecutionProvider"])
@@ -195,7 +215,7 @@ def _build(out: Path, enc_dir: Path, head_dir: Path, key: str, *, progress: bool
         log.info("default model: %s", parity.summary())
         manifest = ModelManifest(
             kind=kind, backbone=backbone, name="default",
-            files={"onnx": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
+            files={"onnx": MODEL_FILE, "onnx_data": DATA_FILE, "tokenizer": TOKENIZER_FILE},
             head=dict(head_manifest.head) if head_manifest else {},
             onnx={"opset": opset, "inputs": {"input_ids": ["batch", "sequence"],
                                              "attention_mask": ["batch", "sequence"]},

@@ -46,6 +46,10 @@ class RenderOptions:
                 raise InvalidInputError(f"RenderOptions.{k} must be an integer in 8..8192, got {v!r}")
         if not isinstance(self.ssaa, (int, np.integer)) or not 1 <= self.ssaa <= 8:
             raise InvalidInputError(f"RenderOptions.ssaa must be an integer in 1..8, got {self.ssaa!r}")
+        if self.width * self.height * self.ssaa ** 2 > 1 << 26:
+            raise InvalidInputError(f"RenderOptions: {self.width}x{self.height} at ssaa {self.ssaa} is "
+                                    f"{self.width * self.height * self.ssaa ** 2} samples; at most {1 << 26} "
+                                    f"(about 4096x4096 at ssaa 2)")
         if not (isinstance(self.fov_deg, (int, float)) and 1.0 <= self.fov_deg <= 120.0):
             raise InvalidInputError(f"RenderOptions.fov_deg must be in [1, 120] degrees, got {self.fov_deg!r}")
         if not (isinstance(self.margin, (int, float)) and 0.0 <= self.margin < 0.45):

@@ -109,7 +109,9 @@ def test_ensure_default_model_imports_no_torch_and_caches(tmp_path, isolated_cac
     folder = Path(out.stdout.strip().splitlines()[-1])
     assert folder.parent == isolated_cache / "models"
     manifest = ModelManifest.load(folder)
-    assert manifest.kind == "emotion" and manifest.files == {"onnx": "model.onnx", "tokenizer": "tokenizer.json"}
+    assert manifest.kind == "emotion" and manifest.files == {"onnx": "model.onnx", "onnx_data": "model.onnx.data",
+                                                             "tokenizer": "tokenizer.json"}
+    assert (folder / "model.onnx").stat().st_size < 1_000_000 < (folder / "model.onnx.data").stat().st_size
     parity = manifest.onnx["parity"]
     assert parity["ok"] and max(parity["max_abs_diff"].values()) <= 1e-4
     assert {(c["batch"], c["seq_len"]) for c in parity["cases"]} >= {(1, 4), (3, 33), (8, 64)}
@@ -155,6 +157,31 @@ def test_ensure_default_model_imports_no_torch_and_caches(tmp_path, isolated_cac
     assert export.ensure_default_model(head_dir=head, progress=False) == folder
     assert (folder / "model.onnx").stat().st_mtime_ns == mtime
 
+
+
+def test_default_rebuilds_on_change_and_drops_stale_build(tmp_path, isolated_cache):
+    """A tiny BERT stands in for MiniLM (explicit encoder_dir) so that two builds stay fast."""
+    from safetensors.torch import save_file
+    enc = tmp_path / "tiny_enc"
+    model = _tiny_bert()
+    model.config.save_pretrained(enc)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(enc / "model.safetensors"))
+    shutil.copy(MINILM / "tokenizer.json", enc / "tokenizer.json")
+    head = _head_dir(tmp_path, "lm_mlp", in_dim=32)
+    folder = export.ensure_default_model(head_dir=head, encoder_dir=enc, progress=False)
+    assert ModelManifest.load(folder).onnx["parity"]["ok"]
+    mtime = (folder / "model.onnx").stat().st_mtime_ns
+    assert export.ensure_default_model(head_dir=head, encoder_dir=enc, progress=False) == folder
+    assert (folder / "model.onnx").stat().st_mtime_ns == mtime
+    m = json.loads((head / "manifest.json").read_text())
+    m["metrics"] = {"test_mse": 0.5}
+    (head / "manifest.json").write_text(json.dumps(m))
+    folder2 = export.ensure_default_model(head_dir=head, encoder_dir=enc, progress=False)
+    assert folder2 != folder and folder2.is_dir() and not folder.exists()
+    assert ModelManifest.load(folder2).metrics == {"test_mse": 0.5}
+    (folder2 / "model.onnx.data").unlink()                  # a damaged cache entry is rebuilt
+    assert export.ensure_default_model(head_dir=head, encoder_dir=enc, progress=False) == folder2
+    assert (folder2 / "model.onnx.data").is_file()
 
 
 def test_ensure_default_model_bad_head(tmp_path, isolated_cache):

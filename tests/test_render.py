@@ -178,7 +178,8 @@ def test_weight_forms_agree():
 # --- options, pose, rig validation --------------------------------------------------------------
 @pytest.mark.parametrize("kw", [dict(width=0), dict(height=5.5), dict(ssaa=0), dict(fov_deg=0.0),
                                 dict(margin=0.5), dict(light_dir=(0, 0, 0)), dict(ambient=-1.0),
-                                dict(background=(0, 0, 300)), dict(background=(0, 0)), dict(threads=-1)])
+                                dict(background=(0, 0, 300)), dict(background=(0, 0)), dict(threads=-1),
+                                dict(width=8192, height=8192, ssaa=4)])
 def test_render_options_validated(kw):
     with pytest.raises(InvalidInputError):
         RenderOptions(**kw)

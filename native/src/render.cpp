@@ -189,6 +189,7 @@ void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
             const double l2 = P[6] * qx0 + P[7] * qy + P[8];
             const double iz0 = P[9] * qx0 + P[10] * qy + P[11];
             int k0 = 0, k1 = x1 - x0;
+            int ki0 = k1 + 1, ki1 = k1;  // interior: a sample or more inside every edge, no edge tests
             if (wide) {  // the span where all three barycentrics are >= 0, widened by one sample
                 const double ls[3] = {l0, l1, l2}, as[3] = {P[0], P[3], P[6]};
                 double lo = 0, hi = k1;
@@ -200,13 +201,17 @@ void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
                 if (hi < lo - 2) continue;
                 k0 = std::max(0, int(std::ceil(lo)) - 1);
                 k1 = std::min(k1, int(std::floor(std::max(hi, -1.0))) + 1);
+                ki0 = std::max(k0, int(std::ceil(lo)) + 1);
+                ki1 = std::min(k1, int(std::floor(std::max(hi, -1.0))) - 1);
             }
             double* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
             std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
             for (int k = k0; k <= k1; ++k) {
                 const double dk = k;
                 const double iz = iz0 + P[9] * dk;
-                if (l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0 && (trow[k] < 0 || iz > izrow[k])) {
+                const bool inside = (k >= ki0 && k <= ki1) ||
+                                    (l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0);
+                if (inside && (trow[k] < 0 || iz > izrow[k])) {
                     izrow[k] = iz;
                     trow[k] = tid;
                 }
@@ -273,25 +278,32 @@ void MeshRenderer::shade_quad(const Workspace& ws, const std::int32_t* tq, doubl
     const __m128 shade = _mm_add_ps(_mm_set1_ps(float(cfg_.ambient)),
                                     _mm_mul_ps(_mm_set1_ps(float(cfg_.diffuse)), _mm_max_ps(ndl, zero)));
     if (!texture_.empty()) {
-        const float wm = float(tex_w_ - 1), hm = float(tex_h_ - 1);
-        alignas(16) float xs[4], ys[4], sh[4];
-        _mm_store_ps(xs, _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7), rz), _mm_set1_ps(wm)), zero), _mm_set1_ps(wm)));
-        _mm_store_ps(ys, _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(8), rz), _mm_set1_ps(hm)), zero), _mm_set1_ps(hm)));
+        // x = clamp(u (W-1), 0, W-1); x0 = min(floor x, W-2); fx = x - x0 (likewise y), four lanes at once
+        const __m128 wm = _mm_set1_ps(float(tex_w_ - 1)), hm = _mm_set1_ps(float(tex_h_ - 1));
+        const __m128 xs = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7), rz), wm), zero), wm);
+        const __m128 ys = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(8), rz), hm), zero), hm);
+        const __m128 x0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(xs)), _mm_set1_ps(float(std::max(tex_w_ - 2, 0))));
+        const __m128 y0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(ys)), _mm_set1_ps(float(std::max(tex_h_ - 2, 0))));
+        alignas(16) float fxa[4], fya[4], sh[4];
+        alignas(16) std::int32_t xi[4], yi[4];
+        _mm_store_ps(fxa, _mm_sub_ps(xs, x0f));
+        _mm_store_ps(fya, _mm_sub_ps(ys, y0f));
+        _mm_store_si128(reinterpret_cast<__m128i*>(xi), _mm_cvttps_epi32(x0f));
+        _mm_store_si128(reinterpret_cast<__m128i*>(yi), _mm_cvttps_epi32(y0f));
         _mm_store_ps(sh, _mm_mul_ps(shade, _mm_set1_ps(1.f / 255.f)));
+        const int dx1 = tex_w_ > 1 ? 4 : 0;
+        const std::size_t dy1 = tex_h_ > 1 ? std::size_t(tex_w_) * 4 : 0;
         __m128 sum = zero;
-        const int xmax = std::max(tex_w_ - 2, 0), ymax = std::max(tex_h_ - 2, 0);
         for (int l = 0; l < 4; ++l) {
             if (!valid[l]) {
                 sum = _mm_add_ps(sum, _mm_setr_ps(bg[0], bg[1], bg[2], 0.f));
                 continue;
             }
-            const int x0 = std::min(int(xs[l]), xmax), y0 = std::min(int(ys[l]), ymax);
-            const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
-            const __m128 fx = _mm_set1_ps(xs[l] - x0), fy = _mm_set1_ps(ys[l] - y0);
-            const std::uint8_t* row0 = &texture_[std::size_t(y0) * tex_w_ * 4];
-            const std::uint8_t* row1 = &texture_[std::size_t(y1) * tex_w_ * 4];
-            const __m128 c00 = load_rgbx(row0 + x0 * 4), c01 = load_rgbx(row0 + x1 * 4);
-            const __m128 c10 = load_rgbx(row1 + x0 * 4), c11 = load_rgbx(row1 + x1 * 4);
+            const __m128 fx = _mm_set1_ps(fxa[l]), fy = _mm_set1_ps(fya[l]);
+            const std::uint8_t* p0 = &texture_[(std::size_t(yi[l]) * tex_w_ + xi[l]) * 4];
+            const std::uint8_t* p1 = p0 + dy1;
+            const __m128 c00 = load_rgbx(p0), c01 = load_rgbx(p0 + dx1);
+            const __m128 c10 = load_rgbx(p1), c11 = load_rgbx(p1 + dx1);
             const __m128 top = _mm_add_ps(c00, _mm_mul_ps(_mm_sub_ps(c01, c00), fx));
             const __m128 bot = _mm_add_ps(c10, _mm_mul_ps(_mm_sub_ps(c11, c10), fx));
             const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), fy));
