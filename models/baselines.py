@@ -106,6 +106,8 @@ class HeadConfig:
     lambda_emotion: float = 1.0      # emotion kind: λ2
     lambda_text: float = CLIP_LAMBDA_TEXT    # vae_clip
     lambda_image: float = CLIP_LAMBDA_IMAGE  # vae_clip
+    anchors: int = 0                 # lm_mlp/emotion: number of emotion-word anchor embeddings (0: none)
+    anchor_temperature: float = 0.05
 
     def __post_init__(self) -> None:
         from emo3d.manifest import KINDS
@@ -116,6 +118,10 @@ class HeadConfig:
             raise InvalidInputError(f"head widths must be positive (in_dim={self.in_dim}, hidden={self.hidden})")
         if not (0.0 <= self.dropout < 1.0):
             raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.anchors < 0 or self.anchor_temperature <= 0:
+            raise InvalidInputError("anchors must be >= 0 and anchor_temperature > 0")
+        if self.anchors and self.kind not in ("lm_mlp", "emotion"):
+            raise InvalidInputError("anchors apply to the text kinds lm_mlp and emotion only")
         if not (0.0 <= self.teacher_forcing <= 1.0):
             raise InvalidInputError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
 
@@ -142,16 +148,45 @@ def _mlp(sizes: Sequence[int], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class LmMlpHead(nn.Module):
+class _AnchorMixin:
+    """Optional emotion-word anchors: buffers ``anchor_emb`` [K,D] (embeddings of emotion words from the
+    training lexicon) and ``anchor_map`` [K,8] (their emotion). ``features`` appends the zero-shot
+    distribution softmax(embeds @ anchor_emb.T / T) @ anchor_map (8 values) to the embedding, which
+    carries the encoder's notion of similar words over to words the training texts never used."""
+
+    def _init_anchors(self, cfg: HeadConfig) -> int:
+        if cfg.anchors:
+            self.register_buffer("anchor_emb", torch.zeros(cfg.anchors, cfg.in_dim))
+            self.register_buffer("anchor_map", torch.zeros(cfg.anchors, N_EMO))
+            return cfg.in_dim + N_EMO
+        return cfg.in_dim
+
+    def set_anchors(self, emb: torch.Tensor, emotion_index: Sequence[int]) -> None:
+        if not self.cfg.anchors or emb.shape != self.anchor_emb.shape:
+            raise InvalidInputError(f"expected {self.cfg.anchors} anchors of width {self.cfg.in_dim}, "
+                                    f"got {tuple(emb.shape)}")
+        self.anchor_emb.copy_(F.normalize(emb.float(), dim=-1))
+        self.anchor_map.zero_()
+        self.anchor_map[torch.arange(len(emotion_index)), torch.as_tensor(list(emotion_index))] = 1.0
+
+    def features(self, embeds: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.anchors:
+            return embeds
+        sims = F.normalize(embeds, dim=-1) @ self.anchor_emb.t() / self.cfg.anchor_temperature
+        return torch.cat([embeds, torch.softmax(sims, dim=-1) @ self.anchor_map], dim=-1)
+
+
+class LmMlpHead(_AnchorMixin, nn.Module):
     """LM + MLP: ``forward(embeds [B,D]) -> {"blendshapes": [B,51]}``."""
 
     def __init__(self, cfg: HeadConfig):
         super().__init__()
         self.cfg = cfg
-        self.mlp = _mlp((cfg.in_dim, *cfg.hidden, N_OUT), cfg.dropout)
+        width = self._init_anchors(cfg)
+        self.mlp = _mlp((width, *cfg.hidden, N_OUT), cfg.dropout)
 
     def forward(self, embeds: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return {"blendshapes": torch.sigmoid(self.mlp(embeds))}
+        return {"blendshapes": torch.sigmoid(self.mlp(self.features(embeds)))}
 
     def loss(self, out, target, emotions=None) -> Tuple[torch.Tensor, Dict[str, float]]:
         mse = F.mse_loss(out["blendshapes"], target)
@@ -163,7 +198,7 @@ def one_hot_max(v: torch.Tensor) -> torch.Tensor:
     return (v >= v.max(dim=-1, keepdim=True).values).to(v.dtype)
 
 
-class EmotionHead(nn.Module):
+class EmotionHead(_AnchorMixin, nn.Module):
     """Emotion-XLM: ``forward(embeds, emotions=None) -> {"blendshapes": [B,51], "emotions": [B,8]}``.
 
     In training mode with ``emotions`` given, a ``teacher_forcing`` share of the rows use the
@@ -173,10 +208,12 @@ class EmotionHead(nn.Module):
     def __init__(self, cfg: HeadConfig):
         super().__init__()
         self.cfg = cfg
-        self.extractor = _mlp((cfg.in_dim, cfg.emotion_hidden, N_EMO), cfg.dropout)
-        self.regressor = _mlp((cfg.in_dim + 2 * N_EMO, *cfg.hidden, N_OUT), cfg.dropout)
+        width = self._init_anchors(cfg)
+        self.extractor = _mlp((width, cfg.emotion_hidden, N_EMO), cfg.dropout)
+        self.regressor = _mlp((width + 2 * N_EMO, *cfg.hidden, N_OUT), cfg.dropout)
 
     def forward(self, embeds: torch.Tensor, emotions: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        embeds = self.features(embeds)
         v = torch.sigmoid(self.extractor(embeds))
         feed = v
         if self.training and emotions is not None and self.cfg.teacher_forcing > 0:

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-images", action="store_true", help="CLIP kinds: text embeddings only")
     p.add_argument("--short-prompts", type=float, default=0.0,
                    help="extra short lexicon prompts per training row (e.g. 1.0; helps terse prompts)")
+    p.add_argument("--anchors", action="store_true",
+                   help="lm_mlp/emotion: add emotion-word anchor similarities (dataset lexicon) as features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
@@ -55,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                             target=args.target, epochs=args.epochs, patience=args.patience,
                             batch_size=args.batch_size, lr=args.lr, encoder_lr=args.encoder_lr, hidden=hidden,
                             dropout=args.dropout, finetune=args.finetune, mirror=not args.no_mirror,
-                            use_images=not args.no_images, seed=args.seed, short_prompts=args.short_prompts, threads=args.threads, max_steps=args.max_steps,
+                            use_images=not args.no_images, seed=args.seed, anchors=args.anchors,
+                            short_prompts=args.short_prompts, threads=args.threads, max_steps=args.max_steps,
                             progress=not args.quiet)
         result = train(opts)
     except (Emo3DError, ValueError, FileNotFoundError) as e:

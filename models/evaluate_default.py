@@ -204,10 +204,11 @@ def evaluate(opts: EvalOptions) -> EvalReport:
         import dataset
         release = dataset.read_release(opts.data)
         vocab = train_vocabulary(release)
-        if float(predict.manifest.extra.get("options", {}).get("short_prompts", 0) or 0) > 0:
+        options = predict.manifest.extra.get("options", {})
+        if float(options.get("short_prompts", 0) or 0) > 0 or options.get("anchors"):
             from dataset import lexicon
             from .train import SHORT_TEMPLATES
-            for e in EMOTIONS:      # the short lexicon prompts it trained on count as training texts
+            for e in EMOTIONS:      # lexicon words it trained on count as training texts
                 for adj in lexicon.adjectives(e):
                     for t in SHORT_TEMPLATES:
                         vocab.update(re.findall(r"[a-z][a-z'\-]*", t.format(adj=adj).lower()))

@@ -80,6 +80,7 @@ class TrainOptions:
     progress: bool = True
     cache_embeddings: bool = True
     embed_batch: int = 128
+    anchors: bool = False                # lm_mlp/emotion: emotion-word anchor features (dataset.lexicon)
     short_prompts: float = 0.0           # extra short lexicon prompts per training row (0: paper setup)
     threads: int = 1                     # torch intra-op threads (0 = torch's default); 1 is fastest for heads
     name: str = ""
@@ -370,9 +371,14 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
         n_images = len(train_images.paths)
     t_embed = time.perf_counter() - t0
 
+    anchor_texts, anchor_index = anchor_words() if opts.anchors else ([], [])
     cfg = HeadConfig(opts.model, encoder.out_dim, opts.hidden, opts.dropout, teacher_forcing=opts.teacher_forcing,
-                     lambda_blendshape=opts.lambda_blendshape, lambda_emotion=opts.lambda_emotion)
+                     lambda_blendshape=opts.lambda_blendshape, lambda_emotion=opts.lambda_emotion,
+                     anchors=len(anchor_texts))
     model = TextModel(encoder, build_head(cfg))
+    if anchor_texts:
+        model.head.set_anchors(embed_texts(encoder, tokenizer, anchor_texts, spec, progress=False,
+                                           cache=opts.cache_embeddings), anchor_index)
     if opts.finetune:
         for p in model.encoder.parameters():
             p.requires_grad_(True)
@@ -443,6 +449,17 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
     if opts.out:
         out = save_model(model, manifest, opts.out, save_encoder=opts.finetune)
     return TrainResult(out, model, manifest, metrics, history)
+
+
+def anchor_words() -> Tuple[List[str], List[int]]:
+    """Emotion words of the data lexicon (``dataset.lexicon.adjectives``) and their emotion index."""
+    from dataset import lexicon
+    texts, index = [], []
+    for k, e in enumerate(EMOTIONS):
+        for adj in lexicon.adjectives(e):
+            texts.append(adj)
+            index.append(k)
+    return texts, index
 
 
 SHORT_TEMPLATES = ("{adj}", "a {adj} face", "looking {adj}", "{adj} expression", "feeling {adj}")

@@ -133,7 +133,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         engine = Engine.create(EngineOptions(model=args.model, device=args.device, threads=args.threads,
                                              strict_device=args.strict_device,
-                                             precision="int8" if args.int8 else "fp32", fast_load=args.json))
+                                             precision="int8" if args.int8 else "fp32",
+                                             fast_load=args.json and not args.stdin))
     except Emo3DError as e:
         _say(f"error: {e}")
         return 2 if isinstance(e, InvalidInputError) else 1

@@ -358,3 +358,20 @@ def test_short_prompt_augmentation_adds_lexicon_rows():
         assert any(np.array_equal(target, t) for t in mixed.targets)
     with pytest.raises(InvalidInputError, match="short_prompts"):
         TrainOptions(short_prompts=-1)
+
+
+def test_anchor_features_train_save_load_and_export(tiny_bert, tmp_path):
+    pytest.importorskip("dataset")
+    from models.train import anchor_words
+    texts, index = anchor_words()
+    r = train_from_pairs(_opts("emotion", tiny_bert, tmp_path / "a", anchors=True, epochs=3), _pairs(),
+                         _pairs(seed=1, reps=1))
+    head = r.model.head
+    assert head.cfg.anchors == len(texts) > 8
+    assert torch.allclose(head.anchor_emb.norm(dim=1), torch.ones(len(texts)), atol=1e-5)
+    assert torch.equal(head.anchor_map.argmax(1), torch.tensor(index))
+    assert head.extractor[0].in_features == 32 + 8
+    model, manifest = _check_saved(r, tmp_path / "a", ["a furious face", "glad"])
+    assert torch.equal(model.head.anchor_emb, head.anchor_emb)
+    with pytest.raises(InvalidInputError, match="anchors"):
+        HeadConfig("clip_mlp", 16, anchors=4)

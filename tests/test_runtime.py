@@ -431,6 +431,7 @@ def test_cli_window_mode_reads_prompts_and_quits_on_q(tiny, monkeypatch, capsys)
     assert "'happy smile'" in out.out and "'sad frown'" in out.out and "not valid UTF-8" in out.err
 
 
+@pytest.mark.slow
 def test_default_model_end_to_end():
     """`emo3d-run --json "furious scowl"` on the shipped default (where models/default exists and builds)."""
     import models

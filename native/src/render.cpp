@@ -108,13 +108,13 @@ namespace {
 inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 }  // namespace
 
-void MeshRenderer::setup_triangles(Workspace& ws) const {
+void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const {
     const int Ws = cfg_.width * cfg_.ssaa, Hs = cfg_.height * cfg_.ssaa;
     const double* sx = ws.sx.data();
     const double* sy = ws.sy.data();
     const double* z = ws.z.data();
     const bool tex = !texture_.empty(), col = !colors_.empty();
-    for (std::int64_t t = 0; t < n_tris_; ++t) {
+    for (std::int64_t t = t_begin; t < t_end; ++t) {
         std::int32_t* box = &ws.box[t * 4];
         box[0] = 0; box[1] = -1; box[2] = 0; box[3] = -1;
         const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
@@ -425,7 +425,7 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
             Workspace& ws = ws_[w];
             for (std::int64_t f = w; f < n_frames; f += k) {
                 prepare(ws, verts_of(f, ws), rot);
-                setup_triangles(ws);
+                setup_triangles(ws, 0, n_tris_);
                 raster_rows(ws, 0, cfg_.height * S);
                 shade_rows(ws, light, out + f * frame_bytes, 0, cfg_.height);
             }
@@ -440,7 +440,8 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
     Workspace& ws = ws_[0];
     for (std::int64_t f = 0; f < n_frames; ++f) {
         prepare(ws, verts_of(f, ws), rot);
-        setup_triangles(ws);
+        parallel_for(n_tris_, n_tris_ >= 8192 ? n_threads_ : 1,
+                     [&](std::int64_t t0, std::int64_t t1) { setup_triangles(ws, t0, t1); });
         std::uint8_t* o = out + f * frame_bytes;
         parallel_for(cfg_.height, cfg_.height >= 64 ? n_threads_ : 1, [&](std::int64_t r0, std::int64_t r1) {
             raster_rows(ws, int(r0) * S, int(r1) * S);

@@ -61,7 +61,7 @@ private:
     static constexpr int kF = 24;
     void ensure_workspaces(int n);
     void prepare(Workspace& ws, const float* verts, const float* rot) const;
-    void setup_triangles(Workspace& ws) const;
+    void setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const;
     void raster_rows(Workspace& ws, int y0, int y1) const;
     void shade_quad(const Workspace& ws, const std::int32_t* tq, double qx, double qy, const float* light, const float* bg,
                     double* acc) const;
