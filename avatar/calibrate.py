@@ -2,10 +2,13 @@
 
 Full path on every probe: rig -> 256x256 render -> FaceLandmarker -> 52 scores.
 
-1. Neutral bias: where the rest face reads above ``--neutral-max`` (e.g. eyeLookDown), add a little
+1. Neutral bias: where the rest face reads above ``neutral_max`` (0.15) (e.g. eyeLookDown), add a little
    of the antagonist shape (eyeLookUp) to the neutral mesh; a few bounded rounds.
 2. Gains: per shape, a bounded multiplicative/bisection search on its gain so that weight 1 reads
    about ``--target`` (all 51 shapes are probed together as one batch per round).
+   With ``--refine``: then landmark-space corrections of still-weak shapes through MediaPipe's
+   blendshape model (``avatar.refine``), each kept only if the full path improves, and a few
+   more gain rounds.
 3. Fidelity report (the floors of issue 3): neutral scores, per-shape rise 0 -> 1, left/right
    sides, the MAE over random sparse expression vectors, and ``facex``'s 7-class reading of the
    neutral and seven basic-emotion faces when its model can be run.
@@ -476,7 +479,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = ap.parse_args(argv)
     try:
         opts = CalibrateOptions(out=a.out, texture=a.texture, size=a.size, target=a.target, rounds=a.rounds,
-                                bias_rounds=a.bias_rounds, n_random=a.n_random, gain_max=a.gain_max, seed=a.seed, write=a.write,
+                                bias_rounds=a.bias_rounds, n_random=a.n_random, gain_max=a.gain_max,
+                                seed=a.seed, write=a.write,
                                 report_only=a.report_only, refine=a.refine)
     except InvalidInputError as e:
         print(f"calibrate: {e}", file=sys.stderr)

@@ -100,7 +100,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     src.add_argument("--sheet", action="store_true", help="every shape at 1.0 in a labelled grid")
     ap.add_argument("--out", required=True, help="output PNG")
     ap.add_argument("--rig", help="an external glTF 2.0 rig (.glb/.gltf) with ARKit-named morph targets")
-    ap.add_argument("--texture", default="neutral", help="default avatar texture: neutral (painted) | photo (neutralised astronaut photo)")
+    ap.add_argument("--texture", default="neutral",
+                    help="default avatar texture: neutral (painted) | photo (neutralised astronaut photo)")
     ap.add_argument("--size", type=int, default=512, help="image width = height in pixels (64..2048)")
     ap.add_argument("--pose", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("YAW", "PITCH", "ROLL"))
     a = ap.parse_args(argv)

@@ -123,7 +123,8 @@ def _astronaut_face(uv: np.ndarray) -> np.ndarray:
         if x1 <= x0 or y1 <= y0:
             continue
         A = cv2.getAffineTransform((d_tri - [x0, y0]).astype(np.float32), s_tri)
-        patch = cv2.warpAffine(photo.astype(np.float32), A, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+        patch = cv2.warpAffine(photo.astype(np.float32), A, (x1 - x0, y1 - y0),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)
         cv2.fillConvexPoly(mask, np.round((d_tri - [x0, y0]) * 4).astype(np.int32), 1.0, shift=2)
         mask = np.maximum(mask, cv2.dilate(mask, np.ones((3, 3), np.uint8)))

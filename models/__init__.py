@@ -16,7 +16,7 @@ _LAZY = {
     "load_model": "io", "load_head": "io", "save_model": "io", "export_head_onnx": "io",
     "TextModel": "baselines", "TextEncoder": "baselines", "ClipEncoder": "baselines", "HeadConfig": "baselines",
     "LmMlpHead": "baselines", "EmotionHead": "baselines", "ClipMlp": "baselines", "VaeClip": "baselines",
-    "build_head": "baselines", "TrainOptions": "train", "TrainResult": "train", "train": "train",
+    "build_head": "baselines", "TrainOptions": "train", "TrainResult": "train",
     "train_from_pairs": "train",
 }
 

@@ -51,7 +51,9 @@ def export_head_onnx(head: nn.Module, path: str | Path, *, check: bool = True) -
     axes = {"sentence_embedding": {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
     was_training = head.training
     head.eval()
-    with atomic_path(path) as tmp:
+    import warnings
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # the TorchScript exporter is what the contract asks
         torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["sentence_embedding"], output_names=outputs,
                           dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
     info = {"opset": ONNX_OPSET, "inputs": {"sentence_embedding": ["batch", cfg.in_dim]},

@@ -12,6 +12,7 @@
 #define EMO3D_SSE2 1
 #endif
 
+
 namespace emo3d {
 
 MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris,
