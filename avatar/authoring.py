@@ -158,8 +158,8 @@ def author(head: Head) -> np.ndarray:
     lower_w = lips * f.lip_mask("lower")
     mc = f.mouth_c
     rel_x = f.V[:, 0] - mc[0]
-    # mouthClose: lips press together (outer rings toward the seam)
-    # mouthClose: the chin drops (as a small jawOpen) while the lips stay sealed
+    # mouthClose: the chin drops (as a small jawOpen) while the lips stay sealed. (Tried: lower lip
+    # riding back up the jaw's path on top of jawOpen -- MediaPipe then only reads less jawOpen.)
     D["mouthClose"] = f.rotate_x(f.jaw * (1 - f.near(f.lower, 0.5)), 5.0, hinge)
     # funnel: lips forward, opening rounds; pucker: lips forward and narrow, closed
     inner_up = f.near(list(M.LIP_UPPER_RINGS[3][1:-1]), 0.35) * f.lip_mask("upper")
@@ -196,9 +196,13 @@ def author(head: Head) -> np.ndarray:
         corner_wide = f.near(CORNER[side], 1.6) * sm
         D[f"mouthSmile{S}"] = f.vec(corner_wide, (0.45 * sx, 0.75, -0.25))
         lateral = _smooth((sx * rel_x - 0.6) / 1.6)
-        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (0.1 * sx, -1.5, -0.05))
+        import os
+        FX, FY, FC, FU, FS = (float(os.environ.get(k, d)) for k, d in
+                              (("FX", 0.1), ("FY", -1.5), ("FC", 0.4), ("FU", 0.0), ("FS", 1.5)))
+        frown = f.vec(f.near(CORNER[side], FS) * sm * lateral, (FX * sx, FY, -0.05))
         frown += f.vec(lower_w * f.near((17, 84, 314, 14, 87, 317), 0.8) * _smooth((sx * rel_x + 0.8) / 1.6),
-                       (0, 0.4, 0.1))        # the chin pushes the lower lip centre up a little
+                       (0, FC, 0.1))        # the chin pushes the lower lip centre up a little
+        frown += f.vec(upper_w * f.near((0, 13, 37, 267), 0.8) * _smooth((sx * rel_x + 0.8) / 1.6), (0, FU, 0))
         D[f"mouthFrown{S}"] = frown
         D[f"mouthDimple{S}"] = f.vec(corner, (0.6 * sx, 0.1, -0.7))
         D[f"mouthStretch{S}"] = f.vec(corner_wide, (0.8 * sx, -0.45, -0.15))

@@ -139,3 +139,20 @@ def test_tool_cli_usage_and_unknown_command(capsys):
 def test_console_scripts_installed():
     r = subprocess.run([sys.executable, "-m", "emo3d.cli", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("emo3d ")
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+    mask = os.umask(0o022)
+    try:
+        f = io.atomic_write_text(tmp_path / "a.txt", "x")
+        with io.atomic_path(tmp_path / "b.bin") as t:
+            t.write_bytes(b"y")
+        with io.atomic_dir(tmp_path / "d") as d:
+            (d / "z").write_text("z")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
