@@ -196,15 +196,15 @@ def author(head: Head) -> np.ndarray:
         corner_wide = f.near(CORNER[side], 1.6) * sm
         D[f"mouthSmile{S}"] = f.vec(corner_wide, (0.45 * sx, 0.75, -0.25))
         lateral = _smooth((sx * rel_x - 0.6) / 1.6)
-        import os
-        FX, FY, FC, FU, FS = (float(os.environ.get(k, d)) for k, d in
-                              (("FX", 0.1), ("FY", -1.5), ("FC", 0.4), ("FU", 0.0), ("FS", 1.5)))
-        frown = f.vec(f.near(CORNER[side], FS) * sm * lateral, (FX * sx, FY, -0.05))
-        frown += f.vec(lower_w * f.near((17, 84, 314, 14, 87, 317), 0.8) * _smooth((sx * rel_x + 0.8) / 1.6),
-                       (0, FC, 0.1))        # the chin pushes the lower lip centre up a little
-        frown += f.vec(upper_w * f.near((0, 13, 37, 267), 0.8) * _smooth((sx * rel_x + 0.8) / 1.6), (0, FU, 0))
+        # corners down AND out: FaceLandmarker pulls a dropped corner inward (read as pucker) unless
+        # the corner also moves outward; a chin push on the lower lip reads as mouthShrugLower
+        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (1.0 * sx, -1.2, -0.05))
         D[f"mouthFrown{S}"] = frown
-        D[f"mouthDimple{S}"] = f.vec(corner, (0.6 * sx, 0.1, -0.7))
+        import os
+        DX, DY, DZ, DL = (float(os.environ.get(k, d)) for k, d in (("DX", 0.6), ("DY", 0.1), ("DZ", -0.7), ("DL", 0.0)))
+        dimple = f.vec(corner, (DX * sx, DY, DZ))
+        dimple += f.vec(lower_w * f.near(CORNER[side], 0.9) * sm, (0, DL, 0))
+        D[f"mouthDimple{S}"] = dimple
         D[f"mouthStretch{S}"] = f.vec(corner_wide, (0.8 * sx, -0.45, -0.15))
         press = f.zeros()
         half = _smooth((sx * rel_x + 0.4) / 0.8)

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE
+from emo3d.schema import N_MEDIAPIPE
 
 EXPRESSIONS = [
     {"browDownLeft": 0.9, "browDownRight": 0.9, "noseSneerLeft": 0.6, "noseSneerRight": 0.6, "mouthPressLeft": 0.5,

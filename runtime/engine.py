@@ -11,19 +11,18 @@ optionally ``onnx_int8``), see :mod:`emo3d.manifest`. The graph takes ``input_id
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from emo3d.errors import InvalidInputError, ModelFileError
-from emo3d.manifest import MANIFEST_NAME, ModelManifest
+from emo3d.manifest import ModelManifest
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_EMOTIONS, N_MODEL, model_to_mediapipe
 
 from .providers import DEVICES, check_session, select_providers

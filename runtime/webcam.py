@@ -181,28 +181,18 @@ class LiveFace:
 
 
 def default_scorer():
-    """``avatar.FaceScorer(mode="video")`` (the face bundle of the avatar package), or a direct
-    MediaPipe FaceLandmarker on ``avatar.face_landmarker_path()`` where no scorer is exported."""
-    try:
-        import avatar
-    except ImportError as e:  # pragma: no cover
-        raise AssetError(f"the webcam needs the avatar package: {e}") from None
-    scorer_cls = getattr(avatar, "FaceScorer", None)
-    if scorer_cls is None:
-        try:
-            from avatar.scorer import FaceScorer as scorer_cls
-        except ImportError:
-            scorer_cls = None
-    if scorer_cls is not None:
-        return scorer_cls(mode="video")
-    path_fn = getattr(avatar, "face_landmarker_path", None)
-    if path_fn is None:
-        try:
-            from avatar.bundle import face_landmarker_path as path_fn
-        except ImportError:
-            raise AssetError("no MediaPipe face landmarker available (avatar.FaceScorer / "
-                             "avatar.face_landmarker_path)") from None
-    return _LandmarkerScorer(path_fn())
+    """``avatar.FaceScorer(mode="video")``: MediaPipe FaceLandmarker on the avatar package's face bundle."""
+    from avatar import FaceScorer
+    return FaceScorer(mode="video")
+
+
+def _open_capture(source):
+    import cv2
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        kind = "camera" if isinstance(source, int) else "video file"
+        raise InvalidInputError(f"cannot open {kind} {source!r} with OpenCV")
+    return cap
 
 
 def _tracked_head(scorer, scores, rgb):
@@ -218,46 +208,6 @@ def _takes_timestamp(scorer) -> bool:
         return "timestamp_ms" in inspect.signature(scorer.scores).parameters
     except (TypeError, ValueError):
         return False
-
-
-class _LandmarkerScorer:
-    """Minimal FaceLandmarker (VIDEO mode) -> [52] MediaPipe-order scores, None without a face."""
-
-    def __init__(self, model_path):
-        from mediapipe.tasks.python import BaseOptions, vision
-        opts = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(model_path)),
-                                            running_mode=vision.RunningMode.VIDEO,
-                                            output_face_blendshapes=True, num_faces=1)
-        self._lm = vision.FaceLandmarker.create_from_options(opts)
-        self._ts = 0
-        self.last_landmarks = None
-
-    def scores(self, rgb: np.ndarray, *, timestamp_ms: int | None = None) -> np.ndarray | None:
-        import mediapipe as mp
-        self._ts = max(self._ts + 1, int(timestamp_ms)) if timestamp_ms is not None else self._ts + 33
-        res = self._lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB,
-                                                 data=np.ascontiguousarray(rgb)), self._ts)
-        if not res.face_blendshapes:
-            self.last_landmarks = None
-            return None
-        self.last_landmarks = np.array([[p.x, p.y, p.z] for p in res.face_landmarks[0]], np.float32)
-        out = np.zeros(schema.N_MEDIAPIPE, np.float32)
-        for c in res.face_blendshapes[0]:
-            if c.category_name in schema.MEDIAPIPE_INDEX:
-                out[schema.MEDIAPIPE_INDEX[c.category_name]] = c.score
-        return out
-
-    def close(self):
-        self._lm.close()
-
-
-def _open_capture(source):
-    import cv2
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        kind = "camera" if isinstance(source, int) else "video file"
-        raise InvalidInputError(f"cannot open {kind} {source!r} with OpenCV")
-    return cap
 
 
 @dataclass

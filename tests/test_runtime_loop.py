@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emo3d.errors import InvalidInputError
-from emo3d.schema import MEDIAPIPE_INDEX, MEDIAPIPE_NAMES
+from emo3d.schema import MEDIAPIPE_INDEX
 from runtime.filters import OneEuroFilter, Transition, ease, smoothing_alpha
 from runtime.loop import AvatarLoop, Frame, LoopOptions, eyes_from_weights, to_weights
 
