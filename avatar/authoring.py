@@ -200,10 +200,10 @@ def author(head: Head) -> np.ndarray:
         # the corner also moves outward; a chin push on the lower lip reads as mouthShrugLower
         frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (1.0 * sx, -1.2, -0.05))
         D[f"mouthFrown{S}"] = frown
-        import os
-        DX, DY, DZ, DL = (float(os.environ.get(k, d)) for k, d in (("DX", 0.6), ("DY", 0.1), ("DZ", -0.7), ("DL", 0.0)))
-        dimple = f.vec(corner, (DX * sx, DY, DZ))
-        dimple += f.vec(lower_w * f.near(CORNER[side], 0.9) * sm, (0, DL, 0))
+        # dimple: FaceLandmarker reads the lower lip beside the corner tightening UP with the corner
+        # drawn back (not out: outward reads as smile/stretch)
+        dimple = f.vec(corner, (-0.3 * sx, 0.3, -0.8))
+        dimple += f.vec(lower_w * f.near(CORNER[side], 0.9) * sm, (0, 0.8, 0))
         D[f"mouthDimple{S}"] = dimple
         D[f"mouthStretch{S}"] = f.vec(corner_wide, (0.8 * sx, -0.45, -0.15))
         press = f.zeros()

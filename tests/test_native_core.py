@@ -21,14 +21,22 @@ def _rig(V, T, F, seed=0, sparsity=0.0):
     return base, deltas, weights
 
 
-def test_extension_is_compiled_and_loaded():
-    f = Path(native._core.__file__)
-    assert f.suffix in (".so", ".pyd")
-    # Installed non-editable, the core must not come from the source tree; editable installs build in place.
-    import importlib.metadata as md
-    direct = md.distribution("emo3d").read_text("direct_url.json") or ""
-    if '"editable": true' not in direct:
-        assert REPO not in f.resolve().parents, f"native._core loaded from the source tree: {f}"
+def test_extension_is_compiled_and_loaded(tmp_path):
+    """`import native` (run outside the checkout) loads the compiled core from the installed package; only an
+    editable install (`pip install -e .`, which builds in place) may load it from the source tree."""
+    import json
+    import subprocess
+    import sys
+    code = ("import json, importlib.metadata as md, native; "
+            "print(json.dumps([native._core.__file__, native.__file__, "
+            "md.distribution('emo3d').read_text('direct_url.json') or '{}']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    core, init, direct = json.loads(r.stdout)
+    core, init = Path(core), Path(init)
+    assert core.suffix in (".so", ".pyd") and core.parent == init.parent
+    editable = json.loads(direct).get("dir_info", {}).get("editable", False)
+    if not editable:
+        assert REPO not in core.resolve().parents, f"native._core loaded from the source tree: {core}"
 
 
 @pytest.mark.parametrize("V,T,F", [(1, 1, 1), (7, 3, 1), (468, 51, 1), (468, 51, 5), (5000, 51, 3), (24591, 51, 2)])

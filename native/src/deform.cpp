@@ -51,13 +51,7 @@ void deform_sparse(const float* base, const std::int64_t* offsets, const std::in
             for (std::int64_t t = 0; t < n_targets; ++t) {
                 const float wt = w[t];
                 if (wt == 0.0f) continue;
-                for (std::int64_t k = offsets[t]; k < offsets[t + 1]; ++k) {
-                    float* p = o + static_cast<std::int64_t>(indices[k]) * 3;
-                    const float* d = values + k * 3;
-                    p[0] += wt * d[0];
-                    p[1] += wt * d[1];
-                    p[2] += wt * d[2];
-                }
+                accumulate_sparse(o, indices, values, offsets[t], offsets[t + 1], wt);
             }
         }
     });

@@ -41,13 +41,7 @@ void deform_sparse_blocked(const float* base, const std::int64_t* offsets, const
                 for (std::int64_t t = 0; t < n_targets; ++t) {
                     const float wt = w[t];
                     if (wt == 0.0f) continue;
-                    for (std::int64_t k = lo[t]; k < hi[t]; ++k) {
-                        float* p = o + static_cast<std::int64_t>(indices[k]) * 3;
-                        const float* d = values + k * 3;
-                        p[0] += wt * d[0];
-                        p[1] += wt * d[1];
-                        p[2] += wt * d[2];
-                    }
+                    accumulate_sparse(o, indices, values, lo[t], hi[t], wt);
                 }
             }
         }
