@@ -17,7 +17,7 @@ from emo3d import schema
 from . import mesh as M
 from .mesh import Head
 
-__all__ = ["author"]
+__all__ = ["author", "calm_rest_lids", "REST_LID_DROP"]
 
 BROW = {"right": {"inner": (107, 66, 55, 65), "mid": (105, 52, 63), "outer": (70, 46, 53, 124)},
         "left": {"inner": (336, 296, 285, 295), "mid": (334, 282, 293), "outer": (300, 276, 283, 353)}}
@@ -29,6 +29,23 @@ UNDER_EYE = {"right": (111, 117, 118, 119, 120, 121, 47, 100), "left": (340, 346
 NOSTRIL = {"right": (48, 64, 98, 129, 102, 49, 209, 198, 131), "left": (278, 294, 327, 358, 331, 279, 429, 420, 360)}
 CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
 SIDE_SIGN = {"left": 1.0, "right": -1.0}
+
+
+REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
+
+
+def calm_rest_lids(head: Head, drop: float = REST_LID_DROP) -> Head:
+    """Lower the upper lids of the rest pose in place (upper lid + the fold row above it, a sine
+    profile across the lid) so the neutral face shows less sclera above the iris; returns ``head``.
+    Applied before :func:`author`, so blink/wide/squint are authored from the calmer rest lids."""
+    V = head.vertices
+    for side in ("right", "left"):
+        up = M.EYE_LEFT_UPPER if side == "left" else M.EYE_RIGHT_UPPER
+        for k in range(1, len(up) - 1):
+            V[up[k], 1] -= drop * np.sin(np.pi * k / (len(up) - 1))
+        for k, i in enumerate(LID2[side]):
+            V[i, 1] -= 0.5 * drop * np.sin(np.pi * (k + 1) / 8)
+    return head
 
 
 def _smooth(t):
@@ -213,6 +230,7 @@ def author(head: Head) -> np.ndarray:
                 for a, b in zip(rings[ring][1:-1], rings[3][1:-1]):
                     press[a, 1] = frac * (f.V[b, 1] - f.V[a, 1]) * half[a]
         press[:, 0] += 0.6 * sx * corner
+        press[:, 1] += 0.3 * corner          # pressed lips push the corner up a little
         press[:, 2] += -0.1 * corner
         D[f"mouthPress{S}"] = press
         D[f"mouthLowerDown{S}"] = f.vec(lower_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, -1.0, 0.1))
@@ -237,7 +255,8 @@ def author(head: Head) -> np.ndarray:
         # gaze: In = toward the nose (-sx), Out = away (+sx); lids follow a little
         D[f"eyeLookIn{S}"] = f.eye_rotation(side, -22.0 * sx, 0.0)
         D[f"eyeLookOut{S}"] = f.eye_rotation(side, 22.0 * sx, 0.0)
-        D[f"eyeLookUp{S}"] = f.eye_rotation(side, 0.0, 25.0) + 0.5 * lids["wide"]
+        # looking up lifts the upper lid with the gaze (else the lid over the iris reads as squint)
+        D[f"eyeLookUp{S}"] = f.eye_rotation(side, 0.0, 25.0) + 1.5 * lids["wide"]
         D[f"eyeLookDown{S}"] = f.eye_rotation(side, 0.0, -22.0) + 0.3 * lids["blink"]
     inner_both = f.near(BROW["left"]["inner"] + BROW["right"]["inner"], 1.0)
     D["browInnerUp"] = f.vec(inner_both, (0, 0.75, 0.0))

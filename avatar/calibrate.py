@@ -15,6 +15,14 @@ Full path on every probe: rig -> 256x256 render -> FaceLandmarker -> 52 scores.
 
 Writes ``avatar/data/calibration.json`` (with ``--write``) and ``DIR/calibration_report.json`` +
 ``DIR/contact_sheet.png``. Use ``--report-only`` to measure the shipped calibration.
+
+Measurement notes: every shape's rise is measured alone (weight 0 -> 1, all others 0), mouthClose
+included (tried with jawOpen at 1 underneath as ARKit defines it: MediaPipe reads <= 0.04 either way,
+it only reads less jawOpen). Shapes MediaPipe's blendshape model cannot produce from any 2-D landmark
+motion (checked by ascent on its landmark-only model, ``avatar.refine.ProxyScorer``): cheekPuff,
+cheekSquint L/R, noseSneer L/R, jawForward (and mouthClose from a closed jaw); their L/R "sides"
+compare readings below 1e-6. Gains up to ``--gain-max`` (4.0); the shipped gains of the mouth
+shapes were finished by hand from full-path gain sweeps (readings are not monotonic in the gain).
 """
 from __future__ import annotations
 
@@ -76,7 +84,7 @@ class CalibrateOptions:
     bias_rounds: int = 4
     neutral_max: float = 0.15
     gain_min: float = 0.3
-    gain_max: float = 2.5
+    gain_max: float = 4.0
     n_random: int = 200
     seed: int = 0
     write: bool = False
@@ -459,6 +467,25 @@ def fidelity(cal: dict, opts: CalibrateOptions, log=print):
     return rep, sheet_imgs, labels
 
 
+SHEET_MAX_BYTES = 600_000      # the contact sheet ships in the repo (docs/avatar)
+
+
+def _png_bytes(rgb: np.ndarray, max_bytes: int = SHEET_MAX_BYTES) -> bytes:
+    """PNG of ``rgb`` within ``max_bytes``: full colour, else a 256-colour palette, else downscaled."""
+    import io
+    from PIL import Image
+    im = Image.fromarray(rgb)
+    for _ in range(8):
+        for mode in ("rgb", "palette"):
+            buf = io.BytesIO()
+            (im if mode == "rgb" else im.quantize(256, method=Image.Quantize.MEDIANCUT)).save(
+                buf, format="PNG", optimize=True)
+            if buf.tell() <= max_bytes:
+                return buf.getvalue()
+        im = im.resize((max(1, int(im.width * 0.8)), max(1, int(im.height * 0.8))), Image.LANCZOS)
+    return buf.getvalue()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m avatar.calibrate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder for calibration_report.json and contact_sheet.png")
@@ -467,7 +494,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--target", type=float, default=0.85)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--bias-rounds", type=int, default=4)
-    ap.add_argument("--gain-max", type=float, default=2.5, help="upper bound of a shape's gain")
+    ap.add_argument("--gain-max", type=float, default=4.0, help="upper bound of a shape's gain")
     ap.add_argument("--n-random", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--refine", action="store_true",
@@ -501,9 +528,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     report = {"calibration": cal, "fidelity": asdict(rep), "seconds": round(time.time() - t0, 1)}
     atomic_write_json(opts.out / "calibration_report.json", json.loads(json.dumps(report, default=float)))
     sheet = contact_sheet(imgs, labels, cols=10)
-    from PIL import Image
     with atomic_path(opts.out / "contact_sheet.png") as tmp:
-        Image.fromarray(sheet).save(tmp, format="PNG")
+        Path(tmp).write_bytes(_png_bytes(sheet))
     print(f"neutral max {rep.neutral_max}; rise>=0.25: {rep.n_rise_ge_025}/51; sides {rep.sides_ok}/"
           f"{rep.sides_total}; MAE {rep.mae_random} over {rep.detected_random}/{rep.n_random} detected; "
           f"floors {rep.floors}")

@@ -21,7 +21,7 @@ from emo3d.io import atomic_path, cache_dir
 __all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
-BUILD_VERSION = 4        # bump when mesh/texture/authoring code changes the result
+BUILD_VERSION = 5        # bump when mesh/texture/authoring code changes the result
 _LOCK = threading.Lock()
 _MEMO: Dict[str, object] = {}
 
@@ -42,12 +42,12 @@ def load_calibration(path: str | Path | None = None) -> dict:
 
 def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = None):
     """Build (no cache) the default rig. ``calibration`` overrides the shipped one (used by calibrate)."""
-    from .authoring import author
+    from .authoring import author, calm_rest_lids
     from .mesh import build_head
     from .rig import Rig
     from .texture import build_texture
     cal = load_calibration() if calibration is None else calibration
-    head = build_head()
+    head = calm_rest_lids(build_head())
     deltas = author(head)
     gains = np.array([float(cal.get("gains", {}).get(n, 1.0)) for n in schema.MODEL_NAMES], np.float32)
     bias = np.array([float(cal.get("neutral_bias", {}).get(n, 0.0)) for n in schema.MODEL_NAMES], np.float32)
