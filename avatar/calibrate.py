@@ -361,7 +361,7 @@ def calibrate(opts: CalibrateOptions, start: Optional[dict] = None, log=print) -
     cal = {"gains": {}, "neutral_bias": {}, "corrections": {}}
     if start:
         cal = {"gains": dict(start.get("gains", {})), "neutral_bias": dict(start.get("neutral_bias", {})),
-               "corrections": dict(start.get("corrections", {}))}
+               "corrections": dict(start.get("corrections", {})), "rest_only": list(start.get("rest_only", []))}
     probe = _Probe(opts.texture, opts.size)
     try:
         anta = _antagonists()

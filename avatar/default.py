@@ -21,13 +21,14 @@ from emo3d.io import atomic_path, cache_dir
 __all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
-BUILD_VERSION = 5        # bump when mesh/texture/authoring code changes the result
+BUILD_VERSION = 6        # bump when mesh/texture/authoring code changes the result
 _LOCK = threading.Lock()
 _MEMO: Dict[str, object] = {}
 
 
 def load_calibration(path: str | Path | None = None) -> dict:
-    """{"gains": {name: g}, "neutral_bias": {name: c}, "corrections": {name: {landmark: [dx, dy]}}};
+    """{"gains": {name: g}, "neutral_bias": {name: c}, "corrections": {name: {landmark: [dx, dy]}},
+    "rest_only": [names whose correction only shapes the rest pose (bias x correction), not the shape itself]};
     a missing file -> unit gains, no bias, no corrections."""
     p = Path(path) if path else CALIBRATION_PATH
     if not p.is_file():
@@ -37,6 +38,9 @@ def load_calibration(path: str | Path | None = None) -> dict:
         for name in cal.get(key, {}):
             if name not in schema.MODEL_INDEX:
                 raise InvalidInputError(f"{p}: {key} names unknown blendshape {name!r}")
+    for name in cal.get("rest_only", []):
+        if name not in cal.get("corrections", {}):
+            raise InvalidInputError(f"{p}: rest_only names {name!r}, which has no correction")
     return cal
 
 
@@ -52,13 +56,15 @@ def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = No
     gains = np.array([float(cal.get("gains", {}).get(n, 1.0)) for n in schema.MODEL_NAMES], np.float32)
     bias = np.array([float(cal.get("neutral_bias", {}).get(n, 0.0)) for n in schema.MODEL_NAMES], np.float32)
     corr = cal.get("corrections", {})
+    rest = np.zeros_like(deltas)   # correction fields that shape only the rest pose (see "rest_only")
     if corr:
         from .refine import correction_field
+        rest_only = set(cal.get("rest_only", ()))
         for name, pts in corr.items():
             t = schema.MODEL_INDEX[name]
             field = correction_field(head.vertices, head.n_face, {int(k): np.asarray(v) for k, v in pts.items()})
-            deltas[t] += field.astype(np.float32)
-    base = head.vertices + np.tensordot(bias, deltas, axes=1)
+            (rest if name in rest_only else deltas)[t] += field.astype(np.float32)
+    base = head.vertices + np.tensordot(bias, deltas + rest, axes=1)
     tex = build_texture(texture)
     return Rig.from_dense(f"default-{texture}", base, head.triangles, schema.MODEL_NAMES,
                           deltas * gains[:, None, None], tol=1e-6, uvs=head.uvs, texture=tex)
