@@ -24,24 +24,15 @@ import numpy as np
 
 from avatar.rig import Rig
 from emo3d import schema
+from benchmarks.timing import Timer
 from native import _core
 
 N_V = 24591
 
 
-def _best(fn, repeats: int) -> float:
-    """Median wall time in ms over ``repeats`` calls after one warm-up (``_MINS`` keeps the minima)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    _MINS.append(min(times) * 1e3)
-    return float(np.median(times)) * 1e3
-
-
-_MINS: list = []
+_TIMER = Timer()
+_best = _TIMER.median_ms
+_MINS = _TIMER.minima
 _FLUSH = np.ones(16 << 20, np.float32)  # 64 MiB: streaming it evicts the caches
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.timing import Timer
 from native import reference_render
 from native.render import Renderer, RenderOptions
 
@@ -26,19 +27,9 @@ WEIGHTS = {"jawOpen": 0.4, "mouthSmileLeft": 0.6, "mouthSmileRight": 0.5, "browI
 POSE = (8.0, -4.0, 2.0)
 
 
-def _best(fn, repeats: int) -> float:
-    """Median wall time in ms over ``repeats`` calls after one warm-up (``_MINS`` keeps the minima)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    _MINS.append(min(times) * 1e3)
-    return float(np.median(times)) * 1e3
-
-
-_MINS: list = []
+_TIMER = Timer()
+_best = _TIMER.median_ms
+_MINS = _TIMER.minima
 
 
 def _cpu(fn, repeats: int) -> float:

@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
-from emo3d.io import atomic_write_json
+from emo3d.io import atomic_write_json, swap_in_dir
 from emo3d.schema import EMOTION_INDEX, EMOTIONS, N_EMOTIONS
 
 from . import facs, textgen
@@ -387,14 +387,7 @@ def _publish(work: Path, out: Path, opts: BuildOptions, t0: float, resumed: int,
         shutil.rmtree(gone, ignore_errors=True)
         os.replace(shards, gone)
         shutil.rmtree(gone, ignore_errors=True)
-    if out.exists():  # overwrite: swap in one rename, then drop the old folder
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, out)
+    swap_in_dir(work, out)  # overwrite: the old folder goes in one rename
     samples = read_table(out / "data" / PARQUET, root=out, check_images=False)
     n_img = sum(1 for s in samples for x in s.images if x)
     distinct = len({t for s in samples for t in s.texts})

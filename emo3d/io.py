@@ -84,19 +84,26 @@ def atomic_dir(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     _public(tmp, folder=True)
     try:
         yield tmp
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        swap_in_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def swap_in_dir(src: PathLike, dst: PathLike) -> None:
+    """Move the finished folder ``src`` onto ``dst`` (same file system). An existing ``dst`` is renamed
+    aside first and removed after, so readers see the old folder or the new one, never a mix."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
 
 
 def cache_dir(*parts: str) -> Path:

@@ -1,0 +1,24 @@
+"""Shared timing helpers of the benchmarks."""
+from __future__ import annotations
+
+import time
+from typing import Callable, List
+
+import numpy as np
+
+
+class Timer:
+    """Median wall time of a call in ms after one warm-up; keeps each measurement's minimum in ``minima``."""
+
+    def __init__(self) -> None:
+        self.minima: List[float] = []
+
+    def median_ms(self, fn: Callable[[], object], repeats: int) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        self.minima.append(min(times) * 1e3)
+        return float(np.median(times)) * 1e3
