@@ -80,6 +80,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt", "auto"))
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-eager", action="store_true", help="skip the PyTorch baseline")
+    ap.add_argument("--no-spin", action="store_true",
+                    help="ORT threads sleep between runs (the runtime's default next to the renderer); by "
+                         "default they spin-wait like torch's OpenMP threads, the like-for-like setting")
     args = ap.parse_args(argv)
     n, warm = (60, 10) if args.quick else (300, 30)
     warnings.simplefilter("ignore")
@@ -95,11 +98,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from emo3d.manifest import ModelManifest
     manifest = ModelManifest.load(folder)
     backends: Dict[str, Callable[[List[str]], np.ndarray]] = {}
+    spin = not args.no_spin
     engines = {"ort_fp32": Engine.create(EngineOptions(model=folder, device=args.device, threads=args.threads,
-                                                       cache_size=0))}
+                                                       cache_size=0, spin=spin))}
     if "onnx_int8" in manifest.files:
         engines["ort_int8"] = Engine.create(EngineOptions(model=folder, device=args.device, threads=args.threads,
-                                                          cache_size=0, precision="int8"))
+                                                          cache_size=0, precision="int8", spin=spin))
     eager = None
     if not args.no_eager:
         import models
@@ -134,7 +138,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         cc, bc = results[first]["ort_fp32"]["cpu50"], results[first]["eager"]["cpu50"]
         print(f"text_latency: ratio={base / cand:.2f}x candidate=ort_fp32 {cand:.3f}ms (cpu {cc:.3f}ms) "
               f"baseline=eager {base:.3f}ms (cpu {bc:.3f}ms, cpu ratio {bc / cc:.2f}x) "
-              f"(batch 1, {first}, {provider}, load {os.getloadavg()[0]:.1f})")
+              + (f"int8={base / results[first]['ort_int8']['p50']:.2f}x " if "ort_int8" in results[first] else "")
+              + f"(batch 1, {first}, {provider}, ORT threads {'spin' if spin else 'sleep'}, "
+              f"load {os.getloadavg()[0]:.1f})")
     else:
         print(f"text_latency: ratio=n/a candidate=ort_fp32 {cand:.3f}ms baseline=none")
     return 0

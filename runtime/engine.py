@@ -53,6 +53,8 @@ class EngineOptions:
       external-data copy of the graph (made once, cached), no weight prepacking, basic graph
       optimisation, one thread unless ``threads`` says otherwise. Loads ~10x faster; steady-state
       runs are a little slower, so long-running loops keep the default.
+    spin: let idle ONNX Runtime threads spin-wait between runs (as torch's OpenMP threads do): lower
+      latency for a text-only service; off by default because the avatar loop renders on the same cores.
     """
     model: Union[str, Path] = "default"
     device: str = "auto"
@@ -62,6 +64,7 @@ class EngineOptions:
     precision: str = "fp32"
     batch_size: int = 32
     fast_load: bool = False
+    spin: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, (str, Path)) or not str(self.model).strip():
@@ -221,8 +224,8 @@ class Engine:
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
-        # idle ORT threads sleep instead of spin-waiting: the 60 Hz loop renders on the same cores
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # by default idle ORT threads sleep instead of spin-waiting: the 60 Hz loop renders on the same cores
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.options.spin else "0")
         try:
             sess = ort.InferenceSession(str(path), sess_options=so, providers=choice.providers)
         except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile ... or a GPU provider that failed
