@@ -11,28 +11,19 @@ Public API (imported lazily, so ``import avatar`` is cheap)::
 """
 from __future__ import annotations
 
-import importlib
 import threading
-from typing import Any
+
+from emo3d.lazy import lazy_exports
 
 __all__ = ["default_rig", "load_gltf", "render", "face_landmarker_path", "FaceScorer", "Rig"]
 
-_LAZY = {
-    "default_rig": ("avatar.default", "default_rig"),
-    "load_gltf": ("avatar.gltf", "load_gltf"),
-    "face_landmarker_path": ("avatar.bundle", "face_landmarker_path"),
-    "FaceScorer": ("avatar.scorer", "FaceScorer"),
-    "Rig": ("avatar.rig", "Rig"),
-}
+_LAZY = {"default_rig": "default", "load_gltf": "gltf", "face_landmarker_path": "bundle",
+         "FaceScorer": "scorer", "Rig": "rig"}
 _RENDERERS: dict = {}
 _LOCK = threading.Lock()
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        mod, attr = _LAZY[name]
-        return getattr(importlib.import_module(mod), attr)
-    raise AttributeError(f"module 'avatar' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_dir=None):

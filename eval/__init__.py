@@ -9,8 +9,7 @@ See :mod:`eval.metric` for the paper and the official definitions.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from emo3d.lazy import lazy_exports
 
 _LAZY = {
     "MetricOptions": "metric", "MetricResult": "metric", "emo3d_metric": "metric",
@@ -27,10 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -6,6 +6,8 @@ CLIP exporters load torch on first use.
 """
 from __future__ import annotations
 
+from emo3d.lazy import lazy_exports
+
 from .configs import CONFIGS, OnnxExportConfig, config_for
 from .default_model import add_int8, ensure_default_model
 from .parity import ParityError, ParityReport, check_parity
@@ -17,11 +19,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'export' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["CONFIGS", "OnnxExportConfig", "config_for", "ensure_default_model", "add_int8", "ParityError",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emo3d.lazy import lazy_exports
+
 from .encoders import PACKAGED_MINILM, BackboneSpec, packaged_minilm_dir, resolve_backbone
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
@@ -26,11 +28,7 @@ def default_model_dir() -> Path:
     return DEFAULT_DIR
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["PACKAGED_MINILM", "BackboneSpec", "packaged_minilm_dir", "resolve_backbone", "default_model_dir",

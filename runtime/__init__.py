@@ -10,8 +10,7 @@ never torch)::
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from emo3d.lazy import lazy_exports
 
 _LAZY = {
     "Engine": "engine", "EngineOptions": "engine", "Prediction": "engine", "TruncationWarning": "engine",
@@ -21,16 +20,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

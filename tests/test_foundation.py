@@ -156,3 +156,14 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE(f.stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_lazy_package_exports_load_on_first_use():
+    code = ("import sys, runtime; assert 'runtime.engine' not in sys.modules; e = runtime.Engine; "
+            "assert 'runtime.engine' in sys.modules and 'torch' not in sys.modules; "
+            "assert 'Engine' in dir(runtime) and runtime.__dict__['Engine'] is e; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    import runtime
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        runtime.Nope
