@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-images", action="store_true", help="CLIP kinds: text embeddings only")
     p.add_argument("--short-prompts", type=float, default=0.0,
                    help="extra short lexicon prompts per training row (e.g. 1.0; helps terse prompts)")
+    p.add_argument("--emolex-prompts", type=float, default=0.0,
+                   help="extra short prompts per NRC EmoLex word (nrclex package) plus calm/contempt words, "
+                        "FACS-prior targets (e.g. 1.5; broadens everyday vocabulary; 0: off). Key words of "
+                        "the OOV evaluation prompts are excluded")
     p.add_argument("--anchors", action="store_true",
                    help="lm_mlp/emotion: add emotion-word anchor similarities (dataset lexicon) as features")
     p.add_argument("--seed", type=int, default=0)
@@ -58,7 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                             batch_size=args.batch_size, lr=args.lr, encoder_lr=args.encoder_lr, hidden=hidden,
                             dropout=args.dropout, finetune=args.finetune, mirror=not args.no_mirror,
                             use_images=not args.no_images, seed=args.seed, anchors=args.anchors,
-                            short_prompts=args.short_prompts, threads=args.threads, max_steps=args.max_steps,
+                            short_prompts=args.short_prompts, emolex_prompts=args.emolex_prompts,
+                            threads=args.threads, max_steps=args.max_steps,
                             progress=not args.quiet)
         result = train(opts)
     except (Emo3DError, ValueError, FileNotFoundError) as e:

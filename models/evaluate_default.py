@@ -212,6 +212,10 @@ def evaluate(opts: EvalOptions) -> EvalReport:
                 for adj in lexicon.adjectives(e):
                     for t in SHORT_TEMPLATES:
                         vocab.update(re.findall(r"[a-z][a-z'\-]*", t.format(adj=adj).lower()))
+        if float(options.get("emolex_prompts", 0) or 0) > 0:
+            from .train import emolex_texts
+            for t in emolex_texts():    # EmoLex prompts it trained on count as training texts too
+                vocab.update(re.findall(r"[a-z][a-z'\-]*", t.lower()))
         pairs = dataset.text_pairs(release.split(opts.split), target="scores")
         tgt = np.asarray(pairs.targets, np.float32)[:, _MODEL_COLS]
         pred = predict(pairs.texts)

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ class TrainOptions:
     embed_batch: int = 128
     anchors: bool = False                # lm_mlp/emotion: emotion-word anchor features (dataset.lexicon)
     short_prompts: float = 0.0           # extra short lexicon prompts per training row (0: paper setup)
+    emolex_prompts: float = 0.0          # short prompts per NRC EmoLex word + calm/contempt words (0: off)
     threads: int = 1                     # torch intra-op threads (0 = torch's default); 1 is fastest for heads
     name: str = ""
 
@@ -97,6 +99,8 @@ class TrainOptions:
             raise InvalidInputError(f"max_steps must be >= 1 or None, got {self.max_steps}")
         if not (0.0 <= self.short_prompts <= 4.0):
             raise InvalidInputError(f"short_prompts must be in [0, 4], got {self.short_prompts}")
+        if not (0.0 <= self.emolex_prompts <= 4.0):
+            raise InvalidInputError(f"emolex_prompts must be in [0, 4], got {self.emolex_prompts}")
         if self.threads < 0:
             raise InvalidInputError(f"threads must be >= 0, got {self.threads}")
         if not (0.0 < self.val_fraction < 0.5):
@@ -342,6 +346,8 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
         train_pairs, val_pairs = _split_off(train_pairs, opts.val_fraction, opts.seed)
     if opts.short_prompts > 0:
         train_pairs = _with_short_prompts(train_pairs, opts.short_prompts, opts.seed)
+    if opts.emolex_prompts > 0:
+        train_pairs = _with_emolex_prompts(train_pairs, opts.emolex_prompts, opts.seed)
     _check_pairs(val_pairs, "val")
     if test_pairs is not None:
         _check_pairs(test_pairs, "test")
@@ -487,6 +493,120 @@ def _with_short_prompts(pairs, rate: float, seed: int):
                            targets=np.concatenate([np.asarray(pairs.targets, np.float32),
                                                    np.asarray(pairs.targets, np.float32)[pick]]),
                            emotions=np.concatenate([emotions, emotions[pick]]))
+
+
+# Everyday words EmoLex has no tag for: calm / blank faces (neutral) and looking down on someone
+# (contempt; EmoLex has no contempt emotion). Generic vocabulary, not paraphrases of the OOV test prompts.
+EXTRA_WORDS: Dict[str, Tuple[str, ...]] = {
+    "neutral": tuple("""calm composed impassive expressionless blank placid serene unreadable still relaxed
+neutral stoic stony vacant unmoved unemotional unperturbed nonchalant collected level-headed businesslike
+dispassionate detached indifferent unconcerned unflappable cool-headed even-tempered tranquil serious sober
+earnest focused attentive thoughtful reserved quiet motionless inscrutable stolid phlegmatic imperturbable
+unaffected untroubled unbothered emotionless distant bored sleepy drowsy tired pensive contemplative
+daydreaming mellow idle ordinary flat numb dull apathetic listless steady poised self-possessed laid-back
+easygoing unexcited sedate staid absent-minded distracted unresponsive glazed""".split()) + (
+        "at ease", "at rest", "lost in thought", "resting face", "neutral look", "plain face", "blank stare",
+        "empty stare", "steady gaze", "no reaction", "keeping a straight face", "keeping cool"),
+    "contempt": tuple("""contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive
+sneering superior mocking supercilious sardonic sarcastic belittling disparaging snobbish snooty stuck-up
+self-satisfied lofty imperious jeering taunting cynical pompous conceited vain uppity disrespectful
+insolent mocking""".split()) + ("looking down on others", "rolling the eyes", "a sneer", "unimpressed"),
+}
+EMOLEX_TEMPLATES = ("{w}", "feeling {w}", "looking {w}", "a {w} expression")
+EMOLEX_LEVELS = ((0.25, 0.5), (0.55, 0.9), (0.9, 1.0))   # intensity ranges: weak / plain / strong prompts
+EMOLEX_MODIFIERS = (("slightly", "faintly", "a little", "mildly"), ("extremely", "deeply", "utterly", "intensely"))
+EMOLEX_MIN_SHARE = 0.4     # keep words whose dominant emotion holds at least this share
+_EMOLEX_EMOTIONS = {"anger", "disgust", "fear", "joy", "sadness", "surprise"}
+
+
+def _stem(word: str) -> str:
+    w = word.lower()
+    for suf in ("ing", "ed", "es", "s", "ly", "y", "d"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[:-len(suf)]
+    return w
+
+
+def oov_excluded_words() -> set:
+    """Key words of the hand-written OOV evaluation prompts (``evaluate_default.OOV_PROMPTS``), with their
+    inflections: never used for EmoLex prompts, so the OOV share stays a real out-of-vocabulary test."""
+    from .evaluate_default import OOV_PROMPTS
+    return {_stem(k) for _, _, keys in OOV_PROMPTS for k in keys}
+
+
+def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
+    """(word, 8-emotion distribution) for the EmoLex words tagged with at least one of joy, sadness, anger,
+    fear, disgust, surprise whose dominant emotion holds >= 40 % (``dataset.lexicon.word_distribution``:
+    joy -> happiness, anger+disgust adds contempt; trust/anticipation-only words skipped), plus
+    ``EXTRA_WORDS``; OOV evaluation key words (and inflections) excluded."""
+    from dataset import lexicon
+    banned = oov_excluded_words()
+
+    def ok(text: str) -> bool:
+        return not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", text.lower()))
+    out = []
+    for w, tags in sorted(lexicon.emolex().items()):
+        if not (set(tags) & _EMOLEX_EMOTIONS) or not ok(w):
+            continue
+        d = lexicon.word_distribution(w)
+        if d.max() >= EMOLEX_MIN_SHARE:
+            out.append((w, d))
+    for e, words in EXTRA_WORDS.items():
+        d = np.zeros(len(EMOTIONS), np.float32)
+        d[EMOTIONS.index(e)] = 1.0
+        out += [(w, d) for w in dict.fromkeys(words) if ok(w)]
+    return out
+
+
+def emolex_texts() -> List[str]:
+    """Every text ``_with_emolex_prompts`` can produce (for vocabulary checks)."""
+    texts = []
+    for w, _ in emolex_vocabulary():
+        forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
+        texts += forms + [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
+    return texts
+
+
+def _an(text: str) -> str:
+    return re.sub(r"\ba ([aeiou])", r"an \1", text)
+
+
+def _with_emolex_prompts(pairs, rate: float, seed: int):
+    """Append short prompts from the NRC EmoLex word list (``emolex_vocabulary``), balanced over the
+    dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
+    ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
+    higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
+    distribution at a random intensity 0.55-1 with style noise (``dataset.facs.prior``). Broadens the
+    everyday emotion language the head sees beyond the data's templates."""
+    from types import SimpleNamespace
+    from dataset import facs
+    rng = np.random.default_rng(seed + 11)
+    groups: Dict[int, List[Tuple[str, np.ndarray]]] = {}
+    for w, d in emolex_vocabulary():
+        groups.setdefault(int(d.argmax()), []).append((w, d))
+    per_emotion = int(round(rate * np.mean([len(g) for g in groups.values()])))
+    texts, targets, emos = [], [], []
+    for k in sorted(groups):
+        words = groups[k]
+        for j in range(per_emotion):
+            if j % len(words) == 0:
+                order = rng.permutation(len(words))
+            w, d = words[order[j % len(words)]]
+            t = w if " " in w else _an(EMOLEX_TEMPLATES[(j // len(words) + int(rng.integers(4)))
+                                                        % len(EMOLEX_TEMPLATES)].format(w=w))
+            level = int(rng.integers(3)) if k != EMOTIONS.index("neutral") else 1
+            lo, hi = EMOLEX_LEVELS[level]
+            if level != 1:      # intensity words of the data's descriptions (dataset.textgen)
+                t = f"{EMOLEX_MODIFIERS[level // 2][int(rng.integers(len(EMOLEX_MODIFIERS[0])))]} {t}"
+            texts.append(t)
+            targets.append(facs.prior(d, float(rng.uniform(lo, hi)), rng=rng))
+            emos.append(d)
+    t0 = np.asarray(pairs.targets, np.float32)
+    tg = np.stack(targets).astype(np.float32)
+    if t0.shape[1] == 51:
+        tg = tg[:, _MODEL_COLS]
+    return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
+                           emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))
 
 
 def _split_off(pairs, fraction: float, seed: int):

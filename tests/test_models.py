@@ -375,3 +375,40 @@ def test_anchor_features_train_save_load_and_export(tiny_bert, tmp_path):
     assert torch.equal(model.head.anchor_emb, head.anchor_emb)
     with pytest.raises(InvalidInputError, match="anchors"):
         HeadConfig("clip_mlp", 16, anchors=4)
+
+
+def test_emolex_prompts_option_adds_everyday_words_but_never_oov_key_words(tiny_bert, tmp_path):
+    pytest.importorskip("nrclex")
+    import re
+    from models.cli import build_parser
+    from models.evaluate_default import OOV_PROMPTS
+    from models.train import _with_emolex_prompts, emolex_texts, emolex_vocabulary
+    p = _pairs(reps=1)
+    out = _with_emolex_prompts(p, 1.0, seed=0)
+    n0 = len(p.texts)
+    extra, tg, emo = out.texts[n0:], out.targets[n0:], out.emotions[n0:]
+    assert len(extra) > 2000 and tg.shape == (len(extra), 52) and emo.shape == (len(extra), 8)
+    assert float(tg.min()) >= 0.0 and float(tg.max()) <= 1.0
+    assert np.allclose(emo.sum(1), 1.0, atol=1e-5)
+    assert set(extra) <= set(emolex_texts())
+    # the OOV evaluation's key words never reach the training texts
+    keys = {k.lower() for _, _, ks in OOV_PROMPTS for k in ks}
+    words = {w for t in emolex_texts() for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
+    assert not keys & words
+    vocab = dict(emolex_vocabulary())
+    assert EMOTIONS[int(vocab["stoic"].argmax())] == "neutral"
+    assert EMOTIONS[int(vocab["condescending"].argmax())] == "contempt"
+    assert vocab["cheerful"][EMOTIONS.index("happiness")] > 0.4
+    # every emotion gets words, neutral faces are calmer than emotional ones
+    dom = emo.argmax(1)
+    assert set(dom.tolist()) == set(range(8))
+    assert tg[dom == 0].mean() < tg[dom != 0].mean()
+    # the option end to end: more training rows, recorded in the manifest, CLI flag parses
+    r = train_from_pairs(_opts("emotion", tiny_bert, None, emolex_prompts=0.5, max_steps=3, epochs=1), _pairs(),
+                         _pairs(seed=1, reps=1))
+    assert r.metrics["n_train_rows"] > len(_pairs().texts) + 1000
+    assert r.manifest.extra["options"]["emolex_prompts"] == 0.5
+    assert build_parser().parse_args(["--model", "emotion", "--data", "d", "--out", "o", "--emolex-prompts",
+                                      "1.5"]).emolex_prompts == 1.5
+    with pytest.raises(InvalidInputError, match="emolex_prompts"):
+        TrainOptions(emolex_prompts=-1)
