@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,7 @@ _best = _TIMER.median_ms
 _MINS = _TIMER.minima
 
 
-def _cpu(fn, repeats: int) -> float:
-    """Median CPU time (ms) of the calling thread per call: the intrinsic cost, unaffected by other
-    processes on a shared machine (for 1-thread work, which runs entirely in the calling thread)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.thread_time()
-        fn()
-        times.append(time.thread_time() - t)
-    return float(np.median(times)) * 1e3
+_cpu = Timer.median_cpu_ms
 
 
 def sphere_face():

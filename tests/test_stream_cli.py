@@ -20,6 +20,20 @@ def _free_tcp_port() -> int:
 
 
 @pytest.mark.slow
+
+def _connect_when_listening(proc, port: int, timeout_s: float = 120.0) -> socket.socket:
+    """Connect to the `emo3d-run --serve` child on 127.0.0.1:port once it listens; fail if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"emo3d-run exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail("emo3d-run --serve never started listening")
+            time.sleep(0.3)
+
 def test_emo3d_run_serve_and_vmc(tmp_path):
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
@@ -34,20 +48,7 @@ def test_emo3d_run_serve_and_vmc(tmp_path):
          "--serve", f"127.0.0.1:{port}", "--vmc", f"127.0.0.1:{rx.getsockname()[1]}", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        sock = None
-        while sock is None:
-            if proc.poll() is not None:
-                err = proc.stderr.read()
-                if "model" in err.lower():
-                    pytest.skip(f"emo3d-run cannot load the default model here: {err.strip()[:200]}")
-                pytest.fail(f"emo3d-run exited with {proc.returncode}: {err[-2000:]}")
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("emo3d-run --serve never started listening")
-                time.sleep(0.3)
+        sock = _connect_when_listening(proc, port)
         sock.sendall(encode_message({"text": "furious scowl", "intensity": 1.0, "transition_ms": 0, "id": 1}))
         ack, frames = None, []
         while ack is None or len(frames) < 30:
@@ -119,17 +120,7 @@ def test_emo3d_run_webcam_video_drives_frames(tmp_path):
          "--webcam-loop", "--calibrate", "0", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        sock = None
-        while sock is None:
-            if proc.poll() is not None:
-                pytest.fail(f"emo3d-run exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("emo3d-run --serve never started listening")
-                time.sleep(0.3)
+        sock = _connect_when_listening(proc, port)
         best = 0.0
         for _ in range(600):  # up to ~10 s of frames
             m = read_message(sock)
