@@ -18,7 +18,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
@@ -51,7 +51,6 @@ class RegistryAsset:
     urls: Tuple[str, ...] = ()
     license: str = ""
     source: str = ""
-    extra_members: Tuple[str, ...] = field(default=())   # siblings to extract next to it (folders)
 
     def resolve(self, path: str | Path | None = None, *, allow_download: bool = True) -> Path:
         return resolve(self, path, allow_download=allow_download)
