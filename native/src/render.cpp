@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
+#include "cpu_dispatch.hpp"
 #include "deform.hpp"
 
 #if defined(__SSE2__)
@@ -29,9 +32,13 @@ MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const st
     if (texture && uvs) {
         uvs_.assign(uvs, uvs + n_vertices * 2);
         const std::size_t n = static_cast<std::size_t>(tex_w) * tex_h;
-        texture_.assign(n * 4, 0);
+        if (n > (std::size_t(1) << 24))  // the SIMD sampler computes texel indices in float
+            throw std::invalid_argument("texture too large: " + std::to_string(tex_w) + "x" + std::to_string(tex_h) +
+                                        " texels; at most 2^24 (e.g. 4096x4096) are supported");
+        texels_.resize(n);
         for (std::size_t i = 0; i < n; ++i)
-            for (int k = 0; k < 3; ++k) texture_[i * 4 + k] = texture[i * 3 + k];
+            texels_[i] = std::uint32_t(texture[i * 3]) | (std::uint32_t(texture[i * 3 + 1]) << 8) |
+                         (std::uint32_t(texture[i * 3 + 2]) << 16);
         tex_w_ = tex_w;
         tex_h_ = tex_h;
     } else if (colors) {
@@ -59,7 +66,7 @@ void MeshRenderer::ensure_workspaces(int n) {
     }
 }
 
-void MeshRenderer::prepare(Workspace& ws, const float* v, const float* rot) const {
+EMO3D_HOT void MeshRenderer::prepare(Workspace& ws, const float* v, const float* rot) const {
     const std::int64_t V = n_vertices_;
     double* n = ws.normals.data();
     std::fill(ws.normals.begin(), ws.normals.end(), 0.0);
@@ -109,12 +116,12 @@ namespace {
 inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 }  // namespace
 
-void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const {
+EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const {
     const int Ws = cfg_.width * cfg_.ssaa, Hs = cfg_.height * cfg_.ssaa;
     const double* sx = ws.sx.data();
     const double* sy = ws.sy.data();
     const double* z = ws.z.data();
-    const bool tex = !texture_.empty(), col = !colors_.empty();
+    const bool tex = !texels_.empty(), col = !colors_.empty();
     for (std::int64_t t = t_begin; t < t_end; ++t) {
         std::int32_t* box = &ws.box[t * 4];
         box[0] = 0; box[1] = -1; box[2] = 0; box[3] = -1;
@@ -171,10 +178,11 @@ void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin, std::int
     }
 }
 
-void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
+EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
     const int Ws = cfg_.width * cfg_.ssaa;
-    // iz is only read where tri >= 0, so clearing tri clears the z-buffer
-    std::fill(ws.tri.begin() + std::size_t(y_begin) * Ws, ws.tri.begin() + std::size_t(y_end) * Ws, -1);
+    // iz = 1/z > 0 on every surface sample, so 0 marks "no surface yet" (and the background when
+    // shading); tri is only read where iz > 0 and needs no clearing
+    std::fill(ws.iz.begin() + std::size_t(y_begin) * Ws, ws.iz.begin() + std::size_t(y_end) * Ws, 0.0f);
     for (std::int64_t t = 0; t < n_tris_; ++t) {
         const std::int32_t* box = &ws.box[t * 4];
         const int x0 = box[0], x1 = box[1], y0 = std::max(box[2], y_begin), y1 = std::min(box[3], y_end - 1);
@@ -182,81 +190,116 @@ void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
         const double* P = &ws.planes[t * kPlanes * 3];
         const double qx0 = x0 + 0.5;
         const std::int32_t tid = static_cast<std::int32_t>(t);
-        const bool wide = x1 - x0 >= 8;
+        // reciprocals of the barycentrics' x slopes, once per triangle (0 where a slope is 0)
+        const double as[3] = {P[0], P[3], P[6]};
+        const double inv_as[3] = {as[0] != 0 ? 1.0 / as[0] : 0.0, as[1] != 0 ? 1.0 / as[1] : 0.0,
+                                  as[2] != 0 ? 1.0 / as[2] : 0.0};
         for (int py = y0; py <= y1; ++py) {
             const double qy = py + 0.5;
             const double l0 = P[0] * qx0 + P[1] * qy + P[2];
             const double l1 = P[3] * qx0 + P[4] * qy + P[5];
             const double l2 = P[6] * qx0 + P[7] * qy + P[8];
             const double iz0 = P[9] * qx0 + P[10] * qy + P[11];
-            int k0 = 0, k1 = x1 - x0;
-            int ki0 = k1 + 1, ki1 = k1;  // interior: a sample or more inside every edge, no edge tests
-            if (wide) {  // the span where all three barycentrics are >= 0, widened by one sample
-                const double ls[3] = {l0, l1, l2}, as[3] = {P[0], P[3], P[6]};
-                double lo = 0, hi = k1;
-                for (int i = 0; i < 3; ++i) {
-                    if (as[i] > 0) lo = std::max(lo, -ls[i] / as[i]);
-                    else if (as[i] < 0) hi = std::min(hi, ls[i] / -as[i]);
-                    else if (ls[i] < 0) hi = -1;
-                }
-                if (hi < lo - 2) continue;
-                k0 = std::max(0, int(std::ceil(lo)) - 1);
-                k1 = std::min(k1, int(std::floor(std::max(hi, -1.0))) + 1);
-                ki0 = std::max(k0, int(std::ceil(lo)) + 1);
-                ki1 = std::min(k1, int(std::floor(std::max(hi, -1.0))) - 1);
+            // The span where all three barycentrics are >= 0, widened by one sample on each side
+            // (the reciprocal's rounding is far below a sample): coverage is tested only in those
+            // edge samples, the interior [ki0, ki1] is inside every edge.
+            const double ls[3] = {l0, l1, l2};
+            double lo = 0, hi = x1 - x0;
+            for (int i = 0; i < 3; ++i) {
+                if (as[i] > 0) lo = std::max(lo, -ls[i] * inv_as[i]);
+                else if (as[i] < 0) hi = std::min(hi, -ls[i] * inv_as[i]);
+                else if (ls[i] < 0) hi = -1;
             }
-            double* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
+            if (hi < lo - 2) continue;
+            const int clo = int(std::ceil(lo)), fhi = int(std::floor(std::max(hi, -1.0)));
+            const int k0 = std::max(0, clo - 1), k1 = std::min(x1 - x0, fhi + 1);
+            const int ki0 = std::max(k0, clo + 1), ki1 = std::min(k1, fhi - 1);
+            float* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
             std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
-            for (int k = k0; k <= k1; ++k) {
-                const double dk = k;
-                const double iz = iz0 + P[9] * dk;
-                const bool inside = (k >= ki0 && k <= ki1) ||
-                                    (l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0);
-                if (inside && (trow[k] < 0 || iz > izrow[k])) {
-                    izrow[k] = iz;
-                    trow[k] = tid;
+            const float izf0 = float(iz0), dzf = float(P[9]);
+            // samples near the edges: coverage test (double precision, as in the reference), then depth
+            auto edge_span = [&](int a, int b) __attribute__((always_inline)) {
+                for (int k = a; k <= b; ++k) {
+                    const double dk = k;
+                    if (!(l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0)) continue;
+                    const float iz = izf0 + dzf * float(k);
+                    if (iz > izrow[k]) {
+                        izrow[k] = iz;
+                        trow[k] = tid;
+                    }
                 }
+            };
+            if (ki0 > ki1) {
+                edge_span(k0, k1);
+                continue;
             }
+            edge_span(k0, ki0 - 1);
+            for (int k = ki0; k <= ki1; ++k) {  // interior: depth test only, branch-free (vectorises)
+                const float iz = izf0 + dzf * float(k);
+                const bool closer = iz > izrow[k];
+                izrow[k] = closer ? iz : izrow[k];
+                trow[k] = closer ? tid : trow[k];
+            }
+            edge_span(ki1 + 1, k1);
         }
     }
 }
 
 #ifdef EMO3D_SSE2
 namespace {
-inline __m128 load_rgbx(const std::uint8_t* p) {
-    int v;
-    std::memcpy(&v, p, 4);
-    const __m128i z = _mm_setzero_si128();
-    __m128i x = _mm_unpacklo_epi8(_mm_cvtsi32_si128(v), z);
-    return _mm_cvtepi32_ps(_mm_unpacklo_epi16(x, z));
+// 1/x and 1/sqrt(x) from the 12-bit hardware estimates plus one Newton step (~23 bits: float
+// precision to within a few ulp, far below the 1/255 of an output level)
+inline __m128 rcp_nr(__m128 x) {
+    const __m128 r = _mm_rcp_ps(x);
+    return _mm_mul_ps(r, _mm_sub_ps(_mm_set1_ps(2.f), _mm_mul_ps(x, r)));
+}
+inline __m128 rsqrt_nr(__m128 x) {
+    const __m128 r = _mm_rsqrt_ps(x);
+    return _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(0.5f), r), _mm_sub_ps(_mm_set1_ps(3.f), _mm_mul_ps(_mm_mul_ps(x, r), r)));
 }
 inline float hsum(__m128 v) {
     alignas(16) float a[4];
     _mm_store_ps(a, v);
     return (a[0] + a[1]) + (a[2] + a[3]);
 }
-}  // namespace
 
-// The 2x2 samples of one output pixel, all on triangle t: the same shading as the scalar path,
-// in single precision, four samples at a time. Adds the four shaded colours to acc.
-void MeshRenderer::shade_quad(const Workspace& ws, const std::int32_t* tq, double qx, double qy, const float* light,
-                              const float* bg, double* acc) const {
+// What shade_quad reads besides the samples, copied into one local struct per shade_rows call: the
+// compiler can keep it in registers (members would be reloaded after every byte of output written,
+// since uint8_t stores may alias them).
+struct ShadeCtx {
+    const float* fplanes;
+    const std::uint32_t* texels;
+    int tex_w, tex_h;
+    bool textured, colored;
+    __m128 light0, light1, light2, ambient, diffuse;
+    float bg[3];
+};
+
+// The 2x2 samples of one output pixel, each on its triangle tq[l] (-1: background): the same
+// shading as the scalar path, in single precision, four samples at a time. Adds the four shaded
+// colours to acc.
+__attribute__((always_inline)) inline void shade_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx, double qy,
+                                                      double* acc) {
     // lanes: (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1); lanes off the mesh (tq < 0) get bg
     std::int32_t any = tq[0] >= 0 ? tq[0] : tq[1] >= 0 ? tq[1] : tq[2] >= 0 ? tq[2] : tq[3];
     const float* Fl[4];
     bool valid[4];
     for (int l = 0; l < 4; ++l) {
         valid[l] = tq[l] >= 0;
-        Fl[l] = &ws.fplanes[std::size_t(valid[l] ? tq[l] : any) * kF];
+        Fl[l] = cx.fplanes + std::size_t(valid[l] ? tq[l] : any) * MeshRenderer::kF;
     }
     const bool uniform = tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3];
     const __m128 vmask = _mm_castsi128_ps(_mm_setr_epi32(valid[0] ? -1 : 0, valid[1] ? -1 : 0, valid[2] ? -1 : 0,
                                                          valid[3] ? -1 : 0));
     // sample offsets from each lane's triangle origin (exact: differences of half-integers)
-    const __m128 X = _mm_setr_ps(float(qx - Fl[0][0]), float(qx + 1 - Fl[1][0]), float(qx - Fl[2][0]),
-                                 float(qx + 1 - Fl[3][0]));
-    const __m128 Y = _mm_setr_ps(float(qy - Fl[0][1]), float(qy - Fl[1][1]), float(qy + 1 - Fl[2][1]),
-                                 float(qy + 1 - Fl[3][1]));
+    __m128 X, Y;
+    if (uniform) {
+        X = _mm_add_ps(_mm_set1_ps(float(qx - Fl[0][0])), _mm_setr_ps(0.f, 1.f, 0.f, 1.f));
+        Y = _mm_add_ps(_mm_set1_ps(float(qy - Fl[0][1])), _mm_setr_ps(0.f, 0.f, 1.f, 1.f));
+    } else {
+        X = _mm_setr_ps(float(qx - Fl[0][0]), float(qx + 1 - Fl[1][0]), float(qx - Fl[2][0]), float(qx + 1 - Fl[3][0]));
+        Y = _mm_setr_ps(float(qy - Fl[0][1]), float(qy - Fl[1][1]), float(qy + 1 - Fl[2][1]), float(qy + 1 - Fl[3][1]));
+    }
     auto ev4 = [&](int slot) {
         const int o = 2 + (slot - 3) * 3;
         if (uniform) {
@@ -270,52 +313,51 @@ void MeshRenderer::shade_quad(const Workspace& ws, const std::int32_t* tq, doubl
         return _mm_add_ps(c, _mm_add_ps(_mm_mul_ps(a, X), _mm_mul_ps(b, Y)));
     };
     const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
-    const __m128 rz = _mm_div_ps(one, ev4(3));
+    const __m128 rz = rcp_nr(ev4(3));
     const __m128 nx = ev4(4), ny = ev4(5), nz = ev4(6);
-    const __m128 ln = _mm_sqrt_ps(_mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, nx), _mm_mul_ps(ny, ny)), _mm_mul_ps(nz, nz)));
-    const __m128 dot = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, _mm_set1_ps(light[0])), _mm_mul_ps(ny, _mm_set1_ps(light[1]))),
-                                  _mm_mul_ps(nz, _mm_set1_ps(light[2])));
-    const __m128 ndl = _mm_and_ps(_mm_cmpgt_ps(ln, zero), _mm_div_ps(dot, _mm_max_ps(ln, _mm_set1_ps(1e-30f))));
-    const __m128 shade = _mm_add_ps(_mm_set1_ps(float(cfg_.ambient)),
-                                    _mm_mul_ps(_mm_set1_ps(float(cfg_.diffuse)), _mm_max_ps(ndl, zero)));
-    if (!texture_.empty()) {
+    const __m128 l2 = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, nx), _mm_mul_ps(ny, ny)), _mm_mul_ps(nz, nz));
+    const __m128 dot = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, cx.light0), _mm_mul_ps(ny, cx.light1)),
+                                  _mm_mul_ps(nz, cx.light2));
+    const __m128 ndl = _mm_and_ps(_mm_cmpgt_ps(l2, _mm_set1_ps(1e-36f)), _mm_mul_ps(dot, rsqrt_nr(l2)));
+    const __m128 shade = _mm_add_ps(cx.ambient, _mm_mul_ps(cx.diffuse, _mm_max_ps(ndl, zero)));
+    const float* bg = cx.bg;
+    if (cx.textured) {
+        const int tex_w_ = cx.tex_w, tex_h_ = cx.tex_h;
         // x = clamp(u (W-1), 0, W-1); x0 = min(floor x, W-2); fx = x - x0 (likewise y), four lanes at once
         const __m128 wm = _mm_set1_ps(float(tex_w_ - 1)), hm = _mm_set1_ps(float(tex_h_ - 1));
         const __m128 xs = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7), rz), wm), zero), wm);
         const __m128 ys = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(8), rz), hm), zero), hm);
         const __m128 x0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(xs)), _mm_set1_ps(float(std::max(tex_w_ - 2, 0))));
         const __m128 y0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(ys)), _mm_set1_ps(float(std::max(tex_h_ - 2, 0))));
-        alignas(16) float fxa[4], fya[4], sh[4];
-        alignas(16) std::int32_t xi[4], yi[4];
-        _mm_store_ps(fxa, _mm_sub_ps(xs, x0f));
-        _mm_store_ps(fya, _mm_sub_ps(ys, y0f));
-        _mm_store_si128(reinterpret_cast<__m128i*>(xi), _mm_cvttps_epi32(x0f));
-        _mm_store_si128(reinterpret_cast<__m128i*>(yi), _mm_cvttps_epi32(y0f));
-        _mm_store_ps(sh, _mm_mul_ps(shade, _mm_set1_ps(1.f / 255.f)));
-        const int dx1 = tex_w_ > 1 ? 4 : 0;
-        const std::size_t dy1 = tex_h_ > 1 ? std::size_t(tex_w_) * 4 : 0;
-        __m128 sum = zero;
-        for (int l = 0; l < 4; ++l) {
-            if (!valid[l]) {
-                sum = _mm_add_ps(sum, _mm_setr_ps(bg[0], bg[1], bg[2], 0.f));
-                continue;
-            }
-            const __m128 fx = _mm_set1_ps(fxa[l]), fy = _mm_set1_ps(fya[l]);
-            const std::uint8_t* p0 = &texture_[(std::size_t(yi[l]) * tex_w_ + xi[l]) * 4];
-            const std::uint8_t* p1 = p0 + dy1;
-            const __m128 c00 = load_rgbx(p0), c01 = load_rgbx(p0 + dx1);
-            const __m128 c10 = load_rgbx(p1), c11 = load_rgbx(p1 + dx1);
-            const __m128 top = _mm_add_ps(c00, _mm_mul_ps(_mm_sub_ps(c01, c00), fx));
-            const __m128 bot = _mm_add_ps(c10, _mm_mul_ps(_mm_sub_ps(c11, c10), fx));
+        // Structure of arrays: the four lanes' 2x2 texel footprints are gathered into R, G, B vectors
+        // (16 scalar loads), then the bilinear weights and shading apply to all lanes at once.
+        // Texel indices are exact in float (tex_w * tex_h <= 2^24, checked at construction).
+        alignas(16) std::int32_t ia[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(ia),
+                        _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(y0f, _mm_set1_ps(float(tex_w_))), x0f)));
+        const int dx1 = tex_w_ > 1 ? 1 : 0;
+        const int dy1 = tex_h_ > 1 ? tex_w_ : 0;
+        const std::uint32_t* T = cx.texels;
+        const __m128i c00 = _mm_setr_epi32(int(T[ia[0]]), int(T[ia[1]]), int(T[ia[2]]), int(T[ia[3]]));
+        const __m128i c01 = _mm_setr_epi32(int(T[ia[0] + dx1]), int(T[ia[1] + dx1]), int(T[ia[2] + dx1]),
+                                           int(T[ia[3] + dx1]));
+        const __m128i c10 = _mm_setr_epi32(int(T[ia[0] + dy1]), int(T[ia[1] + dy1]), int(T[ia[2] + dy1]),
+                                           int(T[ia[3] + dy1]));
+        const __m128i c11 = _mm_setr_epi32(int(T[ia[0] + dy1 + dx1]), int(T[ia[1] + dy1 + dx1]),
+                                           int(T[ia[2] + dy1 + dx1]), int(T[ia[3] + dy1 + dx1]));
+        const __m128 fx = _mm_sub_ps(xs, x0f), fy = _mm_sub_ps(ys, y0f);
+        const __m128 sh = _mm_mul_ps(shade, _mm_set1_ps(1.f / 255.f));
+        const __m128i byte = _mm_set1_epi32(0xff);
+        for (int k = 0; k < 3; ++k) {
+            auto chan = [&](__m128i c) { return _mm_cvtepi32_ps(_mm_and_si128(_mm_srli_epi32(c, 8 * k), byte)); };
+            const __m128 a00 = chan(c00), a01 = chan(c01), a10 = chan(c10), a11 = chan(c11);
+            const __m128 top = _mm_add_ps(a00, _mm_mul_ps(_mm_sub_ps(a01, a00), fx));
+            const __m128 bot = _mm_add_ps(a10, _mm_mul_ps(_mm_sub_ps(a11, a10), fx));
             const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), fy));
-            sum = _mm_add_ps(sum, _mm_min_ps(_mm_max_ps(_mm_mul_ps(alb, _mm_set1_ps(sh[l])), zero), one));
+            const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(alb, sh), zero), one);
+            acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
         }
-        alignas(16) float a[4];
-        _mm_store_ps(a, sum);
-        acc[0] += a[0];
-        acc[1] += a[1];
-        acc[2] += a[2];
-    } else if (!colors_.empty()) {
+    } else if (cx.colored) {
         for (int k = 0; k < 3; ++k) {
             const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), zero), one);
             acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
@@ -326,33 +368,52 @@ void MeshRenderer::shade_quad(const Workspace& ws, const std::int32_t* tq, doubl
             acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
     }
 }
+}  // namespace
 #endif
 
-void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
+EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
     const int S = cfg_.ssaa, Ws = cfg_.width * S;
     const double L[3] = {light[0], light[1], light[2]};
     const double inv = 1.0 / (S * S);
-    const bool tex = !texture_.empty(), col = !colors_.empty();
+    const bool tex = !texels_.empty(), col = !colors_.empty();
     std::uint8_t bg8[3];
     const float bgf[3] = {float(cfg_.background[0]), float(cfg_.background[1]), float(cfg_.background[2])};
     for (int k = 0; k < 3; ++k) {
         const double b = cfg_.background[k];
         bg8[k] = static_cast<std::uint8_t>(int((b + b + b + b) * 0.25 * 255.0 + 0.5));
     }
+#ifdef EMO3D_SSE2
+    ShadeCtx cx;
+    cx.fplanes = ws.fplanes.data();
+    cx.texels = texels_.data();
+    cx.tex_w = tex_w_;
+    cx.tex_h = tex_h_;
+    cx.textured = tex;
+    cx.colored = col;
+    cx.light0 = _mm_set1_ps(light[0]);
+    cx.light1 = _mm_set1_ps(light[1]);
+    cx.light2 = _mm_set1_ps(light[2]);
+    cx.ambient = _mm_set1_ps(float(cfg_.ambient));
+    cx.diffuse = _mm_set1_ps(float(cfg_.diffuse));
+    for (int k = 0; k < 3; ++k) cx.bg[k] = bgf[k];
+#endif
+    const int width = cfg_.width;
     for (int r = r0; r < r1; ++r) {
-        for (int cpx = 0; cpx < cfg_.width; ++cpx) {
+        for (int cpx = 0; cpx < width; ++cpx) {
             double acc[3] = {0, 0, 0};
 #ifdef EMO3D_SSE2
             if (S == 2) {  // SSE path: the four samples of the pixel at once
                 const std::size_t i00 = std::size_t(r) * 2 * Ws + std::size_t(cpx) * 2;
-                const std::int32_t t = ws.tri[i00];
-                if (t < 0 && ws.tri[i00 + 1] < 0 && ws.tri[i00 + Ws] < 0 && ws.tri[i00 + Ws + 1] < 0) {
+                const float* izq = ws.iz.data() + i00;
+                if (!(izq[0] > 0 || izq[1] > 0 || izq[Ws] > 0 || izq[Ws + 1] > 0)) {
                     std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
                     for (int k = 0; k < 3; ++k) o[k] = bg8[k];
                     continue;
                 }
-                const std::int32_t tq[4] = {t, ws.tri[i00 + 1], ws.tri[i00 + Ws], ws.tri[i00 + Ws + 1]};
-                shade_quad(ws, tq, cpx * 2 + 0.5, r * 2 + 0.5, light, bgf, acc);
+                const std::int32_t* tr = ws.tri.data() + i00;
+                const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
+                                            izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
+                shade_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5, acc);
                 std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
                 for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(acc[k] * inv * 255.0 + 0.5));
                 continue;
@@ -363,7 +424,8 @@ void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint
                 const double qy = py + 0.5;
                 for (int i = 0; i < S; ++i) {
                     const int px = cpx * S + i;
-                    const std::int32_t t = ws.tri[std::size_t(py) * Ws + px];
+                    const std::size_t si = std::size_t(py) * Ws + px;
+                    const std::int32_t t = ws.iz[si] > 0 ? ws.tri[si] : -1;
                     if (t < 0) {
                         acc[0] += cfg_.background[0];
                         acc[1] += cfg_.background[1];
@@ -388,13 +450,14 @@ void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint
                         const int y0 = std::min(int(y), std::max(tex_h_ - 2, 0));
                         const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
                         const double fx = x - x0, fy = y - y0;
-                        const std::uint8_t* p00 = &texture_[(std::size_t(y0) * tex_w_ + x0) * 4];
-                        const std::uint8_t* p01 = &texture_[(std::size_t(y0) * tex_w_ + x1) * 4];
-                        const std::uint8_t* p10 = &texture_[(std::size_t(y1) * tex_w_ + x0) * 4];
-                        const std::uint8_t* p11 = &texture_[(std::size_t(y1) * tex_w_ + x1) * 4];
+                        const std::uint32_t p00 = texels_[std::size_t(y0) * tex_w_ + x0];
+                        const std::uint32_t p01 = texels_[std::size_t(y0) * tex_w_ + x1];
+                        const std::uint32_t p10 = texels_[std::size_t(y1) * tex_w_ + x0];
+                        const std::uint32_t p11 = texels_[std::size_t(y1) * tex_w_ + x1];
                         for (int k = 0; k < 3; ++k) {
-                            const double top = double(p00[k]) * (1 - fx) + double(p01[k]) * fx;
-                            const double bot = double(p10[k]) * (1 - fx) + double(p11[k]) * fx;
+                            auto ch = [k](std::uint32_t p) { return double((p >> (8 * k)) & 0xffu); };
+                            const double top = ch(p00) * (1 - fx) + ch(p01) * fx;
+                            const double bot = ch(p10) * (1 - fx) + ch(p11) * fx;
                             alb[k] = (top * (1 - fy) + bot * fy) * (1.0 / 255.0);
                         }
                     } else if (col) {

@@ -25,6 +25,11 @@ struct RenderConfig {
 
 class MeshRenderer {
 public:
+    // Per-triangle affine planes p(x, y) = a x + b y + c, 3 doubles each: barycentrics l0..l2,
+    // 1/z, then normal*(1/z) (3, sign-corrected for back faces) and albedo*(1/z) or uv*(1/z) (3).
+    static constexpr int kPlanes = 3 + 1 + 3 + 3;
+    // float copy of planes 3..9 for the SSE shader: origin (ox, oy), then (a, b, value at origin) x 7
+    static constexpr int kF = 24;
     // Copies every array. tris [F*3]; offsets [T+1]; indices [K]; values [K*3]; uvs [V*2] + texture
     // [th*tw*3] (both or neither); colors [V*3] or null.
     MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris, std::int64_t n_tris,
@@ -48,23 +53,16 @@ private:
         std::vector<float> verts;      // V*3 deformed
         std::vector<double> normals;   // V*3 rotated unit normals
         std::vector<double> sx, sy, z; // V screen x/y (supersampled px) and view depth
-        std::vector<double> iz;        // S samples: 1/z of the nearest surface
-        std::vector<std::int32_t> tri; // S samples: triangle id or -1
+        std::vector<float> iz;         // S samples: 1/z of the nearest surface, 0 where none
+        std::vector<std::int32_t> tri; // S samples: triangle id (valid where iz > 0)
         std::vector<double> planes;    // per triangle: kPlanes affine functions of the sample (x, y)
         std::vector<float> fplanes;    // per triangle: kF floats, shading planes 3..9 about a local origin
         std::vector<std::int32_t> box; // per triangle: x0, x1, y0, y1 sample bounds (x1 < x0: skip)
     };
-    // Per-triangle affine planes p(x, y) = a x + b y + c, 3 doubles each: barycentrics l0..l2,
-    // 1/z, then normal*(1/z) (3, sign-corrected for back faces) and albedo*(1/z) or uv*(1/z) (3).
-    static constexpr int kPlanes = 3 + 1 + 3 + 3;
-    // float copy of planes 3..9 for the SSE shader: origin (ox, oy), then (a, b, value at origin) x 7
-    static constexpr int kF = 24;
     void ensure_workspaces(int n);
     void prepare(Workspace& ws, const float* verts, const float* rot) const;
     void setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const;
     void raster_rows(Workspace& ws, int y0, int y1) const;
-    void shade_quad(const Workspace& ws, const std::int32_t* tq, double qx, double qy, const float* light, const float* bg,
-                    double* acc) const;
     void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
     template <class VertFn>
     void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);
@@ -77,7 +75,7 @@ private:
     std::vector<std::int32_t> indices_;
     std::vector<float> values_;
     std::vector<float> uvs_, colors_;
-    std::vector<std::uint8_t> texture_;  // RGBX, 4 bytes per texel
+    std::vector<std::uint32_t> texels_;  // R | G << 8 | B << 16, one word per texel
     int tex_w_ = 0, tex_h_ = 0;
     std::vector<Workspace> ws_;
     std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)
