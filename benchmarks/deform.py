@@ -5,13 +5,18 @@
 Rigs: a synthetic 24,591-vertex x 51-target rig and, where ``../shared`` exists, the ICT-FaceKit rig.
 Weights: "expression" frames (6 active shapes each, like a FACS prototype or a model output
 thresholded by the runtime) and "dense" frames (all 51 shapes active, the worst case for a sparse
-kernel). 1 frame and 64 frames. Native = the rig's pre-validated ``SparseDeformer`` (``deform_sparse``
-for one frame, a vertex-blocked version of it for batches) and ``deform_dense``; numpy and the
-sparse kernel write into preallocated outputs. Times are medians over repeats (minima printed
-alongside; this machine is shared), plus "cold" medians with the caches flushed before each call. Last line: the ICT (else
-synthetic) rig, expression weights, 1 frame (the per-frame runtime case) with cold caches, the
-warm and 64-frame numbers alongside: warm, the 15 MB of dense deltas stay in this machine's cache
-and BLAS sgemv is hard to beat by 10x on a rig whose targets move 43 % of its vertices.
+kernel). 1 frame and 64 frames. Native = the rig's ``SparseDeformer`` (deltas in run-length form,
+``native/src/deform_runs.hpp``: contiguous SIMD multiply-adds over runs of moved vertices, blocked
+over vertices for batches) and ``deform_dense``; numpy and the native kernel write into
+preallocated outputs. Times are medians over repeats (minima printed alongside; this machine is
+shared), plus "cold" medians with the caches flushed before each call.
+
+Bounds printed with each rig, from the same run: a frame's memory traffic (numpy's GEMV reads every
+target's dense deltas; the native kernel at least reads the active targets' stored deltas plus the
+base and writes the output) bounds the ratio at equal bandwidth, and at 64 frames the time to just
+write the 64 outputs (``np.copyto`` of the base) bounds it again. Last line: the ICT (else synthetic)
+rig, expression weights, 1 frame (the per-frame runtime case) with cold caches, the warm and
+64-frame numbers and both bounds alongside.
 """
 from __future__ import annotations
 
@@ -85,7 +90,8 @@ def bench_rig(rig: Rig, label: str, repeats: int) -> dict:
     deformer = _core.SparseDeformer(rig.vertices, rig.offsets, rig.indices, rig.values)
     density = len(rig.indices) / (T * rig.n_vertices)
     print(f"{label}: {rig.n_vertices} vertices x {T} targets, {len(rig.indices)} sparse deltas "
-          f"({density:.0%} of dense)")
+          f"({density:.0%} of dense) in {deformer.n_runs} runs storing {deformer.stored_vertices} vertex deltas")
+    stored_per_target = deformer.stored_vertices / T
     out = {}
     for kind in ("expression", "dense"):
         for F in (1, 64):
@@ -117,7 +123,16 @@ def bench_rig(rig: Rig, label: str, repeats: int) -> dict:
                   f"ratio of minima {m_np / min(mins.values()):6.1f}x")
             print(f"  {'':10s}       cold caches: numpy dense {cold_np:8.3f} ms | native sparse (1 thr) {cold_sp:7.3f} ms | "
                   f"ratio {cold_np / cold_sp:6.1f}x")
-            out[(kind, F)] = (t_np, best, cold_np, cold_sp, m_np, min(mins.values()))
+            # memory traffic of one frame (bytes): numpy reads all dense deltas, base and writes out;
+            # the native kernel reads the active targets' stored deltas, the base, and writes out
+            frame_io = 2 * 12 * rig.n_vertices
+            active = float((w != 0).sum(1).mean())
+            traffic_bound = (flat.nbytes + frame_io) / (active * stored_per_target * 12 + frame_io)
+            base_flat = rig.vertices.reshape(-1)
+            write_ms = _best(lambda: np.copyto(out3.reshape(F, -1), base_flat), reps)
+            print(f"  {'':10s}       bounds: memory traffic {traffic_bound:5.1f}x; writing the {F} output(s) "
+                  f"alone {write_ms:7.3f} ms = {t_np / write_ms:5.1f}x")
+            out[(kind, F)] = (t_np, best, cold_np, cold_sp, m_np, min(mins.values()), traffic_bound, write_ms)
     return out
 
 
@@ -136,12 +151,13 @@ def main(argv=None) -> int:
         print(f"(no ICT rig at {ict}: synthetic only)")
     key = "ict" if "ict" in results else "synthetic"
     r = results[key]
-    b1, c1, cb1, cc1, mb1, mc1 = r[("expression", 1)]
-    b64, c64, cb64, cc64, _, _ = r[("expression", 64)]
-    print(f"deform: ratio={cb1 / cc1:.2f}x candidate=native sparse {cc1:.3f}ms cold "
-          f"(warm median {c1:.3f}ms = {b1 / c1:.1f}x, warm minima {mb1 / mc1:.1f}x; 64 frames cold {cc64:.2f}ms "
-          f"= {cb64 / cc64:.1f}x) baseline=numpy dense {cb1:.3f}ms cold (warm median {b1:.3f}ms; 64 frames cold "
-          f"{cb64:.2f}ms) ({key} rig, expression weights, 1 frame, caches flushed; floor 10x)")
+    b1, c1, cb1, cc1, mb1, mc1, bound1, _ = r[("expression", 1)]
+    b64, c64, cb64, cc64, _, _, _, write64 = r[("expression", 64)]
+    print(f"deform: ratio={cb1 / cc1:.2f}x candidate=native runs {cc1:.3f}ms cold "
+          f"(warm median {c1:.3f}ms = {b1 / c1:.1f}x, warm minima {mb1 / mc1:.1f}x; 64 frames warm {c64:.2f}ms "
+          f"= {b64 / c64:.1f}x) baseline=numpy dense {cb1:.3f}ms cold (warm median {b1:.3f}ms; 64 frames warm "
+          f"{b64:.2f}ms) bounds: memory traffic {bound1:.1f}x at 1 frame, writing 64 outputs {write64:.2f}ms "
+          f"= {b64 / write64:.1f}x ({key} rig, expression weights, 1 frame, caches flushed; floor 10x)")
     return 0
 
 

@@ -94,3 +94,62 @@ def test_batched_kernel_with_unsorted_entries_matches_reference():
     np.testing.assert_array_equal(out, single)
     with pytest.raises(ValueError, match="out"):
         d.deform(w, 1, np.empty((9, rig.n_vertices, 2), np.float32))
+
+
+def _csr_with_duplicates(V=700, T=5, seed=4):
+    """CSR deltas in arbitrary order, with repeated (target, vertex) entries, clustered and isolated
+    moved vertices and an empty target; the dense equivalent sums the repeats."""
+    rng = np.random.default_rng(seed)
+    dense = np.zeros((T, V, 3), np.float32)
+    offsets, indices, values = [0], [], []
+    for t in range(T):
+        if t == 2:  # a target that moves nothing
+            offsets.append(offsets[-1])
+            continue
+        start = int(rng.integers(0, V - 200))
+        idx = np.concatenate([np.arange(start, start + 150),               # one dense cluster
+                              rng.choice(V, 40, replace=False),             # scattered vertices
+                              np.arange(start + 10, start + 20)])          # repeats inside the cluster
+        val = rng.normal(0, 0.01, (idx.size, 3)).astype(np.float32)
+        perm = rng.permutation(idx.size)
+        idx, val = idx[perm], val[perm]
+        np.add.at(dense[t], idx, val)
+        indices.append(idx)
+        values.append(val)
+        offsets.append(offsets[-1] + idx.size)
+    base = rng.normal(0, 0.1, (V, 3)).astype(np.float32)
+    return (base, np.array(offsets, np.int64), np.concatenate(indices).astype(np.int32),
+            np.concatenate(values).astype(np.float32), dense)
+
+
+@pytest.mark.parametrize("max_gap", [0, 1, 8, 1024])
+def test_run_length_deltas_match_dense_for_any_gap(max_gap):
+    base, off, idx, val, dense = _csr_with_duplicates()
+    d = _core.SparseDeformer(base, off, idx, val, max_gap=max_gap)
+    rng = np.random.default_rng(5)
+    w = rng.uniform(0, 1, (6, off.size - 1)).astype(np.float32)
+    w[w < 0.3] = 0
+    want = reference.deform_dense(base, dense, w)
+    np.testing.assert_allclose(d.deform(w, 2), want, atol=1e-6, rtol=0)
+    for f in range(6):  # a frame alone gives the same bits as in the batch
+        np.testing.assert_array_equal(d.deform(w[f:f + 1], 1)[0], d.deform(w, 2)[f])
+    distinct = sum(np.unique(idx[off[t]:off[t + 1]]).size for t in range(off.size - 1))
+    assert d.stored_vertices >= distinct
+    if max_gap == 0:  # runs of strictly consecutive vertices: nothing but the moved vertices is stored
+        assert d.stored_vertices == distinct
+
+
+def test_run_length_gap_trades_runs_for_zero_fill():
+    base, off, idx, val, _ = _csr_with_duplicates()
+    stats = [(_core.SparseDeformer(base, off, idx, val, max_gap=g).n_runs,
+              _core.SparseDeformer(base, off, idx, val, max_gap=g).stored_vertices) for g in (0, 4, 64, 1024)]
+    runs, stored = zip(*stats)
+    assert list(runs) == sorted(runs, reverse=True) and runs[0] > runs[-1]
+    assert list(stored) == sorted(stored) and stored[0] < stored[-1]
+    assert runs[-1] == 4  # one run per non-empty target once every gap is bridged
+
+
+def test_sparse_deformer_rejects_bad_gap():
+    base, off, idx, val, _ = _csr_with_duplicates()
+    with pytest.raises(ValueError, match="max_gap"):
+        _core.SparseDeformer(base, off, idx, val, max_gap=-1)

@@ -25,10 +25,7 @@ MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const st
                            const RenderConfig& cfg)
     : cfg_(cfg), n_vertices_(n_vertices), n_tris_(n_tris), n_targets_(n_targets),
       base_(verts, verts + n_vertices * 3), tris_(tris, tris + n_tris * 3),
-      offsets_(offsets, offsets + n_targets + 1) {
-    const std::int64_t K = offsets_[n_targets];
-    indices_.assign(indices, indices + K);
-    values_.assign(values, values + K * 3);
+      deltas_(RunDeltas::from_csr(offsets, indices, values, n_targets, n_vertices)) {
     if (texture && uvs) {
         uvs_.assign(uvs, uvs + n_vertices * 2);
         const std::size_t n = static_cast<std::size_t>(tex_w) * tex_h;
@@ -517,8 +514,7 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
 void MeshRenderer::render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
                           std::uint8_t* out) {
     run(n_frames, rot, light, out, [&](std::int64_t f, Workspace& ws) -> const float* {
-        deform_sparse(base_.data(), offsets_.data(), indices_.data(), values_.data(), weights + f * n_targets_,
-                      ws.verts.data(), n_vertices_, n_targets_, 1, 1);
+        deform_runs(base_.data(), deltas_, weights + f * n_targets_, ws.verts.data(), 1, 1);
         return ws.verts.data();
     });
 }

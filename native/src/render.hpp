@@ -6,13 +6,9 @@
 #include <mutex>
 #include <vector>
 
-namespace emo3d {
+#include "deform_runs.hpp"
 
-// Sparse deformation of many frames (see deform_sparse for the layout), blocked over vertices;
-// each target's indices must be ascending. Bitwise equal to deform_sparse. In render_deform.cpp.
-void deform_sparse_blocked(const float* base, const std::int64_t* offsets, const std::int32_t* indices,
-                           const float* values, const float* weights, float* out, std::int64_t n_vertices,
-                           std::int64_t n_targets, std::int64_t n_frames, int n_threads);
+namespace emo3d {
 
 struct RenderConfig {
     int width = 256, height = 256, ssaa = 2;
@@ -71,9 +67,7 @@ private:
     std::int64_t n_vertices_, n_tris_, n_targets_;
     std::vector<float> base_;
     std::vector<std::int32_t> tris_;
-    std::vector<std::int64_t> offsets_;
-    std::vector<std::int32_t> indices_;
-    std::vector<float> values_;
+    RunDeltas deltas_;
     std::vector<float> uvs_, colors_;
     std::vector<std::uint32_t> texels_;  // R | G << 8 | B << 16, one word per texel
     int tex_w_ = 0, tex_h_ = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "deform.hpp"
+#include "deform_runs.hpp"
 #include "render.hpp"
 
 namespace py = pybind11;
@@ -150,11 +151,13 @@ private:
     py::array uvs_, tex_, col_;
 };
 
-// A rig's sparse deltas, checked once here so each call skips the per-index bounds check.
+// A rig's sparse deltas, checked once here (so each call skips the per-index bounds check) and
+// kept in run-length form (deform_runs.hpp).
 class PySparseDeformer {
 public:
     PySparseDeformer(const py::array& base, const py::array& offsets, const py::array& indices,
-                     const py::array& values) {
+                     const py::array& values, int max_gap) {
+        require(max_gap >= 0 && max_gap <= 1024, "max_gap must be in [0, 1024], got " + std::to_string(max_gap));
         const float* b = data_of<float>(base, "base", 2);
         require(base.shape(1) == 3, "base must be [V, 3]");
         V_ = base.shape(0);
@@ -171,27 +174,10 @@ public:
         for (py::ssize_t k = 0; k < K; ++k) ok &= idx[k] >= 0 && idx[k] < V_;
         require(ok, "indices must lie in [0, V)");
         base_.assign(b, b + V_ * 3);
-        off_.assign(off, off + T_ + 1);
-        idx_.assign(idx, idx + K);
-        val_.assign(val, val + K * 3);
-        // the batched kernel needs each target's indices ascending: sort where they are not
-        // (stable, so repeated indices keep their order and the sums stay identical)
-        for (py::ssize_t t = 0; t < T_; ++t) {
-            const auto k0 = off_[t], k1 = off_[t + 1];
-            if (std::is_sorted(idx_.begin() + k0, idx_.begin() + k1)) continue;
-            std::vector<std::int64_t> perm(k1 - k0);
-            for (std::int64_t i = 0; i < k1 - k0; ++i) perm[i] = k0 + i;
-            std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t a, std::int64_t c) { return idx_[a] < idx_[c]; });
-            std::vector<std::int32_t> ni(perm.size());
-            std::vector<float> nv(perm.size() * 3);
-            for (std::size_t i = 0; i < perm.size(); ++i) {
-                ni[i] = idx_[perm[i]];
-                for (int c = 0; c < 3; ++c) nv[i * 3 + c] = val_[perm[i] * 3 + c];
-            }
-            std::copy(ni.begin(), ni.end(), idx_.begin() + k0);
-            std::copy(nv.begin(), nv.end(), val_.begin() + k0 * 3);
-        }
+        runs_ = emo3d::RunDeltas::from_csr(off, idx, val, T_, V_, max_gap);
     }
+    py::ssize_t n_runs() const { return static_cast<py::ssize_t>(runs_.start.size()); }
+    py::ssize_t stored_vertices() const { return static_cast<py::ssize_t>(runs_.stored_vertices()); }
     py::array_t<float> deform(const py::array& weights, int threads, const py::object& out_obj) {
         const float* w = data_of<float>(weights, "weights", 2);
         require(weights.shape(1) == T_, "weights must be [F, T] with the rig's T");
@@ -208,16 +194,15 @@ public:
         float* o = out.mutable_data();
         {
             py::gil_scoped_release nogil;
-            emo3d::deform_sparse_blocked(base_.data(), off_.data(), idx_.data(), val_.data(), w, o, V_, T_, F, threads);
+            emo3d::deform_runs(base_.data(), runs_, w, o, F, threads);
         }
         return out;
     }
 
 private:
     py::ssize_t V_ = 0, T_ = 0;
-    std::vector<float> base_, val_;
-    std::vector<std::int64_t> off_;
-    std::vector<std::int32_t> idx_;
+    std::vector<float> base_;
+    emo3d::RunDeltas runs_;
 };
 
 }  // namespace
@@ -237,9 +222,13 @@ void register_render(py::module_& m) {
         .def("render_vertices", &PyRenderer::render_vertices, py::arg("vertices"), py::arg("rotation"),
              py::arg("light"), "vertices [F, V, 3] float32 -> uint8 [F, H, W, 3]");
     py::class_<PySparseDeformer>(m, "SparseDeformer", "A rig's CSR deltas, validated once; deform(weights [F, T], threads)")
-        .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&>(), py::arg("base"),
-             py::arg("offsets"), py::arg("indices"), py::arg("values"))
+        .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&, int>(), py::arg("base"),
+             py::arg("offsets"), py::arg("indices"), py::arg("values"), py::arg("max_gap") = 8,
+             "max_gap: unmoved vertices (zero deltas) a run may bridge; longer runs, more zeros")
         .def("deform", &PySparseDeformer::deform, py::arg("weights"), py::arg("threads") = 0, py::arg("out") = py::none(),
-             "weights [F, T] float32 -> [F, V, 3] float32 (written into out when given)");
+             "weights [F, T] float32 -> [F, V, 3] float32 (written into out when given)")
+        .def_property_readonly("n_runs", &PySparseDeformer::n_runs, "runs of consecutive moved vertices, all targets")
+        .def_property_readonly("stored_vertices", &PySparseDeformer::stored_vertices,
+                               "vertex deltas stored in the runs (moved vertices plus the zero-filled gaps)");
 }
 }  // namespace emo3d
