@@ -27,6 +27,8 @@ class CMakeBuild(build_ext):
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-DCMAKE_BUILD_TYPE={cfg}",
         ]
+        # extra CMake options, as in pybind11's cmake_example: CMAKE_ARGS="-DEMO3D_MULTIVERSION=OFF"
+        cmake_args += [a for a in os.environ.get("CMAKE_ARGS", "").split(" ") if a]
         try:
             import pybind11
             cmake_args.append(f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")

@@ -152,12 +152,13 @@ def main(argv=None) -> int:
     key = "ict" if "ict" in results else "synthetic"
     r = results[key]
     b1, c1, cb1, cc1, mb1, mc1, bound1, _ = r[("expression", 1)]
-    b64, c64, cb64, cc64, _, _, _, write64 = r[("expression", 64)]
+    b64, c64, _, _, _, _, _, write64 = r[("expression", 64)]
     print(f"deform: ratio={cb1 / cc1:.2f}x candidate=native runs {cc1:.3f}ms cold "
           f"(warm median {c1:.3f}ms = {b1 / c1:.1f}x, warm minima {mb1 / mc1:.1f}x; 64 frames warm {c64:.2f}ms "
           f"= {b64 / c64:.1f}x) baseline=numpy dense {cb1:.3f}ms cold (warm median {b1:.3f}ms; 64 frames warm "
           f"{b64:.2f}ms) bounds: memory traffic {bound1:.1f}x at 1 frame, writing 64 outputs {write64:.2f}ms "
-          f"= {b64 / write64:.1f}x ({key} rig, expression weights, 1 frame, caches flushed; floor 10x)")
+          f"= {b64 / write64:.1f}x ({key} rig, expression weights, 1 frame, caches flushed, {_core.kernel_isa()} "
+          f"kernels; floor 10x)")
     return 0
 
 

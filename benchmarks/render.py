@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import Timer
-from native import reference_render
+from native import _core, reference_render
 from native.render import Renderer, RenderOptions
 
 WEIGHTS = {"jawOpen": 0.4, "mouthSmileLeft": 0.6, "mouthSmileRight": 0.5, "browInnerUp": 0.3, "eyeBlinkRight": 0.2}
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         print(f"(no ICT rig at {ict}: skipped the 512^2 scene)")
     print(f"render: ratio={cpu_ref / cpu_native:.2f}x candidate=native {cpu_native:.2f}ms CPU "
           f"(wall median {native:.2f}ms all cores = {ref / native:.1f}x) baseline=numpy reference {cpu_ref:.1f}ms CPU "
-          f"(wall {ref:.1f}ms) ({label} 256^2 ssaa 2, 1-thread CPU time; floor 50x)")
+          f"(wall {ref:.1f}ms) ({label} 256^2 ssaa 2, 1-thread CPU time, {_core.kernel_isa()} kernels; floor 50x)")
     return 0
 
 

@@ -107,3 +107,26 @@ def test_raw_core_refuses_wrong_dtype_layout_and_bounds():
         native.deform_sparse(base, offsets, bad, values, weights)
     with pytest.raises(ValueError, match="offsets"):
         native.deform_sparse(base, offsets[::-1].copy(), indices, values, weights)
+
+
+def _cpu_flags() -> set:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
+def test_kernel_clone_matches_the_cpu():
+    """The ifunc-dispatched kernels run their AVX2/FMA clone exactly where the CPU has x86-64-v3."""
+    isa = native._core.kernel_isa()
+    assert isa in ("x86-64-v3", "baseline")
+    if not native._core.MULTIVERSIONED:
+        assert isa == "baseline"
+        return
+    flags = _cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo to compare with")
+    v3 = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "xsave"} <= flags and ("abm" in flags or "lzcnt" in flags)
+    assert isa == ("x86-64-v3" if v3 else "baseline")

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cpu_dispatch.hpp"
 #include "deform.hpp"
 #include "emo3d_schema.h"
 #include "render_py.hpp"
@@ -72,6 +73,16 @@ py::array_t<float> deform_sparse_py(const py::array& base, const py::array& offs
     return out;
 }
 
+// Which clone of the EMO3D_HOT kernels this process runs (the ifunc resolvers make the same choice).
+const char* kernel_isa() {
+#if EMO3D_MULTIVERSIONED
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v3") ? "x86-64-v3" : "baseline";
+#else
+    return "baseline";
+#endif
+}
+
 py::tuple names(const char* const* arr, int n) {
     py::tuple t(n);
     for (int i = 0; i < n; ++i) t[i] = py::str(arr[i]);
@@ -87,6 +98,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("deform_sparse", &deform_sparse_py, py::arg("base"), py::arg("offsets"), py::arg("indices"),
           py::arg("values"), py::arg("weights"), py::arg("threads") = 0,
           "Sparse (CSR per target) version of deform_dense");
+    m.def("kernel_isa", &kernel_isa,
+          "'x86-64-v3' when the hot kernels run their AVX2/FMA clone, else 'baseline' (see cpu_dispatch.hpp)");
+    m.attr("MULTIVERSIONED") = bool(EMO3D_MULTIVERSIONED);
     m.attr("MEDIAPIPE_NAMES") = names(emo3d::kMediaPipeNames, emo3d::kMediaPipeCount);
     m.attr("MODEL_NAMES") = names(emo3d::kModelNames, emo3d::kModelCount);
     m.attr("ARKIT_NAMES") = names(emo3d::kARKitNames, emo3d::kARKitCount);
