@@ -249,3 +249,15 @@ def test_concurrent_calls_on_one_renderer_are_safe():
         got = list(ex.map(r.render, W))
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_texture_beyond_the_sampler_limit_is_refused():
+    """The SIMD sampler indexes texels in float: more than 2^24 texels is a clear error, not garbage."""
+    V, F, uv = _sphere(6, 8)
+    d = np.zeros((1, len(V), 3), np.float32)
+    big = np.zeros((4097, 4096, 3), np.uint8)
+    rig = Rig.from_dense("big", V, F, ["jawOpen"], d, uvs=uv, texture=big)
+    with pytest.raises(ValueError, match="texture too large: 4096x4097"):
+        Renderer(rig, RenderOptions(width=16, height=16))
+    ok = Rig.from_dense("ok", V, F, ["jawOpen"], d, uvs=uv, texture=big[:4096])
+    assert Renderer(ok, RenderOptions(width=16, height=16)).render(np.zeros(52)).shape == (16, 16, 3)

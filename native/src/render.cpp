@@ -319,21 +319,21 @@ __attribute__((always_inline)) inline void shade_quad(const ShadeCtx& cx, const 
     const __m128 shade = _mm_add_ps(cx.ambient, _mm_mul_ps(cx.diffuse, _mm_max_ps(ndl, zero)));
     const float* bg = cx.bg;
     if (cx.textured) {
-        const int tex_w_ = cx.tex_w, tex_h_ = cx.tex_h;
+        const int tw = cx.tex_w, th = cx.tex_h;
         // x = clamp(u (W-1), 0, W-1); x0 = min(floor x, W-2); fx = x - x0 (likewise y), four lanes at once
-        const __m128 wm = _mm_set1_ps(float(tex_w_ - 1)), hm = _mm_set1_ps(float(tex_h_ - 1));
+        const __m128 wm = _mm_set1_ps(float(tw - 1)), hm = _mm_set1_ps(float(th - 1));
         const __m128 xs = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7), rz), wm), zero), wm);
         const __m128 ys = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(8), rz), hm), zero), hm);
-        const __m128 x0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(xs)), _mm_set1_ps(float(std::max(tex_w_ - 2, 0))));
-        const __m128 y0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(ys)), _mm_set1_ps(float(std::max(tex_h_ - 2, 0))));
+        const __m128 x0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(xs)), _mm_set1_ps(float(std::max(tw - 2, 0))));
+        const __m128 y0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(ys)), _mm_set1_ps(float(std::max(th - 2, 0))));
         // Structure of arrays: the four lanes' 2x2 texel footprints are gathered into R, G, B vectors
         // (16 scalar loads), then the bilinear weights and shading apply to all lanes at once.
         // Texel indices are exact in float (tex_w * tex_h <= 2^24, checked at construction).
         alignas(16) std::int32_t ia[4];
         _mm_store_si128(reinterpret_cast<__m128i*>(ia),
-                        _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(y0f, _mm_set1_ps(float(tex_w_))), x0f)));
-        const int dx1 = tex_w_ > 1 ? 1 : 0;
-        const int dy1 = tex_h_ > 1 ? tex_w_ : 0;
+                        _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(y0f, _mm_set1_ps(float(tw))), x0f)));
+        const int dx1 = tw > 1 ? 1 : 0;
+        const int dy1 = th > 1 ? tw : 0;
         const std::uint32_t* T = cx.texels;
         const __m128i c00 = _mm_setr_epi32(int(T[ia[0]]), int(T[ia[1]]), int(T[ia[2]]), int(T[ia[3]]));
         const __m128i c01 = _mm_setr_epi32(int(T[ia[0] + dx1]), int(T[ia[1] + dx1]), int(T[ia[2] + dx1]),
