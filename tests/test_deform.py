@@ -153,3 +153,18 @@ def test_sparse_deformer_rejects_bad_gap():
     base, off, idx, val, _ = _csr_with_duplicates()
     with pytest.raises(ValueError, match="max_gap"):
         _core.SparseDeformer(base, off, idx, val, max_gap=-1)
+
+
+def test_rigs_with_more_targets_than_the_stack_scratch():
+    """Over 64 targets the kernel's scratch moves to the heap; results are unchanged."""
+    rng = np.random.default_rng(6)
+    V, T = 400, 70
+    dense = np.zeros((T, V, 3), np.float32)
+    for t in range(T):
+        moved = rng.choice(V, 50, replace=False)
+        dense[t, moved] = rng.normal(0, 0.01, (50, 3))
+    base = rng.normal(0, 0.1, (V, 3)).astype(np.float32)
+    off, idx, val = reference.dense_to_sparse(dense)
+    w = rng.uniform(0, 1, (3, T)).astype(np.float32)
+    out = _core.SparseDeformer(base, off, idx, val).deform(w, 2)
+    np.testing.assert_allclose(out, reference.deform_dense(base, dense, w), atol=1e-6, rtol=0)

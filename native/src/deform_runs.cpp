@@ -51,6 +51,19 @@ namespace {
 constexpr std::int64_t kBlock = 1024;  // vertices per block: 12 KiB of output per frame
 constexpr std::int64_t kSmall = 64;    // targets kept in stack arrays (ARKit rigs have 51-52)
 
+// n int64 of scratch: on the stack up to kSmall (no allocation per frame), else on the heap
+class Scratch {
+public:
+    explicit Scratch(std::int64_t n) {
+        if (n > kSmall) heap_.resize(n);
+    }
+    std::int64_t* data() { return heap_.empty() ? small_ : heap_.data(); }
+
+private:
+    std::int64_t small_[kSmall];
+    std::vector<std::int64_t> heap_;
+};
+
 // o[i] += w * v[i] for i in [0, n): contiguous, so it vectorises (AVX2/FMA in the v3 clone)
 inline void axpy(float* __restrict o, const float* __restrict v, std::int64_t n, float w) {
     for (std::int64_t i = 0; i < n; ++i) o[i] += w * v[i];
@@ -62,13 +75,8 @@ EMO3D_HOT void deform_blocks(const float* base, const RunDeltas& d, const float*
                              std::int64_t n_frames, const std::int64_t* active, std::int64_t n_active,
                              std::int64_t b0, std::int64_t b1) {
     const std::int64_t V = d.n_vertices, T = d.n_targets, n = V * 3;
-    std::int64_t cursor_small[kSmall];
-    std::vector<std::int64_t> cursor_big;
-    std::int64_t* cursor = cursor_small;
-    if (n_active > kSmall) {
-        cursor_big.resize(n_active);
-        cursor = cursor_big.data();
-    }
+    Scratch cursors(n_active);
+    std::int64_t* cursor = cursors.data();
     const std::int32_t first = static_cast<std::int32_t>(b0 * kBlock);
     for (std::int64_t a = 0; a < n_active; ++a) {
         const std::int64_t t = active[a];
@@ -109,13 +117,8 @@ void deform_runs(const float* base, const RunDeltas& d, const float* weights, fl
     const std::int64_t T = d.n_targets;
     // targets with a non-zero weight in some frame (on the stack for rigs of up to kSmall targets:
     // no allocation per frame)
-    std::int64_t small[kSmall];
-    std::vector<std::int64_t> big;
-    std::int64_t* active = small;
-    if (T > kSmall) {
-        big.resize(T);
-        active = big.data();
-    }
+    Scratch targets(T);
+    std::int64_t* active = targets.data();
     std::int64_t n_active = 0;
     for (std::int64_t t = 0; t < T; ++t) {
         bool any = false;
