@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "cpu_dispatch.hpp"
-#include "deform.hpp"
 #include "parallel.hpp"
 
 namespace emo3d {
