@@ -254,10 +254,16 @@ inline __m128 rsqrt_nr(__m128 x) {
     const __m128 r = _mm_rsqrt_ps(x);
     return _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(0.5f), r), _mm_sub_ps(_mm_set1_ps(3.f), _mm_mul_ps(_mm_mul_ps(x, r), r)));
 }
-inline float hsum(__m128 v) {
-    alignas(16) float a[4];
-    _mm_store_ps(a, v);
-    return (a[0] + a[1]) + (a[2] + a[3]);
+// lanes where mask is set keep c, the others get the background value b
+inline __m128 or_bg(__m128 mask, __m128 c, float b) {
+    return _mm_or_ps(_mm_and_ps(mask, c), _mm_andnot_ps(mask, _mm_set1_ps(b)));
+}
+// (sum of r's lanes, sum of g's, sum of b's, 0): a 4x3 transpose-and-add in shuffles
+inline __m128 sum_lanes3(__m128 r, __m128 g, __m128 b) {
+    const __m128 zero = _mm_setzero_ps();
+    const __m128 rg = _mm_add_ps(_mm_unpacklo_ps(r, g), _mm_unpackhi_ps(r, g));     // r0+r2 g0+g2 r1+r3 g1+g3
+    const __m128 bb = _mm_add_ps(_mm_unpacklo_ps(b, zero), _mm_unpackhi_ps(b, zero));  // b0+b2 0 b1+b3 0
+    return _mm_add_ps(_mm_movelh_ps(rg, bb), _mm_movehl_ps(bb, rg));
 }
 
 // What shade_quad reads besides the samples, copied into one local struct per shade_rows call: the
@@ -273,10 +279,10 @@ struct ShadeCtx {
 };
 
 // The 2x2 samples of one output pixel, each on its triangle tq[l] (-1: background): the same
-// shading as the scalar path, in single precision, four samples at a time. Adds the four shaded
-// colours to acc.
-__attribute__((always_inline)) inline void shade_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx, double qy,
-                                                      double* acc) {
+// shading as the scalar path, in single precision, four samples at a time. Returns the sums of the
+// four samples' R, G, B in lanes 0..2.
+__attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx,
+                                                        double qy) {
     // lanes: (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1); lanes off the mesh (tq < 0) get bg
     std::int32_t any = tq[0] >= 0 ? tq[0] : tq[1] >= 0 ? tq[1] : tq[2] >= 0 ? tq[2] : tq[3];
     const float* Fl[4];
@@ -345,25 +351,25 @@ __attribute__((always_inline)) inline void shade_quad(const ShadeCtx& cx, const 
         const __m128 fx = _mm_sub_ps(xs, x0f), fy = _mm_sub_ps(ys, y0f);
         const __m128 sh = _mm_mul_ps(shade, _mm_set1_ps(1.f / 255.f));
         const __m128i byte = _mm_set1_epi32(0xff);
+        __m128 rgb[3];
         for (int k = 0; k < 3; ++k) {
             auto chan = [&](__m128i c) { return _mm_cvtepi32_ps(_mm_and_si128(_mm_srli_epi32(c, 8 * k), byte)); };
             const __m128 a00 = chan(c00), a01 = chan(c01), a10 = chan(c10), a11 = chan(c11);
             const __m128 top = _mm_add_ps(a00, _mm_mul_ps(_mm_sub_ps(a01, a00), fx));
             const __m128 bot = _mm_add_ps(a10, _mm_mul_ps(_mm_sub_ps(a11, a10), fx));
             const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), fy));
-            const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(alb, sh), zero), one);
-            acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
+            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_mul_ps(alb, sh), zero), one);
         }
-    } else if (cx.colored) {
-        for (int k = 0; k < 3; ++k) {
-            const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), zero), one);
-            acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
-        }
-    } else {
-        const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_set1_ps(0.75f), shade), zero), one);
-        for (int k = 0; k < 3; ++k)
-            acc[k] += hsum(_mm_or_ps(_mm_and_ps(vmask, c), _mm_andnot_ps(vmask, _mm_set1_ps(bg[k]))));
+        return sum_lanes3(or_bg(vmask, rgb[0], bg[0]), or_bg(vmask, rgb[1], bg[1]), or_bg(vmask, rgb[2], bg[2]));
     }
+    if (cx.colored) {
+        __m128 rgb[3];
+        for (int k = 0; k < 3; ++k)
+            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), zero), one);
+        return sum_lanes3(or_bg(vmask, rgb[0], bg[0]), or_bg(vmask, rgb[1], bg[1]), or_bg(vmask, rgb[2], bg[2]));
+    }
+    const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_set1_ps(0.75f), shade), zero), one);
+    return sum_lanes3(or_bg(vmask, c, bg[0]), or_bg(vmask, c, bg[1]), or_bg(vmask, c, bg[2]));
 }
 }  // namespace
 #endif
@@ -393,6 +399,7 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
     cx.ambient = _mm_set1_ps(float(cfg_.ambient));
     cx.diffuse = _mm_set1_ps(float(cfg_.diffuse));
     for (int k = 0; k < 3; ++k) cx.bg[k] = bgf[k];
+    const __m128 to255 = _mm_set1_ps(255.f / 4.f);
 #endif
     const int width = cfg_.width;
     for (int r = r0; r < r1; ++r) {
@@ -410,9 +417,13 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
                 const std::int32_t* tr = ws.tri.data() + i00;
                 const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
                                             izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
-                shade_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5, acc);
+                const __m128 sum = shade_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5);
+                // mean of the 4 samples in 0..255, rounded half up (as the scalar path)
+                alignas(16) std::int32_t v[4];
+                _mm_store_si128(reinterpret_cast<__m128i*>(v),
+                                _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(sum, to255), _mm_set1_ps(0.5f))));
                 std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
-                for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(acc[k] * inv * 255.0 + 0.5));
+                for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(v[k]);
                 continue;
             }
 #endif
