@@ -197,9 +197,10 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) 
             const double l1 = P[3] * qx0 + P[4] * qy + P[5];
             const double l2 = P[6] * qx0 + P[7] * qy + P[8];
             const double iz0 = P[9] * qx0 + P[10] * qy + P[11];
-            // The span where all three barycentrics are >= 0, widened by one sample on each side
-            // (the reciprocal's rounding is far below a sample): coverage is tested only in those
-            // edge samples, the interior [ki0, ki1] is inside every edge.
+            // The span [lo, hi] where all three barycentrics are >= 0, solved per row. A sample more
+            // than kEps from both ends is inside every edge without a test (the solve's rounding is
+            // ~1e-12 samples); only a sample within kEps of an end, if any, gets the exact edge test
+            // of the reference (double, >= 0).
             const double ls[3] = {l0, l1, l2};
             double lo = 0, hi = x1 - x0;
             for (int i = 0; i < 3; ++i) {
@@ -208,9 +209,11 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) 
                 else if (ls[i] < 0) hi = -1;
             }
             if (hi < lo - 2) continue;
-            const int clo = int(std::ceil(lo)), fhi = int(std::floor(std::max(hi, -1.0)));
-            const int k0 = std::max(0, clo - 1), k1 = std::min(x1 - x0, fhi + 1);
-            const int ki0 = std::max(k0, clo + 1), ki1 = std::min(k1, fhi - 1);
+            constexpr double kEps = 1e-7;
+            const int k0 = std::max(0, int(std::ceil(lo - kEps)));
+            const int k1 = std::min(x1 - x0, int(std::floor(std::max(hi + kEps, -1.0))));
+            const int ki0 = std::max(k0, int(std::ceil(lo + kEps)));
+            const int ki1 = std::min(k1, int(std::floor(std::max(hi - kEps, -1.0))));
             float* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
             std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
             const float izf0 = float(iz0), dzf = float(P[9]);
