@@ -8,34 +8,24 @@
 #include <string>
 
 #include "cpu_dispatch.hpp"
+#include "py_checks.hpp"
 #include "deform.hpp"
 #include "emo3d_schema.h"
 #include "render_py.hpp"
 
 namespace py = pybind11;
-using f32 = py::array_t<float, 0>;  // no forcecast: wrong dtypes are refused, not silently copied
 
 namespace {
 
-void require(bool ok, const std::string& msg) {
-    if (!ok) throw std::invalid_argument(msg);
-}
-
-template <class T>
-const T* cdata(const py::array& a, const char* what, int ndim) {
-    require(a.ndim() == ndim, std::string(what) + " must have " + std::to_string(ndim) + " dimensions, got " +
-                                  std::to_string(a.ndim()));
-    require(py::isinstance<py::array_t<T>>(a) && a.dtype().is(py::dtype::of<T>()),
-            std::string(what) + " has the wrong dtype (expected " + std::string(py::str(py::dtype::of<T>())) + ")");
-    require(a.flags() & py::array::c_style, std::string(what) + " must be C-contiguous");
-    return static_cast<const T*>(a.data());
-}
+using emo3d::pycheck::array_data;
+using emo3d::pycheck::checked_csr;
+using emo3d::pycheck::require;
 
 py::array_t<float> deform_dense_py(const py::array& base, const py::array& deltas, const py::array& weights,
                                    int threads) {
-    const float* b = cdata<float>(base, "base", 2);
-    const float* d = cdata<float>(deltas, "deltas", 3);
-    const float* w = cdata<float>(weights, "weights", 2);
+    const float* b = array_data<float>(base, "base", 2);
+    const float* d = array_data<float>(deltas, "deltas", 3);
+    const float* w = array_data<float>(weights, "weights", 2);
     const auto V = base.shape(0), T = deltas.shape(0), F = weights.shape(0);
     require(base.shape(1) == 3, "base must be [V, 3]");
     require(deltas.shape(1) == V && deltas.shape(2) == 3, "deltas must be [T, V, 3] with the V of base");
@@ -51,24 +41,19 @@ py::array_t<float> deform_dense_py(const py::array& base, const py::array& delta
 
 py::array_t<float> deform_sparse_py(const py::array& base, const py::array& offsets, const py::array& indices,
                                     const py::array& values, const py::array& weights, int threads) {
-    const float* b = cdata<float>(base, "base", 2);
-    const std::int64_t* off = cdata<std::int64_t>(offsets, "offsets", 1);
-    const std::int32_t* idx = cdata<std::int32_t>(indices, "indices", 1);
-    const float* val = cdata<float>(values, "values", 2);
-    const float* w = cdata<float>(weights, "weights", 2);
-    const auto V = base.shape(0), T = offsets.shape(0) - 1, F = weights.shape(0), K = indices.shape(0);
+    const float* b = array_data<float>(base, "base", 2);
     require(base.shape(1) == 3, "base must be [V, 3]");
-    require(T >= 0, "offsets must have T+1 entries");
+    const auto V = base.shape(0);
+    const auto csr = checked_csr(offsets, indices, values, V);
+    const auto T = csr.n_targets;
+    const float* w = array_data<float>(weights, "weights", 2);
+    const auto F = weights.shape(0);
     require(weights.shape(1) == T, "weights must be [F, T] with T = len(offsets) - 1");
-    require(values.shape(0) == K && values.shape(1) == 3, "values must be [K, 3] with K = len(indices)");
-    require(off[0] == 0 && off[T] == K, "offsets must start at 0 and end at len(indices)");
-    for (py::ssize_t t = 0; t < T; ++t) require(off[t] <= off[t + 1], "offsets must be non-decreasing");
-    for (py::ssize_t k = 0; k < K; ++k) require(idx[k] >= 0 && idx[k] < V, "indices must lie in [0, V)");
     py::array_t<float> out({F, V, static_cast<py::ssize_t>(3)});
     float* o = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        emo3d::deform_sparse(b, off, idx, val, w, o, V, T, F, threads);
+        emo3d::deform_sparse(b, csr.offsets, csr.indices, csr.values, w, o, V, T, F, threads);
     }
     return out;
 }

@@ -12,24 +12,16 @@
 
 #include "deform.hpp"
 #include "deform_runs.hpp"
+#include "py_checks.hpp"
 #include "render.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-void require(bool ok, const std::string& msg) {
-    if (!ok) throw std::invalid_argument(msg);
-}
-
-template <class T>
-const T* data_of(const py::array& a, const char* what, int ndim) {
-    require(a.ndim() == ndim, std::string(what) + " must have " + std::to_string(ndim) + " dimensions");
-    require(py::isinstance<py::array_t<T, 0>>(a),
-            std::string(what) + " has the wrong dtype (expected " + std::string(py::str(py::dtype::of<T>())) + ")");
-    require(a.flags() & py::array::c_style, std::string(what) + " must be C-contiguous");
-    return static_cast<const T*>(a.data());
-}
+using emo3d::pycheck::array_data;
+using emo3d::pycheck::checked_csr;
+using emo3d::pycheck::require;
 
 class PyRenderer {
 public:
@@ -37,27 +29,16 @@ public:
                const py::array& values, const py::object& uvs, const py::object& texture, const py::object& colors,
                int width, int height, int ssaa, const py::array& center, double dist, double tan_half,
                double ambient, double diffuse, const py::array& background, int threads) {
-        const float* v = data_of<float>(verts, "vertices", 2);
+        const float* v = array_data<float>(verts, "vertices", 2);
         const auto V = verts.shape(0);
         require(verts.shape(1) == 3 && V >= 1, "vertices must be [V, 3]");
-        const std::int32_t* t = data_of<std::int32_t>(tris, "triangles", 2);
+        const std::int32_t* t = array_data<std::int32_t>(tris, "triangles", 2);
         require(tris.shape(1) == 3, "triangles must be [F, 3]");
         const auto F = tris.shape(0);
         bool ok_tri = true;
         for (py::ssize_t i = 0; i < F * 3; ++i) ok_tri &= t[i] >= 0 && t[i] < V;
         require(ok_tri, "triangles index out of range");
-        const std::int64_t* off = data_of<std::int64_t>(offsets, "offsets", 1);
-        const auto T = offsets.shape(0) - 1;
-        require(T >= 0, "offsets must have T+1 entries");
-        const std::int32_t* idx = data_of<std::int32_t>(indices, "indices", 1);
-        const float* val = data_of<float>(values, "values", 2);
-        const auto K = indices.shape(0);
-        require(values.shape(0) == K && values.shape(1) == 3, "values must be [K, 3]");
-        require(off[0] == 0 && off[T] == K, "offsets must start at 0 and end at len(indices)");
-        for (py::ssize_t i = 0; i < T; ++i) require(off[i] <= off[i + 1], "offsets must be non-decreasing");
-        bool ok_idx = true;
-        for (py::ssize_t k = 0; k < K; ++k) ok_idx &= idx[k] >= 0 && idx[k] < V;
-        require(ok_idx, "indices must lie in [0, V)");
+        const auto csr = checked_csr(offsets, indices, values, V);
         const float* uv = nullptr;
         const std::uint8_t* tex = nullptr;
         const float* col = nullptr;
@@ -66,21 +47,21 @@ public:
             require(!uvs.is_none(), "a texture needs uvs");
             uvs_ = py::array(uvs);
             tex_ = py::array(texture);
-            uv = data_of<float>(uvs_, "uvs", 2);
+            uv = array_data<float>(uvs_, "uvs", 2);
             require(uvs_.shape(0) == V && uvs_.shape(1) == 2, "uvs must be [V, 2]");
-            tex = data_of<std::uint8_t>(tex_, "texture", 3);
+            tex = array_data<std::uint8_t>(tex_, "texture", 3);
             require(tex_.shape(2) == 3 && tex_.shape(0) >= 1 && tex_.shape(1) >= 1, "texture must be [H, W, 3]");
             th = int(tex_.shape(0));
             tw = int(tex_.shape(1));
         } else if (!colors.is_none()) {
             col_ = py::array(colors);
-            col = data_of<float>(col_, "colors", 2);
+            col = array_data<float>(col_, "colors", 2);
             require(col_.shape(0) == V && col_.shape(1) == 3, "colors must be [V, 3]");
         }
         require(width >= 1 && height >= 1 && ssaa >= 1 && ssaa <= 16, "bad image size or ssaa");
-        const float* c = data_of<float>(center, "center", 1);
+        const float* c = array_data<float>(center, "center", 1);
         require(center.shape(0) == 3, "center must have 3 values");
-        const float* bg = data_of<float>(background, "background", 1);
+        const float* bg = array_data<float>(background, "background", 1);
         require(background.shape(0) == 3, "background must have 3 values");
         emo3d::RenderConfig cfg;
         cfg.width = width;
@@ -95,14 +76,15 @@ public:
         cfg.ambient = ambient;
         cfg.diffuse = diffuse;
         cfg.threads = threads;
-        r_ = std::make_unique<emo3d::MeshRenderer>(v, V, t, F, off, idx, val, T, uv, tex, tw, th, col, cfg);
+        r_ = std::make_unique<emo3d::MeshRenderer>(v, V, t, F, csr.offsets, csr.indices, csr.values, csr.n_targets, uv,
+                                                    tex, tw, th, col, cfg);
         uvs_ = py::array();
         tex_ = py::array();
         col_ = py::array();
     }
 
     py::array_t<std::uint8_t> render(const py::array& weights, const py::array& rot, const py::array& light) {
-        const float* w = data_of<float>(weights, "weights", 2);
+        const float* w = array_data<float>(weights, "weights", 2);
         require(weights.shape(1) == r_->n_targets(), "weights must be [F, T] with the rig's T");
         const float* R = check_rot(rot);
         const float* L = check_light(light);
@@ -117,7 +99,7 @@ public:
     }
 
     py::array_t<std::uint8_t> render_vertices(const py::array& verts, const py::array& rot, const py::array& light) {
-        const float* v = data_of<float>(verts, "vertices", 3);
+        const float* v = array_data<float>(verts, "vertices", 3);
         require(verts.shape(1) == r_->n_vertices() && verts.shape(2) == 3, "vertices must be [F, V, 3] with the rig's V");
         const float* R = check_rot(rot);
         const float* L = check_light(light);
@@ -133,12 +115,12 @@ public:
 
 private:
     const float* check_rot(const py::array& rot) {
-        const float* R = data_of<float>(rot, "rotation", 2);
+        const float* R = array_data<float>(rot, "rotation", 2);
         require(rot.shape(0) == 3 && rot.shape(1) == 3, "rotation must be [3, 3]");
         return R;
     }
     const float* check_light(const py::array& light) {
-        const float* L = data_of<float>(light, "light", 1);
+        const float* L = array_data<float>(light, "light", 1);
         require(light.shape(0) == 3, "light must have 3 values");
         return L;
     }
@@ -158,28 +140,18 @@ public:
     PySparseDeformer(const py::array& base, const py::array& offsets, const py::array& indices,
                      const py::array& values, int max_gap) {
         require(max_gap >= 0 && max_gap <= 1024, "max_gap must be in [0, 1024], got " + std::to_string(max_gap));
-        const float* b = data_of<float>(base, "base", 2);
+        const float* b = array_data<float>(base, "base", 2);
         require(base.shape(1) == 3, "base must be [V, 3]");
         V_ = base.shape(0);
-        const std::int64_t* off = data_of<std::int64_t>(offsets, "offsets", 1);
-        T_ = offsets.shape(0) - 1;
-        require(T_ >= 0, "offsets must have T+1 entries");
-        const std::int32_t* idx = data_of<std::int32_t>(indices, "indices", 1);
-        const float* val = data_of<float>(values, "values", 2);
-        const auto K = indices.shape(0);
-        require(values.shape(0) == K && values.shape(1) == 3, "values must be [K, 3]");
-        require(off[0] == 0 && off[T_] == K, "offsets must start at 0 and end at len(indices)");
-        for (py::ssize_t i = 0; i < T_; ++i) require(off[i] <= off[i + 1], "offsets must be non-decreasing");
-        bool ok = true;
-        for (py::ssize_t k = 0; k < K; ++k) ok &= idx[k] >= 0 && idx[k] < V_;
-        require(ok, "indices must lie in [0, V)");
+        const auto csr = checked_csr(offsets, indices, values, V_);
+        T_ = csr.n_targets;
         base_.assign(b, b + V_ * 3);
-        runs_ = emo3d::RunDeltas::from_csr(off, idx, val, T_, V_, max_gap);
+        runs_ = emo3d::RunDeltas::from_csr(csr.offsets, csr.indices, csr.values, T_, V_, max_gap);
     }
     py::ssize_t n_runs() const { return static_cast<py::ssize_t>(runs_.start.size()); }
     py::ssize_t stored_vertices() const { return static_cast<py::ssize_t>(runs_.stored_vertices()); }
     py::array_t<float> deform(const py::array& weights, int threads, const py::object& out_obj) {
-        const float* w = data_of<float>(weights, "weights", 2);
+        const float* w = array_data<float>(weights, "weights", 2);
         require(weights.shape(1) == T_, "weights must be [F, T] with the rig's T");
         const auto F = weights.shape(0);
         py::array_t<float> out;
