@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import Timer
+from benchmarks.timing import Timer, timed
 from native import _core, reference_render
 from native.render import Renderer, RenderOptions
 
@@ -78,13 +77,8 @@ def _interleaved(native_fn, ref_fn, rounds: int, per_round: int) -> tuple:
     ref_fn()
     tn, tr = [], []
     for _ in range(rounds):
-        t = time.perf_counter()
-        ref_fn()
-        tr.append(time.perf_counter() - t)
-        for _ in range(per_round):
-            t = time.perf_counter()
-            native_fn()
-            tn.append(time.perf_counter() - t)
+        tr.append(timed(ref_fn))
+        tn.extend(timed(native_fn) for _ in range(per_round))
     return float(np.median(tn)) * 1e3, float(np.median(tr)) * 1e3
 
 
