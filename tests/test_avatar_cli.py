@@ -6,16 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from emo3d.errors import AssetError, InvalidInputError
+from emo3d.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _bundle():
-    from avatar.bundle import face_landmarker_path
-    try:
-        face_landmarker_path()
-    except AssetError as e:
-        pytest.skip(f"face_landmarker.task cannot be resolved here: {e}")
+def _bundle(face_landmarker):
+    """Every test here renders the default head: skip the module without the bundle."""
 
 
 def _run(capsys, *argv):

@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 
 from emo3d import schema
-from emo3d.errors import AssetError, InvalidInputError
+from emo3d.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
-def rig():
-    from avatar.bundle import face_landmarker_path
-    try:
-        face_landmarker_path()
-    except AssetError as e:
-        pytest.skip(f"face_landmarker.task cannot be resolved here: {e}")
+def rig(face_landmarker):
     import avatar
     return avatar.default_rig()
 
@@ -114,14 +109,9 @@ def test_calibrate_options_and_helpers(tmp_path):
     assert sheet.shape == (3 * (20 + 26), 60, 3)
 
 
-def test_refine_correction_field_keeps_lips_apart():
+def test_refine_correction_field_keeps_lips_apart(face_landmarker):
     from avatar.mesh import LIP_LOWER_RINGS, LIP_UPPER_RINGS, build_head
     from avatar.refine import correction_field
-    from avatar.bundle import face_landmarker_path
-    try:
-        face_landmarker_path()
-    except AssetError as e:
-        pytest.skip(str(e))
     h = build_head()
     up = LIP_UPPER_RINGS[3][5]        # landmark 13, inner upper lip
     d = correction_field(h.vertices, h.n_face, {up: np.array([0.0, 0.3])})

@@ -55,12 +55,7 @@ def test_decode_rejects_truncated_and_bad_layout():
 
 
 @pytest.fixture(scope="module")
-def canonical():
-    from avatar.bundle import face_landmarker_path
-    try:
-        face_landmarker_path()
-    except AssetError as e:
-        pytest.skip(f"face_landmarker.task cannot be resolved here: {e}")
+def canonical(face_landmarker):
     from avatar.mesh import canonical_mesh
     return canonical_mesh()
 
