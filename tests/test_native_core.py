@@ -130,3 +130,25 @@ def test_kernel_clone_matches_the_cpu():
         pytest.skip("no /proc/cpuinfo to compare with")
     v3 = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "xsave"} <= flags and ("abm" in flags or "lzcnt" in flags)
     assert isa == ("x86-64-v3" if v3 else "baseline")
+
+
+@pytest.mark.parametrize("field,bad,match", [
+    ("indices", lambda i: np.where(i == i.max(), 10, i).astype(np.int32), r"\[0, V\)"),
+    ("offsets", lambda o: o[::-1].copy(), "offsets"),
+    ("values", lambda v: v[:-1].copy(), r"values must be \[K, 3\]"),
+    ("indices", lambda i: i.astype(np.int64), "dtype"),
+])
+def test_raw_renderer_and_deformer_share_the_csr_checks(field, bad, match):
+    """Renderer, SparseDeformer and deform_sparse validate their CSR deltas with one check."""
+    base, deltas, weights = _rig(10, 2, 1)
+    csr = dict(zip(("offsets", "indices", "values"), ref.dense_to_sparse(deltas)))
+    csr[field] = bad(csr[field])
+    tris = np.array([[0, 1, 2]], np.int32)
+    f3 = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=match):
+        native._core.Renderer(base, tris, csr["offsets"], csr["indices"], csr["values"], None, None, None,
+                              8, 8, 1, f3, 1.0, 0.2, 0.3, 0.7, f3, 1)
+    with pytest.raises(ValueError, match=match):
+        native._core.SparseDeformer(base, csr["offsets"], csr["indices"], csr["values"])
+    with pytest.raises(ValueError, match=match):
+        native._core.deform_sparse(base, csr["offsets"], csr["indices"], csr["values"], weights, 1)
