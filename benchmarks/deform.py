@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.rig import Rig
+from emo3d.avatar.rig import Rig
 from emo3d import schema
 from benchmarks.timing import Timer
 from native import _core
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     shared = Path(os.environ.get("EMO3D_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     ict = shared / "rigs" / "ict_facekit_arkit.glb"
     if ict.is_file():
-        from avatar.gltf import load_gltf
+        from emo3d.avatar.gltf import load_gltf
         results["ict"] = bench_rig(load_gltf(ict), "ICT-FaceKit", repeats)
     else:
         print(f"(no ICT rig at {ict}: synthetic only)")

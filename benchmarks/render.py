@@ -37,7 +37,7 @@ _cpu = Timer.median_cpu_ms
 
 def sphere_face():
     """Fallback head: a 64x32 UV sphere with a vertex-colour face and a few synthetic targets."""
-    from avatar.rig import Rig
+    from emo3d.avatar.rig import Rig
     from emo3d import schema
     n, m = 48, 64
     th = np.linspace(0.02, np.pi - 0.02, n)
@@ -63,7 +63,7 @@ def sphere_face():
 
 def _head():
     try:
-        import avatar
+        from emo3d import avatar
         return avatar.default_rig(), "default head"
     except Exception as e:  # the face engineer's rig needs the MediaPipe bundle
         print(f"(avatar.default_rig() unavailable: {type(e).__name__}: {e}; using a synthetic sphere-face)")
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     shared = Path(os.environ.get("EMO3D_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     ict = shared / "rigs" / "ict_facekit_arkit.glb"
     if ict.is_file():
-        from avatar.gltf import load_gltf
+        from emo3d.avatar.gltf import load_gltf
         bench(load_gltf(ict), "ICT-FaceKit", 512, max(3, repeats // 3), max(1, ref_repeats // 2))
     else:
         print(f"(no ICT rig at {ict}: skipped the 512^2 scene)")

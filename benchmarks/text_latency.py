@@ -55,7 +55,7 @@ class EagerBaseline:
     def __init__(self, head_dir: Path, threads: int) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
-        import models
+        from emo3d import models
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
@@ -106,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                           cache_size=0, precision="int8", spin=spin))
     eager = None
     if not args.no_eager:
-        import models
+        from emo3d import models
         head_dir = Path(args.head_dir) if args.head_dir else models.default_model_dir()
         eager = EagerBaseline(head_dir, args.threads)
         backends["eager"] = eager

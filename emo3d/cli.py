@@ -11,10 +11,10 @@ from typing import Dict, List, Optional, Tuple
 
 # name -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
-    "data": ("dataset.cli", "read the official Emo3D release, or build Emo3D-format data offline"),
-    "train": ("models.cli", "train a baseline (lm_mlp, emotion, clip_mlp, vae_clip) into a model folder"),
+    "data": ("emo3d.data.cli", "read the official Emo3D release, or build Emo3D-format data offline"),
+    "train": ("emo3d.models.cli", "train a baseline (lm_mlp, emotion, clip_mlp, vae_clip) into a model folder"),
     "export": ("export.cli", "export a model folder to ONNX with parity checks (optionally int8)"),
-    "render": ("avatar.cli", "render blendshape weights (or a text) to a PNG face"),
+    "render": ("emo3d.avatar.cli", "render blendshape weights (or a text) to a PNG face"),
     "eval": ("eval.emo3d", "the Emo3D metric over model folders (same as python -m eval.emo3d)"),
 }
 

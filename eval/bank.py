@@ -117,7 +117,7 @@ def build_bank(data: str | Path, options: BankOptions = BankOptions(), *,
         if not Path(data).is_dir():
             raise DataValidationError(f"--data {data}: no such folder (expected an Emo3D-format "
                                       f"release folder holding data/test_data.csv)")
-        import dataset
+        from emo3d import data as dataset
         release = dataset.read_release(data, check_images=False)
         samples = release.split(options.split)
     return bank_from_samples(samples, options, source=str(data))

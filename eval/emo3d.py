@@ -134,7 +134,7 @@ def make_predictor(model: str) -> PredictFn:
         raise ModelFileError(f"{folder}: not a model folder (no manifest.json); pass a folder made by "
                              f"`emo3d models train`/`export`, or 'default'")
     import torch
-    import models
+    from emo3d import models
     module, manifest, tokenizer = models.load_model(folder)
     max_len = int(manifest.backbone.get("max_length") or 128)
 
@@ -151,7 +151,7 @@ def make_predictor(model: str) -> PredictFn:
 
 
 def _default_render(size: int) -> RenderFn:
-    import avatar
+    from emo3d import avatar
 
     def render(w):
         return avatar.render(w, size=size)
@@ -179,7 +179,7 @@ def _model_signature(model: str) -> str:
     folder = Path(model)
     if model == "default":
         try:
-            import models
+            from emo3d import models
             folder = models.default_model_dir()
         except ImportError:
             return "default"

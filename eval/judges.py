@@ -177,7 +177,7 @@ class RoundTripJudge:
     def __init__(self, scorer=None, *, scores_fn: Optional[Callable[[np.ndarray], Optional[np.ndarray]]] = None):
         if scores_fn is None:
             if scorer is None:
-                import avatar
+                from emo3d import avatar
                 scorer = avatar.FaceScorer(mode="image")
             self._scorer = scorer
             scores_fn = scorer.scores

@@ -38,12 +38,12 @@ DEFAULT_BACKBONE = {"name": "packaged:all-MiniLM-L6-v2", "pooling": "mean", "nor
 
 
 def _default_head_dir() -> Path:
-    import models   # torch-free at import (models/__init__ is lazy)
+    from emo3d import models   # torch-free at import (models/__init__ is lazy)
     return Path(models.default_model_dir())
 
 
 def _encoder_dir() -> Path:
-    import models
+    from emo3d import models
     return Path(models.packaged_minilm_dir())
 
 

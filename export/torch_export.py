@@ -172,7 +172,7 @@ def export_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = Fal
     """Export a trained model folder to ``out_dir``: ``model.onnx`` (one fused graph), ``tokenizer.json``,
     ``manifest.json`` (files ``onnx``, ``tokenizer`` (+ ``onnx_int8``), ``onnx.parity``); CLIP kinds
     also get ``clip_text.onnx``/``clip_image.onnx`` for the metric. Parity failures raise ``ParityError``."""
-    import models
+    from emo3d import models
 
     t0 = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)

@@ -42,7 +42,7 @@ class FaceView:
         self._render = None
         if backend in ("auto", "rig"):
             try:
-                import avatar
+                from emo3d import avatar
                 self._render = avatar.render
             except (ImportError, AttributeError) as e:
                 if backend == "rig":

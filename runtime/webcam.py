@@ -182,7 +182,7 @@ class LiveFace:
 
 def default_scorer():
     """``avatar.FaceScorer(mode="video")``: MediaPipe FaceLandmarker on the avatar package's face bundle."""
-    from avatar import FaceScorer
+    from emo3d.avatar import FaceScorer
     return FaceScorer(mode="video")
 
 

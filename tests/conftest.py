@@ -39,7 +39,7 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
 def face_landmarker():
     """The path of MediaPipe's ``face_landmarker.task`` (mesh and blendshape model); skip where none
     of its sources (path, cache, URL, registry packages) resolves."""
-    from avatar.bundle import face_landmarker_path
+    from emo3d.avatar.bundle import face_landmarker_path
     from emo3d.errors import AssetError
     try:
         return face_landmarker_path()

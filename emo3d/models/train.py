@@ -1,0 +1,674 @@
+"""Training: official splits through the ``dataset`` reader, mirror augmentation, early stopping on the
+validation MSE, seeded, with a progress bar.
+
+Two modes:
+
+* frozen encoder (default): every text (and image, CLIP kinds) is embedded once and cached on disk
+  under ``cache_dir("embeddings")``; only the head trains. Fast.
+* fine-tune (``finetune=True``): text embeddings are recomputed every step and the encoder trains
+  too (lower learning rate); image embeddings stay cached.
+
+``train(options)`` reads ``options.data``; ``train_from_pairs(options, train, val, test)`` takes
+in-memory pairs (anything with ``texts``, ``targets`` [N,52] and ``emotions`` [N,8]).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from emo3d.errors import InvalidInputError
+from emo3d.io import atomic_path, cache_dir
+from emo3d.manifest import KINDS, ModelManifest
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+
+from .baselines import HeadConfig, TextModel, build_head
+from .encoders import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, load_encoder, resolve_backbone
+
+log = logging.getLogger("emo3d.models.train")
+
+ALIASES = {"lm": "lm_mlp", "lm_mlp": "lm_mlp", "bert": "lm_mlp", "emotion": "emotion", "emotion_xlm": "emotion",
+           "emotion-xlm": "emotion", "clip": "clip_mlp", "clip_mlp": "clip_mlp", "vae": "vae_clip",
+           "vae_clip": "vae_clip", "vae-clip": "vae_clip", "lm-mlp": "lm_mlp", "clip-mlp": "clip_mlp"}
+PAPER_BACKBONE = {"lm_mlp": PAPER_BERT, "emotion": PAPER_GLOT500, "clip_mlp": PAPER_CLIP, "vae_clip": PAPER_CLIP}
+TARGETS = ("scores", "prior")
+_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
+
+
+def canonical_kind(name: str) -> str:
+    key = str(name).strip().lower()
+    if key not in ALIASES:
+        raise InvalidInputError(f"unknown model {name!r} (accepted: {', '.join(KINDS)}; aliases "
+                                f"{', '.join(sorted(set(ALIASES) - set(KINDS)))})")
+    return ALIASES[key]
+
+
+@dataclass
+class TrainOptions:
+    """Options of one training run. ``backbone=None`` means the paper's backbone for the kind."""
+    model: str = "lm_mlp"
+    data: Optional[str] = None
+    out: Optional[str] = None
+    backbone: Optional[str] = None
+    target: str = "scores"
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 1e-3
+    encoder_lr: float = 2e-5
+    weight_decay: float = 1e-4
+    patience: int = 15
+    seed: int = 0
+    finetune: bool = False
+    mirror: bool = True
+    hidden: Tuple[int, ...] = (256,)
+    dropout: float = 0.1
+    teacher_forcing: float = 0.5
+    lambda_blendshape: float = 1.0
+    lambda_emotion: float = 1.0
+    max_steps: Optional[int] = None      # stop after this many optimiser steps (tests, smoke runs)
+    val_fraction: float = 0.1            # used only where the data has no val split
+    use_images: bool = True              # CLIP kinds: also train on image embeddings where images exist
+    progress: bool = True
+    cache_embeddings: bool = True
+    embed_batch: int = 128
+    anchors: bool = False                # lm_mlp/emotion: emotion-word anchor features (dataset.lexicon)
+    short_prompts: float = 0.0           # extra short lexicon prompts per training row (0: paper setup)
+    emolex_prompts: float = 0.0          # short prompts per NRC EmoLex word + calm/contempt words (0: off)
+    threads: int = 1                     # torch intra-op threads (0 = torch's default); 1 is fastest for heads
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.model = canonical_kind(self.model)
+        if self.target not in TARGETS:
+            raise InvalidInputError(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.embed_batch < 1:
+            raise InvalidInputError("epochs, batch_size, patience and embed_batch must be >= 1")
+        if not (self.lr > 0 and self.encoder_lr > 0 and self.weight_decay >= 0):
+            raise InvalidInputError("lr and encoder_lr must be > 0, weight_decay >= 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidInputError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if not (0.0 <= self.short_prompts <= 4.0):
+            raise InvalidInputError(f"short_prompts must be in [0, 4], got {self.short_prompts}")
+        if not (0.0 <= self.emolex_prompts <= 4.0):
+            raise InvalidInputError(f"emolex_prompts must be in [0, 4], got {self.emolex_prompts}")
+        if self.threads < 0:
+            raise InvalidInputError(f"threads must be >= 0, got {self.threads}")
+        if not (0.0 < self.val_fraction < 0.5):
+            raise InvalidInputError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        self.hidden = tuple(int(h) for h in self.hidden)
+        # HeadConfig validates dropout, teacher forcing and widths
+        HeadConfig(self.model, 1, self.hidden, self.dropout, teacher_forcing=self.teacher_forcing)
+
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone or PAPER_BACKBONE[self.model]
+
+
+@dataclass
+class TrainResult:
+    out: Optional[Path]
+    model: TextModel
+    manifest: ModelManifest
+    metrics: Dict[str, Any]
+    history: List[Dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    """Training rows: embeddings (or texts to embed), targets [N,51], emotions [N,8], modality 0 text 1 image."""
+    x: torch.Tensor
+    y: torch.Tensor
+    e: torch.Tensor
+    m: torch.Tensor
+    texts: List[Optional[str]]
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _to51(targets: np.ndarray) -> np.ndarray:
+    t = np.asarray(targets, dtype=np.float32)
+    if t.ndim != 2 or t.shape[1] not in (51, 52):
+        raise InvalidInputError(f"targets must be [N,52] (MediaPipe order) or [N,51], got {t.shape}")
+    if not np.isfinite(t).all():
+        raise InvalidInputError("targets hold NaN or inf")
+    return np.clip(t[:, _MODEL_COLS] if t.shape[1] == 52 else t, 0.0, 1.0)
+
+
+def _check_pairs(pairs: Any, what: str) -> None:
+    for attr in ("texts", "targets", "emotions"):
+        if not hasattr(pairs, attr):
+            raise InvalidInputError(f"{what} pairs need .texts, .targets and .emotions (missing {attr})")
+    n = len(pairs.texts)
+    if n == 0:
+        raise InvalidInputError(f"{what} split is empty")
+    if len(pairs.targets) != n or len(pairs.emotions) != n:
+        raise InvalidInputError(f"{what}: {n} texts but {len(pairs.targets)} targets / {len(pairs.emotions)} emotions")
+    if np.asarray(pairs.emotions).shape[1:] != (len(EMOTIONS),):
+        raise InvalidInputError(f"{what}: emotions must be [N,{len(EMOTIONS)}] in order {list(EMOTIONS)}")
+
+
+# --------------------------------------------------------------------------- embeddings
+def _spec_key(spec: BackboneSpec) -> str:
+    h = hashlib.sha256(repr((spec.name, spec.pooling, spec.normalize, spec.max_length)).encode())
+    folder = Path(spec.path)
+    if folder.is_dir():
+        for f in sorted(folder.glob("*")):
+            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin"):
+                st = f.stat()
+                h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+class EmbeddingStore:
+    """Per-text embedding cache of one backbone: ``cache_dir("embeddings", spec_key)/chunk-*.npz``.
+
+    Each chunk holds ``texts`` and ``emb``; a rebuilt dataset only embeds the texts it has not seen.
+    """
+
+    def __init__(self, spec: BackboneSpec):
+        self.folder = cache_dir("embeddings", _spec_key(spec))
+        self.table: Dict[str, np.ndarray] = {}
+        for f in sorted(self.folder.glob("chunk-*.npz")):
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    for t, e in zip(z["texts"].tolist(), z["emb"]):
+                        self.table[t] = e
+            except (OSError, ValueError, KeyError):
+                log.warning("ignoring unreadable embedding cache file %s", f)
+
+    def add(self, texts: Sequence[str], emb: np.ndarray) -> None:
+        if not len(texts):
+            return
+        key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
+        with atomic_path(self.folder / f"chunk-{key}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, texts=np.array(list(texts)), emb=emb.astype(np.float32))
+        self.table.update(zip(texts, emb))
+
+
+@torch.no_grad()
+def embed_texts(encoder, tokenizer, texts: Sequence[str], spec: BackboneSpec, *, batch: int = 128,
+                progress: bool = True, cache: bool = True) -> torch.Tensor:
+    """Embed texts with a (frozen) encoder: each distinct text once; cached per text on disk."""
+    from tqdm.auto import tqdm
+    store = EmbeddingStore(spec) if cache else None
+    known = store.table if store else {}
+    todo = sorted({t for t in texts if t not in known}, key=len)   # similar lengths: less padding
+    fresh: Dict[str, np.ndarray] = {}
+    if todo:
+        encoder.eval()
+        for i in tqdm(range(0, len(todo), batch), desc="embedding texts", unit="batch", disable=not progress,
+                      leave=False):
+            chunk = todo[i:i + batch]
+            tok = tokenizer(chunk, padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt")
+            emb = encoder(tok["input_ids"], tok["attention_mask"]).float().cpu().numpy()
+            fresh.update(zip(chunk, emb))
+            if store is not None and (len(fresh) >= 2048 or i + batch >= len(todo)):
+                store.add(list(fresh), np.stack(list(fresh.values())))   # saved as it goes
+                fresh = {}
+        known = store.table if store else fresh
+    if not texts:
+        return torch.zeros((0, encoder.out_dim))
+    return torch.from_numpy(np.stack([known[t] for t in texts]).astype(np.float32))
+
+
+@torch.no_grad()
+def embed_images(encoder, spec: BackboneSpec, paths: Sequence[Path], flips: Sequence[bool], *,
+                 batch: int = 32, progress: bool = True) -> torch.Tensor:
+    """CLIP image embeddings (flipped where asked: mirror augmentation)."""
+    from PIL import Image, ImageOps
+    from tqdm.auto import tqdm
+    from transformers import AutoImageProcessor
+    proc = AutoImageProcessor.from_pretrained(spec.path)
+    encoder.eval()
+    out = []
+    for i in tqdm(range(0, len(paths), batch), desc="embedding images", unit="batch", disable=not progress,
+                  leave=False):
+        imgs = []
+        for p, fl in zip(paths[i:i + batch], flips[i:i + batch]):
+            im = Image.open(p).convert("RGB")
+            imgs.append(ImageOps.mirror(im) if fl else im)
+        pix = proc(images=imgs, return_tensors="pt")["pixel_values"]
+        out.append(encoder.encode_image(pix).float())
+    return torch.cat(out, 0)
+
+
+# --------------------------------------------------------------------------- core loop
+def _data_hash(splits: Dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        p = splits[name]
+        if p is None:
+            continue
+        h.update(name.encode())
+        h.update("\x00".join(p.texts).encode())
+        h.update(np.ascontiguousarray(np.asarray(p.targets, np.float32)).tobytes())
+    return h.hexdigest()
+
+
+def _rows(pairs, emb: Optional[torch.Tensor], modality: int) -> _Rows:
+    y = torch.from_numpy(_to51(pairs.targets))
+    e = torch.from_numpy(np.clip(np.asarray(pairs.emotions, np.float32), 0, 1))
+    x = emb if emb is not None else torch.zeros(len(y), 1)
+    texts = list(pairs.texts) if modality == 0 else [None] * len(y)
+    return _Rows(x, y, e, torch.full((len(y),), modality, dtype=torch.long), texts)
+
+
+def _cat(a: _Rows, b: _Rows) -> _Rows:
+    return _Rows(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), torch.cat([a.e, b.e]), torch.cat([a.m, b.m]),
+                 a.texts + b.texts)
+
+
+def _batch_loss(model: TextModel, rows: _Rows, idx: torch.Tensor, opts: TrainOptions, tokenizer, spec):
+    x = rows.x[idx]
+    if opts.finetune:
+        text_pos = [i for i, j in enumerate(idx.tolist()) if rows.texts[j] is not None]
+        if text_pos:
+            tok = tokenizer([rows.texts[idx[i]] for i in text_pos], padding=True, truncation=True,
+                            max_length=spec.max_length, return_tensors="pt")
+            emb = model.encoder(tok["input_ids"], tok["attention_mask"])
+            x = x.clone() if x.shape[1] == emb.shape[1] else torch.zeros(len(idx), emb.shape[1])
+            x[text_pos] = emb
+    y, e, m = rows.y[idx], rows.e[idx], rows.m[idx]
+    head = model.head
+    kind = head.cfg.kind
+    if kind == "vae_clip":
+        text = x[m == 0] if (m == 0).any() else None
+        image = x[m == 1] if (m == 1).any() else None
+        losses, parts = [], {}
+        if text is not None:
+            lt, pt = head.vae_loss(y[m == 0], text, None)
+            losses.append(lt * text.shape[0])
+            parts.update(pt)
+        if image is not None:
+            li, pi = head.vae_loss(y[m == 1], None, image)
+            losses.append(li * image.shape[0])
+            parts.update({k: v for k, v in pi.items() if k != "recon"})
+        return sum(losses) / len(idx), parts
+    out = head(x, e) if kind == "emotion" else head(x)
+    return head.loss(out, y, e if kind == "emotion" else None)
+
+
+@torch.no_grad()
+def _evaluate(model: TextModel, rows: _Rows, opts: TrainOptions, tokenizer, spec) -> Dict[str, float]:
+    """Blendshape MSE on text rows (VAE-CLIP: decoding the text embedding); emotion MSE for that kind."""
+    model.eval()
+    sel = torch.nonzero(rows.m == 0).flatten()
+    preds, emos = [], []
+    for i in range(0, len(sel), 256):
+        idx = sel[i:i + 256]
+        if opts.finetune:
+            tok = tokenizer([rows.texts[j] for j in idx.tolist()], padding=True, truncation=True,
+                            max_length=spec.max_length, return_tensors="pt")
+            out = model(tok["input_ids"], tok["attention_mask"])
+        else:
+            out = model.head(rows.x[idx])
+        preds.append(out["blendshapes"])
+        if "emotions" in out:
+            emos.append(out["emotions"])
+    pred = torch.cat(preds)
+    res = {"mse": float(((pred - rows.y[sel]) ** 2).mean())}
+    if emos:
+        res["emotion_mse"] = float(((torch.cat(emos) - rows.e[sel]) ** 2).mean())
+    return res
+
+
+def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs=None, *,
+                     train_images=None, val_images=None, spec: Optional[BackboneSpec] = None,
+                     encoder=None, tokenizer=None) -> TrainResult:
+    """Train on in-memory pairs; save to ``opts.out`` when set. ``val_pairs=None`` splits off
+    ``opts.val_fraction`` of the training rows (by text). ``*_images``: ``ImagePairs`` (CLIP kinds)."""
+    from tqdm.auto import tqdm
+    from .io import save_model
+
+    seed_everything(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    _check_pairs(train_pairs, "train")
+    if val_pairs is None:
+        train_pairs, val_pairs = _split_off(train_pairs, opts.val_fraction, opts.seed)
+    if opts.short_prompts > 0:
+        train_pairs = _with_short_prompts(train_pairs, opts.short_prompts, opts.seed)
+    if opts.emolex_prompts > 0:
+        train_pairs = _with_emolex_prompts(train_pairs, opts.emolex_prompts, opts.seed)
+    _check_pairs(val_pairs, "val")
+    if test_pairs is not None:
+        _check_pairs(test_pairs, "test")
+    if spec is None:
+        spec = resolve_backbone(opts.backbone_name)
+    if opts.model in ("clip_mlp", "vae_clip") and spec.family != "clip":
+        raise InvalidInputError(f"model {opts.model} needs a CLIP backbone, got {spec.name!r} "
+                                f"(for example {PAPER_CLIP!r} or a local CLIP folder)")
+    if opts.model in ("lm_mlp", "emotion") and spec.family != "text":
+        raise InvalidInputError(f"model {opts.model} needs a text backbone (BERT/XLM-R/MiniLM), got CLIP {spec.name!r}")
+    if encoder is None:
+        encoder, tokenizer = load_encoder(spec)
+    t0 = time.perf_counter()
+    t_embed = 0.0
+    # embeddings (cached) for every split; in fine-tune mode only as the initial values
+    def text_rows(p):
+        if opts.finetune:
+            return _rows(p, torch.zeros(len(p.texts), encoder.out_dim), 0)
+        return _rows(p, embed_texts(encoder, tokenizer, list(p.texts), spec, batch=opts.embed_batch,
+                                    progress=opts.progress, cache=opts.cache_embeddings), 0)
+    tr, va = text_rows(train_pairs), text_rows(val_pairs)
+    te = text_rows(test_pairs) if test_pairs is not None else None
+    n_images = 0
+    if spec.family == "clip" and opts.use_images and train_images is not None and len(train_images.paths):
+        img = embed_images(encoder, spec, train_images.paths, train_images.flip, progress=opts.progress)
+        tr = _cat(tr, _rows(train_images, img, 1))
+        n_images = len(train_images.paths)
+    t_embed = time.perf_counter() - t0
+
+    anchor_texts, anchor_index = anchor_words() if opts.anchors else ([], [])
+    cfg = HeadConfig(opts.model, encoder.out_dim, opts.hidden, opts.dropout, teacher_forcing=opts.teacher_forcing,
+                     lambda_blendshape=opts.lambda_blendshape, lambda_emotion=opts.lambda_emotion,
+                     anchors=len(anchor_texts))
+    model = TextModel(encoder, build_head(cfg))
+    if anchor_texts:
+        model.head.set_anchors(embed_texts(encoder, tokenizer, anchor_texts, spec, progress=False,
+                                           cache=opts.cache_embeddings), anchor_index)
+    if opts.finetune:
+        for p in model.encoder.parameters():
+            p.requires_grad_(True)
+        params = [{"params": model.head.parameters(), "lr": opts.lr},
+                  {"params": model.encoder.parameters(), "lr": opts.encoder_lr}]
+    else:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        params = [{"params": model.head.parameters(), "lr": opts.lr}]
+    optim = torch.optim.AdamW(params, weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(opts.seed)
+
+    best, best_epoch, bad, steps = math.inf, -1, 0, 0
+    best_state = copy.deepcopy(model.state_dict() if opts.finetune else model.head.state_dict())
+    history: List[Dict[str, float]] = []
+    bar = tqdm(range(opts.epochs), desc=f"train {opts.model}", unit="epoch", disable=not opts.progress)
+    for epoch in bar:
+        model.train()
+        if not opts.finetune:
+            model.encoder.eval()
+        perm = torch.randperm(len(tr), generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, len(tr), opts.batch_size):
+            idx = perm[i:i + opts.batch_size]
+            loss, _ = _batch_loss(model, tr, idx, opts, tokenizer, spec)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            steps += 1
+            if opts.max_steps is not None and steps >= opts.max_steps:
+                break
+        val = _evaluate(model, va, opts, tokenizer, spec)
+        history.append({"epoch": epoch, "train_loss": total / max(count, 1), "val_mse": val["mse"]})
+        bar.set_postfix(loss=f"{total / max(count, 1):.4f}", val_mse=f"{val['mse']:.4f}")
+        if val["mse"] < best - 1e-7:
+            best, best_epoch, bad = val["mse"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict() if opts.finetune else model.head.state_dict())
+        else:
+            bad += 1
+        if bad >= opts.patience or (opts.max_steps is not None and steps >= opts.max_steps):
+            break
+    bar.close()
+    (model if opts.finetune else model.head).load_state_dict(best_state)
+    model.eval()
+    metrics: Dict[str, Any] = {"val_mse": best, "best_epoch": best_epoch, "epochs_run": len(history),
+                               "steps": steps, "n_train_rows": len(tr), "n_train_images": n_images,
+                               "n_val": len(va), "embed_seconds": round(t_embed, 2),
+                               "train_seconds": round(time.perf_counter() - t0, 2)}
+    val_full = _evaluate(model, va, opts, tokenizer, spec)
+    if "emotion_mse" in val_full:
+        metrics["val_emotion_mse"] = val_full["emotion_mse"]
+    if te is not None:
+        test = _evaluate(model, te, opts, tokenizer, spec)
+        metrics["test_mse"] = test["mse"]
+        metrics["n_test"] = len(te)
+        if "emotion_mse" in test:
+            metrics["test_emotion_mse"] = test["emotion_mse"]
+    manifest = ModelManifest(kind=opts.model, backbone=spec.manifest_dict(), metrics=metrics,
+                             data_hash=_data_hash({"train": train_pairs, "val": val_pairs, "test": test_pairs}),
+                             name=opts.name or f"{opts.model}-{spec.name.replace('/', '_')}",
+                             extra={"target": opts.target, "finetune": opts.finetune, "mirror": opts.mirror,
+                                    "seed": opts.seed, "data": opts.data,
+                                    "options": {k: (list(v) if isinstance(v, tuple) else v)
+                                                for k, v in asdict(opts).items() if k not in ("data", "out")}})
+    out = None
+    if opts.out:
+        out = save_model(model, manifest, opts.out, save_encoder=opts.finetune)
+    return TrainResult(out, model, manifest, metrics, history)
+
+
+def anchor_words() -> Tuple[List[str], List[int]]:
+    """Emotion words of the data lexicon (``dataset.lexicon.adjectives``) and their emotion index."""
+    from emo3d.data import lexicon
+    texts, index = [], []
+    for k, e in enumerate(EMOTIONS):
+        for adj in lexicon.adjectives(e):
+            texts.append(adj)
+            index.append(k)
+    return texts, index
+
+
+SHORT_TEMPLATES = ("{adj}", "a {adj} face", "looking {adj}", "{adj} expression", "feeling {adj}")
+
+
+def _with_short_prompts(pairs, rate: float, seed: int):
+    """Append short prompts ("furious", "a glad face") for rows with one clearly dominant emotion (>= 0.6):
+    an adjective of that emotion from ``dataset.lexicon`` in a short template, with the row's target.
+    Teaches the head that terse everyday prompts deserve the full expression."""
+    from types import SimpleNamespace
+    from emo3d.data import lexicon
+    rng = np.random.default_rng(seed + 7)
+    emotions = np.asarray(pairs.emotions, np.float32)
+    words = {e: lexicon.adjectives(e) for e in EMOTIONS}
+    rows = np.flatnonzero(emotions.max(1) >= 0.6)
+    n = int(round(len(rows) * rate / 3))       # ~3 texts per sample already share one target
+    if n == 0 or not len(rows):
+        return pairs
+    pick = rng.choice(rows, size=n, replace=n > len(rows))
+    texts = []
+    for r in pick:
+        adj = str(rng.choice(words[EMOTIONS[int(emotions[r].argmax())]]))
+        texts.append(str(rng.choice(SHORT_TEMPLATES)).format(adj=adj))
+    return SimpleNamespace(texts=list(pairs.texts) + texts,
+                           targets=np.concatenate([np.asarray(pairs.targets, np.float32),
+                                                   np.asarray(pairs.targets, np.float32)[pick]]),
+                           emotions=np.concatenate([emotions, emotions[pick]]))
+
+
+# Everyday words EmoLex has no tag for: calm / blank faces (neutral) and looking down on someone
+# (contempt; EmoLex has no contempt emotion). Generic vocabulary, not paraphrases of the OOV test prompts.
+EXTRA_WORDS: Dict[str, Tuple[str, ...]] = {
+    "neutral": tuple("""calm composed impassive expressionless blank placid serene unreadable still relaxed
+neutral stoic stony vacant unmoved unemotional unperturbed nonchalant collected level-headed businesslike
+dispassionate detached indifferent unconcerned unflappable cool-headed even-tempered tranquil serious sober
+earnest focused attentive thoughtful reserved quiet motionless inscrutable stolid phlegmatic imperturbable
+unaffected untroubled unbothered emotionless distant bored sleepy drowsy tired pensive contemplative
+daydreaming mellow idle ordinary flat numb dull apathetic listless steady poised self-possessed laid-back
+easygoing unexcited sedate staid absent-minded distracted unresponsive glazed""".split()) + (
+        "at ease", "at rest", "lost in thought", "resting face", "neutral look", "plain face", "blank stare",
+        "empty stare", "steady gaze", "no reaction", "keeping a straight face", "keeping cool"),
+    "contempt": tuple("""contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive
+sneering superior mocking supercilious sardonic sarcastic belittling disparaging snobbish snooty stuck-up
+self-satisfied lofty imperious jeering taunting cynical pompous conceited vain uppity disrespectful
+insolent mocking""".split()) + ("looking down on others", "rolling the eyes", "a sneer", "unimpressed"),
+}
+EMOLEX_TEMPLATES = ("{w}", "feeling {w}", "looking {w}", "a {w} expression")
+EMOLEX_LEVELS = ((0.25, 0.5), (0.55, 0.9), (0.9, 1.0))   # intensity ranges: weak / plain / strong prompts
+EMOLEX_MODIFIERS = (("slightly", "faintly", "a little", "mildly"), ("extremely", "deeply", "utterly", "intensely"))
+EMOLEX_MIN_SHARE = 0.4     # keep words whose dominant emotion holds at least this share
+_EMOLEX_EMOTIONS = {"anger", "disgust", "fear", "joy", "sadness", "surprise"}
+
+
+def _stem(word: str) -> str:
+    w = word.lower()
+    for suf in ("ing", "ed", "es", "s", "ly", "y", "d"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[:-len(suf)]
+    return w
+
+
+def oov_excluded_words() -> set:
+    """Key words of the hand-written OOV evaluation prompts (``evaluate_default.OOV_PROMPTS``), with their
+    inflections: never used for EmoLex prompts, so the OOV share stays a real out-of-vocabulary test."""
+    from .evaluate_default import OOV_PROMPTS
+    return {_stem(k) for _, _, keys in OOV_PROMPTS for k in keys}
+
+
+def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
+    """(word, 8-emotion distribution) for the EmoLex words tagged with at least one of joy, sadness, anger,
+    fear, disgust, surprise whose dominant emotion holds >= 40 % (``dataset.lexicon.word_distribution``:
+    joy -> happiness, anger+disgust adds contempt; trust/anticipation-only words skipped), plus
+    ``EXTRA_WORDS``; OOV evaluation key words (and inflections) excluded."""
+    from emo3d.data import lexicon
+    banned = oov_excluded_words()
+
+    def ok(text: str) -> bool:
+        return not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", text.lower()))
+    out = []
+    for w, tags in sorted(lexicon.emolex().items()):
+        if not (set(tags) & _EMOLEX_EMOTIONS) or not ok(w):
+            continue
+        d = lexicon.word_distribution(w)
+        if d.max() >= EMOLEX_MIN_SHARE:
+            out.append((w, d))
+    for e, words in EXTRA_WORDS.items():
+        d = np.zeros(len(EMOTIONS), np.float32)
+        d[EMOTIONS.index(e)] = 1.0
+        out += [(w, d) for w in dict.fromkeys(words) if ok(w)]
+    return out
+
+
+def emolex_texts() -> List[str]:
+    """Every text ``_with_emolex_prompts`` can produce (for vocabulary checks)."""
+    texts = []
+    for w, _ in emolex_vocabulary():
+        forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
+        texts += forms + [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
+    return texts
+
+
+def _an(text: str) -> str:
+    return re.sub(r"\ba ([aeiou])", r"an \1", text)
+
+
+def _with_emolex_prompts(pairs, rate: float, seed: int):
+    """Append short prompts from the NRC EmoLex word list (``emolex_vocabulary``), balanced over the
+    dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
+    ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
+    higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
+    distribution at a random intensity 0.55-1 with style noise (``dataset.facs.prior``). Broadens the
+    everyday emotion language the head sees beyond the data's templates."""
+    from types import SimpleNamespace
+    from emo3d.data import facs
+    rng = np.random.default_rng(seed + 11)
+    groups: Dict[int, List[Tuple[str, np.ndarray]]] = {}
+    for w, d in emolex_vocabulary():
+        groups.setdefault(int(d.argmax()), []).append((w, d))
+    per_emotion = int(round(rate * np.mean([len(g) for g in groups.values()])))
+    texts, targets, emos = [], [], []
+    for k in sorted(groups):
+        words = groups[k]
+        for j in range(per_emotion):
+            if j % len(words) == 0:
+                order = rng.permutation(len(words))
+            w, d = words[order[j % len(words)]]
+            t = w if " " in w else _an(EMOLEX_TEMPLATES[(j // len(words) + int(rng.integers(4)))
+                                                        % len(EMOLEX_TEMPLATES)].format(w=w))
+            level = int(rng.integers(3)) if k != EMOTIONS.index("neutral") else 1
+            lo, hi = EMOLEX_LEVELS[level]
+            if level != 1:      # intensity words of the data's descriptions (dataset.textgen)
+                t = f"{EMOLEX_MODIFIERS[level // 2][int(rng.integers(len(EMOLEX_MODIFIERS[0])))]} {t}"
+            texts.append(t)
+            targets.append(facs.prior(d, float(rng.uniform(lo, hi)), rng=rng))
+            emos.append(d)
+    t0 = np.asarray(pairs.targets, np.float32)
+    tg = np.stack(targets).astype(np.float32)
+    if t0.shape[1] == 51:
+        tg = tg[:, _MODEL_COLS]
+    return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
+                           emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))
+
+
+def _split_off(pairs, fraction: float, seed: int):
+    """Split pairs by unique text into (train, val)."""
+    from types import SimpleNamespace
+    texts = list(pairs.texts)
+    uniq = sorted(set(texts))
+    if len(uniq) < 2:
+        raise InvalidInputError("need at least 2 distinct texts to split off a validation set")
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(len(uniq) * fraction)))
+    val_texts = set(rng.permutation(uniq)[:n_val].tolist())
+    mask = np.array([t in val_texts for t in texts])
+
+    def take(sel):
+        return SimpleNamespace(texts=[t for t, s in zip(texts, sel) if s], targets=np.asarray(pairs.targets)[sel],
+                               emotions=np.asarray(pairs.emotions)[sel])
+    return take(~mask), take(mask)
+
+
+def load_splits(data: str | Path, *, target: str = "scores", mirror: bool = True, images: bool = False):
+    """Official splits through the ``dataset`` reader: (train, val|None, test|None, train_images|None)."""
+    from emo3d import data as dataset
+    root = Path(data)
+    if not root.exists():
+        raise InvalidInputError(f"data folder {root} does not exist (expected an Emo3D release folder)")
+    release = dataset.read_release(root)
+    out = []
+    for name in ("train", "val", "test"):
+        samples = release.split(name)
+        if not samples:
+            if name == "train":
+                raise InvalidInputError(f"{root}: the train split is empty")
+            out.append(None)
+            continue
+        out.append(dataset.text_pairs(samples, mirror=(mirror and name == "train"), target=target))
+    train_images = None
+    if images:
+        try:
+            train_images = dataset.image_pairs(release.split("train"), release.root, mirror=mirror)
+            keep = [i for i, p in enumerate(train_images.paths) if p is not None and Path(p).is_file()]
+            if len(keep) < len(train_images.paths):
+                log.warning("%d of %d training images are missing; training on the %d present",
+                            len(train_images.paths) - len(keep), len(train_images.paths), len(keep))
+            if not keep:
+                train_images = None
+            elif len(keep) < len(train_images.paths):
+                from types import SimpleNamespace
+                train_images = SimpleNamespace(paths=[train_images.paths[i] for i in keep],
+                                               targets=np.asarray(train_images.targets)[keep],
+                                               emotions=np.asarray(train_images.emotions)[keep],
+                                               flip=np.asarray(train_images.flip)[keep])
+        except (FileNotFoundError, ValueError) as e:
+            log.warning("no training images (%s); CLIP trains on text embeddings only", e)
+            train_images = None
+    return (*out, train_images)
+
+
+def train(opts: TrainOptions) -> TrainResult:
+    """Train ``opts.model`` on the release at ``opts.data`` and save to ``opts.out``."""
+    if not opts.data:
+        raise InvalidInputError("TrainOptions.data is required (an Emo3D release folder)")
+    train_p, val_p, test_p, images = load_splits(opts.data, target=opts.target, mirror=opts.mirror,
+                                                 images=opts.model in ("clip_mlp", "vae_clip") and opts.use_images)
+    return train_from_pairs(opts, train_p, val_p, test_p, train_images=images)
