@@ -15,6 +15,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "train": ("emo3d.models.cli", "train a baseline (lm_mlp, emotion, clip_mlp, vae_clip) into a model folder"),
     "export": ("export.cli", "export a model folder to ONNX with parity checks (optionally int8)"),
     "render": ("emo3d.avatar.cli", "render blendshape weights (or a text) to a PNG face"),
+    "export-rig": ("emo3d.avatar.gltf_export", "write the default head as .glb with its 51 ARKit morph targets"),
     "eval": ("eval.emo3d", "the Emo3D metric over model folders (same as python -m eval.emo3d)"),
 }
 
