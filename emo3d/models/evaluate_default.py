@@ -25,80 +25,11 @@ import numpy as np
 from emo3d.errors import InvalidInputError
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
+from .probes import (INTENSITY_TEMPLATES, INTENSITY_WORDS, NEUTRAL_REFERENCE, OOV_PROMPTS, PARAPHRASES,
+                     _article)
+
 DEFAULT_DATA = "/work/data/offline-5k"
 _MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
-
-# (prompt, emotion, key words that carry the emotion: checked against the training vocabulary)
-OOV_PROMPTS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
-    ("over the moon", "happiness", ("moon",)),
-    ("thrilled to bits", "happiness", ("thrilled", "bits")),
-    ("totally stoked", "happiness", ("stoked",)),
-    ("chuffed", "happiness", ("chuffed",)),
-    ("on cloud nine", "happiness", ("cloud", "nine")),
-    ("gutted", "sadness", ("gutted",)),
-    ("devastated after the breakup", "sadness", ("devastated", "breakup")),
-    ("bummed out", "sadness", ("bummed",)),
-    ("sobbing uncontrollably", "sadness", ("sobbing", "uncontrollably")),
-    ("feeling blue", "sadness", ("blue",)),
-    ("incensed", "anger", ("incensed",)),
-    ("absolutely enraged", "anger", ("enraged",)),
-    ("hopping mad", "anger", ("hopping", "mad")),
-    ("pissed off", "anger", ("pissed",)),
-    ("outraged", "anger", ("outraged",)),
-    ("gobsmacked", "surprise", ("gobsmacked",)),
-    ("completely floored", "surprise", ("floored",)),
-    ("whoa, no way!", "surprise", ("whoa",)),
-    ("blindsided by the news", "surprise", ("blindsided",)),
-    ("mind blown", "surprise", ("mind", "blown")),
-    ("grossed out", "disgust", ("grossed",)),
-    ("yuck, that stinks", "disgust", ("yuck", "stinks")),
-    ("eww, gross", "disgust", ("eww", "gross")),
-    ("about to puke", "disgust", ("puke",)),
-    ("icky", "disgust", ("icky",)),
-    ("absolutely terrified", "fear", ("terrified",)),
-    ("spooked", "fear", ("spooked",)),
-    ("freaked out", "fear", ("freaked",)),
-    ("scared out of my wits", "fear", ("wits",)),
-    ("creeped out", "fear", ("creeped",)),
-    ("snide", "contempt", ("snide",)),
-    ("smirking at the loser", "contempt", ("smirking", "loser")),
-    ("patronizing", "contempt", ("patronizing",)),
-    ("holier-than-thou", "contempt", ("holier-than-thou",)),
-    ("scoffing", "contempt", ("scoffing",)),
-    ("deadpan", "neutral", ("deadpan",)),
-    ("poker-faced", "neutral", ("poker-faced",)),
-    ("zoned out", "neutral", ("zoned",)),
-    ("unfazed", "neutral", ("unfazed",)),
-    ("matter-of-fact", "neutral", ("matter-of-fact",)),
-)
-
-PARAPHRASES: Dict[str, Tuple[str, ...]] = {
-    "happiness": ("she is really happy", "a big joyful smile", "grinning with delight", "so glad to see you"),
-    "sadness": ("he looks really sad", "on the verge of tears", "feeling down and miserable", "sorrowful"),
-    "anger": ("she is very angry", "furious and shouting", "red in the face with rage", "mad at everyone"),
-    "surprise": ("totally surprised", "caught completely off guard", "astonished", "eyes wide in amazement"),
-    "disgust": ("disgusted by the smell", "revolted", "nauseated by the food", "repulsed"),
-    "fear": ("scared to death", "terrified of the dark", "frightened", "afraid of what comes next"),
-    "contempt": ("looking down on them with contempt", "full of disdain", "a scornful smirk", "sneering"),
-    "neutral": ("a calm neutral face", "no expression at all", "relaxed and composed", "a blank stare"),
-}
-
-# (emotion, adjective, noun) for the intensity templates
-INTENSITY_WORDS: Tuple[Tuple[str, str, str], ...] = (
-    ("happiness", "happy", "joy"), ("sadness", "sad", "sadness"), ("anger", "angry", "anger"),
-    ("surprise", "surprised", "surprise"), ("disgust", "disgusted", "disgust"), ("fear", "scared", "fear"),
-    ("contempt", "contemptuous", "contempt"),
-)
-INTENSITY_TEMPLATES: Tuple[Tuple[str, str], ...] = (
-    ("a_hint_of", "a face with a hint of {noun}"), ("slightly", "a slightly {adj} face"),
-    ("plain", "an {adj} face"), ("extremely", "an extremely {adj} face"),
-)
-NEUTRAL_REFERENCE = "a neutral face"
-
-
-def _article(s: str) -> str:
-    return re.sub(r"\ban ([^aeiou])", r"a \1", s)
-
 
 @dataclass
 class EvalOptions:
@@ -144,7 +75,7 @@ class Predictor:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import torch
-        from .train import embed_texts
+        from .embeddings import embed_texts
         if "encoder" in self.manifest.files:   # fine-tuned encoder: no shared cache
             emb = embed_texts(self.model.encoder, self.tokenizer, list(texts), self.spec, cache=False,
                               progress=self.progress)
@@ -207,13 +138,13 @@ def evaluate(opts: EvalOptions) -> EvalReport:
         options = predict.manifest.extra.get("options", {})
         if float(options.get("short_prompts", 0) or 0) > 0 or options.get("anchors"):
             from emo3d.data import lexicon
-            from .train import SHORT_TEMPLATES
+            from .prompts import SHORT_TEMPLATES
             for e in EMOTIONS:      # lexicon words it trained on count as training texts
                 for adj in lexicon.adjectives(e):
                     for t in SHORT_TEMPLATES:
                         vocab.update(re.findall(r"[a-z][a-z'\-]*", t.format(adj=adj).lower()))
         if float(options.get("emolex_prompts", 0) or 0) > 0:
-            from .train import emolex_texts
+            from .prompts import emolex_texts
             for t in emolex_texts():    # EmoLex prompts it trained on count as training texts too
                 vocab.update(re.findall(r"[a-z][a-z'\-]*", t.lower()))
         pairs = dataset.text_pairs(release.split(opts.split), target="scores")

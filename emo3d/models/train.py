@@ -9,7 +9,11 @@ Two modes:
   too (lower learning rate); image embeddings stay cached.
 
 ``train(options)`` reads ``options.data``; ``train_from_pairs(options, train, val, test)`` takes
-in-memory pairs (anything with ``texts``, ``targets`` [N,52] and ``emotions`` [N,8]).
+in-memory pairs (anything with ``texts``, ``targets`` [N,52] and ``emotions`` [N,8]). All options of a
+run live in one dataclass, :class:`TrainOptions`.
+
+This module is the training loop only: the embedding cache is :mod:`.embeddings`, the generated extra
+prompts :mod:`.prompts`, the evaluation probes :mod:`.probes`.
 """
 from __future__ import annotations
 
@@ -18,22 +22,22 @@ import hashlib
 import logging
 import math
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from emo3d.errors import InvalidInputError
-from emo3d.io import atomic_path, cache_dir
 from emo3d.manifest import KINDS, ModelManifest
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
 from .baselines import HeadConfig, TextModel, build_head
+from .embeddings import embed_images, embed_texts
 from .encoders import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, load_encoder, resolve_backbone
+from .prompts import anchor_words, with_emolex_prompts, with_short_prompts
 
 log = logging.getLogger("emo3d.models.train")
 
@@ -164,92 +168,6 @@ def _check_pairs(pairs: Any, what: str) -> None:
         raise InvalidInputError(f"{what}: emotions must be [N,{len(EMOTIONS)}] in order {list(EMOTIONS)}")
 
 
-# --------------------------------------------------------------------------- embeddings
-def _spec_key(spec: BackboneSpec) -> str:
-    h = hashlib.sha256(repr((spec.name, spec.pooling, spec.normalize, spec.max_length)).encode())
-    folder = Path(spec.path)
-    if folder.is_dir():
-        for f in sorted(folder.glob("*")):
-            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin"):
-                st = f.stat()
-                h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
-
-
-class EmbeddingStore:
-    """Per-text embedding cache of one backbone: ``cache_dir("embeddings", spec_key)/chunk-*.npz``.
-
-    Each chunk holds ``texts`` and ``emb``; a rebuilt dataset only embeds the texts it has not seen.
-    """
-
-    def __init__(self, spec: BackboneSpec):
-        self.folder = cache_dir("embeddings", _spec_key(spec))
-        self.table: Dict[str, np.ndarray] = {}
-        for f in sorted(self.folder.glob("chunk-*.npz")):
-            try:
-                with np.load(f, allow_pickle=False) as z:
-                    for t, e in zip(z["texts"].tolist(), z["emb"]):
-                        self.table[t] = e
-            except (OSError, ValueError, KeyError):
-                log.warning("ignoring unreadable embedding cache file %s", f)
-
-    def add(self, texts: Sequence[str], emb: np.ndarray) -> None:
-        if not len(texts):
-            return
-        key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
-        with atomic_path(self.folder / f"chunk-{key}.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, texts=np.array(list(texts)), emb=emb.astype(np.float32))
-        self.table.update(zip(texts, emb))
-
-
-@torch.no_grad()
-def embed_texts(encoder, tokenizer, texts: Sequence[str], spec: BackboneSpec, *, batch: int = 128,
-                progress: bool = True, cache: bool = True) -> torch.Tensor:
-    """Embed texts with a (frozen) encoder: each distinct text once; cached per text on disk."""
-    from tqdm.auto import tqdm
-    store = EmbeddingStore(spec) if cache else None
-    known = store.table if store else {}
-    todo = sorted({t for t in texts if t not in known}, key=len)   # similar lengths: less padding
-    fresh: Dict[str, np.ndarray] = {}
-    if todo:
-        encoder.eval()
-        for i in tqdm(range(0, len(todo), batch), desc="embedding texts", unit="batch", disable=not progress,
-                      leave=False):
-            chunk = todo[i:i + batch]
-            tok = tokenizer(chunk, padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt")
-            emb = encoder(tok["input_ids"], tok["attention_mask"]).float().cpu().numpy()
-            fresh.update(zip(chunk, emb))
-            if store is not None and (len(fresh) >= 2048 or i + batch >= len(todo)):
-                store.add(list(fresh), np.stack(list(fresh.values())))   # saved as it goes
-                fresh = {}
-        known = store.table if store else fresh
-    if not texts:
-        return torch.zeros((0, encoder.out_dim))
-    return torch.from_numpy(np.stack([known[t] for t in texts]).astype(np.float32))
-
-
-@torch.no_grad()
-def embed_images(encoder, spec: BackboneSpec, paths: Sequence[Path], flips: Sequence[bool], *,
-                 batch: int = 32, progress: bool = True) -> torch.Tensor:
-    """CLIP image embeddings (flipped where asked: mirror augmentation)."""
-    from PIL import Image, ImageOps
-    from tqdm.auto import tqdm
-    from transformers import AutoImageProcessor
-    proc = AutoImageProcessor.from_pretrained(spec.path)
-    encoder.eval()
-    out = []
-    for i in tqdm(range(0, len(paths), batch), desc="embedding images", unit="batch", disable=not progress,
-                  leave=False):
-        imgs = []
-        for p, fl in zip(paths[i:i + batch], flips[i:i + batch]):
-            im = Image.open(p).convert("RGB")
-            imgs.append(ImageOps.mirror(im) if fl else im)
-        pix = proc(images=imgs, return_tensors="pt")["pixel_values"]
-        out.append(encoder.encode_image(pix).float())
-    return torch.cat(out, 0)
-
-
 # --------------------------------------------------------------------------- core loop
 def _data_hash(splits: Dict[str, Any]) -> str:
     h = hashlib.sha256()
@@ -345,9 +263,9 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
     if val_pairs is None:
         train_pairs, val_pairs = _split_off(train_pairs, opts.val_fraction, opts.seed)
     if opts.short_prompts > 0:
-        train_pairs = _with_short_prompts(train_pairs, opts.short_prompts, opts.seed)
+        train_pairs = with_short_prompts(train_pairs, opts.short_prompts, opts.seed)
     if opts.emolex_prompts > 0:
-        train_pairs = _with_emolex_prompts(train_pairs, opts.emolex_prompts, opts.seed)
+        train_pairs = with_emolex_prompts(train_pairs, opts.emolex_prompts, opts.seed)
     _check_pairs(val_pairs, "val")
     if test_pairs is not None:
         _check_pairs(test_pairs, "test")
@@ -455,158 +373,6 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
     if opts.out:
         out = save_model(model, manifest, opts.out, save_encoder=opts.finetune)
     return TrainResult(out, model, manifest, metrics, history)
-
-
-def anchor_words() -> Tuple[List[str], List[int]]:
-    """Emotion words of the data lexicon (``dataset.lexicon.adjectives``) and their emotion index."""
-    from emo3d.data import lexicon
-    texts, index = [], []
-    for k, e in enumerate(EMOTIONS):
-        for adj in lexicon.adjectives(e):
-            texts.append(adj)
-            index.append(k)
-    return texts, index
-
-
-SHORT_TEMPLATES = ("{adj}", "a {adj} face", "looking {adj}", "{adj} expression", "feeling {adj}")
-
-
-def _with_short_prompts(pairs, rate: float, seed: int):
-    """Append short prompts ("furious", "a glad face") for rows with one clearly dominant emotion (>= 0.6):
-    an adjective of that emotion from ``dataset.lexicon`` in a short template, with the row's target.
-    Teaches the head that terse everyday prompts deserve the full expression."""
-    from types import SimpleNamespace
-    from emo3d.data import lexicon
-    rng = np.random.default_rng(seed + 7)
-    emotions = np.asarray(pairs.emotions, np.float32)
-    words = {e: lexicon.adjectives(e) for e in EMOTIONS}
-    rows = np.flatnonzero(emotions.max(1) >= 0.6)
-    n = int(round(len(rows) * rate / 3))       # ~3 texts per sample already share one target
-    if n == 0 or not len(rows):
-        return pairs
-    pick = rng.choice(rows, size=n, replace=n > len(rows))
-    texts = []
-    for r in pick:
-        adj = str(rng.choice(words[EMOTIONS[int(emotions[r].argmax())]]))
-        texts.append(str(rng.choice(SHORT_TEMPLATES)).format(adj=adj))
-    return SimpleNamespace(texts=list(pairs.texts) + texts,
-                           targets=np.concatenate([np.asarray(pairs.targets, np.float32),
-                                                   np.asarray(pairs.targets, np.float32)[pick]]),
-                           emotions=np.concatenate([emotions, emotions[pick]]))
-
-
-# Everyday words EmoLex has no tag for: calm / blank faces (neutral) and looking down on someone
-# (contempt; EmoLex has no contempt emotion). Generic vocabulary, not paraphrases of the OOV test prompts.
-EXTRA_WORDS: Dict[str, Tuple[str, ...]] = {
-    "neutral": tuple("""calm composed impassive expressionless blank placid serene unreadable still relaxed
-neutral stoic stony vacant unmoved unemotional unperturbed nonchalant collected level-headed businesslike
-dispassionate detached indifferent unconcerned unflappable cool-headed even-tempered tranquil serious sober
-earnest focused attentive thoughtful reserved quiet motionless inscrutable stolid phlegmatic imperturbable
-unaffected untroubled unbothered emotionless distant bored sleepy drowsy tired pensive contemplative
-daydreaming mellow idle ordinary flat numb dull apathetic listless steady poised self-possessed laid-back
-easygoing unexcited sedate staid absent-minded distracted unresponsive glazed""".split()) + (
-        "at ease", "at rest", "lost in thought", "resting face", "neutral look", "plain face", "blank stare",
-        "empty stare", "steady gaze", "no reaction", "keeping a straight face", "keeping cool"),
-    "contempt": tuple("""contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive
-sneering superior mocking supercilious sardonic sarcastic belittling disparaging snobbish snooty stuck-up
-self-satisfied lofty imperious jeering taunting cynical pompous conceited vain uppity disrespectful
-insolent mocking""".split()) + ("looking down on others", "rolling the eyes", "a sneer", "unimpressed"),
-}
-EMOLEX_TEMPLATES = ("{w}", "feeling {w}", "looking {w}", "a {w} expression")
-EMOLEX_LEVELS = ((0.25, 0.5), (0.55, 0.9), (0.9, 1.0))   # intensity ranges: weak / plain / strong prompts
-EMOLEX_MODIFIERS = (("slightly", "faintly", "a little", "mildly"), ("extremely", "deeply", "utterly", "intensely"))
-EMOLEX_MIN_SHARE = 0.4     # keep words whose dominant emotion holds at least this share
-_EMOLEX_EMOTIONS = {"anger", "disgust", "fear", "joy", "sadness", "surprise"}
-
-
-def _stem(word: str) -> str:
-    w = word.lower()
-    for suf in ("ing", "ed", "es", "s", "ly", "y", "d"):
-        if len(w) > len(suf) + 3 and w.endswith(suf):
-            return w[:-len(suf)]
-    return w
-
-
-def oov_excluded_words() -> set:
-    """Key words of the hand-written OOV evaluation prompts (``evaluate_default.OOV_PROMPTS``), with their
-    inflections: never used for EmoLex prompts, so the OOV share stays a real out-of-vocabulary test."""
-    from .evaluate_default import OOV_PROMPTS
-    return {_stem(k) for _, _, keys in OOV_PROMPTS for k in keys}
-
-
-def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
-    """(word, 8-emotion distribution) for the EmoLex words tagged with at least one of joy, sadness, anger,
-    fear, disgust, surprise whose dominant emotion holds >= 40 % (``dataset.lexicon.word_distribution``:
-    joy -> happiness, anger+disgust adds contempt; trust/anticipation-only words skipped), plus
-    ``EXTRA_WORDS``; OOV evaluation key words (and inflections) excluded."""
-    from emo3d.data import lexicon
-    banned = oov_excluded_words()
-
-    def ok(text: str) -> bool:
-        return not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", text.lower()))
-    out = []
-    for w, tags in sorted(lexicon.emolex().items()):
-        if not (set(tags) & _EMOLEX_EMOTIONS) or not ok(w):
-            continue
-        d = lexicon.word_distribution(w)
-        if d.max() >= EMOLEX_MIN_SHARE:
-            out.append((w, d))
-    for e, words in EXTRA_WORDS.items():
-        d = np.zeros(len(EMOTIONS), np.float32)
-        d[EMOTIONS.index(e)] = 1.0
-        out += [(w, d) for w in dict.fromkeys(words) if ok(w)]
-    return out
-
-
-def emolex_texts() -> List[str]:
-    """Every text ``_with_emolex_prompts`` can produce (for vocabulary checks)."""
-    texts = []
-    for w, _ in emolex_vocabulary():
-        forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
-        texts += forms + [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
-    return texts
-
-
-def _an(text: str) -> str:
-    return re.sub(r"\ba ([aeiou])", r"an \1", text)
-
-
-def _with_emolex_prompts(pairs, rate: float, seed: int):
-    """Append short prompts from the NRC EmoLex word list (``emolex_vocabulary``), balanced over the
-    dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
-    ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
-    higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
-    distribution at a random intensity 0.55-1 with style noise (``dataset.facs.prior``). Broadens the
-    everyday emotion language the head sees beyond the data's templates."""
-    from types import SimpleNamespace
-    from emo3d.data import facs
-    rng = np.random.default_rng(seed + 11)
-    groups: Dict[int, List[Tuple[str, np.ndarray]]] = {}
-    for w, d in emolex_vocabulary():
-        groups.setdefault(int(d.argmax()), []).append((w, d))
-    per_emotion = int(round(rate * np.mean([len(g) for g in groups.values()])))
-    texts, targets, emos = [], [], []
-    for k in sorted(groups):
-        words = groups[k]
-        for j in range(per_emotion):
-            if j % len(words) == 0:
-                order = rng.permutation(len(words))
-            w, d = words[order[j % len(words)]]
-            t = w if " " in w else _an(EMOLEX_TEMPLATES[(j // len(words) + int(rng.integers(4)))
-                                                        % len(EMOLEX_TEMPLATES)].format(w=w))
-            level = int(rng.integers(3)) if k != EMOTIONS.index("neutral") else 1
-            lo, hi = EMOLEX_LEVELS[level]
-            if level != 1:      # intensity words of the data's descriptions (dataset.textgen)
-                t = f"{EMOLEX_MODIFIERS[level // 2][int(rng.integers(len(EMOLEX_MODIFIERS[0])))]} {t}"
-            texts.append(t)
-            targets.append(facs.prior(d, float(rng.uniform(lo, hi)), rng=rng))
-            emos.append(d)
-    t0 = np.asarray(pairs.targets, np.float32)
-    tg = np.stack(targets).astype(np.float32)
-    if t0.shape[1] == 51:
-        tg = tg[:, _MODEL_COLS]
-    return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
-                           emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))
 
 
 def _split_off(pairs, fraction: float, seed: int):

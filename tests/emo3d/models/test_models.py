@@ -342,11 +342,11 @@ def test_packaged_minilm_cache_and_offline(isolated_cache, monkeypatch):
 
 def test_short_prompt_augmentation_adds_lexicon_rows():
     from emo3d.data import lexicon
-    from emo3d.models.train import _with_short_prompts
+    from emo3d.models.prompts import with_short_prompts
     p = _pairs(reps=3)
     mixed = types.SimpleNamespace(texts=p.texts + ["a mixed face"], targets=np.vstack([p.targets, p.targets[:1]]),
                                   emotions=np.vstack([p.emotions, np.full((1, 8), 0.125, np.float32)]))
-    out = _with_short_prompts(mixed, 1.0, seed=0)
+    out = with_short_prompts(mixed, 1.0, seed=0)
     n0 = len(mixed.texts)
     extra = out.texts[n0:]
     assert len(extra) > 0 and len(out.targets) == len(out.emotions) == len(out.texts)
@@ -360,7 +360,7 @@ def test_short_prompt_augmentation_adds_lexicon_rows():
 
 
 def test_anchor_features_train_save_load_and_export(tiny_bert, tmp_path):
-    from emo3d.models.train import anchor_words
+    from emo3d.models.prompts import anchor_words
     texts, index = anchor_words()
     r = train_from_pairs(_opts("emotion", tiny_bert, tmp_path / "a", anchors=True, epochs=3), _pairs(),
                          _pairs(seed=1, reps=1))
@@ -379,10 +379,10 @@ def test_emolex_prompts_option_adds_everyday_words_but_never_oov_key_words(tiny_
     pytest.importorskip("nrclex")
     import re
     from emo3d.models.cli import build_parser
-    from emo3d.models.evaluate_default import OOV_PROMPTS
-    from emo3d.models.train import _with_emolex_prompts, emolex_texts, emolex_vocabulary
+    from emo3d.models.probes import OOV_PROMPTS
+    from emo3d.models.prompts import emolex_texts, emolex_vocabulary, with_emolex_prompts
     p = _pairs(reps=1)
-    out = _with_emolex_prompts(p, 1.0, seed=0)
+    out = with_emolex_prompts(p, 1.0, seed=0)
     n0 = len(p.texts)
     extra, tg, emo = out.texts[n0:], out.targets[n0:], out.emotions[n0:]
     assert len(extra) > 2000 and tg.shape == (len(extra), 52) and emo.shape == (len(extra), 8)

@@ -91,7 +91,7 @@ def test_evaluate_report_on_tiny_model(tmp_path):
 
 
 def test_oov_prompts_are_40_and_cover_all_emotions():
-    from emo3d.models.evaluate_default import OOV_PROMPTS
+    from emo3d.models.probes import OOV_PROMPTS
     assert len(OOV_PROMPTS) == 40
     assert {e for _, e, _ in OOV_PROMPTS} == set(EMOTIONS)
     assert len({p for p, _, _ in OOV_PROMPTS}) == 40

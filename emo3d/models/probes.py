@@ -1,0 +1,81 @@
+"""Hand-written evaluation probes of the text reading (prompt vocabulary, no corpus): out-of-vocabulary
+everyday prompts, paraphrase groups and the intensity-word templates.
+
+Owned here so that both the evaluation (:mod:`.evaluate_default`) and the prompt generators
+(:mod:`.prompts`, which must avoid the OOV key words) read them without importing each other.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, Tuple
+
+# (prompt, emotion, key words that carry the emotion: checked against the training vocabulary)
+OOV_PROMPTS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
+    ("over the moon", "happiness", ("moon",)),
+    ("thrilled to bits", "happiness", ("thrilled", "bits")),
+    ("totally stoked", "happiness", ("stoked",)),
+    ("chuffed", "happiness", ("chuffed",)),
+    ("on cloud nine", "happiness", ("cloud", "nine")),
+    ("gutted", "sadness", ("gutted",)),
+    ("devastated after the breakup", "sadness", ("devastated", "breakup")),
+    ("bummed out", "sadness", ("bummed",)),
+    ("sobbing uncontrollably", "sadness", ("sobbing", "uncontrollably")),
+    ("feeling blue", "sadness", ("blue",)),
+    ("incensed", "anger", ("incensed",)),
+    ("absolutely enraged", "anger", ("enraged",)),
+    ("hopping mad", "anger", ("hopping", "mad")),
+    ("pissed off", "anger", ("pissed",)),
+    ("outraged", "anger", ("outraged",)),
+    ("gobsmacked", "surprise", ("gobsmacked",)),
+    ("completely floored", "surprise", ("floored",)),
+    ("whoa, no way!", "surprise", ("whoa",)),
+    ("blindsided by the news", "surprise", ("blindsided",)),
+    ("mind blown", "surprise", ("mind", "blown")),
+    ("grossed out", "disgust", ("grossed",)),
+    ("yuck, that stinks", "disgust", ("yuck", "stinks")),
+    ("eww, gross", "disgust", ("eww", "gross")),
+    ("about to puke", "disgust", ("puke",)),
+    ("icky", "disgust", ("icky",)),
+    ("absolutely terrified", "fear", ("terrified",)),
+    ("spooked", "fear", ("spooked",)),
+    ("freaked out", "fear", ("freaked",)),
+    ("scared out of my wits", "fear", ("wits",)),
+    ("creeped out", "fear", ("creeped",)),
+    ("snide", "contempt", ("snide",)),
+    ("smirking at the loser", "contempt", ("smirking", "loser")),
+    ("patronizing", "contempt", ("patronizing",)),
+    ("holier-than-thou", "contempt", ("holier-than-thou",)),
+    ("scoffing", "contempt", ("scoffing",)),
+    ("deadpan", "neutral", ("deadpan",)),
+    ("poker-faced", "neutral", ("poker-faced",)),
+    ("zoned out", "neutral", ("zoned",)),
+    ("unfazed", "neutral", ("unfazed",)),
+    ("matter-of-fact", "neutral", ("matter-of-fact",)),
+)
+
+PARAPHRASES: Dict[str, Tuple[str, ...]] = {
+    "happiness": ("she is really happy", "a big joyful smile", "grinning with delight", "so glad to see you"),
+    "sadness": ("he looks really sad", "on the verge of tears", "feeling down and miserable", "sorrowful"),
+    "anger": ("she is very angry", "furious and shouting", "red in the face with rage", "mad at everyone"),
+    "surprise": ("totally surprised", "caught completely off guard", "astonished", "eyes wide in amazement"),
+    "disgust": ("disgusted by the smell", "revolted", "nauseated by the food", "repulsed"),
+    "fear": ("scared to death", "terrified of the dark", "frightened", "afraid of what comes next"),
+    "contempt": ("looking down on them with contempt", "full of disdain", "a scornful smirk", "sneering"),
+    "neutral": ("a calm neutral face", "no expression at all", "relaxed and composed", "a blank stare"),
+}
+
+# (emotion, adjective, noun) for the intensity templates
+INTENSITY_WORDS: Tuple[Tuple[str, str, str], ...] = (
+    ("happiness", "happy", "joy"), ("sadness", "sad", "sadness"), ("anger", "angry", "anger"),
+    ("surprise", "surprised", "surprise"), ("disgust", "disgusted", "disgust"), ("fear", "scared", "fear"),
+    ("contempt", "contemptuous", "contempt"),
+)
+INTENSITY_TEMPLATES: Tuple[Tuple[str, str], ...] = (
+    ("a_hint_of", "a face with a hint of {noun}"), ("slightly", "a slightly {adj} face"),
+    ("plain", "an {adj} face"), ("extremely", "an extremely {adj} face"),
+)
+NEUTRAL_REFERENCE = "a neutral face"
+
+
+def _article(s: str) -> str:
+    return re.sub(r"\ban ([^aeiou])", r"a \1", s)

@@ -1,0 +1,168 @@
+"""Extra training prompts generated from word lists (no corpus needed): short lexicon prompts ("furious",
+"a glad face") and NRC EmoLex word prompts with FACS-prior targets.
+
+The key words of the hand-written evaluation probes (:mod:`.probes`) are never used, so the
+out-of-vocabulary probe stays out of vocabulary.
+"""
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+
+from .probes import OOV_PROMPTS
+
+_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
+
+
+def anchor_words() -> Tuple[List[str], List[int]]:
+    """Emotion words of the data lexicon (``dataset.lexicon.adjectives``) and their emotion index."""
+    from emo3d.data import lexicon
+    texts, index = [], []
+    for k, e in enumerate(EMOTIONS):
+        for adj in lexicon.adjectives(e):
+            texts.append(adj)
+            index.append(k)
+    return texts, index
+
+
+SHORT_TEMPLATES = ("{adj}", "a {adj} face", "looking {adj}", "{adj} expression", "feeling {adj}")
+
+
+def with_short_prompts(pairs, rate: float, seed: int):
+    """Append short prompts ("furious", "a glad face") for rows with one clearly dominant emotion (>= 0.6):
+    an adjective of that emotion from ``dataset.lexicon`` in a short template, with the row's target.
+    Teaches the head that terse everyday prompts deserve the full expression."""
+    from emo3d.data import lexicon
+    rng = np.random.default_rng(seed + 7)
+    emotions = np.asarray(pairs.emotions, np.float32)
+    words = {e: lexicon.adjectives(e) for e in EMOTIONS}
+    rows = np.flatnonzero(emotions.max(1) >= 0.6)
+    n = int(round(len(rows) * rate / 3))       # ~3 texts per sample already share one target
+    if n == 0 or not len(rows):
+        return pairs
+    pick = rng.choice(rows, size=n, replace=n > len(rows))
+    texts = []
+    for r in pick:
+        adj = str(rng.choice(words[EMOTIONS[int(emotions[r].argmax())]]))
+        texts.append(str(rng.choice(SHORT_TEMPLATES)).format(adj=adj))
+    return SimpleNamespace(texts=list(pairs.texts) + texts,
+                           targets=np.concatenate([np.asarray(pairs.targets, np.float32),
+                                                   np.asarray(pairs.targets, np.float32)[pick]]),
+                           emotions=np.concatenate([emotions, emotions[pick]]))
+
+
+# Everyday words EmoLex has no tag for: calm / blank faces (neutral) and looking down on someone
+# (contempt; EmoLex has no contempt emotion). Generic vocabulary, not paraphrases of the OOV test prompts.
+EXTRA_WORDS: Dict[str, Tuple[str, ...]] = {
+    "neutral": tuple("""calm composed impassive expressionless blank placid serene unreadable still relaxed
+neutral stoic stony vacant unmoved unemotional unperturbed nonchalant collected level-headed businesslike
+dispassionate detached indifferent unconcerned unflappable cool-headed even-tempered tranquil serious sober
+earnest focused attentive thoughtful reserved quiet motionless inscrutable stolid phlegmatic imperturbable
+unaffected untroubled unbothered emotionless distant bored sleepy drowsy tired pensive contemplative
+daydreaming mellow idle ordinary flat numb dull apathetic listless steady poised self-possessed laid-back
+easygoing unexcited sedate staid absent-minded distracted unresponsive glazed""".split()) + (
+        "at ease", "at rest", "lost in thought", "resting face", "neutral look", "plain face", "blank stare",
+        "empty stare", "steady gaze", "no reaction", "keeping a straight face", "keeping cool"),
+    "contempt": tuple("""contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive
+sneering superior mocking supercilious sardonic sarcastic belittling disparaging snobbish snooty stuck-up
+self-satisfied lofty imperious jeering taunting cynical pompous conceited vain uppity disrespectful
+insolent mocking""".split()) + ("looking down on others", "rolling the eyes", "a sneer", "unimpressed"),
+}
+EMOLEX_TEMPLATES = ("{w}", "feeling {w}", "looking {w}", "a {w} expression")
+EMOLEX_LEVELS = ((0.25, 0.5), (0.55, 0.9), (0.9, 1.0))   # intensity ranges: weak / plain / strong prompts
+EMOLEX_MODIFIERS = (("slightly", "faintly", "a little", "mildly"), ("extremely", "deeply", "utterly", "intensely"))
+EMOLEX_MIN_SHARE = 0.4     # keep words whose dominant emotion holds at least this share
+_EMOLEX_EMOTIONS = {"anger", "disgust", "fear", "joy", "sadness", "surprise"}
+
+
+def _stem(word: str) -> str:
+    w = word.lower()
+    for suf in ("ing", "ed", "es", "s", "ly", "y", "d"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[:-len(suf)]
+    return w
+
+
+def oov_excluded_words() -> set:
+    """Key words of the hand-written OOV evaluation prompts (``probes.OOV_PROMPTS``), with their
+    inflections: never used for EmoLex prompts, so the OOV share stays a real out-of-vocabulary test."""
+    return {_stem(k) for _, _, keys in OOV_PROMPTS for k in keys}
+
+
+def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
+    """(word, 8-emotion distribution) for the EmoLex words tagged with at least one of joy, sadness, anger,
+    fear, disgust, surprise whose dominant emotion holds >= 40 % (``dataset.lexicon.word_distribution``:
+    joy -> happiness, anger+disgust adds contempt; trust/anticipation-only words skipped), plus
+    ``EXTRA_WORDS``; OOV evaluation key words (and inflections) excluded."""
+    from emo3d.data import lexicon
+    banned = oov_excluded_words()
+
+    def ok(text: str) -> bool:
+        return not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", text.lower()))
+    out = []
+    for w, tags in sorted(lexicon.emolex().items()):
+        if not (set(tags) & _EMOLEX_EMOTIONS) or not ok(w):
+            continue
+        d = lexicon.word_distribution(w)
+        if d.max() >= EMOLEX_MIN_SHARE:
+            out.append((w, d))
+    for e, words in EXTRA_WORDS.items():
+        d = np.zeros(len(EMOTIONS), np.float32)
+        d[EMOTIONS.index(e)] = 1.0
+        out += [(w, d) for w in dict.fromkeys(words) if ok(w)]
+    return out
+
+
+def emolex_texts() -> List[str]:
+    """Every text ``with_emolex_prompts`` can produce (for vocabulary checks)."""
+    texts = []
+    for w, _ in emolex_vocabulary():
+        forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
+        texts += forms + [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
+    return texts
+
+
+def _an(text: str) -> str:
+    return re.sub(r"\ba ([aeiou])", r"an \1", text)
+
+
+def with_emolex_prompts(pairs, rate: float, seed: int):
+    """Append short prompts from the NRC EmoLex word list (``emolex_vocabulary``), balanced over the
+    dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
+    ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
+    higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
+    distribution at a random intensity 0.55-1 with style noise (``dataset.facs.prior``). Broadens the
+    everyday emotion language the head sees beyond the data's templates."""
+    from emo3d.data import facs
+    rng = np.random.default_rng(seed + 11)
+    groups: Dict[int, List[Tuple[str, np.ndarray]]] = {}
+    for w, d in emolex_vocabulary():
+        groups.setdefault(int(d.argmax()), []).append((w, d))
+    per_emotion = int(round(rate * np.mean([len(g) for g in groups.values()])))
+    texts, targets, emos = [], [], []
+    for k in sorted(groups):
+        words = groups[k]
+        for j in range(per_emotion):
+            if j % len(words) == 0:
+                order = rng.permutation(len(words))
+            w, d = words[order[j % len(words)]]
+            t = w if " " in w else _an(EMOLEX_TEMPLATES[(j // len(words) + int(rng.integers(4)))
+                                                        % len(EMOLEX_TEMPLATES)].format(w=w))
+            level = int(rng.integers(3)) if k != EMOTIONS.index("neutral") else 1
+            lo, hi = EMOLEX_LEVELS[level]
+            if level != 1:      # intensity words of the data's descriptions (dataset.textgen)
+                t = f"{EMOLEX_MODIFIERS[level // 2][int(rng.integers(len(EMOLEX_MODIFIERS[0])))]} {t}"
+            texts.append(t)
+            targets.append(facs.prior(d, float(rng.uniform(lo, hi)), rng=rng))
+            emos.append(d)
+    t0 = np.asarray(pairs.targets, np.float32)
+    tg = np.stack(targets).astype(np.float32)
+    if t0.shape[1] == 51:
+        tg = tg[:, _MODEL_COLS]
+    return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
+                           emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))
