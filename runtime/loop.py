@@ -27,8 +27,9 @@ from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from emo3d import names
 from emo3d.errors import InvalidInputError
-from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL, as_mediapipe, weights_from_mapping
+from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL, as_mediapipe
 
 from .filters import EASINGS, OneEuroFilter, Transition
 
@@ -119,7 +120,7 @@ def to_weights(weights: Any, *, what: str = "weights", clamp_warn: bool = True) 
     """
     if isinstance(weights, Mapping):
         try:
-            vec = weights_from_mapping(weights)
+            vec = names.weights_from_mapping(weights)
         except (KeyError, ValueError) as e:
             raise InvalidInputError(f"{what}: {e.args[0] if e.args else e}") from None
     else:

@@ -63,7 +63,7 @@ public class Emo3DClient : MonoBehaviour
     Dictionary<string, float> _pendingFrame;   // newest unapplied frame (older ones are skipped)
     long _pendingIndex = -1;
     readonly ConcurrentQueue<string> _replies = new ConcurrentQueue<string>();
-    readonly List<Dictionary<string, int>> _maps = new List<Dictionary<string, int>>();
+    readonly List<Dictionary<string, List<int>>> _maps = new List<Dictionary<string, List<int>>>();
     readonly Dictionary<string, string> _normalized = new Dictionary<string, string>();
     float _retryAt = -1f;
 
@@ -143,31 +143,33 @@ public class Emo3DClient : MonoBehaviour
         _maps.Clear();
         foreach (var r in targets)
         {
-            var map = new Dictionary<string, int>();
+            var map = new Dictionary<string, List<int>>();
             if (r != null && r.sharedMesh != null)
             {
                 var mesh = r.sharedMesh;
                 for (int i = 0; i < mesh.blendShapeCount; i++)
                 {
-                    string key = NormalizeName(mesh.GetBlendShapeName(i));
-                    if (!map.ContainsKey(key)) map[key] = i;
+                    // one name map (Emo3DNames.g.cs, generated from emo3d/names.py): "eyeBlink.L",
+                    // "Eye_Blink_L", "CTRL_expressions_jawOpen" ... -> ARKit names (both sides for "mouthSmile")
+                    foreach (string key in Emo3DNames.Resolve(mesh.GetBlendShapeName(i)))
+                    {
+                        List<int> list;
+                        if (!map.TryGetValue(key, out list)) map[key] = list = new List<int>();
+                        list.Add(i);
+                    }
                 }
             }
             _maps.Add(map);
         }
     }
 
-    /// <summary>"blendShape1.JawOpen", "jaw_open", "JawOpen" -> "jawopen"; "_L"/"_R" -> "left"/"right".</summary>
+    /// <summary>Any vendor shape name -> its ARKit name through the one name map (Emo3DNames.g.cs):
+    /// "blendShape1.JawOpen", "jawOpen.001", "Eye_Blink_L" -> "jawOpen", "jawOpen", "eyeBlinkLeft";
+    /// unknown names come back lower-cased.</summary>
     public static string NormalizeName(string name)
     {
-        int dot = name.LastIndexOf('.');
-        if (dot >= 0) name = name.Substring(dot + 1);
-        string lower = name.ToLowerInvariant();
-        if (lower.EndsWith("_l")) lower = lower.Substring(0, lower.Length - 2) + "left";
-        else if (lower.EndsWith("_r")) lower = lower.Substring(0, lower.Length - 2) + "right";
-        var sb = new StringBuilder(lower.Length);
-        foreach (char c in lower) if (char.IsLetterOrDigit(c)) sb.Append(c);
-        return sb.ToString();
+        var r = Emo3DNames.Resolve(name);
+        return r.Length > 0 ? r[0] : name.ToLowerInvariant();
     }
 
     // ------------------------------------------------------------------ main thread
@@ -216,9 +218,9 @@ public class Emo3DClient : MonoBehaviour
             {
                 string key;
                 if (!_normalized.TryGetValue(kv.Key, out key)) _normalized[kv.Key] = key = NormalizeName(kv.Key);
-                int index;
-                if (map.TryGetValue(key, out index))
-                    r.SetBlendShapeWeight(index, Mathf.Clamp01(kv.Value) * weightScale);
+                List<int> indices;
+                if (map.TryGetValue(key, out indices))
+                    foreach (int index in indices) r.SetBlendShapeWeight(index, Mathf.Clamp01(kv.Value) * weightScale);
             }
         }
         foreach (var kv in frame) Scores[kv.Key] = kv.Value;

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emo3d import schema
+from emo3d import names, schema
 from emo3d.errors import InvalidInputError, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -459,7 +459,7 @@ class ControlServer:
         for k, v in weights.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InvalidInputError(f"weight {k!r}: value {v!r} is not a number")
-        vec = schema.weights_from_mapping(weights)  # KeyError on unknown names, with close matches
+        vec = names.weights_from_mapping(weights)  # the one name map; KeyError on unknown names, with close matches
         clamped = [k for k, v in weights.items() if not 0.0 <= v <= 1.0]
         vec = np.clip(vec, 0.0, 1.0)
         await aloop.run_in_executor(self._executor, lambda: self.loop.set_weights(vec, transition_ms=transition))

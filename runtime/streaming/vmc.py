@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from emo3d import schema
+from emo3d import names, schema
 from emo3d.errors import InvalidInputError
 
 from . import osc
@@ -46,7 +46,7 @@ _ARKIT_FROM_MP = np.array([schema.MEDIAPIPE_INDEX.get(n, -1) for n in schema.ARK
 def _arkit_values(weights) -> np.ndarray:
     """[52] MediaPipe vector or {name: value} -> 52 floats in VMC_NAMES (ARKit) order."""
     if isinstance(weights, Mapping):
-        weights = schema.weights_from_mapping(weights)
+        weights = names.weights_from_mapping(weights)
     vec = np.asarray(weights, dtype=np.float32).reshape(-1)
     if vec.shape[0] != schema.N_MEDIAPIPE:
         raise InvalidInputError(f"VMC frame needs {schema.N_MEDIAPIPE} MediaPipe-order weights, got {vec.shape[0]}")

@@ -13,6 +13,7 @@ from runtime.streaming.server import ControlServer, ServerOptions
 from support.standin import StandInLoop
 
 CLIENT = Path(__file__).resolve().parents[3] / "clients" / "unity" / "Emo3DClient.cs"
+NAMES = CLIENT.with_name("Emo3DNames.g.cs")
 
 UNITY_STUB = r"""using System;
 using System.Collections.Generic;
@@ -54,7 +55,7 @@ public static class Harness {
     }
     foreach (var s in replies) Console.WriteLine("reply " + s);
     Console.WriteLine("frame " + c.LastFrameIndex + " jaw=" + r.w[0] + " smile=" + r.w[1] + " brow=" + r.w[2] + " other=" + r.w.ContainsKey(3) + " scores=" + c.Scores.Count);
-    Console.WriteLine("norm " + Emo3DClient.NormalizeName("ARKit.eyeBlink_R") + " " + Emo3DClient.NormalizeName("Jaw-Open"));
+    Console.WriteLine("norm " + Emo3DClient.NormalizeName("eyeBlink.R") + " " + Emo3DClient.NormalizeName("jawOpen.001") + " " + Emo3DClient.NormalizeName("Eye_Blink_L"));
     c.Disconnect();
     return 0;
   }
@@ -71,7 +72,7 @@ def harness_exe(tmp_path_factory):
     (d / "UnityStub.cs").write_text(UNITY_STUB)
     (d / "Harness.cs").write_text(HARNESS)
     exe = d / "harness.exe"
-    r = subprocess.run(["mcs", f"-out:{exe}", str(d / "UnityStub.cs"), str(d / "Harness.cs"), str(CLIENT),
+    r = subprocess.run(["mcs", f"-out:{exe}", str(d / "UnityStub.cs"), str(d / "Harness.cs"), str(CLIENT), str(NAMES),
                         "-r:System.dll"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     return exe
@@ -93,4 +94,4 @@ def test_unity_client_end_to_end(harness_exe):
     frame_line = next(line for line in text.splitlines() if line.startswith("frame "))
     # weights from the stream land on the mesh by name, scaled to Unity's 0..100
     assert "jaw=50 smile=25 brow=0 other=False scores=52" in frame_line
-    assert "norm eyeblinkright jawopen" in text
+    assert "norm eyeBlinkRight jawOpen eyeBlinkLeft" in text
