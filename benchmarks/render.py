@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import Timer, timed
+from emo3d.errors import AssetError
 from native import _core, reference_render
 from native.render import Renderer, RenderOptions
 
@@ -62,10 +63,10 @@ def sphere_face():
 
 
 def _head():
+    from emo3d import avatar
     try:
-        from emo3d import avatar
         return avatar.default_rig(), "default head"
-    except Exception as e:  # the face engineer's rig needs the MediaPipe bundle
+    except AssetError as e:  # the default rig needs the MediaPipe bundle
         print(f"(avatar.default_rig() unavailable: {type(e).__name__}: {e}; using a synthetic sphere-face)")
         return sphere_face(), "sphere-face"
 

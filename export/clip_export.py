@@ -18,7 +18,7 @@ from emo3d.io import atomic_path, atomic_write_json
 
 from .configs import config_for
 from .parity import ParityReport, float_inputs, text_inputs
-from .torch_export import export_onnx
+from .graph import export_onnx
 
 TEXT_FILE, IMAGE_FILE, INFO_FILE = "clip_text.onnx", "clip_image.onnx", "clip.json"
 

@@ -11,25 +11,26 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Dict, Optional
 
 import numpy as np
-import torch
 from torch import nn
 
 from emo3d.errors import InvalidInputError, ModelFileError
-from emo3d.io import atomic_dir, atomic_path
+from emo3d.io import atomic_dir
 from emo3d.manifest import ModelManifest
 
-from .configs import OnnxExportConfig, config_for
-from .parity import InputMaker, ParityReport, check_parity, text_inputs
+from .clip_export import export_clip_towers
+from .configs import config_for
+from .graph import export_onnx
+from .parity import ParityReport, text_inputs
+from .plots import save_report_png
 from .quantize import QuantReport
 
 log = logging.getLogger("emo3d.export")
 
 MODEL_FILE, INT8_FILE, TOKENIZER_FILE = "model.onnx", "model.int8.onnx", "tokenizer.json"
 REPORT_PNG = "export_report.png"
-TRACE_SHAPE = (2, 12)     # batch, seq of the dummy input; parity runs at other shapes
 
 
 @dataclass
@@ -51,76 +52,6 @@ class ExportReport:
         if self.int8 is not None:
             lines.append(self.int8.summary())
         return "\n".join(lines)
-
-
-class _TupleOutputs(nn.Module):
-    """Dict-output module -> tuple in the config's output order (what the ONNX exporter wants)."""
-
-    def __init__(self, module: nn.Module, output_names: Sequence[str]):
-        super().__init__()
-        self.module = module
-        self.output_names = tuple(output_names)
-
-    def forward(self, *args):
-        out = self.module(*args)
-        if isinstance(out, torch.Tensor):
-            out = {self.output_names[0]: out}
-        missing = [n for n in self.output_names if n not in out]
-        if missing:
-            raise InvalidInputError(f"model output lacks {missing} (it gives {sorted(out)})")
-        res = tuple(out[n] for n in self.output_names)
-        return res if len(res) > 1 else res[0]
-
-
-def force_eager_attention(module: nn.Module) -> None:
-    """Switch every transformers sub-model to eager attention (SDPA/flash do not export cleanly)."""
-    for sub in module.modules():
-        if hasattr(sub, "set_attn_implementation") and hasattr(sub, "config"):
-            try:
-                sub.set_attn_implementation("eager")
-            except (ValueError, TypeError, AttributeError):
-                sub.config._attn_implementation = "eager"
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def torch_reference(module: nn.Module, input_names: Sequence[str], output_names: Sequence[str]
-                    ) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
-    """A parity reference that runs ``module`` (dict or tuple outputs) on numpy feeds."""
-    wrapped = _TupleOutputs(module, output_names).eval()
-
-    def run(feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        with torch.no_grad():
-            out = wrapped(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in input_names))
-        out = out if isinstance(out, tuple) else (out,)
-        return {n: _to_numpy(o) for n, o in zip(output_names, out)}
-    return run
-
-
-def export_onnx(module: nn.Module, path: str | Path, config: OnnxExportConfig, *, make_inputs: InputMaker,
-                trace_shape: Sequence[int] = TRACE_SHAPE, parity: bool = True,
-                batch_sizes: Optional[Sequence[int]] = None, seq_lengths: Optional[Sequence[int]] = None,
-                seed: int = 0) -> ParityReport | None:
-    """Export ``module`` (inputs/outputs named by ``config``) with the legacy exporter, write ``path``
-    atomically, then check parity against the same module; raises ``ParityError`` on a mismatch."""
-    module = module.eval()
-    force_eager_attention(module)
-    wrapped = _TupleOutputs(module, config.output_names).eval()
-    feeds = make_inputs(int(trace_shape[0]), int(trace_shape[1]), np.random.default_rng(seed + 1))
-    args = tuple(torch.from_numpy(feeds[n]) for n in config.input_names)
-    path = Path(path)
-    with atomic_path(path) as tmp, torch.no_grad():
-        torch.onnx.export(wrapped, args, str(tmp), input_names=list(config.input_names),
-                          output_names=list(config.output_names), dynamic_axes=config.dynamic_axes,
-                          opset_version=config.opset, dynamo=False, do_constant_folding=True)
-    if not parity:
-        return None
-    return check_parity(path, torch_reference(module, config.input_names, config.output_names), make_inputs,
-                        batch_sizes=batch_sizes or config.batch_sizes,
-                        seq_lengths=config.seq_lengths if seq_lengths is None else seq_lengths,
-                        atol=config.atol, seed=seed, reference_name="torch")
 
 
 def export_text_model(module: nn.Module, path: str | Path, kind: str, *, vocab_size: int, pad_id: int = 0,
@@ -200,7 +131,6 @@ def export_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = Fal
         encoder = getattr(module, "encoder", None)
         clip = getattr(encoder, "model", None)
         if kind in ("clip_mlp", "vae_clip") and clip is not None and hasattr(clip, "get_image_features"):
-            from .clip_export import export_clip_towers
             rep = export_clip_towers(clip, tmp, tokenizer=tokenizer)
             extra = {"clip_text": rep.text_path.name, "clip_image": rep.image_path.name}
             new.files.update(extra)
@@ -209,11 +139,7 @@ def export_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = Fal
         if int8:
             qrep, int8_path = _int8(tmp, new, max_len)
         new.save(tmp)
-        try:
-            from .plots import save_report_png
-            save_report_png(tmp / REPORT_PNG, parity, qrep.scores if qrep is not None else None)
-        except ImportError as e:   # matplotlib is optional here
-            log.warning("no %s (%s)", REPORT_PNG, e)
+        save_report_png(tmp / REPORT_PNG, parity, qrep.scores if qrep is not None else None)
     final_int8 = (out_dir / INT8_FILE) if int8_path is not None else None
     return ExportReport(out_dir=out_dir, kind=kind, onnx_path=out_dir / MODEL_FILE, parity=parity, int8=qrep,
                         int8_path=final_int8, extra_files=extra, seconds=time.perf_counter() - t0)

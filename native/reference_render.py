@@ -2,7 +2,7 @@
 
 Conventions (the C++ renderer follows them exactly):
 
-* Framing from the NEUTRAL mesh bounds (``native.render.framing``): centre ``c`` of the bounding
+* Framing from the NEUTRAL mesh bounds (``native.camera.framing``): centre ``c`` of the bounding
   box, camera on +z at distance ``D`` from ``c`` looking down -z, vertical field of view ``fov_deg``.
 * Pose (yaw, pitch, roll, degrees) rotates the mesh about ``c``: ``R = Ry(yaw) Rx(pitch) Rz(roll)``
   (right-handed; +yaw turns the face toward its own left, +pitch tips the chin down, +roll tilts
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import reference
+from .camera import RenderOptions, framing, light_vector, pose_matrix, vertices_batch
 
 __all__ = ["render", "render_vertices", "vertex_normals"]
 
@@ -156,9 +157,8 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
 
 def render_vertices(rig, vertices, options=None, *, pose=(0.0, 0.0, 0.0), light_dir=None) -> np.ndarray:
     """Render given vertices ([V,3] -> [H,W,3], [F,V,3] -> [F,H,W,3] uint8) with ``rig``'s topology."""
-    from .render import RenderOptions, framing, light_vector, pose_matrix, _vertices_batch
     opts = options or RenderOptions()
-    verts, single = _vertices_batch(vertices, rig.n_vertices)
+    verts, single = vertices_batch(vertices, rig.n_vertices)
     cam = framing(rig.vertices, opts)
     R = pose_matrix(pose).astype(np.float64)
     L = light_vector(opts.light_dir if light_dir is None else light_dir).astype(np.float64)

@@ -12,111 +12,14 @@ time per ``Renderer`` (concurrent calls are serialised); make one per thread for
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Tuple
-
 import numpy as np
 
 from emo3d.errors import InvalidInputError
 
+from . import _core
+from .camera import RenderOptions, framing, light_vector, pose_matrix, vertices_batch
+
 __all__ = ["RenderOptions", "Renderer", "framing", "pose_matrix", "light_vector"]
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """Image size, supersampling, camera and light. ``background`` is RGB in 0..255;
-    ``threads`` = 0 uses every core."""
-
-    width: int = 256
-    height: int = 256
-    ssaa: int = 2
-    fov_deg: float = 20.0
-    margin: float = 0.08
-    light_dir: Tuple[float, float, float] = (0.3, 0.4, 1.0)
-    ambient: float = 0.35
-    diffuse: float = 0.75
-    background: Tuple[int, int, int] = (0, 0, 0)
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        for k in ("width", "height"):
-            v = getattr(self, k)
-            if not isinstance(v, (int, np.integer)) or not 8 <= v <= 8192:
-                raise InvalidInputError(f"RenderOptions.{k} must be an integer in 8..8192, got {v!r}")
-        if not isinstance(self.ssaa, (int, np.integer)) or not 1 <= self.ssaa <= 8:
-            raise InvalidInputError(f"RenderOptions.ssaa must be an integer in 1..8, got {self.ssaa!r}")
-        if self.width * self.height * self.ssaa ** 2 > 1 << 26:
-            raise InvalidInputError(f"RenderOptions: {self.width}x{self.height} at ssaa {self.ssaa} is "
-                                    f"{self.width * self.height * self.ssaa ** 2} samples; at most {1 << 26} "
-                                    f"(about 4096x4096 at ssaa 2)")
-        if not (isinstance(self.fov_deg, (int, float)) and 1.0 <= self.fov_deg <= 120.0):
-            raise InvalidInputError(f"RenderOptions.fov_deg must be in [1, 120] degrees, got {self.fov_deg!r}")
-        if not (isinstance(self.margin, (int, float)) and 0.0 <= self.margin < 0.45):
-            raise InvalidInputError(f"RenderOptions.margin must be in [0, 0.45), got {self.margin!r}")
-        light_vector(self.light_dir)
-        for k in ("ambient", "diffuse"):
-            v = getattr(self, k)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 4.0):
-                raise InvalidInputError(f"RenderOptions.{k} must be a number in [0, 4], got {v!r}")
-        bg = tuple(self.background)
-        if len(bg) != 3 or not all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in bg):
-            raise InvalidInputError(f"RenderOptions.background must be 3 integers in 0..255, got {self.background!r}")
-        object.__setattr__(self, "background", tuple(int(c) for c in bg))
-        object.__setattr__(self, "light_dir", tuple(float(c) for c in self.light_dir))
-        if not isinstance(self.threads, (int, np.integer)) or self.threads < 0:
-            raise InvalidInputError(f"RenderOptions.threads must be an integer >= 0, got {self.threads!r}")
-
-
-def light_vector(light_dir) -> np.ndarray:
-    """Normalised light direction (camera space, +z toward the viewer) as float32 [3]."""
-    v = np.asarray(light_dir, dtype=np.float64).reshape(-1)
-    if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-9:
-        raise InvalidInputError(f"light_dir must be 3 finite numbers, not all zero; got {light_dir!r}")
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
-def pose_matrix(pose) -> np.ndarray:
-    """(yaw, pitch, roll) degrees -> R = Ry(yaw) Rx(pitch) Rz(roll), float32 [3,3]."""
-    p = np.asarray(pose, dtype=np.float64).reshape(-1)
-    if p.shape != (3,) or not np.isfinite(p).all():
-        raise InvalidInputError(f"pose must be (yaw, pitch, roll) in degrees, 3 finite numbers; got {pose!r}")
-    y, x, r = np.radians(p)
-    Ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    Rx = np.array([[1, 0, 0], [0, math.cos(x), -math.sin(x)], [0, math.sin(x), math.cos(x)]])
-    Rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    return (Ry @ Rx @ Rz).astype(np.float32)
-
-
-def framing(vertices: np.ndarray, options: RenderOptions):
-    """Camera fitted to the bounds of ``vertices`` (the neutral mesh): (centre [3] float64,
-    distance from the centre, tan(fov/2)). The bounding box's front face fills the frame less
-    ``margin`` on each side."""
-    v = np.asarray(vertices, dtype=np.float64)
-    lo, hi = v.min(axis=0), v.max(axis=0)
-    center = (lo + hi) / 2
-    hx, hy, hz = np.maximum((hi - lo) / 2, 1e-6)
-    aspect = options.width / options.height
-    tan_half = math.tan(math.radians(options.fov_deg) / 2)
-    extent = max(hy, hx / aspect) / (1.0 - 2.0 * options.margin)
-    dist = extent / tan_half + hz
-    # round through float32 so the C++ renderer and the reference use identical numbers
-    return center.astype(np.float32).astype(np.float64), float(np.float32(dist)), float(np.float32(tan_half))
-
-
-def _vertices_batch(vertices, n_vertices: int):
-    v = np.asarray(vertices)
-    if v.dtype.kind not in "fiu":
-        raise InvalidInputError(f"vertices must be a numeric array, got dtype {v.dtype}")
-    single = v.ndim == 2
-    if single:
-        v = v[None]
-    if v.ndim != 3 or v.shape[1:] != (n_vertices, 3):
-        raise InvalidInputError(f"vertices must be [V,3] or [F,V,3] with V={n_vertices}; got {np.shape(vertices)}")
-    v = np.ascontiguousarray(v, dtype=np.float32)
-    if not np.isfinite(v).all():
-        raise InvalidInputError("vertices contain NaN or inf")
-    return v, single
 
 
 class Renderer:
@@ -127,23 +30,20 @@ class Renderer:
             raise InvalidInputError(f"options must be a RenderOptions, got {type(options).__name__}")
         self.rig, self.options = rig, options
         self._center, self._dist, self._tan = framing(rig.vertices, options)
-        from . import _core
-        self._native = None
-        if hasattr(_core, "Renderer"):
-            o = options
-            self._native = _core.Renderer(
-                rig.vertices, rig.triangles, rig.offsets, rig.indices, rig.values,
-                rig.uvs if rig.texture is not None else None, rig.texture,
-                rig.colors if rig.texture is None else None,
-                int(o.width), int(o.height), int(o.ssaa),
-                np.asarray(self._center, np.float32), float(self._dist), float(self._tan),
-                float(o.ambient), float(o.diffuse), np.asarray(o.background, np.float32) / 255.0,
-                int(o.threads))
+        o = options
+        self._native = _core.Renderer(
+            rig.vertices, rig.triangles, rig.offsets, rig.indices, rig.values,
+            rig.uvs if rig.texture is not None else None, rig.texture,
+            rig.colors if rig.texture is None else None,
+            int(o.width), int(o.height), int(o.ssaa),
+            np.asarray(self._center, np.float32), float(self._dist), float(self._tan),
+            float(o.ambient), float(o.diffuse), np.asarray(o.background, np.float32) / 255.0,
+            int(o.threads))
 
     @property
     def native(self) -> bool:
-        """True when the C++ renderer is in use (else the numpy reference)."""
-        return self._native is not None
+        """Always True: ``Renderer`` is the C++ renderer (``native.reference_render`` is the numpy reference)."""
+        return True
 
     def _light(self, light_dir) -> np.ndarray:
         return light_vector(self.options.light_dir if light_dir is None else light_dir)
@@ -154,19 +54,12 @@ class Renderer:
         w = self.rig.weights_for(weights)
         single = np.ndim(weights) != 2
         R, L = pose_matrix(pose), self._light(light_dir)
-        if self._native is None:
-            from . import reference_render
-            return reference_render.render(self.rig, weights, self.options, pose=pose, light_dir=light_dir)
         out = self._native.render(w, R, L)
         return out[0] if single else out
 
     def render_vertices(self, vertices, *, pose=(0.0, 0.0, 0.0), light_dir=None) -> np.ndarray:
         """Render given vertex positions: [V,3] -> [H,W,3], [F,V,3] -> [F,H,W,3] uint8."""
-        v, single = _vertices_batch(vertices, self.rig.n_vertices)
+        v, single = vertices_batch(vertices, self.rig.n_vertices)
         R, L = pose_matrix(pose), self._light(light_dir)
-        if self._native is None:
-            from . import reference_render
-            return reference_render.render_vertices(self.rig, vertices, self.options, pose=pose,
-                                                    light_dir=light_dir)
         out = self._native.render_vertices(v, R, L)
         return out[0] if single else out

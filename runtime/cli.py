@@ -63,12 +63,8 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
 
 
 def _import_streaming():
-    try:
-        from runtime import streaming
-    except Exception as e:  # the live engineer's module may be absent or broken: run without it
-        logging.getLogger("emo3d.runtime").debug("runtime.streaming unavailable: %s", e)
-        return None
-    return streaming if hasattr(streaming, "add_arguments") and hasattr(streaming, "attach") else None
+    from runtime import streaming   # imported here: the --json fast path does not load the streams
+    return streaming
 
 
 def _has_display() -> bool:
@@ -185,8 +181,8 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
         _say("no display found: running headless (frames go to --out)")
     window = None
     if not headless:
+        from runtime.preview import PreviewWindow
         try:
-            from runtime.preview import PreviewWindow
             window = PreviewWindow(f"emo3d - {args.model}", args.size)
         except Exception as e:
             _say(f"no preview window ({type(e).__name__}: {e}); running headless")

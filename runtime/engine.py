@@ -103,11 +103,7 @@ class Prediction:
 def resolve_model_folder(model: Union[str, Path]) -> Path:
     """``"default"`` -> :func:`export.ensure_default_model` (built once, cached); else the folder."""
     if str(model) == "default":
-        try:
-            from export import ensure_default_model
-        except ImportError as e:
-            raise ModelFileError(f"the default model needs export.ensure_default_model ({e}); "
-                                 "pass a model folder with --model DIR") from None
+        from export import ensure_default_model   # torch-free; imported here to keep `import runtime` cheap
         return Path(ensure_default_model())
     return Path(model).expanduser()
 

@@ -36,7 +36,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from emo3d import schema
+from emo3d import facs, schema
 from emo3d.errors import InvalidInputError
 from emo3d.io import atomic_path, atomic_write_json
 
@@ -50,26 +50,9 @@ ANTAGONIST = {   # neutral reading too high -> bias toward this shape (both L/R 
 ANTAGONIST_BOTH = {"browInnerUp": ("browDownLeft", "browDownRight"), "jawOpen": ("mouthClose",),
                    "mouthPucker": ("mouthStretchLeft", "mouthStretchRight")}
 
-# hand-set ARKit prototypes of the basic emotions (used when dataset.facs is not available)
+# the EMFACS prototypes of the basic emotions by shape name (owned by emo3d.facs)
 EMOTION_PROTOTYPES: Dict[str, Dict[str, float]] = {
-    "neutral": {},
-    "happiness": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "cheekSquintLeft": 0.6, "cheekSquintRight": 0.6,
-                  "eyeSquintLeft": 0.4, "eyeSquintRight": 0.4, "jawOpen": 0.15, "mouthUpperUpLeft": 0.3,
-                  "mouthUpperUpRight": 0.3},
-    "surprise": {"browInnerUp": 0.9, "browOuterUpLeft": 0.9, "browOuterUpRight": 0.9, "eyeWideLeft": 0.9,
-                 "eyeWideRight": 0.9, "jawOpen": 0.6, "mouthFunnel": 0.2},
-    "sadness": {"browInnerUp": 0.9, "mouthFrownLeft": 0.8, "mouthFrownRight": 0.8, "eyeBlinkLeft": 0.3,
-                "eyeBlinkRight": 0.3, "mouthShrugLower": 0.4, "eyeLookDownLeft": 0.3, "eyeLookDownRight": 0.3},
-    "anger": {"browDownLeft": 1.0, "browDownRight": 1.0, "eyeSquintLeft": 0.6, "eyeSquintRight": 0.6,
-              "mouthPressLeft": 0.6, "mouthPressRight": 0.6, "noseSneerLeft": 0.5, "noseSneerRight": 0.5,
-              "mouthFrownLeft": 0.3, "mouthFrownRight": 0.3},
-    "disgust": {"noseSneerLeft": 0.9, "noseSneerRight": 0.9, "mouthUpperUpLeft": 0.8, "mouthUpperUpRight": 0.8,
-                "browDownLeft": 0.5, "browDownRight": 0.5, "mouthShrugLower": 0.4, "cheekSquintLeft": 0.4,
-                "cheekSquintRight": 0.4},
-    "fear": {"browInnerUp": 0.9, "browOuterUpLeft": 0.4, "browOuterUpRight": 0.4, "eyeWideLeft": 0.9,
-             "eyeWideRight": 0.9, "mouthStretchLeft": 0.7, "mouthStretchRight": 0.7, "jawOpen": 0.3},
-    "contempt": {"mouthSmileLeft": 0.6, "mouthDimpleLeft": 0.5, "eyeSquintLeft": 0.2},
-}
+    e: {n: float(v) for n, v in zip(schema.MEDIAPIPE_NAMES, facs.prototype(e)) if v > 0} for e in schema.EMOTIONS}
 
 FACEX_CLASSES = ("anger", "disgust", "fear", "happy", "neutral", "sadness", "surprised")
 
@@ -190,11 +173,7 @@ def random_sparse(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _emotion_vectors() -> Dict[str, np.ndarray]:
-    try:
-        from emo3d.data import facs  # type: ignore
-        return {e: np.asarray(facs.prototype(e), np.float32) for e in schema.EMOTIONS}
-    except Exception:  # noqa: BLE001 - dataset.facs is optional here
-        return {e: schema.weights_from_mapping(m) for e, m in EMOTION_PROTOTYPES.items()}
+    return {e: facs.prototype(e) for e in schema.EMOTIONS}
 
 
 # --- facex -------------------------------------------------------------------------------------

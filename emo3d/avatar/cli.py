@@ -13,7 +13,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -72,18 +72,6 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: int
     return np.asarray(sheet)
 
 
-def _engine_weights(text: str) -> np.ndarray:
-    try:
-        from runtime import Engine, EngineOptions  # type: ignore
-    except Exception as e:  # noqa: BLE001
-        raise InvalidInputError(f"--text needs runtime.Engine, which is not importable here ({e}); "
-                                "pass --weights instead") from None
-    try:
-        return np.asarray(Engine.create(EngineOptions()).predict(text).vector, np.float32)
-    except (Emo3DError, ValueError, OSError) as e:
-        raise InvalidInputError(f"--text: the text engine failed: {e}") from None
-
-
 def _save_png(img: np.ndarray, out: Path) -> None:
     from PIL import Image
 
@@ -92,7 +80,9 @@ def _save_png(img: np.ndarray, out: Path) -> None:
         Image.fromarray(img).save(tmp, format="PNG")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[str], np.ndarray]] = None) -> int:
+    """``emo3d render``. ``text_weights`` (text -> [52]) serves ``--text``; the face sits below the text
+    engine, so the CLI layer (``emo3d.cli``) passes it in."""
     ap = argparse.ArgumentParser(prog="emo3d render", description="render blendshape weights to a PNG face")
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--weights", help='inline JSON ({"jawOpen": 1} or a 52/51 list) or a JSON file')
@@ -134,7 +124,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             img = contact_sheet(list(imgs), ["neutral"] + names, cols=8)
         else:
             if a.text is not None:
-                weights = _engine_weights(a.text)
+                if text_weights is None:
+                    raise InvalidInputError("--text needs the text engine: run `emo3d render --text ...`, "
+                                            "or pass --weights")
+                weights = text_weights(a.text)
             elif a.weights is not None:
                 weights = parse_weights(a.weights)
             else:

@@ -7,7 +7,7 @@ Public API::
     image_pairs(samples, root, *, mirror=False) -> ImagePairs
     mirror_text(text), mirror_image(rgb)
     build(BuildOptions(out, samples=..., seed=..., images=...)) -> BuildResult
-    facs.prototype(emotion, intensity=1.0), facs.prior(dist8, intensity=1.0, *, rng=None, text=None)
+    facs.prior(dist8, intensity=1.0, *, rng=None, text=None)
     read_primitives(root) -> list[Primitive]     # data/primitive_emotions.csv of an offline build
 
 CLI: ``emo3d data build|check|fetch|card`` (``dataset.cli``).

@@ -149,7 +149,7 @@ def write_card(root, samples: Optional[Sequence[Sample]] = None, *, name: Option
         "(52 FACS-prior weights the avatar was rendered with) and `intensity`.",
         "* without images `blenshape_score_1` holds the prior.",
         "* sources: NRC EmoLex (Mohammad & Turney 2013) vocabulary; FACS (Ekman & Friesen 1978) and "
-        "EMFACS-7 prototypes mapped to ARKit shapes (see `dataset/facs.py`).", "",
+        "EMFACS-7 prototypes mapped to ARKit shapes (see `emo3d/facs.py`).", "",
         "## Statistics by emotion class (Table 3 style)", "",
         "| Emotion | Samples | Prompts | Number of words | Number of unique words | Avg word len | Avg sentence len |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -2,9 +2,7 @@
 atomically and label it with MediaPipe FaceLandmarker's 52 scores read from the saved file (as the
 paper labelled its DALL-E images).
 
-Uses ``avatar.render`` / ``avatar.FaceScorer`` (the avatar issue); where the package does not export
-them yet it falls back to ``avatar.default.default_rig`` + ``native.render.Renderer`` +
-``avatar.scorer.FaceScorer``.
+Uses ``emo3d.avatar.default.default_rig`` + ``native.render.Renderer`` + ``emo3d.avatar.scorer.FaceScorer``.
 """
 from __future__ import annotations
 
@@ -14,19 +12,19 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from emo3d.avatar.default import default_rig
+from emo3d.avatar.scorer import FaceScorer
+from emo3d.avatar.texture import TEXTURES
 from emo3d.errors import AssetError
 from emo3d.io import atomic_write_bytes
+from native.render import RenderOptions, Renderer
 
 __all__ = ["Imager", "available_textures"]
 
 
 def available_textures() -> tuple:
-    """Texture identities of the default avatar ("neutral", "procedural" ...), or ("neutral",)."""
-    try:
-        from emo3d.avatar.texture import TEXTURES
-        return tuple(TEXTURES)
-    except Exception:  # noqa: BLE001 - older avatar packages have one face
-        return ("neutral",)
+    """Texture identities of the default avatar ("neutral", "photo" ...)."""
+    return tuple(TEXTURES)
 
 
 class Imager:
@@ -38,24 +36,15 @@ class Imager:
         self.quality = int(quality)
         self._renderers: Dict[str, object] = {}
         try:
-            from emo3d import avatar
-            scorer_cls = getattr(avatar, "FaceScorer", None)
-            if scorer_cls is None:
-                from emo3d.avatar.scorer import FaceScorer as scorer_cls
-            self._scorer = scorer_cls("image")
-        except Exception as exc:  # noqa: BLE001
-            raise AssetError(f"the image step needs the avatar package's FaceScorer (MediaPipe "
-                             f"FaceLandmarker): {exc!r}; build with --no-images instead") from exc
+            self._scorer = FaceScorer("image")
+        except AssetError as exc:
+            raise AssetError(f"the image step needs MediaPipe's FaceLandmarker: {exc}; "
+                             "build with --no-images instead") from exc
 
     def _renderer(self, texture: str):
         r = self._renderers.get(texture)
         if r is None:
-            from emo3d import avatar
-            get_rig = getattr(avatar, "default_rig", None)
-            if get_rig is None:
-                from emo3d.avatar.default import default_rig as get_rig
-            from native.render import RenderOptions, Renderer
-            rig = get_rig(texture) if texture != "neutral" else get_rig()
+            rig = default_rig(texture)
             r = Renderer(rig, RenderOptions(width=self.size, height=self.size, ssaa=self.ssaa,
                                              threads=self.threads))
             self._renderers[texture] = r

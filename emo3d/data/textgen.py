@@ -2,7 +2,7 @@
 
 A description names a subject with age and gender, the dominant emotion (and a blended second one)
 with EmoLex vocabulary (``dataset.lexicon``), an intensity word, and facial-feature phrases taken
-from ``dataset.facs.CUES`` (so ``facs.prior(text=...)`` can read them back). Many sentence shapes,
+from ``emo3d.data.facs.CUES`` (so ``facs.prior(text=...)`` can read them back). Many sentence shapes,
 subject phrasings and word choices keep templates from showing; ``describe`` returns three different
 texts for one face. Everything is drawn from the given ``numpy`` Generator: same seed, same texts.
 """

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from emo3d.lazy import lazy_exports
 
-from .encoders import PACKAGED_MINILM, BackboneSpec, packaged_minilm_dir, resolve_backbone
+from .backbones import PACKAGED_MINILM, BackboneSpec, packaged_minilm_dir, resolve_backbone
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 
 _LAZY = {
     "load_model": "io", "load_head": "io", "save_model": "io", "export_head_onnx": "io",
-    "TextModel": "baselines", "TextEncoder": "baselines", "ClipEncoder": "baselines", "HeadConfig": "baselines",
+    "TextModel": "baselines", "TextEncoder": "encoders", "ClipEncoder": "encoders", "HeadConfig": "baselines",
     "LmMlpHead": "baselines", "EmotionHead": "baselines", "ClipMlp": "baselines", "VaeClip": "baselines",
     "build_head": "baselines", "TrainOptions": "train", "TrainResult": "train",
     "train_from_pairs": "train",

@@ -15,7 +15,7 @@ import torch
 
 from emo3d.io import atomic_path, cache_dir
 
-from .encoders import BackboneSpec
+from .backbones import BackboneSpec
 
 log = logging.getLogger("emo3d.models.embeddings")
 

@@ -1,7 +1,7 @@
 """Numbers of the shipped offline default (or any model folder): ``python -m emo3d.models.evaluate_default``.
 
 * held-out split: MSE, and the share of prompts whose predicted face is closest (L2) to the FACS
-  prototype (``dataset.facs.prototype``, intensity 1) of the prompt's dominant emotion; the same share
+  prototype (``emo3d.facs.prototype``, intensity 1) of the prompt's dominant emotion; the same share
   for the ground-truth targets is printed as the reference (``oracle``);
 * 40 hand-written everyday prompts whose key words never occur in the training texts: the same share;
 * paraphrases: distances within an emotion's paraphrases vs. across emotions;
@@ -67,7 +67,7 @@ class Predictor:
     """Text -> [N,51] with a model folder (torch, MiniLM encoder + head); embeddings cached."""
 
     def __init__(self, folder: str | Path, progress: bool = False):
-        from .encoders import backbone_from_manifest
+        from .backbones import backbone_from_manifest
         from .io import load_model
         self.model, self.manifest, self.tokenizer = load_model(folder)
         self.spec = backbone_from_manifest(self.manifest.backbone)
@@ -87,7 +87,7 @@ class Predictor:
 
 def prototypes() -> Tuple[np.ndarray, List[str]]:
     """[K,51] prototypes at intensity 1 and their emotion labels (contempt on either side)."""
-    from emo3d.data import facs
+    from emo3d import facs
     vecs, labels = [], []
     for e in EMOTIONS:
         sides = ("R", "L") if e == "contempt" else ("R",)

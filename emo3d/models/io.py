@@ -14,7 +14,8 @@ from emo3d.io import atomic_dir, atomic_path, atomic_write_bytes
 from emo3d.manifest import ModelManifest
 
 from .baselines import HeadConfig, HeadExport, TextModel, build_head
-from .encoders import backbone_from_manifest, load_encoder
+from .backbones import backbone_from_manifest
+from .encoders import load_encoder
 
 HEAD_FILE = "head.safetensors"
 ENCODER_FILE = "encoder.safetensors"

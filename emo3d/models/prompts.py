@@ -136,7 +136,7 @@ def with_emolex_prompts(pairs, rate: float, seed: int):
     dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
     ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
     higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
-    distribution at a random intensity 0.55-1 with style noise (``dataset.facs.prior``). Broadens the
+    distribution at a random intensity 0.55-1 with style noise (``emo3d.data.facs.prior``). Broadens the
     everyday emotion language the head sees beyond the data's templates."""
     from emo3d.data import facs
     rng = np.random.default_rng(seed + 11)

@@ -34,9 +34,10 @@ from emo3d.errors import InvalidInputError
 from emo3d.manifest import KINDS, ModelManifest
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
+from .backbones import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, resolve_backbone
 from .baselines import HeadConfig, TextModel, build_head
 from .embeddings import embed_images, embed_texts
-from .encoders import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, load_encoder, resolve_backbone
+from .encoders import load_encoder
 from .prompts import anchor_words, with_emolex_prompts, with_short_prompts
 
 log = logging.getLogger("emo3d.models.train")

@@ -230,8 +230,9 @@ def test_parity_fails_naming_output_and_difference(tmp_path):
 
 # ------------------------------------------------------------------ torch exports (tiny random configs)
 def _text_model(encoder_model, kind: str, in_dim: int, *, normalize=True, pooling="mean", family="text"):
-    from emo3d.models.baselines import ClipEncoder, HeadConfig, TextEncoder, TextModel, build_head
-    from emo3d.models.encoders import BackboneSpec
+    from emo3d.models.backbones import BackboneSpec
+    from emo3d.models.baselines import HeadConfig, TextModel, build_head
+    from emo3d.models.encoders import ClipEncoder, TextEncoder
     spec = BackboneSpec("tiny", "tiny", family, "pooler" if family == "clip" else pooling, normalize, 64, in_dim)
     enc = (ClipEncoder if family == "clip" else TextEncoder)(encoder_model, spec)
     torch.manual_seed(3)
@@ -317,7 +318,7 @@ def test_clip_folder_via_cli(tmp_path, capsys):
 def _tiny_model_folder(tmp_path: Path) -> Path:
     """A trained-model folder whose backbone is a local tiny BERT (MiniLM's tokenizer, vocab 30522)."""
     from emo3d.models.baselines import HeadConfig, build_head
-    from emo3d.models.encoders import resolve_backbone
+    from emo3d.models.backbones import resolve_backbone
     from emo3d.models.io import save_model
     bb = tmp_path / "tiny_bert"
     _tiny_bert().save_pretrained(bb)

