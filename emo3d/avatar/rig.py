@@ -69,9 +69,9 @@ def weights52(weights) -> np.ndarray:
         w = w.astype(np.float32)
         if not np.isfinite(w).all():
             bad = np.argwhere(~np.isfinite(w))[0]
-            names = schema.MEDIAPIPE_NAMES if w.shape[1] == schema.N_MEDIAPIPE else schema.MODEL_NAMES
+            order = schema.MEDIAPIPE_NAMES if w.shape[1] == schema.N_MEDIAPIPE else schema.MODEL_NAMES
             raise InvalidInputError(f"weights contain NaN or inf (first at frame {bad[0]}, "
-                                    f"{names[bad[1]]}); weights must be finite, in [0, 1]")
+                                    f"{order[bad[1]]}); weights must be finite, in [0, 1]")
         w = np.ascontiguousarray(schema.as_mediapipe(w), dtype=np.float32)
     out = w[:, 1:]
     bad = (out < 0) | (out > 1)
