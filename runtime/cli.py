@@ -59,6 +59,8 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     if streaming is not None:
         streaming.add_arguments(p)
+    from runtime import web
+    web.add_arguments(p)
     return p
 
 
@@ -109,7 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.text and not text:
         _say("error: the text is empty; give an emotion description such as \"furious scowl\"")
         return 2
-    driven = getattr(args, "webcam", None) is not None or bool(getattr(args, "serve", None))
+    driven = getattr(args, "webcam", None) is not None or bool(getattr(args, "serve", None)) or bool(args.web)
     if not args.text and not args.stdin and (args.json or ((args.headless or not _has_display()) and not driven)):
         _say("error: give a text (emo3d-run \"furious scowl\") or --stdin")
         return 2
@@ -191,6 +193,13 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
         if streaming is not None:
             try:
                 closeables = list(streaming.attach(args, loop) or [])
+            except Emo3DError as e:
+                _say(f"error: {e}")
+                return 2
+        if args.web:
+            from runtime import web
+            try:
+                closeables += web.attach(args, loop)
             except Emo3DError as e:
                 _say(f"error: {e}")
                 return 2

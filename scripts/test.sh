@@ -3,6 +3,8 @@
 # its compiled native core) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the browser viewer is built (where Node.js is present) before the install that ships it: the browser tests need it
+if command -v npm >/dev/null; then bash scripts/build_web.sh; fi
 VENV="$(bash scripts/setup_venv.sh test | tail -n 1)"
 # The pytest script (not `python -m pytest`) keeps the source tree off sys.path, so tests import the installed
 # packages; tests/conftest.py sits in tests/, not at the root, for the same reason.

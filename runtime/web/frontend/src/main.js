@@ -1,0 +1,306 @@
+// emo3d browser viewer: shows the rig the server names in /config.json and drives its morph targets with
+// the frames that arrive over the WebSocket (control protocol, docs/control-protocol.md).
+// window.__emo3d holds the page's live numbers (frames received, frame-to-photon delays) for tests and the HUD.
+import * as THREE from "three";
+import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
+import { GLTFLoader } from "three/examples/jsm/loaders/GLTFLoader.js";
+import { VRMLoaderPlugin, VRMUtils } from "@pixiv/three-vrm";
+
+const TOP_K = 8;
+const BAR_EVERY_MS = 100;          // DOM bars refresh period (the face itself updates every animation frame)
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 2000;
+const DELAY_WINDOW = 600;          // frame-to-photon samples kept
+
+const $ = (id) => document.getElementById(id);
+const stats = (window.__emo3d = {
+  ready: false, rig: null, connected: false, connects: 0, framesReceived: 0, lastIndex: -1, indexGaps: 0,
+  errors: [], acks: [], animationFrames: 0,
+  // frame-to-photon: for every frame applied, the delay from its arrival to the end of the draw that shows it,
+  // in ms and in animation frames (1 = drawn in the first animation frame after it arrived)
+  applied: 0, superseded: 0, delayMs: [], delayFrames: [], maxDelayFrames: 0,
+  recording: null,
+});
+
+let config = null;
+let names = [];
+let socket = null;
+let reconnectMs = RECONNECT_MIN_MS;
+let nextId = 1;
+let lastText = null;
+let pending = null;                // newest frame not yet drawn
+let latest = null;                 // newest frame drawn (for the bars)
+let morphBindings = [];            // {influences, slot, src} : mesh morph slot <- weights[src]
+let exprBindings = [];             // {name, src} : VRM expression <- weights[src]
+let vrm = null;
+let pivot = null;
+
+// --- three.js scene ------------------------------------------------------------------------------------------
+const canvas = $("view");
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
+renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+const scene = new THREE.Scene();
+scene.background = new THREE.Color(0x16181d);
+const camera = new THREE.PerspectiveCamera(20, 1, 0.01, 100);
+const controls = new OrbitControls(camera, canvas);
+controls.enableDamping = true;
+scene.add(new THREE.HemisphereLight(0xffffff, 0x3a3a44, 1.4));
+const sun = new THREE.DirectionalLight(0xffffff, 2.2);
+scene.add(sun);
+let lastTick = performance.now();
+
+function resize() {
+  const r = canvas.parentElement.getBoundingClientRect();
+  const w = Math.max(1, Math.floor(r.width)), h = Math.max(1, Math.floor(r.height));
+  renderer.setSize(w, h, false);
+  camera.aspect = w / h;
+  camera.updateProjectionMatrix();
+}
+new ResizeObserver(resize).observe(canvas.parentElement);
+resize();
+
+function frameObject(root) {
+  const box = new THREE.Box3().setFromObject(root);
+  const size = box.getSize(new THREE.Vector3());
+  const center = box.getCenter(new THREE.Vector3());
+  const half = 0.5 * Math.max(size.y, size.x / Math.max(camera.aspect, 0.5)) * 1.15;
+  const dist = half / Math.tan(THREE.MathUtils.degToRad(camera.fov / 2)) + size.z / 2;
+  camera.position.set(center.x, center.y, center.z + dist);
+  camera.near = dist / 100;
+  camera.far = dist * 100;
+  camera.updateProjectionMatrix();
+  controls.target.copy(center);
+  controls.update();
+  sun.position.set(center.x + 0.3 * dist, center.y + 0.4 * dist, center.z + dist);
+  return center;
+}
+
+async function loadRig() {
+  const loader = new GLTFLoader();
+  loader.register((parser) => new VRMLoaderPlugin(parser));
+  const gltf = await loader.loadAsync(config.rig.url);
+  vrm = gltf.userData.vrm || null;
+  const root = vrm ? vrm.scene : gltf.scene;
+  if (vrm) VRMUtils.rotateVRM0(vrm);
+  const targets = config.rig.targets;
+  const index = Object.fromEntries(names.map((n, i) => [n, i]));
+  const driven = new Set();
+  if (vrm && vrm.expressionManager) {
+    for (const e of vrm.expressionManager.expressions) {
+      const ark = targets[e.expressionName];
+      if (ark !== undefined) { exprBindings.push({ name: e.expressionName, src: index[ark] }); driven.add(ark); }
+    }
+  }
+  root.traverse((o) => {
+    if (!o.morphTargetDictionary || !o.morphTargetInfluences) return;
+    for (const [name, slot] of Object.entries(o.morphTargetDictionary)) {
+      const ark = targets[name];
+      if (ark !== undefined && !(exprBindings.length && driven.has(ark))) {
+        morphBindings.push({ influences: o.morphTargetInfluences, slot, src: index[ark] });
+        driven.add(ark);
+      }
+    }
+  });
+  const center = frameObject(root);
+  pivot = new THREE.Group();
+  pivot.position.copy(center);
+  root.position.sub(center);
+  pivot.add(root);
+  scene.add(pivot);
+  stats.rig = { name: config.rig.name, format: config.rig.format, shapes: driven.size,
+    morphBindings: morphBindings.length, expressionBindings: exprBindings.length };
+}
+
+function apply(frame) {
+  const w = frame.w;
+  for (const b of morphBindings) b.influences[b.slot] = w[b.src];
+  if (vrm) {
+    for (const b of exprBindings) vrm.expressionManager.setValue(b.name, w[b.src]);
+  }
+  if (pivot) {
+    const [yaw, pitch, roll] = frame.head;
+    pivot.rotation.set(-pitch, yaw, roll, "YXZ");
+  }
+}
+
+function animate() {
+  requestAnimationFrame(animate);
+  stats.animationFrames += 1;
+  const now = performance.now();
+  const dt = (now - lastTick) / 1000;
+  lastTick = now;
+  const f = pending;
+  pending = null;
+  if (f) apply(f);
+  if (vrm) vrm.update(dt);
+  controls.update();
+  renderer.render(scene, camera);
+  if (f) {
+    const ms = performance.now() - f.arrival;
+    const frames = stats.animationFrames - f.arrivalFrame;
+    stats.applied += 1;
+    stats.delayMs.push(ms);
+    stats.delayFrames.push(frames);
+    if (stats.delayMs.length > DELAY_WINDOW) { stats.delayMs.shift(); stats.delayFrames.shift(); }
+    stats.maxDelayFrames = Math.max(stats.maxDelayFrames, frames);
+    latest = f;
+  }
+  bars();
+}
+
+// --- side panel ---------------------------------------------------------------------------------------------
+function makeBars(el, labels) {
+  el.replaceChildren();
+  return labels.map((label) => {
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span><span class="val"></span>';
+    row.querySelector(".name").textContent = label;
+    el.appendChild(row);
+    return { row, name: row.querySelector(".name"), fill: row.querySelector(".fill"), val: row.querySelector(".val") };
+  });
+}
+let shapeBars = [];
+let emotionBars = [];
+let lastBars = 0;
+
+function setBar(b, label, v) {
+  if (label !== null) b.name.textContent = label;
+  b.fill.style.width = `${Math.round(Math.max(0, Math.min(1, v)) * 100)}%`;
+  b.val.textContent = v.toFixed(2);
+}
+
+function bars() {
+  const now = performance.now();
+  if (!latest || now - lastBars < BAR_EVERY_MS) return;
+  lastBars = now;
+  const order = names.map((n, i) => i).filter((i) => names[i] !== "_neutral");
+  order.sort((a, b) => latest.w[b] - latest.w[a]);
+  order.slice(0, TOP_K).forEach((i, k) => setBar(shapeBars[k], names[i], latest.w[i]));
+  const recent = stats.delayMs.slice(-60);
+  const mean = recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length);
+  $("hud").textContent = `${config.rig.name} · frame ${latest.index} · arrival→drawn ${mean.toFixed(1)} ms`;
+}
+
+function showEmotions(emotions) {
+  config.emotions.forEach((e, k) => setBar(emotionBars[k], null, emotions ? (emotions[e] || 0) : 0));
+}
+
+function say(text, isError = false) {
+  $("message").textContent = text;
+  $("message").style.color = isError ? "#f0a35e" : "#9aa0a6";
+}
+
+// --- WebSocket ----------------------------------------------------------------------------------------------
+function send(obj) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) { say("not connected; the request was not sent", true); return false; }
+  obj.id = nextId++;
+  socket.send(JSON.stringify(obj));
+  return true;
+}
+
+function onMessage(ev) {
+  const arrival = performance.now();
+  let msg;
+  try { msg = JSON.parse(ev.data); } catch { return; }
+  if (msg.type === "frame") {
+    stats.framesReceived += 1;
+    if (stats.lastIndex >= 0 && msg.index !== stats.lastIndex + 1) stats.indexGaps += 1;
+    stats.lastIndex = msg.index;
+    if (pending) stats.superseded += 1;
+    pending = { index: msg.index, w: names.map((n) => msg.weights[n] || 0), head: msg.head || [0, 0, 0],
+      arrival, arrivalFrame: stats.animationFrames };
+  } else if (msg.type === "ack") {
+    stats.acks.push(msg);
+    if (msg.request === "text") {
+      showEmotions(msg.emotions);
+      say(`${msg.latency_ms.toFixed(1)} ms${msg.truncated ? " (text truncated)" : ""}${msg.emotions ? "" : " · this model has no emotion head"}`);
+    }
+  } else if (msg.type === "error") {
+    stats.errors.push(msg);
+    say(`${msg.code}: ${msg.message}`, true);
+  }
+}
+
+function connect() {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${config.ws}`;
+  const ws = new WebSocket(url);
+  socket = ws;
+  ws.onopen = () => {
+    reconnectMs = RECONNECT_MIN_MS;
+    stats.connected = true;
+    stats.connects += 1;
+    $("conn").className = "up";
+    $("conn-text").textContent = "live";
+    if (!$("idle").checked) send({ type: "idle", idle: false });
+  };
+  ws.onmessage = onMessage;
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    stats.connected = false;
+    $("conn").className = "down";
+    $("conn-text").textContent = `reconnecting in ${(reconnectMs / 1000).toFixed(2)} s`;
+    setTimeout(connect, reconnectMs);
+    reconnectMs = Math.min(RECONNECT_MAX_MS, reconnectMs * 2);
+  };
+}
+
+// --- controls -----------------------------------------------------------------------------------------------
+function intensity() { return Number($("intensity").value); }
+
+$("prompt-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("prompt").value.trim();
+  if (!text) { say("type an emotion description, e.g. \"furious scowl\"", true); return; }
+  if (send({ type: "text", text, intensity: intensity() })) { lastText = text; $("prompt").select(); }
+});
+$("intensity").addEventListener("input", () => { $("intensity-value").textContent = intensity().toFixed(2); });
+$("intensity").addEventListener("change", () => { if (lastText) send({ type: "text", text: lastText, intensity: intensity() }); });
+$("idle").addEventListener("change", () => send({ type: "idle", idle: $("idle").checked }));
+
+let recorder = null;
+$("share").addEventListener("click", () => {
+  const button = $("share");
+  if (recorder) { recorder.stop(); return; }
+  if (!window.MediaRecorder || !canvas.captureStream) { say("this browser cannot record the canvas", true); return; }
+  const type = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm"].find((t) => MediaRecorder.isTypeSupported(t));
+  if (!type) { say("this browser cannot record WebM", true); return; }
+  const chunks = [];
+  recorder = new MediaRecorder(canvas.captureStream(30), { mimeType: type });
+  recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+  recorder.onstop = () => {
+    const blob = new Blob(chunks, { type: "video/webm" });
+    stats.recording = { bytes: blob.size, type };
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `emo3d-${new Date().toISOString().replace(/[:.]/g, "-")}.webm`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    recorder = null;
+    button.classList.remove("recording");
+    button.textContent = "share (record WebM)";
+    say(`recorded ${(blob.size / 1024).toFixed(0)} KiB of WebM`);
+  };
+  recorder.start(250);
+  button.classList.add("recording");
+  button.textContent = "stop and save";
+});
+
+// --- start --------------------------------------------------------------------------------------------------
+async function main() {
+  config = await (await fetch("config.json")).json();
+  names = config.names;
+  $("idle").checked = config.idle;
+  shapeBars = makeBars($("shapes"), Array(TOP_K).fill(""));
+  emotionBars = makeBars($("emotions"), config.emotions);
+  showEmotions(null);
+  connect();
+  try {
+    await loadRig();
+  } catch (e) {
+    say(`could not load the rig ${config.rig.url}: ${e.message || e}`, true);
+  }
+  stats.ready = true;
+  requestAnimationFrame(animate);
+}
+main();

@@ -1,0 +1,432 @@
+"""The browser viewer's server: HTTP for the built page and the rig, and a WebSocket at ``/ws`` that
+speaks the control protocol of ``docs/control-protocol.md`` (same JSON requests, replies, frames and
+limits as ``--serve``; one JSON object per WebSocket text message instead of a length prefix).
+
+One port serves both (the ``websockets`` library answers plain GETs through ``process_request``).
+The asyncio loop runs in its own thread; ``send(frame)`` (the avatar-loop sink) only hands the newest
+frame to that thread, and each page has a bounded frame queue that drops the oldest frame, so a slow
+or vanished page never blocks the frame loop or the other pages.
+
+Security: loopback by default (``allow_remote`` to bind anything else); the ``Host`` header must name
+a loopback host unless ``allow_remote`` (no DNS rebinding); a WebSocket with an ``Origin`` header is
+accepted only from the page's own origin; every response carries a Content-Security-Policy that
+allows nothing but this server.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import json
+import logging
+import mimetypes
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Dict, Optional
+
+from emo3d import schema
+from emo3d.errors import AssetError, InvalidInputError
+
+from runtime.streaming.server import ControlServer, ServerOptions, encode_frame, encode_message, is_loopback
+
+from . import DEFAULT_HOST, DEFAULT_PORT
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
+PACKAGE_DIR = Path(__file__).resolve().parent
+STATIC_DIR = PACKAGE_DIR / "static"
+FRONTEND_DIR = PACKAGE_DIR / "frontend"
+BUILD_COMMAND = "bash scripts/build_web.sh"
+RIG_FORMATS = {".glb": "gltf", ".gltf": "gltf", ".vrm": "vrm"}
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "connect-src 'self' blob: data:; media-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'")
+
+
+class ViewerNotBuiltError(AssetError):
+    """The page's static files are missing (the frontend was not built)."""
+
+
+def require_built(static_dir: Path = STATIC_DIR) -> Path:
+    """``static_dir`` when it holds a built viewer, else :class:`ViewerNotBuiltError` naming the build."""
+    missing = [n for n in ("index.html", "app.js") if not (static_dir / n).is_file()]
+    if missing:
+        raise ViewerNotBuiltError(
+            f"the browser viewer is not built ({', '.join(missing)} missing in {static_dir}); build it with "
+            f"`{BUILD_COMMAND}` in the emo3d checkout (needs Node.js and npm; then reinstall if emo3d is "
+            f"installed with pip)")
+    return static_dir
+
+
+@dataclass
+class WebOptions:
+    """Options of :class:`WebServer` (validated)."""
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT          # 0 = any free port (see ``WebServer.address``)
+    allow_remote: bool = False        # needed to bind (and be reached by) anything but a loopback address
+    max_message: int = 64 * 1024      # bytes of JSON per message, as for --serve
+    max_clients: int = 64
+    frame_queue: int = 8              # frames buffered per page (drop-oldest beyond)
+    digits: int = 5                   # significant digits of frame weights
+    rig: Optional[Path] = None        # a .glb/.gltf/.vrm to show instead of the default head
+    static_dir: Path = field(default_factory=lambda: STATIC_DIR)
+
+    def __post_init__(self):
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise InvalidInputError(f"--web port {self.port!r} must be an integer in 0..65535")
+        for name in ("max_message", "max_clients", "frame_queue"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise InvalidInputError(f"WebOptions.{name}={v!r} must be a positive integer")
+        if self.max_message < 64:
+            raise InvalidInputError(f"--max-message {self.max_message} is too small (at least 64 bytes)")
+        if not self.allow_remote and not is_loopback(self.host):
+            raise InvalidInputError(
+                f"refusing to serve the viewer on {self.host!r}: it is not a loopback address; anyone on the "
+                "network could drive the avatar. Pass --allow-remote to bind it anyway.")
+        if self.rig is not None:
+            self.rig = Path(self.rig)
+            if self.rig.suffix.lower() not in RIG_FORMATS:
+                raise InvalidInputError(f"--rig {str(self.rig)!r}: the viewer shows .glb, .gltf or .vrm files")
+            if not self.rig.is_file():
+                raise InvalidInputError(f"--rig {str(self.rig)!r} does not exist")
+        self.static_dir = Path(self.static_dir)
+
+
+@dataclass
+class WebStats:
+    pages: int = 0              # WebSocket connections now
+    connections: int = 0        # WebSocket connections ever
+    http_requests: int = 0
+    frames: int = 0             # frames broadcast
+    frames_dropped: int = 0     # frames dropped from slow pages' queues
+
+
+class _Page:
+    """One WebSocket connection; ``subscribed``/``frames`` are what the shared dispatch uses."""
+    __slots__ = ("ws", "frames", "replies", "wake", "subscribed", "closed")
+
+    def __init__(self, ws, frame_queue: int):
+        self.ws = ws
+        self.frames: collections.deque = collections.deque(maxlen=frame_queue)
+        self.replies: collections.deque = collections.deque()
+        self.wake = asyncio.Event()
+        self.subscribed = True
+        self.closed = False
+
+
+def rig_target_map(path: Path) -> Dict[str, str]:
+    """{source name: ARKit name} for every morph target and VRM expression name in a glTF/VRM file that
+    matches an ARKit shape (the same matching as :func:`emo3d.avatar.gltf.match_target`)."""
+    from emo3d.avatar.gltf import match_target
+    data = path.read_bytes()
+    try:
+        if data[:4] == b"glTF":
+            n = int.from_bytes(data[12:16], "little")
+            doc = json.loads(data[20:20 + n].decode("utf-8"))
+        else:
+            doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InvalidInputError(f"--rig {path}: not a glTF/VRM file ({e})") from None
+    names = []
+    for mesh in doc.get("meshes", []) or []:
+        names += list((mesh.get("extras") or {}).get("targetNames") or [])
+        for prim in mesh.get("primitives", []) or []:
+            names += list((prim.get("extras") or {}).get("targetNames") or [])
+    ext = doc.get("extensions") or {}
+    vrm1 = (ext.get("VRMC_vrm") or {}).get("expressions") or {}
+    names += list((vrm1.get("custom") or {}).keys()) + list((vrm1.get("preset") or {}).keys())
+    for group in ((ext.get("VRM") or {}).get("blendShapeMaster") or {}).get("blendShapeGroups") or []:
+        names += [group.get("name", "")]
+    out = {}
+    for n in names:
+        canon, _ = match_target(str(n))
+        if canon is not None:
+            out[str(n)] = canon
+    return out
+
+
+class WebServer:
+    """HTTP + WebSocket viewer server for an avatar loop (``set_text``, ``set_weights``, ``add_sink``).
+
+    ``start()`` builds the rig bytes, binds, and registers the server as a sink of ``loop``;
+    ``close()`` undoes all three.
+    """
+
+    PENDING = 8  # frames the server thread may fall behind the frame loop
+
+    def __init__(self, loop, options: WebOptions | None = None):
+        self.options = options or WebOptions()
+        self.loop = loop
+        self.stats = WebStats()
+        self.address: tuple[str, int] | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pages: set[_Page] = set()
+        self._pending: collections.deque = collections.deque(maxlen=self.PENDING)
+        self._scheduled = False
+        self._closed = False
+        self._stop: asyncio.Future | None = None
+        self._rig_bytes = b""
+        self._config = b""
+        # The control protocol's request handling (validation, dispatch to the loop, error replies) is the
+        # TCP server's; this transport only frames messages differently.
+        self._protocol = ControlServer(loop, ServerOptions(host="127.0.0.1", port=0,
+                                                           max_message=self.options.max_message,
+                                                           digits=self.options.digits))
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        o = self.options
+        require_built(o.static_dir)
+        if o.rig is None:
+            from emo3d.avatar.default import default_rig
+            from emo3d.avatar.gltf_export import glb_bytes
+            rig = default_rig()
+            self._rig_bytes = glb_bytes(rig)
+            fmt, url, targets, name = "gltf", "/rig.glb", {n: n for n in rig.target_names}, "default head"
+        else:
+            fmt = RIG_FORMATS[o.rig.suffix.lower()]
+            targets = rig_target_map(o.rig)
+            self._rig_bytes = o.rig.read_bytes()
+            url, name = f"/rig{o.rig.suffix.lower()}", o.rig.name
+            if o.rig.suffix.lower() == ".gltf" and b'"uri"' in self._rig_bytes and b"data:" not in self._rig_bytes:
+                raise InvalidInputError(f"--rig {o.rig}: a .gltf with external files cannot be served; "
+                                        f"convert it to .glb")
+        fps = float(getattr(getattr(self.loop, "options", None), "fps", 60.0) or 60.0)
+        self._config = json.dumps({
+            "rig": {"url": url, "format": fmt, "name": name, "targets": targets},
+            "ws": WS_PATH, "fps": fps, "names": list(schema.MEDIAPIPE_NAMES), "emotions": list(schema.EMOTIONS),
+            "max_message": o.max_message,
+            "idle": bool(getattr(getattr(self.loop, "options", None), "idle", True)),
+        }).encode()
+
+    def start(self) -> "WebServer":
+        from websockets.asyncio.server import serve
+        self._prepare()
+        ready = threading.Event()
+        error: list[BaseException] = []
+        o = self.options
+
+        async def main():
+            self._stop = asyncio.get_running_loop().create_future()
+            try:
+                server = await serve(self._handle, o.host, o.port, process_request=self._http,
+                                     max_size=max(4 * o.max_message, 1 << 20), compression=None,
+                                     ping_interval=20, ping_timeout=20, server_header="emo3d")
+            except BaseException as e:  # bind failed
+                error.append(e)
+                ready.set()
+                return
+            self.address = server.sockets[0].getsockname()[:2]
+            ready.set()
+            async with server:
+                await self._stop
+                for p in list(self._pages):
+                    p.closed = True
+                    p.wake.set()
+                    await p.ws.close(1001, "server shutting down")
+
+        def run():
+            aloop = asyncio.new_event_loop()
+            self._aloop = aloop
+            try:
+                aloop.run_until_complete(main())
+            finally:
+                aloop.close()
+
+        self._thread = threading.Thread(target=run, name="emo3d-web", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if error:
+            raise InvalidInputError(f"cannot serve the viewer on {o.host}:{o.port}: {error[0]}")
+        if self.loop is not None and hasattr(self.loop, "add_sink"):
+            self.loop.add_sink(self)
+        log.info("browser viewer on %s", self.url)
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self.address or (self.options.host, self.options.port)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.loop is not None and hasattr(self.loop, "remove_sink"):
+            try:
+                self.loop.remove_sink(self)
+            except Exception:  # already removed
+                pass
+        aloop, stop = self._aloop, self._stop
+        if aloop is not None and stop is not None and self._thread is not None and self._thread.is_alive():
+            aloop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+            self._thread.join(5)
+        self._protocol.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- sink (frame-loop thread) -------------------------------------------------------------
+    def send(self, frame) -> None:
+        """Hand ``frame`` to the server thread; never blocks."""
+        aloop = self._aloop
+        if self._closed or aloop is None:
+            return
+        self._pending.append(frame)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                aloop.call_soon_threadsafe(self._broadcast)
+            except RuntimeError:  # loop closed
+                pass
+
+    def _broadcast(self) -> None:
+        self._scheduled = False
+        while self._pending:
+            frame = self._pending.popleft()
+            text = encode_frame(frame, self.options.digits)[4:].decode("utf-8")
+            self.stats.frames += 1
+            for p in self._pages:
+                if p.subscribed and not p.closed:
+                    if len(p.frames) == p.frames.maxlen:
+                        self.stats.frames_dropped += 1
+                    p.frames.append(text)
+                    p.wake.set()
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    def _host_ok(self, host_header: Optional[str]) -> bool:
+        if self.options.allow_remote:
+            return True
+        if not host_header:
+            return False
+        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        host = host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def _respond(self, status: HTTPStatus, body: bytes, ctype: str):
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+        headers = Headers()
+        headers["Content-Type"] = ctype
+        headers["Content-Length"] = str(len(body))
+        headers["Cache-Control"] = "no-cache"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Content-Security-Policy"] = _CSP
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Connection"] = "close"
+        return Response(status.value, status.phrase, headers, body)
+
+    def _http(self, connection, request):
+        host = request.headers.get("Host")
+        if not self._host_ok(host):
+            return self._respond(HTTPStatus.FORBIDDEN, f"Host {host!r} is not a loopback name; the viewer answers "
+                                 f"only http://127.0.0.1 or http://localhost (or pass --allow-remote)\n".encode(),
+                                 "text/plain; charset=utf-8")
+        path = request.path.split("?", 1)[0]
+        upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if path == WS_PATH and upgrade:
+            origin = request.headers.get("Origin")
+            if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+                return self._respond(HTTPStatus.FORBIDDEN, f"Origin {origin!r} is not this page's origin "
+                                     f"(http://{host}); cross-site pages may not drive the avatar\n".encode(),
+                                     "text/plain; charset=utf-8")
+            return None  # go on with the handshake
+        self.stats.http_requests += 1
+        if path == "/config.json":
+            return self._respond(HTTPStatus.OK, self._config, "application/json")
+        if path.startswith("/rig.") and path == json.loads(self._config)["rig"]["url"]:
+            ctype = "model/gltf-binary" if not path.endswith(".gltf") else "model/gltf+json"
+            return self._respond(HTTPStatus.OK, self._rig_bytes, ctype)
+        name = "index.html" if path == "/" else path.lstrip("/")
+        root = self.options.static_dir.resolve()
+        f = (root / name).resolve()
+        if name.startswith(".") or "/." in name or root not in f.parents or not f.is_file():
+            return self._respond(HTTPStatus.NOT_FOUND, f"not found: {path}\n".encode(), "text/plain; charset=utf-8")
+        ctype = mimetypes.guess_type(f.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype.endswith("javascript"):
+            ctype += "; charset=utf-8"
+        return self._respond(HTTPStatus.OK, f.read_bytes(), ctype)
+
+    # --- WebSocket ------------------------------------------------------------------------------
+    async def _handle(self, ws):
+        from websockets.exceptions import ConnectionClosed
+        self.stats.connections += 1
+        if len(self._pages) >= self.options.max_clients:
+            await ws.send(json.dumps(self._protocol._error(
+                None, "server_full", f"server has {self.options.max_clients} clients, the maximum; try later")))
+            await ws.close(1013, "server full")
+            return
+        page = _Page(ws, self.options.frame_queue)
+        self._pages.add(page)
+        self.stats.pages = len(self._pages)
+        writer = asyncio.ensure_future(self._writer(page))
+        try:
+            async for message in ws:
+                body = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+                if len(body) > self.options.max_message:
+                    await self._reply(page, self._protocol._error(
+                        None, "too_large", f"message of {len(body)} bytes exceeds the maximum of "
+                        f"{self.options.max_message} bytes; closing the connection"))
+                    break
+                if not body:
+                    await self._reply(page, self._protocol._error(None, "empty",
+                                                                  "empty message; send a JSON object"))
+                    continue
+                self._protocol.stats.requests += 1
+                await self._reply(page, await self._protocol._request(page, body))
+        except ConnectionClosed:
+            pass
+        finally:
+            page.subscribed = False
+            page.frames.clear()
+            page.wake.set()
+            try:
+                await asyncio.wait_for(self._flush(page), 2.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+            page.closed = True
+            page.wake.set()
+            writer.cancel()
+            self._pages.discard(page)
+            self.stats.pages = len(self._pages)
+
+    async def _flush(self, page: _Page):
+        while page.replies and not page.closed:
+            await asyncio.sleep(0.005)
+
+    async def _reply(self, page: _Page, obj: dict):
+        try:
+            text = encode_message(obj)[4:].decode("utf-8")
+        except (TypeError, ValueError):
+            text = json.dumps(self._protocol._error(obj.get("id"), "internal", "reply could not be encoded"))
+        page.replies.append(text)
+        page.wake.set()
+
+    async def _writer(self, page: _Page):
+        from websockets.exceptions import ConnectionClosed
+        try:
+            while not page.closed:
+                if not (page.replies or page.frames):
+                    await page.wake.wait()
+                    page.wake.clear()
+                    continue
+                text = page.replies.popleft() if page.replies else page.frames.popleft()
+                await page.ws.send(text)
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
+        finally:
+            page.closed = True

@@ -1,0 +1,231 @@
+"""The viewer in a real browser: headless Chromium (Debian's package) with software WebGL (SwiftShader),
+driven by Playwright, against a WebServer on 127.0.0.1 fed by a real AvatarLoop and a tiny model.
+
+Skips only when Chromium, Playwright or the built viewer is absent (each named)."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runtime.engine import Engine, EngineOptions
+from runtime.loop import AvatarLoop, LoopOptions
+from runtime.web import BUILD_COMMAND, STATIC_DIR, WebOptions, WebServer
+from support.tiny import make_tiny_model
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--use-angle=swiftshader", "--use-gl=angle", "--enable-unsafe-swiftshader", "--no-sandbox",
+        "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("needs Chromium (Debian package `chromium`, /usr/bin/chromium)")
+    if not (STATIC_DIR / "index.html").is_file():
+        pytest.skip(f"needs the built viewer {STATIC_DIR}/index.html (`{BUILD_COMMAND}`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("needs Playwright for Python (pip install playwright; no browser download)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    model = make_tiny_model(tmp_path_factory.mktemp("tiny_web") / "model", emotions=True)
+    engine = Engine.create(EngineOptions(model=model, device="cpu"))
+    lp = AvatarLoop(engine, LoopOptions(idle=False, transition_ms=150))
+    lp.start()
+    yield lp
+    lp.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser, loop):
+    s = WebServer(loop, WebOptions(port=0)).start()
+    yield s
+    s.close()
+
+
+class Page:
+    """A page on the viewer with every request it made."""
+
+    def __init__(self, browser, url: str, width: int = 900, height: int = 600):
+        # bypass_csp: lets Playwright evaluate its own scripts; the page's requests are still all recorded
+        self.ctx = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True,
+                                       accept_downloads=True)
+        self.page = self.ctx.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("websocket", lambda ws: self.requests.append(ws.url))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url)
+        self.wait("s => s.ready && s.applied > 3", 60)
+
+    def stats(self) -> dict:
+        return self.page.evaluate("() => { const s = window.__emo3d; return JSON.parse(JSON.stringify(s)); }")
+
+    def wait(self, predicate: str, timeout_s: float = 20) -> None:
+        self.page.wait_for_function(f"() => window.__emo3d && ({predicate})(window.__emo3d)", timeout=timeout_s * 1e3)
+
+    def canvas(self) -> np.ndarray:
+        """The canvas as RGB, after two more drawn frames."""
+        n = self.stats()["animationFrames"]
+        self.wait(f"s => s.animationFrames >= {n + 2}")
+        png = self.page.locator("#view").screenshot()
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
+
+    def close(self):
+        self.ctx.close()
+
+
+def _settle(loop, weights=None):
+    loop.set_weights(np.zeros(52, np.float32) if weights is None else weights, transition_ms=0)
+    time.sleep(0.3)
+
+
+def test_page_draws_the_face_from_loopback_only(browser, server):
+    p = Page(browser, server.url)
+    try:
+        img = p.canvas()
+        h, w, _ = img.shape
+        centre = img[h // 3: 2 * h // 3, w // 3: 2 * w // 3]
+        assert centre.std() > 10, "the centre of the canvas is uniform: no face drawn"
+        assert np.abs(centre - img[2, 2]).sum(axis=2).mean() > 30, "the centre looks like the background"
+        s = p.stats()
+        assert s["rig"]["shapes"] == 51 and s["rig"]["morphBindings"] == 51
+        hosts = {urlparse(u).hostname for u in p.requests if urlparse(u).scheme in ("http", "https", "ws", "wss")}
+        assert hosts and hosts <= LOOPBACK, f"requests to non-loopback hosts: {hosts - LOOPBACK}"
+        assert {urlparse(u).path for u in p.requests} >= {"/", "/app.js", "/style.css", "/config.json", "/rig.glb",
+                                                          "/ws"}
+        assert p.errors == []
+    finally:
+        p.close()
+
+
+def test_a_prompt_changes_the_mouth_and_brows(browser, server, loop):
+    _settle(loop)
+    p = Page(browser, server.url)
+    try:
+        a, b = p.canvas(), p.canvas()
+        h, w, _ = a.shape
+        brow = (slice(int(h * .25), int(h * .45)), slice(int(w * .3), int(w * .7)))
+        mouth = (slice(int(h * .6), int(h * .85)), slice(int(w * .3), int(w * .7)))
+        face = (slice(int(h * .1), int(h * .9)), slice(int(w * .1), int(w * .9)))   # the HUD lines stay out
+        assert np.abs(a[face] - b[face]).max() <= 2, "a still face must draw the same twice (the comparison below needs it)"
+        p.page.fill("#prompt", "furious angry scowl")
+        p.page.press("#prompt", "Enter")
+        p.wait("s => s.acks.some(a => a.request === 'text')")
+        time.sleep(0.6)   # the 150 ms transition
+        c = p.canvas()
+        for name, region in (("brow", brow), ("mouth", mouth)):
+            diff = np.abs(c[region] - a[region]).sum(axis=2)
+            assert (diff > 30).mean() > 0.02, f"the {name} region did not change ({(diff > 30).mean():.4f})"
+        ack = next(x for x in p.stats()["acks"] if x["request"] == "text")
+        assert set(ack["emotions"]) == {"neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                                        "contempt"}
+        bars = p.page.locator("#emotions .val").all_text_contents()
+        assert len(bars) == 8 and any(float(v) > 0 for v in bars)
+        assert p.page.locator("#shapes .name").first.text_content() != ""
+    finally:
+        p.close()
+
+
+def test_frames_arrive_at_60_hz_and_are_drawn_within_one_animation_frame(browser, server, loop):
+    p = Page(browser, server.url)
+    try:
+        s0, t0 = p.stats(), time.perf_counter()
+        time.sleep(3.0)
+        s1, t1 = p.stats(), time.perf_counter()
+        rate = (s1["framesReceived"] - s0["framesReceived"]) / (t1 - t0)
+        delays = np.array(s1["delayMs"])
+        late = max(s1["delayFrames"])
+        print(f"\nweb viewer: {rate:.1f} frames/s over the WebSocket; {s1['applied']} frames drawn, "
+              f"{s1['superseded']} superseded before a draw; arrival -> drawn median {np.median(delays):.1f} ms, "
+              f"p95 {np.percentile(delays, 95):.1f} ms, max {delays.max():.1f} ms; at most {late} animation frame(s)")
+        assert rate >= 50.0, f"{rate:.1f} frames/s arrived"
+        assert s1["maxDelayFrames"] <= 1, "a frame waited more than one animation frame to be drawn"
+    finally:
+        p.close()
+
+
+def test_malformed_messages_get_errors_and_other_pages_keep_going(browser, server):
+    a, b = Page(browser, server.url), Page(browser, server.url)
+    try:
+        replies = a.page.evaluate("""async () => {
+            const ws = new WebSocket(`ws://${location.host}/ws`);
+            const got = [];
+            await new Promise((ok) => ws.onopen = ok);
+            const done = new Promise((ok) => ws.onmessage = (e) => {
+                const m = JSON.parse(e.data);
+                if (m.type !== 'frame') got.push(m);
+                if (got.length === 4) ok();
+            });
+            ws.send('{"type": "text", "text": ');
+            ws.send('[]');
+            ws.send(JSON.stringify({type: 'text', text: 'x', bogus: 1}));
+            ws.send(JSON.stringify({type: 'ping', id: 'after'}));
+            await done;
+            ws.close();
+            return got;
+        }""")
+        assert [r["type"] for r in replies] == ["error", "error", "error", "pong"]
+        assert [r.get("code") for r in replies[:3]] == ["bad_json", "bad_request", "invalid_input"]
+        assert "bogus" in replies[2]["message"] and replies[3]["id"] == "after"
+        n = b.stats()["framesReceived"]
+        b.wait(f"s => s.framesReceived > {n + 30}")
+        assert a.stats()["connected"] and b.stats()["connected"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_page_reconnects_after_the_server_restarts(browser, loop):
+    first = WebServer(loop, WebOptions(port=0)).start()
+    port = first.address[1]
+    p = Page(browser, first.url)
+    try:
+        assert p.stats()["connects"] == 1
+        first.close()
+        p.wait("s => !s.connected")
+        assert "reconnecting" in p.page.locator("#conn-text").text_content()
+        with WebServer(loop, WebOptions(port=port)) as second:
+            p.wait("s => s.connected && s.connects === 2", 30)
+            n = p.stats()["framesReceived"]
+            p.wait(f"s => s.framesReceived > {n + 10}")
+            assert p.page.locator("#conn-text").text_content() == "live"
+            assert second.stats.connections >= 1
+    finally:
+        p.close()
+
+
+def test_phone_width_layout_and_webm_share(browser, server):
+    p = Page(browser, server.url, width=390, height=844)
+    try:
+        view = p.page.locator("#view").bounding_box()
+        panel = p.page.locator("#panel").bounding_box()
+        assert view["width"] >= 380 and panel["y"] >= view["y"] + view["height"] - 1, (view, panel)
+        assert p.canvas().std() > 10
+        p.page.click("#share")
+        time.sleep(1.5)
+        with p.page.expect_download() as dl:
+            p.page.click("#share")
+        rec = p.stats()["recording"]
+        assert rec["bytes"] > 1000 and rec["type"].startswith("video/webm")
+        assert dl.value.suggested_filename.endswith(".webm")
+    finally:
+        p.close()
