@@ -13,7 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from emo3d import names, schema
+from emo3d import names as name_map
+from emo3d import schema
 from emo3d.errors import InvalidInputError
 
 __all__ = ["Rig", "WeightClampWarning", "weights52"]
@@ -47,7 +48,7 @@ def weights52(weights) -> np.ndarray:
     """
     if isinstance(weights, Mapping):
         try:
-            w = names.weights_from_mapping(weights)[None]
+            w = name_map.weights_from_mapping(weights)[None]
         except KeyError as e:
             raise InvalidInputError(str(e.args[0]) if e.args else str(e)) from None
         except ValueError as e:
