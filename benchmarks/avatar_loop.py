@@ -34,20 +34,22 @@ EXPRESSIONS = [
 def _load_rig(which: str):
     if which == "sketch":
         return None, "sketch"
+    from pathlib import Path
+
+    from emo3d.avatar.default import default_rig
+    from emo3d.avatar.gltf import load_gltf
+    from emo3d.errors import Emo3DError
     errors = []
     if which in ("auto", "default"):
         try:
-            from emo3d.avatar.default import default_rig
             return default_rig(), "default rig"
-        except Exception as e:
+        except (Emo3DError, OSError) as e:   # the MediaPipe bundle cannot be resolved here
             errors.append(f"default rig: {type(e).__name__}: {e}")
     if which in ("auto", "ict"):
+        p = Path(__file__).resolve().parents[2] / "shared" / "rigs" / "ict_facekit_arkit.glb"
         try:
-            from pathlib import Path
-            from emo3d.avatar.gltf import load_gltf
-            p = Path(__file__).resolve().parents[2] / "shared" / "rigs" / "ict_facekit_arkit.glb"
             return load_gltf(p), "ICT-FaceKit"
-        except Exception as e:
+        except (Emo3DError, OSError) as e:   # ../shared is absent from a user's checkout
             errors.append(f"ICT rig: {type(e).__name__}: {e}")
     print("no 3D rig: " + "; ".join(errors))
     return None, "sketch"

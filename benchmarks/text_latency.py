@@ -90,10 +90,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     from runtime.engine import Engine, EngineOptions, resolve_model_folder
     folder = resolve_model_folder(args.model)
     if args.model == "default":
-        try:  # int8 of the default, where the export engineer's builder makes one
-            from export import ensure_default_model
+        from emo3d.errors import Emo3DError
+        from export import ensure_default_model
+        try:  # the int8 of the default
             folder = ensure_default_model(int8=True)
-        except Exception as e:
+        except (Emo3DError, OSError) as e:
             print(f"(no int8 model: {e})")
     from emo3d.manifest import ModelManifest
     manifest = ModelManifest.load(folder)

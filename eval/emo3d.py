@@ -178,11 +178,8 @@ def _model_signature(model: str) -> str:
         return GROUND_TRUTH
     folder = Path(model)
     if model == "default":
-        try:
-            from emo3d import models
-            folder = models.default_model_dir()
-        except ImportError:
-            return "default"
+        from emo3d import models
+        folder = models.default_model_dir()
     parts = [str(folder.resolve())]
     for f in sorted(folder.glob("*")) if folder.is_dir() else []:
         if f.is_file():

@@ -15,6 +15,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from emo3d import avatar
 from emo3d.errors import InvalidInputError
 from emo3d.io import atomic_path
 from emo3d.schema import MEDIAPIPE_INDEX, MEDIAPIPE_NAMES, NEUTRAL
@@ -41,14 +42,7 @@ class FaceView:
         self.backend = backend
         self._render = None
         if backend in ("auto", "rig"):
-            try:
-                from emo3d import avatar
-                self._render = avatar.render
-            except (ImportError, AttributeError) as e:
-                if backend == "rig":
-                    raise
-                log.info("3D face unavailable (%s); drawing the 2D sketch face", e)
-                self.backend = "sketch"
+            self._render = avatar.render
 
     def render(self, weights: np.ndarray, head: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         w = np.asarray(weights, np.float32).reshape(-1)

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 # the browser viewer is built (where Node.js is present) before the install that ships it: the browser tests need it
 if command -v npm >/dev/null; then bash scripts/build_web.sh; fi
 VENV="$(bash scripts/setup_venv.sh test | tail -n 1)"
+# The layers and the torch-free runtime (.importlinter, docs/architecture.md), checked on the source tree.
+"$VENV/bin/lint-imports" --no-cache
 # The pytest script (not `python -m pytest`) keeps the source tree off sys.path, so tests import the installed
 # packages; tests/conftest.py sits in tests/, not at the root, for the same reason.
 exec "$VENV/bin/pytest" -q -p no:cacheprovider --timeout=900 tests "$@"

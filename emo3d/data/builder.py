@@ -408,8 +408,8 @@ def _finish(work: Path, samples: List[Sample], opts: BuildOptions, *, imager_siz
     for tmp in work.rglob(".*.tmp"):  # temp files a killed run left behind (atomic writes never finished)
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
     if opts.card:
+        from .card import write_card
         try:
-            from .card import write_card
             write_card(work, samples=samples, name=opts.out.name)
         except Exception as exc:  # the card must never lose a finished build
             print(f"emo3d data: dataset card failed: {exc!r}", file=sys.stderr)

@@ -179,25 +179,14 @@ def test_attach_webcam_from_args(synthetic_clip, monkeypatch):
 
 # --- MediaPipe on a clip rendered from the default avatar -------------------------------------
 def _avatar_renderer():
-    try:
-        from emo3d import avatar
-        if hasattr(avatar, "render"):
-            return lambda w, pose=(0, 0, 0): avatar.render(w, size=256, pose=pose)
-        from emo3d.avatar.default import default_rig
-        from native.render import RenderOptions, Renderer
-        r = Renderer(default_rig(), RenderOptions(width=256, height=256))
-        return r.render
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"default avatar renderer not available ({type(e).__name__}: {e})")
+    from emo3d import avatar
+    return lambda w, pose=(0, 0, 0): avatar.render(w, size=256, pose=pose)
 
 
-def test_webcam_tracks_rendered_avatar(tmp_path):
+def test_webcam_tracks_rendered_avatar(tmp_path, face_landmarker):
     render = _avatar_renderer()
     from runtime.webcam import default_scorer
-    try:
-        scorer = default_scorer()
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"MediaPipe face landmarker not available ({type(e).__name__}: {e})")
+    scorer = default_scorer()
     jaw = np.concatenate([np.zeros(6), np.linspace(0, 1, 6), np.ones(6), np.linspace(1, 0, 6), np.zeros(4)])
     frames = [render(vec(jawOpen=j)) for j in jaw] + [np.zeros((256, 256, 3), np.uint8)] * 4
     p = tmp_path / "avatar.avi"
@@ -238,17 +227,11 @@ def test_head_calibrated_held_and_faded():
     assert face.head is None                                       # non-finite pose ignored
 
 
-def test_head_pose_from_rendered_avatar(tmp_path):
+def test_head_pose_from_rendered_avatar(tmp_path, face_landmarker):
     """Rendered with known (yaw, pitch, roll), the tracked head pose follows: signs and size."""
     render = _avatar_renderer()
-    import inspect as _inspect
-    if "pose" not in _inspect.signature(render).parameters:
-        pytest.skip("renderer takes no pose")
     from runtime.webcam import default_scorer
-    try:
-        scorer = default_scorer()
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"MediaPipe face landmarker not available ({type(e).__name__}: {e})")
+    scorer = default_scorer()
     poses = [(0, 0, 0), (15, 0, 0), (-15, 0, 0), (0, 10, 0), (0, 0, 15), (0, 0, -15)]
     frames = [render(vec(), pose=p) for p in poses for _ in range(2)]
     p = tmp_path / "poses.avi"

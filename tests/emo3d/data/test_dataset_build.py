@@ -222,12 +222,7 @@ def test_source_hf_fails_at_once_offline(monkeypatch, tmp_path, capsys):
     assert "--source local" in capsys.readouterr().err
 
 
-def test_build_with_images(tmp_path):
-    try:
-        from emo3d.data.render import Imager
-        Imager(size=192).close()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"the avatar image step is not available here: {exc!r}")
+def test_build_with_images(tmp_path, face_landmarker):
     res = build(opts(tmp_path / "i", samples=2, images=True, renders=2, image_size=192))
     rel = dataset.read_release(tmp_path / "i")
     s = sorted(rel.samples, key=lambda s: s.sample_id)[0]

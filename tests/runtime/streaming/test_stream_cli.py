@@ -90,20 +90,15 @@ def test_emo3d_run_serve_and_vmc(tmp_path):
 
 
 @pytest.mark.slow
-def test_emo3d_run_webcam_video_drives_frames(tmp_path):
+def test_emo3d_run_webcam_video_drives_frames(tmp_path, face_landmarker):
     """``emo3d-run --webcam VIDEO``: a clip of the default avatar with its jaw open drives the
     streamed frames through MediaPipe and the loop."""
     np = pytest.importorskip("numpy")
     cv2 = pytest.importorskip("cv2", reason="video capture needs OpenCV (the [webcam] extra)")
     from support import tiny
     from emo3d import schema
-    try:
-        from runtime.webcam import default_scorer
-        default_scorer().close()
-        from emo3d import avatar
-        render = lambda w: avatar.render(w, size=256)  # noqa: E731
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"default avatar / face landmarker not available ({type(e).__name__}: {e})")
+    from emo3d import avatar
+    render = lambda w: avatar.render(w, size=256)  # noqa: E731
     w = np.zeros(schema.N_MEDIAPIPE, np.float32)
     w[schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0
     img = render(w)
