@@ -17,6 +17,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "export": ("export.cli", "export a model folder to ONNX with parity checks (optionally int8)"),
     "render": ("emo3d.cli:render", "render blendshape weights (or a text) to a PNG face"),
     "export-rig": ("emo3d.avatar.gltf_export", "write the default head as .glb with its 51 ARKit morph targets"),
+    "import": ("emo3d.models.official", "turn the official Emo3D checkpoints (CLIP_Baseline.pth, VAE_CLIP.pt) "
+                                         "into model folders: emo3d import official CKPT... --out DIR"),
     "eval": ("eval.emo3d", "the Emo3D metric over model folders (same as python -m eval.emo3d)"),
 }
 

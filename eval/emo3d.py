@@ -20,6 +20,7 @@ import logging
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -32,10 +33,12 @@ from emo3d.errors import Emo3DError, InvalidInputError, ModelFileError
 from emo3d.io import atomic_path
 
 from .bank import BankOptions, PromptBank, build_bank
+from .bootstrap import (BootstrapOptions, Interval, mean_interval, pearson_interval,
+                        sigmoid_mean_interval)
 from .judges import JudgeResult
-from .metric import MetricOptions, emo3d_metric, mse
+from .metric import MetricOptions, SaturationWarning, emo3d_metric, mse
 
-__all__ = ["EvalOptions", "ModelResult", "EvalResult", "run", "main", "JUDGES"]
+__all__ = ["EvalOptions", "ModelResult", "EvalResult", "run", "main", "model_intervals", "JUDGES"]
 log = logging.getLogger("emo3d.eval")
 JUDGES = ("clip", "fer", "roundtrip")
 GROUND_TRUTH = "groundtruth"   # --models word: the bank's ground-truth scores as a reference row
@@ -53,12 +56,13 @@ class EvalOptions:
     clip: Optional[str] = None
     k: int = 10
     compat: str = "paper"
-    alpha: float = 1.0
+    alpha: Optional[float] = None
     eps: Optional[float] = None
     bank_size: int = 160
     seed: int = 0
     size: int = 256
     progress: bool = True
+    resamples: int = 2000
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(str(m) for m in self.models))
@@ -72,12 +76,17 @@ class EvalOptions:
             raise InvalidInputError(f"render size must be >= 32, got {self.size}")
         MetricOptions(k=self.k, compat=self.compat, eps=self.eps, alpha=self.alpha)  # validates
         BankOptions(size=self.bank_size, seed=self.seed)
-        if self.k > self.bank_size:
+        self.bootstrap  # validates
+        if "clip" in self.judges and self.k > self.bank_size:   # k only matters for CLIP retrieval
             raise InvalidInputError(f"k={self.k} is larger than the bank size {self.bank_size}")
 
     @property
     def metric(self) -> MetricOptions:
         return MetricOptions(k=self.k, compat=self.compat, eps=self.eps, alpha=self.alpha)
+
+    @property
+    def bootstrap(self) -> BootstrapOptions:
+        return BootstrapOptions(resamples=self.resamples, seed=self.seed)
 
 
 @dataclass
@@ -90,10 +99,14 @@ class ModelResult:
     mean_kl: Optional[float] = None
     judges: Dict[str, JudgeResult] = field(default_factory=dict)
     seconds: float = 0.0
+    saturated: bool = False                                   # Emo3D >= metric.SATURATED
+    intervals: Dict[str, Interval] = field(default_factory=dict)   # report column -> 95% interval
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "mse": self.mse, "emo3d": self.emo3d,
                 "recall_at_k": self.recall_at_k, "mean_kl": self.mean_kl, "seconds": self.seconds,
+                "saturated": self.saturated,
+                "intervals": {k: v.to_dict() for k, v in self.intervals.items()},
                 "judges": {k: v.to_dict() for k, v in self.judges.items()}}
 
 
@@ -266,8 +279,9 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
     if bank is None:
         bank = build_bank(options.data, BankOptions(size=options.bank_size, seed=options.seed))
     out.mkdir(parents=True, exist_ok=True)
-    if len(bank) < options.k:
-        raise InvalidInputError(f"the bank has {len(bank)} prompts, fewer than k={options.k}")
+    if clip is not None and len(bank) < options.k:
+        raise InvalidInputError(f"the bank has {len(bank)} prompts, fewer than k={options.k} "
+                                f"(--k applies to --judge clip; use --k {len(bank)} or a larger --bank-size)")
     bank.save(out / "bank.json")
     for name in options.judges:
         if name == "clip" or name in judges:
@@ -312,16 +326,25 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
             if clip is not None:
                 keys = [_key(np.round(p, 5).tobytes()) for p in pred]
                 img_emb = _clip_images(cache, clip, _key(clip_name), images, keys)
-                m = emo3d_metric(img_emb, text_emb, bank.emotions, options=options.metric)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SaturationWarning)   # reported below, per model
+                    m = emo3d_metric(img_emb, text_emb, bank.emotions, options=options.metric)
                 res.emo3d, res.recall_at_k, res.mean_kl = m.score, m.recall_at_k, m.mean_kl
+                res.saturated = m.saturated
+                if m.saturated:
+                    log.warning("%s: Emo3D %.4f is saturated (sigmoid of %.1f; compat=%s, alpha=%s): "
+                                "it cannot rank models%s", name, m.score, m.mean_kl, m.compat, m.alpha,
+                                "; raise --alpha" if m.compat == "official" else "")
                 res.judges["clip"] = JudgeResult("clip", m.score, m.kl,
                                                  {"mean_kl": m.mean_kl, "recall_at_k": m.recall_at_k,
                                                   "k": m.k, "compat": m.compat, "eps": m.eps,
-                                                  "alpha": m.alpha, "topk": m.topk.tolist()})
+                                                  "alpha": m.alpha, "saturated": m.saturated,
+                                                  "hits": m.hits.tolist(), "topk": m.topk.tolist()})
             for jname in names:
                 if jname == "clip":
                     continue
                 res.judges[jname] = judges[jname].evaluate(images, emotions=bank.emotions, vectors=pred)
+            res.intervals = model_intervals(res, pred, bank, options)
             res.seconds = time.perf_counter() - t0
             results.append(res)
     finally:
@@ -331,6 +354,39 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
     result = EvalResult(options, bank, results, out, clip_name)
     result.files = report.write_report(result, sheet)
     return result
+
+
+def model_intervals(res: ModelResult, pred: np.ndarray, bank: PromptBank,
+                    options: EvalOptions) -> Dict[str, Interval]:
+    """Bootstrap 95% intervals (over the bank's prompts) of every report column of one model."""
+    boot = options.bootstrap
+    out: Dict[str, Interval] = {}
+    cols = [schema.MEDIAPIPE_INDEX[n] for n in schema.MODEL_NAMES]
+    truth = np.asarray(bank.truth, dtype=np.float64)
+    per_mse = np.mean((np.asarray(pred, np.float64)[:, cols] - truth[:, cols]) ** 2, axis=1)  # NaN: no truth
+    if np.isfinite(per_mse).any():
+        out["mse"] = mean_interval(per_mse, boot)
+    for name, j in res.judges.items():
+        if name == "clip":
+            scale = 1.0 if j.extra.get("alpha") is None else float(j.extra["alpha"])
+            out["emo3d"] = sigmoid_mean_interval(j.values, scale, boot)
+            out["recall_at_k"] = mean_interval(np.asarray(j.extra["hits"], dtype=np.float64), boot)
+        elif name == "fer":
+            out["fer"] = sigmoid_mean_interval(j.values, 1.0, boot)
+            if "top1_hits" in j.extra:
+                out["fer_top1"] = mean_interval(np.asarray(j.extra["top1_hits"], dtype=np.float64), boot)
+        elif name == "roundtrip":
+            out["roundtrip"] = mean_interval(j.values, boot)
+            out["rt_detect"] = mean_interval(np.isfinite(np.asarray(j.values, np.float64)).astype(float), boot)
+            got = np.array([[np.nan] * len(cols) if g is None else np.asarray(g, np.float64)[cols]
+                            for g in j.extra.get("recovered", [])]).reshape(-1, len(cols))
+            if len(got) == len(pred):
+                out["rt_r"] = pearson_interval(got, np.asarray(pred, np.float64)[:, cols], boot)
+        else:                                   # injected judges: the mean of their per-prompt values
+            v = np.asarray(j.values, dtype=np.float64)
+            if v.ndim == 1 and len(v) and np.isfinite(v).any():
+                out[name] = mean_interval(v, boot)
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -345,21 +401,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--clip", metavar="PATH", default=None,
                     help="CLIP folder (transformers, or ONNX towers from eval.clip.export_onnx); "
                          "default openai/clip-vit-base-patch32 from the HF cache/hub")
-    ap.add_argument("--k", type=int, default=10, help="nearest prompts retrieved per image (default 10)")
+    ap.add_argument("--k", type=int, default=10,
+                    help="nearest prompts retrieved per image (default 10; --judge clip only)")
     ap.add_argument("--compat", choices=("paper", "official"), default="paper",
-                    help="paper: eq. 5-6 (mean of k distributions); official: the repo's metric.py")
-    ap.add_argument("--alpha", type=float, default=1.0, help="official mode: divide ΣKL by N·alpha")
+                    help="paper: eq. 5-6 (mean of k distributions); official: the repo's metric.py "
+                         "(needs --alpha)")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="REQUIRED with --compat official (refused otherwise): the score is "
+                         "sigmoid(ΣKL / (N_images·alpha)); the official code has no default and with "
+                         "alpha=1 every model saturates at 1.000. The report states the value")
     ap.add_argument("--eps", type=float, default=None, help="ε smoothing (default: 1e-3 paper, 0.01 official)")
     ap.add_argument("--bank-size", type=int, default=160, help="prompts in the balanced bank (default 160)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=256, help="render size in pixels")
+    ap.add_argument("--resamples", type=int, default=2000,
+                    help="bootstrap resamples of the 95%% intervals (seeded with --seed; default 2000)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
         opts = EvalOptions(models=tuple(args.models), data=args.data, out=args.out,
                            judges=tuple(args.judge), clip=args.clip, k=args.k, compat=args.compat,
                            alpha=args.alpha, eps=args.eps, bank_size=args.bank_size, seed=args.seed,
-                           size=args.size, progress=not args.no_progress)
+                           size=args.size, progress=not args.no_progress, resamples=args.resamples)
         result = run(opts)
     except Emo3DError as e:
         print(f"error: {e}", file=sys.stderr)

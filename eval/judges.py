@@ -163,9 +163,10 @@ class FerJudge:
         if phi.shape != psi.shape:
             raise InvalidInputError(f"{len(images)} images but phi has shape {phi.shape}")
         kl = kl_divergence(phi, psi, self.options.eps)
-        top1 = float(np.mean(phi.argmax(1) == psi.argmax(1)))
+        hits = (phi.argmax(1) == psi.argmax(1)).astype(np.float64)
         return JudgeResult("fer", sigmoid(float(kl.mean())), kl,
-                           {"mean_kl": float(kl.mean()), "top1_agreement": top1,
+                           {"mean_kl": float(kl.mean()), "top1_agreement": float(hits.mean()),
+                            "top1_hits": hits.tolist(),
                             "contempt_from_disgust": self.options.contempt_from_disgust,
                             "distributions": psi.round(4).tolist()})
 

@@ -17,7 +17,14 @@ embedding is nearest (cosine) to image r's CLIP image embedding.
 ``compat="official"`` (the public ``metric/metric.py`` of the Emo3D repository)
     φ_r  = raw row / its sum (no ε);  B_r = the k retrieved RAW rows as one [k,8] block, B_r / ΣB_r
     KL_r = Σ_j Σ_i [φ_r(i) ≠ 0] φ_r(i) · log(φ_r(i) / (B_r(j,i) + ε)),   ε = ``EPS_OFFICIAL`` = 0.01
-    score = 1 / (1 + e^(−Σ_r KL_r / (N·α)))  (α: the official ``calculate(alpha=…)``; default 1)
+    score = 1 / (1 + e^(−Σ_r KL_r / (N·α)))
+    N is the number of IMAGES scored (the official ``calculate`` divides by ``len(metric_df)``, one
+    image ``i.jpeg`` per bank row, so there images = prompts; here several images may share a
+    prompt through ``targets`` and N counts the images). α is the official ``calculate(image_dir,
+    alpha, eps)`` argument, which has NO default there and no value in the paper: it is REQUIRED
+    here (``MetricOptions(alpha=…)``, ``--alpha``). With α = 1 the argument is ≈ 30 for perfect,
+    hard and random retrieval alike (each of the k block rows contributes ≈ KL + log k) and every
+    model scores 1.000; a score ≥ ``SATURATED`` raises :class:`SaturationWarning`.
     Since each block row sums to ≈1/k, this measures k·(KL + log k)-ish, not eq. 5. Zero-sum
     rows/blocks count as uniform here (the official code yields NaN).
 
@@ -29,28 +36,35 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Optional
 
+import warnings
+
 import numpy as np
 
 from emo3d.errors import InvalidInputError
 
 from . import kernels
 
-__all__ = ["EPS_PAPER", "EPS_OFFICIAL", "MetricOptions", "MetricResult", "normalize",
-           "sigmoid", "emo3d_from_topk", "emo3d_metric", "recall_at_k", "mse", "kl_divergence"]
+__all__ = ["EPS_PAPER", "EPS_OFFICIAL", "SATURATED", "SaturationWarning", "MetricOptions", "MetricResult",
+           "normalize", "sigmoid", "emo3d_from_topk", "emo3d_metric", "recall_at_k", "retrieval_hits", "mse", "kl_divergence"]
 
 EPS_PAPER = 1e-3
 EPS_OFFICIAL = 0.01
+SATURATED = 0.999          # a score this close to 1 no longer ranks models (sigmoid argument >= 6.9)
 Compat = Literal["paper", "official"]
+
+
+class SaturationWarning(UserWarning):
+    """The Emo3D score is so close to 1 that it cannot tell models apart (official mode, small α)."""
 
 
 @dataclass(frozen=True)
 class MetricOptions:
     """k nearest prompts, definition (``paper``|``official``), ε (None = the definition's default),
-    α (official only), ``block`` image rows per similarity block."""
+    α (required with ``official``, refused with ``paper``), ``block`` image rows per similarity block."""
     k: int = 10
     compat: Compat = "paper"
     eps: Optional[float] = None
-    alpha: float = 1.0
+    alpha: Optional[float] = None
     block: int = kernels.DEFAULT_BLOCK
 
     def __post_init__(self):
@@ -60,7 +74,15 @@ class MetricOptions:
             raise InvalidInputError(f"compat must be 'paper' or 'official', got {self.compat!r}")
         if self.eps is not None and not (np.isfinite(self.eps) and self.eps >= 0):
             raise InvalidInputError(f"eps must be a finite number >= 0, got {self.eps!r}")
-        if not (np.isfinite(self.alpha) and self.alpha > 0):
+        if self.compat == "official" and self.alpha is None:
+            raise InvalidInputError(
+                "compat='official' needs alpha (--alpha): the official calculate(image_dir, alpha, eps) "
+                "has no default and the paper states no value; with alpha=1 every model scores 1.000 "
+                "(sigmoid of ~30). Pass the alpha you report, e.g. --alpha 30")
+        if self.compat == "paper" and self.alpha is not None:
+            raise InvalidInputError(f"alpha={self.alpha!r} applies to compat='official' only "
+                                    f"(the paper's eq. 6 has no alpha); drop --alpha or use --compat official")
+        if self.alpha is not None and not (np.isfinite(self.alpha) and self.alpha > 0):
             raise InvalidInputError(f"alpha must be a finite number > 0, got {self.alpha!r}")
         if self.block < 1:
             raise InvalidInputError(f"block must be >= 1, got {self.block!r}")
@@ -74,23 +96,37 @@ class MetricOptions:
 
 @dataclass
 class MetricResult:
-    """``score`` = Emo3D (sigmoid); ``mean_kl`` = the sigmoid's argument (official: ΣKL/(N·α));
-    ``kl`` per image; ``recall_at_k`` = exact-match rate; ``topk`` [N,k] retrieved bank indices."""
+    """``score`` = Emo3D (sigmoid); ``mean_kl`` = the sigmoid's argument (official: ΣKL/(N·α), N
+    images); ``kl`` per image; ``recall_at_k`` = exact-match rate; ``topk`` [N,k] retrieved bank
+    indices; ``hits`` [N] 1.0 where the image's own prompt was retrieved; ``alpha`` None in paper mode."""
     score: float
     mean_kl: float
     recall_at_k: float
     k: int
     compat: str
     eps: float
-    alpha: float
+    alpha: Optional[float]
     n: int
     kl: np.ndarray = field(repr=False)
     topk: np.ndarray = field(repr=False)
+    hits: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def saturated(self) -> bool:
+        """True where the score is >= ``SATURATED`` (it no longer separates models)."""
+        return bool(self.score >= SATURATED)
+
+    @property
+    def scale(self) -> float:
+        """Divisor of the mean KL inside the sigmoid (α in official mode, 1 in paper mode)."""
+        return 1.0 if self.alpha is None else float(self.alpha)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["kl"] = [float(x) for x in self.kl]
         d["topk"] = self.topk.tolist()
+        d["hits"] = None if self.hits is None else [float(x) for x in self.hits]
+        d["saturated"] = self.saturated
         return d
 
 
@@ -134,11 +170,16 @@ def kl_divergence(phi, psi, eps: float = EPS_PAPER) -> np.ndarray:
     return kernels.kl_paper(p, q, np.arange(len(q))[:, None])
 
 
-def recall_at_k(topk: np.ndarray, targets: np.ndarray) -> float:
-    """Fraction of rows whose target index is among their retrieved indices."""
+def retrieval_hits(topk: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[N] 1.0 where row r's target index is among its retrieved indices, else 0.0."""
     topk = np.asarray(topk)
     targets = np.asarray(targets).reshape(-1, 1)
-    return float(np.mean(np.any(topk == targets, axis=1))) if len(topk) else float("nan")
+    return np.any(topk == targets, axis=1).astype(np.float64)
+
+
+def recall_at_k(topk: np.ndarray, targets: np.ndarray) -> float:
+    """Fraction of rows whose target index is among their retrieved indices."""
+    return float(np.mean(retrieval_hits(topk, targets))) if len(np.asarray(topk)) else float("nan")
 
 
 def mse(pred, truth) -> float:
@@ -181,10 +222,17 @@ def emo3d_from_topk(topk, emotions, targets=None, options: MetricOptions = Metri
         s = phi.sum(axis=1, keepdims=True)
         phi = np.where(s > 0, phi / np.where(s > 0, s, 1.0), 1.0 / phi.shape[1])
         kl = kernels.kl_official(phi, psi_raw, topk, eps)
-        mean_kl = float(kl.sum() / (n * options.alpha))
-    return MetricResult(score=sigmoid(mean_kl), mean_kl=mean_kl,
-                        recall_at_k=recall_at_k(topk, targets), k=k, compat=options.compat,
-                        eps=eps, alpha=options.alpha, n=n, kl=kl, topk=topk)
+        mean_kl = float(kl.sum() / (n * options.alpha))      # n = images, as len(metric_df) there
+    hits = retrieval_hits(topk, targets)
+    result = MetricResult(score=sigmoid(mean_kl), mean_kl=mean_kl, recall_at_k=float(hits.mean()),
+                          k=k, compat=options.compat, eps=eps, alpha=options.alpha, n=n, kl=kl,
+                          topk=topk, hits=hits)
+    if result.saturated:
+        warnings.warn(f"Emo3D score {result.score:.4f} is saturated (sigmoid of {mean_kl:.1f}): it cannot "
+                      f"separate models; " + (f"raise alpha (now {options.alpha:g}) so that the argument "
+                      f"is O(1)" if options.compat == "official" else "the retrieval is near random"),
+                      SaturationWarning, stacklevel=2)
+    return result
 
 
 def emo3d_metric(image_embeds, text_embeds, emotions, targets=None,

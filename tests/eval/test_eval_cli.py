@@ -111,8 +111,21 @@ def test_cli_end_to_end_with_injected_pieces(tmp_path):
         assert (out / f).is_file() and (out / f).stat().st_size > 100, f
     md = (out / "report.md").read_text()
     assert "| Model | MSE | Emo3D | R@3 | bright |" in md
+    # every number carries its bootstrap interval, which contains it
+    for m in (good, bad):
+        for col in ("mse", "emo3d", "recall_at_k", "bright"):
+            iv = m.intervals[col]
+            assert iv.lo <= iv.value <= iv.hi, (m.name, col)
+        assert m.intervals["emo3d"].value == pytest.approx(m.emo3d, rel=1e-12)
+        assert m.intervals["recall_at_k"].value == pytest.approx(m.recall_at_k)
+        assert f"{m.emo3d:.3f} [{m.intervals['emo3d'].lo:.3f}, {m.intervals['emo3d'].hi:.3f}]" in md
+    assert truth.intervals["mse"].hi == pytest.approx(0.0, abs=1e-12)
+    assert "Beside the paper's Table 2" in md and "| BERT | 0.03 | 0.796 |" in md
+    assert "| CLIP | 0.014 | 0.737 |" in md and "| k (prompts retrieved) |" in md and "| ε |" in md
     data = json.loads((out / "results.json").read_text())
     assert data["models"][0]["emo3d"] == pytest.approx(good.emo3d)
+    assert data["intervals"]["good"]["emo3d"]["lo"] == pytest.approx(good.intervals["emo3d"].lo)
+    assert data["paper_table2"][0] == {"model": "BERT", "mse": 0.03, "emo3d": 0.796}
     assert len(data["models"][0]["judges"]["clip"]["topk"]) == 16
     from PIL import Image
     assert Image.open(out / "contact_sheet.png").size[0] > 200
@@ -129,10 +142,16 @@ def test_cli_end_to_end_with_injected_pieces(tmp_path):
 def test_official_compat_in_cli(tmp_path):
     bank = bank_from_samples(_samples(), BankOptions(size=16))
     opts = cli.EvalOptions(models=("good",), data="tiny", out=str(tmp_path / "o"), judges=("clip",),
-                           k=3, bank_size=16, compat="official", progress=False)
+                           k=3, bank_size=16, compat="official", alpha=4.0, progress=False)
     res = cli.run(opts, bank=bank, predictors={"good": _predict_good}, render=_render, clip=_Clip())
-    assert res.models[0].judges["clip"].extra["compat"] == "official"
+    clip = res.models[0].judges["clip"]
+    assert clip.extra["compat"] == "official" and clip.extra["alpha"] == 4.0
+    assert res.models[0].mean_kl == pytest.approx(clip.values.sum() / (16 * 4.0))
     assert res.models[0].emo3d > 0.5
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "α = 4" in report and "| α |" in report
+    with pytest.raises(InvalidInputError, match="needs alpha"):
+        cli.EvalOptions(models=("good",), data="tiny", out="o", judges=("clip",), compat="official")
 
 
 def test_bad_options_and_offline_clip_fail_fast(tmp_path, monkeypatch, capsys):
@@ -176,3 +195,16 @@ def test_fer_mapping_and_roundtrip_judge():
     assert np.isnan(r.values[1])
     assert r.values[0] == pytest.approx(0.01 * 51 / 51 * 51 / 51)
     assert r.score == pytest.approx(0.005)
+
+
+def test_offline_judges_on_a_bank_smaller_than_k(tmp_path):
+    # k (default 10) only matters for CLIP retrieval: a 6-prompt bank with --judge fer must run
+    bank = bank_from_samples(_samples(), BankOptions(size=6))
+    opts = cli.EvalOptions(models=("good",), data="tiny", out=str(tmp_path / "o"), judges=("fer",),
+                           bank_size=6, progress=False, resamples=200)
+    res = cli.run(opts, bank=bank, predictors={"good": _predict_good}, render=_render,
+                  judges={"fer": _Judge()})
+    assert len(res.models[0].judges["fer"].values) == 6
+    assert res.models[0].intervals["fer"].lo <= res.models[0].intervals["fer"].hi
+    with pytest.raises(InvalidInputError, match="larger than the bank"):
+        cli.EvalOptions(models=("x",), data="d", out="o", judges=("clip",), bank_size=6)

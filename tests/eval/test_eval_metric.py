@@ -58,7 +58,7 @@ def test_perfect_retrieval_gives_half():
 
 def test_official_definition_hand_computed():
     topk = np.array([[0, 1], [1, 2], [2, 1], [0, 1]])
-    r = emo3d_from_topk(topk, BANK, options=MetricOptions(k=2, compat="official"))
+    r = emo3d_from_topk(topk, BANK, options=MetricOptions(k=2, compat="official", alpha=1.0))
     e = 0.01
     # the two retrieved raw rows form ONE block divided by its sum (2): each row sums to 1/2
     expected = [log(1 / (0.5 + e)) + log(1 / (0 + e)),                 # φ=e0; block rows e0/2, e1/2
@@ -115,7 +115,7 @@ def test_negative_and_bad_options_raise():
     with pytest.raises(ValueError):
         MetricOptions(compat="nope")
     with pytest.raises(ValueError):
-        MetricOptions(alpha=0)
+        MetricOptions(compat="official", alpha=0)
 
 
 def test_zero_and_unnormalised_rows_normalised_with_eps():
@@ -125,15 +125,15 @@ def test_zero_and_unnormalised_rows_normalised_with_eps():
     np.testing.assert_allclose(p[0, :3], np.array([0.51, 0.51, 0.01]) / 1.08)
     assert p.sum() == pytest.approx(1.0)
     topk = np.array([[0, 1], [1, 2], [2, 1], [3, 0]])
-    for compat in ("paper", "official"):
-        a = emo3d_from_topk(topk, BANK, options=MetricOptions(k=2, compat=compat))
-        b = emo3d_from_topk(topk, 100 * BANK, options=MetricOptions(k=2, compat=compat))
+    for compat, alpha in (("paper", None), ("official", 1.0)):
+        a = emo3d_from_topk(topk, BANK, options=MetricOptions(k=2, compat=compat, alpha=alpha))
+        b = emo3d_from_topk(topk, 100 * BANK, options=MetricOptions(k=2, compat=compat, alpha=alpha))
         assert a.score == pytest.approx(b.score, rel=1e-12)
     zero_bank = BANK.copy()
     zero_bank[3] = 0.0          # an all-zero distribution is uniform, not NaN
     r = emo3d_from_topk(topk, zero_bank, options=MetricOptions(k=2))
     assert np.all(np.isfinite(r.kl))
-    r = emo3d_from_topk(topk, zero_bank, options=MetricOptions(k=2, compat="official"))
+    r = emo3d_from_topk(topk, zero_bank, options=MetricOptions(k=2, compat="official", alpha=1.0))
     assert np.all(np.isfinite(r.kl))
     assert kl_divergence(_e(2), _e(2))[0] == pytest.approx(0.0, abs=1e-12)
 
@@ -190,3 +190,66 @@ def test_kernel_guards_reject_bad_shapes_and_indices():
         K.kl_official(phi, bank, np.full((3, 2), 4), 0.01)        # index past the bank
     with pytest.raises(ValueError, match="prompt bank"):
         K.topk_similar(np.ones((2, 3)), np.ones((4, 3)), 5)
+
+
+def test_official_needs_alpha_and_paper_refuses_it():
+    with pytest.raises(ValueError, match="needs alpha"):
+        MetricOptions(compat="official")
+    with pytest.raises(ValueError, match="'official' only"):
+        MetricOptions(alpha=2.0)
+    assert MetricOptions().alpha is None
+    assert MetricOptions(compat="official", alpha=30.0).alpha == 30.0
+
+
+def _official_ref(topk, bank, targets, eps, alpha):
+    """The official metric.py loop, per image, in float32 like its KL()."""
+    total = 0.0
+    for r, t in enumerate(targets):
+        phi = bank[t] / bank[t].sum()
+        block = bank[topk[r]].sum(axis=0)          # iloc[indices].sum(axis=0) ...
+        blk = bank[topk[r]] / bank[topk[r]].sum()  # ... normalised as one block
+        a = np.asarray(phi, np.float32)[None, :]
+        b = np.asarray(blk, np.float32) + eps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total += float(np.sum(np.where(a != 0, a * np.log(a / b), 0)))
+        assert block.shape == (8,)
+    return total
+
+
+def test_official_divides_by_images_not_prompts():
+    # 6 images rendered from a 4-prompt bank (prompts 1 and 3 have two images each)
+    targets = np.array([0, 1, 1, 2, 3, 3])
+    topk = np.array([[0, 1], [1, 2], [2, 0], [2, 1], [3, 0], [0, 3]])
+    alpha = 3.0
+    r = emo3d_from_topk(topk, BANK, targets, MetricOptions(k=2, compat="official", alpha=alpha))
+    ref = _official_ref(topk, BANK, targets, 0.01, alpha)
+    assert r.n == 6
+    assert r.kl.sum() == pytest.approx(ref, rel=1e-6)                 # float32 in the official KL
+    assert r.mean_kl == pytest.approx(r.kl.sum() / (6 * alpha), rel=1e-12)
+    assert r.mean_kl != pytest.approx(r.kl.sum() / (4 * alpha), rel=1e-3)
+    np.testing.assert_array_equal(r.hits, [1, 1, 0, 1, 1, 1])
+    assert r.recall_at_k == pytest.approx(5 / 6)
+
+
+def test_official_alpha_one_saturates_and_warns():
+    # a realistic bank: 40 one-hot-ish prompts, k=10, PERFECT retrieval (own prompt first)
+    rng = np.random.default_rng(0)
+    bank = rng.dirichlet(np.full(8, 0.3), size=40)
+    sims = -np.abs(bank[:, None, :] - bank[None, :, :]).sum(-1)
+    topk = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    from eval.metric import SaturationWarning
+    with pytest.warns(SaturationWarning, match="raise alpha"):
+        r1 = emo3d_from_topk(topk, bank, options=MetricOptions(k=10, compat="official", alpha=1.0))
+    assert r1.saturated and r1.score > 0.999 and r1.mean_kl > 15
+    rand = rng.integers(0, 40, size=(40, 10))
+    with pytest.warns(SaturationWarning):
+        r2 = emo3d_from_topk(rand, bank, options=MetricOptions(k=10, compat="official", alpha=1.0))
+    assert f"{r1.score:.3f}" == f"{r2.score:.3f}" == "1.000"     # perfect == random at alpha=1
+    big = r1.mean_kl
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SaturationWarning)
+        r3 = emo3d_from_topk(topk, bank, options=MetricOptions(k=10, compat="official", alpha=big))
+        r4 = emo3d_from_topk(rand, bank, options=MetricOptions(k=10, compat="official", alpha=big))
+    assert not r3.saturated and r3.score == pytest.approx(_sig(1.0))
+    assert r4.score > r3.score                                    # random is worse once unsaturated
