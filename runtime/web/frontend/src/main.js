@@ -92,6 +92,10 @@ async function loadRig() {
     }
   }
   root.traverse((o) => {
+    if (o.isMesh && !o.geometry.getAttribute("normal")) {   // e.g. ICT-FaceKit: no normals, no material
+      o.geometry.computeVertexNormals();
+      o.material.side = THREE.DoubleSide;
+    }
     if (!o.morphTargetDictionary || !o.morphTargetInfluences) return;
     for (const [name, slot] of Object.entries(o.morphTargetDictionary)) {
       const ark = targets[name];
