@@ -73,6 +73,7 @@ class BuildOptions:
     llm_model: str = "gpt-4o-mini"
     llm_api_key: Optional[str] = None
     primitives: bool = True
+    primitive_faces: Tuple[Tuple[str, str], ...] = ()   # (gender, texture name or .glb) heads of the primitive set
     card: bool = True
     overwrite: bool = False
     progress: bool = True
@@ -98,6 +99,10 @@ class BuildOptions:
             raise InvalidInputError(f"split must be three fractions (train, val, test) summing to 1, "
                                     f"got {self.split!r}")
         self.split = sp
+        self.primitive_faces = tuple((str(g), str(src)) for g, src in dict(self.primitive_faces).items())
+        bad = [g for g, _ in self.primitive_faces if g not in ("male", "female")]
+        if bad:
+            raise InvalidInputError(f"primitive_faces genders {bad}: accepted male, female")
         if self.text not in ("template", "llm"):
             raise InvalidInputError(f"text must be 'template' or 'llm', got {self.text!r}")
         if self.text == "llm" and not self.llm_base_url:
@@ -404,7 +409,8 @@ def _finish(work: Path, samples: List[Sample], opts: BuildOptions, *, imager_siz
         write_table([by_id[i] for i in ids], data / split_csv(name))
     if opts.primitives:
         from .primitives import build_primitives
-        build_primitives(work, images=opts.images, size=imager_size, ssaa=opts.ssaa)
+        build_primitives(work, images=opts.images, identities=dict(opts.primitive_faces), size=imager_size,
+                         ssaa=opts.ssaa)
     for tmp in work.rglob(".*.tmp"):  # temp files a killed run left behind (atomic writes never finished)
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
     if opts.card:

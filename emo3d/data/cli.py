@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from emo3d.errors import Emo3DError
+from emo3d.errors import Emo3DError, InvalidInputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--llm-base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     b.add_argument("--llm-model", default="gpt-4o-mini")
     b.add_argument("--no-primitives", action="store_true")
+    b.add_argument("--primitive-faces", nargs="+", default=[], metavar="GENDER=HEAD",
+                   help="heads of the primitive set's male/female images, e.g. male=m.glb female=f.glb "
+                        "(a .glb/.gltf or a default texture name); without them its image cells stay empty")
     b.add_argument("--no-card", action="store_true")
     b.add_argument("--overwrite", action="store_true", help="replace DIR / restart an unfinished build")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,6 +68,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
 
+def _pairs(items, flag: str):
+    out = []
+    for it in items:
+        key, sep, val = str(it).partition("=")
+        if not sep or not key or not val:
+            raise InvalidInputError(f"{flag} takes GENDER=HEAD pairs (e.g. male=m.glb), got {it!r}")
+        out.append((key, val))
+    return tuple(out)
+
+
 def _summary(rel) -> str:
     n_img = sum(1 for s in rel.samples for x in s.images if x)
     n_bs = sum(1 for s in rel.samples for x in s.blendshapes if x is not None)
@@ -81,6 +94,7 @@ def _run(args) -> int:
                                  ssaa=args.ssaa, workers=args.workers,
                                  text=args.text, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
                                  primitives=not args.no_primitives, card=not args.no_card,
+                                 primitive_faces=_pairs(args.primitive_faces, "--primitive-faces"),
                                  overwrite=args.overwrite, progress=not args.quiet))
         print(f"built {res.out}: {res.samples} samples, {res.images} images ({res.faces_missed} without a "
               f"detected face), {res.distinct_texts} distinct texts, splits {res.splits}, {res.seconds:.1f} s")

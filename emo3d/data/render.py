@@ -50,6 +50,11 @@ class Imager:
             self._renderers[texture] = r
         return r
 
+    def add_identity(self, name: str, rig) -> None:
+        """Make another head (an ``avatar.rig.Rig``) renderable as ``texture=name``."""
+        self._renderers[name] = Renderer(rig, RenderOptions(width=self.size, height=self.size, ssaa=self.ssaa,
+                                                            threads=self.threads))
+
     def render(self, weights, *, pose=(0.0, 0.0, 0.0), light_dir=None, texture: str = "neutral") -> np.ndarray:
         """uint8 [H,W,3] of the default avatar (texture identity ``texture``) with ``weights``."""
         w = np.clip(np.asarray(weights, dtype=np.float32), 0.0, 1.0)

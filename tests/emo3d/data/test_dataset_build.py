@@ -48,8 +48,10 @@ def test_build_without_images_loads_through_the_reader(tmp_path):
     prim = read_primitives(tmp_path / "d")
     assert {p.level for p in prim} == {"slight", "moderate", "strong"}
     fury = [p for p in prim if p.word == "fury"]
-    assert len(fury) == 3 and fury[0].emotions[schema.EMOTION_INDEX["anger"]] == fury[0].emotions.max()
+    assert len(fury) == 6 and [p.gender for p in fury] == ["male"] * 3 + ["female"] * 3
+    assert fury[0].emotions[schema.EMOTION_INDEX["anger"]] == fury[0].emotions.max()
     assert fury[2].prior.sum() > fury[0].prior.sum()   # stronger intensity, stronger face
+    assert all(p.image is None for p in fury)          # no gendered heads given: no images
     # an existing folder is never replaced without --overwrite
     with pytest.raises(InvalidInputError, match="overwrite"):
         build(opts(tmp_path / "d"))
