@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -262,6 +262,13 @@ class AvatarLoop:
         self._retarget(to_weights(weights), intensity, transition_ms)
         with self._lock:
             self.text = None
+
+    def set_idle(self, on: bool) -> None:
+        """Switch the idle motion (blinks, head sway) on or off from the next frame."""
+        if not isinstance(on, bool):
+            raise InvalidInputError(f"idle must be true or false, got {on!r}")
+        with self._lock:
+            self.options = replace(self.options, idle=on)
 
     def _retarget(self, vec: np.ndarray, intensity: Optional[float], transition_ms: Optional[float]) -> None:
         scale = 1.0 if intensity is None else _check_num("intensity", intensity, 0, 4)

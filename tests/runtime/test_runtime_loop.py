@@ -177,6 +177,19 @@ def test_idle_blinks_and_sway():
     assert all(0 <= f.weights.min() and f.weights.max() <= 1 for f in frames)
 
 
+def test_set_idle_switches_blinks_and_sway_off_and_on():
+    loop = AvatarLoop(None, LoopOptions(idle=True, seed=0, blink_every_s=(0.2, 0.2), blink_ms=100, sway_deg=2.0))
+    loop.set_idle(False)
+    quiet_frames = [loop.step(i / 60) for i in range(60)]
+    assert all(f.head == (0.0, 0.0, 0.0) and f.weights[MEDIAPIPE_INDEX["eyeBlinkLeft"]] == 0.0 for f in quiet_frames)
+    loop.set_idle(True)
+    frames = [loop.step(1 + i / 60) for i in range(60)]
+    assert np.ptp([f.head[0] for f in frames]) > 0 and max(f.weights[MEDIAPIPE_INDEX["eyeBlinkLeft"]] for f in frames) > 0.9
+    assert loop.options.blink_ms == 100 and loop.options.idle is True
+    with pytest.raises(InvalidInputError, match="true or false"):
+        loop.set_idle("off")
+
+
 def test_eyes_follow_look_shapes():
     ly, lp, lr, ry, rp, rr = eyes_from_weights(vec(eyeLookOutLeft=1.0, eyeLookInRight=1.0, eyeLookUpLeft=0.5))
     assert ly == pytest.approx(math.radians(30)) and ry == pytest.approx(math.radians(30))   # both look to the subject's left
