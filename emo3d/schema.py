@@ -188,8 +188,15 @@ def mediapipe_to_vmc(vec52: np.ndarray) -> Dict[str, float]:
 
 
 def vmc_to_mediapipe(values: Mapping[str, float]) -> np.ndarray:
-    """{VMC name: value} -> 52 MediaPipe scores (unknown names raise, missing ones are 0)."""
-    return weights_from_mapping(values)
+    """{VMC name: value} -> 52 MediaPipe scores (exact VMC names; unknown names raise ``KeyError``, missing
+    ones are 0). Names from users go through ``emo3d.weights.normalize`` instead."""
+    index = {n: i for i, n in enumerate(VMC_NAMES)}
+    arkit = np.zeros(N_ARKIT, dtype=np.float32)
+    for name, value in values.items():
+        if name not in index:
+            raise KeyError(f"unknown VMC blendshape name {name!r} (accepted: the 52 VMC perfect-sync names)")
+        arkit[index[name]] = float(value)
+    return arkit_to_mediapipe(arkit)
 
 
 # --- names from users -----------------------------------------------------------------------
@@ -214,25 +221,6 @@ def canonical_name(name: str) -> str:
     close = difflib.get_close_matches(low, list(_CANON), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(_CANON[c] for c in close)}?" if close else ""
     raise KeyError(f"unknown blendshape name {name!r}{hint} (accepted: the 52 ARKit names, any case)")
-
-
-def weights_from_mapping(values: Mapping[str, float], *, clamp: bool = False) -> np.ndarray:
-    """{name: value} -> 52 MediaPipe-order float32 vector. Unknown names -> ``KeyError``;
-    NaN/inf -> ``ValueError``; ``tongueOut`` is accepted and dropped (MediaPipe has none)."""
-    out = np.zeros(N_MEDIAPIPE, dtype=np.float32)
-    for name, value in values.items():
-        canon = canonical_name(name)
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"blendshape {name!r}: value {value!r} is not a number") from None
-        if not np.isfinite(v):
-            raise ValueError(f"blendshape {name!r}: value {v} is not finite")
-        if clamp:
-            v = min(max(v, 0.0), 1.0)
-        if canon in MEDIAPIPE_INDEX:
-            out[MEDIAPIPE_INDEX[canon]] = v
-    return out
 
 
 def to_mapping(vec: np.ndarray, names: Sequence[str] = MEDIAPIPE_NAMES) -> Dict[str, float]:

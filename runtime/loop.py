@@ -20,16 +20,15 @@ import math
 import queue
 import threading
 import time
-import warnings
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from emo3d import names
 from emo3d.errors import InvalidInputError
-from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL, as_mediapipe
+from emo3d.weights import normalize
+from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL
 
 from .filters import EASINGS, OneEuroFilter, Transition
 
@@ -97,7 +96,7 @@ class LoopOptions:
         if not isinstance(self.sink_queue, int) or self.sink_queue < 1:
             raise InvalidInputError(f"LoopOptions.sink_queue must be an integer >= 1, got {self.sink_queue!r}")
         if self.neutral is not None:
-            self.neutral = to_weights(self.neutral, what="LoopOptions.neutral")
+            self.neutral = normalize(self.neutral, what="LoopOptions.neutral").warn().vector
 
 
 @dataclass
@@ -111,34 +110,6 @@ class Frame:
     head: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     eyes: Tuple[float, ...] = (0.0,) * 6
     text: Optional[str] = None
-
-
-def to_weights(weights: Any, *, what: str = "weights", clamp_warn: bool = True) -> np.ndarray:
-    """{name: value} or a [52]/[51] vector -> [52] float32 MediaPipe order, validated.
-
-    NaN/inf or unknown names -> ``InvalidInputError``; values outside [0, 1] are clamped with a warning.
-    """
-    if isinstance(weights, Mapping):
-        try:
-            vec = names.weights_from_mapping(weights)
-        except (KeyError, ValueError) as e:
-            raise InvalidInputError(f"{what}: {e.args[0] if e.args else e}") from None
-    else:
-        try:
-            arr = np.asarray(weights, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{what}: expected a mapping or a vector of 52 (or 51) numbers") from None
-        if arr.ndim != 1:
-            raise InvalidInputError(f"{what}: expected one vector of 52 (MediaPipe) or 51 (model) values, got shape {arr.shape}")
-        try:
-            vec = as_mediapipe(arr).astype(np.float32, copy=True)
-        except ValueError as e:
-            raise InvalidInputError(f"{what}: {e}") from None
-    if not np.all(np.isfinite(vec)):
-        raise InvalidInputError(f"{what}: contains NaN or inf")
-    if clamp_warn and (vec.min() < 0 or vec.max() > 1):
-        warnings.warn(f"{what}: values outside [0, 1] were clamped (ARKit convention)", stacklevel=3)
-    return np.clip(vec, 0.0, 1.0).astype(np.float32)
 
 
 def eyes_from_weights(w: np.ndarray) -> Tuple[float, ...]:
@@ -259,7 +230,7 @@ class AvatarLoop:
     def set_weights(self, weights: Any, *, transition_ms: Optional[float] = None,
                     intensity: Optional[float] = None) -> None:
         """Ease to explicit weights ({name: value} or a [52]/[51] vector)."""
-        self._retarget(to_weights(weights), intensity, transition_ms)
+        self._retarget(normalize(weights).warn().vector, intensity, transition_ms)
         with self._lock:
             self.text = None
 
@@ -281,7 +252,7 @@ class AvatarLoop:
 
     def set_live(self, vec52: Any, *, head: Optional[Sequence[float]] = None, t: Optional[float] = None) -> None:
         """Tracked input (webcam): [52]/[51]/{name: v}; ``head`` = (yaw, pitch, roll) radians; One Euro filtered."""
-        vec = to_weights(vec52, what="live weights", clamp_warn=False)
+        vec = normalize(vec52, what="live weights").vector
         if head is not None:
             head = tuple(float(x) for x in head)
             if len(head) != 3 or not all(math.isfinite(x) for x in head):
@@ -303,7 +274,7 @@ class AvatarLoop:
                     raise InvalidInputError("calibrate(): no live input yet; look neutral at the camera first "
                                             "or pass a neutral face")
                 neutral = self._live
-            self._neutral = to_weights(neutral, what="neutral")
+            self._neutral = normalize(neutral, what="neutral").warn().vector
             self._filter.reset()
             return self._neutral.copy()
 

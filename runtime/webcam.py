@@ -33,6 +33,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import AssetError, InvalidInputError
+from emo3d.weights import normalize
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ _NEUTRAL = schema.MEDIAPIPE_INDEX[schema.NEUTRAL]
 
 def mix(tracked: np.ndarray, text: np.ndarray) -> np.ndarray:
     """The ``--mix`` rule: :data:`TEXT_REGION` from ``text``, everything else from ``tracked`` ([52] each)."""
-    tracked, text = _vec52(tracked, "tracked"), _vec52(text, "text")
+    tracked, text = normalize(tracked, what="tracked scores").vector, normalize(text, what="text scores").vector
     return np.where(_TEXT_MASK, text, tracked).astype(np.float32)
 
 
@@ -72,15 +73,6 @@ def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, fl
     m = np.stack([x, y, z], axis=1)
     pitch = float(np.arcsin(np.clip(-m[1, 2], -1.0, 1.0)))
     return float(np.arctan2(m[0, 2], m[2, 2])), pitch, float(np.arctan2(m[1, 0], m[1, 1]))
-
-
-def _vec52(v, what: str) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32).reshape(-1)
-    if v.shape[0] != schema.N_MEDIAPIPE:
-        raise InvalidInputError(f"{what} scores: got {v.shape[0]} values, expected {schema.N_MEDIAPIPE} (MediaPipe order)")
-    if not np.all(np.isfinite(v)):
-        raise InvalidInputError(f"{what} scores contain NaN or inf")
-    return v
 
 
 @dataclass
@@ -116,7 +108,7 @@ class WebcamOptions:
         if self.mix_text is not None and not str(self.mix_text).strip():
             raise InvalidInputError("--mix text is empty")
         if self.mix_vector is not None:
-            self.mix_vector = _vec52(self.mix_vector, "mix")
+            self.mix_vector = normalize(self.mix_vector, what="mix scores").vector
 
 
 class LiveFace:
@@ -125,7 +117,7 @@ class LiveFace:
     def __init__(self, calibrate_frames: int = 30, mix_vector: np.ndarray | None = None,
                  hold_s: float = 0.5, fade_s: float = 1.0):
         self.calibrate_frames = calibrate_frames
-        self.mix_vector = None if mix_vector is None else _vec52(mix_vector, "mix")
+        self.mix_vector = None if mix_vector is None else normalize(mix_vector, what="mix scores").vector
         self.hold_s, self.fade_s = hold_s, fade_s
         self.neutral: np.ndarray | None = None if calibrate_frames else np.zeros(schema.N_MEDIAPIPE, np.float32)
         self._calib: list[np.ndarray] = []
@@ -152,7 +144,7 @@ class LiveFace:
                 0.0 if self.fade_s <= 0 else max(0.0, 1.0 - (lost - self.hold_s) / self.fade_s)
             self.head = tuple(float(v) for v in self._last_head * k)
             return (self._last * k).astype(np.float32)
-        raw = np.clip(_vec52(scores, "tracked"), 0.0, 1.0)
+        raw = np.clip(normalize(scores, what="tracked scores").vector, 0.0, 1.0)
         h = None if head is None else np.asarray(head, dtype=np.float64).reshape(3)
         if h is not None and not np.all(np.isfinite(h)):
             h = None
@@ -297,7 +289,7 @@ class WebcamTracker:
         engine = getattr(self.loop, "engine", None)
         if engine is None:
             raise InvalidInputError("--mix needs a text model: the avatar loop has no engine")
-        return _vec52(engine.predict(o.mix_text).vector, "mix")
+        return normalize(engine.predict(o.mix_text).vector, what="mix scores").vector
 
     def start(self) -> "WebcamTracker":
         face = LiveFace(self.options.calibrate_frames, self._mix_vector(), self.options.hold_s, self.options.fade_s)

@@ -121,3 +121,30 @@ def test_no_test_skips_on_any_exception():
 def test_exactly_five_installed_top_level_packages():
     top = set(md.distribution("emo3d").read_text("top_level.txt").split())
     assert top == set(PRODUCT)
+
+
+def _calls_and_defs(paths):
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        rel = str(path.relative_to(REPO))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                yield rel, "call", getattr(node.func, "attr", getattr(node.func, "id", "")), node.lineno
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield rel, "def", node.name, node.lineno
+
+
+def test_one_weights_normaliser():
+    """Blendshape weights are checked in one place, ``emo3d.weights.normalize``: only it turns a {name: value}
+    mapping into a vector (through the name map), and the former copies (schema/names/rig/loop/webcam/CLI) stay
+    gone."""
+    found = list(_calls_and_defs(_sources(*FIRST_PARTY)))
+    mapping_callers = [(f, n) for f, kind, name, n in found
+                       if kind == "call" and name == "weights_from_mapping" and f != "emo3d/weights.py"]
+    assert mapping_callers == []
+    defs = [(f, name) for f, kind, name, _ in found if kind == "def"
+            and name in ("weights_from_mapping", "to_weights", "weights52", "_vec52", "normalize_weights")]
+    assert defs == [("emo3d/names.py", "weights_from_mapping")]
+    normalisers = [(f, name) for f, kind, name, _ in found if kind == "def" and name == "normalize"
+                   and f.startswith("emo3d/")]
+    assert normalisers == [("emo3d/weights.py", "normalize")]

@@ -19,12 +19,13 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import Emo3DError, InvalidInputError
+from emo3d.weights import Weights, normalize
 
 __all__ = ["main", "parse_weights", "contact_sheet"]
 
 
-def parse_weights(spec: str):
-    """Inline JSON ({name: v} or a list) or a path to such a JSON file -> mapping or np.ndarray."""
+def parse_weights(spec: str) -> Weights:
+    """Inline JSON ({name: v} or a list of 52/51) or a path to such a JSON file -> checked :class:`Weights`."""
     text = spec.strip()
     if not text.startswith(("{", "[")):
         p = Path(spec).expanduser()
@@ -36,25 +37,9 @@ def parse_weights(spec: str):
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"--weights: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
                                 'expected {"jawOpen": 1} or a list of 52/51 numbers') from None
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if v is None or isinstance(v, (str, bool, list, dict)):
-                raise InvalidInputError(f"--weights: value of {k!r} must be a number, got {v!r}")
-            if not np.isfinite(float(v)):
-                raise InvalidInputError(f"--weights: value of {k!r} is {v} (NaN/inf are not accepted)")
-        return obj
-    if isinstance(obj, list):
-        try:
-            arr = np.asarray(obj, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidInputError("--weights: a list must hold numbers only") from None
-        if arr.ndim != 1 or arr.size not in (schema.N_MEDIAPIPE, schema.N_MODEL):
-            raise InvalidInputError(f"--weights: a list needs {schema.N_MEDIAPIPE} (MediaPipe order) or "
-                                    f"{schema.N_MODEL} (model order) numbers, got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise InvalidInputError("--weights: the list contains NaN or inf")
-        return arr.astype(np.float32)
-    raise InvalidInputError(f"--weights: expected a JSON object or list, got {type(obj).__name__}")
+    if not isinstance(obj, (dict, list)):
+        raise InvalidInputError(f"--weights: expected a JSON object or list, got {type(obj).__name__}")
+    return normalize(obj, what="--weights")
 
 
 def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: int = 8) -> np.ndarray:
@@ -129,7 +114,10 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
                                             "or pass --weights")
                 weights = text_weights(a.text)
             elif a.weights is not None:
-                weights = parse_weights(a.weights)
+                checked = parse_weights(a.weights)
+                if checked.clamped:
+                    print(f"warning: {checked.clamp_message()}", file=sys.stderr)
+                weights = checked.vector
             else:
                 weights = np.zeros(schema.N_MEDIAPIPE, np.float32)
             with warnings.catch_warnings(record=True) as caught:

@@ -7,21 +7,16 @@ Deltas are stored as CSR by target (``offsets [T+1]``, ``indices [K]``, ``values
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from emo3d import names as name_map
 from emo3d import schema
 from emo3d.errors import InvalidInputError
+from emo3d.weights import WeightClampWarning, normalize
 
-__all__ = ["Rig", "WeightClampWarning", "weights52"]
-
-
-class WeightClampWarning(UserWarning):
-    """Blendshape weights outside [0, 1] were clamped (ARKit convention)."""
+__all__ = ["Rig", "WeightClampWarning"]
 
 
 def _as(arr, name: str, dtype, shape: tuple, *, finite: bool = False) -> np.ndarray:
@@ -36,56 +31,6 @@ def _as(arr, name: str, dtype, shape: tuple, *, finite: bool = False) -> np.ndar
     if finite and not np.isfinite(a).all():
         raise InvalidInputError(f"Rig.{name} contains NaN or inf")
     return a
-
-
-def weights52(weights) -> np.ndarray:
-    """Any accepted weight form -> [F,52] float32 in MediaPipe order, validated and clamped.
-
-    Accepted: a {name: value} mapping (any case, ``_L``/``_R``; ``tongueOut`` dropped), a [52]
-    MediaPipe-order vector, a [51] model-order vector, or [F,52] / [F,51] batches. NaN/inf ->
-    ``InvalidInputError``; unknown names -> ``InvalidInputError`` listing close matches; values
-    outside [0, 1] are clamped with a :class:`WeightClampWarning` naming them.
-    """
-    if isinstance(weights, Mapping):
-        try:
-            w = name_map.weights_from_mapping(weights)[None]
-        except KeyError as e:
-            raise InvalidInputError(str(e.args[0]) if e.args else str(e)) from None
-        except ValueError as e:
-            raise InvalidInputError(str(e)) from None
-    else:
-        try:
-            w = np.asarray(weights)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"weights could not be read as an array: {e}") from None
-        if w.dtype.kind not in "fiub":
-            raise InvalidInputError(f"weights must be numbers (a [52]/[51] vector, an [F,52] batch or a "
-                                    f"{{name: value}} mapping), got dtype {w.dtype}")
-        if w.ndim == 1:
-            w = w[None]
-        if w.ndim != 2 or w.shape[1] not in (schema.N_MEDIAPIPE, schema.N_MODEL):
-            raise InvalidInputError(f"weights must be [{schema.N_MEDIAPIPE}] (MediaPipe order), "
-                                    f"[{schema.N_MODEL}] (model order) or [F, 52]/[F, 51]; got shape "
-                                    f"{np.shape(weights)}")
-        w = w.astype(np.float32)
-        if not np.isfinite(w).all():
-            bad = np.argwhere(~np.isfinite(w))[0]
-            order = schema.MEDIAPIPE_NAMES if w.shape[1] == schema.N_MEDIAPIPE else schema.MODEL_NAMES
-            raise InvalidInputError(f"weights contain NaN or inf (first at frame {bad[0]}, "
-                                    f"{order[bad[1]]}); weights must be finite, in [0, 1]")
-        w = np.ascontiguousarray(schema.as_mediapipe(w), dtype=np.float32)
-    out = w[:, 1:]
-    bad = (out < 0) | (out > 1)
-    if bad.any():
-        f, t = np.nonzero(bad)
-        shown = ", ".join(f"{schema.MODEL_NAMES[j]}={out[i, j]:.3g}" for i, j in zip(f[:6], t[:6]))
-        more = f" (+{len(f) - 6} more)" if len(f) > 6 else ""
-        warnings.warn(WeightClampWarning(
-            f"{len(f)} blendshape weight(s) outside [0, 1] clamped (ARKit convention): {shown}{more}"),
-            stacklevel=3)
-        w = w.copy()
-        np.clip(w[:, 1:], 0.0, 1.0, out=w[:, 1:])
-    return w
 
 
 @dataclass
@@ -186,7 +131,7 @@ class Rig:
     def weights_for(self, weights) -> np.ndarray:
         """[52] MediaPipe vector / [51] / {name: value} / [F,52] -> [F,T] float32 in this rig's target
         order (validated, clamped to [0,1] with a warning)."""
-        w = weights52(weights)
+        w = normalize(weights, batch=True).warn(stacklevel=4).values
         cols = np.array([schema.MEDIAPIPE_INDEX[n] for n in self.target_names], dtype=np.int64)
         return np.ascontiguousarray(w[:, cols])
 

@@ -36,7 +36,7 @@ from emo3d.assets import sha256_file
 from emo3d.errors import Emo3DError, InvalidInputError, ModelFileError
 from emo3d.manifest import ModelManifest
 
-from .encoders import PAPER_CLIP, resolve_backbone
+from .backbones import PAPER_CLIP, resolve_backbone
 
 __all__ = ["OfficialLayout", "LAYOUTS", "ImportResult", "detect_kind", "convert_state", "import_checkpoint",
            "main"]

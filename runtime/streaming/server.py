@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emo3d import names, schema
+from emo3d import schema
 from emo3d.errors import InvalidInputError, ProtocolError
+from emo3d.weights import normalize
 
 log = logging.getLogger(__name__)
 
@@ -459,9 +460,8 @@ class ControlServer:
         for k, v in weights.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InvalidInputError(f"weight {k!r}: value {v!r} is not a number")
-        vec = names.weights_from_mapping(weights)  # the one name map; KeyError on unknown names, with close matches
-        clamped = [k for k, v in weights.items() if not 0.0 <= v <= 1.0]
-        vec = np.clip(vec, 0.0, 1.0)
+        checked = normalize(weights, what="'weights'")   # the one normaliser: names, numbers, clamping report
+        vec, clamped = checked.vector, checked.clamped
         await aloop.run_in_executor(self._executor, lambda: self.loop.set_weights(vec, transition_ms=transition))
         out = {"type": "ack", "request": "weights", **rid}
         if clamped:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Mapping
 
 import numpy as np
 
-from emo3d import names, schema
+from emo3d import schema
 from emo3d.errors import InvalidInputError
+from emo3d.weights import normalize
 
 from . import osc
 
@@ -45,13 +45,7 @@ _ARKIT_FROM_MP = np.array([schema.MEDIAPIPE_INDEX.get(n, -1) for n in schema.ARK
 
 def _arkit_values(weights) -> np.ndarray:
     """[52] MediaPipe vector or {name: value} -> 52 floats in VMC_NAMES (ARKit) order."""
-    if isinstance(weights, Mapping):
-        weights = names.weights_from_mapping(weights)
-    vec = np.asarray(weights, dtype=np.float32).reshape(-1)
-    if vec.shape[0] != schema.N_MEDIAPIPE:
-        raise InvalidInputError(f"VMC frame needs {schema.N_MEDIAPIPE} MediaPipe-order weights, got {vec.shape[0]}")
-    if not np.all(np.isfinite(vec)):
-        raise InvalidInputError("VMC frame weights contain NaN or inf")
+    vec = normalize(weights, what="VMC frame weights", model_order=False).vector
     out = np.where(_ARKIT_FROM_MP >= 0, vec[np.maximum(_ARKIT_FROM_MP, 0)], 0.0)
     return out.astype(">f4")
 

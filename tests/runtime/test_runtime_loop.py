@@ -11,7 +11,8 @@ import pytest
 from emo3d.errors import InvalidInputError
 from emo3d.schema import MEDIAPIPE_INDEX
 from runtime.filters import OneEuroFilter, Transition, ease, smoothing_alpha
-from runtime.loop import AvatarLoop, Frame, LoopOptions, eyes_from_weights, to_weights
+from emo3d.weights import normalize
+from runtime.loop import AvatarLoop, Frame, LoopOptions, eyes_from_weights
 
 JAW, SMILE_L = MEDIAPIPE_INDEX["jawOpen"], MEDIAPIPE_INDEX["mouthSmileLeft"]
 
@@ -205,8 +206,8 @@ def test_bad_weights():
     with pytest.raises(InvalidInputError):
         loop.set_weights(np.zeros(10))
     with pytest.warns(UserWarning, match="clamped"):
-        assert to_weights({"jawOpen": 1.7})[JAW] == 1.0
-    assert to_weights(np.ones(51) * 0.5)[0] == 0.0        # 51 model-order values accepted
+        assert normalize({"jawOpen": 1.7}).warn().vector[JAW] == 1.0
+    assert normalize(np.ones(51) * 0.5).vector[0] == 0.0        # 51 model-order values accepted
 
 
 @pytest.mark.parametrize("kw", [{"fps": 0}, {"transition_ms": -1}, {"intensity": float("nan")}, {"live_mix": 2},

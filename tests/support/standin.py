@@ -14,6 +14,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import InvalidInputError
+from emo3d.weights import normalize
 
 
 @dataclass
@@ -62,8 +63,7 @@ class StandInLoop:
         return StandInPrediction(text, vec, {e: 1.0 / len(schema.EMOTIONS) for e in schema.EMOTIONS})
 
     def set_weights(self, weights, *, transition_ms=None):
-        vec = schema.as_mediapipe(np.asarray(weights, np.float32)) if not isinstance(weights, dict) \
-            else schema.weights_from_mapping(weights)
+        vec = normalize(weights).vector
         with self._lock:
             self.current = np.asarray(vec, np.float32).copy()
 

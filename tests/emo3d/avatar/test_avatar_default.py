@@ -92,6 +92,7 @@ def test_lazy_api():
 
 def test_calibrate_options_and_helpers(tmp_path):
     from emo3d.avatar.calibrate import CalibrateOptions, EMOTION_PROTOTYPES, random_sparse
+    from emo3d.weights import normalize
     from emo3d.avatar.cli import contact_sheet
     with pytest.raises(InvalidInputError, match="size"):
         CalibrateOptions(out=tmp_path, size=10)
@@ -104,7 +105,7 @@ def test_calibrate_options_and_helpers(tmp_path):
     assert np.array_equal(W, random_sparse(50, seed=1))
     for e, m in EMOTION_PROTOTYPES.items():
         assert e in schema.EMOTIONS
-        schema.weights_from_mapping(m)           # every prototype name is a real shape
+        normalize(m)                             # every prototype name is a real shape
     sheet = contact_sheet([np.zeros((20, 30, 3), np.uint8)] * 5, list("abcde"), cols=2)
     assert sheet.shape == (3 * (20 + 26), 60, 3)
 
