@@ -88,6 +88,7 @@ setup(
         "pillow>=10", "imageio>=2.31", "tqdm>=4.60", "rich>=13", "matplotlib>=3.7", "numba>=0.59",
         "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "pygltflib>=1.16", "nrclex>=3",
         "python-osc>=1.8", "huggingface-hub>=0.20",
+        "meshoptimizer>=0.2.30a0",  # EXT_meshopt_compression in glTF/VRM rigs (emo3d.avatar.gltf)
         "websockets>=13",  # the browser viewer's HTTP + WebSocket server (emo3d-run --web)
         "ai-edge-litert>=1.0",  # TFLite runtime of the metric's FER judge
     ],

@@ -159,7 +159,8 @@ def render_vertices(rig, vertices, options=None, *, pose=(0.0, 0.0, 0.0), light_
     """Render given vertices ([V,3] -> [H,W,3], [F,V,3] -> [F,H,W,3] uint8) with ``rig``'s topology."""
     opts = options or RenderOptions()
     verts, single = vertices_batch(vertices, rig.n_vertices)
-    cam = framing(rig.vertices, opts)
+    box = getattr(rig, "frame_box", None)
+    cam = framing(rig.vertices if box is None else box, opts)
     R = pose_matrix(pose).astype(np.float64)
     L = light_vector(opts.light_dir if light_dir is None else light_dir).astype(np.float64)
     out = np.stack([_frame(rig, v, opts, cam, R, L) for v in verts])

@@ -29,7 +29,8 @@ class Renderer:
         if not isinstance(options, RenderOptions):
             raise InvalidInputError(f"options must be a RenderOptions, got {type(options).__name__}")
         self.rig, self.options = rig, options
-        self._center, self._dist, self._tan = framing(rig.vertices, options)
+        box = getattr(rig, "frame_box", None)   # a rig may ask to frame a region (its face), else all of it
+        self._center, self._dist, self._tan = framing(rig.vertices if box is None else box, options)
         o = options
         self._native = _core.Renderer(
             rig.vertices, rig.triangles, rig.offsets, rig.indices, rig.values,

@@ -1,15 +1,35 @@
-"""Load a glTF 2.0 rig (``.glb`` or ``.gltf``) with ARKit-named morph targets into one :class:`Rig`.
+"""Read a glTF 2.0 face or avatar (``.glb`` / ``.gltf``, VRM 0.x / 1.0 included) into one :class:`Rig`.
 
-* Every triangle primitive of every mesh node in the scene is merged, with node transforms applied
-  (glTF's +y up, +z front, +x = the model's left is already emo3d's rig space; units are kept).
-* Morph target names come from ``mesh.extras.targetNames`` (or ``primitive.extras.targetNames``) and
-  match the ARKit names case-insensitively with ``_L``/``_R``/``.L``/``.R``/``Left``/``Right``;
-  an exporter prefix such as ``blendShape1.`` is dropped; split unsided shapes
-  (``browInnerUp_L`` + ``browInnerUp_R``) are summed. ``Rig.missing`` / ``Rig.unknown`` report the rest.
-* Appearance: the base colour texture (embedded PNG/JPEG) when all primitives share one, else each
-  material's base colour (x ``COLOR_0``) as vertex colours.
-* Corrupt files raise :class:`InvalidInputError` naming what is wrong (bad magic, truncated chunk,
-  accessor out of range, target count mismatch ...).
+Geometry: every triangle primitive of every mesh node of the scene, placed by the node hierarchy;
+skinned meshes in their BIND pose (each vertex by its joints' world matrix x inverse bind matrix,
+blended by ``WEIGHTS_0``/``JOINTS_0``); glTF's +y up, +z front, +x = the model's left is rig space.
+Accessors: every component type, ``KHR_mesh_quantization`` (normalised or integer positions,
+targets, UVs), sparse accessors, ``EXT_meshopt_compression`` buffer views (decoded with the
+``meshoptimizer`` package: attributes, triangles, indices and the octahedral / quaternion /
+exponential filters). Any other extension in ``extensionsRequired`` (Draco, KTX2 ...) raises
+:class:`InvalidInputError` naming it and what to do.
+
+Morph targets: names from ``mesh.extras.targetNames`` (or the primitive's) resolve through the one
+name map :mod:`emo3d.names` (ARKit, FaceCap, CC4, MetaHuman, Blender suffixes ...); one-sided parts
+of unsided shapes are summed; an unsided source of a sided pair (``mouthSmile``) is split by the
+sign of x. Unknown names: ``Rig.unknown`` and one :class:`emo3d.names.UnknownNameWarning`. A VRM
+without ARKit shapes drives its expression presets through :mod:`emo3d.avatar.vrm`'s retarget
+(with ARKit shapes present, those win).
+
+Appearance: each material's base-colour texture (PNG, JPEG, WebP through ``EXT_texture_webp``;
+``KHR_texture_transform`` applied) times its ``baseColorFactor``; several textures are packed into
+one atlas (UVs remapped) so the renderer samples one image; untextured materials become solid
+tiles. Primitives that are mostly transparent (``alphaMode`` MASK/BLEND with mean alpha < 0.5:
+eyelash and highlight cards) are left out, the renderer being opaque. Without any texture, each
+material's base colour (x ``COLOR_0``) becomes vertex colours.
+
+Framing: ``Rig.face_box`` (vertices the face targets move), ``Rig.head_box`` (vertices skinned to
+the head bone - VRM humanoid ``head`` or a joint named Head - or the face grown) and the default
+``Rig.frame_box`` (:func:`emo3d.avatar.framing.frame_box`: the face when the model is much taller
+than its head).
+
+Corrupt files raise :class:`InvalidInputError` naming what is wrong (bad magic, truncated chunk,
+accessor out of range, target count mismatch ...).
 """
 from __future__ import annotations
 
@@ -23,12 +43,30 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from emo3d import schema
+from emo3d import names, schema
 from emo3d.errors import AssetError, InvalidInputError
 
+from . import framing as _framing
+from . import vrm as _vrm
 from .rig import Rig
 
-__all__ = ["load_gltf"]
+__all__ = ["load_gltf", "match_target", "SUPPORTED_EXTENSIONS"]
+
+#: Extensions this reader implements (any may be in ``extensionsRequired``).
+SUPPORTED_EXTENSIONS = frozenset({
+    "KHR_mesh_quantization", "KHR_texture_transform", "EXT_meshopt_compression", "EXT_texture_webp",
+    "KHR_materials_unlit", "KHR_materials_emissive_strength", "KHR_materials_ior", "KHR_materials_specular",
+    "VRM", "VRMC_vrm", "VRMC_materials_mtoon", "VRMC_springBone", "VRMC_node_constraint",
+})
+_ADVICE = {
+    "KHR_draco_mesh_compression": "Draco-compressed geometry is not supported: re-export without Draco "
+                                  "(Blender glTF export: Compression off) or convert it to meshopt, which "
+                                  "emo3d reads: `npx @gltf-transform/cli meshopt in.glb out.glb`",
+    "KHR_texture_basisu": "KTX2/Basis textures are not supported: convert them to PNG/JPEG/WebP, e.g. "
+                          "`npx @gltf-transform/cli png in.glb out.glb`",
+    "EXT_texture_avif": "AVIF textures are not supported: convert them with `npx @gltf-transform/cli png in.glb out.glb`",
+}
+_MESHOPT_FILTERS = ("NONE", "OCTAHEDRAL", "QUATERNION", "EXPONENTIAL")
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _NCOMP = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
@@ -56,8 +94,13 @@ class _Doc:
         if not ver.startswith("2."):
             raise InvalidInputError(f"{path}: glTF version {ver!r} is not supported (need 2.x)")
         self.buffers: List[bytes] = []
+        self._check_required()
+        self._decoded: Dict[int, bytes] = {}
         for i, b in enumerate(self.json.get("buffers", [])):
             uri = b.get("uri")
+            if uri is None and ((b.get("extensions") or {}).get("EXT_meshopt_compression") or {}).get("fallback"):
+                self.buffers.append(b"")   # placeholder: every view into it is meshopt-compressed
+                continue
             if uri is None:
                 if glb_bin is None:
                     raise InvalidInputError(f"{path}: buffer {i} has no uri and the file has no BIN chunk")
@@ -76,6 +119,15 @@ class _Doc:
             if len(buf) < need:
                 raise InvalidInputError(f"{path}: buffer {i} is truncated ({len(buf)} of {need} bytes)")
             self.buffers.append(buf)
+
+    def _check_required(self) -> None:
+        req = self.json.get("extensionsRequired") or []
+        bad = [e for e in req if e not in SUPPORTED_EXTENSIONS]
+        if bad:
+            tips = "; ".join(_ADVICE.get(e, f"{e}: emo3d's glTF reader does not implement it; re-export the "
+                                            f"model without it") for e in bad)
+            raise InvalidInputError(f"{self.path}: requires unsupported glTF extension(s) {', '.join(bad)} "
+                                    f"(supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}). {tips}")
 
     def _parse_glb(self, data: bytes):
         p = self.path
@@ -96,12 +148,12 @@ class _Doc:
             if pos + 8 + clen > length:
                 raise InvalidInputError(f"{p}: truncated chunk {len(chunks)} (type 0x{ctype:08x}): "
                                         f"{clen} bytes declared, {length - pos - 8} present")
-            chunks.append((ctype, data[pos + 8:pos + 8 + clen]))
+            chunks.append((ctype, memoryview(data)[pos + 8:pos + 8 + clen]))
             pos += 8 + clen
         if not chunks or chunks[0][0] != _CHUNK_JSON:
             raise InvalidInputError(f"{p}: the first GLB chunk must be JSON")
         try:
-            doc = json.loads(chunks[0][1].decode("utf-8"))
+            doc = json.loads(bytes(chunks[0][1]).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InvalidInputError(f"{p}: bad JSON chunk ({e})") from None
         binc = next((c for t, c in chunks[1:] if t == _CHUNK_BIN), None)
@@ -115,6 +167,12 @@ class _Doc:
 
     def view_bytes(self, vi: int) -> Tuple[bytes, int, int, Optional[int]]:
         v = self._item("bufferViews", vi)
+        mo = (v.get("extensions") or {}).get("EXT_meshopt_compression")
+        if mo is not None:
+            if vi not in self._decoded:
+                self._decoded[vi] = self._meshopt(vi, v, mo)
+            data = self._decoded[vi]
+            return data, 0, len(data), v.get("byteStride")
         buf = self.buffers[v["buffer"]] if 0 <= v.get("buffer", -1) < len(self.buffers) else None
         if buf is None:
             raise InvalidInputError(f"{self.path}: bufferView {vi} names a missing buffer {v.get('buffer')!r}")
@@ -122,6 +180,47 @@ class _Doc:
         if off < 0 or off + ln > len(buf):
             raise InvalidInputError(f"{self.path}: bufferView {vi} out of range ({off}+{ln} > {len(buf)} bytes)")
         return buf, off, ln, v.get("byteStride")
+
+    def _meshopt(self, vi: int, view: dict, ext: dict) -> bytes:
+        """Decode one EXT_meshopt_compression buffer view to its plain bytes."""
+        import meshoptimizer
+        what = f"{self.path}: bufferView {vi} (EXT_meshopt_compression)"
+        bi = ext.get("buffer")
+        if not isinstance(bi, int) or not 0 <= bi < len(self.buffers):
+            raise InvalidInputError(f"{what} names a missing buffer {bi!r}")
+        src = self.buffers[bi]
+        off, ln = int(ext.get("byteOffset", 0)), int(ext["byteLength"])
+        count, stride = int(ext["count"]), int(ext["byteStride"])
+        mode, filt = ext.get("mode"), ext.get("filter", "NONE")
+        if off < 0 or off + ln > len(src):
+            raise InvalidInputError(f"{what} is out of range ({off}+{ln} > {len(src)} bytes)")
+        if filt not in _MESHOPT_FILTERS:
+            raise InvalidInputError(f"{what} has unknown filter {filt!r} (accepted: {', '.join(_MESHOPT_FILTERS)})")
+        data = src[off:off + ln]
+        try:
+            if mode == "ATTRIBUTES":
+                out = meshoptimizer.decode_vertex_buffer(count, stride, data, dtype=np.dtype(("V", stride)))
+                raw = np.frombuffer(out.tobytes(), np.uint8).copy()
+                dec = {"OCTAHEDRAL": meshoptimizer.decode_filter_oct, "QUATERNION": meshoptimizer.decode_filter_quat,
+                       "EXPONENTIAL": meshoptimizer.decode_filter_exp}.get(filt)
+                if dec is not None:
+                    raw = dec(raw, count, stride)
+                result = raw.tobytes()
+            elif mode in ("TRIANGLES", "INDICES"):
+                if stride not in (2, 4):
+                    raise InvalidInputError(f"{what}: index byteStride must be 2 or 4, got {stride}")
+                fn = meshoptimizer.decode_index_buffer if mode == "TRIANGLES" else meshoptimizer.decode_index_sequence
+                out = np.asarray(fn(count, stride, data))
+                result = out.view(np.uint8)[:count * stride].tobytes() if stride == 2 else out.astype("<u4").tobytes()
+            else:
+                raise InvalidInputError(f"{what} has unknown mode {mode!r} (accepted: ATTRIBUTES, TRIANGLES, INDICES)")
+        except (RuntimeError, ValueError) as e:
+            if isinstance(e, InvalidInputError):
+                raise
+            raise InvalidInputError(f"{what} could not be decoded ({e})") from None
+        if len(result) < int(view.get("byteLength", 0)):
+            raise InvalidInputError(f"{what} decoded to {len(result)} bytes, the view declares {view['byteLength']}")
+        return result
 
     def _dense(self, dtype, ncomp: int, count: int, vi: int, acc_off: int, what: str) -> np.ndarray:
         buf, off, ln, stride = self.view_bytes(vi)
@@ -172,6 +271,7 @@ class _Doc:
         return out
 
     def image(self, ii: int) -> np.ndarray:
+        """Image ``ii`` as [H, W, 4] uint8 RGBA (PNG, JPEG or WebP)."""
         from PIL import Image
         im = self._item("images", ii)
         if "bufferView" in im:
@@ -188,10 +288,10 @@ class _Doc:
             raise InvalidInputError(f"{self.path}: image {ii} has neither bufferView nor uri")
         try:
             with Image.open(io.BytesIO(data)) as pic:
-                return np.asarray(pic.convert("RGB"), dtype=np.uint8).copy()
+                return np.asarray(pic.convert("RGBA"), dtype=np.uint8).copy()
         except Exception as e:  # PIL raises many types for corrupt images
             raise InvalidInputError(f"{self.path}: image {ii} could not be decoded ({e}); "
-                                    f"expected embedded PNG or JPEG") from None
+                                    f"expected PNG, JPEG or WebP") from None
 
 
 def _node_matrix(node: dict) -> np.ndarray:
@@ -209,175 +309,439 @@ def _node_matrix(node: dict) -> np.ndarray:
     return M
 
 
-_UNSIDED = {n.lower(): n for n in schema.MODEL_NAMES if not n.endswith(("Left", "Right"))}
+def match_target(name: str) -> Optional[names.NameMatch]:
+    """A morph-target name -> its :class:`emo3d.names.NameMatch` (None when unknown)."""
+    return names.resolve(name)
 
 
-def match_target(name: str) -> Tuple[Optional[str], float]:
-    """Source morph-target name -> (canonical ARKit name or None, scale). Split halves of unsided
-    shapes (``browInnerUp_L``) map to the unsided shape (summed by the loader)."""
-    raw = str(name).strip()
-    cands = [raw]
-    m = re.match(r"^.*[.:|](?!(?:l|r|L|R)$)([^.:|]+)$", raw)  # drop exporter prefixes "blendShape1.x"
-    if m:
-        cands.append(m.group(1))
-    for c in cands:
-        try:
-            canon = schema.canonical_name(c)
-        except KeyError:
-            canon = None
-        if canon in schema.MODEL_INDEX:
-            return canon, 1.0
-        side = re.match(r"^(.*?)[_.]?(l|r|left|right)$", re.sub(r"[\s\-]", "", c), re.IGNORECASE)
-        if side and side.group(1).lower() in _UNSIDED:
-            return _UNSIDED[side.group(1).lower()], 1.0
-    return None, 0.0
-
-
-def load_gltf(path) -> Rig:
-    """Load ``path`` (.glb/.gltf) into one :class:`Rig` (see the module doc for the rules)."""
+def load_gltf(path, *, framing: str = "auto") -> Rig:
+    """Load ``path`` (.glb/.gltf/.vrm) into one :class:`Rig` (see the module doc for the rules);
+    ``framing`` = auto | face | head | full sets ``Rig.frame_box`` (:mod:`emo3d.avatar.framing`)."""
     path = Path(path)
     if not path.is_file():
-        raise AssetError(f"glTF rig {path} does not exist (expected a .glb or .gltf file)")
+        raise AssetError(f"glTF rig {path} does not exist (expected a .glb, .gltf or .vrm file)")
+    _framing.check_mode(framing)
     try:
-        return _load(path)
+        rig = _load(path)
     except (KeyError, TypeError, IndexError, AttributeError, struct.error) as e:
         what = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
         raise InvalidInputError(f"{path}: malformed glTF ({what})") from None
+    if rig.unknown:
+        names.warn_unknown(rig.unknown, f"rig {path.name}", stacklevel=2)
+    return _framing.with_framing(rig, framing)
+
+
+class _World:
+    """World matrices of every node (parents from ``children``), memoised, cycle-checked."""
+
+    def __init__(self, doc: _Doc):
+        self.doc = doc
+        nodes = doc.json.get("nodes", [])
+        self.parent: Dict[int, int] = {}
+        for i, n in enumerate(nodes):
+            for c in n.get("children", []):
+                doc._item("nodes", c)
+                self.parent[c] = i
+        self._m: Dict[int, np.ndarray] = {}
+
+    def __call__(self, ni: int) -> np.ndarray:
+        if ni in self._m:
+            return self._m[ni]
+        chain, n = [], ni
+        while n is not None and n not in self._m:
+            chain.append(n)
+            if len(chain) > 256:
+                raise InvalidInputError(f"{self.doc.path}: node hierarchy deeper than 256 (a cycle?)")
+            n = self.parent.get(n)
+        M = self._m[n] if n is not None else np.eye(4)
+        for c in reversed(chain):
+            M = M @ _node_matrix(self.doc._item("nodes", c))
+            self._m[c] = M
+        return self._m[ni]
+
+
+def _scene_mesh_nodes(doc: _Doc) -> List[int]:
+    J = doc.json
+    scenes = J.get("scenes") or []
+    nodes = J.get("nodes", [])
+    if scenes:
+        si = J.get("scene", 0)
+        roots = scenes[si if isinstance(si, int) and 0 <= si < len(scenes) else 0].get("nodes", [])
+    else:
+        children = {c for n in nodes for c in n.get("children", [])}
+        roots = [i for i in range(len(nodes)) if i not in children]
+    out, stack, seen = [], list(reversed(roots)), set()
+    while stack:
+        ni = stack.pop()
+        if ni in seen:
+            raise InvalidInputError(f"{doc.path}: node {ni} is reached twice (a cycle in the node hierarchy?)")
+        seen.add(ni)
+        node = doc._item("nodes", ni)
+        if "mesh" in node:
+            out.append(ni)
+        stack.extend(reversed(node.get("children", [])))
+    return out
+
+
+def _faces(idx: np.ndarray, mode: int) -> np.ndarray:
+    if mode == 4:
+        return idx[: idx.size // 3 * 3].reshape(-1, 3)
+    if mode == 5:
+        k = np.arange(max(idx.size - 2, 0))
+        return np.stack([idx[k], idx[k + 1 + (k % 2)], idx[k + 2 - (k % 2)]], axis=1)
+    k = np.arange(1, max(idx.size - 1, 1))
+    return np.stack([np.full(k.size, idx[0]), idx[k], idx[k + 1]], axis=1)
+
+
+def _skin_matrices(doc: _Doc, world: _World, skin_i: int, attrs: dict, V: int, where: str):
+    """Per-vertex bind-pose matrices [V,4,4] of a skinned primitive, or None without weights."""
+    skin = doc._item("skins", skin_i)
+    joints = skin.get("joints", [])
+    if not joints or "JOINTS_0" not in attrs or "WEIGHTS_0" not in attrs:
+        return None
+    if "inverseBindMatrices" in skin:
+        ibm = doc.accessor(skin["inverseBindMatrices"]).astype(np.float64)
+        if ibm.shape != (len(joints), 16):
+            raise InvalidInputError(f"{doc.path}: skin {skin_i} has {ibm.shape[0]} inverse bind matrices for "
+                                    f"{len(joints)} joints")
+        ibm = ibm.reshape(-1, 4, 4).transpose(0, 2, 1)
+    else:
+        ibm = np.repeat(np.eye(4)[None], len(joints), axis=0)
+    J = np.stack([world(j) for j in joints]) @ ibm                    # [nJ,4,4]
+    B = np.zeros((V, 4, 4))
+    total = np.zeros(V)
+    k = 0
+    while f"JOINTS_{k}" in attrs and f"WEIGHTS_{k}" in attrs:
+        jj = doc.accessor(attrs[f"JOINTS_{k}"]).astype(np.int64)
+        ww = doc.accessor(attrs[f"WEIGHTS_{k}"]).astype(np.float64)
+        if jj.shape != (V, 4) or ww.shape != (V, 4):
+            raise InvalidInputError(f"{where}: JOINTS_{k}/WEIGHTS_{k} must be [V, 4] for {V} vertices")
+        if jj.size and (jj.min() < 0 or jj.max() >= len(joints)):
+            raise InvalidInputError(f"{where}: JOINTS_{k} names joint {int(jj.max())}, skin {skin_i} has "
+                                    f"{len(joints)}")
+        for c in range(4):
+            B += ww[:, c, None, None] * J[jj[:, c]]
+        total += ww.sum(axis=1)
+        k += 1
+    unweighted = total < 1e-8
+    if unweighted.any():
+        B[unweighted] = np.eye(4)
+    B[~unweighted] /= total[~unweighted, None, None]
+    return B
+
+
+def _head_joints(doc: _Doc, world: _World) -> Tuple[Optional[int], set]:
+    """The head node (VRM humanoid head, else a node named Head) and its subtree."""
+    head = _vrm.head_node(doc.json)
+    nodes = doc.json.get("nodes", [])
+    if head is None:
+        for i, n in enumerate(nodes):
+            nm = re.sub(r"[^a-z]", "", str(n.get("name", "")).lower())
+            if re.fullmatch(r"(mixamorig|j?bip[c0-9]*|cc?base|def|b)?head(jnt|bone)?", nm):
+                head = i
+                break
+    sub = set()
+    if head is not None:
+        stack = [head]
+        while stack:
+            n = stack.pop()
+            if n in sub:
+                continue
+            sub.add(n)
+            stack.extend(nodes[n].get("children", []) if 0 <= n < len(nodes) else [])
+    return head, sub
+
+
+class _Prim:
+    """One placed primitive: vertices, faces, targets and appearance, before merging."""
+
+    __slots__ = ("start", "V", "uv", "color", "image", "factor", "alpha_cut", "head_w")
+
+
+def _texture_transform(uv: np.ndarray, info: dict) -> np.ndarray:
+    ext = (info.get("extensions") or {}).get("KHR_texture_transform")
+    if not ext:
+        return uv
+    ox, oy = ext.get("offset", (0.0, 0.0))
+    r = float(ext.get("rotation", 0.0))
+    sx, sy = ext.get("scale", (1.0, 1.0))
+    c, s = np.cos(r), np.sin(r)
+    M = np.array([[c, s], [-s, c]]) @ np.diag([sx, sy])   # the extension's T R S
+    return (uv.astype(np.float64) @ M.T + (ox, oy)).astype(np.float32)
 
 
 def _load(path: Path) -> Rig:
     doc = _Doc(path)
     J = doc.json
-    scenes = J.get("scenes") or []
-    if scenes:
-        roots = scenes[int(J.get("scene", 0)) if 0 <= int(J.get("scene", 0)) < len(scenes) else 0].get("nodes", [])
-    else:
-        children = {c for n in J.get("nodes", []) for c in n.get("children", [])}
-        roots = [i for i in range(len(J.get("nodes", []))) if i not in children]
-    placed: List[Tuple[int, np.ndarray]] = []
-    stack = [(r, np.eye(4), 0) for r in roots]
-    while stack:
-        ni, parent, depth = stack.pop()
-        if depth > 64:
-            raise InvalidInputError(f"{path}: node hierarchy deeper than 64 (a cycle?)")
-        node = doc._item("nodes", ni)
-        M = parent @ _node_matrix(node)
-        if "mesh" in node:
-            placed.append((node["mesh"], M))
-        stack.extend((c, M, depth + 1) for c in node.get("children", []))
-    if not placed:
-        placed = [(i, np.eye(4)) for i in range(len(J.get("meshes", [])))]
+    world = _World(doc)
+    mesh_nodes = _scene_mesh_nodes(doc)
+    if not mesh_nodes:
+        mesh_nodes = []
+    placed = [(doc._item("nodes", ni)["mesh"], ni) for ni in mesh_nodes]
+    if not placed and J.get("meshes"):
+        placed = [(i, None) for i in range(len(J["meshes"]))]
     if not placed:
         raise InvalidInputError(f"{path}: the file has no meshes")
+    head_node, head_set = _head_joints(doc, world)
 
-    verts, tris, uvs, cols, prim_tex = [], [], [], [], []
+    verts, tris, prims = [], [], []
     deltas: Dict[str, List[Tuple[int, np.ndarray]]] = {}
+    split: Dict[str, List[Tuple[int, np.ndarray]]] = {}
+    raw: Dict[Tuple[int, int], List[Tuple[int, np.ndarray]]] = {}   # (mesh, target) -> deltas, for VRM
+    tname_of: Dict[Tuple[int, int], str] = {}
     unknown: List[str] = []
     n_v = 0
-    for mi, M in placed:
+    for mi, ni in placed:
         mesh = doc._item("meshes", mi)
+        node = doc._item("nodes", ni) if ni is not None else {}
+        M = world(ni) if ni is not None else np.eye(4)
         mesh_names = (mesh.get("extras") or {}).get("targetNames")
         for pi, prim in enumerate(mesh.get("primitives", [])):
+            where = f"{path}: mesh {mi} primitive {pi}"
             mode = prim.get("mode", 4)
             if mode not in (4, 5, 6):
                 continue  # points / lines carry no surface
             attrs = prim.get("attributes", {})
             if "POSITION" not in attrs:
-                raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} has no POSITION")
+                raise InvalidInputError(f"{where} has no POSITION")
             pos = doc.accessor(attrs["POSITION"]).astype(np.float64)
             if pos.shape[1] != 3:
-                raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} POSITION is not VEC3")
+                raise InvalidInputError(f"{where} POSITION is not VEC3")
             V = pos.shape[0]
+            mat = doc._item("materials", prim["material"]) if "material" in prim else {}
+            pbr = mat.get("pbrMetallicRoughness", {})
+            factor = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float64)
+            image, uv = None, None
+            info = pbr.get("baseColorTexture")
+            if info is not None:
+                tex = doc._item("textures", info["index"])
+                src = ((tex.get("extensions") or {}).get("EXT_texture_webp") or {}).get("source", tex.get("source"))
+                tc = ((info.get("extensions") or {}).get("KHR_texture_transform") or {}).get(
+                    "texCoord", info.get("texCoord", 0))
+                if src is not None and f"TEXCOORD_{tc}" in attrs:
+                    image = int(src)
+                    uv = doc.accessor(attrs[f"TEXCOORD_{tc}"]).astype(np.float32)
+                    if uv.shape != (V, 2):
+                        raise InvalidInputError(f"{where} TEXCOORD_{tc} is not [V, 2]")
+                    uv = _texture_transform(uv, info)
+            alpha_mode = mat.get("alphaMode", "OPAQUE")
+            if alpha_mode in ("MASK", "BLEND"):
+                a = factor[3] * (doc.image(image)[..., 3].mean() / 255.0 if image is not None else 1.0)
+                if a < 0.5:
+                    continue   # a mostly transparent card (lashes, highlights): the renderer is opaque
             if "indices" in prim:
                 idx = doc.accessor(prim["indices"])[:, 0].astype(np.int64)
             else:
                 idx = np.arange(V, dtype=np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= V):
-                raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} index out of range "
-                                        f"(max {idx.max()}, {V} vertices)")
-            if mode == 4:
-                f = idx[: idx.size // 3 * 3].reshape(-1, 3)
-            elif mode == 5:
-                k = np.arange(max(idx.size - 2, 0))
-                f = np.stack([idx[k], idx[k + 1 + (k % 2)], idx[k + 2 - (k % 2)]], axis=1)
+                raise InvalidInputError(f"{where} index out of range (max {idx.max()}, {V} vertices)")
+            f = _faces(idx, mode)
+            B = _skin_matrices(doc, world, node["skin"], attrs, V, where) if "skin" in node else None
+            head_w = None
+            if B is not None:
+                p4 = np.concatenate([pos, np.ones((V, 1))], axis=1)
+                world_pos = np.einsum("vij,vj->vi", B, p4)[:, :3]
+                lin = B[:, :3, :3]
+                flip = np.linalg.det(lin[f[:, 0]]) < 0 if len(f) else np.zeros(0, bool)
+                f = np.where(flip[:, None], f[:, ::-1], f)
+                if head_set:
+                    head_w = _head_weights(doc, node["skin"], attrs, V, head_set)
+                move = lambda d, lin=lin: np.einsum("vij,vj->vi", lin, d)  # noqa: E731
             else:
-                k = np.arange(1, max(idx.size - 1, 1))
-                f = np.stack([np.full(k.size, idx[0]), idx[k], idx[k + 1]], axis=1)
-            lin = M[:3, :3]
-            if np.linalg.det(lin) < 0:
-                f = f[:, ::-1]
-            verts.append(pos @ lin.T + M[:3, 3])
+                lin = M[:3, :3]
+                if np.linalg.det(lin) < 0:
+                    f = f[:, ::-1]
+                world_pos = pos @ lin.T + M[:3, 3]
+                if ni is not None and ni in head_set:
+                    head_w = np.ones(V)
+                move = lambda d, lin=lin: d @ lin.T  # noqa: E731
+            verts.append(world_pos)
             tris.append(f + n_v)
             # morph targets
             targets = prim.get("targets") or []
-            names = (prim.get("extras") or {}).get("targetNames") or mesh_names
+            tnames = (prim.get("extras") or {}).get("targetNames") or mesh_names
             if targets:
-                if names is None:
-                    names = [f"target{i}" for i in range(len(targets))]
-                if len(names) != len(targets):
-                    raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} has {len(targets)} morph targets "
-                                            f"but {len(names)} targetNames (unknown target count)")
-                for tname, tgt in zip(names, targets):
-                    canon, _ = match_target(tname)
-                    if canon is None:
-                        if tname not in unknown:
-                            unknown.append(str(tname))
-                        continue
+                if tnames is None:
+                    tnames = [f"target{i}" for i in range(len(targets))]
+                if len(tnames) != len(targets):
+                    raise InvalidInputError(f"{where} has {len(targets)} morph targets but {len(tnames)} "
+                                            f"targetNames (unknown target count)")
+                for ti, (tname, tgt) in enumerate(zip(tnames, targets)):
                     if "POSITION" not in tgt:
                         continue
                     d = doc.accessor(tgt["POSITION"]).astype(np.float64)
                     if d.shape != (V, 3):
-                        raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} target {tname!r} has "
-                                                f"{d.shape[0]} deltas for {V} vertices")
-                    deltas.setdefault(canon, []).append((n_v, d @ lin.T))
-            # appearance
-            mat = doc._item("materials", prim["material"]) if "material" in prim else {}
-            pbr = mat.get("pbrMetallicRoughness", {})
-            factor = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float64)[:3]
-            tex_img = None
-            if "baseColorTexture" in pbr and "TEXCOORD_0" in attrs:
-                tex = doc._item("textures", pbr["baseColorTexture"]["index"])
-                if "source" in tex:
-                    tex_img = tex["source"]
-            uv = doc.accessor(attrs["TEXCOORD_0"]).astype(np.float32) if "TEXCOORD_0" in attrs else None
-            if uv is not None and uv.shape != (V, 2):
-                raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} TEXCOORD_0 is not [V, 2]")
-            col = np.repeat(factor[None], V, axis=0)
+                        raise InvalidInputError(f"{where} target {tname!r} has {d.shape[0]} deltas for {V} vertices")
+                    d = move(d)
+                    raw.setdefault((mi, ti), []).append((n_v, d))
+                    tname_of[(mi, ti)] = str(tname)
+                    m = match_target(tname)
+                    if m is None:
+                        if str(tname) not in unknown:
+                            unknown.append(str(tname))
+                        continue
+                    if m.split:
+                        split.setdefault(m.name, []).append((n_v, d))
+                    elif m.targets[0] in schema.MODEL_INDEX:
+                        deltas.setdefault(m.targets[0], []).append((n_v, d))
+                    # tongueOut / _neutral: known names, no MediaPipe channel to drive (yet)
+            color = np.repeat(factor[None, :3], V, axis=0)
             if "COLOR_0" in attrs:
                 c = doc.accessor(attrs["COLOR_0"]).astype(np.float64)[:, :3]
                 if c.shape[0] != V:
-                    raise InvalidInputError(f"{path}: mesh {mi} primitive {pi} COLOR_0 has {c.shape[0]} rows")
-                col = col * c
-            uvs.append(uv)
-            cols.append(col)
-            prim_tex.append(tex_img)
+                    raise InvalidInputError(f"{where} COLOR_0 has {c.shape[0]} rows")
+                color = color * c
+            p = _Prim()
+            p.start, p.V, p.uv, p.color, p.image, p.factor = n_v, V, uv, color, image, factor[:3]
+            p.head_w = head_w
+            prims.append(p)
             n_v += V
     if n_v == 0:
         raise InvalidInputError(f"{path}: no triangle primitives found")
 
     vertices = np.concatenate(verts).astype(np.float32)
     triangles = np.concatenate(tris).astype(np.int32)
-    texture = uv_all = colors = None
-    distinct = set(prim_tex)
-    if len(distinct) == 1 and None not in distinct:
-        texture = doc.image(prim_tex[0])
-        uv_all = np.concatenate(uvs).astype(np.float32)
-    else:
-        cache: Dict[int, np.ndarray] = {}
-        for k, ti in enumerate(prim_tex):
-            if ti is not None:  # mixed materials: a texture contributes its mean colour
-                if ti not in cache:
-                    cache[ti] = doc.image(ti).reshape(-1, 3).mean(axis=0) / 255.0
-                cols[k] = cols[k] * cache[ti]
-        has_material = any("material" in p for mi, _ in placed for p in doc._item("meshes", mi).get("primitives", []))
-        if has_material or any("COLOR_0" in p.get("attributes", {}) for mi, _ in placed
-                               for p in doc._item("meshes", mi).get("primitives", [])):
-            colors = np.clip(np.concatenate(cols), 0, 1).astype(np.float32)
+    for stem, parts in split.items():   # unsided source of a sided pair: split at the middle of what it moves
+        xs = np.concatenate([vertices[st:st + d.shape[0], 0][np.linalg.norm(d, axis=1) > 1e-6] for st, d in parts])
+        mid, soft = ((float(xs.min() + xs.max()) / 2, max(float(np.ptp(xs)) * 0.05, 1e-6)) if xs.size
+                     else (0.0, 1e-6))
+        for start, d in parts:
+            x = vertices[start:start + d.shape[0], 0]
+            left = np.clip(0.5 + (x - mid) / (2 * soft), 0, 1)[:, None]   # +x is the subject's left
+            deltas.setdefault(stem + "Left", []).append((start, d * left))
+            deltas.setdefault(stem + "Right", []).append((start, d * (1 - left)))
     target_names = tuple(n for n in schema.MODEL_NAMES if n in deltas)
     dense = np.zeros((len(target_names), n_v, 3), np.float32)
     for t, n in enumerate(target_names):
         for start, d in deltas[n]:
             dense[t, start:start + d.shape[0]] += d.astype(np.float32)
-    missing = tuple(n for n in schema.MODEL_NAMES if n not in deltas)
+    vrm_exprs, bound = _vrm.expressions(J, raw)
+    if vrm_exprs and len(target_names) < _vrm.MIN_ARKIT_SHAPES:
+        # few or no ARKit shapes: the VRM presets drive the ARKit shapes the rig lacks (its own win)
+        extra_names, extra = _vrm.retarget(vrm_exprs, vertices, skip=target_names)
+        if extra_names:
+            order = {n: i for i, n in enumerate(schema.MODEL_NAMES)}
+            merged = sorted(zip(target_names + extra_names, list(dense) + list(extra)), key=lambda t: order[t[0]])
+            target_names = tuple(n for n, _ in merged)
+            dense = np.stack([d for _, d in merged]).astype(np.float32)
+        bound_names = {tname_of[k] for k in bound if k in tname_of}
+        unknown = [u for u in unknown if u not in bound_names]
+    missing = tuple(n for n in schema.MODEL_NAMES if n not in target_names)
+    uv_all, texture, colors = _appearance(doc, prims, n_v)
+    head_w = None
+    if any(p.head_w is not None for p in prims):
+        head_w = np.zeros(n_v)
+        for p in prims:
+            if p.head_w is not None:
+                head_w[p.start:p.start + p.V] = p.head_w
+    face_box, head_box = _framing.regions(vertices, target_names, dense, head_w)
     return Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
-                          colors=colors, missing=missing, unknown=tuple(unknown))
+                          colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
+                          head_box=head_box)
+
+
+def _head_weights(doc: _Doc, skin_i: int, attrs: dict, V: int, head_set: set) -> np.ndarray:
+    joints = doc._item("skins", skin_i).get("joints", [])
+    is_head = np.array([j in head_set for j in joints], bool)
+    w = np.zeros(V)
+    k = 0
+    while f"JOINTS_{k}" in attrs and f"WEIGHTS_{k}" in attrs:
+        jj = doc.accessor(attrs[f"JOINTS_{k}"]).astype(np.int64)
+        ww = doc.accessor(attrs[f"WEIGHTS_{k}"]).astype(np.float64)
+        w += (ww * is_head[jj]).sum(axis=1)
+        k += 1
+    return w
+
+
+_TILE_MAX = 1024        # a material's texture is scaled down to at most this many texels a side
+_ATLAS_MAX = 4096       # the renderer's limit (W*H <= 2^24)
+_PAD = 2
+
+
+def _appearance(doc: _Doc, prims: List[_Prim], n_v: int):
+    """(uvs, texture, colors) for the merged rig: one texture as is, several packed into an atlas,
+    or vertex colours when nothing is textured."""
+    textured = [p for p in prims if p.image is not None]
+    if not textured:
+        has_colour = any("material" in pr or "COLOR_0" in pr.get("attributes", {})
+                         for m in doc.json.get("meshes", []) for pr in m.get("primitives", []))
+        if not has_colour:
+            return None, None, None
+        return None, None, np.clip(np.concatenate([p.color for p in prims]), 0, 1).astype(np.float32)
+    single = (len(textured) == len(prims) and len({p.image for p in prims}) == 1
+              and all(np.allclose(p.factor, prims[0].factor) for p in prims))
+    if single:
+        uv = np.concatenate([p.uv for p in prims]).astype(np.float32)
+        if uv.min() >= -1e-6 and uv.max() <= 1 + 1e-6:
+            img = doc.image(prims[0].image)[..., :3]
+            if not np.allclose(prims[0].factor, 1.0):
+                img = np.clip(np.round(img * prims[0].factor[None, None, :]), 0, 255).astype(np.uint8)
+            return uv, np.ascontiguousarray(img), None
+    # one tile per (image, factor) and per solid colour
+    tiles: Dict[tuple, np.ndarray] = {}
+    keys = []
+    for p in prims:
+        if p.image is not None:
+            key = ("img", p.image, tuple(np.round(p.factor, 4)))
+            if key not in tiles:
+                img = doc.image(p.image)[..., :3].astype(np.float32) * p.factor[None, None, :]
+                tiles[key] = _fit(np.clip(np.round(img), 0, 255).astype(np.uint8), _TILE_MAX)
+        else:
+            col = np.clip(p.color.mean(axis=0), 0, 1)
+            key = ("col", tuple(np.round(col, 3)))
+            if key not in tiles:
+                tiles[key] = np.full((4, 4, 3), np.round(col * 255), np.uint8)
+        keys.append(key)
+    atlas, place = _pack(tiles)
+    H, W = atlas.shape[:2]
+    uv = np.zeros((n_v, 2), np.float32)
+    for p, key in zip(prims, keys):
+        y0, x0, h, w = place[key]
+        if p.image is not None:
+            u = p.uv.astype(np.float64)
+            shift = np.floor(u.min(axis=0))
+            if (np.floor(u.max(axis=0) - 1e-6) == shift).all():
+                u = u - shift            # a repeated texture used within one period
+            u = np.clip(u, 0, 1)
+        else:
+            u = np.full((p.V, 2), 0.5)
+        uv[p.start:p.start + p.V, 0] = (x0 + u[:, 0] * (w - 1)) / (W - 1)
+        uv[p.start:p.start + p.V, 1] = (y0 + u[:, 1] * (h - 1)) / (H - 1)
+    return uv, atlas, None
+
+
+def _fit(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        return img
+    from PIL import Image
+    k = side / max(h, w)
+    return np.asarray(Image.fromarray(img).resize((max(1, round(w * k)), max(1, round(h * k))), Image.LANCZOS))
+
+
+def _pack(tiles: Dict[tuple, np.ndarray]):
+    """Shelf-pack tiles (edge-padded) into one image <= 4096 a side, shrinking all if needed:
+    (atlas, {key: (y0, x0, h, w)}) with (y0, x0) the tile's first texel."""
+    scale = 1.0
+    while True:
+        sized = {k: (_fit(t, max(4, int(max(t.shape[:2]) * scale))) if scale < 1 else t) for k, t in tiles.items()}
+        order = sorted(sized, key=lambda k: -sized[k].shape[0])
+        area = sum((t.shape[0] + 2 * _PAD) * (t.shape[1] + 2 * _PAD) for t in sized.values())
+        width = int(min(_ATLAS_MAX, max(max(t.shape[1] + 2 * _PAD for t in sized.values()), np.sqrt(area) * 1.2)))
+        place, x, y, shelf = {}, 0, 0, 0
+        for k in order:
+            h, w = sized[k].shape[:2]
+            if x + w + 2 * _PAD > width:
+                x, y, shelf = 0, y + shelf, 0
+            place[k] = (y + _PAD, x + _PAD, h, w)
+            x += w + 2 * _PAD
+            shelf = max(shelf, h + 2 * _PAD)
+        height = y + shelf
+        if height <= _ATLAS_MAX and width <= _ATLAS_MAX:
+            break
+        scale *= 0.7
+    atlas = np.zeros((height, width, 3), np.uint8)
+    for k, (y0, x0, h, w) in place.items():
+        atlas[y0 - _PAD:y0 + h + _PAD, x0 - _PAD:x0 + w + _PAD] = np.pad(sized[k], ((_PAD, _PAD), (_PAD, _PAD), (0, 0)),
+                                                                         mode="edge")
+    return atlas, place

@@ -49,6 +49,12 @@ class Rig:
     colors: np.ndarray | None = None    # [V,3] float32 in 0..1
     missing: tuple = ()             # ARKit targets the rig lacks
     unknown: tuple = ()             # source morph targets not matched to ARKit names
+    # Regions as [2,3] (lo, hi) boxes in rig space, or None: the face (brows to chin, from the face
+    # targets), the head (head bone / face grown), and the box the camera frames (None = the whole
+    # mesh); emo3d.avatar.framing sets frame_box for --framing face|head|full.
+    face_box: np.ndarray | None = None
+    head_box: np.ndarray | None = None
+    frame_box: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.name = str(self.name)
@@ -99,6 +105,13 @@ class Rig:
             self.colors = _as(self.colors, "colors", np.float32, (V, 3), finite=True)
             if self.colors.min() < 0 or self.colors.max() > 1:
                 raise InvalidInputError("Rig.colors must lie in [0, 1]")
+        for k in ("face_box", "head_box", "frame_box"):
+            box = getattr(self, k)
+            if box is not None:
+                box = _as(box, k, np.float32, (2, 3), finite=True)
+                if (box[1] < box[0]).any():
+                    raise InvalidInputError(f"Rig.{k} must be (lo, hi) with lo <= hi, got {box.tolist()}")
+                setattr(self, k, box)
         self.missing = tuple(str(n) for n in self.missing)
         self.unknown = tuple(str(n) for n in self.unknown)
 

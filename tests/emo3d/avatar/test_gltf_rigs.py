@@ -1,0 +1,273 @@
+"""The glTF reader on rigs built in-test (tests/support/glb.py): textured (PNG/JPEG/WebP), several
+materials with KHR_texture_transform, quantized + sparse, meshopt-compressed, skinned full body,
+Blender and CC4 names, VRM 0.x and 1.0 - and the ICT-FaceKit rig. For each: it loads, the face
+fills >= 30% of the default frame, the textures show, and jawOpen / smile / blink / browDown move
+the right region on the right side (the subject's left is the viewer's right)."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from emo3d.avatar import framing
+from emo3d.avatar.gltf import SUPPORTED_EXTENSIONS, load_gltf
+from emo3d.avatar import vrm
+from emo3d.errors import InvalidInputError
+from native.render import Renderer, RenderOptions
+from support.glb import GlbBuilder, face_grid, face_rig
+from support.rigs import TEST_RIGS
+
+SIZE = 128
+BG = (0, 0, 0)
+FACE_SHAPES = ("jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "eyeBlinkRight",
+               "browDownLeft", "browDownRight")
+
+
+@pytest.fixture(scope="module")
+def rigs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rigs")
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # no unknown-name warning from any of them
+        for name, kw in TEST_RIGS.items():
+            out[name] = load_gltf(face_rig(d / f"{name}.glb", **kw))
+    return out
+
+
+def _render(rig, w):
+    return Renderer(rig, RenderOptions(width=SIZE, height=SIZE, background=BG)).render(w).astype(np.int32)
+
+
+def _skin_box(img):
+    """Bounding box (x0, y0, x1, y1) of skin-coloured pixels (red over blue: the face, not the shirt)."""
+    m = (img[..., 0] > img[..., 2] + 25) & (img[..., 0] > 60)
+    ys, xs = np.nonzero(m)
+    return xs.min(), ys.min(), xs.max(), ys.max(), m
+
+
+@pytest.mark.parametrize("name", list(TEST_RIGS))
+def test_rig_loads_with_face_shapes(rigs, name):
+    rig = rigs[name]
+    assert set(FACE_SHAPES) <= set(rig.target_names), rig.target_names
+    assert rig.unknown == ()
+    assert rig.texture is not None and rig.uvs is not None
+    assert rig.face_box is not None and rig.head_box is not None
+
+
+@pytest.mark.parametrize("name", list(TEST_RIGS))
+def test_face_fills_the_default_frame_and_textures_show(rigs, name):
+    img = _render(rigs[name], {})
+    x0, y0, x1, y1, skin = _skin_box(img)
+    assert skin.mean() >= 0.30, f"the face fills {skin.mean():.0%} of the frame"
+    upper = img[y0:(y0 + y1) // 2, x0:x1]
+    blue_iris = (upper[..., 2] > upper[..., 0] + 60).sum()
+    brow = ((upper[..., 0] < 110) & (upper[..., 0] > upper[..., 2] + 15)).sum()
+    lower = img[(y0 + y1) // 2:y1, x0:x1]
+    lips = ((lower[..., 0] > 120) & (lower[..., 1] < 90)).sum()
+    assert blue_iris >= 4 and brow >= 10 and lips >= 10, (blue_iris, brow, lips)
+
+
+@pytest.mark.parametrize("name", list(TEST_RIGS))
+@pytest.mark.parametrize("shape,region", [
+    ("jawOpen", "lower-centre"), ("mouthSmileLeft", "lower-right"), ("mouthSmileRight", "lower-left"),
+    ("eyeBlinkLeft", "upper-right"), ("eyeBlinkRight", "upper-left"), ("browDownLeft", "upper-right"),
+    ("browDownRight", "upper-left"),
+])
+def test_shape_moves_its_region_on_its_side(rigs, name, shape, region):
+    rig = rigs[name]
+    neutral = _render(rig, {})
+    x0, y0, x1, y1, _ = _skin_box(neutral)
+    diff = np.abs(_render(rig, {shape: 1.0}) - neutral).sum(-1) > 40
+    ys, xs = np.nonzero(diff)
+    assert len(xs) >= 8, f"{shape} changed {len(xs)} pixels"
+    cx, cy = (xs.mean() - x0) / (x1 - x0), (ys.mean() - y0) / (y1 - y0)
+    vert, horiz = region.split("-")
+    assert (cy > 0.55) if vert == "lower" else (cy < 0.45), (cx, cy)
+    if horiz == "centre":
+        assert abs(cx - 0.5) < 0.1, (cx, cy)
+    else:   # the subject's left is the viewer's right
+        assert (cx > 0.55) if horiz == "right" else (cx < 0.45), (cx, cy)
+
+
+def test_full_body_is_framed_on_the_face_and_framing_modes(rigs):
+    rig = rigs["skinned_full_body"]
+    full = np.stack([rig.vertices.min(0), rig.vertices.max(0)])
+    assert full[1, 1] - full[0, 1] > 3 * (rig.face_box[1, 1] - rig.face_box[0, 1])     # a tall body
+    assert rig.frame_box is not None and framing.face_fraction(rig.face_box, rig.frame_box) >= 0.3
+    assert framing.face_fraction(rig.face_box, full) < 0.1
+    whole = framing.with_framing(rig, "full")
+    assert whole.frame_box is None
+    _, _, _, _, skin = _skin_box(_render(whole, {}))
+    assert skin.mean() < 0.1                                         # the face is small in a full shot
+    head = framing.with_framing(rig, "head").frame_box
+    face = framing.with_framing(rig, "face").frame_box
+    assert (head[1] - head[0])[1] >= (rig.face_box[1] - rig.face_box[0])[1]
+    assert (face[1] - face[0])[1] > (rig.face_box[1] - rig.face_box[0])[1]
+    with pytest.raises(InvalidInputError, match="face, head, full"):
+        framing.with_framing(rig, "torso")
+
+
+def test_head_only_rig_keeps_the_whole_mesh_in_frame(rigs):
+    assert rigs["textured"].frame_box is None          # the face already fills the frame
+
+
+def test_skinned_mesh_is_placed_by_its_joints_not_its_node(rigs, tmp_path):
+    rig = rigs["skinned_full_body"]
+    v, _, _ = face_grid()
+    assert np.abs(rig.vertices).max() < 20                           # the node's translation 100 is ignored
+    assert rig.vertices[:, 1].max() == pytest.approx(v[:, 1].max(), abs=1e-4)
+    # a bind pose that moves the head: Head's inverse bind matrix off by 0.5 in y moves the face by 0.5
+    from support import glb as G
+    p = face_rig(tmp_path / "s.glb", skinned=True)
+    import json
+    import struct
+    data = p.read_bytes()
+    jl = struct.unpack_from("<I", data, 12)[0]
+    doc = json.loads(data[20:20 + jl])
+    doc["nodes"][doc["skins"][0]["joints"][2]]["translation"] = [0, 0.7, 0]   # Head 0.5 higher than bound
+    js = json.dumps(doc).encode()
+    js += b" " * (-len(js) % 4)
+    rest = data[20 + jl:]
+    q = tmp_path / "moved.glb"
+    q.write_bytes(struct.pack("<4sII", b"glTF", 2, 20 + len(js) + len(rest)) + struct.pack("<II", len(js), 0x4E4F534A)
+                  + js + rest)
+    moved = load_gltf(q)
+    assert moved.vertices[:, 1].max() == pytest.approx(v[:, 1].max() + 0.5, abs=1e-4)
+    assert G is not None
+
+
+def test_head_box_comes_from_the_head_bone(rigs):
+    rig = rigs["skinned_full_body"]
+    # every face vertex is skinned to Head, the body to nothing: the head box is the face plane
+    v, _, _ = face_grid()
+    np.testing.assert_allclose(rig.head_box[:, :2], [v[:, :2].min(0), v[:, :2].max(0)], atol=1e-4)
+
+
+def test_transparent_card_left_out_and_atlas_packs_materials(rigs):
+    plain, multi = rigs["textured"], rigs["multi_material_webp"]
+    # the lash card (alphaMode MASK, mostly transparent) is not drawn: no vertex at z = 0.7
+    assert not np.any(np.isclose(multi.vertices[:, 2], 0.7))
+    # skin, eyes (own texture) and lips (solid colour) share one atlas; UVs stay inside it
+    assert multi.texture.shape[0] > plain.texture.shape[0]
+    assert multi.uvs.min() >= 0 and multi.uvs.max() <= 1
+
+
+def test_tongue_out_is_a_known_name(rigs):
+    for rig in rigs.values():
+        assert "tongueOut" not in rig.unknown
+
+
+def test_vrm_presets_drive_arkit_scores(rigs):
+    for name in ("vrm0_full_body", "vrm1"):
+        rig = rigs[name]
+        # smile shapes came from the 'happy' preset: half of it each, so both smiles = the preset
+        d = rig.dense_deltas()
+        both = d[rig.target_names.index("mouthSmileLeft")] + d[rig.target_names.index("mouthSmileRight")]
+        v, _, _ = face_grid()
+        from support.glb import face_deltas
+        want = face_deltas(v)
+        np.testing.assert_allclose(both[:len(v)], want["mouthSmileLeft"] + want["mouthSmileRight"], atol=1e-5)
+        jaw = d[rig.target_names.index("jawOpen")][:len(v)]
+        np.testing.assert_allclose(jaw, want["jawOpen"], atol=1e-5)
+
+
+def test_vrm_preset_weights_document_the_retarget():
+    from emo3d import schema
+    s = np.zeros(52, np.float32)
+    s[schema.MEDIAPIPE_INDEX["mouthSmileLeft"]] = 1
+    s[schema.MEDIAPIPE_INDEX["mouthSmileRight"]] = 1
+    s[schema.MEDIAPIPE_INDEX["jawOpen"]] = 0.5
+    s[schema.MEDIAPIPE_INDEX["eyeLookOutLeft"]] = 1
+    s[schema.MEDIAPIPE_INDEX["eyeLookInRight"]] = 1
+    w = vrm.preset_weights(s)
+    assert w["happy"] == 1 and w["aa"] == 0.5 and w["lookLeft"] == 1 and w["angry"] == 0
+    # a rig with only 'blink' (no blinkLeft/Right): each eye's blink drives half of it
+    w = vrm.preset_weights(np.eye(52)[schema.MEDIAPIPE_INDEX["eyeBlinkLeft"]], have=("blink",))
+    assert w == {"blink": 0.5}
+
+
+def test_vrm_head_and_lookat(tmp_path):
+    import json
+    import struct
+    for ver in ("0", "1"):
+        data = face_rig(tmp_path / f"v{ver}.glb", vrm=ver, skinned=True).read_bytes()
+        jl = struct.unpack_from("<I", data, 12)[0]
+        doc = json.loads(data[20:20 + jl])
+        assert doc["nodes"][vrm.head_node(doc)]["name"] == "Head"
+        assert vrm.look_at(doc)["type"] == "expression"
+
+
+@pytest.mark.parametrize("ext,hint", [("KHR_draco_mesh_compression", "meshopt"),
+                                      ("KHR_texture_basisu", "png"), ("EXT_made_up", "re-export")])
+def test_unsupported_required_extension_is_named(tmp_path, ext, hint):
+    p = face_rig(tmp_path / "x.glb", extra_required=[ext])
+    with pytest.raises(InvalidInputError, match=ext) as e:
+        load_gltf(p)
+    assert hint in str(e.value)
+    assert "KHR_mesh_quantization" in SUPPORTED_EXTENSIONS
+
+
+def test_meshopt_corrupt_stream_is_a_clear_error(tmp_path):
+    p = face_rig(tmp_path / "m.glb", meshopt=True)
+    data = bytearray(p.read_bytes())
+    jl = struct_len = int.from_bytes(data[12:16], "little")
+    start = 20 + jl + 8
+    data[start + 1:start + 200] = bytes(199)     # zero the first compressed stream's body
+    (tmp_path / "bad.glb").write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match="EXT_meshopt_compression"):
+        load_gltf(tmp_path / "bad.glb")
+    assert struct_len > 0
+
+
+def test_unknown_names_warn_once_with_close_matches(tmp_path):
+    p = face_rig(tmp_path / "u.glb", names={"jawOpen": "jawOpn", "mouthSmileLeft": "mouthSmil_L"})
+    with pytest.warns(Warning) as rec:
+        rig = load_gltf(p)
+    msgs = [str(r.message) for r in rec if "name map" in str(r.message)]
+    assert len(msgs) == 1 and "close: jawOpen" in msgs[0] and "mouthSmileLeft" in msgs[0]
+    assert set(rig.unknown) == {"jawOpn", "mouthSmil_L"}
+
+
+def test_unsided_source_is_split_by_side(tmp_path):
+    rig = load_gltf(face_rig(tmp_path / "s.glb", unsided_smile=True))
+    d = rig.dense_deltas()
+    left = d[rig.target_names.index("mouthSmileLeft")]
+    right = d[rig.target_names.index("mouthSmileRight")]
+    ml, mr = np.linalg.norm(left, axis=1) > 1e-4, np.linalg.norm(right, axis=1) > 1e-4
+    assert ml.any() and mr.any()
+    # +x is the subject's left; the split ramps over 5% of the moved width (0.1 here) each side of the middle
+    assert (rig.vertices[ml, 0] > -0.1).all() and (rig.vertices[mr, 0] < 0.1).all()
+    from support.glb import face_deltas
+    want = face_deltas(rig.vertices)
+    np.testing.assert_allclose(left + right, want["mouthSmileLeft"] + want["mouthSmileRight"], atol=1e-5)
+
+
+def test_texture_transform_and_builder_round_trip(tmp_path):
+    b = GlbBuilder()
+    pos = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, :4] = (255, 0, 0)
+    img[:, 4:] = (0, 0, 255)
+    # rotation pi about the uv origin then offset (1, 1): u -> 1 - u, v -> 1 - v (the image mirrored)
+    m = b.material(texture=b.texture(img), transform={"rotation": float(np.pi), "offset": [1, 1]})
+    prim = {"attributes": {"POSITION": b.accessor(pos), "TEXCOORD_0": b.accessor(uv)},
+            "indices": b.accessor(np.array([0, 1, 2, 0, 2, 3], np.uint16), 5123, index=True), "material": m}
+    p = b.write(tmp_path / "t.glb", [b.node(mesh=b.mesh([prim]))])
+    rig = load_gltf(p)
+    np.testing.assert_allclose(rig.uvs, 1 - uv, atol=1e-6)
+    out = Renderer(rig, RenderOptions(width=16, height=16, ambient=1, diffuse=0, margin=0)).render({})
+    assert out[8, 2, 2] > 200 and out[8, 13, 0] > 200        # blue now on the left, red on the right
+
+
+def test_ict_rig_loads_fast_and_frames_its_face(ict_rig_path):
+    t = time.perf_counter()
+    rig = load_gltf(ict_rig_path)
+    took = time.perf_counter() - t
+    assert rig.n_vertices > 20000 and rig.n_targets == 51
+    assert took < 3.0, f"{took:.2f} s (the floor is 1 s on an idle machine; this one is shared)"
+    full = np.stack([rig.vertices.min(0), rig.vertices.max(0)])
+    box = full if rig.frame_box is None else rig.frame_box
+    assert framing.face_fraction(rig.face_box, box) >= 0.3
