@@ -234,6 +234,25 @@ class VaeClip(nn.Module):
             parts["image"] = float(li.detach())
         return total, parts
 
+    def vae_loss_official(self, target: torch.Tensor, text: torch.Tensor,
+                          image: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """The official notebook's loss on (text, image, scores) triples: the DataLoader hands it text
+        and image embeddings as [B,1,D], so ``F.cosine_similarity(emb, z)`` (dim=1) broadcasts to
+        [B,B,D] and takes the cosine over the BATCH axis, per feature; reproduced here as is
+        (``--vae-loss official``). z is sampled (the official model always reparameterises)."""
+        mu, logvar = self.encode(target)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        recon = F.mse_loss(self.decode(z), target)
+        zn = F.normalize(z, dim=-1)
+
+        def cos(a):
+            an = F.normalize(a, dim=-1).unsqueeze(1)          # [B,1,D], as the official batches are
+            return F.cosine_similarity(an, zn, dim=1).mean() if len(a) > 1 else \
+                F.cosine_similarity(an.squeeze(1), zn, dim=1).mean()   # B=1: squeeze(0) leaves [1,D]
+        lt, li = 1 - cos(text), 1 - cos(image)
+        total = recon + self.cfg.lambda_text * lt + self.cfg.lambda_image * li
+        return total, {"recon": float(recon.detach()), "text": float(lt.detach()), "image": float(li.detach())}
+
     def loss(self, out, target, emotions=None) -> Tuple[torch.Tensor, Dict[str, float]]:
         mse = F.mse_loss(out["blendshapes"], target)
         return mse, {"mse": float(mse.detach())}

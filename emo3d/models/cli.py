@@ -23,10 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "openai/clip-vit-base-patch32 for CLIP kinds)")
     p.add_argument("--target", choices=("scores", "prior"), default="scores",
                    help="regress the release's blendshape scores or the FACS prior column (offline builds)")
-    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping on val MSE)")
-    p.add_argument("--patience", type=int, default=15, help="epochs without val improvement before stopping")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="head learning rate")
+    p.add_argument("--preset", choices=("ours", "paper"), default="ours",
+                   help="ours: AdamW lr 1e-3 batch 64, <=200 epochs, early stop (patience 15); paper: the official "
+                        "notebooks (clip_mlp: Adam lr 1e-4; vae_clip: Adam lr 1e-3, lambda 0.004/0.002; batch 32, "
+                        "50 epochs, best on validation). Explicit flags below win over the preset")
+    p.add_argument("--vae-loss", choices=("paper", "official"), default="paper",
+                   help="vae_clip: paper = eq. 2-4 (per-row cosine; text and image rows separately); official = "
+                        "the notebook (cosine over the batch axis, on (text, image, scores) triples)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (preset: 200 ours, 50 paper)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="epochs without val improvement before stopping (preset: 15 ours; paper: no early stop)")
+    p.add_argument("--batch-size", type=int, default=None, help="(preset: 64 ours, 32 paper)")
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (preset: 1e-3; paper clip_mlp 1e-4)")
     p.add_argument("--encoder-lr", type=float, default=2e-5, help="encoder learning rate (--finetune)")
     p.add_argument("--hidden", default="256", help="head hidden widths, comma separated (LM kinds)")
     p.add_argument("--dropout", type=float, default=0.1)
@@ -50,16 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .train import TrainOptions, train
+    from .presets import preset_values
+    from .train import TrainOptions, canonical_kind, train
     try:
         hidden = tuple(int(h) for h in str(args.hidden).split(",") if h.strip())
     except ValueError:
         print(f"emo3d train: --hidden must be comma-separated integers, got {args.hidden!r}", file=sys.stderr)
         return 2
     try:
+        given = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
+                                   ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None}
+        values = {**preset_values(args.preset, canonical_kind(args.model)), **given}
         opts = TrainOptions(model=args.model, data=args.data, out=args.out, backbone=args.backbone,
-                            target=args.target, epochs=args.epochs, patience=args.patience,
-                            batch_size=args.batch_size, lr=args.lr, encoder_lr=args.encoder_lr, hidden=hidden,
+                            target=args.target, **values, preset=args.preset, vae_loss=args.vae_loss,
+                            encoder_lr=args.encoder_lr, hidden=hidden,
                             dropout=args.dropout, finetune=args.finetune, mirror=not args.no_mirror,
                             use_images=not args.no_images, seed=args.seed, anchors=args.anchors,
                             short_prompts=args.short_prompts, emolex_prompts=args.emolex_prompts,

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from emo3d.assets import sha256_file
 from emo3d.errors import Emo3DError, InvalidInputError, ModelFileError
 from emo3d.manifest import ModelManifest
@@ -39,7 +41,7 @@ from emo3d.manifest import ModelManifest
 from .backbones import PAPER_CLIP, resolve_backbone
 
 __all__ = ["OfficialLayout", "LAYOUTS", "ImportResult", "detect_kind", "convert_state", "import_checkpoint",
-           "main"]
+           "pair_rows_by_target", "main"]
 
 OFFICIAL_REPO = "https://github.com/MahshidDehghani/Emo3D"
 HIDDEN_MLP = (256, 128)      # ClipMLP(hidden_dim1=256, hidden_dim2=128)
@@ -185,6 +187,23 @@ def import_checkpoint(checkpoint: str | Path, out: str | Path, *, kind: Optional
     saved = ModelManifest.load(folder)
     return ImportResult(out=Path(folder), kind=kind, source=str(checkpoint), sha256=digest, in_dim=d,
                         renamed=renamed, onnx=dict(saved.onnx.get("head", {})))
+
+
+def pair_rows_by_target(targets, modality):
+    """Official VAE-CLIP triples: for every text row (modality 0), the first image row (modality 1) with
+    the bit-identical target vector — text_pairs and image_pairs give a sample's texts and its image i the
+    same blendshape vector i (mirrored rows: the mirrored vector). Returns (text indices, image indices)
+    as int64 tensors; text rows with no such image are left out."""
+    import torch
+    y = targets.detach().cpu().contiguous().numpy()
+    m = modality.detach().cpu().numpy()
+    first: Dict[bytes, int] = {}
+    for i in np.flatnonzero(m == 1):
+        first.setdefault(y[i].tobytes(), int(i))
+    pairs = [(int(i), first[y[i].tobytes()]) for i in np.flatnonzero(m == 0) if y[i].tobytes() in first]
+    ti = torch.tensor([a for a, _ in pairs], dtype=torch.long)
+    ii = torch.tensor([b for _, b in pairs], dtype=torch.long)
+    return ti, ii
 
 
 def _parser() -> argparse.ArgumentParser:

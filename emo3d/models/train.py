@@ -91,6 +91,11 @@ class TrainOptions:
     emolex_prompts: float = 0.0          # short prompts per NRC EmoLex word + calm/contempt words (0: off)
     threads: int = 1                     # torch intra-op threads (0 = torch's default); 1 is fastest for heads
     name: str = ""
+    preset: str = "ours"                 # which preset the values came from (.presets.preset_values)
+    optimizer: str = "adamw"             # adamw | adam (the official notebooks: Adam, no weight decay)
+    vae_loss: str = "paper"              # vae_clip: paper (eq. 2-4, per-row cosine) | official (notebook)
+    lambda_text: float = 0.004           # vae_clip λ_text / λ_image (paper and official: 0.004 / 0.002)
+    lambda_image: float = 0.002
 
     def __post_init__(self) -> None:
         self.model = canonical_kind(self.model)
@@ -110,6 +115,15 @@ class TrainOptions:
             raise InvalidInputError(f"threads must be >= 0, got {self.threads}")
         if not (0.0 < self.val_fraction < 0.5):
             raise InvalidInputError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise InvalidInputError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.vae_loss not in ("paper", "official"):
+            raise InvalidInputError(f"vae_loss must be 'paper' or 'official', got {self.vae_loss!r}")
+        if self.vae_loss == "official" and (self.model != "vae_clip" or self.finetune or not self.use_images):
+            raise InvalidInputError("--vae-loss official trains VAE-CLIP on (text, image, scores) triples: it needs "
+                                    "--model vae_clip with images and a frozen encoder (no --finetune/--no-images)")
+        if not (self.lambda_text >= 0 and self.lambda_image >= 0):
+            raise InvalidInputError("lambda_text and lambda_image must be >= 0")
         self.hidden = tuple(int(h) for h in self.hidden)
         # HeadConfig validates dropout, teacher forcing and widths
         HeadConfig(self.model, 1, self.hidden, self.dropout, teacher_forcing=self.teacher_forcing)
@@ -208,6 +222,9 @@ def _batch_loss(model: TextModel, rows: _Rows, idx: torch.Tensor, opts: TrainOpt
     y, e, m = rows.y[idx], rows.e[idx], rows.m[idx]
     head = model.head
     kind = head.cfg.kind
+    if kind == "vae_clip" and opts.vae_loss == "official":      # rows are triples: x = [text | image]
+        d = x.shape[1] // 2
+        return head.vae_loss_official(y, x[:, :d], x[:, d:])
     if kind == "vae_clip":
         text = x[m == 0] if (m == 0).any() else None
         image = x[m == 1] if (m == 1).any() else None
@@ -247,6 +264,19 @@ def _evaluate(model: TextModel, rows: _Rows, opts: TrainOptions, tokenizer, spec
     if emos:
         res["emotion_mse"] = float(((torch.cat(emos) - rows.e[sel]) ** 2).mean())
     return res
+
+
+def _official_triples(rows: _Rows) -> _Rows:
+    """The official VAE-CLIP dataset: every text row paired with the image row of the same blendshape
+    vector (same sample, same image; mirrored with mirrored), x = [text emb | image emb], modality 2.
+    Text rows without an image are dropped, as the official notebook only builds triples."""
+    from .official import pair_rows_by_target
+    ti, ii = pair_rows_by_target(rows.y, rows.m)
+    if len(ti) == 0:
+        raise InvalidInputError("--vae-loss official found no (text, image, scores) triple: the training "
+                                "split has no images with blendshape scores")
+    return _Rows(torch.cat([rows.x[ti], rows.x[ii]], dim=1), rows.y[ti], rows.e[ti],
+                 torch.full((len(ti),), 2, dtype=torch.long), [rows.texts[i] for i in ti.tolist()])
 
 
 def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs=None, *,
@@ -294,12 +324,14 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
         img = embed_images(encoder, spec, train_images.paths, train_images.flip, progress=opts.progress)
         tr = _cat(tr, _rows(train_images, img, 1))
         n_images = len(train_images.paths)
+    if opts.vae_loss == "official":
+        tr = _official_triples(tr)
     t_embed = time.perf_counter() - t0
 
     anchor_texts, anchor_index = anchor_words() if opts.anchors else ([], [])
     cfg = HeadConfig(opts.model, encoder.out_dim, opts.hidden, opts.dropout, teacher_forcing=opts.teacher_forcing,
                      lambda_blendshape=opts.lambda_blendshape, lambda_emotion=opts.lambda_emotion,
-                     anchors=len(anchor_texts))
+                     anchors=len(anchor_texts), lambda_text=opts.lambda_text, lambda_image=opts.lambda_image)
     model = TextModel(encoder, build_head(cfg))
     if anchor_texts:
         model.head.set_anchors(embed_texts(encoder, tokenizer, anchor_texts, spec, progress=False,
@@ -313,7 +345,8 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
         for p in model.encoder.parameters():
             p.requires_grad_(False)
         params = [{"params": model.head.parameters(), "lr": opts.lr}]
-    optim = torch.optim.AdamW(params, weight_decay=opts.weight_decay)
+    adam = torch.optim.Adam if opts.optimizer == "adam" else torch.optim.AdamW
+    optim = adam(params, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
 
     best, best_epoch, bad, steps = math.inf, -1, 0, 0
