@@ -22,6 +22,8 @@ import time
 import warnings
 from typing import Iterator, List, Optional
 
+from emo3d.avatar.framing import FRAMING_MODES
+
 PROG = "emo3d-run"
 _EOF = object()
 
@@ -57,6 +59,11 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=8, help="how many blendshapes to print/show (default 8)")
     p.add_argument("--no-idle", action="store_true", help="no blinks or head sway")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    p.add_argument("--rig", metavar="FILE", default=None,
+                   help="drive your own glTF 2.0 / VRM avatar (.glb/.gltf/.vrm: ARKit-named morph targets in any "
+                        "vendor spelling, or VRM expression presets) in the preview, headless frames and --web")
+    p.add_argument("--framing", default="auto", choices=FRAMING_MODES,
+                   help="with --rig: what the camera frames (auto: the face of a bust or full-body avatar)")
     if streaming is not None:
         streaming.add_arguments(p)
     from runtime import web
@@ -176,6 +183,14 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
     except InvalidInputError as e:
         _say(f"error: {e}")
         return 2
+    rig = None
+    if args.rig:
+        from emo3d.avatar.gltf import load_gltf
+        try:
+            rig = load_gltf(args.rig, framing=args.framing)
+        except Emo3DError as e:
+            _say(f"error: --rig: {e}")
+            return 2
     loop = AvatarLoop(engine, opts)
     closeables: list = []
     headless = args.headless or not _has_display()
@@ -183,9 +198,9 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
         _say("no display found: running headless (frames go to --out)")
     window = None
     if not headless:
-        from runtime.preview import PreviewWindow
+        from runtime.preview import FaceView, PreviewWindow
         try:
-            window = PreviewWindow(f"emo3d - {args.model}", args.size)
+            window = PreviewWindow(f"emo3d - {args.model}", args.size, face=FaceView(args.size, rig=rig))
         except Exception as e:
             _say(f"no preview window ({type(e).__name__}: {e}); running headless")
             headless = True
@@ -214,7 +229,7 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
             prompts.put(_EOF)
         loop.start()
         if headless:
-            return _headless(loop, prompts, args, bool(closeables))
+            return _headless(loop, prompts, args, bool(closeables), rig)
         return _windowed(loop, prompts, args, window)
     except KeyboardInterrupt:
         return 130
@@ -242,11 +257,11 @@ def _apply(loop, prompt: str, args) -> bool:
     return True
 
 
-def _headless(loop, prompts: "queue.Queue", args, streaming: bool) -> int:
+def _headless(loop, prompts: "queue.Queue", args, streaming: bool, rig=None) -> int:
     from runtime.preview import FaceView, Recorder, compose, slug, write_clip
     t0 = time.monotonic()
     left = lambda: None if args.duration is None else args.duration - (time.monotonic() - t0)  # noqa: E731
-    face = FaceView(args.size)
+    face = FaceView(args.size, rig=rig)
     rec = Recorder()
     loop.add_sink(rec)
     clip_s = (args.transition_ms + args.hold_ms) / 1e3

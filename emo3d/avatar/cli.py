@@ -20,6 +20,7 @@ import numpy as np
 from emo3d import schema
 from emo3d.errors import Emo3DError, InvalidInputError
 from emo3d.weights import Weights, normalize
+from .framing import FRAMING_MODES
 
 __all__ = ["main", "parse_weights", "contact_sheet"]
 
@@ -74,11 +75,16 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
     src.add_argument("--text", help="an emotion description (uses runtime.Engine)")
     src.add_argument("--sheet", action="store_true", help="every shape at 1.0 in a labelled grid")
     ap.add_argument("--out", required=True, help="output PNG")
-    ap.add_argument("--rig", help="an external glTF 2.0 rig (.glb/.gltf) with ARKit-named morph targets")
+    ap.add_argument("--rig", help="an external glTF 2.0 / VRM avatar (.glb/.gltf/.vrm) with ARKit-named "
+                                  "morph targets (any vendor spelling) or VRM expression presets")
+    ap.add_argument("--framing", default="auto", choices=FRAMING_MODES,
+                    help="with --rig: what the camera frames (auto: the face when the model is a bust or a "
+                         "full body, else all of it)")
     ap.add_argument("--texture", default="neutral",
                     help="default avatar texture: neutral (painted) | photo (neutralised astronaut photo)")
     ap.add_argument("--size", type=int, default=512, help="image width = height in pixels (64..2048)")
-    ap.add_argument("--pose", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("YAW", "PITCH", "ROLL"))
+    ap.add_argument("--pose", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("YAW", "PITCH", "ROLL"),
+                    help="head pose in DEGREES (the streams send radians)")
     a = ap.parse_args(argv)
     try:
         if not 64 <= a.size <= 2048:
@@ -90,11 +96,13 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
             if not Path(a.rig).is_file():
                 raise InvalidInputError(f"--rig: file {a.rig!r} does not exist")
             from .gltf import load_gltf
-            rig = load_gltf(a.rig)
+            with warnings.catch_warnings(record=True) as caught:   # unknown names, with close matches
+                warnings.simplefilter("always")
+                rig = load_gltf(a.rig, framing=a.framing)
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)
             if rig.missing:
                 print(f"rig {rig.name}: missing targets: {', '.join(rig.missing)}", file=sys.stderr)
-            if rig.unknown:
-                print(f"rig {rig.name}: unknown morph targets ignored: {', '.join(rig.unknown)}", file=sys.stderr)
         else:
             from .default import default_rig
             rig = default_rig(a.texture)

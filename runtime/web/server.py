@@ -120,8 +120,9 @@ class _Page:
 
 def rig_target_map(path: Path) -> Dict[str, str]:
     """{source name: ARKit name} for every morph target and VRM expression name in a glTF/VRM file that
-    matches an ARKit shape (the same matching as :func:`emo3d.avatar.gltf.match_target`)."""
-    from emo3d.avatar.gltf import match_target
+    matches one ARKit shape (the one name map, :func:`emo3d.names.resolve`; names of both sides such as
+    ``mouthSmile`` are left out)."""
+    from emo3d import names as name_map
     data = path.read_bytes()
     try:
         if data[:4] == b"glTF":
@@ -143,9 +144,9 @@ def rig_target_map(path: Path) -> Dict[str, str]:
         names += [group.get("name", "")]
     out = {}
     for n in names:
-        canon, _ = match_target(str(n))
-        if canon is not None:
-            out[str(n)] = canon
+        m = name_map.resolve(str(n))
+        if m is not None and not m.split and m.targets[0] != "_neutral":
+            out[str(n)] = m.targets[0]
     return out
 
 
