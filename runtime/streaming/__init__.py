@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from emo3d.errors import InvalidInputError
 
 from .livelink import LiveLinkSink
 from .server import ControlServer, ServerOptions
 from .vmc import VmcSink, parse_hostport
-from . import livelink, osc, server, vmc
+from . import livelink, osc, protocol, server, vmc, wire
 
 __all__ = ["add_arguments", "attach", "VmcSink", "LiveLinkSink", "ControlServer", "ServerOptions",
-           "osc", "vmc", "livelink", "server"]
+           "osc", "vmc", "livelink", "server", "protocol", "wire"]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-remote", action="store_true",
                    help="allow --serve to bind a non-loopback address (anyone who reaches it can drive the avatar)")
     g.add_argument("--max-message", type=int, default=64 * 1024, metavar="BYTES",
-                   help="largest control message accepted (default 65536)")
+                   help=f"largest control message accepted (default 65536, at most {server.MAX_MESSAGE_LIMIT})")
     w = parser.add_argument_group("webcam")
     w.add_argument("--webcam", nargs="?", const="0", metavar="INDEX|VIDEO_FILE",
                    help="drive the face from a camera index (default 0) or a video file")
@@ -54,26 +55,40 @@ def attach(args: argparse.Namespace, loop) -> list:
     On an error everything started so far is closed again and the error is raised.
     """
     started: list = []
+    if getattr(args, "allow_remote", False) and not getattr(args, "serve", None):
+        raise InvalidInputError("--allow-remote only applies to --serve (the control server); add --serve "
+                                "HOST:PORT or drop --allow-remote")
     try:
         if getattr(args, "vmc", None):
-            host, port = parse_hostport(args.vmc, vmc.DEFAULT_PORT, "--vmc")
+            host, port = parse_hostport(args.vmc, vmc.DEFAULT_PORT, "--vmc", allow_port0=False)
             ok = not getattr(args, "vmc_no_ok", False)
-            sink = VmcSink(host, port, ok=ok, time=ok)
+            sink = _named("--vmc", lambda: VmcSink(host, port, ok=ok, time=ok))
             loop.add_sink(sink)
             started.append(_Detach(loop, sink))
             log.info("VMC -> %s:%d", host, port)
         if getattr(args, "livelink", None):
-            host, port = parse_hostport(args.livelink, livelink.DEFAULT_PORT, "--livelink")
+            host, port = parse_hostport(args.livelink, livelink.DEFAULT_PORT, "--livelink", allow_port0=False)
             fps = int(getattr(getattr(loop, "options", None), "fps", 60) or 60)
-            sink = LiveLinkSink(host, port, subject=getattr(args, "livelink_subject", "emo3d"), fps=fps)
+            sink = _named("--livelink", lambda: LiveLinkSink(
+                host, port, subject=getattr(args, "livelink_subject", "emo3d"), fps=fps))
             loop.add_sink(sink)
             started.append(_Detach(loop, sink))
             log.info("Live Link -> %s:%d", host, port)
         if getattr(args, "serve", None):
             host, port = parse_hostport(args.serve, server.DEFAULT_PORT, "--serve")
-            opts = ServerOptions(host=host, port=port, allow_remote=bool(getattr(args, "allow_remote", False)),
-                                 max_message=int(getattr(args, "max_message", 64 * 1024)))
-            started.append(ControlServer(loop, opts).start())
+            max_message = int(getattr(args, "max_message", 64 * 1024))
+            if not 64 <= max_message <= server.MAX_MESSAGE_LIMIT:
+                raise InvalidInputError(f"--max-message {max_message} must be in 64..{server.MAX_MESSAGE_LIMIT} "
+                                        "bytes")
+            remote = bool(getattr(args, "allow_remote", False))
+            opts = ServerOptions(host=host, port=port, allow_remote=remote, max_message=max_message)
+            srv = ControlServer(loop, opts).start()
+            started.append(srv)
+            if remote and not server.is_loopback(host):
+                # printed, not logged: -q must not hide it
+                print(f"warning: --allow-remote: the control server listens on {host}:{srv.address[1]}; anyone "
+                      "who can reach this port can drive the avatar (the protocol has no authentication)",
+                      file=sys.stderr, flush=True)
         if getattr(args, "webcam", None) is not None:
             from ..webcam import WebcamOptions, WebcamTracker
             mix = getattr(args, "mix", None)
@@ -87,6 +102,14 @@ def attach(args: argparse.Namespace, loop) -> list:
             s.close()
         raise
     return started
+
+
+def _named(flag: str, make):
+    """``make()``, with a refusal (e.g. a host that does not resolve) prefixed by the flag it came from."""
+    try:
+        return make()
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{flag}: {e}") from None
 
 
 class _Detach:

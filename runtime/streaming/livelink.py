@@ -14,7 +14,8 @@ Layout (the one the Live Link Face app sends, packet version 6)::
                 head yaw, pitch, roll, left eye yaw, pitch, roll, right eye yaw, pitch, roll (radians).
 
 ``pylivelinkface`` reads the same bytes as a little-endian uint32 version and a 37-byte id
-``"$" + UUID`` (0x24 = '$' is the low byte of the length 36), so device ids are kept at 36 bytes.
+``"$" + UUID`` (0x24 = '$' is the low byte of the length 36), so sent device ids are kept at 36 bytes;
+received ones may have any length (Unreal's receiver reads the length prefix).
 """
 from __future__ import annotations
 
@@ -59,10 +60,8 @@ class LiveLinkPacket:
         if not np.all(np.isfinite(v)):
             raise InvalidInputError("Live Link values contain NaN or inf")
         object.__setattr__(self, "values", v)
-        dev = self.device_id.encode("utf-8")
-        if len(dev) != DEVICE_ID_BYTES:
-            raise InvalidInputError(f"Live Link device id {self.device_id!r} must be {DEVICE_ID_BYTES} bytes "
-                                    "(a UUID such as 0E4B5C8A-...; receivers expect that length)")
+        if not isinstance(self.device_id, str) or len(self.device_id.encode("utf-8")) > 1024:
+            raise InvalidInputError("Live Link device id must be a string of at most 1024 bytes")
         if not 0 <= self.version <= 255:
             raise InvalidInputError(f"Live Link packet version {self.version} must fit one byte")
         if self.fps < 1 or self.fps_denominator < 1:
@@ -76,8 +75,13 @@ class LiveLinkPacket:
 
 
 def encode(packet: LiveLinkPacket) -> bytes:
+    """Bytes of ``packet``. The device id must be 36 bytes (a UUID) when sending: some receivers
+    (pylivelinkface) assume that length; :func:`decode` accepts any length, as Unreal does."""
     name = packet.subject.encode("utf-8")
     dev = packet.device_id.encode("utf-8")
+    if len(dev) != DEVICE_ID_BYTES:
+        raise InvalidInputError(f"Live Link device id {packet.device_id!r} must be {DEVICE_ID_BYTES} bytes to "
+                                "send (a UUID such as 0E4B5C8A-...; receivers expect that length)")
     return b"".join((
         struct.pack(">Bi", packet.version, len(dev)), dev,
         struct.pack(">i", len(name)), name,

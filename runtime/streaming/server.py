@@ -1,46 +1,48 @@
-"""Control-and-frames server: length-prefixed JSON over TCP (spec: ``docs/control-protocol.md``).
+"""Control-and-frames server: the TCP transport of the control protocol (spec: ``docs/control-protocol.md``).
 
-Every message in both directions is ``uint32 big-endian length`` + that many bytes of UTF-8 JSON
-(one object). Clients send requests (text, weights, ping, subscribe/unsubscribe) and get one reply
-each (``ack``/``pong``/``error``); subscribed clients (all, by default) also get every avatar frame.
+Framing and JSON are :mod:`runtime.streaming.wire`; the request schema and how a request is applied are
+:mod:`runtime.streaming.protocol`. This module owns the connections:
 
-The server runs an asyncio loop in its own thread. ``send(frame)`` (the avatar-loop sink) only hands
-the newest frame to that thread and returns; each client has a bounded frame queue that drops the
-oldest frame, so a slow or vanished client never blocks the frame loop or the other clients.
+* an asyncio loop in its own thread; ``send(frame)`` (the avatar-loop sink) only hands the newest frame to
+  that thread; each client has a bounded frame queue that drops the oldest frame, so a slow or vanished
+  client never blocks the frame loop or the other clients;
+* admission: at most ``max_clients`` connections, at most ``max_per_peer`` from one remote address, and the
+  last ``loopback_reserve`` slots only for loopback clients (a remote flood cannot lock the local user out);
+* timeouts: a message must be finished within ``message_timeout``; a connection that neither sends requests
+  nor takes its frames (unsubscribed, or not reading) is closed after ``handshake_timeout`` when it never
+  sent a request, else after ``idle_timeout``;
+* fair text serving: text requests (the slow ones) wait in one slot per client -- a newer text from the same
+  client replaces a waiting one (answered ``"superseded": true``) -- and the client served least recently
+  goes first, so a flood from some clients delays another client's text by about one request;
+* replies go out in request order; error replies are logged rate-limited.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import ipaddress
-import json
 import logging
 import math
 import socket
-import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Optional
 
-import numpy as np
+from emo3d.errors import InvalidInputError
 
-from emo3d import schema
-from emo3d.errors import InvalidInputError, ProtocolError
-from emo3d.weights import normalize
+from . import protocol
+from .protocol import ClientErrorLog, Request, RequestError, Session, error_reply
+from .wire import HEADER, MAX_MESSAGE_LIMIT, encode_frame, encode_message, frame_message, read_message
+
+__all__ = ["ControlServer", "ServerOptions", "ServerStats", "admission_error", "is_loopback", "DEFAULT_PORT",
+           "MAX_MESSAGE_LIMIT",
+           "encode_message", "encode_frame", "frame_message", "read_message"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7878
-HEADER = struct.Struct(">I")
-REQUEST_TYPES = ("text", "weights", "ping", "subscribe", "unsubscribe")
-_KEYS = {
-    "text": {"type", "id", "text", "intensity", "transition_ms"},
-    "weights": {"type", "id", "weights", "transition_ms"},
-    "ping": {"type", "id"},
-    "subscribe": {"type", "id"},
-    "unsubscribe": {"type", "id"},
-}
 
 
 def is_loopback(host: str) -> bool:
@@ -49,10 +51,19 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         infos = socket.getaddrinfo(host, None)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError, ValueError):
         return False
     addrs = {ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos}
     return bool(addrs) and all(a.is_loopback for a in addrs)
+
+
+def _peer_is_loopback(ip: str) -> bool:
+    try:
+        a = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return False  # e.g. a Unix socket peer: treat as remote
+    mapped = getattr(a, "ipv4_mapped", None)
+    return (mapped or a).is_loopback
 
 
 @dataclass
@@ -61,40 +72,71 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT          # 0 = any free port (see ``ControlServer.address``)
     allow_remote: bool = False        # needed to bind anything but a loopback address
-    max_message: int = 64 * 1024      # bytes of JSON per message, both directions
+    max_message: int = 64 * 1024      # bytes of JSON per message, both directions (at most 16 MiB)
     max_clients: int = 64
+    max_per_peer: int = 8             # connections from one remote address (loopback: only max_clients)
+    loopback_reserve: int = 4         # of max_clients, slots that only loopback clients may take (< max_clients)
     frame_queue: int = 8              # frames buffered per client (drop-oldest beyond)
     reply_queue: int = 64             # replies buffered per client before its reads pause
     message_timeout: float = 10.0     # seconds to finish a started message
+    handshake_timeout: float = 10.0   # seconds a new, idle connection may wait before its first request
+    idle_timeout: float = 120.0       # seconds an idle connection may stay after its last request
     request_threads: int = 1          # threads running set_text / set_weights
     digits: int = 5                   # significant digits of frame weights
     send_buffer: int = 64 * 1024      # kernel + asyncio send buffer per client (bounds a slow client's lag)
 
     def __post_init__(self):
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise InvalidInputError(f"port {self.port!r} must be an integer in 0..65535")
-        for name in ("max_message", "max_clients", "frame_queue", "reply_queue", "request_threads", "send_buffer"):
+        for name in ("max_message", "max_clients", "max_per_peer", "frame_queue", "reply_queue",
+                     "request_threads", "send_buffer"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InvalidInputError(f"{name}={v!r} must be a positive integer")
+        if isinstance(self.loopback_reserve, bool) or not isinstance(self.loopback_reserve, int) \
+                or self.loopback_reserve < 0:
+            raise InvalidInputError(f"loopback_reserve={self.loopback_reserve!r} must be an integer >= 0")
         if not isinstance(self.digits, int) or not 1 <= self.digits <= 9:
             raise InvalidInputError(f"digits={self.digits!r} must be an integer in 1..9")
-        if self.max_message < 64:
-            raise InvalidInputError(f"max_message={self.max_message} is too small (at least 64 bytes)")
-        if not self.message_timeout > 0:
-            raise InvalidInputError(f"message_timeout={self.message_timeout!r} must be > 0 seconds")
+        if not 64 <= self.max_message <= MAX_MESSAGE_LIMIT:
+            raise InvalidInputError(f"max_message={self.max_message} (--max-message) must be in "
+                                    f"64..{MAX_MESSAGE_LIMIT} bytes")
+        for name in ("message_timeout", "handshake_timeout", "idle_timeout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise InvalidInputError(f"{name}={v!r} must be a finite number of seconds > 0")
         if not self.allow_remote and not is_loopback(self.host):
             raise InvalidInputError(
                 f"refusing to bind {self.host!r}: it is not a loopback address; anyone on the network could "
                 "drive the avatar. Pass --allow-remote (allow_remote=True) to bind it anyway.")
 
 
+def admission_error(peer_ip: str, open_from_peer: int, open_total: int, opts: ServerOptions) -> Optional[dict]:
+    """The error reply refusing a new connection from ``peer_ip`` (``None``: admit it), given how many
+    connections are open from that address and in all."""
+    if open_total >= opts.max_clients:
+        return error_reply("server_full", f"server has {opts.max_clients} clients, the maximum; try later")
+    if _peer_is_loopback(peer_ip):
+        return None
+    reserve = min(opts.loopback_reserve, opts.max_clients - 1)  # remote clients always get one slot
+    if open_total >= opts.max_clients - reserve:
+        return error_reply("server_full", f"server has {open_total} clients; the remaining {reserve} slots "
+                                          "are kept for local (loopback) clients")
+    if open_from_peer >= opts.max_per_peer:
+        return error_reply("peer_limit", f"{peer_ip} already has {open_from_peer} connections, the maximum per "
+                                         "address; close one first")
+    return None
+
+
 @dataclass
 class ServerStats:
     clients: int = 0
     connections: int = 0
+    refused: int = 0            # connections refused (server_full, peer_limit)
+    timed_out: int = 0          # connections closed by the handshake/idle timeouts
     requests: int = 0
     errors: int = 0             # error replies sent (bad requests)
+    superseded: int = 0         # text requests replaced by a newer one from the same client
     frames: int = 0             # frames broadcast
     frames_coalesced: int = 0   # frames dropped because the server thread fell 8 frames behind
     frames_dropped: int = 0     # frames dropped from slow clients' queues
@@ -102,51 +144,28 @@ class ServerStats:
 
 
 class _Client:
-    __slots__ = ("writer", "frames", "replies", "wake", "room", "subscribed", "closed", "peer", "task")
+    __slots__ = ("writer", "frames", "replies", "wake", "room", "session", "closed", "peer", "task",
+                 "requests", "last_active", "last_served")
 
     def __init__(self, writer, frame_queue: int):
         self.writer = writer
         self.frames = collections.deque(maxlen=frame_queue)
-        self.replies = collections.deque()
+        self.replies = collections.deque()   # bytes, or a Future of bytes (a text request being served)
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
-        self.subscribed = True
+        self.session = Session()
         self.closed = False
-        self.peer = writer.get_extra_info("peername")
+        peer = writer.get_extra_info("peername")
+        self.peer = peer if isinstance(peer, tuple) else ("?", 0)
         self.task = None
+        self.requests = 0
+        self.last_active = time.monotonic()   # last request, or last frame/reply the client took
+        self.last_served = -math.inf          # when its last text request started (fair scheduling)
 
-
-def encode_message(obj) -> bytes:
-    """One wire message: 4-byte big-endian length + compact UTF-8 JSON."""
-    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-    return HEADER.pack(len(body)) + body
-
-
-_FRAME_TEMPLATES: dict = {}
-
-
-def encode_frame(frame, digits: int = 5) -> bytes:
-    """One wire message for an avatar frame (same JSON as :func:`frame_message`, ~4x faster)."""
-    tmpl = _FRAME_TEMPLATES.get(digits)
-    if tmpl is None:
-        w = ",".join('"%s":%%.%dg' % (n, digits) for n in schema.MEDIAPIPE_NAMES)
-        tmpl = _FRAME_TEMPLATES[digits] = (
-            '{"type":"frame","index":%d,"t":%.6f,"weights":{' + w + '},"head":[%.6g,%.6g,%.6g],'
-            '"eyes":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g]}')
-    w = np.nan_to_num(np.asarray(frame.weights, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-    pose = np.nan_to_num(np.asarray(tuple(frame.head) + tuple(frame.eyes), dtype=np.float64))
-    body = (tmpl % ((int(frame.index), float(frame.t)) + tuple(w.tolist()) + tuple(pose.tolist()))).encode()
-    return HEADER.pack(len(body)) + body
-
-
-def frame_message(frame, decimals: int = 5) -> dict:
-    """The JSON object sent for one avatar frame."""
-    w = np.round(np.asarray(frame.weights, dtype=np.float64), decimals).tolist()
-    return {"type": "frame", "index": int(frame.index), "t": round(float(frame.t), 6),
-            "weights": dict(zip(schema.MEDIAPIPE_NAMES, w)),
-            "head": [round(float(x), 6) for x in frame.head],
-            "eyes": [round(float(x), 6) for x in frame.eyes]}
+    @property
+    def name(self) -> str:
+        return f"{self.peer[0]}:{self.peer[1]}"
 
 
 class ControlServer:
@@ -162,6 +181,7 @@ class ControlServer:
         self.loop = loop
         self.stats = ServerStats()
         self.address: tuple[str, int] | None = None
+        self.error_log = ClientErrorLog(log)
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server = None
@@ -169,6 +189,8 @@ class ControlServer:
         self._pending: collections.deque = collections.deque(maxlen=self.PENDING)
         self._scheduled = False
         self._closed = False
+        self._texts: dict = {}             # client -> (Request, Future): the one waiting text per client
+        self._text_ready: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(self.options.request_threads, thread_name_prefix="emo3d-req")
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -188,6 +210,10 @@ class ControlServer:
                 ready.set()
                 aloop.close()
                 return
+            self._text_ready = asyncio.Event()
+            for _ in range(self.options.request_threads):
+                aloop.create_task(self._text_worker())
+            aloop.create_task(self._reaper())
             ready.set()
             try:
                 aloop.run_forever()
@@ -213,7 +239,7 @@ class ControlServer:
         if self.loop is not None and hasattr(self.loop, "remove_sink"):
             try:
                 self.loop.remove_sink(self)
-            except Exception:  # already removed
+            except ValueError:  # already removed
                 pass
         if self._aloop is not None and self._thread is not None and self._thread.is_alive():
             self._aloop.call_soon_threadsafe(self._aloop.stop)
@@ -259,7 +285,7 @@ class ControlServer:
             data = encode_frame(frame, self.options.digits)
             self.stats.frames += 1
             for c in self._clients:
-                if c.subscribed and not c.closed:
+                if c.session.subscribed and not c.closed:
                     if len(c.frames) == c.frames.maxlen:
                         self.stats.frames_dropped += 1
                     c.frames.append(data)
@@ -277,10 +303,13 @@ class ControlServer:
                 pass
         writer.transport.set_write_buffer_limits(high=self.options.send_buffer)
         c = _Client(writer, self.options.frame_queue)
-        if len(self._clients) >= self.options.max_clients:
-            c.replies.append(encode_message(self._error(
-                None, "server_full", f"server has {self.options.max_clients} clients, the maximum; try later")))
-            c.subscribed = False
+        refusal = admission_error(c.peer[0], sum(1 for o in self._clients if o.peer[0] == c.peer[0]),
+                                  len(self._clients), self.options)
+        if refusal is not None:
+            self.stats.refused += 1
+            self._log_error(c, refusal)
+            c.replies.append(encode_message(refusal))
+            c.session.subscribed = False
             await self._writer(c, close_when_empty=True)
             return
         self._clients.add(c)
@@ -294,7 +323,7 @@ class ControlServer:
             self._drop(c)
             return
         finally:
-            c.subscribed = False
+            c.session.subscribed = False
             # let queued replies (e.g. the last error) go out, then close
             c.frames.clear()
             c.wake.set()
@@ -308,211 +337,191 @@ class ControlServer:
         while c.replies and not c.closed:
             await asyncio.sleep(0.005)
 
-    def _drop(self, c: _Client):
+    def _drop(self, c: _Client, abort: bool = False):
         if not c.closed:
             c.closed = True
             c.wake.set()
             c.room.set()
             try:
-                c.writer.close()
-            except Exception:
+                if abort:  # a client that does not read would keep a closing transport open forever
+                    c.writer.transport.abort()
+                else:
+                    c.writer.close()
+            except (OSError, RuntimeError, AttributeError):
                 pass
+        waiting = self._texts.pop(c, None)
+        if waiting is not None and not waiting[1].done():
+            waiting[1].cancel()
         self._clients.discard(c)
         self.stats.clients = len(self._clients)
 
     async def _writer(self, c: _Client, close_when_empty: bool = False):
         try:
             while not c.closed:
-                if not (c.replies or c.frames):
-                    if close_when_empty:
-                        break
+                head = c.replies[0] if c.replies else None
+                if head is not None and (isinstance(head, bytes) or head.done()):
+                    c.replies.popleft()
+                    data = head if isinstance(head, bytes) else (None if head.cancelled() else head.result())
+                    if len(c.replies) < self.options.reply_queue:
+                        c.room.set()
+                    if data is None:
+                        continue
+                elif c.frames:
+                    data = c.frames.popleft()
+                elif close_when_empty and not c.replies:
+                    break
+                else:
                     await c.wake.wait()
                     c.wake.clear()
                     continue
-                data = c.replies.popleft() if c.replies else c.frames.popleft()
-                if len(c.replies) < self.options.reply_queue:
-                    c.room.set()
                 c.writer.write(data)
                 self.stats.bytes_sent += len(data)
                 await c.writer.drain()
+                c.last_active = time.monotonic()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
             self._drop(c)
 
-    async def _reply(self, c: _Client, obj: dict):
+    def _log_error(self, c: _Client, reply: dict) -> None:
+        self.stats.errors += 1
+        self.error_log.client_error(c.name, reply["code"], reply["message"])
+
+    async def _queue_reply(self, c: _Client, item) -> None:
+        """Queue a reply (bytes, or a Future of bytes) in request order; pause reading while the client
+        does not take its replies."""
         if c.closed:
             return
-        try:
-            data = encode_message(obj)
-        except (TypeError, ValueError):
-            data = encode_message(self._error(obj.get("id"), "internal", "reply could not be encoded"))
-        c.replies.append(data)
+        c.replies.append(item)
         c.wake.set()
-        if len(c.replies) >= self.options.reply_queue:  # client does not read: stop reading from it
+        if len(c.replies) >= self.options.reply_queue:
             c.room.clear()
             await c.room.wait()
 
-    def _error(self, req_id, code: str, message: str) -> dict:
-        self.stats.errors += 1
-        out = {"type": "error", "code": code, "message": message}
-        if req_id is not None:
-            out["id"] = req_id
-        return out
+    async def _reply(self, c: _Client, obj: dict) -> None:
+        if obj.get("type") == "error":
+            self._log_error(c, obj)
+        await self._queue_reply(c, encode_message(obj))
 
     async def _reader(self, reader: asyncio.StreamReader, c: _Client):
         opts = self.options
         while not c.closed:
             try:
-                first = await reader.readexactly(1)  # idle clients may wait here forever
+                first = await reader.readexactly(1)  # idle connections are closed by the reaper
             except asyncio.IncompleteReadError:
                 return  # clean close between messages
             try:
                 header = first + await asyncio.wait_for(reader.readexactly(3), opts.message_timeout)
             except asyncio.IncompleteReadError as e:
-                await self._reply(c, self._error(None, "truncated", f"connection ended inside the 4-byte length "
+                await self._reply(c, error_reply("truncated", f"connection ended inside the 4-byte length "
                                                  f"header after {1 + len(e.partial)} bytes"))
                 return
             except asyncio.TimeoutError:
-                await self._reply(c, self._error(None, "timeout", f"length header not completed within "
+                await self._reply(c, error_reply("timeout", f"length header not completed within "
                                                  f"{opts.message_timeout:g} s"))
                 return
             (n,) = HEADER.unpack(header)
             if n == 0:
-                self.stats.requests += 1
-                await self._reply(c, self._error(None, "empty", "empty message (length 0); send a JSON object"))
+                self._count_request(c)
+                await self._reply(c, error_reply("empty", "empty message (length 0); send a JSON object"))
                 continue
             if n > opts.max_message:
-                await self._reply(c, self._error(None, "too_large", f"message of {n} bytes exceeds the maximum of "
+                await self._reply(c, error_reply("too_large", f"message of {n} bytes exceeds the maximum of "
                                                  f"{opts.max_message} bytes; closing the connection"))
                 return
             try:
                 body = await asyncio.wait_for(reader.readexactly(n), opts.message_timeout)
             except asyncio.IncompleteReadError as e:
-                await self._reply(c, self._error(None, "truncated", f"header announced {n} bytes but the "
+                await self._reply(c, error_reply("truncated", f"header announced {n} bytes but the "
                                                  f"connection ended after {len(e.partial)}"))
                 return
             except asyncio.TimeoutError:
-                await self._reply(c, self._error(None, "timeout", f"message of {n} bytes not completed within "
+                await self._reply(c, error_reply("timeout", f"message of {n} bytes not completed within "
                                                  f"{opts.message_timeout:g} s; closing the connection"))
                 return
-            self.stats.requests += 1
-            await self._reply(c, await self._request(c, body))
+            self._count_request(c)
+            await self._request(c, body)
+            await asyncio.sleep(0)  # one message per turn: a client with a full buffer cannot starve the others
+
+    def _count_request(self, c: _Client) -> None:
+        self.stats.requests += 1
+        c.requests += 1
+        c.last_active = time.monotonic()
 
     # --- requests ------------------------------------------------------------------------------
-    async def _request(self, c: _Client, body: bytes) -> dict:
+    async def _request(self, c: _Client, body: bytes) -> None:
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return self._error(None, "bad_encoding", f"message is not UTF-8 text (byte {e.start}); send UTF-8 JSON")
-        try:
-            req = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as e:
-            return self._error(None, "bad_json", f"invalid JSON: {str(e)[:200]}")
-        if not isinstance(req, dict):
-            return self._error(None, "bad_request", f"request must be a JSON object, got {type(req).__name__}")
-        req_id = req.get("id")
-        if req_id is not None and not isinstance(req_id, (str, int)) or isinstance(req_id, bool):
-            return self._error(None, "bad_request", "'id' must be a string or an integer")
-        try:
-            kind = _request_type(req)
-            return await self._dispatch(c, kind, req)
-        except (InvalidInputError, ProtocolError, ValueError, KeyError, TypeError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            return self._error(req_id, "invalid_input", str(msg)[:500])
-        except Exception as e:  # a bug in the loop must not take the server down
-            log.exception("request failed")
-            return self._error(req_id, "internal", f"{type(e).__name__}: {str(e)[:300]}")
-
-    async def _dispatch(self, c: _Client, kind: str, req: dict) -> dict:
-        rid = {"id": req["id"]} if "id" in req else {}
-        if kind == "ping":
-            return {"type": "pong", **rid, "time": time.time()}
-        if kind in ("subscribe", "unsubscribe"):
-            c.subscribed = kind == "subscribe"
-            if not c.subscribed:
+            req = protocol.decode_request(body)
+        except RequestError as e:
+            await self._reply(c, error_reply(e.code, str(e), e.id))
+            return
+        if req.kind == "text":
+            await self._submit_text(c, req)
+            return
+        if req.kind == "weights":
+            reply = await asyncio.get_running_loop().run_in_executor(self._executor, self._apply, c, req)
+        else:
+            reply = self._apply(c, req)
+            if req.kind == "unsubscribe":
                 c.frames.clear()
-            return {"type": "ack", "request": kind, **rid}
-        transition = _number(req, "transition_ms", 0.0, 60_000.0)
+        await self._reply(c, reply)
+
+    def _apply(self, c: _Client, req: Request) -> dict:
+        """protocol.apply, with every failure turned into an error reply (may run on a request thread)."""
+        try:
+            return protocol.apply(req, self.loop, c.session)
+        except RequestError as e:
+            return error_reply(e.code, str(e), e.id)
+        except Exception as e:  # noqa: BLE001  (a bug in the loop must not take the server down)
+            self.error_log.internal(c.name, e)
+            return error_reply("internal", f"{type(e).__name__}: {str(e)[:300]}", req.id)
+
+    async def _submit_text(self, c: _Client, req: Request) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(lambda _f: c.wake.set())
+        old = self._texts.pop(c, None)
+        if old is not None:  # the latest text of a client wins
+            self.stats.superseded += 1
+            old[1].set_result(encode_message(protocol.superseded_reply(old[0])))
+        self._texts[c] = (req, fut)
+        self._text_ready.set()
+        await self._queue_reply(c, fut)
+
+    async def _text_worker(self) -> None:
         aloop = asyncio.get_running_loop()
-        if kind == "text":
-            text = req.get("text")
-            if not isinstance(text, str):
-                raise InvalidInputError(f"'text' must be a string, got {type(text).__name__}")
-            intensity = _number(req, "intensity", 0.0, 4.0)
-            t0 = time.perf_counter()
-            pred = await aloop.run_in_executor(
-                self._executor, lambda: self.loop.set_text(text, intensity=intensity, transition_ms=transition))
-            out = {"type": "ack", "request": "text", **rid,
-                   "latency_ms": round((time.perf_counter() - t0) * 1e3, 3)}
-            if pred is not None:
-                emotions = getattr(pred, "emotions", None)
-                if emotions:
-                    out["emotions"] = {k: round(float(v), 5) for k, v in emotions.items()}
-                if getattr(pred, "truncated", False):
-                    out["truncated"] = True
-            return out
-        weights = req.get("weights")
-        if not isinstance(weights, dict):
-            raise InvalidInputError("'weights' must be an object {name: value} of ARKit blendshape names")
-        if len(weights) > 4 * schema.N_MEDIAPIPE:
-            raise InvalidInputError(f"'weights' has {len(weights)} entries; at most {schema.N_MEDIAPIPE} names")
-        for k, v in weights.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise InvalidInputError(f"weight {k!r}: value {v!r} is not a number")
-        checked = normalize(weights, what="'weights'")   # the one normaliser: names, numbers, clamping report
-        vec, clamped = checked.vector, checked.clamped
-        await aloop.run_in_executor(self._executor, lambda: self.loop.set_weights(vec, transition_ms=transition))
-        out = {"type": "ack", "request": "weights", **rid}
-        if clamped:
-            out["warning"] = f"clamped to [0, 1]: {', '.join(map(str, clamped[:10]))}"
-        return out
+        while True:
+            if not self._texts:
+                self._text_ready.clear()
+                await self._text_ready.wait()
+                continue
+            c = min(self._texts, key=lambda k: k.last_served)  # least recently served first (stable)
+            req, fut = self._texts.pop(c)
+            c.last_served = time.monotonic()
+            reply = await aloop.run_in_executor(self._executor, self._apply, c, req)
+            if reply.get("type") == "error":
+                self._log_error(c, reply)
+            if not fut.done():
+                fut.set_result(encode_message(reply))
 
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not allowed (numbers must be finite)")
-
-
-def _request_type(req: dict) -> str:
-    kind = req.get("type")
-    if kind is None:  # infer from the payload
-        kind = "text" if "text" in req else "weights" if "weights" in req else None
-        if kind is None:
-            raise InvalidInputError(f"request has no 'type' (accepted: {', '.join(REQUEST_TYPES)})")
-    if kind not in _KEYS:
-        raise InvalidInputError(f"unknown request type {str(kind)[:50]!r} (accepted: {', '.join(REQUEST_TYPES)})")
-    extra = set(req) - _KEYS[kind]
-    if extra:
-        raise InvalidInputError(f"unknown field(s) {', '.join(sorted(map(str, extra)))[:200]} for a {kind!r} "
-                                f"request (accepted: {', '.join(sorted(_KEYS[kind]))})")
-    return kind
-
-
-def _number(req: dict, key: str, lo: float, hi: float):
-    v = req.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise InvalidInputError(f"{key!r} must be a number, got {v!r}")
-    if not lo <= v <= hi:
-        raise InvalidInputError(f"{key!r}={v} is outside {lo:g}..{hi:g}")
-    return float(v)
-
-
-def read_message(sock: socket.socket, max_message: int = 1 << 24) -> dict:
-    """Blocking helper for clients and tests: read one length-prefixed JSON message."""
-    header = _recv_exact(sock, 4)
-    (n,) = HEADER.unpack(header)
-    if n > max_message:
-        raise ProtocolError(f"message of {n} bytes exceeds {max_message}")
-    return json.loads(_recv_exact(sock, n).decode("utf-8"))
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
+    async def _reaper(self) -> None:
+        """Close connections that neither send requests nor take their frames (handshake/idle timeouts)."""
+        opts = self.options
+        period = min(1.0, opts.handshake_timeout / 4, opts.idle_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for c in list(self._clients):
+                limit = opts.handshake_timeout if c.requests == 0 else opts.idle_timeout
+                if now - c.last_active > limit:
+                    self.stats.timed_out += 1
+                    what = "no request" if c.requests == 0 else "no request since the last one"
+                    reply = error_reply("timeout", f"{what} and no frames taken for {limit:g} s; closing the "
+                                                   "connection (send a request, e.g. ping, to stay connected)")
+                    self._log_error(c, reply)
+                    try:  # tell it if it still reads; a client that does not read is cut off a second later
+                        c.writer.write(encode_message(reply))
+                    except (OSError, RuntimeError):
+                        pass
+                    self._clients.discard(c)
+                    self.stats.clients = len(self._clients)
+                    asyncio.get_running_loop().call_later(1.0, self._drop, c, True)

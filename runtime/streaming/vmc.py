@@ -82,23 +82,37 @@ def parse_frame_bundle(data: bytes) -> dict:
     return out
 
 
-def parse_hostport(text: str, default_port: int, what: str = "address") -> tuple[str, int]:
-    """``"HOST:PORT"``, ``"HOST"`` or ``":PORT"`` -> (host, port); host defaults to 127.0.0.1."""
+def parse_hostport(text: str, default_port: int, what: str = "address", *, allow_port0: bool = True
+                   ) -> tuple[str, int]:
+    """``"HOST:PORT"``, ``"HOST"``, ``":PORT"`` or ``"[IPV6]:PORT"`` -> (host, port); host defaults to
+    127.0.0.1. ``allow_port0=False`` for destinations (port 0 is "any free port" only when listening)."""
     text = (text or "").strip()
     host, port = text, default_port
+    accepted = "accepted: HOST:PORT, HOST, :PORT or [IPV6]:PORT"
     if text.startswith("["):  # [ipv6]:port
         end = text.find("]")
+        if end < 0:
+            raise InvalidInputError(f"{what} {text!r}: an IPv6 address in [ ] is missing its ']' ({accepted})")
         host, rest = text[1:end], text[end + 1:]
         if rest.startswith(":"):
             port = rest[1:]
+        elif rest:
+            raise InvalidInputError(f"{what} {text!r}: unexpected {rest!r} after ']' ({accepted})")
+        if not host:
+            raise InvalidInputError(f"{what} {text!r}: empty IPv6 address in [ ] ({accepted})")
     elif text.count(":") == 1:
         host, port = text.split(":")
+    elif text.count(":") > 1:
+        raise InvalidInputError(f"{what} {text!r}: put an IPv6 address in brackets, e.g. [::1]:{default_port} "
+                                f"({accepted})")
     try:
         port = int(port)
     except ValueError:
-        raise InvalidInputError(f"{what} {text!r}: port {port!r} is not a number (accepted: HOST:PORT)") from None
-    if not 0 <= port <= 65535:
-        raise InvalidInputError(f"{what} {text!r}: port {port} is outside 0..65535")
+        raise InvalidInputError(f"{what} {text!r}: port {port!r} is not a number ({accepted})") from None
+    lo = 0 if allow_port0 else 1
+    if not lo <= port <= 65535:
+        raise InvalidInputError(f"{what} {text!r}: port {port} is outside {lo}..65535"
+                                + ("" if allow_port0 else " (port 0 cannot receive anything)"))
     return host or "127.0.0.1", port
 
 
@@ -111,7 +125,11 @@ class UdpSink:
     def __init__(self, host: str, port: int, encode):
         self.address = (host, port)
         self._encode = encode
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        try:
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        except (socket.gaierror, UnicodeError) as e:
+            raise InvalidInputError(f"cannot resolve host {host!r} ({e}); give an IP address or a known host "
+                                    "name") from None
         self._sock = socket.socket(info[0], socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._target = info[4]

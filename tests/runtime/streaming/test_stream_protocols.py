@@ -312,7 +312,7 @@ def test_livelink_decode_rejects():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(values=np.zeros(60)), "61"), (dict(values=np.full(61, np.inf)), "NaN or inf"),
-    (dict(values=np.zeros(61), device_id="short"), "36 bytes"), (dict(values=np.zeros(61), fps=0), "frame rate"),
+    (dict(values=np.zeros(61), device_id="x" * 2000), "1024 bytes"), (dict(values=np.zeros(61), fps=0), "frame rate"),
 ])
 def test_livelink_packet_validates(kwargs, match):
     with pytest.raises(InvalidInputError, match=match):
