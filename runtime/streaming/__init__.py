@@ -55,9 +55,9 @@ def attach(args: argparse.Namespace, loop) -> list:
     On an error everything started so far is closed again and the error is raised.
     """
     started: list = []
-    if getattr(args, "allow_remote", False) and not getattr(args, "serve", None):
-        raise InvalidInputError("--allow-remote only applies to --serve (the control server); add --serve "
-                                "HOST:PORT or drop --allow-remote")
+    if getattr(args, "allow_remote", False) and not getattr(args, "serve", None) and not getattr(args, "web", None):
+        raise InvalidInputError("--allow-remote only applies to --serve (the control server) and --web; add "
+                                "--serve HOST:PORT or drop --allow-remote")
     try:
         if getattr(args, "vmc", None):
             host, port = parse_hostport(args.vmc, vmc.DEFAULT_PORT, "--vmc", allow_port0=False)

@@ -12,8 +12,9 @@ Framing and JSON are :mod:`runtime.streaming.wire`; the request schema and how a
   nor takes its frames (unsubscribed, or not reading) is closed after ``handshake_timeout`` when it never
   sent a request, else after ``idle_timeout``;
 * fair text serving: text requests (the slow ones) wait in one slot per client -- a newer text from the same
-  client replaces a waiting one (answered ``"superseded": true``) -- and the client served least recently
-  goes first, so a flood from some clients delays another client's text by about one request;
+  client replaces a waiting one (answered ``"superseded": true``) -- and the client that sent the fewest
+  texts lately (decayed over ``DEMAND_TAU`` seconds) goes first, so a flood from some clients delays another
+  client's text by about one request;
 * replies go out in request order; error replies are logged rate-limited.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = ["ControlServer", "ServerOptions", "ServerStats", "admission_error", "
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7878
+DEMAND_TAU = 2.0   # seconds over which a client's recent text requests count against it (fair scheduling)
 
 
 def is_loopback(host: str) -> bool:
@@ -145,7 +147,7 @@ class ServerStats:
 
 class _Client:
     __slots__ = ("writer", "frames", "replies", "wake", "room", "session", "closed", "peer", "task",
-                 "requests", "last_active", "last_served")
+                 "requests", "last_active", "last_served", "demand", "demand_t")
 
     def __init__(self, writer, frame_queue: int):
         self.writer = writer
@@ -162,6 +164,14 @@ class _Client:
         self.requests = 0
         self.last_active = time.monotonic()   # last request, or last frame/reply the client took
         self.last_served = -math.inf          # when its last text request started (fair scheduling)
+        self.demand, self.demand_t = 0.0, 0.0  # text requests sent, decayed with DEMAND_TAU (fair scheduling)
+
+    def add_demand(self, now: float) -> None:
+        self.demand = self.recent_demand(now) + 1.0
+        self.demand_t = now
+
+    def recent_demand(self, now: float) -> float:
+        return self.demand * math.exp(-(now - self.demand_t) / DEMAND_TAU)
 
     @property
     def name(self) -> str:
@@ -392,6 +402,11 @@ class ControlServer:
         does not take its replies."""
         if c.closed:
             return
+        if isinstance(item, bytes) and not c.replies and \
+                c.writer.transport.get_write_buffer_size() < self.options.send_buffer:
+            c.writer.write(item)  # nothing queued before it: send now, without a round through the writer task
+            self.stats.bytes_sent += len(item)
+            return
         c.replies.append(item)
         c.wake.set()
         if len(c.replies) >= self.options.reply_queue:
@@ -479,6 +494,7 @@ class ControlServer:
     async def _submit_text(self, c: _Client, req: Request) -> None:
         fut = asyncio.get_running_loop().create_future()
         fut.add_done_callback(lambda _f: c.wake.set())
+        c.add_demand(time.monotonic())
         old = self._texts.pop(c, None)
         if old is not None:  # the latest text of a client wins
             self.stats.superseded += 1
@@ -494,7 +510,8 @@ class ControlServer:
                 self._text_ready.clear()
                 await self._text_ready.wait()
                 continue
-            c = min(self._texts, key=lambda k: k.last_served)  # least recently served first (stable)
+            now = time.monotonic()  # lightest recent demand first, then least recently served
+            c = min(self._texts, key=lambda k: (k.recent_demand(now), k.last_served))
             req, fut = self._texts.pop(c)
             c.last_served = time.monotonic()
             reply = await aloop.run_in_executor(self._executor, self._apply, c, req)

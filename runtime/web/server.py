@@ -21,6 +21,7 @@ import json
 import logging
 import mimetypes
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -29,7 +30,9 @@ from typing import Dict, Optional
 from emo3d import schema
 from emo3d.errors import AssetError, InvalidInputError
 
-from runtime.streaming.server import ControlServer, ServerOptions, encode_frame, encode_message, is_loopback
+from runtime.streaming.protocol import ClientErrorLog, error_reply, handle_message
+from runtime.streaming.server import is_loopback
+from runtime.streaming.wire import encode_frame, encode_message
 
 from . import DEFAULT_HOST, DEFAULT_PORT
 
@@ -103,6 +106,7 @@ class WebStats:
     http_requests: int = 0
     frames: int = 0             # frames broadcast
     frames_dropped: int = 0     # frames dropped from slow pages' queues
+    requests: int = 0           # control requests received
 
 
 class _Page:
@@ -173,11 +177,10 @@ class WebServer:
         self._stop: asyncio.Future | None = None
         self._rig_bytes = b""
         self._config = b""
-        # The control protocol's request handling (validation, dispatch to the loop, error replies) is the
-        # TCP server's; this transport only frames messages differently.
-        self._protocol = ControlServer(loop, ServerOptions(host="127.0.0.1", port=0,
-                                                           max_message=self.options.max_message,
-                                                           digits=self.options.digits))
+        # The control protocol's request handling (validation, dispatch to the loop, error replies) is
+        # runtime.streaming.protocol's, as for the TCP server; this transport only frames messages differently.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="emo3d-web-req")
+        self._errors = ClientErrorLog(log)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -268,7 +271,7 @@ class WebServer:
         if aloop is not None and stop is not None and self._thread is not None and self._thread.is_alive():
             aloop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
             self._thread.join(5)
-        self._protocol.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self):
         return self.start()
@@ -367,8 +370,8 @@ class WebServer:
         from websockets.exceptions import ConnectionClosed
         self.stats.connections += 1
         if len(self._pages) >= self.options.max_clients:
-            await ws.send(json.dumps(self._protocol._error(
-                None, "server_full", f"server has {self.options.max_clients} clients, the maximum; try later")))
+            await ws.send(json.dumps(error_reply(
+                "server_full", f"server has {self.options.max_clients} clients, the maximum; try later")))
             await ws.close(1013, "server full")
             return
         page = _Page(ws, self.options.frame_queue)
@@ -379,16 +382,19 @@ class WebServer:
             async for message in ws:
                 body = message.encode("utf-8") if isinstance(message, str) else bytes(message)
                 if len(body) > self.options.max_message:
-                    await self._reply(page, self._protocol._error(
-                        None, "too_large", f"message of {len(body)} bytes exceeds the maximum of "
+                    await self._reply(page, error_reply(
+                        "too_large", f"message of {len(body)} bytes exceeds the maximum of "
                         f"{self.options.max_message} bytes; closing the connection"))
                     break
                 if not body:
-                    await self._reply(page, self._protocol._error(None, "empty",
-                                                                  "empty message; send a JSON object"))
+                    await self._reply(page, error_reply("empty", "empty message; send a JSON object"))
                     continue
-                self._protocol.stats.requests += 1
-                await self._reply(page, await self._protocol._request(page, body))
+                self.stats.requests += 1
+                reply = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, handle_message, body, self.loop, page, self._errors, "web page")
+                if not page.subscribed:
+                    page.frames.clear()
+                await self._reply(page, reply)
         except ConnectionClosed:
             pass
         finally:
@@ -413,7 +419,7 @@ class WebServer:
         try:
             text = encode_message(obj)[4:].decode("utf-8")
         except (TypeError, ValueError):
-            text = json.dumps(self._protocol._error(obj.get("id"), "internal", "reply could not be encoded"))
+            text = json.dumps(error_reply("internal", "reply could not be encoded", obj.get("id")))
         page.replies.append(text)
         page.wake.set()
 
