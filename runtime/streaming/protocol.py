@@ -139,7 +139,8 @@ def weights_vector(weights, req_id=None) -> tuple[np.ndarray, tuple]:
             raise RequestError("invalid_input", f"weight {_short(k)}: value {_short(v)} is not a finite number",
                                req_id)
         if isinstance(v, int) and not -2 <= v <= 2:   # float(10**400) overflows: clamp exactly here
-            huge.append(f"{k}={_short(v, 20)}")
+            digits = str(abs(v))
+            huge.append(f"{k}={'-' if v < 0 else ''}{digits[0]}e+{len(digits) - 1}")
             v = min(max(v, 0), 1)
         values[k] = v
     try:

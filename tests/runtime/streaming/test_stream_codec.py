@@ -66,8 +66,9 @@ PARSE_OK = [
     ({"text": "furious scowl"}, dict(kind="text", text="furious scowl")),
     ({"text": "x", "intensity": 4, "transition_ms": 0}, dict(kind="text", intensity=4.0, transition_ms=0.0)),
     ({"type": "unsubscribe", "id": "u"}, dict(kind="unsubscribe", id="u")),
-    ({"weights": {"JawOpen": 2, "mouthSmile_L": -1}}, dict(kind="weights", clamped=("JawOpen", "mouthSmile_L"))),
-    ({"weights": {"jawOpen": 10 ** 400}}, dict(kind="weights", clamped=("jawOpen",))),   # huge int: clamped, exact
+    ({"weights": {"JawOpen": 1.5, "mouthSmile_L": -0.5}},
+     dict(kind="weights", clamped=("jawOpen=1.5", "mouthSmileLeft=-0.5"))),
+    ({"weights": {"jawOpen": 10 ** 400}}, dict(kind="weights", clamped=("jawOpen=1e+400",))),  # huge int: clamped
 ]
 PARSE_BAD = [  # (request, code, words the message must contain)
     ([1], "bad_request", ["JSON object", "list"]),

@@ -113,6 +113,7 @@ def test_idle_unsubscribed_connection_is_told_and_closed(serve):
     assert m["code"] == "timeout" and "0.8 s" in m["message"] and "ping" in m["message"]
     assert 0.7 < time.monotonic() - t0 < 5
     assert _eventually(lambda: srv.stats.clients == 0)
+    s.close()
 
 
 ADMISSION = [  # (peer, from peer, total, options, code or None)
