@@ -1,6 +1,7 @@
 """The renderer's options and camera maths, shared by the C++ renderer (``native.render``) and its numpy
 reference (``native.reference_render``): the options, the light vector, the pose matrix and the framing
-fitted to the neutral mesh. The conventions are listed in ``native.reference_render``'s docstring.
+fitted to the neutral mesh. The pose convention is ``emo3d.pose``'s; the rendering conventions are listed in
+``native.reference_render``'s docstring.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.pose import pose_matrix
 
 __all__ = ["RenderOptions", "framing", "pose_matrix", "light_vector", "vertices_batch"]
 
@@ -66,18 +68,6 @@ def light_vector(light_dir) -> np.ndarray:
     if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-9:
         raise InvalidInputError(f"light_dir must be 3 finite numbers, not all zero; got {light_dir!r}")
     return (v / np.linalg.norm(v)).astype(np.float32)
-
-
-def pose_matrix(pose) -> np.ndarray:
-    """(yaw, pitch, roll) degrees -> R = Ry(yaw) Rx(pitch) Rz(roll), float32 [3,3]."""
-    p = np.asarray(pose, dtype=np.float64).reshape(-1)
-    if p.shape != (3,) or not np.isfinite(p).all():
-        raise InvalidInputError(f"pose must be (yaw, pitch, roll) in degrees, 3 finite numbers; got {pose!r}")
-    y, x, r = np.radians(p)
-    Ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    Rx = np.array([[1, 0, 0], [0, math.cos(x), -math.sin(x)], [0, math.sin(x), math.cos(x)]])
-    Rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    return (Ry @ Rx @ Rz).astype(np.float32)
 
 
 def framing(vertices: np.ndarray, options: RenderOptions):

@@ -4,9 +4,8 @@ Conventions (the C++ renderer follows them exactly):
 
 * Framing from the NEUTRAL mesh bounds (``native.camera.framing``): centre ``c`` of the bounding
   box, camera on +z at distance ``D`` from ``c`` looking down -z, vertical field of view ``fov_deg``.
-* Pose (yaw, pitch, roll, degrees) rotates the mesh about ``c``: ``R = Ry(yaw) Rx(pitch) Rz(roll)``
-  (right-handed; +yaw turns the face toward its own left, +pitch tips the chin down, +roll tilts
-  the head toward its right shoulder).
+* Pose (yaw, pitch, roll, degrees) rotates the mesh about ``c`` by ``emo3d.pose.pose_matrix``
+  (``R = Ry(yaw) Rx(pitch) Rz(roll)``; the signs are stated in ``emo3d.pose``).
 * Camera-space point ``p = R (v - c)``; depth ``z = D - p.z``; screen ``sx = (p.x / (z t a) + 1) Ws / 2``,
   ``sy = (1 - p.y / (z t)) Hs / 2`` (``t = tan(fov/2)``, ``a = W/H``, ``Ws = W*ssaa``). Pixel centres
   at ``i + 0.5``; a sample is covered when all three edge functions are >= 0 (either winding: both

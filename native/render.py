@@ -51,7 +51,7 @@ class Renderer:
 
     def render(self, weights, *, pose=(0.0, 0.0, 0.0), light_dir=None) -> np.ndarray:
         """weights: [52] MediaPipe order | [51] | {name: v} | [F,52] -> uint8 [H,W,3] or [F,H,W,3].
-        pose = (yaw, pitch, roll) degrees (see ``native.reference_render`` for the conventions)."""
+        pose = (yaw, pitch, roll) degrees (the convention of ``emo3d.pose``)."""
         w = self.rig.weights_for(weights)
         single = np.ndim(weights) != 2
         R, L = pose_matrix(pose), self._light(light_dir)

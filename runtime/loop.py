@@ -27,6 +27,7 @@ from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.pose import eyes_from_weights
 from emo3d.weights import normalize
 from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL
 
@@ -36,8 +37,6 @@ log = logging.getLogger("emo3d.runtime")
 
 _BLINK = (MEDIAPIPE_INDEX["eyeBlinkLeft"], MEDIAPIPE_INDEX["eyeBlinkRight"])
 _NEUTRAL_I = MEDIAPIPE_INDEX[NEUTRAL]
-EYE_YAW_DEG = 30.0     # eyeLookIn/Out = 1 -> this many degrees
-EYE_PITCH_DEG = 25.0   # eyeLookUp/Down = 1 -> this many degrees
 
 
 @dataclass
@@ -101,26 +100,15 @@ class LoopOptions:
 
 @dataclass
 class Frame:
-    """One tick of the loop. ``weights``: [52] MediaPipe order in [0, 1]; ``head``: yaw, pitch, roll
-    (radians; yaw > 0 turns toward the subject's left, pitch > 0 looks up); ``eyes``: left yaw, pitch,
-    roll, right yaw, pitch, roll (radians, same signs), derived from the eyeLook* shapes."""
+    """One tick of the loop, the one frame type every sink receives. ``weights``: [52] MediaPipe order in
+    [0, 1]; ``head``: yaw, pitch, roll in radians and ``eyes``: left yaw, pitch, roll, right yaw, pitch, roll
+    (radians, derived from the eyeLook* shapes), both in the convention of :mod:`emo3d.pose`."""
     index: int
     t: float
     weights: np.ndarray
     head: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     eyes: Tuple[float, ...] = (0.0,) * 6
     text: Optional[str] = None
-
-
-def eyes_from_weights(w: np.ndarray) -> Tuple[float, ...]:
-    """Eye rotations (radians) from eyeLook* shapes; 'Out' of the left eye = toward the subject's left."""
-    g = lambda n: float(w[MEDIAPIPE_INDEX[n]])  # noqa: E731
-    yaw_s, pitch_s = math.radians(EYE_YAW_DEG), math.radians(EYE_PITCH_DEG)
-    ly = (g("eyeLookOutLeft") - g("eyeLookInLeft")) * yaw_s
-    lp = (g("eyeLookUpLeft") - g("eyeLookDownLeft")) * pitch_s
-    ry = (g("eyeLookInRight") - g("eyeLookOutRight")) * yaw_s
-    rp = (g("eyeLookUpRight") - g("eyeLookDownRight")) * pitch_s
-    return (ly, lp, 0.0, ry, rp, 0.0)
 
 
 class _SinkWorker:

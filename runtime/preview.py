@@ -17,6 +17,7 @@ import numpy as np
 
 from emo3d import avatar
 from emo3d.errors import InvalidInputError
+from emo3d.pose import to_degrees
 from emo3d.io import atomic_path
 from emo3d.schema import MEDIAPIPE_INDEX, MEDIAPIPE_NAMES, NEUTRAL
 
@@ -47,7 +48,7 @@ class FaceView:
     def render(self, weights: np.ndarray, head: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         w = np.asarray(weights, np.float32).reshape(-1)
         if self._render is not None:
-            pose = tuple(math.degrees(float(h)) for h in head)
+            pose = to_degrees(head)
             try:
                 img = np.asarray(self._render(w, size=self.size, rig=self.rig, pose=pose), dtype=np.uint8)
                 self.backend = "rig"
@@ -72,7 +73,7 @@ def sketch_face(w: np.ndarray, size: int = 256, head: Sequence[float] = (0.0, 0.
     d = ImageDraw.Draw(img)
     yaw, pitch, roll = (float(h) for h in head)
     cx = S / 2 + math.sin(yaw) * S * 0.25
-    cy = S / 2 - math.sin(pitch) * S * 0.25
+    cy = S / 2 + math.sin(pitch) * S * 0.25      # emo3d.pose's pitch; image rows grow downward
     u = S / 256.0
     jaw = g("jawOpen")
     d.ellipse([cx - 88 * u, cy - 108 * u, cx + 88 * u, cy + (104 + 22 * jaw) * u], fill=(232, 196, 168))

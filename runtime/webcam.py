@@ -57,10 +57,9 @@ _EYE_OUTER_RIGHT, _EYE_OUTER_LEFT, _FOREHEAD, _CHIN = 33, 263, 10, 152
 def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
     """(yaw, pitch, roll) radians of a face from MediaPipe's normalised landmarks [478,3].
 
-    Same convention as the renderer's ``pose`` (R = Ry(yaw) Rx(pitch) Rz(roll) in rig space:
-    +yaw turns toward the subject's left, +pitch looks down, +roll tilts toward the subject's right
-    shoulder) for an unmirrored camera image. Built from the eye-corner line and the chin-to-forehead
-    line, so a resting face reads a few degrees of pitch: calibration removes that offset."""
+    The convention of :mod:`emo3d.pose` (the renderer's) for an unmirrored camera image. Built from the
+    eye-corner line and the chin-to-forehead line, so a resting face reads a few degrees of pitch:
+    calibration removes that offset."""
     lm = np.asarray(landmarks, dtype=np.float64)
     p = lm[:, :3] * np.array([width, height, width], dtype=np.float64)
     p[:, 1:] *= -1.0                                   # image y down / z away -> rig y up / z toward viewer

@@ -148,3 +148,15 @@ def test_one_weights_normaliser():
     normalisers = [(f, name) for f, kind, name, _ in found if kind == "def" and name == "normalize"
                    and f.startswith("emo3d/")]
     assert normalisers == [("emo3d/weights.py", "normalize")]
+
+
+def test_one_pose_statement():
+    """The head/eye pose signs are stated once, in emo3d/pose.py; the renderer, the loop, the webcam, the
+    preview and the streams refer to it instead of restating (three disagreeing statements were the bug)."""
+    import re
+    sign = re.compile(r"\+ ?(pitch|yaw|roll)\b|\b(pitch|yaw|roll) ?[<>]=? ?0\b|looks (up|down)|chin (up|down)",
+                      re.IGNORECASE)
+    paths = [p for p in _sources("native", "runtime", "export", "eval", "benchmarks")] + \
+        sorted((REPO / "emo3d").glob("*.py"))
+    stated = sorted({str(p.relative_to(REPO)) for p in paths if sign.search(p.read_text(encoding="utf-8"))})
+    assert stated == ["emo3d/pose.py"]

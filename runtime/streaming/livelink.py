@@ -11,7 +11,8 @@ Layout (the one the Live Link Face app sends, packet version 6)::
     int32 BE    frame rate denominator/
     uint8       value count (61)
     61 x float32 BE in schema.LIVELINK_NAMES order: the 52 ARKit shapes (Apple order, TongueOut = 0),
-                head yaw, pitch, roll, left eye yaw, pitch, roll, right eye yaw, pitch, roll (radians).
+                head yaw, pitch, roll, left eye yaw, pitch, roll, right eye yaw, pitch, roll (radians,
+                the convention of emo3d.pose).
 
 ``pylivelinkface`` reads the same bytes as a little-endian uint32 version and a 37-byte id
 ``"$" + UUID`` (0x24 = '$' is the low byte of the length 36), so sent device ids are kept at 36 bytes;

@@ -12,7 +12,8 @@ from emo3d.errors import InvalidInputError
 from emo3d.schema import MEDIAPIPE_INDEX
 from runtime.filters import OneEuroFilter, Transition, ease, smoothing_alpha
 from emo3d.weights import normalize
-from runtime.loop import AvatarLoop, Frame, LoopOptions, eyes_from_weights
+from emo3d.pose import eyes_from_weights
+from runtime.loop import AvatarLoop, Frame, LoopOptions
 
 JAW, SMILE_L = MEDIAPIPE_INDEX["jawOpen"], MEDIAPIPE_INDEX["mouthSmileLeft"]
 
@@ -194,7 +195,7 @@ def test_set_idle_switches_blinks_and_sway_off_and_on():
 def test_eyes_follow_look_shapes():
     ly, lp, lr, ry, rp, rr = eyes_from_weights(vec(eyeLookOutLeft=1.0, eyeLookInRight=1.0, eyeLookUpLeft=0.5))
     assert ly == pytest.approx(math.radians(30)) and ry == pytest.approx(math.radians(30))   # both look to the subject's left
-    assert lp == pytest.approx(math.radians(12.5)) and rp == 0.0
+    assert lp == pytest.approx(-math.radians(12.5)) and rp == 0.0   # looking up is -pitch (emo3d.pose: +pitch looks down)
 
 
 def test_bad_weights():

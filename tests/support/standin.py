@@ -15,15 +15,7 @@ import numpy as np
 from emo3d import schema
 from emo3d.errors import InvalidInputError
 from emo3d.weights import normalize
-
-
-@dataclass
-class Frame:
-    index: int
-    t: float
-    weights: np.ndarray
-    head: tuple = (0.0, 0.0, 0.0)
-    eyes: tuple = (0.0,) * 6
+from runtime.loop import Frame
 
 
 @dataclass

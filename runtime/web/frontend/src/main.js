@@ -122,8 +122,9 @@ function apply(frame) {
     for (const b of exprBindings) vrm.expressionManager.setValue(b.name, w[b.src]);
   }
   if (pivot) {
+    // emo3d/pose.py: R = Ry(yaw) Rx(pitch) Rz(roll) in rig space (three.js's axes), so Euler "YXZ" as is
     const [yaw, pitch, roll] = frame.head;
-    pivot.rotation.set(-pitch, yaw, roll, "YXZ");
+    pivot.rotation.set(pitch, yaw, roll, "YXZ");
   }
 }
 
