@@ -100,6 +100,19 @@ class Prediction:
         return items[:max(0, int(k))]
 
 
+def _own_copy(p: Prediction) -> Prediction:
+    """A Prediction sharing no mutable state with ``p`` (the caller may change it in place)."""
+    return replace(p, vector=np.array(p.vector, dtype=np.float32, copy=True), scores=dict(p.scores),
+                   emotions=None if p.emotions is None else dict(p.emotions))
+
+
+def _frozen_copy(p: Prediction) -> Prediction:
+    """The cache's entry: an own copy whose vector is read-only (only copies of it are handed out)."""
+    q = _own_copy(p)
+    q.vector.setflags(write=False)
+    return q
+
+
 def resolve_model_folder(model: Union[str, Path]) -> Path:
     """``"default"`` -> :func:`export.ensure_default_model` (built once, cached); else the folder."""
     if str(model) == "default":
@@ -276,9 +289,7 @@ class Engine:
                 if hit is not None:
                     self._cache.move_to_end(t)
                     self.hits += 1
-                    out[i] = replace(hit, cached=True, latency_ms=(time.perf_counter() - t0) * 1e3,
-                                     vector=hit.vector.copy(), scores=dict(hit.scores),
-                                     emotions=None if hit.emotions is None else dict(hit.emotions))
+                    out[i] = replace(_own_copy(hit), cached=True, latency_ms=(time.perf_counter() - t0) * 1e3)
                 else:
                     todo.setdefault(t, []).append(i)
         if todo:
@@ -288,9 +299,9 @@ class Engine:
                 self.misses += len(unique)
                 for t, p in zip(unique, fresh):
                     for k, i in enumerate(todo[t]):
-                        out[i] = p if k == 0 else replace(p, vector=p.vector.copy(), scores=dict(p.scores))
-                    if self.options.cache_size:
-                        self._cache[t] = p
+                        out[i] = p if k == 0 else _own_copy(p)
+                    if self.options.cache_size:  # a private, read-only copy: callers may change theirs
+                        self._cache[t] = _frozen_copy(p)
                         self._cache.move_to_end(t)
                         while len(self._cache) > self.options.cache_size:
                             self._cache.popitem(last=False)
