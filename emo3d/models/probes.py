@@ -64,16 +64,37 @@ PARAPHRASES: Dict[str, Tuple[str, ...]] = {
     "neutral": ("a calm neutral face", "no expression at all", "relaxed and composed", "a blank stare"),
 }
 
-# (emotion, adjective, noun) for the intensity templates
+# (emotion, adjective, noun) for the intensity templates; neutral ("calm") must stay calm at every level
 INTENSITY_WORDS: Tuple[Tuple[str, str, str], ...] = (
     ("happiness", "happy", "joy"), ("sadness", "sad", "sadness"), ("anger", "angry", "anger"),
     ("surprise", "surprised", "surprise"), ("disgust", "disgusted", "disgust"), ("fear", "scared", "fear"),
-    ("contempt", "contemptuous", "contempt"),
+    ("contempt", "contemptuous", "contempt"), ("neutral", "calm", "calm"),
 )
 INTENSITY_TEMPLATES: Tuple[Tuple[str, str], ...] = (
     ("a_hint_of", "a face with a hint of {noun}"), ("slightly", "a slightly {adj} face"),
-    ("plain", "an {adj} face"), ("extremely", "an extremely {adj} face"),
+    ("plain", "an {adj} face"), ("very", "a very {adj} face"), ("extremely", "an extremely {adj} face"),
 )
+CALM_MAX_L2 = 0.3      # neutral: every level's face within this L2 of the neutral reference
+
+# Nonsense and empty-of-meaning inputs: the default must show a calm face and warn
+NONSENSE_PROMPTS: Tuple[str, ...] = (
+    "xyzzy", "asdfgh", "qwerty uiop", "blorp zindle", "zxcvbnm", "fhqwhgads", "lorem ipsum dolor", "grzlbx",
+    "kkkkkkk", "jjjj jjjj", "plonk wibble frumious", "???", "...", "12345", "#$%&", "vbnm ghjk", "xqzt pflm",
+    "ooga booga zorp", "hjkl;", "mmmmmm mmm")
+# Everyday sentences with no emotion: neutral is a real answer (calm face)
+NEUTRAL_SENTENCES: Tuple[str, ...] = (
+    "The meeting starts at ten.", "I'm reading the manual.", "She walked to the bus stop.",
+    "Turn left at the second street.", "The report is on the table.", "He is wearing a blue shirt.",
+    "We need two more chairs.", "The package arrived this morning.", "It's going to rain tomorrow.",
+    "Please close the window.")
+# Emoji (alone): the emotion each one must read as
+EMOJI_PROMPTS: Tuple[Tuple[str, str], ...] = (
+    ("😡", "anger"), ("😭", "sadness"), ("🙂", "happiness"), ("😱", "fear"), ("🤢", "disgust"), ("😏", "contempt"),
+    ("😂", "happiness"), ("😮", "surprise"))
+# Mixed feelings: both emotions must be among the two strongest
+MIXED_PROMPTS: Tuple[Tuple[str, Tuple[str, str]], ...] = (
+    ("bittersweet", ("happiness", "sadness")), ("nervous excitement", ("fear", "happiness")),
+    ("angry but hurt", ("anger", "sadness")), ("happy but scared", ("happiness", "fear")))
 NEUTRAL_REFERENCE = "a neutral face"
 
 

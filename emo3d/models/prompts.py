@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -92,6 +92,13 @@ def oov_excluded_words() -> set:
     """Key words of the hand-written OOV evaluation prompts (``probes.OOV_PROMPTS``), with their
     inflections: never used for EmoLex prompts, so the OOV share stays a real out-of-vocabulary test."""
     return {_stem(k) for _, _, keys in OOV_PROMPTS for k in keys}
+
+
+def mentions_oov_word(text: str, banned: Optional[set] = None) -> bool:
+    """Whether ``text`` holds a key word of the OOV evaluation prompts (or an inflection of one): such texts
+    are kept out of training so that the OOV probe stays out of vocabulary."""
+    banned = oov_excluded_words() if banned is None else banned
+    return any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", text.lower()))
 
 
 def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:

