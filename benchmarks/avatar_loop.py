@@ -1,6 +1,6 @@
 """Avatar loop frame time at 60 Hz with rendering at 256x256: p50/p99 per frame (loop step + render).
 
-    python -m benchmarks.avatar_loop [--quick] [--seconds S] [--size N] [--rig default|ict|sketch]
+    python -m benchmarks.avatar_loop [--quick] [--seconds S] [--size N] [--rig default|ict|sketch|FILE.glb]
 
 The loop runs on its fixed 60 Hz clock for ``--seconds`` (10 by default) with a new expression every
 2 s (idle blinks and head sway on); each frame's time is ``AvatarLoop.step`` + rendering the face.
@@ -45,6 +45,11 @@ def _load_rig(which: str):
             return default_rig(), "default rig"
         except (Emo3DError, OSError) as e:   # the MediaPipe bundle cannot be resolved here
             errors.append(f"default rig: {type(e).__name__}: {e}")
+    if which not in ("auto", "default", "ict"):      # a file: the user's own glTF/VRM avatar
+        try:
+            return load_gltf(which), Path(which).name
+        except (Emo3DError, OSError) as e:
+            errors.append(f"rig {which}: {type(e).__name__}: {e}")
     if which in ("auto", "ict"):
         p = Path(__file__).resolve().parents[2] / "shared" / "rigs" / "ict_facekit_arkit.glb"
         try:
@@ -102,7 +107,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 s instead of 10")
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--rig", default="auto", choices=("auto", "default", "ict", "sketch"))
+    ap.add_argument("--rig", default="auto", metavar="auto|default|ict|sketch|FILE",
+                    help="the rig: the default head, ICT-FaceKit from ../shared, the 2D sketch, or a .glb/.gltf/.vrm")
     ap.add_argument("--threads", type=int, default=0, help="native renderer threads (0 = all cores)")
     ap.add_argument("--ssaa", type=int, default=2, help="supersampling of the renderer (default 2)")
     args = ap.parse_args(argv)
