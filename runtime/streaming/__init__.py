@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--livelink", nargs="?", const=f"127.0.0.1:{livelink.DEFAULT_PORT}", metavar="HOST:PORT",
                    help=f"send Live Link Face packets over UDP (default 127.0.0.1:{livelink.DEFAULT_PORT})")
     g.add_argument("--livelink-subject", default="emo3d", metavar="NAME", help="Live Link subject name")
+    g.add_argument("--vrchat", nargs="?", const=f"127.0.0.1:{vrchat.DEFAULT_PORT}", metavar="HOST:PORT",
+                   help=f"send the face as VRChat OSC avatar parameters (VRCFaceTracking unified expressions, "
+                        f"/avatar/parameters/v2/*; default 127.0.0.1:{vrchat.DEFAULT_PORT})")
     g.add_argument("--serve", nargs="?", const=f"127.0.0.1:{server.DEFAULT_PORT}", metavar="HOST:PORT",
                    help=f"run the control-and-frames server (default 127.0.0.1:{server.DEFAULT_PORT}; "
                         "protocol: docs/control-protocol.md)")
@@ -74,6 +77,12 @@ def attach(args: argparse.Namespace, loop) -> list:
             loop.add_sink(sink)
             started.append(_Detach(loop, sink))
             log.info("Live Link -> %s:%d", host, port)
+        if getattr(args, "vrchat", None):
+            host, port = parse_hostport(args.vrchat, vrchat.DEFAULT_PORT, "--vrchat")
+            sink = vrchat.VRChatSink(host, port)
+            loop.add_sink(sink)
+            started.append(_Detach(loop, sink))
+            log.info("VRChat OSC -> %s:%d", host, port)
         if getattr(args, "serve", None):
             host, port = parse_hostport(args.serve, server.DEFAULT_PORT, "--serve")
             max_message = int(getattr(args, "max_message", 64 * 1024))
