@@ -1,14 +1,17 @@
 """Textures of the default avatar, painted in the head's UV atlas (face in the left half, eyeball,
 mouth, teeth and tongue swatches in the right half; see ``avatar.mesh``).
 
-* ``"photo"``: the public-domain astronaut photo (``skimage.data.astronaut()``, Eileen Collins,
-  NASA) warped onto the canonical UVs through FaceLandmarker's landmarks on the photo, then made
-  neutral: low-frequency shading (smile cheeks, folds) is flattened out, the lips are repainted at
+* ``"photo"``: the public-domain astronaut photo (Eileen Collins, NASA) warped onto the canonical UVs
+  through FaceLandmarker's landmarks on the photo, then made neutral: low-frequency shading (smile cheeks, folds) is flattened out, the lips are repainted at
   rest, brows are kept.
+  The photo ships as ``data/astronaut_face.png``: the 256x256 face crop (rows 0:256, columns 100:356)
+  of scikit-image's ``astronaut.png``, so this texture needs no scikit-image (a test-only dependency).
 * ``"neutral"`` (default): painted from landmark UVs only (skin tone, brows, lips, eye sockets,
   nostrils); no photo, nothing of a smile baked in.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from . import mesh as M
 __all__ = ["build_texture", "TEXTURES", "ATLAS_SIZE"]
 
 TEXTURES = ("neutral", "photo")
+PHOTO = Path(__file__).resolve().parent / "data" / "astronaut_face.png"
 ATLAS_SIZE = (512, 1024)      # H, W
 SKIN = np.array([206, 160, 135], np.float32)
 BROW = np.array([70, 52, 42], np.float32)
@@ -101,10 +105,11 @@ def procedural(uv: np.ndarray) -> np.ndarray:
 def _astronaut_face(uv: np.ndarray) -> np.ndarray:
     """The astronaut photo warped to the canonical UV layout (left half of the atlas)."""
     import cv2
-    import skimage.data
+    from PIL import Image
 
     from .scorer import FaceScorer
-    photo = skimage.data.astronaut()
+    with Image.open(PHOTO) as im:
+        photo = np.asarray(im.convert("RGB"))
     with FaceScorer("image") as s:
         if s.scores(photo) is None:
             raise InvalidInputError("FaceLandmarker found no face on the astronaut photo")
