@@ -5,27 +5,38 @@
 * ``--headless`` or no display: prints the top blendshapes and writes each transition as PNG
   frames + a GIF under ``--out``;
 * ``--json``: prints the 52 scores by name as one JSON object and exits (fast path: no renderer);
-* ``--stdin``: one prompt per line (non-UTF-8 lines are skipped with a message).
+* ``--stdin``: one prompt per line (non-UTF-8 lines are skipped with a message; a line ``q``, ``quit``
+  or ``exit`` stops reading, in every mode; exit status 2 when no line could be used).
+
+Every bad value is refused before anything starts, with a message naming the flag (``--intensity must
+be ...``), never an internal class; arguments that are not UTF-8 are refused the same way.
 
 Streaming options (``--vmc``, ``--livelink``, ``--serve`` ...) come from :mod:`runtime.streaming`.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
+import math
 import os
 import queue
+import re
 import sys
 import threading
 import time
 import warnings
 from typing import Iterator, List, Optional
 
+import numpy as np
+
 from emo3d.avatar.framing import FRAMING_MODES
 
 PROG = "emo3d-run"
 _EOF = object()
+QUIT_LINES = ("q", "quit", "exit")
+THREADS_PER_CORE = 4   # --threads is capped at this many threads per CPU core
 
 
 def _say(msg: str) -> None:
@@ -41,7 +52,8 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*", help="the emotion description, e.g. \"furious scowl\"")
     p.add_argument("--json", action="store_true",
                    help="print the 52 scores by name as one JSON object and exit (with --stdin: one per line)")
-    p.add_argument("--stdin", action="store_true", help="read one prompt per line from stdin")
+    p.add_argument("--stdin", action="store_true",
+                   help="read one prompt per line from stdin (a line q, quit or exit stops)")
     p.add_argument("--headless", action="store_true", help="no window: print scores, write PNG frames + GIF")
     p.add_argument("--out", default="out", help="folder for headless PNG frames and GIFs (default: out)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
@@ -49,8 +61,10 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
     p.add_argument("--strict-device", action="store_true", help="fail instead of falling back to another provider")
     p.add_argument("--int8", action="store_true", help="use the model's int8 graph (onnx_int8)")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = default)")
-    p.add_argument("--intensity", type=float, default=1.0, help="expression scale (default 1.0)")
+    p.add_argument("--threads", type=int, default=0,
+                   help=f"onnxruntime threads (0 = default; at most {THREADS_PER_CORE} per CPU core)")
+    p.add_argument("--intensity", type=float, default=1.0,
+                   help="expression scale 0..4 (default 1.0; also applied to --json scores)")
     p.add_argument("--transition-ms", type=float, default=400.0, help="prompt transition length (default 400)")
     p.add_argument("--hold-ms", type=float, default=300.0, help="headless: frames kept after the transition")
     p.add_argument("--size", type=int, default=256, help="face image size in pixels (default 256)")
@@ -83,7 +97,8 @@ def _has_display() -> bool:
 
 
 def stdin_lines(stream=None) -> Iterator[str]:
-    """Prompts from a binary stream, one per line; non-UTF-8 lines are skipped with a message."""
+    """Prompts from a binary stream, one per line; non-UTF-8 and empty lines are skipped with a message;
+    a line ``q``, ``quit`` or ``exit`` ends the prompts (the same in every mode)."""
     stream = stream if stream is not None else sys.stdin.buffer
     for n, raw in enumerate(stream, 1):
         try:
@@ -95,6 +110,8 @@ def stdin_lines(stream=None) -> Iterator[str]:
         if not line.strip():
             _say(f"skipped stdin line {n}: empty (give an emotion description)")
             continue
+        if line.strip().lower() in QUIT_LINES:
+            return
         yield line
 
 
@@ -106,8 +123,51 @@ def _reader(q: "queue.Queue", stream=None) -> None:
         q.put(_EOF)
 
 
+def _not_utf8(argv: List[str]) -> Optional[str]:
+    """The error for the first argument that is not valid UTF-8 (Python hands such bytes over as lone
+    surrogates), else None."""
+    for i, a in enumerate(argv, 1):
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raw = a.encode("utf-8", "surrogateescape") if isinstance(a, str) else a
+            return (f"argument {i} ({raw[:40]!r}) is not valid UTF-8 (byte {e.start}); pass UTF-8 text, e.g. "
+                    "set a UTF-8 locale")
+    return None
+
+
+def flag_message(e: BaseException) -> str:
+    """An options error as the user typed it: ``LoopOptions.intensity must ...`` -> ``--intensity must ...``."""
+    return re.sub(r"\b(?:LoopOptions|EngineOptions)\.([a-z_]+)", lambda m: "--" + m.group(1).replace("_", "-"),
+                  str(e))
+
+
+def check_args(args) -> Optional[str]:
+    """The first bad value among the options, as an error message naming the flag; None when all are fine."""
+    cores = os.cpu_count() or 1
+    max_threads = THREADS_PER_CORE * cores
+    if not 0 <= args.threads <= max_threads:
+        return (f"--threads must be in 0..{max_threads} ({THREADS_PER_CORE} per CPU core, {cores} cores here; "
+                f"0 = onnxruntime's default), got {args.threads}")
+    checks = (("--size", args.size, 32, 4096), ("--record-fps", args.record_fps, 1, 240),
+              ("--intensity", args.intensity, 0, 4), ("--transition-ms", args.transition_ms, 0, 60_000),
+              ("--fps", args.fps, 1, 1000), ("--top", args.top, 0, 52))
+    for flag, v, lo, hi in checks:
+        if not (math.isfinite(v) and lo <= v <= hi):
+            return f"{flag} must be in [{lo}, {hi}], got {v}"
+    if not (math.isfinite(args.hold_ms) and args.hold_ms >= 0):
+        return f"--hold-ms must be a number of milliseconds >= 0, got {args.hold_ms}"
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        return f"--duration must be > 0 seconds, got {args.duration}"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    bad = _not_utf8(argv)
+    if bad:
+        _say(f"error: {bad}")
+        return 2
     fast = "--json" in argv
     streaming = None if fast else _import_streaming()
     args = build_parser(streaming).parse_args(argv)
@@ -122,14 +182,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.text and not args.stdin and (args.json or ((args.headless or not _has_display()) and not driven)):
         _say("error: give a text (emo3d-run \"furious scowl\") or --stdin")
         return 2
-    if args.size < 32 or args.size > 4096:
-        _say(f"error: --size must be in [32, 4096], got {args.size}")
-        return 2
-    if not 1 <= args.record_fps <= 240:
-        _say(f"error: --record-fps must be in [1, 240], got {args.record_fps}")
-        return 2
-    if args.duration is not None and args.duration <= 0:
-        _say(f"error: --duration must be > 0 seconds, got {args.duration}")
+    bad = check_args(args)
+    if bad:
+        _say(f"error: {bad}")
         return 2
 
     from emo3d.errors import Emo3DError, InvalidInputError
@@ -140,7 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                              precision="int8" if args.int8 else "fp32",
                                              fast_load=args.json and not args.stdin))
     except Emo3DError as e:
-        _say(f"error: {e}")
+        _say(f"error: {flag_message(e)}")
         return 2 if isinstance(e, InvalidInputError) else 1
 
     if args.json:
@@ -148,11 +203,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     return _run_live(engine, text, args, streaming)
 
 
+def scaled_scores(pred, intensity: float) -> dict:
+    """The prediction's 52 scores scaled by ``--intensity`` and clamped to [0, 1], as the avatar loop
+    shows them (``_neutral`` is not scaled)."""
+    from emo3d.schema import MEDIAPIPE_NAMES
+    vec = np.asarray(pred.vector, np.float64)
+    out = np.clip(vec * intensity, 0.0, 1.0)
+    out[0] = vec[0]
+    return {n: float(v) for n, v in zip(MEDIAPIPE_NAMES, out)}
+
+
 def _run_json(engine, text: Optional[str], args) -> int:
     from emo3d.errors import InvalidInputError
     prompts = ([text] if text else [])
-    rc = 0
-    for p in (prompts if not args.stdin else [*prompts, *stdin_lines()]):
+    rc, done = 0, 0
+    for p in (prompts if not args.stdin else itertools.chain(prompts, stdin_lines())):
         try:
             pred = engine.predict(p)
         except InvalidInputError as e:
@@ -160,10 +225,15 @@ def _run_json(engine, text: Optional[str], args) -> int:
             rc = 2
             continue
         try:
-            print(json.dumps(pred.scores), flush=True)
+            print(json.dumps(scaled_scores(pred, args.intensity) if args.intensity != 1.0 else pred.scores),
+                  flush=True)
         except BrokenPipeError:  # the reader went away (| head): stop quietly
             sys.stderr.close()
             return rc
+        done += 1
+    if done == 0 and args.stdin and rc == 0:
+        _say("error: no prompt could be read from stdin (every line was skipped); give UTF-8 lines")
+        return 2
     return rc
 
 
@@ -181,7 +251,7 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
         opts = LoopOptions(fps=args.fps, transition_ms=args.transition_ms, intensity=args.intensity,
                            idle=not args.no_idle)
     except InvalidInputError as e:
-        _say(f"error: {e}")
+        _say(f"error: {flag_message(e)}")
         return 2
     rig = None
     if args.rig:
@@ -229,7 +299,7 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
             prompts.put(_EOF)
         loop.start()
         if headless:
-            return _headless(loop, prompts, args, bool(closeables), rig)
+            return _headless(loop, prompts, args, bool(closeables), rig, closeables)
         return _windowed(loop, prompts, args, window)
     except KeyboardInterrupt:
         return 130
@@ -245,27 +315,26 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
 
 
 def _apply(loop, prompt: str, args) -> bool:
+    """Show ``prompt``; False when the loop refused it (the message says why)."""
     from emo3d.errors import InvalidInputError
-    if prompt.strip().lower() in ("q", "quit", "exit"):
-        return False
     try:
         pred = loop.set_text(prompt)
     except InvalidInputError as e:
         _say(f"error: {e}")
-        return True
+        return False
     _print_top(pred, args.top)
     return True
 
 
-def _headless(loop, prompts: "queue.Queue", args, streaming: bool, rig=None) -> int:
-    from runtime.preview import FaceView, Recorder, compose, slug, write_clip
+def _headless(loop, prompts: "queue.Queue", args, streaming: bool, rig=None, closeables=()) -> int:
+    from runtime.preview import FaceView, Recorder
     t0 = time.monotonic()
     left = lambda: None if args.duration is None else args.duration - (time.monotonic() - t0)  # noqa: E731
     face = FaceView(args.size, rig=rig)
     rec = Recorder()
     loop.add_sink(rec)
     clip_s = (args.transition_ms + args.hold_ms) / 1e3
-    n = 0
+    n = applied = 0
     while True:
         rem = left()
         if rem is not None and rem <= 0:
@@ -278,20 +347,65 @@ def _headless(loop, prompts: "queue.Queue", args, streaming: bool, rig=None) -> 
             break
         done = rec.record(clip_s)
         if not _apply(loop, p, args):
-            break
-        done.wait(clip_s + 5.0)
-        stride = max(1, int(round(args.fps / args.record_fps)))
-        frames = rec.frames[::stride]
-        if not frames:
             continue
-        images = [compose(face.render(f.weights, f.head), f.weights, text=p, top_k=args.top) for f in frames]
-        fps = args.fps / stride
-        frames_dir, gif = write_clip(images, args.out, f"{n:03d}_{slug(p)}", fps=fps, gif_fps=fps)
-        print(f"  wrote {len(images)} frames to {frames_dir}/ and {gif}  (face: {face.backend})", flush=True)
-        n += 1
+        applied += 1
+        rem = left()
+        done.wait(clip_s + 5.0 if rem is None else max(0.0, min(clip_s + 5.0, rem)))  # --duration wins
+        rec.close()
+        n += _write_clip(rec.frames, face, p, f"{n:03d}", args)
+    tracker = _video_tracker(closeables)
+    if tracker is not None:  # headless --webcam FILE: record until the file ends, write it, summarise
+        return _record_video(loop, tracker, rec, face, left, n, args)
     if streaming:  # keep streaming to the sinks for the rest of --duration (or until Ctrl-C)
         while (rem := left()) is None or rem > 0:
             time.sleep(0.1 if rem is None else min(0.1, rem))
+    if args.stdin and applied == 0:
+        _say("error: no prompt could be used from stdin (every line was skipped or refused)")
+        return 2
+    return 0
+
+
+def _write_clip(frames, face, label: str, prefix: str, args) -> int:
+    """Render the recorded frames at --record-fps into --out; 1 when a clip was written, else 0."""
+    from runtime.preview import compose, slug, write_clip
+    stride = max(1, int(round(args.fps / args.record_fps)))
+    frames = frames[::stride]
+    if not frames:
+        return 0
+    images = [compose(face.render(f.weights, f.head), f.weights, text=label, top_k=args.top) for f in frames]
+    fps = args.fps / stride
+    frames_dir, gif = write_clip(images, args.out, f"{prefix}_{slug(label)}", fps=fps, gif_fps=fps)
+    print(f"  wrote {len(images)} frames to {frames_dir}/ and {gif}  (face: {face.backend})", flush=True)
+    return 1
+
+
+def _video_tracker(closeables):
+    """The webcam tracker reading a video file that ends (not --webcam-loop), if one was started."""
+    from runtime.webcam import WebcamTracker
+    for c in closeables:
+        if isinstance(c, WebcamTracker) and isinstance(c.options.source, str) and not c.options.loop_video:
+            return c
+    return None
+
+
+def _record_video(loop, tracker, rec, face, left, n: int, args) -> int:
+    rec.record(math.inf)
+    while not tracker.done.wait(0.1):
+        rem = left()
+        if rem is not None and rem <= 0:
+            break
+    rec.close()
+    st = tracker.stats
+    name = os.path.basename(str(tracker.options.source))
+    wrote = _write_clip(rec.frames, face, f"webcam {os.path.splitext(name)[0]}", f"{n:03d}", args)
+    share = st.faces / st.frames if st.frames else 0.0
+    end = "end of file" if tracker.done.is_set() else "--duration"
+    print(f"webcam {name}: {st.frames} frames read ({st.fps:.1f}/s) until {end}, a face in {st.faces} "
+          f"({share:.0%}), calibrated: {'yes' if st.calibrated else 'no'}"
+          + (f", error: {st.error}" if st.error else ""), flush=True)
+    if st.error or st.frames == 0 or not wrote:
+        _say(f"error: the video gave no usable frames{': ' + st.error if st.error else ''}")
+        return 1
     return 0
 
 
@@ -311,8 +425,7 @@ def _windowed(loop, prompts: "queue.Queue", args, window) -> int:
                 if sys.stdin.isatty():
                     return 0
                 break
-            if not _apply(loop, p, args):
-                return 0
+            _apply(loop, p, args)
         if loop.last_frame is not None:
             key = window.show(loop.last_frame, top_k=args.top)
             if key in (27, ord("q")) or window.closed:

@@ -303,6 +303,12 @@ class Engine:
         if not text.strip():
             raise InvalidInputError(f"text #{i} is empty or whitespace only: give an emotion description "
                                     "such as 'furious scowl'")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # the tokenizer would fail with "TextInputSequence must be str"
+            raise InvalidInputError(f"text #{i} contains a lone UTF-16 surrogate (U+{ord(text[e.start]):04X} at "
+                                    f"character {e.start}): it is not valid Unicode; decode bytes as UTF-8 "
+                                    "first") from None
         return text
 
     def _predict_many(self, texts: List[str]) -> List[Prediction]:

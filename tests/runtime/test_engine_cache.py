@@ -67,3 +67,11 @@ def test_threads_changing_their_results_never_corrupt_others(engine):
         th.join(60)
     assert sorted(done) == [0, 1, 2, 3] and bad == [], bad[:5]
     assert engine.cache_info()["hits"] > 4 * 300 // 2
+
+
+def test_lone_surrogate_is_invalid_input(engine):
+    from emo3d.errors import InvalidInputError
+    with pytest.raises(InvalidInputError, match="surrogate.*U\\+DCFF"):
+        engine.predict("\udcff angry")
+    with pytest.raises(InvalidInputError, match="text #1"):
+        engine.predict(["happy", "sad \ud800"])
