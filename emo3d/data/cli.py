@@ -27,7 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--renders", type=int, default=4, help="renders per sample (1..4)")
     b.add_argument("--size", type=int, default=256, help="image size in pixels")
     b.add_argument("--ssaa", type=int, default=1, help="supersampling of the renders (1 = fastest)")
-    b.add_argument("--workers", type=int, default=2, help="image threads, each with its own FaceLandmarker")
+    b.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: the core count; 1 = this process), each with its own "
+                        "renderer and FaceLandmarker; the output is the same bytes for any count")
+    b.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="run the shards as Ray tasks on a cluster ('auto': the one this machine belongs to; "
+                        "pip install 'emo3d[ray]')")
     b.add_argument("--shard-size", type=int, default=100)
     b.add_argument("--text", choices=("template", "llm"), default="template")
     b.add_argument("--llm-base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
@@ -91,7 +96,7 @@ def _run(args) -> int:
         from .builder import BuildOptions, build
         res = build(BuildOptions(out=args.out, samples=args.samples, seed=args.seed, images=not args.no_images,
                                  renders=args.renders, image_size=args.size, shard_size=args.shard_size,
-                                 ssaa=args.ssaa, workers=args.workers,
+                                 ssaa=args.ssaa, workers=args.workers, ray=args.ray,
                                  text=args.text, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
                                  primitives=not args.no_primitives, card=not args.no_card,
                                  primitive_faces=_pairs(args.primitive_faces, "--primitive-faces"),

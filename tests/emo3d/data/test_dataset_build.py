@@ -22,7 +22,8 @@ I = schema.MEDIAPIPE_INDEX
 
 
 def opts(out, **kw):
-    base = dict(samples=6, seed=3, images=False, shard_size=2, primitives=False, card=False, progress=False)
+    base = dict(samples=6, seed=3, images=False, shard_size=2, primitives=False, card=False, progress=False,
+                workers=1)
     base.update(kw)
     return BuildOptions(out=out, **base)
 
