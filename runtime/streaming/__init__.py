@@ -14,10 +14,10 @@ from emo3d.errors import InvalidInputError
 from .livelink import LiveLinkSink
 from .server import ControlServer, ServerOptions
 from .vmc import VmcSink, parse_hostport
-from . import livelink, osc, protocol, server, vmc, wire
+from . import livelink, osc, protocol, server, vmc, vrchat, wire
 
 __all__ = ["add_arguments", "attach", "VmcSink", "LiveLinkSink", "ControlServer", "ServerOptions",
-           "osc", "vmc", "livelink", "server", "protocol", "wire"]
+           "osc", "vmc", "livelink", "server", "protocol", "wire", "vrchat"]
 
 log = logging.getLogger(__name__)
 
