@@ -68,7 +68,8 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("--transition-ms", type=float, default=400.0, help="prompt transition length (default 400)")
     p.add_argument("--hold-ms", type=float, default=300.0, help="headless: frames kept after the transition")
     p.add_argument("--size", type=int, default=256, help="face image size in pixels (default 256)")
-    p.add_argument("--record-fps", type=float, default=30.0, help="headless: frame rate of the PNGs/GIF (default 30)")
+    p.add_argument("--record-fps", type=float, default=30.0,
+                   help="headless PNGs/GIF and --record: frames per second (default 30)")
     p.add_argument("--fps", type=float, default=60.0, help="loop clock (default 60)")
     p.add_argument("--top", type=int, default=8, help="how many blendshapes to print/show (default 8)")
     p.add_argument("--no-idle", action="store_true", help="no blinks or head sway")
@@ -80,8 +81,9 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
                    help="with --rig: what the camera frames (auto: the face of a bust or full-body avatar)")
     if streaming is not None:
         streaming.add_arguments(p)
-    from runtime import web
+    from runtime import record, web
     web.add_arguments(p)
+    record.add_arguments(p)
     return p
 
 
@@ -178,7 +180,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.text and not text:
         _say("error: the text is empty; give an emotion description such as \"furious scowl\"")
         return 2
-    driven = getattr(args, "webcam", None) is not None or bool(getattr(args, "serve", None)) or bool(args.web)
+    driven = (getattr(args, "webcam", None) is not None or bool(getattr(args, "serve", None)) or bool(args.web)
+              or bool(args.script))
     if not args.text and not args.stdin and (args.json or ((args.headless or not _has_display()) and not driven)):
         _say("error: give a text (emo3d-run \"furious scowl\") or --stdin")
         return 2
@@ -288,6 +291,13 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
             except Emo3DError as e:
                 _say(f"error: {e}")
                 return 2
+        keep_alive = bool(closeables) or bool(args.script)   # streams and scripts run until --duration
+        from runtime import record
+        try:
+            closeables += record.attach(args, loop, rig=rig, say=_say)
+        except Emo3DError as e:
+            _say(f"error: {e}")
+            return 2
         prompts: "queue.Queue" = queue.Queue()
         if text:
             prompts.put(text)
@@ -299,7 +309,7 @@ def _run_live(engine, text: Optional[str], args, streaming) -> int:
             prompts.put(_EOF)
         loop.start()
         if headless:
-            return _headless(loop, prompts, args, bool(closeables), rig, closeables)
+            return _headless(loop, prompts, args, keep_alive, rig, closeables)
         return _windowed(loop, prompts, args, window)
     except KeyboardInterrupt:
         return 130
