@@ -29,6 +29,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_number
 from emo3d.schema import EMOTIONS, MEDIAPIPE_INDEX, N_MEDIAPIPE
 
 __all__ = ["AU_NAMES", "AU_TO_ARKIT", "PROTOTYPES_AU", "INTENSITY_LETTERS", "SIDES", "au_vector", "prototype",
@@ -137,10 +138,4 @@ def prototype(emotion: str, intensity: float = 1.0, *, side: str = "R") -> np.nd
 
 
 def check_intensity(intensity: float) -> float:
-    try:
-        v = float(intensity)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"intensity must be a number in [0, 1], got {intensity!r}") from None
-    if not np.isfinite(v) or v < 0 or v > 1:
-        raise InvalidInputError(f"intensity must be in [0, 1], got {intensity!r}")
-    return v
+    return check_number(intensity, "intensity", 0, 1)

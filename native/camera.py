@@ -12,6 +12,7 @@ from typing import Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.pose import pose_matrix
 
 __all__ = ["RenderOptions", "framing", "pose_matrix", "light_vector", "vertices_batch"]
@@ -35,31 +36,23 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         for k in ("width", "height"):
-            v = getattr(self, k)
-            if not isinstance(v, (int, np.integer)) or not 8 <= v <= 8192:
-                raise InvalidInputError(f"RenderOptions.{k} must be an integer in 8..8192, got {v!r}")
-        if not isinstance(self.ssaa, (int, np.integer)) or not 1 <= self.ssaa <= 8:
-            raise InvalidInputError(f"RenderOptions.ssaa must be an integer in 1..8, got {self.ssaa!r}")
+            check_int(getattr(self, k), f"RenderOptions.{k}", 8, 8192)
+        check_int(self.ssaa, "RenderOptions.ssaa", 1, 8)
         if self.width * self.height * self.ssaa ** 2 > 1 << 26:
             raise InvalidInputError(f"RenderOptions: {self.width}x{self.height} at ssaa {self.ssaa} is "
                                     f"{self.width * self.height * self.ssaa ** 2} samples; at most {1 << 26} "
                                     f"(about 4096x4096 at ssaa 2)")
-        if not (isinstance(self.fov_deg, (int, float)) and 1.0 <= self.fov_deg <= 120.0):
-            raise InvalidInputError(f"RenderOptions.fov_deg must be in [1, 120] degrees, got {self.fov_deg!r}")
-        if not (isinstance(self.margin, (int, float)) and 0.0 <= self.margin < 0.45):
-            raise InvalidInputError(f"RenderOptions.margin must be in [0, 0.45), got {self.margin!r}")
+        check_number(self.fov_deg, "RenderOptions.fov_deg (degrees)", 1, 120)
+        check_number(self.margin, "RenderOptions.margin", 0, 0.45, hi_open=True)
         light_vector(self.light_dir)
         for k in ("ambient", "diffuse"):
-            v = getattr(self, k)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 4.0):
-                raise InvalidInputError(f"RenderOptions.{k} must be a number in [0, 4], got {v!r}")
+            check_number(getattr(self, k), f"RenderOptions.{k}", 0, 4)
         bg = tuple(self.background)
         if len(bg) != 3 or not all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in bg):
             raise InvalidInputError(f"RenderOptions.background must be 3 integers in 0..255, got {self.background!r}")
         object.__setattr__(self, "background", tuple(int(c) for c in bg))
         object.__setattr__(self, "light_dir", tuple(float(c) for c in self.light_dir))
-        if not isinstance(self.threads, (int, np.integer)) or self.threads < 0:
-            raise InvalidInputError(f"RenderOptions.threads must be an integer >= 0, got {self.threads!r}")
+        check_int(self.threads, "RenderOptions.threads", 0)
 
 
 def light_vector(light_dir) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from emo3d.errors import InvalidInputError, ModelFileError
+from emo3d.options import check_int
 from emo3d.manifest import ModelManifest
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_EMOTIONS, N_MODEL, model_to_mediapipe
 
@@ -81,9 +82,7 @@ class EngineOptions:
         if self.device not in DEVICES:
             raise InvalidInputError(f"EngineOptions.device {self.device!r} is not one of {', '.join(DEVICES)}")
         for name, lo in (("threads", 0), ("cache_size", 0), ("batch_size", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise InvalidInputError(f"EngineOptions.{name} must be an integer >= {lo}, got {v!r}")
+            check_int(getattr(self, name), f"EngineOptions.{name}", lo)
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"EngineOptions.precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 

@@ -20,6 +20,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_number
 
 
 def smoothing_alpha(cutoff: float | np.ndarray, dt: float) -> float | np.ndarray:
@@ -41,11 +42,8 @@ class OneEuroFilter:
 
     def __post_init__(self) -> None:
         for name in ("min_cutoff", "d_cutoff"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise InvalidInputError(f"OneEuroFilter.{name} must be a positive number of Hz, got {v!r}")
-        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0):
-            raise InvalidInputError(f"OneEuroFilter.beta must be >= 0, got {self.beta!r}")
+            check_number(getattr(self, name), f"OneEuroFilter.{name} (Hz)", 0, lo_open=True)
+        check_number(self.beta, "OneEuroFilter.beta", 0)
         self.reset()
 
     def reset(self) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.pose import eyes_from_weights
 from emo3d.weights import normalize
 from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL
@@ -69,13 +70,8 @@ class LoopOptions:
     sink_queue: int = 256
 
     def __post_init__(self) -> None:
-        def num(name: str, lo: float, hi: float = math.inf, lo_open: bool = False) -> None:
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
-                (v > lo if lo_open else v >= lo) and v <= hi
-            if not ok:
-                rng = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
-                raise InvalidInputError(f"LoopOptions.{name} must be a number in {rng}, got {v!r}")
+        def num(name: str, lo: float, hi: float | None = None, lo_open: bool = False) -> None:
+            check_number(getattr(self, name), f"LoopOptions.{name}", lo, hi, lo_open=lo_open)
         num("fps", 0, 1000, lo_open=True)
         num("transition_ms", 0, 60_000)
         num("intensity", 0, 4)
@@ -92,8 +88,7 @@ class LoopOptions:
         if len(lo_hi) != 2 or not all(isinstance(x, (int, float)) and x > 0 for x in lo_hi) or lo_hi[0] > lo_hi[1]:
             raise InvalidInputError(f"LoopOptions.blink_every_s must be (min, max) seconds > 0, got {self.blink_every_s!r}")
         self.blink_every_s = (float(lo_hi[0]), float(lo_hi[1]))
-        if not isinstance(self.sink_queue, int) or self.sink_queue < 1:
-            raise InvalidInputError(f"LoopOptions.sink_queue must be an integer >= 1, got {self.sink_queue!r}")
+        check_int(self.sink_queue, "LoopOptions.sink_queue", 1)
         if self.neutral is not None:
             self.neutral = normalize(self.neutral, what="LoopOptions.neutral").warn().vector
 
@@ -230,8 +225,8 @@ class AvatarLoop:
             self.options = replace(self.options, idle=on)
 
     def _retarget(self, vec: np.ndarray, intensity: Optional[float], transition_ms: Optional[float]) -> None:
-        scale = 1.0 if intensity is None else _check_num("intensity", intensity, 0, 4)
-        ms = self.options.transition_ms if transition_ms is None else _check_num("transition_ms", transition_ms, 0, 60_000)
+        scale = 1.0 if intensity is None else check_number(intensity, "intensity", 0, 4)
+        ms = self.options.transition_ms if transition_ms is None else check_number(transition_ms, "transition_ms", 0, 60_000)
         target = np.clip(np.asarray(vec, np.float32) * scale, 0, 1)
         with self._lock:
             self._target = target.astype(np.float32)
@@ -403,9 +398,3 @@ class AvatarLoop:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _check_num(name: str, v: Any, lo: float, hi: float) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
-        raise InvalidInputError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
-    return float(v)

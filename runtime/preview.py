@@ -17,6 +17,7 @@ import numpy as np
 
 from emo3d import avatar
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 from emo3d.pose import to_degrees
 from emo3d.io import atomic_path
 from emo3d.schema import MEDIAPIPE_INDEX, MEDIAPIPE_NAMES, NEUTRAL
@@ -33,8 +34,7 @@ class FaceView:
     """
 
     def __init__(self, size: int = 256, *, backend: str = "auto", rig: Any = None) -> None:
-        if not isinstance(size, int) or not 32 <= size <= 4096:
-            raise InvalidInputError(f"face size must be an integer in [32, 4096], got {size!r}")
+        check_int(size, "face size", 32, 4096)
         if backend not in ("auto", "rig", "sketch"):
             raise InvalidInputError(f"backend {backend!r} is not one of auto, rig, sketch")
         self.size = size

@@ -33,6 +33,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import AssetError, InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.weights import normalize
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,11 @@ class WebcamOptions:
                 raise InvalidInputError(f"webcam source {str(self.source)!r} is neither a camera index nor an "
                                         "existing video file")
             self.source = str(self.source)
-        elif self.source < 0:
-            raise InvalidInputError(f"camera index {self.source} must be >= 0")
-        if not isinstance(self.calibrate_frames, int) or self.calibrate_frames < 0:
-            raise InvalidInputError(f"calibrate_frames={self.calibrate_frames!r} must be an integer >= 0")
+        else:
+            check_int(self.source, "camera index", 0)
+        check_int(self.calibrate_frames, "WebcamOptions.calibrate_frames", 0)
         for name in ("hold_s", "fade_s"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
-                raise InvalidInputError(f"{name}={v!r} must be a finite number >= 0")
+            check_number(getattr(self, name), f"WebcamOptions.{name}", 0)
         if self.mix_text is not None and not str(self.mix_text).strip():
             raise InvalidInputError("--mix text is empty")
         if self.mix_vector is not None:

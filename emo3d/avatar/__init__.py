@@ -29,10 +29,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_dir=None):
     """Render ``weights`` ([52] | [51] | {name: v} | [F,52]) on ``rig`` (default: the default avatar)
     at ``size`` x ``size``; the Renderer is cached per (rig, size)."""
-    from emo3d.errors import InvalidInputError
+    from emo3d.options import check_int
     from native.render import Renderer, RenderOptions
-    if not isinstance(size, int) or not 16 <= size <= 4096:
-        raise InvalidInputError(f"size must be an int in 16..4096, got {size!r}")
+    check_int(size, "size", 16, 4096)
     if rig is None:
         from .default import default_rig
         rig = default_rig()

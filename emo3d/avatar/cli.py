@@ -19,6 +19,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import Emo3DError, InvalidInputError
+from emo3d.options import check_int
 from emo3d.weights import Weights, normalize
 from .framing import FRAMING_MODES
 
@@ -87,8 +88,7 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
                     help="head pose in DEGREES (the streams send radians)")
     a = ap.parse_args(argv)
     try:
-        if not 64 <= a.size <= 2048:
-            raise InvalidInputError(f"--size must be in 64..2048, got {a.size}")
+        check_int(a.size, "--size", 64, 2048)
         out = Path(a.out)
         if out.suffix.lower() != ".png":
             raise InvalidInputError(f"--out must name a .png file, got {a.out!r}")

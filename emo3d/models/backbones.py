@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional
 from emo3d.assets import downloaded_wheel, sha256_file
 from emo3d.errors import AssetError, InvalidInputError
 from emo3d.io import atomic_dir, cache_dir
+from emo3d.options import check_int
 
 # Paper defaults (Section 4.1). The hub must be reachable to use them.
 PAPER_BERT = "bert-base-uncased"
@@ -118,8 +119,7 @@ class BackboneSpec:
             raise InvalidInputError(f"backbone family {self.family!r} is not 'text' or 'clip'")
         if self.pooling not in POOLINGS:
             raise InvalidInputError(f"backbone pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
-        if not (1 <= self.max_length <= 4096):
-            raise InvalidInputError(f"backbone max_length must be in 1..4096, got {self.max_length}")
+        check_int(self.max_length, "backbone max_length", 1, 4096)
 
     def manifest_dict(self) -> Dict[str, Any]:
         d = asdict(self)

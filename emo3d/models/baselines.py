@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.schema import EMOTIONS, MODEL_NAMES
 
 N_OUT = len(MODEL_NAMES)      # 51
@@ -55,14 +56,12 @@ class HeadConfig:
         self.hidden = tuple(int(h) for h in self.hidden)
         if self.in_dim <= 0 or any(h <= 0 for h in self.hidden) or self.emotion_hidden <= 0:
             raise InvalidInputError(f"head widths must be positive (in_dim={self.in_dim}, hidden={self.hidden})")
-        if not (0.0 <= self.dropout < 1.0):
-            raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.anchors < 0 or self.anchor_temperature <= 0:
-            raise InvalidInputError("anchors must be >= 0 and anchor_temperature > 0")
+        check_number(self.dropout, "dropout", 0, 1, hi_open=True)
+        check_int(self.anchors, "anchors", 0)
+        check_number(self.anchor_temperature, "anchor_temperature", 0, lo_open=True)
         if self.anchors and self.kind not in ("lm_mlp", "emotion"):
             raise InvalidInputError("anchors apply to the text kinds lm_mlp and emotion only")
-        if not (0.0 <= self.teacher_forcing <= 1.0):
-            raise InvalidInputError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+        check_number(self.teacher_forcing, "teacher_forcing", 0, 1)
 
     def to_dict(self) -> Dict[str, Any]:
         from dataclasses import asdict
