@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .errors import InvalidInputError, WorkerLostError
+from .options import check_int
 
 __all__ = ["ParallelOptions", "run_tasks", "default_workers"]
 
@@ -46,13 +47,12 @@ class ParallelOptions:
     retries: int = 3
 
     def __post_init__(self):
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise InvalidInputError(f"--workers must be an integer >= 1, got {self.workers!r}")
+        if self.workers is not None:
+            check_int(self.workers, "--workers", 1)
         if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
             raise InvalidInputError(f"--ray takes 'auto' or a cluster address (HOST:PORT, ray://HOST:PORT), "
                                     f"got {self.ray!r}")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise InvalidInputError(f"retries must be an integer >= 0, got {self.retries!r}")
+        check_int(self.retries, "retries", 0)
 
     @property
     def n_workers(self) -> int:
