@@ -27,13 +27,14 @@ from emo3d.weights import normalize
 
 from .wire import WireError, decode_body
 
-REQUEST_TYPES = ("text", "weights", "ping", "subscribe", "unsubscribe")
+REQUEST_TYPES = ("text", "weights", "ping", "subscribe", "unsubscribe", "idle")
 FIELDS = {
     "text": ("type", "id", "text", "intensity", "transition_ms"),
     "weights": ("type", "id", "weights", "transition_ms"),
     "ping": ("type", "id"),
     "subscribe": ("type", "id"),
     "unsubscribe": ("type", "id"),
+    "idle": ("type", "id", "idle"),
 }
 INTENSITY_RANGE = (0.0, 4.0)
 TRANSITION_RANGE = (0.0, 60_000.0)
@@ -60,6 +61,7 @@ class Request:
     transition_ms: Optional[float] = None
     weights: Optional[np.ndarray] = field(default=None, compare=False)
     clamped: tuple = ()
+    idle: Optional[bool] = None
 
 
 @dataclass
@@ -177,6 +179,11 @@ def parse_request(obj) -> Request:
                                             f"{kind!r} request (accepted: {', '.join(FIELDS[kind])})", req_id)
     if kind in ("ping", "subscribe", "unsubscribe"):
         return Request(kind, req_id)
+    if kind == "idle":
+        on = obj.get("idle")
+        if not isinstance(on, bool):
+            raise RequestError("invalid_input", f"'idle' must be true or false, got {_short(on)}", req_id)
+        return Request(kind, req_id, idle=on)
     transition = _number(obj, "transition_ms", *TRANSITION_RANGE, req_id)
     if kind == "text":
         return Request(kind, req_id, text=check_text(obj.get("text"), req_id),
@@ -207,6 +214,11 @@ def apply(req: Request, target, session: Session) -> dict:
         raise RequestError("invalid_input", f"this server drives no avatar loop; a {req.kind!r} request cannot "
                                             "be applied", req.id)
     try:
+        if req.kind == "idle":
+            if not callable(getattr(target, "set_idle", None)):
+                raise RequestError("invalid_input", "this avatar loop has no idle motion to switch", req.id)
+            target.set_idle(req.idle)
+            return _with_id(req, {"type": "ack", "request": "idle", "idle": req.idle})
         if req.kind == "text":
             t0 = time.perf_counter()
             pred = target.set_text(req.text, intensity=req.intensity, transition_ms=req.transition_ms)

@@ -21,14 +21,11 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--web`` (and ``--rig`` when the parser has none yet) to ``parser`` (``emo3d-run``)."""
+    """Add ``--web`` to ``parser`` (``emo3d-run``; ``--rig FILE`` is the CLI's own and picks the rig shown)."""
     g = parser.add_argument_group("browser viewer")
     g.add_argument("--web", nargs="?", const=f"{DEFAULT_HOST}:{DEFAULT_PORT}", metavar="HOST:PORT",
                    help=f"serve the face in a browser page (WebGL) at http://HOST:PORT/ (default "
                         f"{DEFAULT_HOST}:{DEFAULT_PORT}); --allow-remote to bind a non-loopback address")
-    if "--rig" not in parser._option_string_actions:
-        g.add_argument("--rig", metavar="FILE", default=None,
-                       help="with --web: show this glTF/VRM rig (ARKit-named morph targets) instead of the default head")
 
 
 def attach(args: argparse.Namespace, loop) -> list:

@@ -138,6 +138,13 @@ def test_a_prompt_changes_the_mouth_and_brows(browser, server, loop):
         ack = next(x for x in p.stats()["acks"] if x["request"] == "text")
         assert set(ack["emotions"]) == {"neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                                         "contempt"}
+        assert loop.options.idle is False and not p.page.is_checked("#idle")
+        p.page.check("#idle")   # the idle toggle is a protocol request
+        p.wait("s => s.acks.some(a => a.request === 'idle' && a.idle === true)")
+        assert loop.options.idle is True
+        p.page.uncheck("#idle")
+        p.wait("s => s.acks.filter(a => a.request === 'idle' && a.idle === false).length >= 2")
+        assert loop.options.idle is False
         bars = p.page.locator("#emotions .val").all_text_contents()
         assert len(bars) == 8 and any(float(v) > 0 for v in bars)
         assert p.page.locator("#shapes .name").first.text_content() != ""

@@ -272,3 +272,41 @@ def test_cli_web_serves_the_loop(static, tmp_path, monkeypatch):
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+def test_idle_request_switches_the_loops_idle_motion_on_both_transports(static):
+    """`{"type": "idle"}` is part of the one protocol: the WebSocket and the TCP server both apply it."""
+    import socket
+    from runtime.loop import AvatarLoop, LoopOptions
+    from runtime.streaming.server import ControlServer, ServerOptions
+    from runtime.streaming.wire import encode_message, read_message
+    from websockets.asyncio.client import connect
+    loop = AvatarLoop(None, LoopOptions(idle=True))
+    with WebServer(loop, WebOptions(port=0, static_dir=static)) as web:
+        async def run():
+            async with connect(_ws_url(web)) as ws:
+                await ws.send(json.dumps({"type": "idle", "idle": False, "id": 3}))
+                ack = await _recv_reply(ws)
+                assert ack == {"type": "ack", "request": "idle", "id": 3, "idle": False}
+                assert loop.options.idle is False
+                await ws.send(json.dumps({"type": "idle", "idle": "no"}))
+                err = await _recv_reply(ws)
+                assert err["code"] == "invalid_input" and "true or false" in err["message"]
+                await ws.send(json.dumps({"type": "idle"}))
+                assert (await _recv_reply(ws))["code"] == "invalid_input"
+        asyncio.run(run())
+    assert loop.options.idle is False
+    with ControlServer(loop, ServerOptions(port=0)) as tcp, socket.create_connection(tcp.address, timeout=10) as s:
+        s.sendall(encode_message({"type": "idle", "idle": True}))
+        msg = read_message(s)
+        while msg["type"] == "frame":
+            msg = read_message(s)
+        assert msg == {"type": "ack", "request": "idle", "idle": True}
+    assert loop.options.idle is True
+    with WebServer(StandInLoop(), WebOptions(port=0, static_dir=static)) as web:   # a loop without idle motion
+        async def run_standin():
+            async with connect(_ws_url(web)) as ws:
+                await ws.send(json.dumps({"type": "idle", "idle": True}))
+                err = await _recv_reply(ws)
+                assert err["code"] == "invalid_input" and "no idle motion" in err["message"]
+        asyncio.run(run_standin())
