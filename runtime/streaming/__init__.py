@@ -26,10 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the streaming and webcam options to ``parser`` (``emo3d-run``)."""
     g = parser.add_argument_group("streaming")
     g.add_argument("--vmc", nargs="?", const=f"127.0.0.1:{vmc.DEFAULT_PORT}", metavar="HOST:PORT",
-                   help=f"send each frame as a VMC/OSC bundle over UDP (default 127.0.0.1:{vmc.DEFAULT_PORT})")
+                   help=f"send each frame as a VMC/OSC bundle over UDP (default 127.0.0.1:{vmc.DEFAULT_PORT}): "
+                        "perfect-sync blendshapes 0..1 and Head/LeftEye/RightEye bones (/VMC/Ext/Bone/Pos, "
+                        "Unity local rotations as quaternions)")
     g.add_argument("--vmc-no-ok", action="store_true", help="leave /VMC/Ext/OK and /VMC/Ext/T out of VMC bundles")
     g.add_argument("--livelink", nargs="?", const=f"127.0.0.1:{livelink.DEFAULT_PORT}", metavar="HOST:PORT",
-                   help=f"send Live Link Face packets over UDP (default 127.0.0.1:{livelink.DEFAULT_PORT})")
+                   help=f"send Live Link Face packets over UDP (default 127.0.0.1:{livelink.DEFAULT_PORT}): 52 "
+                        "blendshapes 0..1, head and eye yaw/pitch/roll in RADIANS")
     g.add_argument("--livelink-subject", default="emo3d", metavar="NAME", help="Live Link subject name")
     g.add_argument("--vrchat", nargs="?", const=f"127.0.0.1:{vrchat.DEFAULT_PORT}", metavar="HOST:PORT",
                    help=f"send the face as VRChat OSC avatar parameters (VRCFaceTracking unified expressions, "

@@ -4,9 +4,11 @@ Each frame becomes ONE OSC bundle (time tag "immediately") holding, in order:
 
 1. ``/VMC/Ext/OK (int 1)`` when ``ok=True`` (model loaded; optional),
 2. ``/VMC/Ext/T (float seconds)`` when ``time=True`` (optional),
-3. ``/VMC/Ext/Blend/Val (string name, float value)`` for every name of ``schema.VMC_NAMES``
+3. ``/VMC/Ext/Bone/Pos`` for ``Head``, ``LeftEye`` and ``RightEye`` (local rotations from the frame's
+   head and eye angles; :mod:`runtime.streaming.vmc_bones`) when ``bones=True``,
+4. ``/VMC/Ext/Blend/Val (string name, float value)`` for every name of ``schema.VMC_NAMES``
    (ARKit "perfect sync" clip names, e.g. ``JawOpen``),
-4. ``/VMC/Ext/Blend/Apply``.
+5. ``/VMC/Ext/Blend/Apply``.
 
 Receivers such as EVMC4U (Unity) or VSeeFace apply the values without custom code.
 """
@@ -21,7 +23,7 @@ from emo3d import schema
 from emo3d.errors import InvalidInputError
 from emo3d.weights import normalize
 
-from . import osc
+from . import osc, vmc_bones
 
 DEFAULT_PORT = 39539
 BLEND_VAL = "/VMC/Ext/Blend/Val"
@@ -50,9 +52,11 @@ def _arkit_values(weights) -> np.ndarray:
     return out.astype(">f4")
 
 
-def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None) -> bytes:
+def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None, head=None, eyes=None) -> bytes:
     """One VMC bundle for a frame. ``weights``: [52] MediaPipe order or {name: value};
-    ``ok`` adds ``/VMC/Ext/OK 1``; ``t`` (seconds) adds ``/VMC/Ext/T``."""
+    ``ok`` adds ``/VMC/Ext/OK 1``; ``t`` (seconds) adds ``/VMC/Ext/T``; ``head`` (yaw, pitch, roll) and
+    ``eyes`` (6 values), radians, add the Head/LeftEye/RightEye ``/VMC/Ext/Bone/Pos`` messages
+    (:mod:`runtime.streaming.vmc_bones`)."""
     vals = _arkit_values(weights).tobytes()
     parts = [_HEADER]
     if ok:
@@ -60,6 +64,8 @@ def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None) -> 
     if t is not None:
         msg = osc.encode_message(TIME, (float(t),))
         parts.append(struct.pack(">i", len(msg)) + msg)
+    if head is not None:
+        parts.append(vmc_bones.bone_elements(head, eyes if eyes is not None else (0.0,) * 6))
     for i, prefix in enumerate(_VAL_PREFIX):
         parts.append(prefix)
         parts.append(vals[4 * i:4 * i + 4])
@@ -68,11 +74,14 @@ def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None) -> 
 
 
 def parse_frame_bundle(data: bytes) -> dict:
-    """Decode a VMC datagram -> ``{"blend": {name: value}, "applied": bool, "ok": int|None, "t": float|None}``."""
-    out = {"blend": {}, "applied": False, "ok": None, "t": None}
+    """Decode a VMC datagram -> ``{"blend": {name: value}, "applied": bool, "ok": int|None, "t": float|None,
+    "bones": {name: (px, py, pz, qx, qy, qz, qw)}}``."""
+    out = {"blend": {}, "applied": False, "ok": None, "t": None, "bones": {}}
     for m in osc.iter_messages(osc.parse_packet(data)):
         if m.address == BLEND_VAL and m.typetags == "sf":
             out["blend"][m.args[0]] = m.args[1]
+        elif m.address == vmc_bones.BONE_POS and m.typetags == "sfffffff":
+            out["bones"][m.args[0]] = tuple(m.args[1:])
         elif m.address == BLEND_APPLY:
             out["applied"] = True
         elif m.address == OK and m.args:
@@ -155,9 +164,10 @@ class VmcSink(UdpSink):
     """Sends each frame as one VMC bundle to ``host:port`` (default 127.0.0.1:39539)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, ok: bool = True,
-                 time: bool = True):
-        self.ok, self.time = ok, time
+                 time: bool = True, bones: bool = True):
+        self.ok, self.time, self.bones = ok, time, bones
         super().__init__(host, port, self._frame_bytes)
 
     def _frame_bytes(self, frame) -> bytes:
-        return build_frame_bundle(frame.weights, ok=self.ok, t=float(frame.t) if self.time else None)
+        return build_frame_bundle(frame.weights, ok=self.ok, t=float(frame.t) if self.time else None,
+                                  head=frame.head if self.bones else None, eyes=frame.eyes if self.bones else None)
