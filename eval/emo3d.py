@@ -31,6 +31,7 @@ from tqdm import tqdm
 from emo3d import schema
 from emo3d.errors import Emo3DError, InvalidInputError, ModelFileError
 from emo3d.io import atomic_path
+from emo3d.parallel import ParallelOptions, run_tasks
 
 from .bank import BankOptions, PromptBank, build_bank
 from .bootstrap import (BootstrapOptions, Interval, mean_interval, pearson_interval,
@@ -63,6 +64,8 @@ class EvalOptions:
     size: int = 256
     progress: bool = True
     resamples: int = 2000
+    workers: Optional[int] = None      # render processes (None: the core count; 1: this process)
+    ray: Optional[str] = None          # "auto" or a Ray address: renders as Ray tasks
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(str(m) for m in self.models))
@@ -77,12 +80,17 @@ class EvalOptions:
         MetricOptions(k=self.k, compat=self.compat, eps=self.eps, alpha=self.alpha)  # validates
         BankOptions(size=self.bank_size, seed=self.seed)
         self.bootstrap  # validates
+        self.parallel   # validates
         if "clip" in self.judges and self.k > self.bank_size:   # k only matters for CLIP retrieval
             raise InvalidInputError(f"k={self.k} is larger than the bank size {self.bank_size}")
 
     @property
     def metric(self) -> MetricOptions:
         return MetricOptions(k=self.k, compat=self.compat, eps=self.eps, alpha=self.alpha)
+
+    @property
+    def parallel(self) -> ParallelOptions:
+        return ParallelOptions(workers=self.workers, ray=self.ray)
 
     @property
     def bootstrap(self) -> BootstrapOptions:
@@ -231,21 +239,47 @@ def _predictions(cache: Path, bank: PromptBank, predictor_factory: Callable[[], 
     return pred
 
 
-def _renders(cache: Path, pred: np.ndarray, render: RenderFn, desc: str, progress: bool) -> List[np.ndarray]:
+def _render_file(rdir: Path, i: int, w: np.ndarray) -> Path:
+    return rdir / f"{i:05d}_{_key(np.round(w, 5).tobytes())}.png"
+
+
+def _check_render(img) -> np.ndarray:
+    img = np.asarray(img)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise InvalidInputError(f"render function returned {img.dtype} {img.shape}; need uint8 [H,W,3]")
+    return img
+
+
+def _render_chunk(task) -> int:
+    """Worker task: render the default avatar for (index, weights, path) rows; PNGs written atomically."""
+    size, rows = task
+    from emo3d import avatar
+    for _, w, path in rows:
+        _save_png(Path(path), _check_render(avatar.render(np.asarray(w, np.float32), size=size)))
+    return len(rows)
+
+
+def _renders(cache: Path, pred: np.ndarray, render: Optional[RenderFn], desc: str, progress: bool,
+             *, size: int = 256, parallel: Optional[ParallelOptions] = None) -> List[np.ndarray]:
+    """Every prediction rendered (cached as PNG). ``render=None``: the default avatar at ``size``,
+    on ``parallel`` (worker processes or Ray; byte-identical PNGs to one process)."""
     rdir = cache / "renders"
     rdir.mkdir(parents=True, exist_ok=True)
-    images = []
-    for i in tqdm(range(len(pred)), desc=desc, unit="face", disable=not progress, leave=False):
-        f = rdir / f"{i:05d}_{_key(np.round(pred[i], 5).tobytes())}.png"
-        if f.is_file():
-            images.append(_load_png(f))
-            continue
-        img = np.asarray(render(pred[i]))
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise InvalidInputError(f"render function returned {img.dtype} {img.shape}; need uint8 [H,W,3]")
-        _save_png(f, img)
-        images.append(img)
-    return images
+    files = [_render_file(rdir, i, pred[i]) for i in range(len(pred))]
+    todo = [i for i, f in enumerate(files) if not f.is_file()]
+    with tqdm(total=len(pred), initial=len(pred) - len(todo), desc=desc, unit="face", disable=not progress,
+              leave=False) as bar:
+        if render is None and parallel is not None and parallel.backend != "inline" and len(todo) > 1:
+            n = parallel.n_workers * 4
+            chunks = [[(i, pred[i].tolist(), str(files[i])) for i in todo[c::n]] for c in range(n)]
+            run_tasks(_render_chunk, [(size, c) for c in chunks if c], parallel,
+                      on_done=lambda _i, k: bar.update(k))
+        else:
+            fn = render or _default_render(size)
+            for i in todo:
+                _save_png(files[i], _check_render(fn(pred[i])))
+                bar.update(1)
+    return [_load_png(f) for f in files]
 
 
 def _clip_images(cache: Path, clip, clip_key: str, images, render_keys: Sequence[str]) -> np.ndarray:
@@ -292,7 +326,6 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
         elif name == "roundtrip":
             from .judges import RoundTripJudge
             judges[name] = RoundTripJudge()
-    render = render or _default_render(options.size)
     text_emb = None
     if clip is not None:
         tf = out / "cache" / f"clip_text_{_key(clip_name, *bank.texts)}.npy"
@@ -318,7 +351,8 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
             else:
                 factory = (lambda m=model: make_predictor(m))
             pred = _predictions(cache, bank, factory)
-            images = _renders(cache, pred, render, f"render {name}", options.progress)
+            images = _renders(cache, pred, render, f"render {name}", options.progress, size=options.size,
+                              parallel=options.parallel)
             sheet[name] = images
             res = ModelResult(name=name, path=str(model),
                               mse=mse(pred[has_truth][:, cols], bank.truth[has_truth][:, cols])
@@ -416,13 +450,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--size", type=int, default=256, help="render size in pixels")
     ap.add_argument("--resamples", type=int, default=2000,
                     help="bootstrap resamples of the 95%% intervals (seeded with --seed; default 2000)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="render processes (default: the core count; 1 = this process)")
+    ap.add_argument("--ray", default=None, metavar="auto|ADDRESS", help="render on a Ray cluster")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
         opts = EvalOptions(models=tuple(args.models), data=args.data, out=args.out,
                            judges=tuple(args.judge), clip=args.clip, k=args.k, compat=args.compat,
                            alpha=args.alpha, eps=args.eps, bank_size=args.bank_size, seed=args.seed,
-                           size=args.size, progress=not args.no_progress, resamples=args.resamples)
+                           size=args.size, progress=not args.no_progress, resamples=args.resamples,
+                           workers=args.workers, ray=args.ray)
         result = run(opts)
     except Emo3DError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -208,3 +208,19 @@ def test_offline_judges_on_a_bank_smaller_than_k(tmp_path):
     assert res.models[0].intervals["fer"].lo <= res.models[0].intervals["fer"].hi
     with pytest.raises(InvalidInputError, match="larger than the bank"):
         cli.EvalOptions(models=("x",), data="d", out="o", judges=("clip",), bank_size=6)
+
+
+def test_renders_on_worker_processes_are_byte_identical(tmp_path):
+    bank = bank_from_samples(_samples(), BankOptions(size=8))
+    pngs = {}
+    for workers in (1, 2):
+        opts = cli.EvalOptions(models=("good",), data="tiny", out=str(tmp_path / f"w{workers}"), judges=("fer",),
+                               bank_size=8, size=64, progress=False, resamples=100, workers=workers)
+        res = cli.run(opts, bank=bank, predictors={"good": _predict_good}, judges={"fer": _Judge()})
+        files = sorted((tmp_path / f"w{workers}" / "cache").rglob("*.png"))
+        assert len(files) == 8
+        pngs[workers] = [f.read_bytes() for f in files]
+        pngs[f"score{workers}"] = res.models[0].judges["fer"].score
+    assert pngs[1] == pngs[2] and pngs["score1"] == pngs["score2"]
+    with pytest.raises(InvalidInputError, match="--workers"):
+        cli.EvalOptions(models=("x",), data="d", out="o", workers=0)
