@@ -312,10 +312,10 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
         clip_name = getattr(clip, "name", "clip")
     if bank is None:
         bank = build_bank(options.data, BankOptions(size=options.bank_size, seed=options.seed))
-    out.mkdir(parents=True, exist_ok=True)
     if clip is not None and len(bank) < options.k:
         raise InvalidInputError(f"the bank has {len(bank)} prompts, fewer than k={options.k} "
                                 f"(--k applies to --judge clip; use --k {len(bank)} or a larger --bank-size)")
+    out.mkdir(parents=True, exist_ok=True)
     bank.save(out / "bank.json")
     for name in options.judges:
         if name == "clip" or name in judges:
@@ -455,6 +455,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--ray", default=None, metavar="auto|ADDRESS", help="render on a Ray cluster")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    fresh_out = not Path(args.out).exists()
     try:
         opts = EvalOptions(models=tuple(args.models), data=args.data, out=args.out,
                            judges=tuple(args.judge), clip=args.clip, k=args.k, compat=args.compat,
@@ -464,6 +465,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         result = run(opts)
     except Emo3DError as e:
         print(f"error: {e}", file=sys.stderr)
+        if fresh_out and Path(args.out).is_dir() and not any(Path(args.out).iterdir()):
+            Path(args.out).rmdir()   # a failed run leaves no empty --out folder behind
         return 2
     print((result.out / "report.md").read_text())
     print(f"wrote {', '.join(sorted(result.files.values()))}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -87,8 +88,9 @@ def _summary(rel) -> str:
     n_img = sum(1 for s in rel.samples for x in s.images if x)
     n_bs = sum(1 for s in rel.samples for x in s.blendshapes if x is not None)
     splits = ", ".join(f"{k} {len(v)}" for k, v in rel.splits.items())
+    zero = f"; {rel.zero_emotion_rows} with all-zero emotions (warned)" if rel.zero_emotion_rows else ""
     return (f"{rel.root}: {len(rel.samples)} samples, {n_img} images, {n_bs} blendshape vectors; "
-            f"splits: {splits or 'none'}; skipped {len(rel.skipped)}")
+            f"splits: {splits or 'none'}; skipped {len(rel.skipped)}{zero}")
 
 
 def _run(args) -> int:
@@ -113,8 +115,12 @@ def _run(args) -> int:
         elif root is None:
             print("emo3d data check: give ROOT (the folder holding data/) or --source hf", file=sys.stderr)
             return 2
-        rel = read_release(root, skip_bad=args.skip_bad, report_path=args.report,
-                           check_images=not args.no_check_images)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rel = read_release(root, skip_bad=args.skip_bad, report_path=args.report,
+                               check_images=not args.no_check_images)
+        for w in caught:
+            print(f"emo3d data check: warning: {w.message}", file=sys.stderr)
         print(_summary(rel))
         if rel.report_path:
             print(f"report: {rel.report_path}")
