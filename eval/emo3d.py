@@ -9,7 +9,8 @@ score with the chosen judges: ``clip`` (the paper's Emo3D metric + R@k, see :mod
 ``fer`` and ``roundtrip`` (offline judges, :mod:`eval.judges`). MSE against the bank's ground-truth
 scores over the 51 model shapes. Writes ``report.md``, ``results.json``, ``bars.png`` and
 ``contact_sheet.png`` under ``--out``; predictions, renders and CLIP embeddings are cached under
-``--out/cache`` so an interrupted run resumes.
+``--out/cache`` so an interrupted run resumes. The renders run on ``--workers`` processes (default:
+the core count) or ``--ray auto|ADDRESS`` (:mod:`emo3d.parallel`), byte-identical to one process.
 """
 from __future__ import annotations
 
