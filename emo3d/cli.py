@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Tuple
 
 # name -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    "run": ("runtime.cli", "the live face: text -> 52 scores -> preview/PNG frames and streams (emo3d-run is "
+                           "the same command)"),
     "data": ("emo3d.data.cli", "read the official Emo3D release, or build Emo3D-format data offline"),
     "train": ("emo3d.models.cli", "train a baseline (lm_mlp, emotion, clip_mlp, vae_clip) into a model folder"),
     "export": ("export.cli", "export a model folder to ONNX with parity checks (optionally int8)"),
@@ -19,6 +21,9 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "export-rig": ("emo3d.avatar.gltf_export", "write the default head as .glb with its 51 ARKit morph targets"),
     "import": ("emo3d.models.official", "turn the official Emo3D checkpoints (CLIP_Baseline.pth, VAE_CLIP.pt) "
                                          "into model folders: emo3d import official CKPT... --out DIR"),
+    "calibrate": ("emo3d.avatar.calibrate", "calibrate the default avatar's blendshapes against MediaPipe's "
+                                            "reading of its renders"),
+    "webcam": ("runtime.webcam_cli", "track a video file with the webcam path; --png plots the shapes"),
     "eval": ("eval.emo3d", "the Emo3D metric over model folders (same as python -m eval.emo3d)"),
 }
 
@@ -45,7 +50,8 @@ def _usage() -> str:
     width = max(len(n) for n in SUBCOMMANDS)
     rows = "\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in SUBCOMMANDS.items())
     return (f"usage: emo3d <command> [options]\n\ncommands:\n{rows}\n\n"
-            "`emo3d <command> --help` shows a command's options; `emo3d-run \"text\"` runs the live face.")
+            "`emo3d <command> --help` shows a command's options; `emo3d run \"text\"` (or its alias "
+            "`emo3d-run \"text\"`) runs the live face.")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -7,11 +7,16 @@ numpy references that the tests compare against.
 """
 from __future__ import annotations
 
+import pkgutil
 from typing import Tuple
 
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+
+# Run from a checkout (``python -m eval.emo3d`` at the repository root), this source folder shadows the
+# installed ``native``, which alone holds the compiled ``_core``: search every ``native`` folder on sys.path.
+__path__ = pkgutil.extend_path(__path__, __name__)
 
 try:
     from . import _core

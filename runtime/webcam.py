@@ -18,6 +18,9 @@ No face: the last expression is held for ``hold_s`` seconds, then fades linearly
 
 Head pose: (yaw, pitch, roll) from the tracked landmarks (:func:`head_pose`), calibrated like the
 scores and passed as ``set_live(vec, head=...)`` where the loop accepts it.
+
+This module is the tracker; the plot of a tracked video is :mod:`runtime.webcam_plot`, the command
+(``emo3d webcam VIDEO``) :mod:`runtime.webcam_cli`.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from emo3d import schema
-from emo3d.errors import AssetError, InvalidInputError
+from emo3d.errors import InvalidInputError
 from emo3d.options import check_int, check_number
 from emo3d.weights import normalize
 
@@ -360,53 +363,3 @@ class WebcamTracker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-
-
-def plot_tracking(result: TrackResult, path, *, top: int = 6) -> None:
-    """PNG of the ``top`` most active tracked shapes over time (gaps = no face)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from emo3d.io import atomic_path
-    t = np.arange(len(result.scores)) / result.fps
-    act = np.nan_to_num(result.scores[:, 1:]).max(axis=0)
-    names = [schema.MEDIAPIPE_NAMES[1 + i] for i in np.argsort(-act)[:top]]
-    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=110)
-    for n in names:
-        ax.plot(t, result.scores[:, schema.MEDIAPIPE_INDEX[n]], label=n)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("MediaPipe score")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"tracked blendshapes ({result.face.mean():.0%} of frames with a face)")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.webcam VIDEO [--png plot.png]``: track a video file, print a summary."""
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m runtime.webcam", description=main.__doc__)
-    ap.add_argument("video", help="video file to track")
-    ap.add_argument("--png", help="write a plot of the most active shapes here")
-    ap.add_argument("--max-frames", type=int)
-    a = ap.parse_args(argv)
-    try:
-        res = track_video(a.video, max_frames=a.max_frames, progress=True)
-    except (InvalidInputError, AssetError) as e:
-        print(f"error: {e}")
-        return 2
-    mean = np.nanmean(res.scores, axis=0) if res.face.any() else np.zeros(schema.N_MEDIAPIPE)
-    print(f"{len(res.scores)} frames at {res.fps:.1f} fps, face in {res.face.mean():.0%}")
-    for i in np.argsort(-np.nan_to_num(mean))[:8]:
-        print(f"  {schema.MEDIAPIPE_NAMES[i]:<20} mean {mean[i]:.3f}")
-    if a.png:
-        plot_tracking(res, a.png)
-        print(f"wrote {a.png}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

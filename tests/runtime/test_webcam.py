@@ -203,14 +203,15 @@ def test_webcam_tracks_rendered_avatar(tmp_path, face_landmarker):
 
 def test_webcam_cli_writes_plot(synthetic_clip, monkeypatch, tmp_path, capsys):
     import runtime.webcam as wc
+    from runtime import webcam_cli
     path, _ = synthetic_clip
     monkeypatch.setattr(wc, "default_scorer", BrightnessScorer)
     png = tmp_path / "plot.png"
-    assert wc.main([str(path), "--png", str(png)]) == 0
+    assert webcam_cli.main([str(path), "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "50 frames" in out and "face in 40%" in out and "jawOpen" in out
-    assert wc.main([str(tmp_path / "missing.mp4")]) == 2
+    assert webcam_cli.main([str(tmp_path / "missing.mp4")]) == 2
 
 
 def test_head_calibrated_held_and_faded():
