@@ -4,8 +4,8 @@ humanoid's head and eyes.
 One message per bone: ``/VMC/Ext/Bone/Pos name px py pz qx qy qz qw`` for ``Head``, ``LeftEye`` and
 ``RightEye`` (Unity humanoid bone names). Rotations are LOCAL (head relative to the neck, eyes
 relative to the head), in Unity's left-handed space (+x = the avatar's right, +y up, +z the avatar's
-forward), from emo3d's pose convention (:mod:`emo3d.pose`: radians, +yaw toward the subject's left,
-+pitch looking down): ``R_unity = S R S`` with ``S = diag(-1, 1, 1)``. Positions are sent as 0: VMC
+forward), from emo3d's pose convention (radians; the signs are stated in :mod:`emo3d.pose`):
+``R_unity = S R S`` with ``S = diag(-1, 1, 1)``. Positions are sent as 0: VMC
 receivers take the rotation of these bones and keep the model's own bone offsets.
 """
 from __future__ import annotations
