@@ -43,4 +43,9 @@ def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_di
                 _RENDERERS.clear()
             entry = (rig, Renderer(rig, RenderOptions(width=size, height=size)))
             _RENDERERS[key] = entry
+    from .posing import head_posed_vertices, turns_head_only
+    if turns_head_only(rig) and any(float(x) != 0.0 for x in pose):   # the head bone turns, the body stays
+        import numpy as np
+        out = entry[1].render_vertices(head_posed_vertices(rig, weights, pose), light_dir=light_dir)
+        return out[0] if np.ndim(weights) != 2 else out
     return entry[1].render(weights, pose=pose, light_dir=light_dir)

@@ -22,6 +22,7 @@ from emo3d.errors import Emo3DError, InvalidInputError
 from emo3d.options import check_int
 from emo3d.weights import Weights, normalize
 from .framing import FRAMING_MODES
+from .posing import head_posed_vertices, turns_head_only
 
 __all__ = ["main", "parse_weights", "contact_sheet"]
 
@@ -130,7 +131,10 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
                 weights = np.zeros(schema.N_MEDIAPIPE, np.float32)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                img = renderer.render(weights, pose=tuple(a.pose))
+                if turns_head_only(rig) and any(a.pose):   # an avatar on a body: the head bone turns
+                    img = renderer.render_vertices(head_posed_vertices(rig, weights, tuple(a.pose)))[0]
+                else:
+                    img = renderer.render(weights, pose=tuple(a.pose))
             for w in caught:
                 print(f"warning: {w.message}", file=sys.stderr)
         _save_png(img, out)

@@ -26,7 +26,9 @@ material's base colour (x ``COLOR_0``) becomes vertex colours.
 Framing: ``Rig.face_box`` (vertices the face targets move), ``Rig.head_box`` (vertices skinned to
 the head bone - VRM humanoid ``head`` or a joint named Head - or the face grown) and the default
 ``Rig.frame_box`` (:func:`emo3d.avatar.framing.frame_box`: the face when the model is much taller
-than its head).
+than its head). A head on a body also gets ``Rig.head_weights`` (each vertex's skin weight on the
+head bone and its children) and ``Rig.head_pivot`` (the head bone), so a head pose turns the head
+on the neck (:mod:`emo3d.avatar.posing`).
 
 Corrupt files raise :class:`InvalidInputError` naming what is wrong (bad magic, truncated chunk,
 accessor out of range, target count mismatch ...).
@@ -635,9 +637,13 @@ def _load(path: Path) -> Rig:
             if p.head_w is not None:
                 head_w[p.start:p.start + p.V] = p.head_w
     face_box, head_box = _framing.regions(vertices, target_names, dense, head_w)
+    head_weights = head_pivot = None
+    if head_w is not None and head_node is not None and (head_w < 0.5).any():   # a head on a body
+        head_weights = np.clip(head_w, 0, 1).astype(np.float32)
+        head_pivot = world(head_node)[:3, 3].astype(np.float32)
     return Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
                           colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
-                          head_box=head_box)
+                          head_box=head_box, head_weights=head_weights, head_pivot=head_pivot)
 
 
 def _head_weights(doc: _Doc, skin_i: int, attrs: dict, V: int, head_set: set) -> np.ndarray:

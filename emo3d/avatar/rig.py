@@ -55,6 +55,10 @@ class Rig:
     face_box: np.ndarray | None = None
     head_box: np.ndarray | None = None
     frame_box: np.ndarray | None = None
+    # A skinned avatar's head: how much each vertex follows the head bone ([V] in 0..1) and the bone's
+    # pivot ([3]); with them a head pose turns the head on the neck (emo3d.avatar.posing), not the body.
+    head_weights: np.ndarray | None = None
+    head_pivot: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.name = str(self.name)
@@ -112,6 +116,14 @@ class Rig:
                 if (box[1] < box[0]).any():
                     raise InvalidInputError(f"Rig.{k} must be (lo, hi) with lo <= hi, got {box.tolist()}")
                 setattr(self, k, box)
+        if self.head_weights is not None:
+            self.head_weights = _as(self.head_weights, "head_weights", np.float32, (V,), finite=True)
+            if self.head_weights.min() < 0 or self.head_weights.max() > 1:
+                raise InvalidInputError("Rig.head_weights must lie in [0, 1]")
+            if self.head_pivot is None:
+                raise InvalidInputError("Rig.head_weights needs Rig.head_pivot (the head bone's position)")
+        if self.head_pivot is not None:
+            self.head_pivot = _as(self.head_pivot, "head_pivot", np.float32, (3,), finite=True)
         self.missing = tuple(str(n) for n in self.missing)
         self.unknown = tuple(str(n) for n in self.unknown)
 

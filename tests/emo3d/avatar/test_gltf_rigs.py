@@ -271,3 +271,29 @@ def test_ict_rig_loads_fast_and_frames_its_face(ict_rig_path):
     full = np.stack([rig.vertices.min(0), rig.vertices.max(0)])
     box = full if rig.frame_box is None else rig.frame_box
     assert framing.face_fraction(rig.face_box, box) >= 0.3
+
+
+def test_head_pose_turns_the_head_bone_not_the_body(rigs):
+    from emo3d import avatar
+    from emo3d.avatar.posing import head_posed_vertices
+    rig = rigs["skinned_full_body"]
+    assert rig.head_weights is not None and rig.head_pivot[1] == pytest.approx(-1.4)   # the Head joint
+    assert rigs["textured"].head_weights is None                                      # a head alone
+    v = head_posed_vertices(rig, {}, (25.0, 0.0, 0.0))[0]
+    body = rig.head_weights < 0.5
+    np.testing.assert_allclose(v[body], rig.vertices[body], atol=1e-6)                # the body stays
+    face = ~body
+    assert np.abs(v[face] - rig.vertices[face]).max() > 0.2                           # the face turned
+    # +yaw turns the face toward the subject's left (+x): the nose side (front, z > 0) moves to +x
+    front = face & (rig.vertices[:, 2] > 0.4)
+    assert (v[front, 0] - rig.vertices[front, 0]).mean() > 0.05
+    straight = avatar.render({}, size=96, rig=rig)
+    turned = avatar.render({}, size=96, rig=rig, pose=(25.0, 0.0, 0.0))
+    assert turned.shape == (96, 96, 3)
+    shirt = straight[..., 2] > straight[..., 0] + 40
+    shirt[:88] = False                                  # the shirt below the chin (not the blue irises)
+    assert shirt.sum() > 100
+    same = (turned == straight).all(-1)[shirt].mean()
+    assert same > 0.9, f"only {same:.0%} of the shirt is unchanged"   # the body did not turn (a whole-model
+                                                                       # turn re-shades all of it)
+    assert np.abs(turned.astype(int) - straight).sum(-1).mean() > 5                  # the face did
