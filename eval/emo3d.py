@@ -261,9 +261,10 @@ def _render_chunk(task) -> int:
 
 
 def _renders(cache: Path, pred: np.ndarray, render: Optional[RenderFn], desc: str, progress: bool,
-             *, size: int = 256, parallel: Optional[ParallelOptions] = None) -> List[np.ndarray]:
+             *, size: int = 256, parallel: Optional[ParallelOptions] = None):
     """Every prediction rendered (cached as PNG). ``render=None``: the default avatar at ``size``,
-    on ``parallel`` (worker processes or Ray; byte-identical PNGs to one process)."""
+    on ``parallel`` (worker processes or Ray; byte-identical PNGs to one process). Returns
+    (images, their PNG files)."""
     rdir = cache / "renders"
     rdir.mkdir(parents=True, exist_ok=True)
     files = [_render_file(rdir, i, pred[i]) for i in range(len(pred))]
@@ -280,14 +281,38 @@ def _renders(cache: Path, pred: np.ndarray, render: Optional[RenderFn], desc: st
             for i in todo:
                 _save_png(files[i], _check_render(fn(pred[i])))
                 bar.update(1)
-    return [_load_png(f) for f in files]
+    return [_load_png(f) for f in files], files
 
 
-def _clip_images(cache: Path, clip, clip_key: str, images, render_keys: Sequence[str]) -> np.ndarray:
+_WORKER_CLIP: Dict[str, object] = {}     # per worker process: the CLIP encoder it loaded
+
+
+def _clip_chunk(task) -> np.ndarray:
+    """Worker task: CLIP image embeddings of the PNGs ``paths`` with the encoder at ``source``."""
+    source, paths = task
+    clip = _WORKER_CLIP.get(source)
+    if clip is None:
+        from .clip import load_clip
+        clip = _WORKER_CLIP[source] = load_clip(source)
+    return np.asarray(clip.encode_images([_load_png(Path(p)) for p in paths]), dtype=np.float32)
+
+
+def _clip_images(cache: Path, clip, clip_key: str, images, render_keys: Sequence[str], *,
+                 files: Sequence[Path] = (), source: Optional[str] = None,
+                 parallel: Optional[ParallelOptions] = None) -> np.ndarray:
+    """CLIP embeddings of the renders (cached). With a CLIP ``source`` folder and a parallel backend,
+    chunks of the render files are embedded by workers that each load that CLIP once."""
     f = cache / f"clip_{clip_key}_{_key(*render_keys)}.npy"
     if f.is_file():
         return np.load(f)
-    emb = clip.encode_images(images)
+    if source is not None and parallel is not None and parallel.backend != "inline" and len(files) > 1:
+        n = min(len(files), parallel.n_workers)
+        bounds = np.linspace(0, len(files), n + 1).astype(int)
+        parts = run_tasks(_clip_chunk, [(str(source), [str(p) for p in files[a:b]])
+                                        for a, b in zip(bounds[:-1], bounds[1:]) if b > a], parallel)
+        emb = np.concatenate(parts, axis=0)
+    else:
+        emb = clip.encode_images(images)
     with atomic_path(f) as tmp:
         np.save(tmp, emb)
     return emb
@@ -306,10 +331,12 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
     judges = dict(judges or {})
     names = list(options.judges) + [n for n in judges if n not in options.judges]
     clip_name = None
+    clip_source = None                                 # a CLIP folder workers can load (not an injected encoder)
     if "clip" in options.judges:                       # fail at once when CLIP is unreachable
         if clip is None:
             from .clip import load_clip
             clip = load_clip(options.clip)
+            clip_source = options.clip
         clip_name = getattr(clip, "name", "clip")
     if bank is None:
         bank = build_bank(options.data, BankOptions(size=options.bank_size, seed=options.seed))
@@ -352,7 +379,7 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
             else:
                 factory = (lambda m=model: make_predictor(m))
             pred = _predictions(cache, bank, factory)
-            images = _renders(cache, pred, render, f"render {name}", options.progress, size=options.size,
+            images, files = _renders(cache, pred, render, f"render {name}", options.progress, size=options.size,
                               parallel=options.parallel)
             sheet[name] = images
             res = ModelResult(name=name, path=str(model),
@@ -360,7 +387,8 @@ def run(options: EvalOptions, *, bank: Optional[PromptBank] = None,
                               if has_truth.any() else None)
             if clip is not None:
                 keys = [_key(np.round(p, 5).tobytes()) for p in pred]
-                img_emb = _clip_images(cache, clip, _key(clip_name), images, keys)
+                img_emb = _clip_images(cache, clip, _key(clip_name), images, keys, files=files,
+                                       source=clip_source, parallel=options.parallel)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", SaturationWarning)   # reported below, per model
                     m = emo3d_metric(img_emb, text_emb, bank.emotions, options=options.metric)

@@ -224,3 +224,20 @@ def test_renders_on_worker_processes_are_byte_identical(tmp_path):
     assert pngs[1] == pngs[2] and pngs["score1"] == pngs["score2"]
     with pytest.raises(InvalidInputError, match="--workers"):
         cli.EvalOptions(models=("x",), data="d", out="o", workers=0)
+
+
+def test_clip_image_embeddings_on_workers_match_one_process(tmp_path):
+    from support.tiny_clip import make_tiny_clip_folder
+    clip = make_tiny_clip_folder(tmp_path / "clip", projection_dim=16)
+    bank = bank_from_samples(_samples(), BankOptions(size=8))
+    res = {}
+    for workers in (1, 2):
+        opts = cli.EvalOptions(models=("good",), data="tiny", out=str(tmp_path / f"w{workers}"), judges=("clip",),
+                               clip=str(clip), k=3, bank_size=8, size=32, progress=False, resamples=100,
+                               workers=workers)
+        res[workers] = cli.run(opts, bank=bank, predictors={"good": _predict_good}, render=_render)
+        emb = sorted((tmp_path / f"w{workers}" / "cache").rglob("clip_*.npy"))
+        res[f"emb{workers}"] = np.load([e for e in emb if "clip_text" not in e.name][0])
+    assert res["emb1"].shape == (8, 16)
+    np.testing.assert_allclose(res["emb1"], res["emb2"], atol=1e-5)
+    assert res[1].models[0].emo3d == pytest.approx(res[2].models[0].emo3d, abs=1e-6)
