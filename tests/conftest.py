@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from support.assets import MACHINE_LACKS, machine_lacks, missing_asset, require_module
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMO3D_SHARED", REPO.parent / "shared"))
 
@@ -15,7 +17,7 @@ SHARED = Path(os.environ.get("EMO3D_SHARED", REPO.parent / "shared"))
 def shared_dir() -> Path:
     """``../shared`` beside the checkout (paper text, ICT-FaceKit rig); skip where it is absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"needs ../shared (looked in {SHARED}); a user's checkout has none")
+        machine_lacks("../shared beside the checkout", f"looked in {SHARED}; a user's checkout has none")
     return SHARED
 
 
@@ -23,7 +25,7 @@ def shared_dir() -> Path:
 def ict_rig_path(shared_dir: Path) -> Path:
     p = shared_dir / "rigs" / "ict_facekit_arkit.glb"
     if not p.is_file():
-        pytest.skip(f"needs {p} (ICT-FaceKit rig from ../shared)")
+        machine_lacks(f"{p}", "the ICT-FaceKit rig from ../shared")
     return p
 
 
@@ -44,14 +46,14 @@ def face_landmarker():
     try:
         return face_landmarker_path()
     except AssetError as e:
-        pytest.skip(f"face_landmarker.task cannot be resolved here: {e}")
+        missing_asset("MediaPipe's face_landmarker.task", str(e))
 
 
 @pytest.fixture(scope="session")
 def local_ray():
     """A local Ray instance on loopback with 2 CPUs, started by the test session (no dashboard); its
     workers import emo3d and tests/support from this checkout."""
-    ray = pytest.importorskip("ray", reason="needs ray (pip install 'emo3d[ray]')")
+    ray = require_module("ray", "pip install 'emo3d[ray]'")
     paths = [str(REPO), str(REPO / "tests")] + [p for p in os.environ.get("PYTHONPATH", "").split(":") if p]
     os.environ["PYTHONPATH"] = ":".join(dict.fromkeys(paths))
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -59,3 +61,22 @@ def local_ray():
              configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (``CI=true``) every asset resolves from the registries or ``.ci/run``: a skip other than
+    ``machine_lacks`` (GPU, Mono, LAN, ../shared) fails the test instead of hiding it."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (_ci() and report.skipped and call.excinfo is not None):
+        return
+    reason = str(getattr(call.excinfo.value, "msg", "") or call.excinfo.value)
+    if reason.startswith(MACHINE_LACKS) or getattr(report, "wasxfail", None) is not None:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI (CI=true), where every asset must resolve: {reason}"

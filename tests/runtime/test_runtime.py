@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.assets import machine_lacks
 
 from emo3d.errors import InvalidInputError, ModelFileError, ProviderError
 from emo3d.manifest import ModelManifest
@@ -163,7 +164,7 @@ def test_engine_auto_logs_one_provider_line(tiny, caplog, monkeypatch):
 @pytest.mark.gpu
 def test_cuda_provider_runs_on_a_gpu(tiny):
     if not providers.gpu_present() or CUDA not in providers.available_providers():
-        pytest.skip("needs an NVIDIA GPU and onnxruntime-gpu (CUDAExecutionProvider); none here")
+        machine_lacks("an NVIDIA GPU with onnxruntime-gpu (CUDAExecutionProvider)")
     e = Engine.create(model=tiny, device="cuda", strict_device=True)
     cpu = Engine.create(model=tiny, device="cpu")
     assert e.provider == CUDA
@@ -436,8 +437,7 @@ def test_default_model_end_to_end():
     """`emo3d-run --json "furious scowl"` on the shipped default (where models/default exists and builds)."""
     from emo3d import models
     head = models.default_model_dir()
-    if not (head / "manifest.json").is_file():
-        pytest.skip(f"no shipped default in {head} yet")
+    assert (head / "manifest.json").is_file(), f"the shipped default is missing from {head}"
     from export import ensure_default_model
     folder = ensure_default_model(progress=False)           # cached after the first build
     r = _run_cli("--json", "-q", "furious scowl")

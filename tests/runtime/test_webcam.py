@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 import pytest
+from support.assets import require_module
 
 from emo3d import schema
 from emo3d.errors import InvalidInputError
@@ -89,7 +90,7 @@ class BrightnessScorer:
 
 
 def _write_video(path, frames, fps=30.0):
-    cv2 = pytest.importorskip("cv2", reason="video capture needs OpenCV (the [webcam] extra)")
+    cv2 = require_module("cv2", "OpenCV: opencv-contrib-python, a MediaPipe dependency")
     h, w = frames[0].shape[:2]
     wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
     assert wr.isOpened()

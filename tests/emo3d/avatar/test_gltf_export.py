@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.assets import missing_asset
 
 from emo3d import schema
 from emo3d.avatar.default import default_rig
@@ -125,9 +126,9 @@ def test_cli_writes_a_complete_file_or_none(tmp_path, capsys):
 def test_khronos_validator_finds_no_issue(tmp_path):
     node = shutil.which("node")
     if node is None:
-        pytest.skip("needs node (Node.js) to run the glTF validator")
+        missing_asset("Node.js (node) to run the glTF validator", "apt-get install nodejs; .ci/run does")
     if not (FRONTEND / "node_modules" / "gltf-validator").is_dir():
-        pytest.skip(f"needs {FRONTEND}/node_modules/gltf-validator (cd {FRONTEND} && npm ci)")
+        missing_asset(f"{FRONTEND}/node_modules/gltf-validator", f"cd {FRONTEND} && npm ci")
     path = export_glb(default_rig(), tmp_path / "face.glb")
     r = subprocess.run([node, "validate-gltf.mjs", str(path)], cwd=FRONTEND, capture_output=True, text=True,
                        timeout=120)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.assets import require_module
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = require_module("torch", "pip install 'emo3d[train]'")
+transformers = require_module("transformers", "pip install 'emo3d[train]'")
 
 from emo3d import models  # noqa: E402
 from emo3d.errors import AssetError, InvalidInputError, ModelFileError  # noqa: E402
@@ -376,7 +377,7 @@ def test_anchor_features_train_save_load_and_export(tiny_bert, tmp_path):
 
 
 def test_emolex_prompts_option_adds_everyday_words_but_never_oov_key_words(tiny_bert, tmp_path):
-    pytest.importorskip("nrclex")
+    require_module("nrclex", "a dependency of emo3d")
     import re
     from emo3d.models.cli import build_parser
     from emo3d.models.probes import OOV_PROMPTS

@@ -6,9 +6,9 @@ import json
 import types
 
 import numpy as np
-import pytest
+from support.assets import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch", "pip install 'emo3d[train]'")
 
 from emo3d import models  # noqa: E402
 from emo3d.manifest import ModelManifest  # noqa: E402

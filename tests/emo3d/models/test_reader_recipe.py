@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.assets import require_module
 
 from emo3d.errors import AssetError, InvalidInputError
 from emo3d.models import corpora, rules
@@ -141,7 +142,7 @@ def test_emoji_mixed_and_unreadable():
 
 
 def test_train_reader_on_tiny_corpora(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch", "pip install 'emo3d[train]'")
     from emo3d.models.reader import NumpyEmotionHead, TextReader, read_safetensors
     from emo3d.models.train_reader import ReaderTrainOptions, train_reader
     root = _write_tsv(tmp_path / "ge")

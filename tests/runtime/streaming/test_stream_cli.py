@@ -10,6 +10,7 @@ import time
 from typing import Iterator
 
 import pytest
+from support.assets import require_module
 
 from runtime.streaming import vmc
 from runtime.streaming.server import encode_message, read_message
@@ -93,8 +94,8 @@ def test_emo3d_run_serve_and_vmc(tmp_path):
 def test_emo3d_run_webcam_video_drives_frames(tmp_path, face_landmarker):
     """``emo3d-run --webcam VIDEO``: a clip of the default avatar with its jaw open drives the
     streamed frames through MediaPipe and the loop."""
-    np = pytest.importorskip("numpy")
-    cv2 = pytest.importorskip("cv2", reason="video capture needs OpenCV (the [webcam] extra)")
+    import numpy as np
+    cv2 = require_module("cv2", "OpenCV: opencv-contrib-python, a MediaPipe dependency")
     from support import tiny
     from emo3d import schema
     from emo3d import avatar

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from support.assets import machine_lacks
 
 from emo3d import schema
 from emo3d.errors import InvalidInputError, ProtocolError
@@ -151,7 +152,7 @@ def _lan_address():
 def test_remote_peer_cap_and_loopback_reserve_over_sockets(serve):
     lan = _lan_address()
     if lan is None:
-        pytest.skip("needs a non-loopback IPv4 interface address to connect from")
+        machine_lacks("a non-loopback IPv4 interface address to connect from")
     loop, srv = serve(host="0.0.0.0", allow_remote=True, max_clients=6, loopback_reserve=2, max_per_peer=3)
     port = srv.address[1]
     remote = [_connect((lan, port)) for _ in range(3)]

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from support.assets import require_module
 
 from emo3d import schema
 from emo3d.errors import InvalidInputError, ProtocolError
@@ -183,7 +184,7 @@ def test_vmc_decoded_by_vmcp_events():
 
 def test_vmc_over_udp_decoded_by_vmcp_receiver():
     """A full vmcp OSC receiver (osc4py3 backend) on a real UDP port decodes the bundle."""
-    pytest.importorskip("osc4py3", reason="vmcp's OSC receiver needs osc4py3 (pip install 'osc4py3<1.0.4')")
+    require_module("osc4py3", "vmcp's OSC receiver; pip install 'osc4py3<1.0.4' (the [test] extra)")
     from vmcp.events import BlendShapeApplyEvent, BlendShapeEvent, RelativeTimeEvent, StateEvent
     from vmcp.facades import on_receive
     from vmcp.osc import OSC

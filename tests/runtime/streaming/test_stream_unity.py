@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.assets import machine_lacks
 
 from runtime.streaming.server import ControlServer, ServerOptions
 from support.standin import StandInLoop
@@ -67,7 +68,7 @@ public static class Harness {
 @pytest.fixture(scope="module")
 def harness_exe(tmp_path_factory):
     if not (shutil.which("mcs") and shutil.which("mono")):
-        pytest.skip("needs Mono (mcs + mono) to compile the Unity client: apt-get install mono-mcs")
+        machine_lacks("Mono (mcs and mono) to compile the Unity client", "apt-get install mono-mcs mono-runtime")
     d = tmp_path_factory.mktemp("unity")
     (d / "UnityStub.cs").write_text(UNITY_STUB)
     (d / "Harness.cs").write_text(HARNESS)

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from support.assets import missing_asset, require_module
 from PIL import Image
 
 from runtime.engine import Engine, EngineOptions
@@ -30,13 +31,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).is_file():
-        pytest.skip("needs Chromium (Debian package `chromium`, /usr/bin/chromium)")
+        missing_asset(f"Chromium ({CHROMIUM})", "apt-get install chromium; .ci/run does")
     if not (STATIC_DIR / "index.html").is_file():
-        pytest.skip(f"needs the built viewer {STATIC_DIR}/index.html (`{BUILD_COMMAND}`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("needs Playwright for Python (pip install playwright; no browser download)")
+        missing_asset(f"the built viewer {STATIC_DIR}/index.html", BUILD_COMMAND)
+    sync_playwright = require_module("playwright.sync_api", "pip install playwright; no browser download").sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
