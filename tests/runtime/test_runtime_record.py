@@ -144,3 +144,15 @@ def test_emo3d_run_script_and_record(tmp_path, monkeypatch, capsys):
     assert 18 <= len(rows) - 1 <= 40                         # ~0.7 s at 30 fps
     vals = np.array([[float(x) for x in r[2:]] for r in rows[1:]])
     assert np.abs(vals[-1] - vals[len(vals) // 4]).max() > 1e-3   # the second prompt changed the face
+
+
+@pytest.mark.parametrize("kw", [{"skinned": True, "body": True, "multi_material": True},
+                                {"meshopt": True, "names": CC4}, {"quantized": True, "sparse": True}])
+def test_recorded_animation_passes_the_khronos_validator(tmp_path, kw):
+    from support.gltf_validator import validate
+    rig_path = face_rig(tmp_path / "rig.glb", **kw)
+    before = validate(rig_path)
+    rec = _recorder(tmp_path / "anim.glb", _frames(), rig_path=rig_path)
+    rec.write()
+    after = validate(tmp_path / "anim.glb")
+    assert after["numErrors"] == 0 and after["numWarnings"] == before["numWarnings"], after

@@ -60,9 +60,6 @@ class GlbBuilder:
             v["extensions"] = {"EXT_meshopt_compression": {
                 "buffer": 1, "byteOffset": len(self.comp), "byteLength": len(enc), "byteStride": size,
                 "count": count, "mode": meshopt_mode}}
-            v["byteStride"] = size if meshopt_mode == "ATTRIBUTES" else v.get("byteStride")
-            if v["byteStride"] is None:
-                del v["byteStride"]
             self.comp += enc
             self.used.add("EXT_meshopt_compression")
             self.required.add("EXT_meshopt_compression")
@@ -70,7 +67,7 @@ class GlbBuilder:
         return len(self.doc["bufferViews"]) - 1
 
     def accessor(self, arr, ctype: int = FLOAT, *, normalized: bool = False, sparse: bool = False,
-                 index: bool = False) -> int:
+                 index: bool = False, target: Optional[int] = 34962) -> int:
         a = np.asarray(arr)
         a2 = a.reshape(len(a), -1)
         ncomp = a2.shape[1]
@@ -89,14 +86,16 @@ class GlbBuilder:
                                               count=len(a2))
             else:
                 row = data.itemsize * ncomp
-                if self.meshopt and row % 4:
+                if row % 4:   # vertex attributes are 4-byte aligned: pad each element, stride says so
                     pad = np.zeros((len(a2), (4 - row % 4) // data.itemsize), data.dtype)
                     data = np.ascontiguousarray(np.concatenate([data, pad], axis=1))
-                acc["bufferView"] = self.view(data.tobytes(), target=34962, meshopt_mode="ATTRIBUTES",
-                                              count=len(a2), stride=data.shape[1] * data.itemsize
-                                              if self.meshopt else None)
-        if ctype == FLOAT and ncomp == 3:
-            acc["min"], acc["max"] = a2.min(0).tolist(), a2.max(0).tolist()
+                padded = data.shape[1] * data.itemsize
+                acc["bufferView"] = self.view(data.tobytes(), target=target, meshopt_mode="ATTRIBUTES",
+                                              count=len(a2), stride=padded if (self.meshopt or padded != row)
+                                              and target else None)
+        if ncomp == 3:   # bounds of the stored values (required for POSITION)
+            dense = a2.astype(_DT[ctype])
+            acc["min"], acc["max"] = dense.min(0).tolist(), dense.max(0).tolist()
         self.doc["accessors"].append(acc)
         return len(self.doc["accessors"]) - 1
 
@@ -147,7 +146,7 @@ class GlbBuilder:
 
     def skin(self, joints: Sequence[int], inverse_bind: np.ndarray) -> int:
         ibm = np.asarray(inverse_bind, np.float32).transpose(0, 2, 1).reshape(len(joints), 16)  # column-major
-        self.doc["skins"].append({"joints": list(joints), "inverseBindMatrices": self.accessor(ibm)})
+        self.doc["skins"].append({"joints": list(joints), "inverseBindMatrices": self.accessor(ibm, target=None)})
         return len(self.doc["skins"]) - 1
 
     def write(self, path, roots: Sequence[int], *, extensions: Optional[dict] = None,

@@ -297,3 +297,14 @@ def test_head_pose_turns_the_head_bone_not_the_body(rigs):
     assert same > 0.9, f"only {same:.0%} of the shirt is unchanged"   # the body did not turn (a whole-model
                                                                        # turn re-shades all of it)
     assert np.abs(turned.astype(int) - straight).sum(-1).mean() > 5                  # the face did
+
+
+@pytest.mark.parametrize("name", list(TEST_RIGS))
+def test_test_rigs_are_valid_gltf(tmp_path, name):
+    from support.gltf_validator import validate
+    report = validate(face_rig(tmp_path / f"{name}.glb", **TEST_RIGS[name]))
+    assert report["numErrors"] == 0, report
+    # allowed warnings: the skinned mesh node's transform (there on purpose: the reader must ignore it)
+    # and VRM 0.x's extension name "VRM" (not in the VENDOR_name form; every VRM 0.x file has it)
+    codes = {m["code"] for m in report["messages"] if m["severity"] == 1}
+    assert codes <= {"NODE_SKINNED_MESH_LOCAL_TRANSFORMS", "INVALID_EXTENSION_NAME_FORMAT"}, report
