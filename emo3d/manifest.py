@@ -4,6 +4,11 @@ A model folder holds ``manifest.json`` plus the files it names. Training writes 
 (``files.weights``), export adds ONNX graphs (``files.onnx``, ``files.onnx_int8``) and a
 ``tokenizer.json``; the runtime reads only the ONNX side. The manifest records the blendshape and
 emotion orders so that a consumer can check them against :mod:`emo3d.schema` instead of assuming.
+
+Every key is checked when a manifest is built or loaded: a wrong type, a missing key, a ``max_length``
+outside 1..MAX_LENGTH, a ``format_version`` that is not an integer or a file path that leaves the model
+folder (absolute, ``..``, or a symlink out) is an error naming the key and what is accepted
+(``ModelFileError`` from :meth:`ModelManifest.load`, ``InvalidInputError`` from the constructor).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .errors import ModelFileError
+from .errors import InvalidInputError, ModelFileError
 from .io import atomic_write_json
 from .schema import EMOTIONS, MODEL_NAMES
 
@@ -23,6 +28,44 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "emo3d-model"
 FORMAT_VERSION = 1
 KINDS = ("lm_mlp", "emotion", "clip_mlp", "vae_clip")
+MAX_LENGTH = 4096          # backbone max_length (tokens), as emo3d.models.backbones accepts
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32             # JSON nesting of a manifest
+REQUIRED_KEYS = ("kind", "backbone")
+_DICT_KEYS = ("backbone", "files", "head", "onnx", "versions", "metrics", "extra")
+
+
+def _depth(v, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of a JSON value (stops counting past ``limit``)."""
+    stack, deepest = [(v, 1)], 0
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > limit:
+            return d
+        if isinstance(x, dict):
+            stack.extend((y, d + 1) for y in x.values())
+        elif isinstance(x, list):
+            stack.extend((y, d + 1) for y in x)
+    return deepest
+
+
+def _bad(key: str, value, accepted: str) -> InvalidInputError:
+    shown = repr(value)
+    return InvalidInputError(f"key {key!r} is {shown[:80]}{'...' if len(shown) > 80 else ''} "
+                             f"({type(value).__name__}); accepted: {accepted}")
+
+
+def check_file_name(key: str, rel) -> str:
+    """A ``files`` entry: a relative path that stays inside the model folder."""
+    if not isinstance(rel, str) or not rel.strip():
+        raise _bad(f"files.{key}", rel, "a file name inside the model folder, such as model.onnx")
+    p = Path(rel)
+    if p.is_absolute() or rel.startswith(("/", "\\")) or ".." in p.parts or ".." in rel.split("\\") \
+            or (len(rel) > 1 and rel[1] == ":") or any(ord(c) < 32 for c in rel):
+        raise _bad(f"files.{key}", rel, "a relative file name inside the model folder (no absolute path, "
+                                        "no '..'), such as model.onnx")
+    return rel
 
 
 @dataclass
@@ -43,15 +86,38 @@ class ModelManifest:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"manifest kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
+            raise _bad("kind", self.kind, f"one of {', '.join(KINDS)}")
+        for key in _DICT_KEYS:
+            v = getattr(self, key)
+            if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+                raise _bad(key, v, "a JSON object" + (" with at least a 'name'" if key == "backbone" else ""))
+        for key in ("blendshape_order", "emotion_order"):
+            v = getattr(self, key)
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise _bad(key, v, "a list of names")
+        for k, rel in self.files.items():
+            check_file_name(k, rel)
+        if not isinstance(self.name, str):
+            raise _bad("name", self.name, "a string")
+        if self.data_hash is not None and not isinstance(self.data_hash, str):
+            raise _bad("data_hash", self.data_hash, "a string or null")
+        if not isinstance(self.format, str):
+            raise _bad("format", self.format, repr(FORMAT))
+        if isinstance(self.format_version, bool) or not isinstance(self.format_version, int) \
+                or self.format_version < 1:
+            raise _bad("format_version", self.format_version, f"an integer >= 1 (this emo3d writes {FORMAT_VERSION})")
+        name = self.backbone.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _bad("backbone.name", name, "the backbone's name, a non-empty string")
+        ml = self.backbone.get("max_length")
+        if ml is not None and (isinstance(ml, bool) or not isinstance(ml, int) or not 1 <= ml <= MAX_LENGTH):
+            raise _bad("backbone.max_length", ml, f"an integer in 1..{MAX_LENGTH} (tokens)")
         if list(self.blendshape_order) != list(MODEL_NAMES):
             raise ValueError("manifest blendshape_order differs from emo3d.schema.MODEL_NAMES "
                              "(51 MediaPipe names without _neutral); re-export the model")
         if list(self.emotion_order) != list(EMOTIONS):
             raise ValueError(f"manifest emotion_order must be {list(EMOTIONS)}")
-        if not isinstance(self.backbone, dict) or "name" not in self.backbone:
-            raise ValueError("manifest backbone must be an object with at least a 'name'")
         if self.format != FORMAT:
             raise ValueError(f"manifest format {self.format!r} is not {FORMAT!r}")
         if self.format_version > FORMAT_VERSION:
@@ -79,15 +145,32 @@ class ModelManifest:
         if not path.is_file():
             raise ModelFileError(f"{path} is missing: a model folder needs {MANIFEST_NAME}")
         try:
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise ModelFileError(f"{path} is {path.stat().st_size} bytes; a manifest is at most "
+                                     f"{MAX_MANIFEST_BYTES} bytes")
             data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelFileError(f"{path} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ModelFileError(f"{path} is not valid JSON for a manifest: nested too deeply "
+                                 f"(at most {MAX_DEPTH} levels)") from None
+        except OSError as e:
+            raise ModelFileError(f"{path} cannot be read: {e}") from None
         if not isinstance(data, dict):
-            raise ModelFileError(f"{path} must hold a JSON object")
+            raise ModelFileError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        if _depth(data) > MAX_DEPTH:
+            raise ModelFileError(f"{path}: JSON nested more than {MAX_DEPTH} levels deep; not a manifest")
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ModelFileError(f"{path}: missing key {missing[0]!r} (a manifest needs {', '.join(REQUIRED_KEYS)}"
+                                 f"; 'kind' is one of {', '.join(KINDS)}, 'backbone' an object with a 'name')")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            data.setdefault("extra", {}).update({k: data.pop(k) for k in unknown})
+        unknown = [k for k in data if k not in known]
+        if unknown:   # kept, uninterpreted, under 'extra'
+            extra = data.get("extra", {})
+            if not isinstance(extra, dict):
+                raise ModelFileError(f"{path}: {_bad('extra', extra, 'a JSON object')}")
+            data["extra"] = {**extra, **{k: data.pop(k) for k in unknown}}
         try:
             return cls(**data)
         except (TypeError, ValueError) as e:
@@ -98,7 +181,15 @@ class ModelManifest:
         if key not in self.files:
             raise ModelFileError(f"{Path(folder) / MANIFEST_NAME} names no '{key}' file "
                                  f"(it has: {', '.join(sorted(self.files)) or 'none'})")
+        try:
+            check_file_name(key, self.files[key])
+        except InvalidInputError as e:
+            raise ModelFileError(f"{Path(folder) / MANIFEST_NAME}: {e}") from None
+        base = Path(folder).resolve()
         path = Path(folder) / self.files[key]
+        if base not in path.resolve().parents:
+            raise ModelFileError(f"{Path(folder) / MANIFEST_NAME}: files.{key} = {self.files[key]!r} leads outside "
+                                 "the model folder (through a symlink); accepted: a file inside it")
         if not path.is_file():
             raise ModelFileError(f"{path} is missing (named by {MANIFEST_NAME} as '{key}')")
         return path
