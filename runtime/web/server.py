@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import mimetypes
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class WebOptions:
     max_message: int = 64 * 1024      # bytes of JSON per message, as for --serve
     max_clients: int = 64
     frame_queue: int = 8              # frames buffered per page (drop-oldest beyond)
+    reply_queue: int = 64             # replies buffered per page before its requests stop being read
+    send_buffer: int = 64 * 1024      # kernel send buffer per page (bounds a slow page's lag)
     digits: int = 5                   # significant digits of frame weights
     rig: Optional[Path] = None        # a .glb/.gltf/.vrm to show instead of the default head
     static_dir: Path = field(default_factory=lambda: STATIC_DIR)
@@ -80,7 +83,7 @@ class WebOptions:
     def __post_init__(self):
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise InvalidInputError(f"--web port {self.port!r} must be an integer in 0..65535")
-        for name in ("max_message", "max_clients", "frame_queue"):
+        for name in ("max_message", "max_clients", "frame_queue", "reply_queue", "send_buffer"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise InvalidInputError(f"WebOptions.{name}={v!r} must be a positive integer")
@@ -111,13 +114,15 @@ class WebStats:
 
 class _Page:
     """One WebSocket connection; ``subscribed``/``frames`` are what the shared dispatch uses."""
-    __slots__ = ("ws", "frames", "replies", "wake", "subscribed", "closed")
+    __slots__ = ("ws", "frames", "replies", "wake", "room", "subscribed", "closed")
 
     def __init__(self, ws, frame_queue: int):
         self.ws = ws
         self.frames: collections.deque = collections.deque(maxlen=frame_queue)
         self.replies: collections.deque = collections.deque()
         self.wake = asyncio.Event()
+        self.room = asyncio.Event()     # set while the reply queue has room
+        self.room.set()
         self.subscribed = True
         self.closed = False
 
@@ -374,6 +379,13 @@ class WebServer:
                 "server_full", f"server has {self.options.max_clients} clients, the maximum; try later")))
             await ws.close(1013, "server full")
             return
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.send_buffer)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         page = _Page(ws, self.options.frame_queue)
         self._pages.add(page)
         self.stats.pages = len(self._pages)
@@ -422,6 +434,9 @@ class WebServer:
             text = json.dumps(error_reply("internal", "reply could not be encoded", obj.get("id")))
         page.replies.append(text)
         page.wake.set()
+        if len(page.replies) >= self.options.reply_queue:   # the page does not read: stop reading from it
+            page.room.clear()
+            await page.room.wait()
 
     async def _writer(self, page: _Page):
         from websockets.exceptions import ConnectionClosed
@@ -432,8 +447,11 @@ class WebServer:
                     page.wake.clear()
                     continue
                 text = page.replies.popleft() if page.replies else page.frames.popleft()
+                if len(page.replies) < self.options.reply_queue:
+                    page.room.set()
                 await page.ws.send(text)
         except (ConnectionClosed, asyncio.CancelledError):
             pass
         finally:
             page.closed = True
+            page.room.set()

@@ -310,3 +310,37 @@ def test_idle_request_switches_the_loops_idle_motion_on_both_transports(static):
                 err = await _recv_reply(ws)
                 assert err["code"] == "invalid_input" and "no idle motion" in err["message"]
         asyncio.run(run_standin())
+
+
+def test_a_page_that_never_reads_cannot_queue_replies_without_bound(static):
+    """Requests from a page that reads nothing stop being read once `reply_queue` replies wait; other pages go on."""
+    from websockets.asyncio.client import connect
+    loop = StandInLoop(fps=60.0).start()
+    try:
+        with WebServer(loop, WebOptions(port=0, static_dir=static, reply_queue=16)) as server:
+            import socket
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # a small window: the page's backlog shows
+            raw.connect(tuple(server.address))
+
+            async def run():
+                mute = await connect(_ws_url(server), sock=raw, max_queue=1)
+
+                async def flood():   # TCP buffers fill with frames the mute page never reads; then pings pile up
+                    for i in range(3000):
+                        await mute.send(json.dumps({"type": "ping", "id": i}))
+
+                sender = asyncio.ensure_future(flood())
+                try:
+                    async with connect(_ws_url(server)) as other:
+                        await asyncio.sleep(2.0)
+                        queued = [len(p.replies) for p in server._pages]
+                        assert max(queued) <= 16, queued
+                        await other.send(json.dumps({"type": "ping", "id": "other"}))
+                        assert (await _recv_reply(other))["id"] == "other"
+                finally:
+                    sender.cancel()
+                    mute.transport.abort()
+            asyncio.run(asyncio.wait_for(run(), 60))
+    finally:
+        loop.close()
