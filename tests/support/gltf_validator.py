@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from support.assets import missing_asset
 
 FRONTEND = Path(__file__).resolve().parents[2] / "runtime" / "web" / "frontend"
 
@@ -16,9 +16,9 @@ def validate(path) -> dict:
     """The validator's report ({numErrors, numWarnings, numInfos, numHints, messages}) for ``path``."""
     node = shutil.which("node")
     if node is None:
-        pytest.skip("needs node (Node.js) to run the glTF validator")
+        missing_asset("Node.js (node) to run the glTF validator", "apt-get install nodejs; .ci/run does")
     if not (FRONTEND / "node_modules" / "gltf-validator").is_dir():
-        pytest.skip(f"needs {FRONTEND}/node_modules/gltf-validator (cd {FRONTEND} && npm ci)")
+        missing_asset(f"{FRONTEND}/node_modules/gltf-validator", f"cd {FRONTEND} && npm ci")
     r = subprocess.run([node, "validate-gltf.mjs", str(path)], cwd=FRONTEND, capture_output=True, text=True,
                        timeout=120)
     return json.loads(r.stdout.strip().splitlines()[-1])
