@@ -1,6 +1,7 @@
 """Read a glTF 2.0 face or avatar (``.glb`` / ``.gltf``, VRM 0.x / 1.0 included) into one :class:`Rig`.
 
-Geometry: every triangle primitive of every mesh node of the scene, placed by the node hierarchy;
+Geometry: every triangle primitive of every mesh node of the scene, placed by the node hierarchy
+(a VRM 0.x avatar, which faces -z, is turned to face +z like every other glTF);
 skinned meshes in their BIND pose (each vertex by its joints' world matrix x inverse bind matrix,
 blended by ``WEIGHTS_0``/``JOINTS_0``); glTF's +y up, +z front, +x = the model's left is rig space.
 Accessors: every component type, ``KHR_mesh_quantization`` (normalised or integer positions,
@@ -336,8 +337,9 @@ def load_gltf(path, *, framing: str = "auto") -> Rig:
 class _World:
     """World matrices of every node (parents from ``children``), memoised, cycle-checked."""
 
-    def __init__(self, doc: _Doc):
+    def __init__(self, doc: _Doc, root: Optional[np.ndarray] = None):
         self.doc = doc
+        self.root = np.eye(4) if root is None else root   # applied above every scene root
         nodes = doc.json.get("nodes", [])
         self.parent: Dict[int, int] = {}
         for i, n in enumerate(nodes):
@@ -355,7 +357,7 @@ class _World:
             if len(chain) > 256:
                 raise InvalidInputError(f"{self.doc.path}: node hierarchy deeper than 256 (a cycle?)")
             n = self.parent.get(n)
-        M = self._m[n] if n is not None else np.eye(4)
+        M = self._m[n] if n is not None else self.root
         for c in reversed(chain):
             M = M @ _node_matrix(self.doc._item("nodes", c))
             self._m[c] = M
@@ -475,7 +477,8 @@ def _texture_transform(uv: np.ndarray, info: dict) -> np.ndarray:
 def _load(path: Path) -> Rig:
     doc = _Doc(path)
     J = doc.json
-    world = _World(doc)
+    # VRM 0.x avatars face -z (UniVRM's convention); VRM 1.0 and plain glTF face +z: turn 0.x around
+    world = _World(doc, np.diag([-1.0, 1.0, -1.0, 1.0]) if _vrm.faces_minus_z(J) else None)
     mesh_nodes = _scene_mesh_nodes(doc)
     if not mesh_nodes:
         mesh_nodes = []
@@ -496,7 +499,7 @@ def _load(path: Path) -> Rig:
     for mi, ni in placed:
         mesh = doc._item("meshes", mi)
         node = doc._item("nodes", ni) if ni is not None else {}
-        M = world(ni) if ni is not None else np.eye(4)
+        M = world(ni) if ni is not None else world.root
         mesh_names = (mesh.get("extras") or {}).get("targetNames")
         for pi, prim in enumerate(mesh.get("primitives", [])):
             where = f"{path}: mesh {mi} primitive {pi}"

@@ -26,7 +26,8 @@ import numpy as np
 
 from emo3d import names, schema
 
-__all__ = ["RETARGET", "MIN_ARKIT_SHAPES", "head_node", "look_at", "expressions", "retarget", "preset_weights"]
+__all__ = ["RETARGET", "MIN_ARKIT_SHAPES", "faces_minus_z", "head_node", "look_at", "expressions", "retarget",
+           "preset_weights"]
 
 MIN_ARKIT_SHAPES = 40
 
@@ -55,6 +56,12 @@ _BLINK_FALLBACK = {"blinkLeft": ("blink", 0.5), "blinkRight": ("blink", 0.5)}
 def _ext(doc: dict) -> Tuple[Optional[dict], Optional[dict]]:
     ex = doc.get("extensions") or {}
     return ex.get("VRM"), ex.get("VRMC_vrm")
+
+
+def faces_minus_z(doc: dict) -> bool:
+    """True for a VRM 0.x document: UniVRM 0.x exports the avatar looking down -z (VRM 1.0 and glTF: +z)."""
+    v0, v1 = _ext(doc)
+    return bool(v0) and not v1
 
 
 def head_node(doc: dict) -> Optional[int]:

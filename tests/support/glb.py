@@ -263,7 +263,8 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
     attributes (KHR_mesh_quantization); ``sparse``: sparse target accessors; ``meshopt``:
     EXT_meshopt_compression; ``skinned``: a joint chain Hips > Neck > Head with the face skinned to
     Head and the body to Hips (the mesh node's own transform must be ignored); ``body``: a tall body
-    below the face (framing); ``vrm`` = '0' or '1': no ARKit shapes, VRM expression presets instead;
+    below the face (framing); ``vrm`` = '0' or '1': no ARKit shapes, VRM expression presets instead (a VRM
+    0.x avatar is written facing -z, as UniVRM 0.x exports it);
     ``unsided_smile``: one ``mouthSmile`` target moving both corners."""
     b = GlbBuilder(meshopt=meshopt)
     v, tris, uv = face_grid()
@@ -301,10 +302,11 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
         parts = [(tris, b.material((1, 1, 1, 1), t, name="face"), None)]
     prims = []
     pos_scale = 2.0 if quantized else 1.0
+    F = np.array([-1, 1, -1], np.float32) if vrm == "0" else np.ones(3, np.float32)   # VRM 0.x faces -z
     for ptris, mat, tr in parts:
         ids, local = np.unique(ptris, return_inverse=True)
         local = local.reshape(-1, 3)
-        pv, puv = v[ids], uv[ids]
+        pv, puv = v[ids] * F, uv[ids]
         if tr is not None:
             puv = (puv - np.array(tr[0], np.float32)) / np.array(tr[1], np.float32)
         attrs = {}
@@ -317,7 +319,7 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
             attrs["TEXCOORD_0"] = b.accessor(puv)
         targets = []
         for d in tdeltas:
-            pd = d[ids]
+            pd = d[ids] * F
             if quantized:
                 targets.append({"POSITION": b.accessor(np.round(pd / pos_scale * 32767), I16, normalized=True,
                                                        sparse=sparse)})
@@ -330,7 +332,8 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
                                                                  index=True),
                       "material": mat, "targets": targets})
     if multi_material:   # a transparent lash card in front of the eyes: left out by the reader
-        card = np.array([[-0.7, 0.45, 0.7], [0.7, 0.45, 0.7], [0.7, 0.55, 0.7], [-0.7, 0.55, 0.7]], np.float32)
+        card = np.array([[-0.7, 0.45, 0.7], [0.7, 0.45, 0.7], [0.7, 0.55, 0.7], [-0.7, 0.55, 0.7]],
+                        np.float32) * F
         rgba = np.zeros((8, 8, 4), np.uint8)
         rgba[::4, :, 3] = 255
         lash = b.material((0, 0, 0, 1), b.texture(rgba), alpha_mode="MASK", name="lashes")
@@ -367,7 +370,7 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
         roots.append(hips)
     roots.append(b.node(**mesh_node_kw))
     if body:
-        bv = np.array([[x, y, z] for y in (-9, -1.3) for z in (-0.6, 0.3) for x in (-1.6, 1.6)], np.float32)
+        bv = np.array([[x, y, z] for y in (-9, -1.3) for z in (-0.6, 0.3) for x in (-1.6, 1.6)], np.float32) * F
         bt = np.array([[0, 1, 5], [0, 5, 4], [2, 6, 7], [2, 7, 3], [1, 3, 7], [1, 7, 5], [0, 4, 6], [0, 6, 2],
                        [2, 3, 1], [2, 1, 0], [4, 5, 7], [4, 7, 6]], np.uint16)
         # front face of the box is z=0.3 (indices 2,3,6,7)

@@ -197,6 +197,10 @@ def test_vrm_head_and_lookat(tmp_path):
         doc = json.loads(data[20:20 + jl])
         assert doc["nodes"][vrm.head_node(doc)]["name"] == "Head"
         assert vrm.look_at(doc)["type"] == "expression"
+        assert vrm.faces_minus_z(doc) == (ver == "0")
+        rig = load_gltf(tmp_path / f"v{ver}.glb")
+        nose = rig.vertices[np.argmax(rig.vertices[:, 2])]
+        assert nose[2] > 0.4 and abs(nose[0]) < 0.1      # facing the camera (+z) in both versions
 
 
 @pytest.mark.parametrize("ext,hint", [("KHR_draco_mesh_compression", "meshopt"),
