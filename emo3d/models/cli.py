@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lm_mlp/emotion: add emotion-word anchor similarities (dataset lexicon) as features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes embedding the texts (frozen encoder; default 1: this process)")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS", help="embed the texts as Ray tasks")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -75,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             dropout=args.dropout, finetune=args.finetune, mirror=not args.no_mirror,
                             use_images=not args.no_images, seed=args.seed, anchors=args.anchors,
                             short_prompts=args.short_prompts, emolex_prompts=args.emolex_prompts,
-                            threads=args.threads, max_steps=args.max_steps,
+                            threads=args.threads, max_steps=args.max_steps, workers=args.workers, ray=args.ray,
                             progress=not args.quiet)
         result = train(opts)
     except (Emo3DError, ValueError, FileNotFoundError) as e:

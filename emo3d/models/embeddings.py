@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from emo3d.io import atomic_path, cache_dir
+from emo3d.parallel import ParallelOptions, run_tasks
 
 from .backbones import BackboneSpec
 
@@ -59,14 +60,54 @@ class EmbeddingStore:
 
 
 @torch.no_grad()
+def _embed_batches(encoder, tokenizer, texts: Sequence[str], spec: BackboneSpec, batch: int) -> np.ndarray:
+    out = []
+    for i in range(0, len(texts), batch):
+        tok = tokenizer(list(texts[i:i + batch]), padding=True, truncation=True, max_length=spec.max_length,
+                        return_tensors="pt")
+        out.append(encoder(tok["input_ids"], tok["attention_mask"]).float().cpu().numpy())
+    return np.concatenate(out, axis=0)
+
+
+_WORKER_ENCODERS: Dict[BackboneSpec, tuple] = {}     # per worker process: the encoder it loaded
+
+
+@torch.no_grad()
+def _embed_chunk(task) -> np.ndarray:
+    """Worker task: (spec, texts, batch) -> [N,D]; the worker loads the spec's encoder once."""
+    spec, texts, batch = task
+    if spec not in _WORKER_ENCODERS:
+        from .encoders import load_encoder
+        encoder, tokenizer = load_encoder(spec)
+        _WORKER_ENCODERS[spec] = (encoder.eval(), tokenizer)
+    encoder, tokenizer = _WORKER_ENCODERS[spec]
+    return _embed_batches(encoder, tokenizer, texts, spec, batch)
+
+
+@torch.no_grad()
 def embed_texts(encoder, tokenizer, texts: Sequence[str], spec: BackboneSpec, *, batch: int = 128,
-                progress: bool = True, cache: bool = True) -> torch.Tensor:
-    """Embed texts with a (frozen) encoder: each distinct text once; cached per text on disk."""
+                progress: bool = True, cache: bool = True,
+                parallel: Optional[ParallelOptions] = None) -> torch.Tensor:
+    """Embed texts with a (frozen) encoder: each distinct text once; cached per text on disk.
+    ``parallel`` (worker processes or Ray): chunks of the texts go to workers that load ``spec``'s
+    encoder themselves — only for an encoder built from ``spec`` (not a fine-tuned one)."""
     from tqdm.auto import tqdm
     store = EmbeddingStore(spec) if cache else None
     known = store.table if store else {}
     todo = sorted({t for t in texts if t not in known}, key=len)   # similar lengths: less padding
     fresh: Dict[str, np.ndarray] = {}
+    if todo and parallel is not None and parallel.backend != "inline" and len(todo) > batch:
+        chunks: List[List[str]] = [todo[i:i + batch * 4] for i in range(0, len(todo), batch * 4)]
+        with tqdm(total=len(todo), desc="embedding texts", unit="text", disable=not progress, leave=False) as bar:
+            def done(i, emb):
+                bar.update(len(chunks[i]))
+                if store is not None:
+                    store.add(chunks[i], emb)           # saved as it goes
+                else:
+                    fresh.update(zip(chunks[i], emb))
+            run_tasks(_embed_chunk, [(spec, c, batch) for c in chunks], parallel, on_done=done)
+        known = store.table if store else fresh
+        todo = []
     if todo:
         encoder.eval()
         for i in tqdm(range(0, len(todo), batch), desc="embedding texts", unit="batch", disable=not progress,

@@ -32,6 +32,7 @@ import torch
 
 from emo3d.errors import InvalidInputError
 from emo3d.manifest import KINDS, ModelManifest
+from emo3d.parallel import ParallelOptions
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
 from .backbones import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, resolve_backbone
@@ -96,6 +97,8 @@ class TrainOptions:
     vae_loss: str = "paper"              # vae_clip: paper (eq. 2-4, per-row cosine) | official (notebook)
     lambda_text: float = 0.004           # vae_clip λ_text / λ_image (paper and official: 0.004 / 0.002)
     lambda_image: float = 0.002
+    workers: int = 1                     # text-embedding processes (frozen encoder; 1: this process)
+    ray: Optional[str] = None            # "auto" or a Ray address: text embedding as Ray tasks
 
     def __post_init__(self) -> None:
         self.model = canonical_kind(self.model)
@@ -122,6 +125,7 @@ class TrainOptions:
         if self.vae_loss == "official" and (self.model != "vae_clip" or self.finetune or not self.use_images):
             raise InvalidInputError("--vae-loss official trains VAE-CLIP on (text, image, scores) triples: it needs "
                                     "--model vae_clip with images and a frozen encoder (no --finetune/--no-images)")
+        ParallelOptions(workers=self.workers, ray=self.ray)   # validates --workers / --ray
         if not (self.lambda_text >= 0 and self.lambda_image >= 0):
             raise InvalidInputError("lambda_text and lambda_image must be >= 0")
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -307,8 +311,10 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
                                 f"(for example {PAPER_CLIP!r} or a local CLIP folder)")
     if opts.model in ("lm_mlp", "emotion") and spec.family != "text":
         raise InvalidInputError(f"model {opts.model} needs a text backbone (BERT/XLM-R/MiniLM), got CLIP {spec.name!r}")
+    parallel = None                      # workers rebuild the encoder from spec: only when we built it too
     if encoder is None:
         encoder, tokenizer = load_encoder(spec)
+        parallel = ParallelOptions(workers=opts.workers, ray=opts.ray)
     t0 = time.perf_counter()
     t_embed = 0.0
     # embeddings (cached) for every split; in fine-tune mode only as the initial values
@@ -316,7 +322,8 @@ def train_from_pairs(opts: TrainOptions, train_pairs, val_pairs=None, test_pairs
         if opts.finetune:
             return _rows(p, torch.zeros(len(p.texts), encoder.out_dim), 0)
         return _rows(p, embed_texts(encoder, tokenizer, list(p.texts), spec, batch=opts.embed_batch,
-                                    progress=opts.progress, cache=opts.cache_embeddings), 0)
+                                    progress=opts.progress, cache=opts.cache_embeddings,
+                                    parallel=parallel), 0)
     tr, va = text_rows(train_pairs), text_rows(val_pairs)
     te = text_rows(test_pairs) if test_pairs is not None else None
     n_images = 0
