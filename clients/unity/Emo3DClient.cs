@@ -1,7 +1,9 @@
 // Emo3DClient.cs - Unity client for the emo3d control-and-frames server (docs/control-protocol.md).
 //
 // Connects to `emo3d-run --serve` over TCP, sends prompts / weights / pings, and applies the streamed
-// blendshape scores to SkinnedMeshRenderers by blendshape name. Uses only UnityEngine and .NET
+// blendshape scores to SkinnedMeshRenderers by blendshape name and the streamed head and eye rotations to
+// the bones you assign (headBone, leftEyeBone, rightEyeBone). Reconnects on its own; initialPrompt is sent
+// after every (re)connect; a failing connection is logged once per outage. Uses only UnityEngine and .NET
 // standard APIs (System.Net.Sockets, System.Threading, System.Text); no packages.
 //
 // Wire format: every message is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON.
@@ -31,7 +33,16 @@ public class Emo3DClient : MonoBehaviour
     [Tooltip("Unity blendshape weights run 0..100; emo3d scores run 0..1.")]
     public float weightScale = 100f;
 
+    [Header("Bones (optional)")]
+    [Tooltip("Rotated by the frames' head pose (yaw, pitch, roll), relative to its rotation at BuildMaps().")]
+    public Transform headBone;
+    [Tooltip("Rotated by the frames' left-eye angles, relative to its rotation at BuildMaps().")]
+    public Transform leftEyeBone;
+    [Tooltip("Rotated by the frames' right-eye angles, relative to its rotation at BuildMaps().")]
+    public Transform rightEyeBone;
+
     [Header("Prompt")]
+    [Tooltip("Sent after every connect and reconnect (empty = none).")]
     public string initialPrompt = "";
     [Range(0f, 4f)] public float intensity = 1f;
     public int transitionMs = 300;
@@ -62,6 +73,11 @@ public class Emo3DClient : MonoBehaviour
     readonly object _frameLock = new object();
     Dictionary<string, float> _pendingFrame;   // newest unapplied frame (older ones are skipped)
     long _pendingIndex = -1;
+    float[] _pendingPose;                      // head yaw, pitch, roll, left eye x3, right eye x3 (radians)
+    volatile bool _outageLogged;               // a failing connection is reported once until one succeeds
+    Quaternion _headRest = Quaternion.identity, _leftEyeRest = Quaternion.identity,
+               _rightEyeRest = Quaternion.identity;
+    const float Rad2Deg = (float)(180.0 / Math.PI);
     readonly ConcurrentQueue<string> _replies = new ConcurrentQueue<string>();
     readonly List<Dictionary<string, List<int>>> _maps = new List<Dictionary<string, List<int>>>();
     readonly Dictionary<string, string> _normalized = new Dictionary<string, string>();
@@ -70,8 +86,7 @@ public class Emo3DClient : MonoBehaviour
     void Start()
     {
         BuildMaps();
-        if (connectOnStart) Connect();
-        if (!string.IsNullOrEmpty(initialPrompt)) SendText(initialPrompt, intensity, transitionMs);
+        if (connectOnStart) Connect();   // initialPrompt goes out once the connection is up (and after reconnects)
     }
 
     // ------------------------------------------------------------------ public API
@@ -103,19 +118,37 @@ public class Emo3DClient : MonoBehaviour
     }
 
     /// <summary>Ask the server to show the expression of a text, e.g. "furious scowl".</summary>
+    /// <exception cref="ArgumentException">text is empty, or intensity is NaN/infinite or outside 0..4.</exception>
     public void SendText(string text, float intensity = 1f, int transitionMs = 300, string id = null)
     {
+        Enqueue(TextJson(text, intensity, transitionMs, id));
+    }
+
+    static string TextJson(string text, float intensity, int transitionMs, string id)
+    {
+        if (string.IsNullOrEmpty(text) || text.Trim().Length == 0)
+            throw new ArgumentException("emo3d: text is empty; send a description such as \"furious scowl\"", "text");
+        if (float.IsNaN(intensity) || float.IsInfinity(intensity) || intensity < 0f || intensity > 4f)
+            throw new ArgumentException("emo3d: intensity must be a finite number in 0..4, got " +
+                                        intensity.ToString(CultureInfo.InvariantCulture), "intensity");
         var sb = new StringBuilder("{\"type\":\"text\",\"text\":");
         AppendString(sb, text);
         sb.Append(",\"intensity\":").Append(intensity.ToString("R", CultureInfo.InvariantCulture));
-        sb.Append(",\"transition_ms\":").Append(Math.Max(0, transitionMs).ToString(CultureInfo.InvariantCulture));
+        sb.Append(",\"transition_ms\":").Append(Math.Min(60000, Math.Max(0, transitionMs)).ToString(CultureInfo.InvariantCulture));
         AppendId(sb, id);
-        Enqueue(sb.Append('}').ToString());
+        return sb.Append('}').ToString();
     }
 
     /// <summary>Set explicit blendshape weights (ARKit names, 0..1); missing names are 0.</summary>
+    /// <exception cref="ArgumentException">a value is NaN or infinite.</exception>
     public void SendWeights(IDictionary<string, float> weights, int transitionMs = 200, string id = null)
     {
+        if (weights == null) throw new ArgumentNullException("weights");
+        foreach (var kv in weights)
+            if (float.IsNaN(kv.Value) || float.IsInfinity(kv.Value))
+                throw new ArgumentException("emo3d: weight " + kv.Key + " is " +
+                                            kv.Value.ToString(CultureInfo.InvariantCulture) +
+                                            "; weights are finite numbers in 0..1", "weights");
         var sb = new StringBuilder("{\"type\":\"weights\",\"weights\":{");
         bool first = true;
         foreach (var kv in weights)
@@ -137,9 +170,13 @@ public class Emo3DClient : MonoBehaviour
         Enqueue(sb.Append('}').ToString());
     }
 
-    /// <summary>Call after changing <see cref="targets"/> at runtime.</summary>
+    /// <summary>Call after changing <see cref="targets"/> or the bones at runtime (the bones' current
+    /// local rotations become their rest rotations).</summary>
     public void BuildMaps()
     {
+        if (headBone != null) _headRest = headBone.localRotation;
+        if (leftEyeBone != null) _leftEyeRest = leftEyeBone.localRotation;
+        if (rightEyeBone != null) _rightEyeRest = rightEyeBone.localRotation;
         _maps.Clear();
         foreach (var r in targets)
         {
@@ -183,16 +220,19 @@ public class Emo3DClient : MonoBehaviour
         }
 
         Dictionary<string, float> frame = null;
+        float[] pose = null;
         lock (_frameLock)
         {
             if (_pendingFrame != null)
             {
                 frame = _pendingFrame;
+                pose = _pendingPose;
                 LastFrameIndex = _pendingIndex;
                 _pendingFrame = null;
             }
         }
         if (frame != null) Apply(frame);
+        if (pose != null) ApplyPose(pose);
 
         if (_lost)
         {
@@ -226,6 +266,21 @@ public class Emo3DClient : MonoBehaviour
         foreach (var kv in frame) Scores[kv.Key] = kv.Value;
     }
 
+    /// <summary>emo3d pose (radians; +yaw toward the subject's left, +pitch down, +roll toward the right
+    /// shoulder; docs: emo3d/pose.py) -> a Unity local rotation: the x axis is mirrored (Unity's +x is the
+    /// avatar's right), so yaw and roll change sign; Unity applies Euler angles as Ry * Rx * Rz like emo3d.</summary>
+    public static Quaternion PoseRotation(float yaw, float pitch, float roll)
+    {
+        return Quaternion.Euler(pitch * Rad2Deg, -yaw * Rad2Deg, -roll * Rad2Deg);
+    }
+
+    void ApplyPose(float[] p)
+    {
+        if (headBone != null) headBone.localRotation = _headRest * PoseRotation(p[0], p[1], p[2]);
+        if (leftEyeBone != null) leftEyeBone.localRotation = _leftEyeRest * PoseRotation(p[3], p[4], p[5]);
+        if (rightEyeBone != null) rightEyeBone.localRotation = _rightEyeRest * PoseRotation(p[6], p[7], p[8]);
+    }
+
     void OnDestroy() { Disconnect(); }
     void OnApplicationQuit() { Disconnect(); }
 
@@ -238,6 +293,15 @@ public class Emo3DClient : MonoBehaviour
             c.client.Connect(host, port);
             c.stream = c.client.GetStream();
             c.open = true;
+            _outageLogged = false;
+            string prompt = initialPrompt;
+            if (!string.IsNullOrEmpty(prompt) && prompt.Trim().Length > 0)
+            {   // after every (re)connect, ahead of anything queued meanwhile (the writer starts below)
+                byte[] first = null;
+                try { first = Frame(TextJson(prompt, intensity, transitionMs, null)); }
+                catch (ArgumentException e) { _replies.Enqueue(ClientError("initialPrompt not sent: " + e.Message)); }
+                if (first != null) c.stream.Write(first, 0, first.Length);
+            }
             new Thread(() => WriteLoop(c)) { IsBackground = true, Name = "emo3d-write" }.Start();
             var header = new byte[4];
             while (!c.closed)
@@ -252,8 +316,14 @@ public class Emo3DClient : MonoBehaviour
         }
         catch (Exception e)
         {
-            if (!c.closed)
-                _replies.Enqueue("{\"type\":\"error\",\"code\":\"client\",\"message\":" + Quote(e.Message) + "}");
+            if (!c.closed && !_outageLogged)   // once per outage, not once per retry
+            {
+                _outageLogged = true;
+                string retry = reconnectSeconds > 0f
+                    ? "; retrying every " + reconnectSeconds.ToString(CultureInfo.InvariantCulture) + " s (logged once until connected)"
+                    : "";
+                _replies.Enqueue(ClientError(host + ":" + port + ": " + e.Message + retry));
+            }
         }
         finally
         {
@@ -273,13 +343,24 @@ public class Emo3DClient : MonoBehaviour
         catch (Exception) { /* connection gone: the reader reports it */ }
     }
 
-    void Enqueue(string json)
+    static string ClientError(string message)
+    {
+        return "{\"type\":\"error\",\"code\":\"client\",\"message\":" + Quote(message) + "}";
+    }
+
+    static byte[] Frame(string json)
     {
         byte[] body = Encoding.UTF8.GetBytes(json);
         var msg = new byte[4 + body.Length];
         msg[0] = (byte)(body.Length >> 24); msg[1] = (byte)(body.Length >> 16);
         msg[2] = (byte)(body.Length >> 8); msg[3] = (byte)body.Length;
         Buffer.BlockCopy(body, 0, msg, 4, body.Length);
+        return msg;
+    }
+
+    void Enqueue(string json)
+    {
+        var msg = Frame(json);
         var c = _conn;
         if (c == null) { Debug.LogWarning("emo3d: not connected; call Connect() first"); return; }
         try { c.outbox.TryAdd(msg); } catch (InvalidOperationException) { /* closed (also ObjectDisposed) */ }
@@ -310,12 +391,29 @@ public class Emo3DClient : MonoBehaviour
                 foreach (var kv in (Dictionary<string, object>)w)
                     if (kv.Value is double) weights[kv.Key] = (float)(double)kv.Value;
             long index = msg.TryGetValue("index", out idx) && idx is double ? (long)(double)idx : -1;
-            lock (_frameLock) { _pendingFrame = weights; _pendingIndex = index; }
+            float[] pose = new float[9];
+            bool havePose = ReadFloats(msg, "head", pose, 0, 3) & ReadFloats(msg, "eyes", pose, 3, 6);
+            lock (_frameLock) { _pendingFrame = weights; _pendingIndex = index; _pendingPose = havePose ? pose : null; }
         }
         else
         {
             _replies.Enqueue(json);
         }
+    }
+
+    static bool ReadFloats(Dictionary<string, object> msg, string key, float[] dst, int at, int n)
+    {
+        object v;
+        var list = msg.TryGetValue(key, out v) ? v as List<object> : null;
+        if (list == null || list.Count < n) return false;
+        for (int k = 0; k < n; k++)
+        {
+            if (!(list[k] is double)) return false;
+            double d = (double)list[k];
+            if (double.IsNaN(d) || double.IsInfinity(d)) return false;
+            dst[at + k] = (float)d;
+        }
+        return true;
     }
 
     static void AppendId(StringBuilder sb, string id)
