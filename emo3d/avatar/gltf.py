@@ -13,7 +13,8 @@ exponential filters). Any other extension in ``extensionsRequired`` (Draco, KTX2
 Morph targets: names from ``mesh.extras.targetNames`` (or the primitive's) resolve through the one
 name map :mod:`emo3d.names` (ARKit, FaceCap, CC4, MetaHuman, Blender suffixes ...); one-sided parts
 of unsided shapes are summed; an unsided source of a sided pair (``mouthSmile``) is split by the
-sign of x. Unknown names: ``Rig.unknown`` and one :class:`emo3d.names.UnknownNameWarning`. A VRM
+sign of x; ``tongueOut`` is kept as an extra target (driven by name or a prediction's ``extras``).
+Unknown names: ``Rig.unknown`` and one :class:`emo3d.names.UnknownNameWarning`. A VRM
 without ARKit shapes drives its expression presets through :mod:`emo3d.avatar.vrm`'s retarget
 (with ARKit shapes present, those win).
 
@@ -51,7 +52,7 @@ from emo3d.errors import AssetError, InvalidInputError
 
 from . import framing as _framing
 from . import vrm as _vrm
-from .rig import Rig
+from .rig import EXTRA_TARGETS, Rig
 
 __all__ = ["load_gltf", "match_target", "SUPPORTED_EXTENSIONS"]
 
@@ -587,9 +588,8 @@ def _load(path: Path) -> Rig:
                         continue
                     if m.split:
                         split.setdefault(m.name, []).append((n_v, d))
-                    elif m.targets[0] in schema.MODEL_INDEX:
-                        deltas.setdefault(m.targets[0], []).append((n_v, d))
-                    # tongueOut / _neutral: known names, no MediaPipe channel to drive (yet)
+                    elif m.targets[0] in schema.MODEL_INDEX or m.targets[0] in EXTRA_TARGETS:
+                        deltas.setdefault(m.targets[0], []).append((n_v, d))   # (_neutral: nothing to drive)
             color = np.repeat(factor[None, :3], V, axis=0)
             if "COLOR_0" in attrs:
                 c = doc.accessor(attrs["COLOR_0"]).astype(np.float64)[:, :3]
@@ -615,7 +615,7 @@ def _load(path: Path) -> Rig:
             left = np.clip(0.5 + (x - mid) / (2 * soft), 0, 1)[:, None]   # +x is the subject's left
             deltas.setdefault(stem + "Left", []).append((start, d * left))
             deltas.setdefault(stem + "Right", []).append((start, d * (1 - left)))
-    target_names = tuple(n for n in schema.MODEL_NAMES if n in deltas)
+    target_names = tuple(n for n in schema.MODEL_NAMES + EXTRA_TARGETS if n in deltas)
     dense = np.zeros((len(target_names), n_v, 3), np.float32)
     for t, n in enumerate(target_names):
         for start, d in deltas[n]:
@@ -625,7 +625,7 @@ def _load(path: Path) -> Rig:
         # few or no ARKit shapes: the VRM presets drive the ARKit shapes the rig lacks (its own win)
         extra_names, extra = _vrm.retarget(vrm_exprs, vertices, skip=target_names)
         if extra_names:
-            order = {n: i for i, n in enumerate(schema.MODEL_NAMES)}
+            order = {n: i for i, n in enumerate(schema.MODEL_NAMES + EXTRA_TARGETS)}
             merged = sorted(zip(target_names + extra_names, list(dense) + list(extra)), key=lambda t: order[t[0]])
             target_names = tuple(n for n, _ in merged)
             dense = np.stack([d for _, d in merged]).astype(np.float32)

@@ -8,10 +8,11 @@ Deltas are stored as CSR by target (``offsets [T+1]``, ``indices [K]``, ``values
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from emo3d import names as name_map
 from emo3d import schema
 from emo3d.errors import InvalidInputError
 from emo3d.weights import WeightClampWarning, normalize
@@ -31,6 +32,26 @@ def _as(arr, name: str, dtype, shape: tuple, *, finite: bool = False) -> np.ndar
     if finite and not np.isfinite(a).all():
         raise InvalidInputError(f"Rig.{name} contains NaN or inf")
     return a
+
+
+#: Targets a rig may carry beyond MediaPipe's 51 shapes (driven by name or by a prediction's ``extras``).
+EXTRA_TARGETS = ("tongueOut",)
+
+
+def _extra_value(name: str, weights, extras) -> float:
+    if extras and name in extras:
+        v = float(extras[name])
+    elif isinstance(weights, Mapping):
+        v = 0.0
+        for k, x in weights.items():
+            m = name_map.resolve(k)
+            if m is not None and m.targets == (name,):
+                v = float(x)
+    else:
+        return 0.0
+    if not np.isfinite(v):
+        raise InvalidInputError(f"{name}: value {v} is not finite")
+    return min(max(v, 0.0), 1.0)
 
 
 @dataclass
@@ -78,9 +99,9 @@ class Rig:
                 c = schema.canonical_name(n)
             except KeyError as e:
                 raise InvalidInputError(f"Rig.target_names: {e.args[0]}") from None
-            if c not in schema.MODEL_INDEX:
+            if c not in schema.MODEL_INDEX and c not in EXTRA_TARGETS:
                 raise InvalidInputError(f"Rig.target_names: {n!r} is not one of the 51 ARKit shapes "
-                                        f"MediaPipe predicts")
+                                        f"MediaPipe predicts (or {', '.join(EXTRA_TARGETS)})")
             if c in names:
                 raise InvalidInputError(f"Rig.target_names: {c!r} appears twice")
             names.append(c)
@@ -153,12 +174,18 @@ class Rig:
             d[t, self.indices[sl]] = self.values[sl]
         return d
 
-    def weights_for(self, weights) -> np.ndarray:
+    def weights_for(self, weights, *, extras: Mapping[str, float] | None = None) -> np.ndarray:
         """[52] MediaPipe vector / [51] / {name: value} / [F,52] -> [F,T] float32 in this rig's target
-        order (validated, clamped to [0,1] with a warning)."""
+        order (validated, clamped to [0,1] with a warning). An extra target (``tongueOut``, beyond
+        MediaPipe's 52) takes ``extras[name]`` (a prediction's ``extras``), else the mapping's value
+        under any spelling of its name, else 0."""
         w = normalize(weights, batch=True).warn(stacklevel=4).values
-        cols = np.array([schema.MEDIAPIPE_INDEX[n] for n in self.target_names], dtype=np.int64)
-        return np.ascontiguousarray(w[:, cols])
+        cols = np.array([schema.MEDIAPIPE_INDEX.get(n, 0) for n in self.target_names], dtype=np.int64)
+        out = np.ascontiguousarray(w[:, cols])
+        for t, n in enumerate(self.target_names):
+            if n in EXTRA_TARGETS:
+                out[:, t] = _extra_value(n, weights, extras)
+        return out
 
     def deform(self, weights, *, threads: int = 0) -> np.ndarray:
         """Deformed vertices [F,V,3] float32 (the native sparse kernel ``deform_sparse``; the rig's

@@ -215,7 +215,7 @@ def _parts():
     (dict(triangles=np.array([[0, 1, -1]])), "out of range"),
     (dict(triangles=np.array([[0.0, 1.0, 2.0]])), "triangles"),
     (dict(target_names=("jawOpn",)), "jawOpen"),
-    (dict(target_names=("tongueOut",)), "51 ARKit"),
+    (dict(target_names=("_neutral",)), "51 ARKit"),   # tongueOut is an allowed extra target
     (dict(offsets=np.array([0, 3], np.int64)), "offsets"),
     (dict(indices=np.array([0, 1, 2, 10_000], np.int32)), "indices"),
     (dict(values=np.full((4, 3), np.nan, np.float32)), "NaN"),

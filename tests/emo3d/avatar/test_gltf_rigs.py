@@ -312,3 +312,18 @@ def test_test_rigs_are_valid_gltf(tmp_path, name):
     # and VRM 0.x's extension name "VRM" (not in the VENDOR_name form; every VRM 0.x file has it)
     codes = {m["code"] for m in report["messages"] if m["severity"] == 1}
     assert codes <= {"NODE_SKINNED_MESH_LOCAL_TRANSFORMS", "INVALID_EXTENSION_NAME_FORMAT"}, report
+
+
+def test_tongue_out_target_is_kept_and_driven_by_name_or_extras(rigs):
+    rig = rigs["cc4_names"]                      # the source name is "Tongue_Out"
+    assert rig.target_names[-1] == "tongueOut" and "tongueOut" not in rig.missing
+    t = rig.target_names.index("tongueOut")
+    assert rig.weights_for({"Tongue_Out": 0.8})[0, t] == pytest.approx(0.8)
+    assert rig.weights_for({"tongueOut": 2.0})[0, t] == 1.0                       # clamped like the others
+    vec = np.zeros(52, np.float32)
+    assert rig.weights_for(vec)[0, t] == 0.0
+    assert rig.weights_for(vec, extras={"tongueOut": 0.5})[0, t] == pytest.approx(0.5)   # Prediction.extras
+    neutral, out = _render(rig, {}), _render(rig, {"tongueOut": 1.0})
+    ys, xs = np.nonzero(np.abs(out - neutral).sum(-1) > 40)
+    x0, y0, x1, y1, _ = _skin_box(neutral)
+    assert len(ys) >= 4 and (ys.mean() - y0) / (y1 - y0) > 0.55                  # at the mouth
