@@ -55,6 +55,8 @@ DATA_EXTS = ("json", "npz", "safetensors", "md", "txt", "png", "npy", "onnx", "c
 PACKAGES = find_packages(include=[
     "emo3d", "emo3d.*", "native", "native.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
 ]) + ["emo3d.avatar.data", "emo3d.models.default"]  # data-only folders shipped with the code
+# the built browser viewer (bash scripts/build_web.sh; absent where Node.js is not installed)
+WEB_STATIC = ["runtime.web.static"] if (ROOT / "runtime" / "web" / "static" / "index.html").is_file() else []
 
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
 RAY = ["ray>=2.9"]   # emo3d data build / eval --ray: shards and renders as Ray tasks on a cluster
@@ -76,11 +78,11 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=PACKAGES,
+    packages=PACKAGES + WEB_STATIC,
     include_package_data=True,
     # Shipped data files: the default model's head (models/default), the avatar calibration (avatar/data), ...
     package_data={"": [f"*.{ext}" for ext in DATA_EXTS],
-                  "runtime.web": ["static/*"]},  # the built browser viewer (bash scripts/build_web.sh)
+                  "runtime.web.static": ["*"]},
     ext_modules=[CMakeExtension("native._core", sourcedir=str(ROOT))],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,
