@@ -96,7 +96,8 @@ def _settle(loop, weights=None):
     time.sleep(0.3)
 
 
-def test_page_draws_the_face_from_loopback_only(browser, server):
+def test_page_draws_the_face_from_loopback_only(browser, server, loop):
+    _settle(loop)
     p = Page(browser, server.url)
     try:
         img = p.canvas()
@@ -111,6 +112,17 @@ def test_page_draws_the_face_from_loopback_only(browser, server):
         assert {urlparse(u).path for u in p.requests} >= {"/", "/app.js", "/style.css", "/config.json", "/rig.glb",
                                                           "/ws"}
         assert p.errors == []
+        # the orbit camera: a drag turns the view
+        box = p.page.locator("#view").bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        p.page.mouse.move(cx, cy)
+        p.page.mouse.down()
+        p.page.mouse.move(cx + 150, cy, steps=8)
+        p.page.mouse.up()
+        time.sleep(0.5)   # damping settles
+        turned = p.canvas()
+        assert (np.abs(turned[h // 4: 3 * h // 4, w // 4: 3 * w // 4] - img[h // 4: 3 * h // 4, w // 4: 3 * w // 4])
+                .sum(axis=2) > 30).mean() > 0.05, "dragging on the canvas did not turn the view"
     finally:
         p.close()
 
@@ -225,6 +237,7 @@ def test_phone_width_layout_and_webm_share(browser, server):
         view = p.page.locator("#view").bounding_box()
         panel = p.page.locator("#panel").bounding_box()
         assert view["width"] >= 380 and panel["y"] >= view["y"] + view["height"] - 1, (view, panel)
+        assert p.page.evaluate("() => document.scrollingElement.scrollWidth") <= 390, "the page scrolls sideways"
         assert p.canvas().std() > 10
         p.page.click("#share")
         time.sleep(1.5)
