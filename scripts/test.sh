@@ -10,4 +10,10 @@ VENV="$(bash scripts/setup_venv.sh test | tail -n 1)"
 "$VENV/bin/lint-imports" --no-cache
 # The pytest script (not `python -m pytest`) keeps the source tree off sys.path, so tests import the installed
 # packages; tests/conftest.py sits in tests/, not at the root, for the same reason.
-exec "$VENV/bin/pytest" -q -p no:cacheprovider --timeout=900 tests "$@"
+# `bash scripts/test.sh` runs the whole suite; arguments are pytest's, and naming a test path runs only that
+# (`bash scripts/test.sh -x -q tests/emo3d/test_schema.py`).
+TARGET=(tests)
+for arg in "$@"; do
+  if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then TARGET=(); break; fi
+done
+exec "$VENV/bin/pytest" -q -p no:cacheprovider --timeout=900 "${TARGET[@]}" "$@"
