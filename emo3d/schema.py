@@ -1,4 +1,5 @@
-"""The one blendshape schema of emo3d: every name, order and name map lives here.
+"""The one blendshape schema of emo3d: every name and order lives here (a name from a user, in any vendor's
+spelling, resolves in :mod:`emo3d.names`).
 
 Orders
 ------
@@ -19,8 +20,6 @@ hand-typed list.
 """
 from __future__ import annotations
 
-import difflib
-import re
 import sys
 from typing import Dict, Iterable, Mapping, Sequence, Tuple
 
@@ -199,28 +198,7 @@ def vmc_to_mediapipe(values: Mapping[str, float]) -> np.ndarray:
     return arkit_to_mediapipe(arkit)
 
 
-# --- names from users -----------------------------------------------------------------------
-_CANON: Dict[str, str] = {}
-for _n in MEDIAPIPE_NAMES + ARKIT_NAMES:
-    _CANON[_n.lower()] = _n
-
-
-def canonical_name(name: str) -> str:
-    """Resolve a user-supplied shape name to its ARKit spelling.
-
-    Accepts any case (``JawOpen``, ``jawopen``), VMC/Live Link spellings and ``_L``/``_R``,
-    ``.L``/``.R``, ``Left``/``Right`` suffixes. Raises ``KeyError`` listing close matches.
-    """
-    key = re.sub(r"[\s\-]", "", str(name))
-    low = key.lower()
-    m = re.match(r"^(.*?)[_.]?(l|r)$", low)
-    if low not in _CANON and m and m.group(1) + ("left" if m.group(2) == "l" else "right") in _CANON:
-        low = m.group(1) + ("left" if m.group(2) == "l" else "right")
-    if low in _CANON:
-        return _CANON[low]
-    close = difflib.get_close_matches(low, list(_CANON), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(_CANON[c] for c in close)}?" if close else ""
-    raise KeyError(f"unknown blendshape name {name!r}{hint} (accepted: the 52 ARKit names, any case)")
+# Names from users (any vendor spelling) resolve in emo3d.names (canonical_name, resolve), the one name map.
 
 
 def to_mapping(vec: np.ndarray, names: Sequence[str] = MEDIAPIPE_NAMES) -> Dict[str, float]:

@@ -151,6 +151,14 @@ def test_one_weights_normaliser():
     assert normalisers == [("emo3d/weights.py", "normalize")]
 
 
+def test_one_name_resolver():
+    """A blendshape name from outside resolves in one place, ``emo3d.names`` (``canonical_name`` / ``resolve``):
+    schema's former second resolver stays gone."""
+    found = list(_calls_and_defs(_sources(*FIRST_PARTY)))
+    defs = [f for f, kind, name, _ in found if kind == "def" and name == "canonical_name"]
+    assert defs == ["emo3d/names.py"]
+
+
 def test_one_pose_statement():
     """The head/eye pose signs are stated once, in emo3d/pose.py; the renderer, the loop, the webcam, the
     preview and the streams refer to it instead of restating (three disagreeing statements were the bug)."""

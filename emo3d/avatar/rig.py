@@ -96,7 +96,7 @@ class Rig:
         names = []
         for n in self.target_names:
             try:
-                c = schema.canonical_name(n)
+                c = name_map.canonical_name(n)
             except KeyError as e:
                 raise InvalidInputError(f"Rig.target_names: {e.args[0]}") from None
             if c not in schema.MODEL_INDEX and c not in EXTRA_TARGETS:

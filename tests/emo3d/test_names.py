@@ -173,3 +173,20 @@ def test_csharp_table_resolves_like_python(tmp_path):
     for name, line in zip(probe, out):
         m = N.resolve(name)
         assert line == (",".join(m.targets) if m else ""), name
+
+
+# (formerly schema.canonical_name's cases: names is the one owner of name resolution)
+@pytest.mark.parametrize("given,expected", [
+    ("jawOpen", "jawOpen"), ("JawOpen", "jawOpen"), ("JAWOPEN", "jawOpen"), ("eyeBlink_L", "eyeBlinkLeft"),
+    ("EyeBlink_R", "eyeBlinkRight"), ("browInnerUp", "browInnerUp"), ("TongueOut", "tongueOut"),
+    ("mouthSmile.L", "mouthSmileLeft"), ("_neutral", "_neutral"),
+])
+def test_canonical_name_of_plain_arkit_spellings(given, expected):
+    assert N.canonical_name(given) == expected
+
+
+def test_unknown_name_lists_close_matches_and_what_is_accepted():
+    with pytest.raises(KeyError, match="jawOpen"):
+        N.canonical_name("jawOpn")
+    with pytest.raises(KeyError, match="accepted"):
+        N.canonical_name("xyz")

@@ -69,22 +69,6 @@ def test_mirror_is_involution_and_swaps_sides():
     assert np.array_equal(p[p], np.arange(51))
 
 
-@pytest.mark.parametrize("given,expected", [
-    ("jawOpen", "jawOpen"), ("JawOpen", "jawOpen"), ("JAWOPEN", "jawOpen"), ("eyeBlink_L", "eyeBlinkLeft"),
-    ("EyeBlink_R", "eyeBlinkRight"), ("browInnerUp", "browInnerUp"), ("TongueOut", "tongueOut"),
-    ("mouthSmile.L", "mouthSmileLeft"), ("_neutral", "_neutral"),
-])
-def test_canonical_name(given, expected):
-    assert S.canonical_name(given) == expected
-
-
-def test_unknown_name_lists_close_matches():
-    with pytest.raises(KeyError, match="jawOpen"):
-        S.canonical_name("jawOpn")
-    with pytest.raises(KeyError, match="accepted"):
-        S.canonical_name("xyz")
-
-
 def test_weights_from_mapping_rejects_bad_values():
     from emo3d.weights import normalize     # the one weights normaliser (names through emo3d.names)
     v = normalize({"JawOpen": 1, "tongueOut": 0.5}).vector
