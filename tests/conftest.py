@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from support.assets import MACHINE_LACKS, machine_lacks, missing_asset, require_module
+
+# Fuzz suites (Hypothesis): deterministic, no example database written into the checkout (.hypothesis/)
+settings.register_profile("emo3d", database=None, derandomize=True, deadline=None)
+settings.load_profile("emo3d")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMO3D_SHARED", REPO.parent / "shared"))

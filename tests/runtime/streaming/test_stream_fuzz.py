@@ -20,6 +20,15 @@ MAX_MESSAGE = 4096
 BATCH = 50
 
 
+def _rss_mb() -> float:
+    """This process's resident memory (the server runs in it), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _raw(body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + body
 
@@ -135,6 +144,7 @@ def test_fuzz_control_server():
     answered: list = []
     wrong: list = []
     time.sleep(0.2)
+    rss0 = _rss_mb()
     t0 = time.monotonic()
     i0, f0 = loop.index, [w.frames for w in watchers]
     try:
@@ -164,6 +174,7 @@ def test_fuzz_control_server():
             w.join(120)
         elapsed = time.monotonic() - t0
         emitted, f1 = loop.index - i0, [w.frames for w in watchers]
+        rss1 = _rss_mb()
     finally:
         for w in watchers:
             w.stop.set()
@@ -176,7 +187,8 @@ def test_fuzz_control_server():
     rates = [g / max(emitted, 1) for g in got]
     print(f"\nfuzz: {total} bad requests in {elapsed:.1f}s ({total / elapsed:.0f}/s), "
           f"errors answered {len(answered) + closing_answered}/{total}, watcher frames "
-          f"{got} of {emitted} emitted ({min(rates):.1%} min), server stats {stats}")
+          f"{got} of {emitted} emitted ({min(rates):.1%} min, {min(got) / elapsed:.1f} fps), "
+          f"RSS {rss0:.0f} -> {rss1:.0f} MiB, server stats {stats}")
     assert alive
     assert not wrong, wrong[:5]
     assert len(answered) == N_INBAND
@@ -184,3 +196,5 @@ def test_fuzz_control_server():
     assert all(w.error is None for w in watchers)
     # frames kept flowing to the other clients: they saw (nearly) every frame the loop emitted
     assert min(rates) > 0.9, rates
+    assert min(got) / elapsed > 0.85 * 60, got               # good clients keep ~60 fps (a busy 2-core VM: 56)
+    assert rss1 - rss0 < 64, (rss0, rss1)                     # server memory stays bounded
