@@ -144,6 +144,9 @@ def test_fuzz_control_server():
     answered: list = []
     wrong: list = []
     time.sleep(0.2)
+    b0, tb = loop.index, time.monotonic()
+    time.sleep(1.0)                                           # the frame rate this machine gives without fuzz
+    baseline_fps = (loop.index - b0) / (time.monotonic() - tb)
     rss0 = _rss_mb()
     t0 = time.monotonic()
     i0, f0 = loop.index, [w.frames for w in watchers]
@@ -187,7 +190,8 @@ def test_fuzz_control_server():
     rates = [g / max(emitted, 1) for g in got]
     print(f"\nfuzz: {total} bad requests in {elapsed:.1f}s ({total / elapsed:.0f}/s), "
           f"errors answered {len(answered) + closing_answered}/{total}, watcher frames "
-          f"{got} of {emitted} emitted ({min(rates):.1%} min, {min(got) / elapsed:.1f} fps), "
+          f"{got} of {emitted} emitted ({min(rates):.1%} min, {min(got) / elapsed:.1f} fps; "
+          f"{baseline_fps:.1f} fps before the fuzz), "
           f"RSS {rss0:.0f} -> {rss1:.0f} MiB, server stats {stats}")
     assert alive
     assert not wrong, wrong[:5]
@@ -196,5 +200,6 @@ def test_fuzz_control_server():
     assert all(w.error is None for w in watchers)
     # frames kept flowing to the other clients: they saw (nearly) every frame the loop emitted
     assert min(rates) > 0.9, rates
-    assert min(got) / elapsed > 0.85 * 60, got               # good clients keep ~60 fps (a busy 2-core VM: 56)
+    # good clients keep their frame rate (60 fps; measured against this machine's rate just before)
+    assert min(got) / elapsed > 0.8 * min(baseline_fps, 60), (got, elapsed, baseline_fps)
     assert rss1 - rss0 < 64, (rss0, rss1)                     # server memory stays bounded
