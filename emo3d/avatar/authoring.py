@@ -12,7 +12,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from emo3d import schema
+from emo3d import pose, schema
 
 from . import mesh as M
 from .mesh import Head
@@ -106,7 +106,8 @@ class _Fields:
         return w
 
     def rotate_x(self, weight: np.ndarray, angle_deg: float, pivot) -> np.ndarray:
-        """Per-vertex rotation about the x axis through ``pivot`` by ``weight*angle`` (+ = chin down)."""
+        """Per-vertex rotation about the x axis through ``pivot`` by ``weight*angle`` degrees, with the sign of
+        :mod:`emo3d.pose`'s pitch (the jaw opens with a positive angle)."""
         th = -np.radians(angle_deg) * weight
         p = self.V - pivot
         y = p[:, 1] * np.cos(th) + p[:, 2] * np.sin(th)
@@ -116,15 +117,13 @@ class _Fields:
         return d
 
     def eye_rotation(self, side: str, yaw_deg: float, pitch_deg: float) -> np.ndarray:
-        """Rotate one eyeball about its centre: +yaw turns toward +x, +pitch looks up."""
+        """Rotate one eyeball about its centre by (yaw, pitch) degrees in :mod:`emo3d.pose`'s convention."""
         idx = self.h.parts["eye_" + side]
         c = self.h.eye_centers[side].astype(np.float64)
         p = self.V[idx] - c
-        a, b = np.radians(yaw_deg), -np.radians(pitch_deg)
-        Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-        Rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+        R = pose.rotation(np.radians(yaw_deg), np.radians(pitch_deg), 0.0)
         d = self.zeros()
-        d[idx] = p @ (Ry @ Rx).T - p
+        d[idx] = p @ R.T - p
         return d
 
     def vec(self, w: np.ndarray, v) -> np.ndarray:
@@ -256,8 +255,8 @@ def author(head: Head) -> np.ndarray:
         D[f"eyeLookIn{S}"] = f.eye_rotation(side, -22.0 * sx, 0.0)
         D[f"eyeLookOut{S}"] = f.eye_rotation(side, 22.0 * sx, 0.0)
         # looking up lifts the upper lid with the gaze (else the lid over the iris reads as squint)
-        D[f"eyeLookUp{S}"] = f.eye_rotation(side, 0.0, 25.0) + 1.5 * lids["wide"]
-        D[f"eyeLookDown{S}"] = f.eye_rotation(side, 0.0, -22.0) + 0.3 * lids["blink"]
+        D[f"eyeLookUp{S}"] = f.eye_rotation(side, 0.0, -25.0) + 1.5 * lids["wide"]
+        D[f"eyeLookDown{S}"] = f.eye_rotation(side, 0.0, 22.0) + 0.3 * lids["blink"]
     inner_both = f.near(BROW["left"]["inner"] + BROW["right"]["inner"], 1.0)
     D["browInnerUp"] = f.vec(inner_both, (0, 0.75, 0.0))
     puff = f.near(CHEEK["left"] + CHEEK["right"], 1.6) * (1 - f.near((1, 4, 2, 0, 17), 1.5))
