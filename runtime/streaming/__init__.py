@@ -104,8 +104,14 @@ def attach(args: argparse.Namespace, loop) -> list:
         if getattr(args, "webcam", None) is not None:
             from ..webcam import WebcamOptions, WebcamTracker
             mix = getattr(args, "mix", None)
-            opts = WebcamOptions(source=args.webcam, calibrate_frames=int(getattr(args, "calibrate", 30)),
-                                 mix_text=mix, loop_video=bool(getattr(args, "webcam_loop", False)))
+            try:
+                opts = WebcamOptions(source=args.webcam, calibrate_frames=int(getattr(args, "calibrate", 30)),
+                                     mix_text=mix, loop_video=bool(getattr(args, "webcam_loop", False)))
+            except InvalidInputError as e:  # named as the user typed it
+                msg = str(e)
+                for field, flag in _WEBCAM_FLAGS:
+                    msg = msg.replace(field, flag)
+                raise InvalidInputError(msg) from None
             started.append(WebcamTracker(loop, opts).start())
         elif getattr(args, "mix", None):
             raise InvalidInputError("--mix needs --webcam (it overlays text on the tracked face)")
@@ -114,6 +120,10 @@ def attach(args: argparse.Namespace, loop) -> list:
             s.close()
         raise
     return started
+
+
+_WEBCAM_FLAGS = (("WebcamOptions.calibrate_frames", "--calibrate"), ("calibrate_frames=", "--calibrate "),
+                 ("WebcamOptions.mix_text", "--mix"), ("WebcamOptions.source", "--webcam"))
 
 
 def _named(flag: str, make):
