@@ -59,7 +59,7 @@ def local_ray():
     """A local Ray instance on loopback with 2 CPUs, started by the test session (no dashboard). Its
     workers (started by the raylet, which inherits this environment at init) also see tests/ for the
     test doubles; PYTHONPATH is restored right after, so later subprocesses import what they did."""
-    ray = pytest.importorskip("ray", reason="needs ray (pip install 'emo3d[ray]')")
+    ray = require_module("ray", "pip install 'emo3d[ray]'")
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests")] + ([old] if old else []))
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -73,3 +73,22 @@ def local_ray():
             os.environ["PYTHONPATH"] = old
     yield ray
     ray.shutdown()
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (``CI=true``) every asset resolves from the registries or ``.ci/run``: a skip other than
+    ``machine_lacks`` (GPU, Mono, LAN, ../shared) fails the test instead of hiding it."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (_ci() and report.skipped and call.excinfo is not None):
+        return
+    reason = str(getattr(call.excinfo.value, "msg", "") or call.excinfo.value)
+    if reason.startswith(MACHINE_LACKS) or getattr(report, "wasxfail", None) is not None:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI (CI=true), where every asset must resolve: {reason}"
