@@ -1,94 +1,19 @@
 """The viewer in a real browser: headless Chromium (Debian's package) with software WebGL (SwiftShader),
-driven by Playwright, against a WebServer on 127.0.0.1 fed by a real AvatarLoop and a tiny model.
+driven by Playwright, against a WebServer on 127.0.0.1 fed by a real AvatarLoop and a tiny model (fixtures in
+conftest.py, the page driver in support/browser.py).
 
 Skips only when Chromium, Playwright or the built viewer is absent (each named)."""
 from __future__ import annotations
 
-import io
 import json
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-import pytest
-from support.assets import missing_asset, require_module
-from PIL import Image
+from support.browser import LOOPBACK, Page
 
-from runtime.engine import Engine, EngineOptions
-from runtime.loop import AvatarLoop, LoopOptions
-from runtime.web import BUILD_COMMAND, STATIC_DIR, WebOptions, WebServer
-from support.tiny import make_tiny_model
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--use-angle=swiftshader", "--use-gl=angle", "--enable-unsafe-swiftshader", "--no-sandbox",
-        "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-        "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required"]
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        missing_asset(f"Chromium ({CHROMIUM})", "apt-get install chromium; .ci/run does")
-    if not (STATIC_DIR / "index.html").is_file():
-        missing_asset(f"the built viewer {STATIC_DIR}/index.html", BUILD_COMMAND)
-    sync_playwright = require_module("playwright.sync_api", "pip install playwright; no browser download").sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory):
-    model = make_tiny_model(tmp_path_factory.mktemp("tiny_web") / "model", emotions=True)
-    engine = Engine.create(EngineOptions(model=model, device="cpu"))
-    lp = AvatarLoop(engine, LoopOptions(idle=False, transition_ms=150))
-    lp.start()
-    yield lp
-    lp.close()
-
-
-@pytest.fixture(scope="module")
-def server(browser, loop):
-    s = WebServer(loop, WebOptions(port=0)).start()
-    yield s
-    s.close()
-
-
-class Page:
-    """A page on the viewer with every request it made."""
-
-    def __init__(self, browser, url: str, width: int = 900, height: int = 600):
-        # bypass_csp: lets Playwright evaluate its own scripts; the page's requests are still all recorded
-        self.ctx = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True,
-                                       accept_downloads=True)
-        self.page = self.ctx.new_page()
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("websocket", lambda ws: self.requests.append(ws.url))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.goto(url)
-        self.wait("s => s.ready && s.applied > 3", 60)
-
-    def stats(self) -> dict:
-        return self.page.evaluate("() => { const s = window.__emo3d; return JSON.parse(JSON.stringify(s)); }")
-
-    def wait(self, predicate: str, timeout_s: float = 20) -> None:
-        self.page.wait_for_function(f"() => window.__emo3d && ({predicate})(window.__emo3d)", timeout=timeout_s * 1e3)
-
-    def canvas(self) -> np.ndarray:
-        """The canvas as RGB, after two more drawn frames."""
-        n = self.stats()["animationFrames"]
-        self.wait(f"s => s.animationFrames >= {n + 2}")
-        png = self.page.locator("#view").screenshot()
-        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
-
-    def close(self):
-        self.ctx.close()
+from runtime.web import WebOptions, WebServer
 
 
 def _settle(loop, weights=None):

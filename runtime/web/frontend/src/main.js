@@ -19,7 +19,7 @@ const stats = (window.__emo3d = {
   // frame-to-photon: for every frame applied, the delay from its arrival to the end of the draw that shows it,
   // in ms and in animation frames (1 = drawn in the first animation frame after it arrived)
   applied: 0, superseded: 0, delayMs: [], delayFrames: [], maxDelayFrames: 0,
-  recording: null,
+  recording: null, clayMeshes: 0,
 });
 
 let config = null;
@@ -75,6 +75,31 @@ function frameObject(root) {
   return center;
 }
 
+// A primitive with no glTF material gets the spec's default: white, metallic 1, roughness 1. A fully metallic
+// surface has no diffuse term, so with no environment map it is lit only by the sun's specular and goes black
+// wherever it faces away from the sun (the dark slivers along the left cheek and under the chin of the
+// ICT-FaceKit head). Such a mesh is an untextured scan, not a metal bust: it gets a grey dielectric "clay"
+// material, the look of emo3d's own renderer. A mesh without normals gets smooth vertex normals (GLTFLoader
+// would shade it flat, faceting the face; emo3d's renderer also computes smooth normals), and both sides drawn,
+// since with no normals to compare against its winding may face either way (three.js flips the normal of a back
+// face, so either side is lit correctly).
+const CLAY = { color: 0xcfcfcf, metalness: 0.0, roughness: 0.65 };
+function untexturedScan(mesh, parser) {
+  const ref = parser.associations.get(mesh);
+  const prim = ref && ref.meshes !== undefined ? parser.json.meshes[ref.meshes].primitives[ref.primitives || 0] : null;
+  const noMaterial = prim !== null && prim.material === undefined;
+  const noNormals = !mesh.geometry.getAttribute("normal");
+  if (noNormals) mesh.geometry.computeVertexNormals();
+  if (noMaterial) {
+    mesh.material = new THREE.MeshStandardMaterial({ ...CLAY, side: THREE.DoubleSide });
+    stats.clayMeshes += 1;
+  } else if (noNormals) {
+    mesh.material = mesh.material.clone();
+    mesh.material.flatShading = false;
+    mesh.material.side = THREE.DoubleSide;
+  }
+}
+
 async function loadRig() {
   const loader = new GLTFLoader();
   loader.register((parser) => new VRMLoaderPlugin(parser));
@@ -92,10 +117,7 @@ async function loadRig() {
     }
   }
   root.traverse((o) => {
-    if (o.isMesh && !o.geometry.getAttribute("normal")) {   // e.g. ICT-FaceKit: no normals, no material
-      o.geometry.computeVertexNormals();
-      o.material.side = THREE.DoubleSide;
-    }
+    if (o.isMesh) untexturedScan(o, gltf.parser);
     if (!o.morphTargetDictionary || !o.morphTargetInfluences) return;
     for (const [name, slot] of Object.entries(o.morphTargetDictionary)) {
       const ark = targets[name];
