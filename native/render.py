@@ -49,10 +49,11 @@ class Renderer:
     def _light(self, light_dir) -> np.ndarray:
         return light_vector(self.options.light_dir if light_dir is None else light_dir)
 
-    def render(self, weights, *, pose=(0.0, 0.0, 0.0), light_dir=None) -> np.ndarray:
+    def render(self, weights, *, pose=(0.0, 0.0, 0.0), light_dir=None, extras=None) -> np.ndarray:
         """weights: [52] MediaPipe order | [51] | {name: v} | [F,52] -> uint8 [H,W,3] or [F,H,W,3].
-        pose = (yaw, pitch, roll) degrees (the convention of ``emo3d.pose``)."""
-        w = self.rig.weights_for(weights)
+        pose = (yaw, pitch, roll) degrees (the convention of ``emo3d.pose``); ``extras``: channels beyond
+        the 52 (``{"tongueOut": v}``) for a rig with those targets."""
+        w = self.rig.weights_for(weights, extras=extras) if extras else self.rig.weights_for(weights)
         single = np.ndim(weights) != 2
         R, L = pose_matrix(pose), self._light(light_dir)
         out = self._native.render(w, R, L)

@@ -382,7 +382,8 @@ def _write_clip(frames, face, label: str, prefix: str, args) -> int:
     frames = frames[::stride]
     if not frames:
         return 0
-    images = [compose(face.render(f.weights, f.head), f.weights, text=label, top_k=args.top) for f in frames]
+    images = [compose(face.render(f.weights, f.head, f.extras), f.weights, text=label, top_k=args.top)
+              for f in frames]
     fps = args.fps / stride
     frames_dir, gif = write_clip(images, args.out, f"{prefix}_{slug(label)}", fps=fps, gif_fps=fps)
     print(f"  wrote {len(images)} frames to {frames_dir}/ and {gif}  (face: {face.backend})", flush=True)

@@ -26,6 +26,7 @@ from typing import Any, Deque, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from emo3d import names
 from emo3d.errors import InvalidInputError
 from emo3d.options import check_int, check_number
 from emo3d.pose import eyes_from_weights
@@ -33,6 +34,9 @@ from emo3d.weights import normalize
 from emo3d.schema import MEDIAPIPE_INDEX, N_MEDIAPIPE, NEUTRAL
 
 from .filters import EASINGS, OneEuroFilter, Transition
+
+#: Channels a prediction may carry beyond MediaPipe's 52 (rigs with these targets use them).
+from emo3d.avatar.rig import EXTRA_TARGETS as EXTRA_CHANNELS  # noqa: E402  (one list, the rig's)
 
 log = logging.getLogger("emo3d.runtime")
 
@@ -104,6 +108,8 @@ class Frame:
     head: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     eyes: Tuple[float, ...] = (0.0,) * 6
     text: Optional[str] = None
+    # channels beyond the 52 (``EXTRA_CHANNELS``: ``tongueOut``) from the text model, eased like the weights
+    extras: Dict[str, float] = field(default_factory=dict)
 
 
 class _SinkWorker:
@@ -181,6 +187,9 @@ class AvatarLoop:
         self._face = np.zeros(N_MEDIAPIPE, np.float32)      # composed face (pre intensity/idle) of the last frame
         self._target = np.zeros(N_MEDIAPIPE, np.float32)
         self._transition: Optional[Transition] = None
+        self._extras = np.zeros(len(EXTRA_CHANNELS), np.float32)        # shown (pre intensity)
+        self._extras_from = self._extras.copy()
+        self._extras_to = self._extras.copy()
         self._filter = OneEuroFilter(o.one_euro_min_cutoff, o.one_euro_beta, o.one_euro_d_cutoff)
         self._neutral = None if o.neutral is None else np.asarray(o.neutral, np.float32)
         self._live: Optional[np.ndarray] = None
@@ -205,7 +214,7 @@ class AvatarLoop:
         if self.engine is None:
             raise InvalidInputError("this AvatarLoop has no engine: pass one, or use set_weights()")
         pred = self.engine.predict(text)
-        self._retarget(pred.vector, intensity, transition_ms)
+        self._retarget(pred.vector, intensity, transition_ms, getattr(pred, "extras", None) or {})
         with self._lock:
             self.text = text
         return pred
@@ -213,7 +222,13 @@ class AvatarLoop:
     def set_weights(self, weights: Any, *, transition_ms: Optional[float] = None,
                     intensity: Optional[float] = None) -> None:
         """Ease to explicit weights ({name: value} or a [52]/[51] vector)."""
-        self._retarget(normalize(weights).warn().vector, intensity, transition_ms)
+        extras = {}
+        if isinstance(weights, Mapping):   # {"tongueOut": v} under any spelling drives the extra channel
+            for k, v in weights.items():
+                m = names.resolve(k)
+                if m is not None and m.targets[0] in EXTRA_CHANNELS:
+                    extras[m.targets[0]] = float(v)
+        self._retarget(normalize(weights).warn().vector, intensity, transition_ms, extras)
         with self._lock:
             self.text = None
 
@@ -224,11 +239,14 @@ class AvatarLoop:
         with self._lock:
             self.options = replace(self.options, idle=on)
 
-    def _retarget(self, vec: np.ndarray, intensity: Optional[float], transition_ms: Optional[float]) -> None:
+    def _retarget(self, vec: np.ndarray, intensity: Optional[float], transition_ms: Optional[float],
+                  extras: Mapping[str, float] = {}) -> None:
         scale = 1.0 if intensity is None else check_number(intensity, "intensity", 0, 4)
         ms = self.options.transition_ms if transition_ms is None else check_number(transition_ms, "transition_ms", 0, 60_000)
         target = np.clip(np.asarray(vec, np.float32) * scale, 0, 1)
+        ex = np.clip(np.array([float(extras.get(n, 0.0)) for n in EXTRA_CHANNELS], np.float32) * scale, 0, 1)
         with self._lock:
+            self._extras_from, self._extras_to = self._extras.copy(), np.nan_to_num(ex)
             self._target = target.astype(np.float32)
             self._transition = Transition(self._face.copy(), self._target.copy(), self._t_last, ms / 1e3,
                                           self.options.easing)
@@ -293,6 +311,8 @@ class AvatarLoop:
             t = self._t_last + (1.0 / o.fps if self._index else 0.0) if now is None else float(now)
             tr = self._transition
             text_face = tr.value(t) if tr is not None else self._target
+            p = tr.progress(t) if tr is not None else 1.0
+            self._extras = self._extras_from + (self._extras_to - self._extras_from) * np.float32(p)
             if tr is not None and tr.done(t):
                 self._transition = None
             live_fresh = (self._live is not None and self._live_wall is not None
@@ -314,8 +334,10 @@ class AvatarLoop:
             head = self._live_head if (live_fresh and self._live_head is not None) else (0.0, 0.0, 0.0)
             if o.idle:
                 out, head = self._idle(t, out, head)
+            extras = {n: float(min(max(v * self.intensity, 0.0), 1.0)) for n, v in zip(EXTRA_CHANNELS, self._extras)
+                      if v > 0}
             frame = Frame(index=self._index, t=t, weights=out.astype(np.float32), head=tuple(head),
-                          eyes=eyes_from_weights(out), text=self.text)
+                          eyes=eyes_from_weights(out), text=self.text, extras=extras)
             self._index += 1
             self._t_last = t
             self.last_frame = frame

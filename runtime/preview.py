@@ -45,12 +45,14 @@ class FaceView:
         if backend in ("auto", "rig"):
             self._render = avatar.render
 
-    def render(self, weights: np.ndarray, head: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    def render(self, weights: np.ndarray, head: Sequence[float] = (0.0, 0.0, 0.0), extras=None) -> np.ndarray:
+        """``extras``: channels beyond the 52 (a frame's ``extras``, e.g. tongueOut) for rigs that have them."""
         w = np.asarray(weights, np.float32).reshape(-1)
         if self._render is not None:
             pose = to_degrees(head)
             try:
-                img = np.asarray(self._render(w, size=self.size, rig=self.rig, pose=pose), dtype=np.uint8)
+                img = np.asarray(self._render(w, size=self.size, rig=self.rig, pose=pose, extras=extras or None),
+                                 dtype=np.uint8)
                 self.backend = "rig"
                 return img
             except Exception as e:  # assets missing on this machine: degrade, do not die
@@ -237,7 +239,8 @@ class PreviewWindow:
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
 
     def show(self, frame, top_k: int = 8) -> int:
-        img = compose(self.face.render(frame.weights, frame.head), frame.weights, text=frame.text, top_k=top_k)
+        img = compose(self.face.render(frame.weights, frame.head, frame.extras), frame.weights, text=frame.text,
+                      top_k=top_k)
         self._cv2.imshow(self.title, img[:, :, ::-1])
         return self._cv2.waitKey(1) & 0xFF
 

@@ -43,6 +43,7 @@ __all__ = ["add_arguments", "attach", "parse_script", "ScriptPlayer", "FrameReco
            "livelink_csv", "jsonl_lines", "add_morph_animation", "RECORD_SUFFIXES"]
 
 RECORD_SUFFIXES = (".csv", ".jsonl", ".glb")
+_LL_TONGUE = schema.LIVELINK_NAMES.index("TongueOut")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +127,7 @@ class _Sample:
     head: tuple
     eyes: tuple
     text: Optional[str]
+    tongue: float = 0.0     # the extra tongueOut channel (Frame.extras)
 
 
 def timecode(start: _dt.datetime, seconds: float, fps: float) -> str:
@@ -151,7 +153,7 @@ def resample(samples: Sequence[_Sample], fps: float) -> List[_Sample]:
     for k in range(n):
         i = int(np.searchsorted(ts, k / fps + 1e-9, side="right")) - 1
         s = samples[max(i, 0)]
-        out.append(_Sample(k / fps, s.weights, s.head, s.eyes, s.text))
+        out.append(_Sample(k / fps, s.weights, s.head, s.eyes, s.text, s.tongue))
     return out
 
 
@@ -159,6 +161,7 @@ def livelink_csv(frames: Sequence[_Sample], fps: float, start: _dt.datetime) -> 
     rows = ["Timecode,BlendShapeCount," + ",".join(schema.LIVELINK_NAMES)]
     for f in frames:
         vals = schema.mediapipe_to_livelink(f.weights, tuple(f.head) + tuple(f.eyes))
+        vals[_LL_TONGUE] = f.tongue
         rows.append(f"{timecode(start, f.t, fps)},{schema.N_LIVELINK}," + ",".join(f"{v:.6g}" for v in vals))
     return "\n".join(rows) + "\n"
 
@@ -167,6 +170,7 @@ def jsonl_lines(frames: Sequence[_Sample], fps: float, start: _dt.datetime) -> s
     lines = []
     for k, f in enumerate(frames):
         arkit = schema.mediapipe_to_arkit(f.weights)
+        arkit[schema.ARKIT_INDEX["tongueOut"]] = f.tongue
         lines.append(json.dumps({"frame": k, "t": round(f.t, 6), "timecode": timecode(start, f.t, fps),
                                  "weights": {n: round(float(v), 6) for n, v in zip(schema.ARKIT_NAMES, arkit)},
                                  "head": [round(float(x), 6) for x in f.head],
@@ -187,9 +191,11 @@ def _glb_parts(data: bytes) -> Tuple[dict, bytearray]:
     return doc, binc
 
 
-def add_morph_animation(glb: bytes, times: np.ndarray, weights: np.ndarray, name: str = "emo3d") -> bytes:
+def add_morph_animation(glb: bytes, times: np.ndarray, weights: np.ndarray, name: str = "emo3d",
+                        tongue: Optional[np.ndarray] = None) -> bytes:
     """``glb`` with one animation keying every morph-targeted mesh node's ``weights`` at ``times``
-    (seconds) from ``weights`` ([F,52] MediaPipe order), target names resolved by :mod:`emo3d.names`."""
+    (seconds) from ``weights`` ([F,52] MediaPipe order) and ``tongue`` ([F], the tongueOut channel),
+    target names resolved by :mod:`emo3d.names`."""
     doc, binc = _glb_parts(glb)
     times = np.asarray(times, np.float32)
     W = np.asarray(weights, np.float32)
@@ -230,6 +236,8 @@ def add_morph_animation(glb: bytes, times: np.ndarray, weights: np.ndarray, name
             idx = [schema.MEDIAPIPE_INDEX[t] for t in (m.targets if m else ()) if t in schema.MEDIAPIPE_INDEX]
             if idx:
                 cols[:, k] = W[:, idx].mean(axis=1)
+            elif m is not None and m.targets == ("tongueOut",) and tongue is not None:
+                cols[:, k] = np.asarray(tongue, np.float32)
         samplers.append({"input": t_acc, "output": add(cols.reshape(-1)), "interpolation": "LINEAR"})
         channels.append({"sampler": len(samplers) - 1, "target": {"node": ni, "path": "weights"}})
     if not channels:
@@ -263,7 +271,8 @@ class FrameRecorder:
 
     def send(self, frame) -> None:
         s = _Sample(float(frame.t), np.asarray(frame.weights, np.float32).copy(), tuple(frame.head),
-                    tuple(frame.eyes), getattr(frame, "text", None))
+                    tuple(frame.eyes), getattr(frame, "text", None),
+                    float((getattr(frame, "extras", None) or {}).get("tongueOut", 0.0)))
         with self._lock:
             self.samples.append(s)
 
@@ -278,7 +287,8 @@ class FrameRecorder:
         suffix = self.path.suffix.lower()
         if suffix == ".glb":
             data = add_morph_animation(self._rig_glb(), np.array([f.t for f in frames]),
-                                       np.stack([f.weights for f in frames]))
+                                       np.stack([f.weights for f in frames]),
+                                       tongue=np.array([f.tongue for f in frames], np.float32))
             with atomic_path(self.path) as tmp:
                 tmp.write_bytes(data)
         else:

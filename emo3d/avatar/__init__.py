@@ -26,7 +26,7 @@ _LOCK = threading.Lock()
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_dir=None):
+def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_dir=None, extras=None):
     """Render ``weights`` ([52] | [51] | {name: v} | [F,52]) on ``rig`` (default: the default avatar)
     at ``size`` x ``size``; the Renderer is cached per (rig, size)."""
     from emo3d.options import check_int
@@ -46,6 +46,6 @@ def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_di
     from .posing import head_posed_vertices, turns_head_only
     if turns_head_only(rig) and any(float(x) != 0.0 for x in pose):   # the head bone turns, the body stays
         import numpy as np
-        out = entry[1].render_vertices(head_posed_vertices(rig, weights, pose), light_dir=light_dir)
+        out = entry[1].render_vertices(head_posed_vertices(rig, weights, pose, extras=extras), light_dir=light_dir)
         return out[0] if np.ndim(weights) != 2 else out
-    return entry[1].render(weights, pose=pose, light_dir=light_dir)
+    return entry[1].render(weights, pose=pose, light_dir=light_dir, extras=extras)

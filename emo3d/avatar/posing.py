@@ -18,10 +18,10 @@ def turns_head_only(rig) -> bool:
     return getattr(rig, "head_weights", None) is not None and getattr(rig, "head_pivot", None) is not None
 
 
-def head_posed_vertices(rig, weights, pose_deg) -> np.ndarray:
+def head_posed_vertices(rig, weights, pose_deg, *, extras=None) -> np.ndarray:
     """Deformed vertices [F,V,3] of ``rig`` for ``weights`` with the head bone turned by ``pose_deg``
     (yaw, pitch, roll in DEGREES, emo3d's convention)."""
-    v = rig.deform(weights)
+    v = rig.deform(weights, extras=extras)
     R = pose_matrix(pose_deg).astype(np.float32)
     p = rig.head_pivot.astype(np.float32)
     w = rig.head_weights[None, :, None]

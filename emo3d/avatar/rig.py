@@ -187,10 +187,10 @@ class Rig:
                 out[:, t] = _extra_value(n, weights, extras)
         return out
 
-    def deform(self, weights, *, threads: int = 0) -> np.ndarray:
+    def deform(self, weights, *, threads: int = 0, extras: Mapping[str, float] | None = None) -> np.ndarray:
         """Deformed vertices [F,V,3] float32 (the native sparse kernel ``deform_sparse``; the rig's
         deltas are checked once and kept in a native ``SparseDeformer``)."""
-        w = self.weights_for(weights)
+        w = self.weights_for(weights, extras=extras)
         d = self.__dict__.get("_deformer")
         if d is None:
             from native import _core

@@ -130,6 +130,8 @@ def packet_for_frame(frame, *, subject: str = "emo3d", device_id: str | None = N
     """A Live Link packet for an avatar ``Frame`` (weights [52] MediaPipe order, head, eyes in radians)."""
     pose = tuple(frame.head) + tuple(frame.eyes)
     values = schema.mediapipe_to_livelink(np.asarray(frame.weights, dtype=np.float32), pose)
+    tongue = float((getattr(frame, "extras", None) or {}).get("tongueOut", 0.0))   # the text model's extra channel
+    values[schema.LIVELINK_NAMES.index("TongueOut")] = min(max(tongue, 0.0), 1.0)
     t = max(float(frame.t), 0.0) * fps
     return LiveLinkPacket(values, subject, device_id or new_device_id(), int(t) & 0x7FFFFFFF,
                           t - int(t), fps, 1)

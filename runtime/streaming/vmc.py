@@ -52,12 +52,16 @@ def _arkit_values(weights) -> np.ndarray:
     return out.astype(">f4")
 
 
-def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None, head=None, eyes=None) -> bytes:
+def build_frame_bundle(weights, *, ok: bool = False, t: float | None = None, head=None, eyes=None,
+                       extras=None) -> bytes:
     """One VMC bundle for a frame. ``weights``: [52] MediaPipe order or {name: value};
     ``ok`` adds ``/VMC/Ext/OK 1``; ``t`` (seconds) adds ``/VMC/Ext/T``; ``head`` (yaw, pitch, roll) and
     ``eyes`` (6 values), radians, add the Head/LeftEye/RightEye ``/VMC/Ext/Bone/Pos`` messages
     (:mod:`runtime.streaming.vmc_bones`)."""
-    vals = _arkit_values(weights).tobytes()
+    arkit = _arkit_values(weights)
+    if extras and "tongueOut" in extras:   # the text model's extra channel (MediaPipe's 52 have no tongue)
+        arkit[schema.ARKIT_INDEX["tongueOut"]] = min(max(float(extras["tongueOut"]), 0.0), 1.0)
+    vals = arkit.tobytes()
     parts = [_HEADER]
     if ok:
         parts.append(_OK_EL)
@@ -170,4 +174,5 @@ class VmcSink(UdpSink):
 
     def _frame_bytes(self, frame) -> bytes:
         return build_frame_bundle(frame.weights, ok=self.ok, t=float(frame.t) if self.time else None,
-                                  head=frame.head if self.bones else None, eyes=frame.eyes if self.bones else None)
+                                  head=frame.head if self.bones else None, eyes=frame.eyes if self.bones else None,
+                                  extras=getattr(frame, "extras", None))

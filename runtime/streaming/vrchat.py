@@ -82,7 +82,7 @@ PARAMETERS: Dict[str, Tuple[Tuple[Tuple[str, float], ...], float]] = {
     "LipSuckLower": ((("mouthRollLower", 1),), 0),
     "LipFunnel": ((("mouthFunnel", 1),), 0),
     "LipPucker": ((("mouthPucker", 1),), 0),
-    "TongueOut": ((), 0),      # emo3d's text model has no tongue channel yet: always 0
+    "TongueOut": ((), 0),      # from the frame's extras (the text model's tongueOut channel), see build_bundle
 }
 _SIGNED = {"EyeLeftX", "EyeLeftY", "EyeRightX", "EyeRightY", "EyeX", "EyeY", "JawX", "MouthX",
            "SmileFrownLeft", "SmileFrownRight", "BrowExpressionLeft", "BrowExpressionRight"}
@@ -101,6 +101,7 @@ def _matrix() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _M, _OFFSET, _LO = _matrix()
+_TONGUE = list(PARAMETERS).index("TongueOut")
 _PREFIXES = tuple(osc.encode_string(PREFIX + n) + osc.encode_string(",f") for n in PARAMETERS)
 
 
@@ -113,12 +114,16 @@ def parameters(weights: Sequence[float]) -> Dict[str, float]:
     return {n: float(x) for n, x in zip(PARAMETERS, v)}
 
 
-def build_bundle(weights: Sequence[float]) -> bytes:
-    """One OSC bundle (time tag 'immediately') with a float message per v2 parameter."""
+def build_bundle(weights: Sequence[float], extras=None) -> bytes:
+    """One OSC bundle (time tag 'immediately') with a float message per v2 parameter; ``extras``
+    (``{"tongueOut": v}``) sets ``TongueOut``."""
     w = np.asarray(weights, np.float32).reshape(-1)
     if w.shape[0] != schema.N_MEDIAPIPE or not np.isfinite(w).all():
         raise ValueError(f"VRChat frame needs {schema.N_MEDIAPIPE} finite MediaPipe-order weights")
-    vals = np.clip(_OFFSET + _M @ np.clip(w, 0, 1), _LO, 1.0).astype(">f4").tobytes()
+    v = np.clip(_OFFSET + _M @ np.clip(w, 0, 1), _LO, 1.0)
+    if extras and "tongueOut" in extras:
+        v[_TONGUE] = min(max(float(extras["tongueOut"]), 0.0), 1.0)
+    vals = v.astype(">f4").tobytes()
     parts = [osc.BUNDLE_TAG, osc.encode_timetag(osc.IMMEDIATELY)]
     for i, prefix in enumerate(_PREFIXES):
         parts.append(struct.pack(">i", len(prefix) + 4))
@@ -131,5 +136,5 @@ class VRChatSink(UdpSink):
     """Sends each loop frame as one VRChat OSC bundle to ``host:port`` (default 127.0.0.1:9000)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
-        super().__init__(host, port, lambda frame: build_bundle(frame.weights))
+        super().__init__(host, port, lambda frame: build_bundle(frame.weights, getattr(frame, "extras", None)))
 
