@@ -1,8 +1,9 @@
 """CLIP encoders for the Emo3D metric: transformers (torch) or ONNX towers (onnxruntime).
 
 ``load_clip(path=None)``:
-* ``path`` a folder with ``clip_onnx.json`` (made by :func:`export_onnx`) or the export package's
-  ``clip.json`` + ``clip_text.onnx`` + ``clip_image.onnx`` + ``clip_tokenizer.json`` → :class:`OnnxClip`;
+* ``path`` a CLIP folder in :mod:`export.clip_layout`'s layout (``clip.json`` + ``clip_text.onnx`` +
+  ``clip_image.onnx`` + ``clip_tokenizer.json``; made by ``emo3d export --clip`` or :func:`export_onnx`, both
+  :mod:`export.clip_export`, the one CLIP exporter) → :class:`OnnxClip`;
 * ``path`` a transformers CLIP folder (config.json + weights + tokenizer) → :class:`TorchClip`;
 * ``None`` → ``openai/clip-vit-base-patch32`` from the local Hugging Face cache, else from the hub
   when it is reachable (checked with a 3 s connection test, so an offline machine fails at once).
@@ -13,29 +14,24 @@ ONNX path needs no torch; it reads ``preprocessor_config.json`` where the folder
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
 from emo3d.errors import AssetError, InvalidInputError
-from emo3d.io import atomic_write_json
+from export.clip_layout import INFO_FILE, Preprocess, is_clip_folder, read_clip_folder
 
 __all__ = ["DEFAULT_CLIP", "OFFLINE_HINT", "ClipEncoder", "Preprocess", "TorchClip", "OnnxClip",
            "load_clip", "export_onnx", "preprocess_images"]
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 OFFLINE_HINT = ("pass --clip PATH (a local transformers CLIP folder such as a saved "
-                f"{DEFAULT_CLIP}, or a folder made by `eval.clip.export_onnx`), or use an offline "
-                "judge: --judge fer (facial-emotion classifier) or --judge roundtrip (MediaPipe "
+                f"{DEFAULT_CLIP}, or its ONNX towers from `emo3d export --clip CLIP_DIR --out DIR`), "
+                "or use an offline judge: --judge fer (facial-emotion classifier) or --judge roundtrip (MediaPipe "
                 "round trip)")
-ONNX_MANIFEST = "clip_onnx.json"
-_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class ClipEncoder(Protocol):
@@ -44,37 +40,6 @@ class ClipEncoder(Protocol):
     def encode_text(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_images(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """CLIPImageProcessor's settings (shortest edge, crop, mean, std)."""
-    shortest_edge: int = 224
-    crop: tuple[int, int] = (224, 224)
-    mean: tuple[float, float, float] = _MEAN
-    std: tuple[float, float, float] = _STD
-
-    def __post_init__(self):
-        if self.shortest_edge < 1 or min(self.crop) < 1:
-            raise InvalidInputError(f"bad CLIP preprocessing sizes {self.shortest_edge}, {self.crop}")
-
-    @classmethod
-    def from_folder(cls, folder: Path, image_size: int | None = None) -> "Preprocess":
-        f = Path(folder) / "preprocessor_config.json"
-        if not f.is_file():
-            s = image_size or 224
-            return cls(shortest_edge=s, crop=(s, s))
-        cfg = json.loads(f.read_text())
-        size = cfg.get("size", 224)
-        edge = size.get("shortest_edge", size.get("height", 224)) if isinstance(size, dict) else int(size)
-        crop = cfg.get("crop_size", edge)
-        crop = (crop["height"], crop["width"]) if isinstance(crop, dict) else (int(crop), int(crop))
-        return cls(shortest_edge=int(edge), crop=crop,
-                   mean=tuple(cfg.get("image_mean", _MEAN)), std=tuple(cfg.get("image_std", _STD)))
-
-    def to_dict(self) -> dict:
-        return {"shortest_edge": self.shortest_edge, "crop": list(self.crop),
-                "mean": list(self.mean), "std": list(self.std)}
 
 
 def preprocess_images(images: Sequence[np.ndarray], pre: Preprocess = Preprocess()) -> np.ndarray:
@@ -149,27 +114,27 @@ def _as_np(f) -> np.ndarray:
 
 
 class OnnxClip:
-    """The two CLIP towers as ONNX (``text.onnx``: input_ids, attention_mask → text_embeds;
-    ``image.onnx``: pixel_values → image_embeds) with the folder's tokenizer (``tokenizer.json``)."""
+    """The two CLIP towers as ONNX (``clip_text.onnx``: input_ids, attention_mask → text_embeds;
+    ``clip_image.onnx``: pixel_values → image_embeds) with the folder's ``clip_tokenizer.json``
+    (:mod:`export.clip_layout`)."""
 
     def __init__(self, folder: str | Path, *, batch_size: int = 32, threads: int = 0):
         import onnxruntime as ort
         from tokenizers import Tokenizer
         folder = Path(folder)
-        meta = _onnx_meta(folder)
+        layout = read_clip_folder(folder)
         self.name = str(folder)
         self.batch_size = batch_size
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
         prov = ["CPUExecutionProvider"]
-        self.text = ort.InferenceSession(str(folder / meta["text"]), so, providers=prov)
-        self.image = ort.InferenceSession(str(folder / meta["image"]), so, providers=prov)
-        self.tok = Tokenizer.from_file(str(folder / meta["tokenizer"]))
-        self.max_length = int(meta["max_length"])
-        self.pad_id = int(meta["pad_id"])
-        p = meta["preprocess"]
-        self.pre = Preprocess(p["shortest_edge"], tuple(p["crop"]), tuple(p["mean"]), tuple(p["std"]))
+        self.text = ort.InferenceSession(str(layout.text), so, providers=prov)
+        self.image = ort.InferenceSession(str(layout.image), so, providers=prov)
+        self.tok = Tokenizer.from_file(str(layout.tokenizer))
+        self.max_length = layout.max_length
+        self.pad_id = layout.pad_id
+        self.pre = layout.preprocess
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         outs = []
@@ -191,28 +156,6 @@ class OnnxClip:
             px = preprocess_images(images[b:b + self.batch_size], self.pre)
             outs.append(self.image.run(None, {"pixel_values": px})[0])
         return _unit(np.concatenate(outs))
-
-
-def _onnx_meta(folder: Path) -> dict:
-    """Our ``clip_onnx.json``, or the export package's layout (``clip.json``, ``clip_text.onnx``,
-    ``clip_image.onnx``, ``clip_tokenizer.json``; export.clip_export)."""
-    if (folder / ONNX_MANIFEST).is_file():
-        return json.loads((folder / ONNX_MANIFEST).read_text())
-    info = json.loads((folder / "clip.json").read_text())
-    tok = folder / "clip_tokenizer.json"
-    if not tok.is_file():
-        raise AssetError(f"{folder}: clip_tokenizer.json is missing (export the towers with the tokenizer)")
-    from tokenizers import Tokenizer
-    t = Tokenizer.from_file(str(tok))
-    pad = t.token_to_id("<|endoftext|>")
-    size = int(info.get("image_size", 224))
-    return {"text": "clip_text.onnx", "image": "clip_image.onnx", "tokenizer": tok.name,
-            "max_length": int(info.get("max_length", 77)), "pad_id": int(pad or 0),
-            "preprocess": Preprocess(size, (size, size)).to_dict()}
-
-
-def _is_onnx_folder(p: Path) -> bool:
-    return (p / ONNX_MANIFEST).is_file() or ((p / "clip.json").is_file() and (p / "clip_text.onnx").is_file())
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -240,12 +183,12 @@ def load_clip(path: str | Path | None = None, *, batch_size: int = 32) -> ClipEn
     offline judges when none can be had."""
     if path is not None:
         p = Path(path)
-        if _is_onnx_folder(p):
+        if is_clip_folder(p):
             return OnnxClip(p, batch_size=batch_size)
         if (p / "config.json").is_file():
             return TorchClip(p, batch_size=batch_size)
         raise AssetError(f"--clip {p}: not a CLIP folder (expected config.json + weights + "
-                         f"tokenizer, or {ONNX_MANIFEST} from export_onnx); {OFFLINE_HINT}")
+                         f"tokenizer, or {INFO_FILE} + ONNX towers from `emo3d export --clip`); {OFFLINE_HINT}")
     if _hf_cached(DEFAULT_CLIP):
         try:
             return TorchClip(DEFAULT_CLIP, batch_size=batch_size, local_files_only=True)
@@ -260,57 +203,10 @@ def load_clip(path: str | Path | None = None, *, batch_size: int = 32) -> ClipEn
         raise AssetError(f"could not download {DEFAULT_CLIP} ({e}); {OFFLINE_HINT}") from e
 
 
-def export_onnx(clip_dir: str | Path, out_dir: str | Path, *, opset: int = 17) -> Path:
-    """Export a transformers CLIP folder's towers to ONNX (``text.onnx``, ``image.onnx``) plus
-    ``tokenizer.json`` and ``clip_onnx.json`` — a folder :func:`load_clip` then runs without torch."""
-    import torch
-    from emo3d.io import atomic_path
-    src = TorchClip(clip_dir)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = src.model
-
-    class _Text(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.m = model
-
-        def forward(self, input_ids, attention_mask):
-            f = self.m.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-            return f.pooler_output if hasattr(f, "pooler_output") else f
-
-    class _Image(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.m = model
-
-        def forward(self, pixel_values):
-            f = self.m.get_image_features(pixel_values=pixel_values)
-            return f.pooler_output if hasattr(f, "pooler_output") else f
-
-    import warnings
-    with warnings.catch_warnings():       # tracer chatter of the legacy exporter
-        warnings.simplefilter("ignore")
-        ids = torch.ones((2, 7), dtype=torch.long)
-        mask = torch.ones((2, 7), dtype=torch.long)
-        px = torch.zeros((2, 3, *src.pre.crop), dtype=torch.float32)
-        with atomic_path(out / "text.onnx") as tmp:
-            torch.onnx.export(_Text(), (ids, mask), str(tmp), input_names=["input_ids", "attention_mask"],
-                              output_names=["text_embeds"], opset_version=opset, dynamo=False,
-                              dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"},
-                                            "text_embeds": {0: "b"}})
-        with atomic_path(out / "image.onnx") as tmp:
-            torch.onnx.export(_Image(), (px,), str(tmp), input_names=["pixel_values"],
-                              output_names=["image_embeds"], opset_version=opset, dynamo=False,
-                              dynamic_axes={"pixel_values": {0: "b"}, "image_embeds": {0: "b"}})
-    tok = src.tokenizer
-    if not getattr(tok, "is_fast", False):
-        raise AssetError(f"{clip_dir}: export needs a fast tokenizer (tokenizer.json)")
-    with atomic_path(out / "tokenizer.json") as tmp:
-        tok.backend_tokenizer.save(str(tmp))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    atomic_write_json(out / ONNX_MANIFEST, {
-        "source": str(clip_dir), "text": "text.onnx", "image": "image.onnx",
-        "tokenizer": "tokenizer.json", "max_length": src.max_length, "pad_id": int(pad),
-        "preprocess": src.pre.to_dict()})
-    return out
+def export_onnx(clip_dir: str | Path, out_dir: str | Path) -> Path:
+    """Export a transformers CLIP folder's towers with parity checks (``export.clip_export``, the one CLIP
+    exporter; the same as ``emo3d export --clip``) into ``out_dir``, a folder :func:`load_clip` then runs
+    without torch. Returns ``out_dir``."""
+    from export.clip_export import export_clip_folder
+    export_clip_folder(clip_dir, out_dir)
+    return Path(out_dir)

@@ -462,7 +462,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--judge", nargs="+", default=["clip"], choices=JUDGES,
                     help="clip = the paper's Emo3D metric (needs CLIP); fer, roundtrip = offline judges")
     ap.add_argument("--clip", metavar="PATH", default=None,
-                    help="CLIP folder (transformers, or ONNX towers from eval.clip.export_onnx); "
+                    help="CLIP folder (transformers, or ONNX towers from `emo3d export --clip`); "
                          "default openai/clip-vit-base-patch32 from the HF cache/hub")
     ap.add_argument("--k", type=int, default=10,
                     help="nearest prompts retrieved per image (default 10; --judge clip only)")

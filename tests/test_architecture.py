@@ -159,6 +159,22 @@ def test_one_name_resolver():
     assert defs == ["emo3d/names.py"]
 
 
+def test_one_clip_exporter_and_one_clip_folder_layout():
+    """CLIP's towers go to ONNX in one place (export.clip_export through export.graph) and into one folder
+    layout, named once in export/clip_layout.py; eval.clip reads that layout and exports through export (it had
+    its own exporter writing a second layout: text.onnx + clip_onnx.json)."""
+    import re
+    onnx_export = [(f, n) for f, kind, name, n in _calls_and_defs(_sources(*FIRST_PARTY))
+                   if kind == "call" and name == "export" and "onnx.export" in
+                   (REPO / f).read_text(encoding="utf-8").splitlines()[n - 1]]
+    # emo3d/models/io.py: the trained head's own ONNX file (#13 moves it to export.graph)
+    assert sorted({f for f, _ in onnx_export}) == ["emo3d/models/io.py", "export/graph.py"]
+    names = re.compile(r"[\"'](clip_text\.onnx|clip_image\.onnx|clip_tokenizer\.json|clip\.json|clip_onnx\.json|"
+                       r"text\.onnx|image\.onnx)[\"']")
+    naming = sorted(str(p.relative_to(REPO)) for p in _sources(*FIRST_PARTY) if names.search(p.read_text("utf-8")))
+    assert naming == ["export/clip_layout.py"]
+
+
 def test_one_pose_statement():
     """The head/eye pose signs are stated once, in emo3d/pose.py; the renderer, the loop, the webcam, the
     preview, the streams and the face's authoring refer to it instead of restating (three disagreeing statements
