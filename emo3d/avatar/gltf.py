@@ -18,7 +18,8 @@ Unknown names: ``Rig.unknown`` and one :class:`emo3d.names.UnknownNameWarning`. 
 without ARKit shapes drives its expression presets through :mod:`emo3d.avatar.vrm`'s retarget
 (with ARKit shapes present, those win).
 
-Appearance: each material's base-colour texture (PNG, JPEG, WebP through ``EXT_texture_webp``;
+Appearance: each material's base-colour texture (or ``KHR_materials_pbrSpecularGlossiness``'s diffuse
+texture; PNG, JPEG, WebP through ``EXT_texture_webp``;
 ``KHR_texture_transform`` applied) times its ``baseColorFactor``; several textures are packed into
 one atlas (UVs remapped) so the renderer samples one image; untextured materials become solid
 tiles. Primitives that are mostly transparent (``alphaMode`` MASK/BLEND with mean alpha < 0.5:
@@ -60,6 +61,7 @@ __all__ = ["load_gltf", "match_target", "SUPPORTED_EXTENSIONS"]
 SUPPORTED_EXTENSIONS = frozenset({
     "KHR_mesh_quantization", "KHR_texture_transform", "EXT_meshopt_compression", "EXT_texture_webp",
     "KHR_materials_unlit", "KHR_materials_emissive_strength", "KHR_materials_ior", "KHR_materials_specular",
+    "KHR_materials_pbrSpecularGlossiness",
     "VRM", "VRMC_vrm", "VRMC_materials_mtoon", "VRMC_springBone", "VRMC_node_constraint",
 })
 _ADVICE = {
@@ -519,6 +521,10 @@ def _load(path: Path) -> Rig:
             factor = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float64)
             image, uv = None, None
             info = pbr.get("baseColorTexture")
+            sg = (mat.get("extensions") or {}).get("KHR_materials_pbrSpecularGlossiness")
+            if sg is not None and info is None:   # older exports: the diffuse texture is the base colour
+                factor = np.asarray(sg.get("diffuseFactor", (1, 1, 1, 1)), np.float64)
+                info = sg.get("diffuseTexture")
             if info is not None:
                 tex = doc._item("textures", info["index"])
                 src = ((tex.get("extensions") or {}).get("EXT_texture_webp") or {}).get("source", tex.get("source"))

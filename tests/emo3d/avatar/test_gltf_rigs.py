@@ -327,3 +327,19 @@ def test_tongue_out_target_is_kept_and_driven_by_name_or_extras(rigs):
     ys, xs = np.nonzero(np.abs(out - neutral).sum(-1) > 40)
     x0, y0, x1, y1, _ = _skin_box(neutral)
     assert len(ys) >= 4 and (ys.mean() - y0) / (y1 - y0) > 0.55                  # at the mouth
+
+
+def test_spec_gloss_diffuse_texture_is_the_base_colour(tmp_path):
+    b = GlbBuilder()
+    pos = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32)
+    uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:] = (200, 100, 40)
+    tex = b.texture(img)
+    b.doc["materials"].append({"extensions": {"KHR_materials_pbrSpecularGlossiness": {
+        "diffuseTexture": {"index": tex}, "diffuseFactor": [0.5, 1.0, 1.0, 1.0]}}})
+    prim = {"attributes": {"POSITION": b.accessor(pos), "TEXCOORD_0": b.accessor(uv)},
+            "indices": b.accessor(np.array([0, 1, 2, 0, 2, 3], np.uint16), 5123, index=True), "material": 0}
+    p = b.write(tmp_path / "sg.glb", [b.node(mesh=b.mesh([prim]))], required=["KHR_materials_pbrSpecularGlossiness"])
+    rig = load_gltf(p)
+    np.testing.assert_array_equal(rig.texture[0, 0], [100, 100, 40])
