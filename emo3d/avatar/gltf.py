@@ -18,13 +18,13 @@ Unknown names: ``Rig.unknown`` and one :class:`emo3d.names.UnknownNameWarning`. 
 without ARKit shapes drives its expression presets through :mod:`emo3d.avatar.vrm`'s retarget
 (with ARKit shapes present, those win).
 
-Appearance: each material's base-colour texture (or ``KHR_materials_pbrSpecularGlossiness``'s diffuse
-texture; PNG, JPEG, WebP through ``EXT_texture_webp``;
-``KHR_texture_transform`` applied) times its ``baseColorFactor``; several textures are packed into
-one atlas (UVs remapped) so the renderer samples one image; untextured materials become solid
-tiles. Primitives that are mostly transparent (``alphaMode`` MASK/BLEND with mean alpha < 0.5:
-eyelash and highlight cards) are left out, the renderer being opaque. Without any texture, each
-material's base colour (x ``COLOR_0``) becomes vertex colours.
+Appearance: each material's base-colour texture (or ``KHR_materials_pbrSpecularGlossiness``'s
+diffuse texture; PNG, JPEG, WebP through ``EXT_texture_webp``; ``KHR_texture_transform`` applied)
+times its ``baseColorFactor``; several textures are packed into one atlas (UVs remapped) so the
+renderer samples one image; untextured materials become solid tiles. The renderer is opaque, so of
+a MASK/BLEND primitive only the triangles whose texture is mostly opaque there are kept (an iris
+disc, lash strokes; not the see-through card around them). Without any texture, each material's
+base colour (x ``COLOR_0``) becomes vertex colours.
 
 Framing: ``Rig.face_box`` (vertices the face targets move), ``Rig.head_box`` (vertices skinned to
 the head bone - VRM humanoid ``head`` or a joint named Head - or the face grown) and the default
@@ -537,10 +537,9 @@ def _load(path: Path) -> Rig:
                         raise InvalidInputError(f"{where} TEXCOORD_{tc} is not [V, 2]")
                     uv = _texture_transform(uv, info)
             alpha_mode = mat.get("alphaMode", "OPAQUE")
-            if alpha_mode in ("MASK", "BLEND"):
-                a = factor[3] * (doc.image(image)[..., 3].mean() / 255.0 if image is not None else 1.0)
-                if a < 0.5:
-                    continue   # a mostly transparent card (lashes, highlights): the renderer is opaque
+            cutoff = float(mat.get("alphaCutoff", 0.5)) if alpha_mode == "MASK" else 0.5
+            if alpha_mode in ("MASK", "BLEND") and image is None and factor[3] < cutoff:
+                continue   # an untextured see-through surface: the renderer is opaque
             if "indices" in prim:
                 idx = doc.accessor(prim["indices"])[:, 0].astype(np.int64)
             else:
@@ -548,6 +547,12 @@ def _load(path: Path) -> Rig:
             if idx.size and (idx.min() < 0 or idx.max() >= V):
                 raise InvalidInputError(f"{where} index out of range (max {idx.max()}, {V} vertices)")
             f = _faces(idx, mode)
+            if alpha_mode in ("MASK", "BLEND") and image is not None:
+                # the renderer is opaque: keep the triangles whose texture is mostly opaque there (an iris
+                # disc, lash strokes), drop the see-through ones (the card around them, highlights' halo)
+                f = f[_triangle_alpha(doc.image(image)[..., 3], uv, f) * factor[3] >= cutoff]
+                if not len(f):
+                    continue
             B = _skin_matrices(doc, world, node["skin"], attrs, V, where) if "skin" in node else None
             head_w = None
             if B is not None:
@@ -653,6 +658,17 @@ def _load(path: Path) -> Rig:
     return Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
                           colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
                           head_box=head_box, head_weights=head_weights, head_pivot=head_pivot)
+
+
+def _triangle_alpha(alpha: np.ndarray, uv: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Each triangle's mean texture alpha (0..1) at its three corners and its centroid (nearest texel,
+    UVs wrapped)."""
+    h, w = alpha.shape
+    pts = np.concatenate([uv[f], uv[f].mean(axis=1, keepdims=True)], axis=1)      # [F,4,2]
+    pts = pts - np.floor(pts)
+    x = np.clip((pts[..., 0] * w).astype(np.int64), 0, w - 1)
+    y = np.clip((pts[..., 1] * h).astype(np.int64), 0, h - 1)
+    return alpha[y, x].mean(axis=1) / 255.0
 
 
 def _head_weights(doc: _Doc, skin_i: int, attrs: dict, V: int, head_set: set) -> np.ndarray:

@@ -335,7 +335,7 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
         card = np.array([[-0.7, 0.45, 0.7], [0.7, 0.45, 0.7], [0.7, 0.55, 0.7], [-0.7, 0.55, 0.7]],
                         np.float32) * F
         rgba = np.zeros((8, 8, 4), np.uint8)
-        rgba[::4, :, 3] = 255
+        rgba[3, :, 3] = 255                        # one opaque stroke on a see-through card
         lash = b.material((0, 0, 0, 1), b.texture(rgba), alpha_mode="MASK", name="lashes")
         cprim = {"attributes": {"POSITION": b.accessor(card / pos_scale if quantized else card),
                                 "TEXCOORD_0": b.accessor(np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32))},

@@ -343,3 +343,27 @@ def test_spec_gloss_diffuse_texture_is_the_base_colour(tmp_path):
     p = b.write(tmp_path / "sg.glb", [b.node(mesh=b.mesh([prim]))], required=["KHR_materials_pbrSpecularGlossiness"])
     rig = load_gltf(p)
     np.testing.assert_array_equal(rig.texture[0, 0], [100, 100, 40])
+
+
+def test_alpha_masked_primitive_keeps_its_opaque_triangles(tmp_path):
+    # an "iris": a 12x12 grid whose texture is opaque inside a disc of radius 0.3 (uv units), clear outside
+    b = GlbBuilder()
+    n = 13
+    g = np.linspace(0, 1, n)
+    U, Vv = np.meshgrid(g, g)
+    uv = np.stack([U, Vv], -1).reshape(-1, 2).astype(np.float32)
+    pos = np.concatenate([uv * 2 - 1, np.zeros((len(uv), 1))], 1).astype(np.float32) * [1, -1, 1]
+    tris = [(j * n + i, j * n + i + 1, (j + 1) * n + i + 1) for j in range(n - 1) for i in range(n - 1)]
+    tris += [(j * n + i, (j + 1) * n + i + 1, (j + 1) * n + i) for j in range(n - 1) for i in range(n - 1)]
+    yy, xx = (np.mgrid[0:64, 0:64] + 0.5) / 64
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 2] = 200
+    rgba[..., 3] = np.where((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.3 ** 2, 255, 0)
+    m = b.material(texture=b.texture(rgba), alpha_mode="MASK")
+    prim = {"attributes": {"POSITION": b.accessor(pos), "TEXCOORD_0": b.accessor(uv)},
+            "indices": b.accessor(np.array(tris, np.uint16).reshape(-1), 5123, index=True), "material": m}
+    rig = load_gltf(b.write(tmp_path / "iris.glb", [b.node(mesh=b.mesh([prim]))]))
+    kept = uv[rig.triangles].mean(axis=1)
+    r = np.linalg.norm(kept - 0.5, axis=1)
+    assert 0 < len(rig.triangles) < len(tris)          # the disc's triangles, not the card's corners
+    assert r.max() < 0.36 and r.min() < 0.1
