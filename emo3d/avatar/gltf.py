@@ -43,6 +43,7 @@ import io
 import json
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -328,12 +329,16 @@ def load_gltf(path, *, framing: str = "auto") -> Rig:
         raise AssetError(f"glTF rig {path} does not exist (expected a .glb, .gltf or .vrm file)")
     _framing.check_mode(framing)
     try:
-        rig = _load(path)
+        rig, duplicates = _load(path)
     except (KeyError, TypeError, IndexError, AttributeError, struct.error) as e:
         what = f"missing field {e.args[0]!r}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
         raise InvalidInputError(f"{path}: malformed glTF ({what})") from None
     if rig.unknown:
         names.warn_unknown(rig.unknown, f"rig {path.name}", stacklevel=2)
+    if duplicates:
+        warnings.warn(names.UnknownNameWarning(
+            f"rig {path.name}: {len(duplicates)} morph target(s) name a shape another target of the same "
+            f"mesh already drives, ignored: {', '.join(duplicates[:12])}"), stacklevel=2)
     return _framing.with_framing(rig, framing)
 
 
@@ -477,7 +482,7 @@ def _texture_transform(uv: np.ndarray, info: dict) -> np.ndarray:
     return (uv.astype(np.float64) @ M.T + (ox, oy)).astype(np.float32)
 
 
-def _load(path: Path) -> Rig:
+def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
     doc = _Doc(path)
     J = doc.json
     # VRM 0.x avatars face -z (UniVRM's convention); VRM 1.0 and plain glTF face +z: turn 0.x around
@@ -498,6 +503,7 @@ def _load(path: Path) -> Rig:
     raw: Dict[Tuple[int, int], List[Tuple[int, np.ndarray]]] = {}   # (mesh, target) -> deltas, for VRM
     tname_of: Dict[Tuple[int, int], str] = {}
     unknown: List[str] = []
+    duplicates: List[str] = []
     n_v = 0
     for mi, ni in placed:
         mesh = doc._item("meshes", mi)
@@ -583,6 +589,7 @@ def _load(path: Path) -> Rig:
                 if len(tnames) != len(targets):
                     raise InvalidInputError(f"{where} has {len(targets)} morph targets but {len(tnames)} "
                                             f"targetNames (unknown target count)")
+                matched: List[Tuple[str, names.NameMatch, np.ndarray]] = []
                 for ti, (tname, tgt) in enumerate(zip(tnames, targets)):
                     if "POSITION" not in tgt:
                         continue
@@ -597,10 +604,9 @@ def _load(path: Path) -> Rig:
                         if str(tname) not in unknown:
                             unknown.append(str(tname))
                         continue
-                    if m.split:
-                        split.setdefault(m.name, []).append((n_v, d))
-                    elif m.targets[0] in schema.MODEL_INDEX or m.targets[0] in EXTRA_TARGETS:
-                        deltas.setdefault(m.targets[0], []).append((n_v, d))   # (_neutral: nothing to drive)
+                    matched.append((str(tname), m, d))
+                for kind, name, d in _choose(matched, duplicates):
+                    (split if kind == "split" else deltas).setdefault(name, []).append((n_v, d))
             color = np.repeat(factor[None, :3], V, axis=0)
             if "COLOR_0" in attrs:
                 c = doc.accessor(attrs["COLOR_0"]).astype(np.float64)[:, :3]
@@ -655,9 +661,45 @@ def _load(path: Path) -> Rig:
     if head_w is not None and head_node is not None and (head_w < 0.5).any():   # a head on a body
         head_weights = np.clip(head_w, 0, 1).astype(np.float32)
         head_pivot = world(head_node)[:3, 3].astype(np.float32)
-    return Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
-                          colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
-                          head_box=head_box, head_weights=head_weights, head_pivot=head_pivot)
+    rig = Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
+                         colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
+                         head_box=head_box, head_weights=head_weights, head_pivot=head_pivot)
+    return rig, tuple(dict.fromkeys(duplicates))
+
+
+def _exact(tname: str, canonical: str) -> bool:
+    """True when ``tname`` spells ``canonical`` itself (any case/separator, exporter prefix, Blender suffix)."""
+    return "".join(names.tokens(tname)) == canonical.lower()
+
+
+def _choose(matched, duplicates: List[str]):
+    """One primitive's resolved targets -> [(kind 'one'|'split', canonical or stem, deltas)]. Several
+    sources of one ARKit shape in a primitive: its own spelling wins (``mouthSmileLeft`` over an alias
+    such as CC's ``Mouth_Smile_L``; ``jawOpen`` over ``mouthOpen``), else the first; one-sided parts
+    (``browInnerUp_L``) are summed unless the shape itself is there; an unsided source of a sided pair
+    (``mouthSmile``) is split unless both sides are there. Names left out go to ``duplicates``."""
+    direct: Dict[str, List[Tuple[str, np.ndarray]]] = {}
+    for tname, m, d in matched:
+        if not m.split and m.part is None:
+            direct.setdefault(m.targets[0], []).append((tname, d))
+    out = []
+    for canon, srcs in direct.items():
+        best = next((x for x in srcs if _exact(x[0], canon)), srcs[0])
+        duplicates.extend(t for t, _ in srcs if t != best[0])
+        if canon in schema.MODEL_INDEX or canon in EXTRA_TARGETS:   # (_neutral: nothing to drive)
+            out.append(("one", canon, best[1]))
+    for tname, m, d in matched:
+        if m.part is not None:
+            if m.targets[0] in direct:
+                duplicates.append(tname)
+            else:
+                out.append(("one", m.targets[0], d))
+        elif m.split:
+            if m.targets[0] in direct and m.targets[1] in direct:
+                duplicates.append(tname)
+            else:
+                out.append(("split", m.name, d))
+    return out
 
 
 def _triangle_alpha(alpha: np.ndarray, uv: np.ndarray, f: np.ndarray) -> np.ndarray:

@@ -367,3 +367,29 @@ def test_alpha_masked_primitive_keeps_its_opaque_triangles(tmp_path):
     r = np.linalg.norm(kept - 0.5, axis=1)
     assert 0 < len(rig.triangles) < len(tris)          # the disc's triangles, not the card's corners
     assert r.max() < 0.36 and r.min() < 0.1
+
+
+def test_own_spelling_wins_over_aliases_in_one_mesh(tmp_path):
+    # a Ready Player Me-like mesh: jawOpen and mouthOpen, mouthSmileLeft/Right and mouthSmile, browInnerUp_L
+    # beside browInnerUp: each shape is driven once, by its own ARKit spelling
+    b = GlbBuilder()
+    v, tris, uv = face_grid()
+    dd = face_deltas_for_test(v)
+    order = ["mouthOpen", "jawOpen", "mouthSmile", "mouthSmileLeft", "mouthSmileRight", "browInnerUp_L",
+             "browInnerUp"]
+    prim = {"attributes": {"POSITION": b.accessor(v)},
+            "indices": b.accessor(tris.reshape(-1).astype(np.uint16), 5123, index=True),
+            "targets": [{"POSITION": b.accessor(dd[n])} for n in order]}
+    p = b.write(tmp_path / "rpm.glb", [b.node(mesh=b.mesh([prim], order))])
+    with pytest.warns(Warning, match="mouthOpen.*mouthSmile.*browInnerUp_L"):
+        rig = load_gltf(p)
+    d = rig.dense_deltas()
+    for n in ("jawOpen", "mouthSmileLeft", "mouthSmileRight", "browInnerUp"):
+        np.testing.assert_allclose(d[rig.target_names.index(n)], dd[n], atol=1e-6)
+
+
+def face_deltas_for_test(v):
+    rng = np.random.default_rng(1)
+    names = ["mouthOpen", "jawOpen", "mouthSmile", "mouthSmileLeft", "mouthSmileRight", "browInnerUp_L",
+             "browInnerUp"]
+    return {n: (rng.random((len(v), 3)) * 0.01).astype(np.float32) for n in names}
