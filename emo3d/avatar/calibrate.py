@@ -10,8 +10,8 @@ Full path on every probe: rig -> 256x256 render -> FaceLandmarker -> 52 scores.
    blendshape model (``avatar.refine``), each kept only if the full path improves, and a few
    more gain rounds.
 3. Fidelity report (the floors of issue 3): neutral scores, per-shape rise 0 -> 1, left/right
-   sides, the MAE over random sparse expression vectors, and ``facex``'s 7-class reading of the
-   neutral and seven basic-emotion faces when its model can be run.
+   sides, the MAE over random sparse expression vectors, and the FER-2013 reading (``avatar.fer``, the
+   one emotion reader) of the eight emotion prototype faces when its model can be had.
 
 Writes ``avatar/data/calibration.json`` (with ``--write``) and ``DIR/calibration_report.json`` +
 ``DIR/contact_sheet.png``. Use ``--report-only`` to measure the shipped calibration.
@@ -37,10 +37,12 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from emo3d import facs, schema
-from emo3d.errors import InvalidInputError
+from emo3d.errors import AssetError, InvalidInputError
 from emo3d.io import atomic_path, atomic_write_json
 
-__all__ = ["CalibrateOptions", "FidelityReport", "calibrate", "fidelity", "facex_reading", "main"]
+from .fer import FerReader
+
+__all__ = ["CalibrateOptions", "FidelityReport", "calibrate", "fidelity", "fer_reading", "main"]
 
 ANTAGONIST = {   # neutral reading too high -> bias toward this shape (both L/R spelled out below)
     "eyeLookDown{S}": "eyeLookUp{S}", "eyeSquint{S}": "eyeWide{S}", "eyeBlink{S}": "eyeWide{S}",
@@ -53,8 +55,6 @@ ANTAGONIST_BOTH = {"browInnerUp": ("browDownLeft", "browDownRight"), "jawOpen": 
 # the EMFACS prototypes of the basic emotions by shape name (owned by emo3d.facs)
 EMOTION_PROTOTYPES: Dict[str, Dict[str, float]] = {
     e: {n: float(v) for n, v in zip(schema.MEDIAPIPE_NAMES, facs.prototype(e)) if v > 0} for e in schema.EMOTIONS}
-
-FACEX_CLASSES = ("anger", "disgust", "fear", "happy", "neutral", "sadness", "surprised")
 
 
 @dataclass
@@ -101,7 +101,7 @@ class FidelityReport:
     mae_random: float
     n_random: int
     detected_random: int
-    facex: Dict[str, object] = field(default_factory=dict)
+    fer: Dict[str, object] = field(default_factory=dict)     # the emotion faces' FER-2013 reading
     floors: Dict[str, bool] = field(default_factory=dict)
 
 
@@ -176,65 +176,13 @@ def _emotion_vectors() -> Dict[str, np.ndarray]:
     return {e: facs.prototype(e) for e in schema.EMOTIONS}
 
 
-# --- facex -------------------------------------------------------------------------------------
-def _facex_model() -> Path:
-    """facex's tflite: installed facex package, the cache, or ``pip download --no-deps facex==1.1.0``."""
-    import importlib.util
-    import zipfile
-    import subprocess
-    import tempfile
-    from emo3d.io import cache_dir
-    spec = importlib.util.find_spec("facex")
-    if spec and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            p = Path(loc) / "assets" / "model_optimized.tflite"
-            if p.is_file():
-                return p
-    target = cache_dir("assets") / "facex_model_optimized.tflite"
-    if target.is_file():
-        return target
-    with tempfile.TemporaryDirectory() as td:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", td, "facex==1.1.0"],
-                       check=True, capture_output=True, timeout=600)
-        whl = next(Path(td).glob("facex-*.whl"))
-        with zipfile.ZipFile(whl) as z, atomic_path(target) as tmp:
-            Path(tmp).write_bytes(z.read("facex/assets/model_optimized.tflite"))
-    return target
-
-
-class FacexReader:
-    """facex 1.1.0's 7-class classifier run the way facex runs it (Haar face crop, grey, 200x200,
-    [0,1]) but through ``ai_edge_litert`` (facex itself imports TensorFlow, which is not installed)."""
-
-    def __init__(self):
-        import cv2
-        from ai_edge_litert.interpreter import Interpreter
-        self.interp = Interpreter(model_path=str(_facex_model()))
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]["index"]
-        self.outp = self.interp.get_output_details()[0]["index"]
-        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-
-    def read(self, rgb: np.ndarray) -> Optional[Dict[str, float]]:
-        import cv2
-        from skimage.transform import resize
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2GRAY)
-        faces = self.cascade.detectMultiScale(grey, 1.1, 4)
-        if len(faces) == 0:
-            return None
-        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-        crop = resize(grey[y:y + h, x:x + w], (200, 200, 3))[None].astype(np.float32)
-        self.interp.set_tensor(self.inp, crop)
-        self.interp.invoke()
-        p = self.interp.get_tensor(self.outp)[0]
-        return {c: float(v) for c, v in zip(FACEX_CLASSES, p)}
-
-
-def facex_reading(images: Dict[str, np.ndarray]) -> Dict[str, object]:
-    """{label: {class: p} | None}, or {"error": why} when facex's model cannot be run here."""
+# --- what the emotion faces read as ----------------------------------------------------------
+def fer_reading(images: Dict[str, np.ndarray]) -> Dict[str, object]:
+    """{label: {top, FER class: p} | None (no face found)}, or {"error": why} when the FER model cannot be
+    had here (``avatar.fer.FerReader``)."""
     try:
-        reader = FacexReader()
-    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        reader = FerReader()
+    except AssetError as e:   # reported, not fatal
         return {"error": f"{type(e).__name__}: {e}"}
     out: Dict[str, object] = {}
     for k, im in images.items():
@@ -428,7 +376,7 @@ def fidelity(cal: dict, opts: CalibrateOptions, log=print):
         mae = float(np.abs(Sr[ok, 1:] - Wr[ok, 1:]).mean()) if ok.any() else float("nan")
         emo = _emotion_vectors()
         emo_imgs = probe.images(cal, np.stack(list(emo.values())))
-        fx = facex_reading(dict(zip(emo.keys(), emo_imgs)))
+        fx = fer_reading(dict(zip(emo.keys(), emo_imgs)))
     finally:
         probe.close()
     n_rise = int(sum(1 for v in rise.values() if v >= 0.25))
@@ -436,12 +384,12 @@ def fidelity(cal: dict, opts: CalibrateOptions, log=print):
     nmax = float(np.nanmax(base[1:]))
     rep = FidelityReport(neutral_scores=neutral, neutral_max=round(nmax, 3), rise=rise, n_rise_ge_025=n_rise,
                          sides=sides, sides_ok=s_ok, sides_total=len(sides), mae_random=round(mae, 4),
-                         n_random=opts.n_random, detected_random=int(ok.sum()), facex=fx)
+                         n_random=opts.n_random, detected_random=int(ok.sum()), fer=fx)
     rep.floors = {"neutral_all_le_0.25": nmax <= 0.25, "rise_ge_0.25_for_40": n_rise >= 40,
                   "sides_all_correct": s_ok == len(sides), "mae_le_0.15": mae <= 0.15}
     labels = ["neutral"] + [f"{n}\n{S[i, i]:.2f}" for i, n in enumerate(schema.MEDIAPIPE_NAMES) if i]
     sheet_imgs = list(imgs) + list(emo_imgs)
-    labels += [f"{e}\nfacex:{(fx.get(e) or {}).get('top', '-') if isinstance(fx.get(e), dict) else '-'}"
+    labels += [f"{e}\nfer:{(fx.get(e) or {}).get('top', '-') if isinstance(fx.get(e), dict) else '-'}"
                for e in emo]
     return rep, sheet_imgs, labels
 
@@ -512,7 +460,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"neutral max {rep.neutral_max}; rise>=0.25: {rep.n_rise_ge_025}/51; sides {rep.sides_ok}/"
           f"{rep.sides_total}; MAE {rep.mae_random} over {rep.detected_random}/{rep.n_random} detected; "
           f"floors {rep.floors}")
-    print(f"facex: {json.dumps(rep.facex)}")
+    print(f"fer: {json.dumps(rep.fer)}")
     print(f"wrote {opts.out / 'calibration_report.json'} and {opts.out / 'contact_sheet.png'}")
     return 0
 
