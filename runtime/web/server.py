@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import mimetypes
+import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -127,11 +128,8 @@ class _Page:
         self.closed = False
 
 
-def rig_target_map(path: Path) -> Dict[str, str]:
-    """{source name: ARKit name} for every morph target and VRM expression name in a glTF/VRM file that
-    matches one ARKit shape (the one name map, :func:`emo3d.names.resolve`; names of both sides such as
-    ``mouthSmile`` are left out)."""
-    from emo3d import names as name_map
+def _gltf_json(path: Path) -> dict:
+    """The JSON document of a .glb/.gltf/.vrm file (InvalidInputError naming --rig when it is none)."""
     data = path.read_bytes()
     try:
         if data[:4] == b"glTF":
@@ -141,6 +139,20 @@ def rig_target_map(path: Path) -> Dict[str, str]:
             doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidInputError(f"--rig {path}: not a glTF/VRM file ({e})") from None
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"--rig {path}: not a glTF/VRM file (its JSON is not an object)")
+    return doc
+
+
+def rig_target_map(path: Path) -> Dict[str, str]:
+    """{source name: ARKit name} for every morph target and VRM expression name in a glTF/VRM file that
+    matches one ARKit shape (the one name map, :func:`emo3d.names.resolve`; names of both sides such as
+    ``mouthSmile`` are left out)."""
+    return _target_map(_gltf_json(path))
+
+
+def _target_map(doc: dict) -> Dict[str, str]:
+    from emo3d import names as name_map
     names = []
     for mesh in doc.get("meshes", []) or []:
         names += list((mesh.get("extras") or {}).get("targetNames") or [])
@@ -156,6 +168,42 @@ def rig_target_map(path: Path) -> Dict[str, str]:
         m = name_map.resolve(str(n))
         if m is not None and not m.split and m.targets[0] != "_neutral":
             out[str(n)] = m.targets[0]
+    return out
+
+
+# Eye node names of plain glTF rigs, lower-cased and split at non-alphanumerics: "LeftEye",
+# "mixamorig:LeftEye", "eye.L", "Eye_R", "eye_left", "EyeRight", "CC_Base_L_Eye", "J_Adj_L_FaceEye".
+_EYE_WORDS = {"eye", "faceeye", "lefteye", "righteye", "eyeleft", "eyeright"}
+_SIDE_WORDS = {"left": {"l", "left", "lefteye", "eyeleft"}, "right": {"r", "right", "righteye", "eyeright"}}
+
+
+def rig_eye_nodes(path: Path) -> Optional[Dict[str, int]]:
+    """``{"left": node index, "right": node index}`` of a plain glTF rig's eye bones, found by name (see
+    ``_EYE_WORDS``; a joint of a skin wins over a plain node, a node without a mesh over one with a mesh),
+    or None when the file has not exactly one best candidate for each eye, or is a VRM (three-vrm's humanoid
+    names a VRM's eyes). Left is the subject's left."""
+    return _eye_nodes(_gltf_json(path))
+
+
+def _eye_nodes(doc: dict) -> Optional[Dict[str, int]]:
+    ext = doc.get("extensions") or {}
+    if "VRM" in ext or "VRMC_vrm" in ext:
+        return None
+    joints = {j for skin in doc.get("skins", []) or [] for j in skin.get("joints", []) or []}
+    found: Dict[str, list] = {"left": [], "right": []}
+    for i, node in enumerate(doc.get("nodes", []) or []):
+        words = set(re.split(r"[^a-z0-9]+", str(node.get("name", "")).lower())) - {""}
+        if not words & _EYE_WORDS:
+            continue
+        sides = [side for side, w in _SIDE_WORDS.items() if words & w]
+        if len(sides) == 1:
+            found[sides[0]].append((i not in joints, "mesh" in node, i))
+    out = {}
+    for side, cands in found.items():
+        cands.sort()
+        if not cands or (len(cands) > 1 and cands[0][:2] == cands[1][:2]):
+            return None
+        out[side] = cands[0][2]
     return out
 
 
@@ -197,9 +245,11 @@ class WebServer:
             rig = default_rig()
             self._rig_bytes = glb_bytes(rig)
             fmt, url, targets, name = "gltf", "/rig.glb", {n: n for n in rig.target_names}, "default head"
+            eyes = None   # its eyes turn with its eyeLook* targets
         else:
             fmt = RIG_FORMATS[o.rig.suffix.lower()]
-            targets = rig_target_map(o.rig)
+            doc = _gltf_json(o.rig)
+            targets, eyes = _target_map(doc), _eye_nodes(doc)
             self._rig_bytes = o.rig.read_bytes()
             url, name = f"/rig{o.rig.suffix.lower()}", o.rig.name
             if o.rig.suffix.lower() == ".gltf" and b'"uri"' in self._rig_bytes and b"data:" not in self._rig_bytes:
@@ -207,7 +257,7 @@ class WebServer:
                                         f"convert it to .glb")
         fps = float(getattr(getattr(self.loop, "options", None), "fps", 60.0) or 60.0)
         self._config = json.dumps({
-            "rig": {"url": url, "format": fmt, "name": name, "targets": targets},
+            "rig": {"url": url, "format": fmt, "name": name, "targets": targets, "eyes": eyes},
             "ws": WS_PATH, "fps": fps, "names": list(schema.MEDIAPIPE_NAMES), "emotions": list(schema.EMOTIONS),
             "max_message": o.max_message,
             "idle": bool(getattr(getattr(self.loop, "options", None), "idle", True)),

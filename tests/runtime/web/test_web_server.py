@@ -14,7 +14,7 @@ import pytest
 from emo3d import schema
 from emo3d.avatar.gltf import load_gltf
 from emo3d.errors import InvalidInputError
-from runtime.web import BUILD_COMMAND, ViewerNotBuiltError, WebOptions, WebServer, rig_target_map
+from runtime.web import BUILD_COMMAND, ViewerNotBuiltError, WebOptions, WebServer, rig_eye_nodes, rig_target_map
 from runtime.web.server import require_built
 from support.standin import StandInLoop
 
@@ -201,12 +201,37 @@ def test_rig_target_map_matches_morph_and_vrm_expression_names(tmp_path):
                                  "browInnerUp_R": "browInnerUp", "EyeBlinkLeft": "eyeBlinkLeft"}
 
 
+@pytest.mark.parametrize("left,right", [("LeftEye", "RightEye"), ("mixamorig:LeftEye", "mixamorig:RightEye"),
+                                        ("eye.L", "eye.R"), ("Eye_L", "Eye_R"), ("eye_left", "eye_right"),
+                                        ("EyeLeft", "EyeRight"), ("CC_Base_L_Eye", "CC_Base_R_Eye"),
+                                        ("J_Adj_L_FaceEye", "J_Adj_R_FaceEye")])
+def test_rig_eye_nodes_finds_eye_bones_by_name(tmp_path, left, right):
+    nodes = [{"name": "Head"}, {"name": "LeftEyelid"}, {"name": "eyebrow.L"}, {"name": right}, {"name": left},
+             {"name": left, "mesh": 0}]
+    f = tmp_path / "x.gltf"
+    f.write_text(json.dumps({"asset": {"version": "2.0"}, "nodes": nodes}))
+    assert rig_eye_nodes(f) == {"left": 4, "right": 3}        # the node without a mesh wins over the mesh's
+    f.write_text(json.dumps({"asset": {"version": "2.0"}, "nodes": nodes, "skins": [{"joints": [5, 3]}]}))
+    assert rig_eye_nodes(f) == {"left": 5, "right": 3}        # a skin's joint wins over a plain node
+
+
+def test_rig_eye_nodes_is_none_when_ambiguous_one_sided_or_vrm(tmp_path):
+    f = tmp_path / "x.gltf"
+    for nodes, ext in (([{"name": "LeftEye"}, {"name": "eye.L"}, {"name": "RightEye"}], None),   # two left eyes
+                       ([{"name": "LeftEye"}], None),                                          # no right eye
+                       ([{"name": "Eye"}, {"name": "Eye.001"}], None),                          # no sides
+                       ([{"name": "LeftEye"}, {"name": "RightEye"}], {"VRM": {}})):            # three-vrm's job
+        f.write_text(json.dumps({"asset": {"version": "2.0"}, "nodes": nodes, **({"extensions": ext} if ext else {})}))
+        assert rig_eye_nodes(f) is None, nodes
+
+
 def test_external_rig_is_served_as_is(static, ict_rig_path):
     loop = StandInLoop()
     with WebServer(loop, WebOptions(port=0, static_dir=static, rig=ict_rig_path)) as server:
         cfg = json.loads(_get(server, "/config.json")[2])
         assert cfg["rig"]["url"] == "/rig.glb" and cfg["rig"]["name"] == ict_rig_path.name
         assert len(set(cfg["rig"]["targets"].values())) >= 50
+        assert cfg["rig"]["eyes"] is None          # its eyes turn with its eyeLook* targets; it has no bones
         assert _get(server, "/rig.glb")[2] == ict_rig_path.read_bytes()
     assert np.isfinite(loop.current).all()
 

@@ -20,6 +20,10 @@ const stats = (window.__emo3d = {
   // in ms and in animation frames (1 = drawn in the first animation frame after it arrived)
   applied: 0, superseded: 0, delayMs: [], delayFrames: [], maxDelayFrames: 0,
   recording: null, clayMeshes: 0,
+  // eyes: how the frame's eye rotations reach the rig ("shapes": its eyeLook* targets already turn the eyes,
+  // "bones": eye nodes found by name, "vrm-lookat": the VRM's lookAt, "none") and the gaze read back from the
+  // scene after each draw: [yaw, pitch] per eye (left, right), radians, emo3d's convention (+pitch looks down)
+  eyes: { mode: "none", gaze: null },
 });
 
 let config = null;
@@ -34,6 +38,8 @@ let morphBindings = [];            // {influences, slot, src} : mesh morph slot 
 let exprBindings = [];             // {name, src} : VRM expression <- weights[src]
 let vrm = null;
 let pivot = null;
+let eyeBones = [];                 // {node, rest, parentRel} per eye (left, right) in "bones" mode
+let eyeGazeNodes = [];             // {node, restRel} per eye: the nodes whose rotation is read back
 
 // --- three.js scene ------------------------------------------------------------------------------------------
 const canvas = $("view");
@@ -133,8 +139,64 @@ async function loadRig() {
   root.position.sub(center);
   pivot.add(root);
   scene.add(pivot);
+  await bindEyes(gltf, driven);
   stats.rig = { name: config.rig.name, format: config.rig.format, shapes: driven.size,
     morphBindings: morphBindings.length, expressionBindings: exprBindings.length };
+}
+
+// Eyes: the frame's eyes (emo3d/pose.py: per eye R = Ry(yaw) Rx(pitch) Rz(roll) in rig space, +yaw toward the
+// subject's left, +pitch down) turn the rig's eye bones when its eyeLook* shapes do not already turn its eyes
+// (both would double the turn). VRM: its lookAt, one gaze (the mean of both eyes) through the avatar's own
+// range maps and applier (bones or lookUp/Down/Left/Right expressions); three-vrm's yaw/pitch have emo3d's
+// signs (degrees). Plain glTF: the eye nodes the server found by name (config.rig.eyes).
+const _q = new THREE.Quaternion(), _q2 = new THREE.Quaternion(), _e = new THREE.Euler(0, 0, 0, "YXZ");
+const _v = new THREE.Vector3();
+
+function relToPivot(node, out) {   // node's world rotation in the pivot's (rig) frame
+  pivot.getWorldQuaternion(_q2).invert();
+  return node.getWorldQuaternion(out).premultiply(_q2);
+}
+
+async function bindEyes(gltf, driven) {
+  pivot.updateMatrixWorld(true);
+  const shapes = [...driven].some((n) => n.startsWith("eyeLook"));
+  let nodes = [];
+  if (shapes) {
+    stats.eyes.mode = "shapes";
+  } else if (vrm && vrm.lookAt) {
+    stats.eyes.mode = "vrm-lookat";
+    nodes = ["leftEye", "rightEye"].map((b) => vrm.humanoid.getRawBoneNode(b)).filter((n) => n);
+  } else if (config.rig.eyes) {
+    nodes = await Promise.all([config.rig.eyes.left, config.rig.eyes.right]
+      .map((i) => gltf.parser.getDependency("node", i)));
+    eyeBones = nodes.map((node) => ({ node, rest: node.quaternion.clone(),
+      parentRel: node.parent ? relToPivot(node.parent, new THREE.Quaternion()) : new THREE.Quaternion() }));
+    stats.eyes.mode = "bones";
+  }
+  eyeGazeNodes = nodes.length === 2 ? nodes.map((node) => ({ node, restRel: relToPivot(node, new THREE.Quaternion()) })) : [];
+}
+
+function applyEyes(eyes) {
+  if (stats.eyes.mode === "bones") {
+    eyeBones.forEach((b, k) => {
+      const [yaw, pitch, roll] = eyes.slice(3 * k, 3 * k + 3);
+      // local = P^-1 R P rest, P = the parent's rest rotation in the rig frame: the eye turns by R in the rig frame
+      _q.setFromEuler(_e.set(pitch, yaw, roll, "YXZ"));
+      b.node.quaternion.copy(b.parentRel).invert().multiply(_q).multiply(b.parentRel).multiply(b.rest);
+    });
+  } else if (stats.eyes.mode === "vrm-lookat") {
+    vrm.lookAt.yaw = THREE.MathUtils.RAD2DEG * 0.5 * (eyes[0] + eyes[3]);
+    vrm.lookAt.pitch = THREE.MathUtils.RAD2DEG * 0.5 * (eyes[1] + eyes[4]);
+  }
+}
+
+function readGaze() {   // after a draw: each eye's turn from rest, in the rig frame, as [yaw, pitch]
+  if (!eyeGazeNodes.length) return;
+  stats.eyes.gaze = eyeGazeNodes.map((g) => {
+    const delta = relToPivot(g.node, _q).multiply(_q2.copy(g.restRel).invert());
+    _v.set(0, 0, 1).applyQuaternion(delta);
+    return [Math.atan2(_v.x, _v.z), Math.atan2(-_v.y, Math.hypot(_v.x, _v.z))];
+  });
 }
 
 function apply(frame) {
@@ -148,6 +210,7 @@ function apply(frame) {
     const [yaw, pitch, roll] = frame.head;
     pivot.rotation.set(pitch, yaw, roll, "YXZ");
   }
+  applyEyes(frame.eyes);
 }
 
 function animate() {
@@ -162,6 +225,7 @@ function animate() {
   if (vrm) vrm.update(dt);
   controls.update();
   renderer.render(scene, camera);
+  if (f) readGaze();
   if (f) {
     const ms = performance.now() - f.arrival;
     const frames = stats.animationFrames - f.arrivalFrame;
@@ -236,6 +300,7 @@ function onMessage(ev) {
     stats.lastIndex = msg.index;
     if (pending) stats.superseded += 1;
     pending = { index: msg.index, w: names.map((n) => msg.weights[n] || 0), head: msg.head || [0, 0, 0],
+      eyes: msg.eyes || [0, 0, 0, 0, 0, 0],
       arrival, arrivalFrame: stats.animationFrames };
   } else if (msg.type === "ack") {
     stats.acks.push(msg);
