@@ -25,19 +25,20 @@ _TYPE = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
 
 
 class GlbBuilder:
-    def __init__(self, *, meshopt: bool = False):
+    def __init__(self, *, meshopt: bool = False, exp_filter: bool = False):
         self.doc: dict = {"asset": {"version": "2.0", "generator": "emo3d tests"}, "buffers": [],
                           "bufferViews": [], "accessors": [], "meshes": [], "nodes": [], "materials": [],
                           "textures": [], "images": [], "samplers": [], "skins": []}
         self.bin = bytearray()
         self.meshopt = meshopt
+        self.exp_filter = exp_filter   # meshopt: float VEC3 streams stored with the EXPONENTIAL filter
         self.comp = bytearray()        # meshopt-compressed bytes (buffer 1) when meshopt
         self.used: set = set()
         self.required: set = set()
 
     # --- raw storage --------------------------------------------------------------------------
     def view(self, data: bytes, *, stride: Optional[int] = None, target: Optional[int] = None,
-             meshopt_mode: Optional[str] = None, count: int = 0) -> int:
+             meshopt_mode: Optional[str] = None, count: int = 0, meshopt_filter: Optional[str] = None) -> int:
         while len(self.bin) % 4:
             self.bin.append(0)
         v = {"buffer": 0, "byteOffset": len(self.bin), "byteLength": len(data)}
@@ -50,7 +51,13 @@ class GlbBuilder:
             import meshoptimizer
             size = stride or (2 if meshopt_mode != "ATTRIBUTES" else len(data) // count)
             if meshopt_mode == "ATTRIBUTES":
-                enc = meshoptimizer.encode_vertex_buffer(np.frombuffer(data, np.uint8).reshape(count, size),
+                raw = data
+                if meshopt_filter == "EXPONENTIAL":   # each float -> int32: exponent (8 bits) | mantissa (24)
+                    f = np.frombuffer(data, np.float32)
+                    e = -20
+                    m = np.round(f * 2.0 ** -e).astype(np.int64) & 0xFFFFFF
+                    raw = ((np.int64(e) & 0xFF) << 24 | m).astype(np.uint32).tobytes()
+                enc = meshoptimizer.encode_vertex_buffer(np.frombuffer(raw, np.uint8).reshape(count, size),
                                                          count, size)
             else:
                 idx = np.frombuffer(data, np.uint16 if size == 2 else np.uint32).astype(np.uint32)
@@ -60,6 +67,8 @@ class GlbBuilder:
             v["extensions"] = {"EXT_meshopt_compression": {
                 "buffer": 1, "byteOffset": len(self.comp), "byteLength": len(enc), "byteStride": size,
                 "count": count, "mode": meshopt_mode}}
+            if meshopt_filter:
+                v["extensions"]["EXT_meshopt_compression"]["filter"] = meshopt_filter
             self.comp += enc
             self.used.add("EXT_meshopt_compression")
             self.required.add("EXT_meshopt_compression")
@@ -90,9 +99,11 @@ class GlbBuilder:
                     pad = np.zeros((len(a2), (4 - row % 4) // data.itemsize), data.dtype)
                     data = np.ascontiguousarray(np.concatenate([data, pad], axis=1))
                 padded = data.shape[1] * data.itemsize
+                exp = self.meshopt and self.exp_filter and ctype == FLOAT and ncomp == 3
                 acc["bufferView"] = self.view(data.tobytes(), target=target, meshopt_mode="ATTRIBUTES",
                                               count=len(a2), stride=padded if (self.meshopt or padded != row)
-                                              and target else None)
+                                              and target else None,
+                                              meshopt_filter="EXPONENTIAL" if exp else None)
         if ncomp == 3:   # bounds of the stored values (required for POSITION)
             dense = a2.astype(_DT[ctype])
             acc["min"], acc["max"] = dense.min(0).tolist(), dense.max(0).tolist()
@@ -256,7 +267,7 @@ def face_texture(h: int = 160, w: int = 128, *, eyes: bool = True, mouth: bool =
 def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bool = False,
              quantized: bool = False, sparse: bool = False, meshopt: bool = False, skinned: bool = False,
              body: bool = False, vrm: Optional[str] = None, image_format: str = "PNG",
-             extra_required: Sequence[str] = (), unsided_smile: bool = False) -> Path:
+             extra_required: Sequence[str] = (), unsided_smile: bool = False, meshopt_exp: bool = False) -> Path:
     """Write the test face to ``path`` (.glb). ``names`` renames the ARKit targets (vendor styles);
     ``multi_material``: skin / eyes (own WebP-or-PNG texture behind a KHR_texture_transform) / lips
     (untextured) primitives plus a transparent lash card; ``quantized``: int16/uint16 normalized
@@ -265,8 +276,9 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
     Head and the body to Hips (the mesh node's own transform must be ignored); ``body``: a tall body
     below the face (framing); ``vrm`` = '0' or '1': no ARKit shapes, VRM expression presets instead (a VRM
     0.x avatar is written facing -z, as UniVRM 0.x exports it);
-    ``unsided_smile``: one ``mouthSmile`` target moving both corners."""
-    b = GlbBuilder(meshopt=meshopt)
+    ``unsided_smile``: one ``mouthSmile`` target moving both corners; ``meshopt_exp``: with ``meshopt``,
+    float positions and deltas stored with the EXPONENTIAL filter (as ``gltfpack -vpf`` writes them)."""
+    b = GlbBuilder(meshopt=meshopt, exp_filter=meshopt_exp)
     v, tris, uv = face_grid()
     deltas = face_deltas(v)
     if vrm:

@@ -393,3 +393,11 @@ def face_deltas_for_test(v):
     names = ["mouthOpen", "jawOpen", "mouthSmile", "mouthSmileLeft", "mouthSmileRight", "browInnerUp_L",
              "browInnerUp"]
     return {n: (rng.random((len(v), 3)) * 0.01).astype(np.float32) for n in names}
+
+
+def test_meshopt_exponential_filter_decodes_to_the_same_rig(rigs, tmp_path):
+    rig = load_gltf(face_rig(tmp_path / "exp.glb", meshopt=True, meshopt_exp=True))
+    ref = rigs["textured"]
+    np.testing.assert_allclose(rig.vertices, ref.vertices, atol=2 ** -20)
+    assert rig.target_names == ref.target_names
+    np.testing.assert_allclose(rig.dense_deltas(), ref.dense_deltas(), atol=2 ** -19)
