@@ -85,8 +85,11 @@ def test_silent_connections_time_out_and_free_their_slots(serve):
     stop = threading.Event()
 
     def listen():
-        while not stop.is_set():
-            frames.append(read_message(listener)["index"])
+        try:
+            while not stop.is_set():
+                frames.append(read_message(listener)["index"])
+        except OSError:      # closed at the end of the test
+            pass
     t = threading.Thread(target=listen, daemon=True)
     t.start()
     silent = [_connect(srv.address, rcvbuf=2048) for _ in range(5)]
@@ -101,8 +104,9 @@ def test_silent_connections_time_out_and_free_their_slots(serve):
     time.sleep(0.3)
     assert len(frames) > n and srv.stats.clients == 2      # the reading listener and the new client
     stop.set()
-    for s in silent + [new]:
+    for s in silent + [new, listener]:
         s.close()
+    t.join(5)
 
 
 def test_idle_unsubscribed_connection_is_told_and_closed(serve):
