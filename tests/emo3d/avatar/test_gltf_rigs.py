@@ -401,3 +401,36 @@ def test_meshopt_exponential_filter_decodes_to_the_same_rig(rigs, tmp_path):
     np.testing.assert_allclose(rig.vertices, ref.vertices, atol=2 ** -20)
     assert rig.target_names == ref.target_names
     np.testing.assert_allclose(rig.dense_deltas(), ref.dense_deltas(), atol=2 ** -19)
+
+
+def _edit_glb(path, out, change):
+    import json
+    import struct
+    data = path.read_bytes()
+    jl = struct.unpack_from("<I", data, 12)[0]
+    doc = json.loads(data[20:20 + jl])
+    change(doc)
+    js = json.dumps(doc).encode()
+    js += b" " * (-len(js) % 4)
+    rest = data[20 + jl:]
+    out.write_bytes(struct.pack("<4sII", b"glTF", 2, 20 + len(js) + len(rest))
+                    + struct.pack("<II", len(js), 0x4E4F534A) + js + rest)
+    return out
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda d: (d["skins"][0].update(joints=d["skins"][0]["joints"][:2]),
+                d["accessors"][d["skins"][0]["inverseBindMatrices"]].update(count=2)),
+     "JOINTS_0 names joint 2, skin 0 has 2"),
+    (lambda d: d["accessors"][d["skins"][0]["inverseBindMatrices"]].update(count=2),
+     "inverse bind matrices for 3 joints"),
+    (lambda d: d["skins"][0].update(joints=[0, 1, 99]), "nodes index 99 out of range"),
+    (lambda d: d["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"].update(index=7),
+     "textures index 7 out of range"),
+    (lambda d: d["nodes"][0].update(children=[0]), "cycle"),
+])
+def test_corrupt_skins_and_materials_are_clear_errors(tmp_path, change, match):
+    p = face_rig(tmp_path / "s.glb", skinned=True)
+    bad = _edit_glb(p, tmp_path / "bad.glb", change)
+    with pytest.raises(InvalidInputError, match=match):
+        load_gltf(bad)
