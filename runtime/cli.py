@@ -36,7 +36,6 @@ from emo3d.avatar.framing import FRAMING_MODES
 PROG = "emo3d-run"
 _EOF = object()
 QUIT_LINES = ("q", "quit", "exit")
-THREADS_PER_CORE = 4   # --threads is capped at this many threads per CPU core
 
 
 def _say(msg: str) -> None:
@@ -61,8 +60,9 @@ def build_parser(streaming=None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"))
     p.add_argument("--strict-device", action="store_true", help="fail instead of falling back to another provider")
     p.add_argument("--int8", action="store_true", help="use the model's int8 graph (onnx_int8)")
+    from runtime.engine import MAX_THREADS_PER_CORE
     p.add_argument("--threads", type=int, default=0,
-                   help=f"onnxruntime threads (0 = default; at most {THREADS_PER_CORE} per CPU core)")
+                   help=f"onnxruntime threads (0 = default; at most {MAX_THREADS_PER_CORE} per CPU core)")
     p.add_argument("--intensity", type=float, default=1.0,
                    help="expression scale 0..4 (default 1.0; also applied to --json scores)")
     p.add_argument("--transition-ms", type=float, default=400.0, help="prompt transition length (default 400)")
@@ -146,11 +146,10 @@ def flag_message(e: BaseException) -> str:
 
 def check_args(args) -> Optional[str]:
     """The first bad value among the options, as an error message naming the flag; None when all are fine."""
-    cores = os.cpu_count() or 1
-    max_threads = THREADS_PER_CORE * cores
-    if not 0 <= args.threads <= max_threads:
-        return (f"--threads must be in 0..{max_threads} ({THREADS_PER_CORE} per CPU core, {cores} cores here; "
-                f"0 = onnxruntime's default), got {args.threads}")
+    from runtime.engine import MAX_THREADS_PER_CORE, max_threads
+    if not 0 <= args.threads <= max_threads():
+        return (f"--threads must be in 0..{max_threads()} ({MAX_THREADS_PER_CORE} per CPU core, "
+                f"{os.cpu_count() or 1} cores here; 0 = onnxruntime's default), got {args.threads}")
     checks = (("--size", args.size, 32, 4096), ("--record-fps", args.record_fps, 1, 240),
               ("--intensity", args.intensity, 0, 4), ("--transition-ms", args.transition_ms, 0, 60_000),
               ("--fps", args.fps, 1, 1000), ("--top", args.top, 0, 52))

@@ -11,6 +11,7 @@ optionally ``onnx_int8``), see :mod:`emo3d.manifest`. The graph takes ``input_id
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
@@ -81,10 +82,19 @@ class EngineOptions:
         self.device = str(self.device).lower()
         if self.device not in DEVICES:
             raise InvalidInputError(f"EngineOptions.device {self.device!r} is not one of {', '.join(DEVICES)}")
-        for name, lo in (("threads", 0), ("cache_size", 0), ("batch_size", 1)):
+        for name, lo in (("cache_size", 0), ("batch_size", 1)):
             check_int(getattr(self, name), f"EngineOptions.{name}", lo)
+        check_int(self.threads, "EngineOptions.threads", 0, max_threads())   # 100000 threads: unbounded memory
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"EngineOptions.precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+MAX_THREADS_PER_CORE = 4   # EngineOptions.threads (emo3d-run --threads) is capped at this many per CPU core
+
+
+def max_threads() -> int:
+    """The most onnxruntime threads an engine may ask for on this machine."""
+    return MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
 
 
 @dataclass

@@ -75,3 +75,13 @@ def test_lone_surrogate_is_invalid_input(engine):
         engine.predict("\udcff angry")
     with pytest.raises(InvalidInputError, match="text #1"):
         engine.predict(["happy", "sad \ud800"])
+
+
+def test_threads_are_capped_per_core():
+    import os
+    from emo3d.errors import InvalidInputError
+    from runtime.engine import MAX_THREADS_PER_CORE
+    limit = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    assert EngineOptions(model="x", threads=limit).threads == limit
+    with pytest.raises(InvalidInputError, match=f"EngineOptions.threads must be an integer in \\[0, {limit}\\]"):
+        EngineOptions(model="x", threads=100000)
