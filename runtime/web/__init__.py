@@ -15,7 +15,7 @@ from emo3d.lazy import lazy_exports
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 _LAZY = {n: "server" for n in ("WebServer", "WebOptions", "WebStats", "ViewerNotBuiltError", "require_built",
-                               "rig_target_map", "rig_eye_nodes", "BUILD_COMMAND", "STATIC_DIR")}
+                               "rig_target_map", "rig_eye_nodes", "vrm_preset_recipes", "BUILD_COMMAND", "STATIC_DIR")}
 __all__ = ["add_arguments", "attach", "DEFAULT_HOST", "DEFAULT_PORT", *sorted(_LAZY)]
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 

@@ -27,7 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Set
+
+import numpy as np
 
 from emo3d import schema
 from emo3d.errors import AssetError, InvalidInputError
@@ -158,17 +160,57 @@ def _target_map(doc: dict) -> Dict[str, str]:
         names += list((mesh.get("extras") or {}).get("targetNames") or [])
         for prim in mesh.get("primitives", []) or []:
             names += list((prim.get("extras") or {}).get("targetNames") or [])
-    ext = doc.get("extensions") or {}
-    vrm1 = (ext.get("VRMC_vrm") or {}).get("expressions") or {}
-    names += list((vrm1.get("custom") or {}).keys()) + list((vrm1.get("preset") or {}).keys())
-    for group in ((ext.get("VRM") or {}).get("blendShapeMaster") or {}).get("blendShapeGroups") or []:
-        names += [group.get("name", "")]
+    names += list(_vrm_expressions(doc))
     out = {}
     for n in names:
         m = name_map.resolve(str(n))
         if m is not None and not m.split and m.targets[0] != "_neutral":
             out[str(n)] = m.targets[0]
     return out
+
+
+def _vrm_expressions(doc: dict) -> Dict[str, Optional[str]]:
+    """{the name three-vrm gives each VRM expression: its VRM 1.0 preset or None}. three-vrm names a 0.x group
+    by the 1.0 name of its ``presetName`` when that is a preset, else by its ``name``; a 1.0 expression by its key.
+    The preset is :func:`emo3d.names.vrm_preset` of the presetName, else of the name (as emo3d's reader)."""
+    from emo3d import names as name_map
+    ext = doc.get("extensions") or {}
+    out: Dict[str, Optional[str]] = {}
+    v1 = (ext.get("VRMC_vrm") or {}).get("expressions") or {}
+    for key in list((v1.get("preset") or {}).keys()) + list((v1.get("custom") or {}).keys()):
+        out[str(key)] = name_map.vrm_preset(str(key))
+    for group in ((ext.get("VRM") or {}).get("blendShapeMaster") or {}).get("blendShapeGroups") or []:
+        preset = name_map.vrm_preset(str(group.get("presetName") or ""))
+        name = preset or str(group.get("name", ""))
+        out[name] = preset or name_map.vrm_preset(name)
+    return out
+
+
+def vrm_preset_recipes(path: Path) -> Dict[str, list]:
+    """{VRM expression name (three-vrm's): [[ARKit name, weight], ...]} driving a VRM's expression presets from
+    the 52 scores as emo3d's renderer does (:func:`emo3d.avatar.vrm.preset_weights`, the one retarget), for a VRM
+    with fewer than ``MIN_ARKIT_SHAPES`` ARKit-named expressions; ARKit shapes the rig has (``bound``) drive only
+    themselves. The look presets are left to the VRM's lookAt (the page's eyes). Empty for other rigs."""
+    doc = _gltf_json(path)
+    return _preset_recipes(doc, set(_target_map(doc).values()))
+
+
+def _preset_recipes(doc: dict, bound: Set[str]) -> Dict[str, list]:
+    from emo3d.avatar import vrm
+    exprs = {n: p for n, p in _vrm_expressions(doc).items() if p and not p.startswith("look") and p != "neutral"}
+    if not exprs or len(bound) >= vrm.MIN_ARKIT_SHAPES:
+        return {}
+    have = tuple(sorted(set(exprs.values())))
+    recipes: Dict[str, list] = {}
+    for arkit in schema.MODEL_NAMES:   # preset_weights is linear in the scores: read it column by column
+        if arkit in bound:
+            continue
+        unit = np.zeros(len(schema.MEDIAPIPE_NAMES), np.float32)
+        unit[schema.MEDIAPIPE_INDEX[arkit]] = 1.0
+        for preset, w in vrm.preset_weights(unit, have).items():
+            if w > 0:
+                recipes.setdefault(preset, []).append([arkit, round(float(w), 6)])
+    return {n: recipes[p] for n, p in exprs.items() if p in recipes}
 
 
 # Eye node names of plain glTF rigs, lower-cased and split at non-alphanumerics: "LeftEye",
@@ -245,11 +287,12 @@ class WebServer:
             rig = default_rig()
             self._rig_bytes = glb_bytes(rig)
             fmt, url, targets, name = "gltf", "/rig.glb", {n: n for n in rig.target_names}, "default head"
-            eyes = None   # its eyes turn with its eyeLook* targets
+            eyes, presets = None, {}   # its eyes turn with its eyeLook* targets
         else:
             fmt = RIG_FORMATS[o.rig.suffix.lower()]
             doc = _gltf_json(o.rig)
             targets, eyes = _target_map(doc), _eye_nodes(doc)
+            presets = _preset_recipes(doc, set(targets.values()))
             self._rig_bytes = o.rig.read_bytes()
             url, name = f"/rig{o.rig.suffix.lower()}", o.rig.name
             if o.rig.suffix.lower() == ".gltf" and b'"uri"' in self._rig_bytes and b"data:" not in self._rig_bytes:
@@ -257,7 +300,8 @@ class WebServer:
                                         f"convert it to .glb")
         fps = float(getattr(getattr(self.loop, "options", None), "fps", 60.0) or 60.0)
         self._config = json.dumps({
-            "rig": {"url": url, "format": fmt, "name": name, "targets": targets, "eyes": eyes},
+            "rig": {"url": url, "format": fmt, "name": name, "targets": targets, "eyes": eyes,
+                    "presets": presets},
             "ws": WS_PATH, "fps": fps, "names": list(schema.MEDIAPIPE_NAMES), "emotions": list(schema.EMOTIONS),
             "max_message": o.max_message,
             "idle": bool(getattr(getattr(self.loop, "options", None), "idle", True)),

@@ -85,7 +85,13 @@ def _quat_to_matrix(q) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
-def _head_rig(path: Path, kind: str, *, eye_shapes: bool = True) -> Path:
+# a VRoid-style VRM 0.x: presets only, no ARKit-named expressions (group name, presetName, ARKit targets bound)
+PRESET_GROUPS = (("A", "a", ("jawOpen",)), ("Joy", "joy", ("mouthSmileLeft", "mouthSmileRight")),
+                 ("Blink", "blink", ("eyeBlinkLeft", "eyeBlinkRight")), ("Angry", "angry", ("browDownLeft", "browDownRight")),
+                 ("Sorrow", "sorrow", ("mouthFrownLeft", "mouthFrownRight")))
+
+
+def _head_rig(path: Path, kind: str, *, eye_shapes: bool = True, presets_only: bool = False) -> Path:
     """The default head as ``kind``: 'vrm0' (extensions.VRM: blendShapeMaster groups named by the 51 ARKit names,
     humanoid with eyes, firstPerson with a bone lookAt; facing -z as UniVRM 0.x writes it), 'vrm1' (VRMC_vrm: the
     same as custom expressions, bone lookAt) or 'gltf' (plain glTF with a Head > LeftEye/RightEye skeleton whose
@@ -99,8 +105,9 @@ def _head_rig(path: Path, kind: str, *, eye_shapes: bool = True) -> Path:
     binary = data[20 + n + 8:]
     names = doc["meshes"][0]["extras"]["targetNames"]
     kept = [k for k, name in enumerate(names) if eye_shapes or not name.startswith("eyeLook")]
-    if not eye_shapes:
-        doc["meshes"][0]["extras"]["targetNames"] = [nm if k in kept else f"shape{k}" for k, nm in enumerate(names)]
+    if not eye_shapes or presets_only:   # unnamed (VRoid-style) targets: not ARKit shapes to the viewer
+        doc["meshes"][0]["extras"]["targetNames"] = [nm if k in kept and not presets_only else f"Fcl_shape{k}"
+                                                     for k, nm in enumerate(names)]
     flip = np.array([-1.0, 1.0, -1.0]) if kind == "vrm0" else np.ones(3)    # VRM 0.x faces -z
     if kind == "vrm0":
         doc["nodes"][0]["rotation"] = [0.0, 1.0, 0.0, 0.0]                   # the mesh turned to face -z
@@ -143,7 +150,10 @@ def _head_rig(path: Path, kind: str, *, eye_shapes: bool = True) -> Path:
                             "lookAtVerticalUp": LINEAR_90},
             "blendShapeMaster": {"blendShapeGroups": [
                 {"name": name, "presetName": "unknown", "isBinary": False, "materialValues": [],
-                 "binds": [{"mesh": 0, "index": k, "weight": 100}]} for k, name in arkit]},
+                 "binds": [{"mesh": 0, "index": k, "weight": 100}]} for k, name in arkit] if not presets_only else [
+                {"name": name, "presetName": preset, "isBinary": False, "materialValues": [],
+                 "binds": [{"mesh": 0, "index": names.index(t), "weight": 100} for t in bound]}
+                for name, preset, bound in PRESET_GROUPS]},
             "secondaryAnimation": {"boneGroups": [], "colliderGroups": []}, "materialProperties": []}}
     elif kind == "vrm1":
         linear = {"inputMaxValue": 90, "outputScale": 90}
@@ -233,5 +243,37 @@ def test_a_rig_whose_shapes_turn_the_eyes_keeps_its_eye_bones_still(browser, loo
         try:
             s = p.stats()
             assert s["eyes"] == {"mode": "shapes", "gaze": None} and s["rig"]["shapes"] == 51
+        finally:
+            p.close()
+
+
+def test_a_vrm_with_presets_only_is_driven_through_emo3ds_retarget(browser, loop, tmp_path):
+    """A VRoid-style VRM 0.x (presets a/joy/blink/angry/sorrow, no ARKit names): the page drives its presets from
+    the scores with emo3d.avatar.vrm's retarget (sent in config.json), the values the renderer's retarget gives."""
+    from emo3d import schema
+    from emo3d.avatar.vrm import preset_weights
+    rig = _head_rig(tmp_path / "vroid.vrm", "vrm0", presets_only=True)
+    scores = np.zeros(52, np.float32)
+    for name, v in {"jawOpen": 0.8, "mouthSmileLeft": 0.6, "mouthSmileRight": 0.4, "eyeBlinkLeft": 1.0,
+                    "eyeBlinkRight": 0.5, "browDownLeft": 0.3, "mouthFrownRight": 0.2}.items():
+        scores[schema.MEDIAPIPE_INDEX[name]] = v
+    _settle(loop)
+    with WebServer(loop, WebOptions(port=0, rig=rig)) as server:
+        p = Page(browser, server.url)
+        try:
+            s = p.stats()
+            assert p.errors == [] and s["rig"]["presetBindings"] == 5 and s["rig"]["expressionBindings"] == 0
+            assert s["eyes"]["mode"] == "vrm-lookat"
+            a = p.canvas()
+            _settle(loop, scores)
+            b = p.canvas()
+            got = {n: p.page.evaluate(f"() => window.__emo3d.expression('{n}')")
+                   for n in ("aa", "happy", "blink", "angry", "sad")}
+            want = preset_weights(scores, ("aa", "happy", "blink", "angry", "sad"))
+            assert got == pytest.approx(want, abs=1e-3) and got["aa"] == pytest.approx(0.8, abs=1e-3)
+            h, w, _ = a.shape
+            mouth = (slice(int(h * .55), int(h * .85)), slice(int(w * .3), int(w * .7)))
+            moved = (np.abs(b[mouth] - a[mouth]).sum(axis=2) > 30).mean()
+            assert moved > 0.02, f"the presets did not move the mouth ({moved:.4f})"
         finally:
             p.close()

@@ -14,7 +14,8 @@ import pytest
 from emo3d import schema
 from emo3d.avatar.gltf import load_gltf
 from emo3d.errors import InvalidInputError
-from runtime.web import BUILD_COMMAND, ViewerNotBuiltError, WebOptions, WebServer, rig_eye_nodes, rig_target_map
+from runtime.web import BUILD_COMMAND, ViewerNotBuiltError, WebOptions, WebServer, rig_eye_nodes, rig_target_map, \
+    vrm_preset_recipes
 from runtime.web.server import require_built
 from support.standin import StandInLoop
 
@@ -225,6 +226,26 @@ def test_rig_eye_nodes_is_none_when_ambiguous_one_sided_or_vrm(tmp_path):
         assert rig_eye_nodes(f) is None, nodes
 
 
+def test_vrm_preset_recipes_are_emo3ds_retarget_for_vrms_without_arkit_names(tmp_path):
+    f = tmp_path / "x.vrm"
+    groups = [{"name": "A", "presetName": "a"}, {"name": "Joy", "presetName": "joy"},
+              {"name": "Blink_L", "presetName": "blink_l"}, {"name": "LookUp", "presetName": "lookup"},
+              {"name": "Fun", "presetName": "unknown"}, {"name": "jawOpen", "presetName": "unknown"}]
+    f.write_text(json.dumps({"asset": {"version": "2.0"},
+                             "extensions": {"VRM": {"blendShapeMaster": {"blendShapeGroups": groups}}}}))
+    # keyed by three-vrm's expression names ("blinkLeft" for presetName blink_l, "Fun" for an unknown preset);
+    # jawOpen is the rig's own ARKit expression, so "aa" has nothing left to drive; the look presets are lookAt's
+    assert vrm_preset_recipes(f) == {"happy": [["mouthSmileLeft", 0.5], ["mouthSmileRight", 0.5]],
+                                     "blinkLeft": [["eyeBlinkLeft", 1.0]],
+                                     "Fun": [["eyeSquintLeft", 0.5], ["eyeSquintRight", 0.5]]}
+    assert rig_target_map(f) == {"jawOpen": "jawOpen"}
+    from emo3d import schema
+    perfect_sync = [{"name": n, "presetName": "unknown"} for n in schema.MODEL_NAMES] + groups[:2]
+    f.write_text(json.dumps({"asset": {"version": "2.0"},
+                             "extensions": {"VRM": {"blendShapeMaster": {"blendShapeGroups": perfect_sync}}}}))
+    assert vrm_preset_recipes(f) == {}         # 51 ARKit expressions: the presets are left alone
+
+
 def test_external_rig_is_served_as_is(static, ict_rig_path):
     loop = StandInLoop()
     with WebServer(loop, WebOptions(port=0, static_dir=static, rig=ict_rig_path)) as server:
@@ -232,6 +253,7 @@ def test_external_rig_is_served_as_is(static, ict_rig_path):
         assert cfg["rig"]["url"] == "/rig.glb" and cfg["rig"]["name"] == ict_rig_path.name
         assert len(set(cfg["rig"]["targets"].values())) >= 50
         assert cfg["rig"]["eyes"] is None          # its eyes turn with its eyeLook* targets; it has no bones
+        assert cfg["rig"]["presets"] == {}
         assert _get(server, "/rig.glb")[2] == ict_rig_path.read_bytes()
     assert np.isfinite(loop.current).all()
 

@@ -36,6 +36,7 @@ let pending = null;                // newest frame not yet drawn
 let latest = null;                 // newest frame drawn (for the bars)
 let morphBindings = [];            // {influences, slot, src} : mesh morph slot <- weights[src]
 let exprBindings = [];             // {name, src} : VRM expression <- weights[src]
+let presetBindings = [];           // {name, src: [[index, w]...]} : VRM preset <- min(1, sum w * weights[index])
 let vrm = null;
 let pivot = null;
 let eyeBones = [];                 // {node, rest, parentRel} per eye (left, right) in "bones" mode
@@ -122,6 +123,14 @@ async function loadRig() {
       if (ark !== undefined) { exprBindings.push({ name: e.expressionName, src: index[ark] }); driven.add(ark); }
     }
   }
+  if (vrm && vrm.expressionManager) {
+    // a VRM without ARKit expressions: its presets from the scores, the retarget of emo3d.avatar.vrm
+    for (const [name, recipe] of Object.entries(config.rig.presets || {})) {
+      if (!vrm.expressionManager.getExpression(name)) continue;
+      presetBindings.push({ name, src: recipe.map(([ark, w]) => [index[ark], w]) });
+      recipe.forEach(([ark]) => driven.add(ark));
+    }
+  }
   root.traverse((o) => {
     if (o.isMesh) untexturedScan(o, gltf.parser);
     if (!o.morphTargetDictionary || !o.morphTargetInfluences) return;
@@ -141,7 +150,9 @@ async function loadRig() {
   scene.add(pivot);
   await bindEyes(gltf, driven);
   stats.rig = { name: config.rig.name, format: config.rig.format, shapes: driven.size,
-    morphBindings: morphBindings.length, expressionBindings: exprBindings.length };
+    morphBindings: morphBindings.length, expressionBindings: exprBindings.length,
+    presetBindings: presetBindings.length };
+  if (vrm && vrm.expressionManager) stats.expression = (name) => vrm.expressionManager.getValue(name);   // for tests
 }
 
 // Eyes: the frame's eyes (emo3d/pose.py: per eye R = Ry(yaw) Rx(pitch) Rz(roll) in rig space, +yaw toward the
@@ -204,6 +215,11 @@ function apply(frame) {
   for (const b of morphBindings) b.influences[b.slot] = w[b.src];
   if (vrm) {
     for (const b of exprBindings) vrm.expressionManager.setValue(b.name, w[b.src]);
+    for (const b of presetBindings) {
+      let v = 0;
+      for (const [i, k] of b.src) v += k * w[i];
+      vrm.expressionManager.setValue(b.name, Math.min(1, v));
+    }
   }
   if (pivot) {
     // emo3d/pose.py: R = Ry(yaw) Rx(pitch) Rz(roll) in rig space (three.js's axes), so Euler "YXZ" as is
