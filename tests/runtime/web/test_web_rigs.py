@@ -277,3 +277,22 @@ def test_a_vrm_with_presets_only_is_driven_through_emo3ds_retarget(browser, loop
             assert moved > 0.02, f"the presets did not move the mouth ({moved:.4f})"
         finally:
             p.close()
+
+
+@pytest.mark.shared
+def test_the_ict_facekit_head_has_no_black_slivers(browser, loop, ict_rig_path):
+    """The real scan (no material, no normals): nothing on the head is drawn darker than the background (the
+    default metallic material drew ~500 black pixels along the left cheek and under the chin)."""
+    _settle(loop, {"jawOpen": 0.57, "browInnerUp": 0.72})
+    with WebServer(loop, WebOptions(port=0, rig=ict_rig_path)) as server:
+        p = Page(browser, server.url, width=700, height=700)
+        try:
+            assert p.errors == [] and p.stats()["clayMeshes"] == 1 and p.stats()["rig"]["morphBindings"] == 51
+            img = p.canvas()
+            h, w, _ = img.shape
+            lum = (img @ np.array([0.299, 0.587, 0.114]))[int(h * .1):int(h * .9), int(w * .2):int(w * .8)]
+            background = float(img[h // 2, 2] @ np.array([0.299, 0.587, 0.114]))
+            assert (lum > background + 30).mean() > 0.15, "the head is not drawn"
+            assert (lum < background / 2).sum() == 0, f"{(lum < background / 2).sum()} near-black pixels on the head"
+        finally:
+            p.close()
