@@ -31,6 +31,7 @@ CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
 SIDE_SIGN = {"left": 1.0, "right": -1.0}
 
 
+ROLL_DEG = 75.0          # how far mouthRoll* turns a lip inward at the middle (less toward the corners)
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
 
 
@@ -156,13 +157,18 @@ def _eye_lids(f: _Fields, side: str) -> Dict[str, np.ndarray]:
     return {"blink": blink, "wide": wide, "squint": squint}
 
 
-def author(head: Head) -> np.ndarray:
-    """Dense deltas [51, V, 3] float32 in ``schema.MODEL_NAMES`` order (unit gain)."""
+def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
+    """Dense deltas [51, V, 3] float32 in ``schema.MODEL_NAMES`` order (unit gain). ``gains`` (the
+    calibration's, applied by the caller as a multiplier) turn the gaze angles instead of scaling the
+    eyeball: a gaze shape times its gain is a rigid rotation of the eye."""
     f = _Fields(head)
     D: Dict[str, np.ndarray] = {}
+    g = lambda name: float((gains or {}).get(name, 1.0))  # noqa: E731
     hinge = np.array([0.0, 0.0, -5.0])
     D["jawOpen"] = f.rotate_x(f.jaw, 12.0, hinge)
     D["jawForward"] = f.vec(f.jaw, (0, -0.1, 1.2))
+    # jawLeft/Right: the mandible slides sideways (MediaPipe reads a translation, not a yaw); the
+    # stretch limits keep the flanks from folding over the face's outline
     jaw_side = f.jaw * _smooth((6.0 - np.abs(f.V[:, 0])) / 2.5)
     for part in ("teeth_lower", "tongue", "bag_lower"):
         jaw_side[f.h.parts[part]] = 1.0
@@ -174,9 +180,9 @@ def author(head: Head) -> np.ndarray:
     lower_w = lips * f.lip_mask("lower")
     mc = f.mouth_c
     rel_x = f.V[:, 0] - mc[0]
-    # mouthClose: the chin drops (as a small jawOpen) while the lips stay sealed. (Tried: lower lip
-    # riding back up the jaw's path on top of jawOpen -- MediaPipe then only reads less jawOpen.)
-    D["mouthClose"] = f.rotate_x(f.jaw * (1 - f.near(f.lower, 0.5)), 5.0, hinge)
+    # mouthClose is the lip seal over jawOpen (ARKit: lips closed while the jaw is open); it depends on
+    # jawOpen's gain, so :func:`seal_lips` writes it once the gains are applied
+    D["mouthClose"] = f.zeros()
     # funnel: lips forward, opening rounds; pucker: lips forward and narrow, closed
     inner_up = f.near(list(M.LIP_UPPER_RINGS[3][1:-1]), 0.35) * f.lip_mask("upper")
     inner_lo = f.near(list(M.LIP_LOWER_RINGS[3][1:-1]), 0.35) * f.lip_mask("lower")
@@ -191,12 +197,18 @@ def author(head: Head) -> np.ndarray:
     mouth_area = f.near(f.upper + f.lower + f.corners, 1.0)
     D["mouthLeft"] = f.vec(mouth_area, (0.7, 0, -0.05))
     D["mouthRight"] = f.vec(mouth_area, (-0.7, 0, -0.05))
+    # roll: each lip column turns inward about its inner edge (a rotation about x through the inner
+    # ring's vertex: lengths kept, so the lip rolls in instead of being crushed flat)
     roll_lo, roll_up = f.zeros(), f.zeros()
     for rings, out, sign in ((M.LIP_LOWER_RINGS, roll_lo, 1.0), (M.LIP_UPPER_RINGS, roll_up, -1.0)):
-        for ring, frac in ((0, 0.95), (1, 0.7), (2, 0.35)):
-            for a, b in zip(rings[ring][1:-1], rings[3][1:-1]):
-                out[a, 1] = frac * (f.V[b, 1] - f.V[a, 1])
-                out[a, 2] = -0.35 * frac
+        for j in range(1, len(rings[0]) - 1):
+            th = sign * np.radians(ROLL_DEG) * np.sin(np.pi * j / (len(rings[0]) - 1)) ** 0.5
+            pivot = f.V[rings[3][j]]
+            for ring in (0, 1, 2):
+                a = rings[ring][j]
+                p = f.V[a] - pivot
+                out[a, 1] = p[1] * np.cos(th) - p[2] * np.sin(th) - p[1]
+                out[a, 2] = p[1] * np.sin(th) + p[2] * np.cos(th) - p[2]
     D["mouthRollLower"] = roll_lo
     D["mouthRollUpper"] = roll_up
 
@@ -252,14 +264,20 @@ def author(head: Head) -> np.ndarray:
         D[f"eyeWide{S}"] = lids["wide"]
         D[f"eyeSquint{S}"] = lids["squint"]
         # gaze: In = toward the nose (-sx), Out = away (+sx); lids follow a little
-        D[f"eyeLookIn{S}"] = f.eye_rotation(side, -22.0 * sx, 0.0)
-        D[f"eyeLookOut{S}"] = f.eye_rotation(side, 22.0 * sx, 0.0)
+        # a gain scales the gaze angle, never the eyeball (a scaled rotation delta swells the sphere)
+        rot = lambda name, yaw, pitch: (f.eye_rotation(side, yaw * g(name), pitch * g(name))  # noqa: E731
+                                        / g(name))
+        D[f"eyeLookIn{S}"] = rot(f"eyeLookIn{S}", -22.0 * sx, 0.0)
+        D[f"eyeLookOut{S}"] = rot(f"eyeLookOut{S}", 22.0 * sx, 0.0)
         # looking up lifts the upper lid with the gaze (else the lid over the iris reads as squint)
-        D[f"eyeLookUp{S}"] = f.eye_rotation(side, 0.0, -25.0) + 1.5 * lids["wide"]
-        D[f"eyeLookDown{S}"] = f.eye_rotation(side, 0.0, 22.0) + 0.3 * lids["blink"]
+        D[f"eyeLookUp{S}"] = rot(f"eyeLookUp{S}", 0.0, -25.0) + 0.6 * lids["wide"]
+        D[f"eyeLookDown{S}"] = rot(f"eyeLookDown{S}", 0.0, 22.0) + 0.3 * lids["blink"]
     inner_both = f.near(BROW["left"]["inner"] + BROW["right"]["inner"], 1.0)
     D["browInnerUp"] = f.vec(inner_both, (0, 0.75, 0.0))
-    puff = f.near(CHEEK["left"] + CHEEK["right"], 1.6) * (1 - f.near((1, 4, 2, 0, 17), 1.5))
+    # the lids stay where they are (a puff pulling the eye corners apart opens holes beside the eyeballs)
+    eye_rings = M.EYE_LEFT_UPPER + M.EYE_LEFT_LOWER + M.EYE_RIGHT_UPPER + M.EYE_RIGHT_LOWER
+    puff = f.near(CHEEK["left"] + CHEEK["right"], 1.6) * (1 - f.near((1, 4, 2, 0, 17), 1.5)) \
+        * (1 - f.near(eye_rings, 1.0))
     n = np.zeros_like(f.V)
     n[:, 0] = np.sign(f.V[:, 0]) * 1.2
     n[:, 2] = 0.6
@@ -268,3 +286,17 @@ def author(head: Head) -> np.ndarray:
     if missing:
         raise RuntimeError(f"authoring lacks {missing}")
     return np.stack([D[n] for n in schema.MODEL_NAMES]).astype(np.float32)
+
+
+def seal_lips(head: Head, deltas: np.ndarray) -> np.ndarray:
+    """Write mouthClose into ``deltas`` [51,V,3] (gains applied, in place): the lower lip and the lower
+    teeth ride back up jawOpen's path while the chin stays down, so that jawOpen = mouthClose = w
+    closes the lips for any w. Returns ``deltas``."""
+    f = _Fields(head)
+    jaw = deltas[schema.MODEL_INDEX["jawOpen"]].astype(np.float64)
+    lower = f.near(f.lower, 0.8) * f.lip_mask("lower")
+    lower[f.corners] = 0.5
+    close = -jaw * lower[:, None]
+    close[f.h.parts["teeth_lower"]] = -jaw[f.h.parts["teeth_lower"]]
+    deltas[schema.MODEL_INDEX["mouthClose"]] = close.astype(np.float32)
+    return deltas

@@ -21,7 +21,7 @@ from emo3d.io import atomic_path, cache_dir
 __all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
-BUILD_VERSION = 6        # bump when mesh/texture/authoring code changes the result
+BUILD_VERSION = 7        # bump when mesh/texture/authoring code changes the result
 _LOCK = threading.Lock()
 _MEMO: Dict[str, object] = {}
 
@@ -46,13 +46,14 @@ def load_calibration(path: str | Path | None = None) -> dict:
 
 def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = None):
     """Build (no cache) the default rig. ``calibration`` overrides the shipped one (used by calibrate)."""
-    from .authoring import author, calm_rest_lids
+    from .authoring import author, calm_rest_lids, seal_lips
     from .mesh import build_head
     from .rig import Rig
+    from .stretch import limit_shapes
     from .texture import build_texture
     cal = load_calibration() if calibration is None else calibration
     head = calm_rest_lids(build_head())
-    deltas = author(head)
+    deltas = author(head, cal.get("gains", {}))
     gains = np.array([float(cal.get("gains", {}).get(n, 1.0)) for n in schema.MODEL_NAMES], np.float32)
     bias = np.array([float(cal.get("neutral_bias", {}).get(n, 0.0)) for n in schema.MODEL_NAMES], np.float32)
     corr = cal.get("corrections", {})
@@ -65,9 +66,11 @@ def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = No
             field = correction_field(head.vertices, head.n_face, {int(k): np.asarray(v) for k, v in pts.items()})
             (rest if name in rest_only else deltas)[t] += field.astype(np.float32)
     base = head.vertices + np.tensordot(bias, deltas + rest, axes=1)
+    scaled = seal_lips(head, deltas * gains[:, None, None])
+    final = limit_shapes(head, base, scaled, names=schema.MODEL_NAMES, used_over={"mouthClose": "jawOpen"})
     tex = build_texture(texture)
     return Rig.from_dense(f"default-{texture}", base, head.triangles, schema.MODEL_NAMES,
-                          deltas * gains[:, None, None], tol=1e-6, uvs=head.uvs, texture=tex)
+                          final, tol=1e-6, uvs=head.uvs, texture=tex)
 
 
 def _key(texture: str) -> str:
@@ -75,7 +78,7 @@ def _key(texture: str) -> str:
     h = hashlib.sha256(SHA256.encode() + f"{BUILD_VERSION}:{texture}".encode())
     if CALIBRATION_PATH.is_file():
         h.update(CALIBRATION_PATH.read_bytes())
-    for src in ("mesh.py", "authoring.py", "texture.py", "refine.py", "default.py"):   # code that shapes the rig
+    for src in ("mesh.py", "authoring.py", "stretch.py", "texture.py", "refine.py", "default.py"):   # code that shapes the rig
         h.update((Path(__file__).parent / src).read_bytes())
     h = h.hexdigest()[:16]
     return f"default-{texture}-{h}"

@@ -137,6 +137,9 @@ IRIS_ANGLE = 0.40                       # radians (angular radius of the iris on
 PUPIL_ANGLE = 0.17
 EYE_OPEN_UP = 0.30                     # cm the upper lids are raised at rest
 EYE_OPEN_LOW = 0.08
+SOCKET_SHRINK = 0.95                   # the eye socket's back ring, relative to the lid loop
+SOCKET_DEPTH = -0.3                    # cm in front of the eyeball's centre (behind it: hidden at rest)
+SOCKET_UV_SCALE = 1.7                  # the socket's texture: the lid loop's uv ring scaled out to skin
 EYE_PITCH = 3.5                        # degrees the eyeballs look up at rest
 
 
@@ -260,6 +263,31 @@ def build_head(mesh: CanonicalMesh | None = None) -> Head:
         th = np.radians(EYE_PITCH)      # rest gaze tilted up a little (+ = up)
         rot = np.array([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]])
         add("eye_" + side, (ev - c) @ rot + c, euv, et)
+
+    # eye sockets: a cup behind each lid loop (a wall down to a ring behind the eyeball's centre and a
+    # floor), so a lid raised past the eyeball (wide eyes under raised brows) shows the socket, never
+    # the background; hidden behind the eyeball at rest, painted with the skin around the lids
+    for side, up, lo in (("right", EYE_RIGHT_UPPER, EYE_RIGHT_LOWER), ("left", EYE_LEFT_UPPER, EYE_LEFT_LOWER)):
+        loop = _loop(up, lo)
+        front = V[loop]
+        c = front.mean(axis=0)
+        back = c + (front - c) * np.array([SOCKET_SHRINK, SOCKET_SHRINK, 0.0])
+        back[:, 2] = centers[side][2] + SOCKET_DEPTH
+        L = len(loop)
+        sock_t = []
+        for i in range(L):
+            a_f, b_f = loop[i], loop[(i + 1) % L]
+            a_b, b_b = n + i, n + (i + 1) % L
+            sock_t += [(a_f, a_b, b_f), (b_f, a_b, b_b), (a_b, n + L, b_b)]   # wall, then the cup's floor
+        floor = [c[0], c[1], centers[side][2] + SOCKET_DEPTH - 0.5]
+        verts.append(np.concatenate([back, [floor]]).astype(np.float32))
+        uv_c = m.uvs[loop].mean(axis=0)
+        sock_uv = uv_c + (m.uvs[loop] - uv_c) * SOCKET_UV_SCALE
+        sock_uv = np.concatenate([sock_uv, sock_uv[:1]])
+        uvs.append(np.stack([sock_uv[:, 0] * 0.5, sock_uv[:, 1]], 1).astype(np.float32))
+        all_tris.append(np.asarray(sock_t, np.int32))
+        parts["socket_" + side] = np.arange(n, n + L + 1)
+        n += L + 1
 
     # mouth bag: the inner lip loop joined to a shrunk copy pushed back, closed by a fan
     loop = _loop(LIP_UPPER_RINGS[3], LIP_LOWER_RINGS[3])

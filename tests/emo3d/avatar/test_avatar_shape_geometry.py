@@ -1,0 +1,129 @@
+"""Every one of the 51 shapes of the default face, at 1.0, moves the right region in the anatomically
+right direction by a visible amount (ARKit's reference descriptions, FACS): measured on the geometry,
+not through MediaPipe (which cannot read cheekPuff, cheekSquint, noseSneer, jawForward, mouthClose).
+
+Rig space: +x = the subject's LEFT, +y up, +z toward the viewer. A row: (region, direction, cm) =
+the mean displacement of the region's vertices projected on the direction is at least ``cm``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emo3d import schema
+from emo3d.avatar.authoring import BROW, CHEEK, CORNER, NOSTRIL
+
+UP, DOWN, FWD, BACK = (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)
+SX = {"Left": 1.0, "Right": -1.0}           # +x is the subject's left
+CHIN = (152, 175, 199)
+LIP_MID_UP, LIP_MID_LO = (0, 37, 267), (17, 84, 314)
+UPPER_LID_MID = {"Left": (386, 385, 387), "Right": (159, 158, 160)}
+LOWER_LID_MID = {"Left": (374, 373, 380), "Right": (145, 144, 153)}
+UPPER_LIP_SIDE = {"Left": (267, 269, 270), "Right": (37, 39, 40)}
+LOWER_LIP_SIDE = {"Left": (314, 405, 321), "Right": (84, 181, 91)}
+NOSE_BRIDGE_SIDE = {"Left": (248, 281, 456), "Right": (3, 51, 236)}
+EYE = "eye"                                  # the eyeball's front pole (gaze shapes rotate it)
+
+
+def _side(S: str):
+    s = S.lower()
+    sx = SX[S]
+    return {
+        f"browDown{S}": [(BROW[s]["inner"] + BROW[s]["mid"], DOWN, 0.3)],
+        f"browOuterUp{S}": [(BROW[s]["outer"], UP, 0.3)],
+        f"cheekSquint{S}": [(CHEEK[s], UP, 0.35)],
+        f"eyeBlink{S}": [(UPPER_LID_MID[S], DOWN, 0.5)],
+        f"eyeSquint{S}": [(LOWER_LID_MID[S], UP, 0.1)],
+        f"eyeWide{S}": [(UPPER_LID_MID[S], UP, 0.2)],
+        f"eyeLookUp{S}": [((EYE, s), UP, 0.3)],
+        f"eyeLookDown{S}": [((EYE, s), DOWN, 0.3)],
+        f"eyeLookIn{S}": [((EYE, s), (-sx, 0, 0), 0.3)],
+        f"eyeLookOut{S}": [((EYE, s), (sx, 0, 0), 0.3)],
+        f"mouthDimple{S}": [(CORNER[s], BACK, 0.2)],
+        f"mouthFrown{S}": [(CORNER[s], DOWN, 0.4)],
+        f"mouthSmile{S}": [(CORNER[s], UP, 0.4), (CORNER[s], (sx, 0, 0), 0.1)],
+        f"mouthStretch{S}": [(CORNER[s], (sx, 0, 0), 0.4)],
+        f"mouthPress{S}": [(UPPER_LIP_SIDE[S][1:], DOWN, 0.05), (LOWER_LIP_SIDE[S][1:], UP, 0.05)],
+        f"mouthLowerDown{S}": [(LOWER_LIP_SIDE[S], DOWN, 0.4)],
+        f"mouthUpperUp{S}": [(UPPER_LIP_SIDE[S], UP, 0.4)],
+        f"noseSneer{S}": [(NOSTRIL[s], UP, 0.35), (NOSE_BRIDGE_SIDE[S], UP, 0.1)],
+    }
+
+
+TABLE = {
+    **_side("Left"), **_side("Right"),
+    "browInnerUp": [(BROW["left"]["inner"] + BROW["right"]["inner"], UP, 0.3)],
+    "cheekPuff": [(CHEEK["left"], (1, 0, 0), 0.3), (CHEEK["right"], (-1, 0, 0), 0.3)],
+    "jawOpen": [(CHIN, DOWN, 1.0)],
+    "jawForward": [(CHIN, FWD, 0.5)],
+    "jawLeft": [(CHIN, (1, 0, 0), 0.5)],
+    "jawRight": [(CHIN, (-1, 0, 0), 0.5)],
+    "mouthClose": [(LIP_MID_LO, UP, 0.5)],
+    "mouthFunnel": [(LIP_MID_UP + LIP_MID_LO, FWD, 0.3)],
+    "mouthPucker": [(LIP_MID_UP + LIP_MID_LO, FWD, 0.3), (CORNER["left"], (-1, 0, 0), 0.15),
+                    (CORNER["right"], (1, 0, 0), 0.15)],
+    "mouthLeft": [(CORNER["left"] + CORNER["right"] + LIP_MID_UP + LIP_MID_LO, (1, 0, 0), 0.4)],
+    "mouthRight": [(CORNER["left"] + CORNER["right"] + LIP_MID_UP + LIP_MID_LO, (-1, 0, 0), 0.4)],
+    "mouthRollLower": [(LIP_MID_LO, BACK, 0.2)],
+    "mouthRollUpper": [(LIP_MID_UP, BACK, 0.2)],
+    "mouthShrugLower": [(LIP_MID_LO + (18, 200), UP, 0.3)],
+    "mouthShrugUpper": [(LIP_MID_UP, UP, 0.2)],
+}
+
+
+def test_the_table_covers_all_51_shapes():
+    assert sorted(TABLE) == sorted(schema.MODEL_NAMES)
+
+
+@pytest.fixture(scope="module")
+def rig(face_landmarker):
+    from emo3d.avatar.default import default_rig
+    return default_rig()
+
+
+@pytest.fixture(scope="module")
+def head():
+    from emo3d.avatar.mesh import build_head
+    return build_head()
+
+
+def _vertices(region, head) -> list:
+    if isinstance(region, tuple) and region and region[0] == EYE:
+        return [int(head.parts["eye_" + region[1]][0])]
+    return list(region)
+
+
+@pytest.mark.parametrize("name", schema.MODEL_NAMES)
+def test_shape_moves_its_region_the_right_way(rig, head, name):
+    d = rig.dense_deltas()[rig.target_names.index(name)]
+    for region, direction, cm in TABLE[name]:
+        u = np.asarray(direction, np.float64)
+        u /= np.linalg.norm(u)
+        got = float((d[_vertices(region, head)] @ u).mean())
+        assert got >= cm, f"{name}: region {region} moves {got:.2f} cm along {direction}, want >= {cm}"
+
+
+@pytest.mark.parametrize("name", [n for n in schema.MODEL_NAMES if n.endswith(("Left", "Right"))
+                                  and n not in ("jawLeft", "jawRight", "mouthLeft", "mouthRight")])
+def test_sided_shape_moves_its_own_side_more(rig, head, name):
+    """The named side's region moves at least twice as far as the mirrored region."""
+    other = name[:-4] + "Right" if name.endswith("Left") else name[:-5] + "Left"
+    d = rig.dense_deltas()[rig.target_names.index(name)]
+    for (region, _, _), (mirror, _, _) in zip(TABLE[name], TABLE[other]):
+        own = np.linalg.norm(d[_vertices(region, head)], axis=1).mean()
+        far = np.linalg.norm(d[_vertices(mirror, head)], axis=1).mean()
+        assert own >= 2 * far, f"{name}: own side {own:.2f} cm vs other side {far:.2f} cm"
+
+
+def test_mouth_close_keeps_the_lips_sealed_while_the_jaw_opens(rig):
+    """mouthClose with jawOpen at the same weight (ARKit's use): the chin stays down, the lips meet."""
+    from emo3d.avatar.mesh import LIP_LOWER_RINGS, LIP_UPPER_RINGS
+    inner_up, inner_lo = list(LIP_UPPER_RINGS[3][1:-1]), list(LIP_LOWER_RINGS[3][1:-1])
+    opened = rig.deform({"jawOpen": 0.6})[0]
+    sealed = rig.deform({"jawOpen": 0.6, "mouthClose": 0.6})[0]
+    gap = lambda V: float((V[inner_up, 1] - V[inner_lo, 1]).mean())  # noqa: E731
+    assert gap(opened) > 0.3
+    # the stretch limits of the skin between lip and chin keep the last ~15% open
+    assert abs(gap(sealed)) < 0.2 * gap(opened), (gap(opened), gap(sealed))
+    tip = [152, 175]
+    assert sealed[tip, 1].mean() <= opened[tip, 1].mean() + 0.1
