@@ -39,15 +39,28 @@ def _in_range(v: float, lo, hi, lo_open: bool, hi_open: bool) -> bool:
     return True
 
 
+def _shown(value) -> str:
+    r = repr(value)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:      # an int beyond float's range (10**400)
+        return False
+
+
 def check_number(value, name: str, lo: Optional[Number] = None, hi: Optional[Number] = None, *,
                  lo_open: bool = False, hi_open: bool = False) -> float:
     """``value`` as a float when it is a finite real number (not a bool) in the range; else
     ``InvalidInputError("<name> must be a number <range>, got <value>")``."""
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-          and math.isfinite(float(value)) and _in_range(float(value), lo, hi, lo_open, hi_open))
+          and _finite(value) and _in_range(float(value), lo, hi, lo_open, hi_open))
     if not ok:
-        raise InvalidInputError(f"{name} must be a number {describe_range(lo, hi, lo_open=lo_open, hi_open=hi_open)}"
-                                f", got {value!r}")
+        rng = describe_range(lo, hi, lo_open=lo_open, hi_open=hi_open)
+        what = "a finite number" if rng == "finite" else f"a number {rng}"
+        raise InvalidInputError(f"{name} must be {what}, got {_shown(value)}")
     return float(value)
 
 
@@ -56,5 +69,5 @@ def check_int(value, name: str, lo: Optional[int] = None, hi: Optional[int] = No
     ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
           and _in_range(int(value), lo, hi, False, False))
     if not ok:
-        raise InvalidInputError(f"{name} must be an integer {describe_range(lo, hi)}, got {value!r}")
+        raise InvalidInputError(f"{name} must be an integer {describe_range(lo, hi)}, got {_shown(value)}")
     return int(value)

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 
 from .bootstrap import BootstrapOptions, Interval, mean_interval, sigmoid_mean_interval
 from .metric import MetricOptions, SaturationWarning, emo3d_from_topk
@@ -39,8 +39,7 @@ def retrievals(emotions, k: int, seed: int = 0) -> Dict[str, np.ndarray]:
     """{"best", "random", "worst"} → [M,k] retrieved indices for a bank of distributions [M,8]."""
     e = np.asarray(emotions, dtype=np.float64)
     m = len(e)
-    if not 1 <= k <= m:
-        raise InvalidInputError(f"k={k} must be in 1..{m} (the bank size)")
+    check_int(k, "k (at most the bank size)", 1, m)
     p = e / np.where(e.sum(1, keepdims=True) > 0, e.sum(1, keepdims=True), 1.0)
     d = np.abs(p[:, None, :] - p[None, :, :]).sum(-1)
     own = d.copy()

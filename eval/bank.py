@@ -17,6 +17,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import DataValidationError, InvalidInputError
+from emo3d.options import check_int
 from emo3d.io import atomic_write_json
 
 __all__ = ["BankOptions", "PromptBank", "build_bank", "bank_from_samples"]
@@ -29,8 +30,8 @@ class BankOptions:
     seed: int = 0
 
     def __post_init__(self):
-        if self.size < 1:
-            raise InvalidInputError(f"bank size must be >= 1, got {self.size}")
+        check_int(self.size, "BankOptions.size (bank size)", 1)
+        check_int(self.seed, "BankOptions.seed", 0)
         if self.split not in ("train", "val", "test"):
             raise InvalidInputError(f"split must be train, val or test, got {self.split!r}")
 

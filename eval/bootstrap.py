@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 
 __all__ = ["Interval", "BootstrapOptions", "bootstrap", "mean_interval", "sigmoid_mean_interval",
            "pearson_interval", "pearson_moments", "resample_counts"]
@@ -37,12 +38,9 @@ class BootstrapOptions:
     chunk: int = 256
 
     def __post_init__(self):
-        if not isinstance(self.resamples, (int, np.integer)) or self.resamples < 10:
-            raise InvalidInputError(f"bootstrap resamples must be an integer >= 10, got {self.resamples!r}")
-        if not 0.5 <= self.level < 1.0:
-            raise InvalidInputError(f"bootstrap level must be in [0.5, 1), got {self.level!r}")
-        if self.chunk < 1:
-            raise InvalidInputError(f"bootstrap chunk must be >= 1, got {self.chunk!r}")
+        check_int(self.resamples, "BootstrapOptions.resamples", 10)
+        check_number(self.level, "BootstrapOptions.level", 0.5, 1.0, hi_open=True)
+        check_int(self.chunk, "BootstrapOptions.chunk", 1)
 
 
 @dataclass(frozen=True)
@@ -119,8 +117,7 @@ def mean_interval(values, options: BootstrapOptions = BootstrapOptions()) -> Int
 
 def sigmoid_mean_interval(kl, scale: float = 1.0, options: BootstrapOptions = BootstrapOptions()) -> Interval:
     """Emo3D-style score 1/(1+exp(−mean(kl)/scale)); the interval maps through the monotone sigmoid."""
-    if not (np.isfinite(scale) and scale > 0):
-        raise InvalidInputError(f"scale must be a finite number > 0, got {scale!r}")
+    check_number(scale, "scale", 0, lo_open=True)
 
     def stat(s):
         return 1.0 / (1.0 + np.exp(-_ratio(s) / scale))

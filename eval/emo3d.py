@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from emo3d import schema
 from emo3d.errors import Emo3DError, InvalidInputError, ModelFileError
+from emo3d.options import check_int
 from emo3d.io import atomic_path
 from emo3d.parallel import ParallelOptions, run_tasks
 
@@ -76,8 +77,7 @@ class EvalOptions:
         bad = [j for j in self.judges if j not in JUDGES]
         if bad or not self.judges:
             raise InvalidInputError(f"unknown judge(s) {bad}; accepted: {', '.join(JUDGES)}")
-        if self.size < 32:
-            raise InvalidInputError(f"render size must be >= 32, got {self.size}")
+        check_int(self.size, "--size (render size)", 32)
         MetricOptions(k=self.k, compat=self.compat, eps=self.eps, alpha=self.alpha)  # validates
         BankOptions(size=self.bank_size, seed=self.seed)
         self.bootstrap  # validates

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 
 __all__ = ["topk_similar", "topk_similar_ref", "kl_paper", "kl_paper_ref",
            "kl_official", "kl_official_ref", "DEFAULT_BLOCK"]
@@ -61,8 +62,7 @@ def topk_similar(images: np.ndarray, prompts: np.ndarray, k: int, *,
     txt = np.ascontiguousarray(prompts, dtype=np.float32)
     if img.ndim != 2 or txt.ndim != 2 or img.shape[1] != txt.shape[1]:
         raise InvalidInputError(f"embeddings must be [N,D] and [M,D]; got {img.shape}, {txt.shape}")
-    if not 1 <= k <= txt.shape[0]:
-        raise InvalidInputError(f"k={k} must be in 1..{txt.shape[0]} (the prompt bank size)")
+    check_int(k, "k (at most the prompt bank size)", 1, txt.shape[0])
     if normalize:
         img = img / np.maximum(np.linalg.norm(img, axis=1, keepdims=True), 1e-12)
         txt = txt / np.maximum(np.linalg.norm(txt, axis=1, keepdims=True), 1e-12)

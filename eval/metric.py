@@ -41,6 +41,7 @@ import warnings
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 
 from . import kernels
 
@@ -68,12 +69,11 @@ class MetricOptions:
     block: int = kernels.DEFAULT_BLOCK
 
     def __post_init__(self):
-        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {self.k!r}")
+        check_int(self.k, "MetricOptions.k", 1)
         if self.compat not in ("paper", "official"):
             raise InvalidInputError(f"compat must be 'paper' or 'official', got {self.compat!r}")
-        if self.eps is not None and not (np.isfinite(self.eps) and self.eps >= 0):
-            raise InvalidInputError(f"eps must be a finite number >= 0, got {self.eps!r}")
+        if self.eps is not None:
+            check_number(self.eps, "MetricOptions.eps", 0)
         if self.compat == "official" and self.alpha is None:
             raise InvalidInputError(
                 "compat='official' needs alpha (--alpha): the official calculate(image_dir, alpha, eps) "
@@ -82,10 +82,9 @@ class MetricOptions:
         if self.compat == "paper" and self.alpha is not None:
             raise InvalidInputError(f"alpha={self.alpha!r} applies to compat='official' only "
                                     f"(the paper's eq. 6 has no alpha); drop --alpha or use --compat official")
-        if self.alpha is not None and not (np.isfinite(self.alpha) and self.alpha > 0):
-            raise InvalidInputError(f"alpha must be a finite number > 0, got {self.alpha!r}")
-        if self.block < 1:
-            raise InvalidInputError(f"block must be >= 1, got {self.block!r}")
+        if self.alpha is not None:
+            check_number(self.alpha, "MetricOptions.alpha", 0, lo_open=True)
+        check_int(self.block, "MetricOptions.block", 1)
 
     @property
     def epsilon(self) -> float:
@@ -147,7 +146,7 @@ def _check_dist(x, name: str, *, ndim: int = 2) -> np.ndarray:
     if a.size and np.any(a < 0):
         bad = np.argwhere(a < 0)[0]
         raise InvalidInputError(f"{name} has a negative value at {tuple(int(i) for i in bad)}; "
-                                f"distributions must be >= 0")
+                                f"distributions must not be negative")
     return a
 
 
@@ -200,7 +199,7 @@ def emo3d_from_topk(topk, emotions, targets=None, options: MetricOptions = Metri
     psi_raw = _check_dist(emotions, "bank emotions")
     topk = np.asarray(topk)
     if topk.ndim != 2 or not np.issubdtype(topk.dtype, np.integer):
-        raise InvalidInputError(f"topk must be an integer [N,k] array, got {topk.dtype} {topk.shape}")
+        raise InvalidInputError(f"topk must be an [N,k] array of integer indices, got {topk.dtype} {topk.shape}")
     n, k = topk.shape
     m = psi_raw.shape[0]
     if k > m:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.manifest import KINDS
 
 OPSET = 17
@@ -33,10 +34,8 @@ class OnnxExportConfig:
     def __post_init__(self) -> None:
         if not self.inputs or not self.outputs:
             raise InvalidInputError(f"export config {self.kind!r} needs at least one input and one output")
-        if not 11 <= self.opset <= 21:
-            raise InvalidInputError(f"opset {self.opset} outside the supported 11..21")
-        if not self.atol > 0:
-            raise InvalidInputError(f"atol must be > 0, got {self.atol}")
+        check_int(self.opset, f"OnnxExportConfig({self.kind!r}).opset", 11, 21)
+        check_number(self.atol, f"OnnxExportConfig({self.kind!r}).atol", 0, lo_open=True)
 
     @property
     def input_names(self) -> Tuple[str, ...]:

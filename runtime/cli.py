@@ -145,21 +145,28 @@ def flag_message(e: BaseException) -> str:
 
 
 def check_args(args) -> Optional[str]:
-    """The first bad value among the options, as an error message naming the flag; None when all are fine."""
+    """The first bad value among the options, as an error message naming the flag (through the one range
+    checker, ``emo3d.options``: ``--size must be an integer in [32, 4096], got 5``); None when all are fine."""
+    from emo3d.errors import InvalidInputError
+    from emo3d.options import check_int, check_number
     from runtime.engine import MAX_THREADS_PER_CORE, max_threads
-    if not 0 <= args.threads <= max_threads():
-        return (f"--threads must be in 0..{max_threads()} ({MAX_THREADS_PER_CORE} per CPU core, "
-                f"{os.cpu_count() or 1} cores here; 0 = onnxruntime's default), got {args.threads}")
-    checks = (("--size", args.size, 32, 4096), ("--record-fps", args.record_fps, 1, 240),
-              ("--intensity", args.intensity, 0, 4), ("--transition-ms", args.transition_ms, 0, 60_000),
-              ("--fps", args.fps, 1, 1000), ("--top", args.top, 0, 52))
-    for flag, v, lo, hi in checks:
-        if not (math.isfinite(v) and lo <= v <= hi):
-            return f"{flag} must be in [{lo}, {hi}], got {v}"
-    if not (math.isfinite(args.hold_ms) and args.hold_ms >= 0):
-        return f"--hold-ms must be a number of milliseconds >= 0, got {args.hold_ms}"
-    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        return f"--duration must be > 0 seconds, got {args.duration}"
+    try:
+        check_int(args.threads, "--threads", 0, max_threads())
+    except InvalidInputError as e:
+        return (f"{e} ({MAX_THREADS_PER_CORE} per CPU core, {os.cpu_count() or 1} cores here; "
+                "0 = onnxruntime's default)")
+    try:
+        check_int(args.size, "--size", 32, 4096)
+        check_number(args.record_fps, "--record-fps", 1, 240)
+        check_number(args.intensity, "--intensity", 0, 4)
+        check_number(args.transition_ms, "--transition-ms", 0, 60_000)
+        check_number(args.fps, "--fps", 1, 1000)
+        check_int(args.top, "--top", 0, 52)
+        check_number(args.hold_ms, "--hold-ms (milliseconds)", 0)
+        if args.duration is not None:
+            check_number(args.duration, "--duration (seconds)", 0, lo_open=True)
+    except InvalidInputError as e:
+        return str(e)
     return None
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from emo3d import names, schema
 from emo3d.errors import InvalidInputError
 from emo3d.io import atomic_path
+from emo3d.options import check_number
 
 __all__ = ["add_arguments", "attach", "parse_script", "ScriptPlayer", "FrameRecorder", "timecode",
            "livelink_csv", "jsonl_lines", "add_morph_animation", "RECORD_SUFFIXES"]
@@ -69,8 +70,7 @@ def parse_script(text: str, what: str = "--script") -> List[Tuple[float, str]]:
         except ValueError:
             raise InvalidInputError(f"{what} line {n}: {head!r} is not a time in seconds "
                                     f"(each line is 'SECONDS TEXT', e.g. '1.5 furious scowl')") from None
-        if not np.isfinite(t) or t < 0:
-            raise InvalidInputError(f"{what} line {n}: time {t} must be a finite number >= 0")
+        check_number(t, f"{what} line {n}: the time (seconds)", 0)
         if out and t < out[-1][0]:
             raise InvalidInputError(f"{what} line {n}: time {t} is before the previous line's {out[-1][0]} "
                                     f"(times must not decrease)")
@@ -260,9 +260,7 @@ class FrameRecorder:
         self.path = Path(path)
         if self.path.suffix.lower() not in RECORD_SUFFIXES:
             raise InvalidInputError(f"--record {str(path)!r}: the file must end in {', '.join(RECORD_SUFFIXES)}")
-        if not 1 <= fps <= 240:
-            raise InvalidInputError(f"--record-fps must be in [1, 240], got {fps}")
-        self.fps = float(fps)
+        self.fps = check_number(fps, "--record-fps", 1, 240)
         self.rig_path, self.rig = rig_path, rig
         self.samples: List[_Sample] = []
         self.start = _dt.datetime.now()

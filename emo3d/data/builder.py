@@ -33,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 from emo3d.io import atomic_write_json, swap_in_dir
 from emo3d.parallel import ParallelOptions, run_tasks
 from emo3d.schema import EMOTION_INDEX, EMOTIONS, N_EMOTIONS
@@ -89,19 +90,13 @@ class BuildOptions:
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser()
-        if not isinstance(self.samples, int) or self.samples < 1:
-            raise InvalidInputError(f"samples must be a positive integer, got {self.samples!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidInputError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not 1 <= int(self.renders) <= N_IMAGES:
-            raise InvalidInputError(f"renders must be 1..{N_IMAGES}, got {self.renders!r}")
-        if not 32 <= int(self.image_size) <= 2048:
-            raise InvalidInputError(f"image_size must be 32..2048, got {self.image_size!r}")
-        if not 1 <= int(self.ssaa) <= 4:
-            raise InvalidInputError(f"ssaa must be 1..4, got {self.ssaa!r}")
+        check_int(self.samples, "BuildOptions.samples", 1)
+        check_int(self.seed, "BuildOptions.seed", 0)
+        check_int(self.renders, "BuildOptions.renders", 1, N_IMAGES)
+        check_int(self.image_size, "BuildOptions.image_size", 32, 2048)
+        check_int(self.ssaa, "BuildOptions.ssaa", 1, 4)
         self.parallel  # validates workers and ray
-        if self.shard_size < 1:
-            raise InvalidInputError(f"shard_size must be >= 1, got {self.shard_size!r}")
+        check_int(self.shard_size, "BuildOptions.shard_size", 1)
         sp = tuple(float(x) for x in self.split)
         if len(sp) != 3 or any(x < 0 for x in sp) or abs(sum(sp) - 1) > 1e-6:
             raise InvalidInputError(f"split must be three fractions (train, val, test) summing to 1, "

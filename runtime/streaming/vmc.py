@@ -21,6 +21,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 from emo3d.weights import normalize
 
 from . import osc, vmc_bones
@@ -122,10 +123,10 @@ def parse_hostport(text: str, default_port: int, what: str = "address", *, allow
         port = int(port)
     except ValueError:
         raise InvalidInputError(f"{what} {text!r}: port {port!r} is not a number ({accepted})") from None
-    lo = 0 if allow_port0 else 1
-    if not lo <= port <= 65535:
-        raise InvalidInputError(f"{what} {text!r}: port {port} is outside {lo}..65535"
-                                + ("" if allow_port0 else " (port 0 cannot receive anything)"))
+    try:
+        check_int(port, f"{what} {text!r}: the port", 0 if allow_port0 else 1, 65535)
+    except InvalidInputError as e:
+        raise InvalidInputError(str(e) + ("" if allow_port0 else " (port 0 cannot receive anything)")) from None
     return host or "127.0.0.1", port
 
 

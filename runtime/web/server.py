@@ -33,6 +33,7 @@ import numpy as np
 
 from emo3d import schema
 from emo3d.errors import AssetError, InvalidInputError
+from emo3d.options import check_int
 
 from runtime.streaming.protocol import ClientErrorLog, error_reply, handle_message
 from runtime.streaming.server import is_loopback
@@ -84,14 +85,11 @@ class WebOptions:
     static_dir: Path = field(default_factory=lambda: STATIC_DIR)
 
     def __post_init__(self):
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise InvalidInputError(f"--web port {self.port!r} must be an integer in 0..65535")
-        for name in ("max_message", "max_clients", "frame_queue", "reply_queue", "send_buffer"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise InvalidInputError(f"WebOptions.{name}={v!r} must be a positive integer")
-        if self.max_message < 64:
-            raise InvalidInputError(f"--max-message {self.max_message} is too small (at least 64 bytes)")
+        check_int(self.port, "--web port", 0, 65535)
+        for name in ("max_clients", "frame_queue", "reply_queue", "send_buffer"):
+            check_int(getattr(self, name), f"WebOptions.{name}", 1)
+        check_int(self.max_message, "--max-message (bytes)", 64)
+        check_int(self.digits, "WebOptions.digits", 1, 9)
         if not self.allow_remote and not is_loopback(self.host):
             raise InvalidInputError(
                 f"refusing to serve the viewer on {self.host!r}: it is not a loopback address; anyone on the "

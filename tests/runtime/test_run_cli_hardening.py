@@ -83,16 +83,18 @@ def test_bad_stream_destinations_are_named(capsys, tmp_path, fast_engine, flag, 
 
 # --- values named by their flag --------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv,words", [
-    (["--threads", "100000"], ["--threads must be in 0..", "per CPU core"]),
+    (["--threads", "100000"], ["--threads must be an integer in [0, ", "per CPU core"]),
     (["--threads", "-1"], ["--threads"]),
-    (["--intensity", "9"], ["--intensity must be in [0, 4]"]),
+    (["--intensity", "9"], ["--intensity must be a number in [0, 4], got 9.0"]),
     (["--intensity", "nan"], ["--intensity"]),
     (["--transition-ms", "-5"], ["--transition-ms"]),
     (["--fps", "0"], ["--fps"]),
     (["--hold-ms", "-1"], ["--hold-ms"]),
     (["--hold-ms", "inf"], ["--hold-ms"]),
     (["--duration", "nan"], ["--duration"]),
-    (["--size", "5"], ["--size"]),
+    (["--size", "5"], ["--size must be an integer in [32, 4096], got 5"]),
+    (["--record-fps", "0"], ["--record-fps must be a number in [1, 240], got 0.0"]),
+    (["--duration", "0"], ["--duration (seconds) must be a number > 0, got 0.0"]),
 ])
 def test_bad_values_name_the_flag(capsys, fast_engine, argv, words):
     for mode in (["--json"], ["--headless"]):

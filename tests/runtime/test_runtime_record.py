@@ -46,7 +46,7 @@ def test_parse_script_and_its_errors():
     cues = record.parse_script("# a take\n0.0 calm\n\n1.5 furious scowl\n1.5  then a gasp \n")
     assert cues == [(0.0, "calm"), (1.5, "furious scowl"), (1.5, "then a gasp")]
     for bad, msg in [("soon calm", "line 1: 'soon' is not a time"), ("1 a\n0.5 b", "line 2: time 0.5 is before"),
-                     ("-1 a", "must be a finite number >= 0"), ("2", "no text"), ("# only\n", "no prompts")]:
+                     ("-1 a", "the time (seconds) must be a number >= 0"), ("2", "no text"), ("# only\n", "no prompts")]:
         with pytest.raises(InvalidInputError, match=re.escape(msg)):
             record.parse_script(bad)
 
