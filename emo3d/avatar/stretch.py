@@ -19,6 +19,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
+from emo3d.options import check_int
 
 from . import mesh as M
 from .authoring import BROW, LID2, LID3, LOWLID2
@@ -48,8 +49,7 @@ class StretchLimits:
             if not 0.0 < lo < 1.0 < hi:
                 raise InvalidInputError(f"StretchLimits.regions[{k!r}] must be (lo, hi) with 0 < lo < 1 < hi, "
                                         f"got {(lo, hi)}")
-        if self.iters < 0:
-            raise InvalidInputError(f"StretchLimits.iters must be >= 0, got {self.iters}")
+        check_int(self.iters, "StretchLimits.iters", 0)
 
 
 def skin_regions(head: Head) -> Dict[str, np.ndarray]:
