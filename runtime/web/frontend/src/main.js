@@ -82,14 +82,14 @@ function frameObject(root) {
   return center;
 }
 
-// A primitive with no glTF material gets the spec's default: white, metallic 1, roughness 1. A fully metallic
-// surface has no diffuse term, so with no environment map it is lit only by the sun's specular and goes black
-// wherever it faces away from the sun (the dark slivers along the left cheek and under the chin of the
+// A primitive with no glTF material gets the spec's default: white, metallic 1, roughness 1, single-sided. A fully
+// metallic surface has no diffuse term, so with no environment map it is lit only by the sun's specular and goes
+// black wherever it faces away from the sun (the dark slivers along the left cheek and under the chin of the
 // ICT-FaceKit head). Such a mesh is an untextured scan, not a metal bust: it gets a grey dielectric "clay"
-// material, the look of emo3d's own renderer. A mesh without normals gets smooth vertex normals (GLTFLoader
-// would shade it flat, faceting the face; emo3d's renderer also computes smooth normals), and both sides drawn,
-// since with no normals to compare against its winding may face either way (three.js flips the normal of a back
-// face, so either side is lit correctly).
+// material, the look of emo3d's own renderer, still single-sided as the default material is (drawing the back
+// faces too speckled the ICT lips and lids where inner surfaces touch the skin). A mesh without normals gets
+// smooth vertex normals (GLTFLoader would shade it flat, faceting the face; emo3d's renderer also computes
+// smooth normals); its material's own doubleSided is kept.
 const CLAY = { color: 0xcfcfcf, metalness: 0.0, roughness: 0.65 };
 function untexturedScan(mesh, parser) {
   const ref = parser.associations.get(mesh);
@@ -98,12 +98,11 @@ function untexturedScan(mesh, parser) {
   const noNormals = !mesh.geometry.getAttribute("normal");
   if (noNormals) mesh.geometry.computeVertexNormals();
   if (noMaterial) {
-    mesh.material = new THREE.MeshStandardMaterial({ ...CLAY, side: THREE.DoubleSide });
+    mesh.material = new THREE.MeshStandardMaterial({ ...CLAY, side: THREE.FrontSide });
     stats.clayMeshes += 1;
   } else if (noNormals) {
     mesh.material = mesh.material.clone();
     mesh.material.flatShading = false;
-    mesh.material.side = THREE.DoubleSide;
   }
 }
 
