@@ -31,6 +31,7 @@ CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
 SIDE_SIGN = {"left": 1.0, "right": -1.0}
 
 
+GAZE_MAX_DEG = 35.0      # the furthest a gaze shape turns the eye at 1.0, gain included
 ROLL_DEG = 75.0          # how far mouthRoll* turns a lip inward at the middle (less toward the corners)
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
 
@@ -264,9 +265,11 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
         D[f"eyeWide{S}"] = lids["wide"]
         D[f"eyeSquint{S}"] = lids["squint"]
         # gaze: In = toward the nose (-sx), Out = away (+sx); lids follow a little
-        # a gain scales the gaze angle, never the eyeball (a scaled rotation delta swells the sphere)
-        rot = lambda name, yaw, pitch: (f.eye_rotation(side, yaw * g(name), pitch * g(name))  # noqa: E731
-                                        / g(name))
+        # a gain scales the gaze angle (up to GAZE_MAX_DEG), never the eyeball (a scaled rotation
+        # delta swells the sphere)
+        def rot(name, yaw, pitch):
+            turn = min(g(name), GAZE_MAX_DEG / max(abs(yaw), abs(pitch)))
+            return f.eye_rotation(side, yaw * turn, pitch * turn) / g(name)
         D[f"eyeLookIn{S}"] = rot(f"eyeLookIn{S}", -22.0 * sx, 0.0)
         D[f"eyeLookOut{S}"] = rot(f"eyeLookOut{S}", 22.0 * sx, 0.0)
         # looking up lifts the upper lid with the gaze (else the lid over the iris reads as squint)

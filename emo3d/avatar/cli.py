@@ -114,6 +114,8 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
             W = np.zeros((len(names) + 1, schema.N_MEDIAPIPE), np.float32)
             for k, n in enumerate(names):
                 W[k + 1, schema.MEDIAPIPE_INDEX[n]] = 1.0
+            if "mouthClose" in names and "jawOpen" in names:   # ARKit's mouthClose: lips closed over an open jaw
+                W[names.index("mouthClose") + 1, schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0
             imgs = renderer.render(W, pose=tuple(a.pose))
             img = contact_sheet(list(imgs), ["neutral"] + names, cols=8)
         else:

@@ -91,7 +91,7 @@ def test_lazy_api():
 
 
 def test_calibrate_options_and_helpers(tmp_path):
-    from emo3d.avatar.calibrate import CalibrateOptions, EMOTION_PROTOTYPES, random_sparse
+    from emo3d.avatar.calibrate_probe import CalibrateOptions, EMOTION_PROTOTYPES, random_sparse
     from emo3d.weights import normalize
     from emo3d.avatar.cli import contact_sheet
     with pytest.raises(InvalidInputError, match="size"):

@@ -128,7 +128,7 @@ def test_basic_emotion_faces_at_intensity_1_5_have_no_hole_and_few_folds(rig, re
 @pytest.mark.parametrize("seed", [11, 12])
 def test_random_sparse_combinations_have_no_hole_and_few_folds(rig, renderer, seed):
     """200 random vectors of 1-4 shapes each at weights in [0.2, 1] per seed."""
-    from emo3d.avatar.calibrate import random_sparse
+    from emo3d.avatar.calibrate_probe import random_sparse
     W = random_sparse(200, seed=seed)
     labels = [", ".join(f"{schema.MEDIAPIPE_NAMES[j]}={W[i, j]:.2f}" for j in np.nonzero(W[i])[0])
               for i in range(len(W))]

@@ -6,7 +6,7 @@ import pytest
 from support.assets import missing_asset, require_module
 
 from emo3d import avatar, facs
-from emo3d.avatar import calibrate
+from emo3d.avatar import calibrate_probe
 from emo3d.avatar.fer import FER_LABELS, FER_MODEL, FerReader
 from emo3d.errors import AssetError, InvalidInputError
 
@@ -47,9 +47,9 @@ def test_calibration_report_reads_through_the_same_reader(reader, monkeypatch):
         def read(self, rgb):
             seen.append(rgb.shape)
             return super().read(rgb)
-    monkeypatch.setattr(calibrate, "FerReader", Spy)
+    monkeypatch.setattr(calibrate_probe, "FerReader", Spy)
     face = np.asarray(avatar.render(facs.prototype("surprise")))
-    out = calibrate.fer_reading({"surprise": face})
+    out = calibrate_probe.fer_reading({"surprise": face})
     assert seen == [face.shape] and out["surprise"]["top"] == "surprise"
 
 
