@@ -215,7 +215,7 @@ HAND_RANGE = r"must be (a number|an integer|an int|a positive|a finite|in [\[(0-
 # Not options: the control protocol's request errors (RequestError codes and texts are the wire spec,
 # docs/protocol.md). Pending: emo3d/avatar/calibrate.py's three CLI checks (its owner, #14, is splitting it).
 OPTION_ERRORS = {"InvalidInputError", "ValueError", "RequestError"}
-RANGE_CHECK_EXEMPT = {"emo3d/options.py", "runtime/streaming/protocol.py", "emo3d/avatar/calibrate.py"}
+RANGE_CHECK_EXEMPT = {"emo3d/options.py", "runtime/streaming/protocol.py"}
 
 
 def _message(node: ast.AST) -> str:

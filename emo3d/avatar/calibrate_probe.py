@@ -11,7 +11,8 @@ from typing import Dict, Optional
 import numpy as np
 
 from emo3d import facs, schema
-from emo3d.errors import AssetError, InvalidInputError
+from emo3d.errors import AssetError
+from emo3d.options import check_int, check_number
 
 from .fer import FerReader
 
@@ -45,14 +46,13 @@ class CalibrateOptions:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        if not (64 <= self.size <= 1024):
-            raise InvalidInputError(f"--size must be in 64..1024, got {self.size}")
-        if not (0.2 <= self.target <= 1.0):
-            raise InvalidInputError(f"--target must be in 0.2..1, got {self.target}")
-        if self.rounds < 0 or self.bias_rounds < 0 or self.n_random < 1:
-            raise InvalidInputError("--rounds/--bias-rounds must be >= 0 and --n-random >= 1")
-        if not (0 < self.gain_min < self.gain_max):
-            raise InvalidInputError("need 0 < gain_min < gain_max")
+        check_int(self.size, "--size", 64, 1024)
+        check_number(self.target, "--target", 0.2, 1.0)
+        check_int(self.rounds, "--rounds", 0)
+        check_int(self.bias_rounds, "--bias-rounds", 0)
+        check_int(self.n_random, "--n-random", 1)
+        check_number(self.gain_min, "gain_min", 0.0, lo_open=True)
+        check_number(self.gain_max, "--gain-max", self.gain_min, lo_open=True)
 
 
 class Probe:
