@@ -2,7 +2,7 @@
 
     emo3d render --weights '{"jawOpen": 1}' --out face.png
     emo3d render --weights weights.json --out face.png      # {name: v} or a 52/51-vector
-    emo3d render --sheet --out sheet.png                    # every shape at 1.0, labelled grid
+    emo3d render --sheet --out sheet.png                    # every shape at 1.0, a neutral face per row
     emo3d render --rig head.glb --weights ... --out f.png   # an external glTF rig
     emo3d render --text "furious scowl" --out f.png         # needs runtime.Engine
 """
@@ -24,7 +24,7 @@ from emo3d.weights import Weights, normalize
 from .framing import FRAMING_MODES
 from .posing import head_posed_vertices, turns_head_only
 
-__all__ = ["main", "parse_weights", "contact_sheet"]
+__all__ = ["main", "parse_weights", "contact_sheet", "sheet_rows", "label_height"]
 
 
 def parse_weights(spec: str) -> Weights:
@@ -45,19 +45,36 @@ def parse_weights(spec: str) -> Weights:
     return normalize(obj, what="--weights")
 
 
+LABEL_PX = 14            # label font size of contact sheets (readable at 100 %)
+
+
+def label_height(lines: int = 2) -> int:
+    """Pixels under each tile of :func:`contact_sheet` for ``lines`` label lines."""
+    return lines * (LABEL_PX + 3) + 4
+
+
 def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: int = 8) -> np.ndarray:
-    """Labelled grid of same-size RGB images (label lines drawn under each tile)."""
-    from PIL import Image, ImageDraw
+    """Labelled grid of same-size RGB images (up to two label lines of LABEL_PX px under each tile)."""
+    from PIL import Image, ImageDraw, ImageFont
     h, w = images[0].shape[:2]
-    lab_h = 26
+    lab_h = label_height()
+    font = ImageFont.load_default(size=LABEL_PX)
     rows = (len(images) + cols - 1) // cols
     sheet = Image.new("RGB", (cols * w, rows * (h + lab_h)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for k, (im, lab) in enumerate(zip(images, labels)):
         r, c = divmod(k, cols)
         sheet.paste(Image.fromarray(np.asarray(im, np.uint8)), (c * w, r * (h + lab_h)))
-        draw.multiline_text((c * w + 3, r * (h + lab_h) + h + 1), str(lab), fill=(0, 0, 0), spacing=1)
+        draw.multiline_text((c * w + 3, r * (h + lab_h) + h + 2), str(lab), fill=(0, 0, 0), font=font, spacing=3)
     return np.asarray(sheet)
+
+
+def sheet_rows(names: Sequence[str], cols: int = 8) -> List[Optional[str]]:
+    """Tile order of ``--sheet``: each row starts with the neutral face (None), then ``cols - 1`` shapes."""
+    out: List[Optional[str]] = []
+    for i in range(0, len(names), cols - 1):
+        out += [None] + list(names[i:i + cols - 1])
+    return out
 
 
 def _save_png(img: np.ndarray, out: Path) -> None:
@@ -111,13 +128,15 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
         renderer = Renderer(rig, RenderOptions(width=a.size, height=a.size))
         if a.sheet:
             names = [n for n in schema.MODEL_NAMES if n in rig.target_names]
-            W = np.zeros((len(names) + 1, schema.N_MEDIAPIPE), np.float32)
-            for k, n in enumerate(names):
-                W[k + 1, schema.MEDIAPIPE_INDEX[n]] = 1.0
-            if "mouthClose" in names and "jawOpen" in names:   # ARKit's mouthClose: lips closed over an open jaw
-                W[names.index("mouthClose") + 1, schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0
+            tiles = sheet_rows(names, cols=8)
+            W = np.zeros((len(tiles), schema.N_MEDIAPIPE), np.float32)
+            for k, n in enumerate(tiles):
+                if n is not None:
+                    W[k, schema.MEDIAPIPE_INDEX[n]] = 1.0
+                if n == "mouthClose" and "jawOpen" in names:   # ARKit's mouthClose: lips closed over an open jaw
+                    W[k, schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0
             imgs = renderer.render(W, pose=tuple(a.pose))
-            img = contact_sheet(list(imgs), ["neutral"] + names, cols=8)
+            img = contact_sheet(list(imgs), ["neutral" if n is None else n for n in tiles], cols=8)
         else:
             if a.text is not None:
                 if text_weights is None:

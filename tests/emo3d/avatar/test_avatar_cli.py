@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from emo3d import schema
 from emo3d.errors import InvalidInputError
 
 
@@ -84,8 +85,12 @@ def test_sheet_and_text(tmp_path, capsys):
     from PIL import Image
     rc, _, se = _run(capsys, "--sheet", "--out", str(tmp_path / "s.png"), "--size", "64")
     assert rc == 0, se
+    from emo3d.avatar.cli import LABEL_PX, label_height, sheet_rows
     w, h = Image.open(tmp_path / "s.png").size
-    assert w == 8 * 64 and h == 7 * (64 + 26)                      # 52 tiles, 8 per row, labelled
+    tiles = sheet_rows(list(schema.MODEL_NAMES))
+    assert len(tiles) == 8 * 8 - 5 and tiles[::8] == [None] * 8     # a neutral face opens each of the 8 rows
+    assert sorted(t for t in tiles if t) == sorted(schema.MODEL_NAMES)
+    assert w == 8 * 64 and h == 8 * (64 + label_height()) and LABEL_PX >= 12
     import sys
     import types
     fake = types.ModuleType("runtime")

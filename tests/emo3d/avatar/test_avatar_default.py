@@ -106,8 +106,10 @@ def test_calibrate_options_and_helpers(tmp_path):
     for e, m in EMOTION_PROTOTYPES.items():
         assert e in schema.EMOTIONS
         normalize(m)                             # every prototype name is a real shape
+    from emo3d.avatar.cli import label_height
     sheet = contact_sheet([np.zeros((20, 30, 3), np.uint8)] * 5, list("abcde"), cols=2)
-    assert sheet.shape == (3 * (20 + 26), 60, 3)
+    assert sheet.shape == (3 * (20 + label_height()), 60, 3)
+    assert (sheet[20:20 + label_height(), :30] < 128).any()        # the label is drawn
 
 
 def test_refine_correction_field_keeps_lips_apart(face_landmarker):
