@@ -8,8 +8,12 @@ Conventions (the C++ renderer follows them exactly):
   (``R = Ry(yaw) Rx(pitch) Rz(roll)``; the signs are stated in ``emo3d.pose``).
 * Camera-space point ``p = R (v - c)``; depth ``z = D - p.z``; screen ``sx = (p.x / (z t a) + 1) Ws / 2``,
   ``sy = (1 - p.y / (z t)) Hs / 2`` (``t = tan(fov/2)``, ``a = W/H``, ``Ws = W*ssaa``). Pixel centres
-  at ``i + 0.5``; a sample is covered when all three edge functions are >= 0 (either winding: both
-  sides are drawn); triangles with a vertex at depth <= 1e-6 (behind the camera) are skipped. Depth
+  at ``i + 0.5``; a sample is covered when it is inside all three edges (either winding: both sides
+  are drawn), watertight: each edge's function ``dx (y - py) - dy (x - px)`` is evaluated from its
+  endpoints in a canonical order (the lexicographically smaller (x, y) first) as a comparison of the
+  two products, so the triangles sharing an edge take exactly opposite sides of it, and a sample ON an
+  edge belongs to the triangle whose inward normal points to +x (for a horizontal edge: +y), the
+  top-left rule. Triangles with a vertex at depth <= 1e-6 (behind the camera) are skipped. Depth
   test on the screen-linear ``1/z``; nearer wins, ties keep the earlier triangle.
 * Attributes (uv or colour, normal) are interpolated perspective-correctly. Vertex normals: area
   weighted face normals of the deformed mesh, rotated by ``R``; flipped on back-facing triangles.
@@ -56,6 +60,27 @@ def _bilinear(tex: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bot * fy
 
 
+def _edges(sx, sy, tris, area):
+    """Per triangle and edge e (vertex e+1 -> e+2): canonical start (x, y), (dx, dy), inside sign, tie rule."""
+    px, py = sx[tris[:, [1, 2, 0]]], sy[tris[:, [1, 2, 0]]]
+    qx, qy = sx[tris[:, [2, 0, 1]]], sy[tris[:, [2, 0, 1]]]
+    swap = (qx < px) | ((qx == px) & (qy < py))
+    x0, y0 = np.where(swap, qx, px), np.where(swap, qy, py)
+    dx, dy = np.where(swap, px, qx) - x0, np.where(swap, py, qy) - y0
+    pos = (area > 0)[:, None] != swap            # inside: dx (y - y0) > dy (x - x0)
+    s = np.where(pos, 1.0, -1.0)
+    tie = (-s * dy > 0) | ((dy == 0) & (s * dx > 0))   # on the edge: the inward normal points to +x (+y)
+    return x0, y0, dx, dy, pos, tie
+
+
+def _covered(edges, t, qx, qy):
+    """The watertight coverage of samples (qx, qy) by triangles t (the rule in the module docstring)."""
+    x0, y0, dx, dy, pos, tie = (a[t] for a in edges)
+    r = dx * (qy[:, None] - y0)
+    c = dy * (qx[:, None] - x0)
+    return (np.where(pos, r > c, r < c) | ((r == c) & tie)).all(axis=1)
+
+
 def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) -> np.ndarray:
     center, dist, tan_half = cam
     S = opts.ssaa
@@ -79,6 +104,7 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
     y0 = np.maximum(np.ceil(np.minimum(np.minimum(ay, by), cy) - 0.5), 0).astype(np.int64)
     y1 = np.minimum(np.floor(np.maximum(np.maximum(ay, by), cy) - 0.5), Hs - 1).astype(np.int64)
     live = ok_v[tris].all(axis=1) & (area != 0) & (x1 >= x0) & (y1 >= y0)
+    edges = _edges(sx, sy, tris, area)
     tid = np.nonzero(live)[0]
 
     best_iz = np.full(Ws * Hs, -np.inf)
@@ -111,7 +137,7 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
         w0 = ((cx[rep] - bx[rep]) * (qy - by[rep]) - (cy[rep] - by[rep]) * (qx - bx[rep])) / A
         w1 = ((ax[rep] - cx[rep]) * (qy - cy[rep]) - (ay[rep] - cy[rep]) * (qx - cx[rep])) / A
         w2 = ((bx[rep] - ax[rep]) * (qy - ay[rep]) - (by[rep] - ay[rep]) * (qx - ax[rep])) / A
-        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+        inside = _covered(edges, rep, qx, qy)
         rep, px, py, w0, w1, w2 = rep[inside], px[inside], py[inside], w0[inside], w1[inside], w2[inside]
         tr = tris[rep]
         iz = w0 / z[tr[:, 0]] + w1 / z[tr[:, 1]] + w2 / z[tr[:, 2]]

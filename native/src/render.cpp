@@ -187,6 +187,38 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) 
         const double* P = &ws.planes[t * kPlanes * 3];
         const double qx0 = x0 + 0.5;
         const std::int32_t tid = static_cast<std::int32_t>(t);
+        // Watertight edge test (samples near a span end). Each edge is evaluated from its endpoints in
+        // a canonical order (the lexicographically smaller screen point first), so the two triangles
+        // sharing an edge compute bitwise the same products and take opposite sides of it; a sample
+        // exactly on the edge goes to the triangle whose inward normal points to +x (or, for a
+        // horizontal edge, to +y): the top-left rule, i.e. the sample is nudged by (eps, eps^2).
+        // Set up on first use only: a sample lands within kEps of a span end (below) on few rows.
+        double ex0[3], ey0[3], edx[3], edy[3];
+        bool pos[3], tie[3], edges_ready = false;
+        auto setup_edges = [&]() __attribute__((noinline, cold)) {
+            const std::int32_t* tv = &tris_[t * 3];
+            const double ax = ws.sx[tv[0]], ay = ws.sy[tv[0]];
+            const bool area_pos =
+                (ws.sx[tv[1]] - ax) * (ws.sy[tv[2]] - ay) - (ws.sy[tv[1]] - ay) * (ws.sx[tv[2]] - ax) > 0;
+            for (int i = 0; i < 3; ++i) {  // edge i joins vertices i+1 -> i+2 (its third vertex is i)
+                double px = ws.sx[tv[(i + 1) % 3]], py = ws.sy[tv[(i + 1) % 3]];
+                double qx = ws.sx[tv[(i + 2) % 3]], qy = ws.sy[tv[(i + 2) % 3]];
+                const bool swap = qx < px || (qx == px && qy < py);
+                if (swap) {
+                    std::swap(px, qx);
+                    std::swap(py, qy);
+                }
+                ex0[i] = px;
+                ey0[i] = py;
+                edx[i] = qx - px;
+                edy[i] = qy - py;
+                // inside: sign(E) == sign(area) for the edge in triangle order, E = dx (y - py) - dy (x - px)
+                pos[i] = area_pos != swap;
+                const double sg = pos[i] ? 1.0 : -1.0;
+                tie[i] = -sg * edy[i] > 0 || (edy[i] == 0 && sg * edx[i] > 0);
+            }
+            edges_ready = true;
+        };
         // reciprocals of the barycentrics' x slopes, once per triangle (0 where a slope is 0)
         const double as[3] = {P[0], P[3], P[6]};
         const double inv_as[3] = {as[0] != 0 ? 1.0 / as[0] : 0.0, as[1] != 0 ? 1.0 / as[1] : 0.0,
@@ -199,29 +231,39 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) 
             const double iz0 = P[9] * qx0 + P[10] * qy + P[11];
             // The span [lo, hi] where all three barycentrics are >= 0, solved per row. A sample more
             // than kEps from both ends is inside every edge without a test (the solve's rounding is
-            // ~1e-12 samples); only a sample within kEps of an end, if any, gets the exact edge test
-            // of the reference (double, >= 0).
+            // ~1e-12 samples); only a sample within kEps of an end, if any, gets the watertight edge
+            // test above (the reference's rule), and every sample does on a row that runs along a
+            // horizontal edge. lo, hi start beyond the box, so the box's own ends are not span ends.
+            constexpr double kEps = 1e-7;
             const double ls[3] = {l0, l1, l2};
-            double lo = 0, hi = x1 - x0;
+            double lo = -1, hi = x1 - x0 + 1;
+            bool along = false;
             for (int i = 0; i < 3; ++i) {
                 if (as[i] > 0) lo = std::max(lo, -ls[i] * inv_as[i]);
                 else if (as[i] < 0) hi = std::min(hi, -ls[i] * inv_as[i]);
-                else if (ls[i] < 0) hi = -1;
+                else if (std::abs(ls[i]) <= kEps * std::abs(P[i * 3 + 1])) along = true;  // within kEps rows
+                else if (ls[i] < 0) hi = -4;  // the row misses the triangle
             }
             if (hi < lo - 2) continue;
-            constexpr double kEps = 1e-7;
             const int k0 = std::max(0, int(std::ceil(lo - kEps)));
             const int k1 = std::min(x1 - x0, int(std::floor(std::max(hi + kEps, -1.0))));
-            const int ki0 = std::max(k0, int(std::ceil(lo + kEps)));
+            const int ki0 = along ? k1 + 1 : std::max(k0, int(std::ceil(lo + kEps)));
             const int ki1 = std::min(k1, int(std::floor(std::max(hi - kEps, -1.0))));
             float* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
             std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
             const float izf0 = float(iz0), dzf = float(P[9]);
-            // samples near the edges: coverage test (double precision, as in the reference), then depth
+            // samples near the edges: the watertight coverage test (double precision), then depth
             auto edge_span = [&](int a, int b) __attribute__((always_inline)) {
+                if (a > b) return;
+                if (!edges_ready) setup_edges();
+                const double ry[3] = {edx[0] * (qy - ey0[0]), edx[1] * (qy - ey0[1]), edx[2] * (qy - ey0[2])};
+                auto inside = [&](int i, double qx) __attribute__((always_inline)) {
+                    const double r = ry[i], c = edy[i] * (qx - ex0[i]);  // E = r - c: compared, not subtracted (no FMA)
+                    return pos[i] ? (r > c || (r == c && tie[i])) : (r < c || (r == c && tie[i]));
+                };
                 for (int k = a; k <= b; ++k) {
-                    const double dk = k;
-                    if (!(l0 + P[0] * dk >= 0 && l1 + P[3] * dk >= 0 && l2 + P[6] * dk >= 0)) continue;
+                    const double qx = double(x0 + k) + 0.5;
+                    if (!(inside(0, qx) && inside(1, qx) && inside(2, qx))) continue;
                     const float iz = izf0 + dzf * float(k);
                     if (iz > izrow[k]) {
                         izrow[k] = iz;
