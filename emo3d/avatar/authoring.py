@@ -215,7 +215,8 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
 
     chin = f.near((152, 175, 199, 200, 18, 83, 313), 1.2)
     D["mouthShrugLower"] = f.vec(np.maximum(lower_w, chin * 0.6), (0, 0.7, 0.4))
-    D["mouthShrugUpper"] = f.vec(upper_w, (0, 0.6, 0.3))
+    # the upper lip pushed up by the lower one (the two ride up together, the upper lip forward)
+    D["mouthShrugUpper"] = f.vec(upper_w, (0, 0.6, 0.3)) + f.vec(lower_w * lips, (0, 0.8, 0.15))
 
     for side in ("left", "right"):
         S = "Left" if side == "left" else "Right"
