@@ -31,7 +31,7 @@ CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
 SIDE_SIGN = {"left": 1.0, "right": -1.0}
 
 
-GAZE_MAX_DEG = 35.0      # the furthest a gaze shape turns the eye at 1.0, gain included
+GAZE_MAX_DEG = 40.0      # the furthest a gaze shape turns the eye at 1.0, gain included
 ROLL_DEG = 75.0          # how far mouthRoll* turns a lip inward at the middle (less toward the corners)
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
 
@@ -275,7 +275,7 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
         D[f"eyeLookOut{S}"] = rot(f"eyeLookOut{S}", 22.0 * sx, 0.0)
         # looking up lifts the upper lid with the gaze (else the lid over the iris reads as squint)
         D[f"eyeLookUp{S}"] = rot(f"eyeLookUp{S}", 0.0, -25.0) + 0.6 * lids["wide"]
-        D[f"eyeLookDown{S}"] = rot(f"eyeLookDown{S}", 0.0, 22.0) + 0.3 * lids["blink"]
+        D[f"eyeLookDown{S}"] = rot(f"eyeLookDown{S}", 0.0, 22.0) + 0.4 * lids["blink"]
     inner_both = f.near(BROW["left"]["inner"] + BROW["right"]["inner"], 1.0)
     D["browInnerUp"] = f.vec(inner_both, (0, 0.75, 0.0))
     # the lids stay where they are (a puff pulling the eye corners apart opens holes beside the eyeballs)
