@@ -3,6 +3,7 @@
     emo3d render --weights '{"jawOpen": 1}' --out face.png
     emo3d render --weights weights.json --out face.png      # {name: v} or a 52/51-vector
     emo3d render --sheet --out sheet.png                    # every shape at 1.0, a neutral face per row
+    emo3d render --background 250,250,250 ...               # R,G,B behind the face (default studio grey)
     emo3d render --rig head.glb --weights ... --out f.png   # an external glTF rig
     emo3d render --text "furious scowl" --out f.png         # needs runtime.Engine
 """
@@ -24,7 +25,7 @@ from emo3d.weights import Weights, normalize
 from .framing import FRAMING_MODES
 from .posing import head_posed_vertices, turns_head_only
 
-__all__ = ["main", "parse_weights", "contact_sheet", "sheet_rows", "label_height"]
+__all__ = ["main", "parse_weights", "parse_background", "contact_sheet", "sheet_rows", "label_height"]
 
 
 def parse_weights(spec: str) -> Weights:
@@ -46,6 +47,15 @@ def parse_weights(spec: str) -> Weights:
 
 
 LABEL_PX = 14            # label font size of contact sheets (readable at 100 %)
+STUDIO_GREY = (112, 116, 124)   # the default background of `emo3d render` (a soft studio grey, not black)
+
+
+def parse_background(spec: str) -> tuple:
+    """``--background R,G,B`` (0..255 each) -> a tuple of three ints."""
+    parts = [p.strip() for p in str(spec).split(",")]
+    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise InvalidInputError(f"--background must be three integers R,G,B (e.g. 112,116,124), got {spec!r}")
+    return tuple(check_int(int(p), f"--background {c}", 0, 255) for p, c in zip(parts, "RGB"))
 
 
 def label_height(lines: int = 2) -> int:
@@ -104,9 +114,12 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
     ap.add_argument("--size", type=int, default=512, help="image width = height in pixels (64..2048)")
     ap.add_argument("--pose", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("YAW", "PITCH", "ROLL"),
                     help="head pose in DEGREES (the streams send radians)")
+    ap.add_argument("--background", default=",".join(map(str, STUDIO_GREY)),
+                    help="R,G,B behind the face (default: a studio grey)")
     a = ap.parse_args(argv)
     try:
         check_int(a.size, "--size", 64, 2048)
+        background = parse_background(a.background)
         out = Path(a.out)
         if out.suffix.lower() != ".png":
             raise InvalidInputError(f"--out must name a .png file, got {a.out!r}")
@@ -125,7 +138,7 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
             from .default import default_rig
             rig = default_rig(a.texture)
         from native.render import Renderer, RenderOptions
-        renderer = Renderer(rig, RenderOptions(width=a.size, height=a.size))
+        renderer = Renderer(rig, RenderOptions(width=a.size, height=a.size, background=background))
         if a.sheet:
             names = [n for n in schema.MODEL_NAMES if n in rig.target_names]
             tiles = sheet_rows(names, cols=8)

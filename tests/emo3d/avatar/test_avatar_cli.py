@@ -142,3 +142,19 @@ def test_corrupt_rig_is_an_error(tmp_path, capsys):
     bad.write_bytes(b"glTF\x02\x00\x00\x00" + b"\x00" * 5)
     rc, _, se = _run(capsys, "--rig", str(bad), "--out", str(tmp_path / "x.png"), "--size", "64")
     assert rc == 2 and "error" in se and not (tmp_path / "x.png").exists()
+
+
+def test_background_is_studio_grey_by_default_and_settable(tmp_path, capsys):
+    from PIL import Image
+
+    from emo3d.avatar.cli import STUDIO_GREY
+    rc, _, se = _run(capsys, "--out", str(tmp_path / "g.png"), "--size", "64")
+    assert rc == 0, se
+    img = np.asarray(Image.open(tmp_path / "g.png"))
+    assert tuple(img[1, 1]) == STUDIO_GREY and img[32, 32].sum() > 100       # grey corner, the face in the middle
+    rc, _, se = _run(capsys, "--out", str(tmp_path / "w.png"), "--size", "64", "--background", "250,250,250")
+    assert rc == 0, se
+    assert tuple(np.asarray(Image.open(tmp_path / "w.png"))[1, 1]) == (250, 250, 250)
+    for bad in ("1,2", "0,0,300", "a,b,c"):
+        rc, _, se = _run(capsys, "--out", str(tmp_path / "x.png"), "--background", bad)
+        assert rc == 2 and "--background" in se
