@@ -47,7 +47,11 @@ def _showwarning(message, category, filename, lineno, file=None, line=None) -> N
 
 
 def build_parser(streaming=None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Emotion text -> 52 blendshapes -> a live face.")
+    from emo3d.models.e5 import LANGUAGE_NAMES
+    p = argparse.ArgumentParser(prog=PROG, description="Emotion text -> 52 blendshapes -> a live face. The default "
+                                f"model reads {LANGUAGE_NAMES}; intensity words, named facial actions "
+                                "(\"raises her left eyebrow\", \"sticks out his tongue\") and emoji are read in "
+                                "English; unreadable text gets a calm face and a warning.")
     p.add_argument("text", nargs="*", help="the emotion description, e.g. \"furious scowl\"")
     p.add_argument("--json", action="store_true",
                    help="print the 52 scores by name as one JSON object and exit (with --stdin: one per line)")

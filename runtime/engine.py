@@ -124,7 +124,7 @@ class Prediction:
 def _own_copy(p: Prediction) -> Prediction:
     """A Prediction sharing no mutable state with ``p`` (the caller may change it in place)."""
     return replace(p, vector=np.array(p.vector, dtype=np.float32, copy=True), scores=dict(p.scores),
-                   emotions=None if p.emotions is None else dict(p.emotions))
+                   emotions=None if p.emotions is None else dict(p.emotions), extras=dict(p.extras))
 
 
 def _frozen_copy(p: Prediction) -> Prediction:

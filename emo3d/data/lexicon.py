@@ -124,3 +124,23 @@ def nouns(emotion: str) -> Tuple[str, ...]:
 def primitive_words(emotion: str) -> Tuple[str, ...]:
     """Single emotion words for the primitive set (nouns first, then adjectives)."""
     return nouns(emotion) + adjectives(emotion)
+
+
+MULTILINGUAL_FILE = "multilingual_emotion_words.json"
+
+
+@lru_cache(maxsize=None)
+def multilingual_words() -> Dict[str, Dict[str, Tuple[str, ...]]]:
+    """Everyday emotion words in ten languages (fr es de it pt ru zh ja ar fa), emotion -> language -> words,
+    from ``emo3d/data/multilingual_emotion_words.json`` (written for emo3d)."""
+    from pathlib import Path
+    path = Path(__file__).resolve().parent / MULTILINGUAL_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))["words"]
+    except (OSError, ValueError, KeyError) as e:
+        raise AssetError(f"{path} is missing or not the multilingual word list (emotion -> language -> words): {e}") \
+            from None
+    unknown = set(raw) - set(EMOTIONS)
+    if unknown:
+        raise AssetError(f"{path}: unknown emotions {sorted(unknown)} (accepted: {', '.join(EMOTIONS)})")
+    return {e: {lang: tuple(ws) for lang, ws in langs.items()} for e, langs in raw.items()}

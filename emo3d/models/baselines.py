@@ -40,7 +40,7 @@ class HeadConfig:
     in_dim: int
     hidden: Tuple[int, ...] = (256,)
     dropout: float = 0.1
-    emotion_hidden: int = 256        # emotion kind: extractor width
+    emotion_hidden: int = 256        # emotion kind: extractor width (0: a linear extractor)
     teacher_forcing: float = 0.5     # emotion kind: share of rows fed ground-truth emotions in training
     lambda_blendshape: float = 1.0   # emotion kind: λ1
     lambda_emotion: float = 1.0      # emotion kind: λ2
@@ -54,7 +54,7 @@ class HeadConfig:
         if self.kind not in KINDS:
             raise InvalidInputError(f"head kind {self.kind!r} is not one of {', '.join(KINDS)}")
         self.hidden = tuple(int(h) for h in self.hidden)
-        if self.in_dim <= 0 or any(h <= 0 for h in self.hidden) or self.emotion_hidden <= 0:
+        if self.in_dim <= 0 or any(h <= 0 for h in self.hidden) or self.emotion_hidden < 0:
             raise InvalidInputError(f"head widths must be positive (in_dim={self.in_dim}, hidden={self.hidden})")
         check_number(self.dropout, "dropout", 0, 1, hi_open=True)
         check_int(self.anchors, "anchors", 0)
@@ -147,7 +147,7 @@ class EmotionHead(_AnchorMixin, nn.Module):
         super().__init__()
         self.cfg = cfg
         width = self._init_anchors(cfg)
-        self.extractor = _mlp((width, cfg.emotion_hidden, N_EMO), cfg.dropout)
+        self.extractor = _mlp((width, cfg.emotion_hidden, N_EMO) if cfg.emotion_hidden else (width, N_EMO), cfg.dropout)
         self.regressor = _mlp((width + 2 * N_EMO, *cfg.hidden, N_OUT), cfg.dropout)
 
     def forward(self, embeds: torch.Tensor, emotions: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:

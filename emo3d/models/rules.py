@@ -37,7 +37,7 @@ INTENSITY_LEVELS: Tuple[Tuple[str, float, Tuple[str, ...]], ...] = (
                         "the faintest", "barely", "faintly", "a tiny bit", "hint of")),
     ("slightly", 0.6, ("slightly", "a little bit", "a little", "a bit", "somewhat", "mildly", "kind of", "kinda",
                        "sort of", "a tad", "rather", "faint", "mild", "subtle", "subtly")),
-    ("very", 1.3, ("very", "really", "so much", "so", "quite", "truly", "deeply", "super", "highly", "pretty",
+    ("very", 1.3, ("very", "really", "so much", "so", "quite", "truly", "deeply", "super", "highly",
                    "seriously", "terribly", "awfully", "very much")),
     ("extremely", 1.6, ("extremely", "incredibly", "utterly", "absolutely", "totally", "completely", "intensely",
                         "insanely", "unbelievably", "overwhelmingly", "beyond", "immensely", "enormously",
@@ -269,11 +269,12 @@ def apply(cues: TextCues, blend52: np.ndarray, emotions8: np.ndarray, *, unknown
     """Put the cues on one text's head output (``blend52`` MediaPipe order, ``emotions8``): returns (face,
     emotions, extra channels, warnings). ``unknown``: the reader judged the text unreadable -> ``calm52``
     (default: all zero) with neutral emotions and a warning, unless named actions or emoji were found."""
-    from emo3d.data import facs
     face = np.asarray(blend52, np.float32).copy()
     emo = np.asarray(emotions8, np.float32).copy()
     warnings: List[str] = []
     extras = {c: 0.0 for c in EXTRA_CHANNELS}
+    if cues.emoji or cues.mixed:
+        from emo3d.data import facs      # only here: the FACS prior of an emoji's / a mixed feeling's emotions
     if cues.emoji:
         ev = emotion_vector(cues.emoji)
         only = not re.search(r"[^\W\d_]", cues.core) or unknown

