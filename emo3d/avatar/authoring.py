@@ -32,6 +32,7 @@ SIDE_SIGN = {"left": 1.0, "right": -1.0}
 
 
 GAZE_MAX_DEG = 40.0      # the furthest a gaze shape turns the eye at 1.0, gain included
+BLINK_FORWARD = 0.35     # cm the middle of the upper lid comes forward as it closes (the lower lid half that)
 ROLL_DEG = 75.0          # how far mouthRoll* turns a lip inward at the middle (less toward the corners)
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
 
@@ -139,14 +140,16 @@ def _eye_lids(f: _Fields, side: str) -> Dict[str, np.ndarray]:
     gap = f.V[lo, 1] - f.V[up, 1]          # negative (lower lid is below)
     for k in range(1, len(up) - 1):
         blink[up[k], 1] = gap[k] * 1.04
-        blink[up[k], 2] = 0.15
+        # the closed lids meet in front of the eyeball (its front pokes out between them otherwise)
+        blink[up[k], 2] = BLINK_FORWARD * np.sin(np.pi * k / (len(up) - 1)) ** 0.5
         blink[lo[k], 1] = 0.08
+        blink[lo[k], 2] = 0.5 * BLINK_FORWARD * np.sin(np.pi * k / (len(lo) - 1)) ** 0.5
         wide[up[k], 1] = 0.45 * np.sin(np.pi * k / (len(up) - 1))
         squint[lo[k], 1] = 0.3 * np.sin(np.pi * k / (len(lo) - 1))
         squint[up[k], 1] = -0.05
     for k, i in enumerate(LID2[side]):
         blink[i, 1] = 0.55 * gap[k + 1]
-        blink[i, 2] = 0.08
+        blink[i, 2] = 0.5 * BLINK_FORWARD
         wide[i, 1] = 0.35 * np.sin(np.pi * (k + 1) / 8)
     for k, i in enumerate(LID3[side]):
         blink[i, 1] = 0.15 * gap[k + 1]
