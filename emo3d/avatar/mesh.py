@@ -320,7 +320,8 @@ def build_head(mesh: CanonicalMesh | None = None) -> Head:
     zs = zc - 0.55 * (xs / half_w) ** 2
     y0 = V[13, 1]
     add("teeth_upper", *_strip(xs, np.full(9, y0 + 0.7), np.full(9, y0 + 0.05), zs, ATLAS_TEETH))
-    add("teeth_lower", *_strip(xs * 0.92, np.full(9, y0 - 0.12), np.full(9, y0 - 0.8), zs - 0.12, ATLAS_TEETH))
+    # the lower strip runs gum (top of the swatch) -> biting edge like the upper one, so one swatch serves both
+    add("teeth_lower", *_strip(xs * 0.92, np.full(9, y0 - 0.8), np.full(9, y0 - 0.12), zs - 0.12, ATLAS_TEETH))
     tw = 0.8 * half_w
     gx, gz = np.meshgrid(np.linspace(-1, 1, 7), np.linspace(0, 1, 5))
     ty = y0 - 0.75 + 0.35 * (1 - gx ** 2) * (1 - 0.3 * gz)

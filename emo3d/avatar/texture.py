@@ -68,8 +68,28 @@ def _extras(img: np.ndarray) -> None:
     col = np.where(ring[..., None], np.array([40, 30, 22], np.float32), col)
     img[region] = col[region]
     img[:H // 2, 3 * W // 4:] = (48, 16, 18)          # mouth cavity
-    img[H // 2:, W // 2:3 * W // 4] = (214, 208, 192)   # teeth
+    img[H // 2:, W // 2:3 * W // 4] = _teeth_swatch(H // 2, W // 4)
     img[H // 2:, 3 * W // 4:] = (176, 84, 90)          # tongue
+
+
+TEETH_PER_ARCH = 10       # visible teeth across a strip (the strip's uv spans the swatch's middle 80 %)
+TOOTH = np.array([222, 216, 200], np.float32)
+GUM = np.array([186, 104, 110], np.float32)
+
+
+def _teeth_swatch(h: int, w: int) -> np.ndarray:
+    """The teeth swatch [h,w,3]: a gum band on top, then teeth, each rounded by shading and parted by a
+    dark gap, greying toward the biting edge (the strips map v 0.3..0.7 of it, u 0.1..0.9)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    v = yy / (h - 1)
+    u = (xx / (w - 1) - 0.1) / 0.8                     # 0..1 across the strip
+    t = (u * TEETH_PER_ARCH) % 1.0                     # position within a tooth
+    round_ = 0.78 + 0.22 * np.sin(np.pi * np.clip(t, 0, 1)) ** 0.6
+    gap = np.clip(np.minimum(t, 1 - t) / 0.06, 0, 1)   # dark seam between teeth
+    edge = np.clip((v - 0.62) / 0.08, 0, 1)            # the biting edge greys a little
+    tooth = TOOTH[None, None] * (round_ * (0.45 + 0.55 * gap))[..., None] * (1 - 0.18 * edge)[..., None]
+    gum = np.clip((0.36 - v) / 0.03, 0, 1)[..., None]  # gum above v 0.36 (the strips' top rows)
+    return (tooth * (1 - gum) + GUM * gum).astype(np.float32)
 
 
 def _lips(img: np.ndarray, uv: np.ndarray, strength: float = 1.0) -> None:
