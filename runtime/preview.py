@@ -164,6 +164,18 @@ def slug(text: str, n: int = 40) -> str:
     return s[:n] or "prompt"
 
 
+def gif_frames(images: Sequence[np.ndarray], colors: int = 255) -> list:
+    """RGB frames -> palette images sharing ONE palette (median cut over a mosaic of up to 16 frames),
+    each dithered (Floyd-Steinberg): smooth skin shading without bands, no palette flicker between frames."""
+    from PIL import Image
+    step = max(1, len(images) // 16)
+    sample = [np.asarray(im, np.uint8) for im in images[::step]]
+    mosaic = Image.fromarray(np.concatenate(sample, axis=0))
+    palette = mosaic.quantize(colors, method=Image.Quantize.MEDIANCUT)
+    return [Image.fromarray(np.asarray(im, np.uint8)).quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
+            for im in images]
+
+
 def write_clip(images: Sequence[np.ndarray], out_dir: str | Path, name: str, *, fps: float = 60.0,
                gif_fps: float = 30.0) -> Tuple[Path, Path]:
     """Write ``images`` as ``out_dir/name/frame_0000.png``... and ``out_dir/name.gif`` (atomic files)."""
@@ -178,8 +190,7 @@ def write_clip(images: Sequence[np.ndarray], out_dir: str | Path, name: str, *, 
             Image.fromarray(np.asarray(im, np.uint8)).save(tmp, format="PNG", compress_level=1)
     stride = max(1, int(round(fps / gif_fps)))
     picked = list(images[::stride]) + ([images[-1]] if (len(images) - 1) % stride else [])
-    sub = [Image.fromarray(np.asarray(im, np.uint8)).quantize(255, method=Image.Quantize.FASTOCTREE)
-           for im in picked]
+    sub = gif_frames(picked)
     gif = out_dir / f"{name}.gif"
     with atomic_path(gif) as tmp:
         sub[0].save(tmp, format="GIF", save_all=True, append_images=sub[1:],
