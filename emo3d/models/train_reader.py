@@ -42,15 +42,15 @@ class ReaderTrainOptions:
     """All options of one reader training run (validated on construction)."""
     out: Optional[str] = None
     goemotions: Optional[str] = None       # folder of train/dev/test.tsv (default: corpora.goemotions_dir())
-    real_per_class: int = 2000             # GoEmotions train rows per Ekman class (single-label rows; 0: none)
+    real_per_class: int = 4000             # GoEmotions train rows per Ekman class (single-label rows; 0: none)
     synthetic_samples: int = 3000          # builder samples (3 descriptions each)
     emolex_prompts: float = 0.5            # prompts.with_emolex_prompts rate
     short_prompts: float = 0.5             # prompts.with_short_prompts rate
     multilingual_prompts: float = 2.0      # prompts.with_multilingual_prompts: repeats of each word (0: off)
     real_intensity: float = 0.7            # FACS-prior intensity of a real sentence's face
     real_blend_weight: float = 0.3         # weight of that face in the loss
-    class_balance: float = 0.5             # real rows weighted by (1/class frequency)^class_balance
-    description_emotion_weight: float = 0.3   # emotion-loss weight of the synthetic rows (their faces: 1)
+    class_balance: float = 1.0             # real rows weighted by (1/class frequency)^class_balance
+    description_emotion_weight: float = 0.0   # emotion-loss weight of the synthetic rows (their faces: 1)
     hidden: Tuple[int, ...] = (256,)
     emotion_hidden: int = 0                # 0: linear emotion extractor (transfers across languages best)
     dropout: float = 0.2
