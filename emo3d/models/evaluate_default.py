@@ -505,7 +505,14 @@ def plot_report(rep: EvalReport, path: str | Path, oov_pred: np.ndarray, oov_tru
               f"paraphrases: intra/inter L2 {p['intra_mean_l2']:.3f}/{p['inter_mean_l2']:.3f}",
               f"  nearest is same emotion {p['nearest_same_share']:.2f}",
               f"  closer to own group {p['closer_to_own_share']:.2f}",
-              f"intensity ordered (all 3 checks) {rep.intensity['all_ordered_share']:.2f}"]
+              f"intensity ordered {rep.intensity['ordered_emotions']}/{rep.intensity['n_words']} "
+              "(hint<slightly<plain<very<extremely)"]
+    if rep.goemotions:
+        g = rep.goemotions
+        lines += [f"GoEmotions test {g['per_class']}/class: acc {g['balanced_accuracy']:.3f}",
+                  f"  macro-F1 {g['macro_f1']:.3f}, neutral recall {g['neutral_recall']:.2f}"]
+    if rep.multilingual:
+        lines.append(f"languages agree with English {rep.multilingual['agreement']:.2f}")
     ax[2].text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
