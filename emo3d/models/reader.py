@@ -80,11 +80,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+BIAS_KEY = "emotion_logit_bias"
+
+
+def logit_bias(manifest: ModelManifest) -> np.ndarray:
+    """The per-emotion logit offsets of a reader folder (``extra.reader.emotion_logit_bias``: emotion name ->
+    float; absent: zeros), in ``EMOTIONS`` order."""
+    raw = manifest.extra.get("reader", {}).get(BIAS_KEY, {})
+    if not isinstance(raw, dict) or not set(raw) <= set(EMOTIONS):
+        raise ModelFileError(f"manifest extra.reader.{BIAS_KEY} is {raw!r}; expected an object mapping some of "
+                             f"{', '.join(EMOTIONS)} to numbers")
+    try:
+        return np.array([float(raw.get(e, 0.0)) for e in EMOTIONS], np.float32)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"manifest extra.reader.{BIAS_KEY} has a non-number value: {raw!r}") from None
+
+
 class NumpyEmotionHead:
     """:class:`.baselines.EmotionHead` in numpy (inference): embeddings [N,D] -> (blendshapes [N,51],
     emotions [N,8])."""
 
-    def __init__(self, state: Dict[str, np.ndarray]) -> None:
+    def __init__(self, state: Dict[str, np.ndarray], logit_bias: Optional[np.ndarray] = None) -> None:
         self.extractor = _linears(state, "extractor")
         self.regressor = _linears(state, "regressor")
         self.in_dim = self.extractor[0][0].shape[0]
@@ -92,10 +108,15 @@ class NumpyEmotionHead:
         if n_emo != len(EMOTIONS) or self.regressor[-1][0].shape[1] != N_MODEL:
             raise ModelFileError(f"head outputs {n_emo} emotions / {self.regressor[-1][0].shape[1]} shapes, "
                                  f"expected {len(EMOTIONS)} / {N_MODEL}")
+        # per-emotion offset on the extractor's logits (``EMOTIONS`` order), selected on GoEmotions dev after
+        # training (:func:`.train_reader.select_logit_bias`); it moves the emotion read and, through it, the face
+        self.logit_bias = np.zeros(n_emo, np.float32) if logit_bias is None else np.asarray(logit_bias, np.float32)
+        if self.logit_bias.shape != (n_emo,):
+            raise ModelFileError(f"emotion logit bias has shape {self.logit_bias.shape}, expected ({n_emo},)")
 
     def __call__(self, emb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         emb = np.asarray(emb, np.float32)
-        v = _sigmoid(_mlp(emb, self.extractor))
+        v = _sigmoid(_mlp(emb, self.extractor) + self.logit_bias)
         onehot = np.zeros_like(v)
         onehot[np.arange(len(v)), v.argmax(1)] = 1.0
         blend = _sigmoid(_mlp(np.concatenate([emb, v, onehot], 1), self.regressor))
@@ -126,7 +147,8 @@ class TextReader:
         if not is_reader(self.manifest):
             raise ModelFileError(f"{self.folder}: backbone {self.manifest.backbone.get('name')!r} is not "
                                  f"{BACKBONE_NAME!r} (not a text-reader folder)")
-        self.head = NumpyEmotionHead(read_safetensors(self.manifest.file(self.folder, "head")))
+        self.head = NumpyEmotionHead(read_safetensors(self.manifest.file(self.folder, "head")),
+                                     logit_bias(self.manifest))
         self.unknown_w: Optional[np.ndarray] = None
         self.unknown_b = 0.0
         self.unknown_threshold = 0.5
@@ -174,4 +196,5 @@ class TextReader:
 
 
 __all__ = ["TextReader", "Reading", "NumpyEmotionHead", "UnknownTextWarning", "is_reader", "read_safetensors",
+           "logit_bias", "BIAS_KEY",
            "UNKNOWN_FILE"]

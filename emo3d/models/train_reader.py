@@ -299,7 +299,57 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
                "unknown_train_recall": unknown["train_recall"], "oov_key_words_in_training_texts": len(oov_seen),
                "oov_seen_words": oov_seen}
     out = save_reader(head, opts, metrics, unknown) if opts.out else None
+    if out is not None:
+        metrics["calibration"] = calibrate_reader(out, dev, embed)
     return ReaderTrainResult(out, metrics, history, head)
+
+
+NEUTRAL_RECALL_FLOOR = 0.5                      # issue #13's floor, used as the constraint of the selection
+NEUTRAL_BIAS_GRID = tuple(round(0.05 * i, 2) for i in range(31))   # 0 .. 1.5
+
+
+def select_neutral_bias(logits: np.ndarray, truth: np.ndarray, *, min_recall: float = NEUTRAL_RECALL_FLOOR,
+                        grid: Sequence[float] = NEUTRAL_BIAS_GRID) -> Dict[str, Any]:
+    """The neutral logit offset that maximises balanced accuracy among those whose neutral recall reaches
+    ``min_recall`` (none does: the one with the highest neutral recall). ``logits``: [N,7] Ekman-order
+    pre-sigmoid emotion logits of a **dev** split; ``truth``: [N] indices into ``corpora.EKMAN_CLASSES``.
+    One number, so it cannot overfit the split the way a free per-class vector did (that raised dev, not test)."""
+    logits, truth = np.asarray(logits, np.float64), np.asarray(truth)
+    if logits.ndim != 2 or logits.shape[1] != len(corpora.EKMAN_CLASSES) or len(truth) != len(logits):
+        raise InvalidInputError(f"select_neutral_bias needs logits [N,{len(corpora.EKMAN_CLASSES)}] and N truths; "
+                                f"got {logits.shape} and {len(truth)}")
+    ni = list(corpora.EKMAN_CLASSES).index("neutral")
+    rows = []
+    for b in grid:
+        shifted = logits.copy()
+        shifted[:, ni] += b
+        m = classification_metrics(shifted.argmax(1), truth, corpora.EKMAN_CLASSES)
+        rows.append({"bias": float(b), "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
+                     "neutral_recall": m["recall"]["neutral"]})
+    ok = [r for r in rows if r["neutral_recall"] >= min_recall]
+    best = max(ok, key=lambda r: r["balanced_accuracy"]) if ok else max(rows, key=lambda r: r["neutral_recall"])
+    return {"bias": best["bias"], "dev": best, "unbiased_dev": rows[0] if grid[0] == 0 else None,
+            "min_neutral_recall": min_recall}
+
+
+def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed) -> Dict[str, Any]:
+    """Select the neutral offset on ``dev`` (single-label rows) for the reader folder and write it into its
+    manifest (``extra.reader.emotion_logit_bias``). ``embed``: texts -> [N,384]."""
+    from emo3d.manifest import ModelManifest
+    from .reader import BIAS_KEY, NumpyEmotionHead, _mlp, read_safetensors
+    folder = Path(folder)
+    manifest = ModelManifest.load(folder)
+    head = NumpyEmotionHead(read_safetensors(manifest.file(folder, "head")))
+    sel = dev.single
+    logits = _mlp(embed([dev.texts[i] for i in np.flatnonzero(sel)]), head.extractor)[:, _EKMAN_IDX]
+    truth = np.array([list(_EKMAN_IDX).index(t) for t in dev.target[sel]], dtype=np.int64)
+    got = select_neutral_bias(logits, truth)
+    manifest.extra.setdefault("reader", {})[BIAS_KEY] = {"neutral": got["bias"]}
+    manifest.metrics["calibration"] = {"split": "dev", "rule": f"max balanced accuracy s.t. neutral recall >= "
+                                       f"{got['min_neutral_recall']}", **{k: got[k] for k in ("bias", "dev",
+                                                                                             "unbiased_dev")}}
+    manifest.save(folder)
+    return got
 
 
 _CONS, _VOW = "bcdfghjklmnpqrstvwxz", "aeiouy"
@@ -427,7 +477,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--epochs", type=int, default=ReaderTrainOptions.epochs)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--calibrate-only", action="store_true",
+                    help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split")
     args = ap.parse_args(argv)
+    if args.calibrate_only:
+        from .e5 import cache_from_env
+        cache = cache_from_env()
+        got = calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions),
+                               lambda texts: cache.embed(texts, progress=not args.quiet))
+        print(json.dumps(got, indent=2))
+        return 0
     opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, real_per_class=args.real_per_class,
                               synthetic_samples=args.synthetic_samples, class_balance=args.class_balance,
                               epochs=args.epochs, seed=args.seed, progress=not args.quiet)

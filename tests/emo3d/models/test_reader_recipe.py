@@ -174,6 +174,46 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     assert EMOTIONS[int(r[1].emotions8.argmax())] == "neutral"
     assert r[2].actions == ("raise_eyebrow",)
     assert r[2].blend52[MEDIAPIPE_NAMES.index("browOuterUpRight")] >= 0.8
+    # the dev-selected neutral offset is written to the manifest and applied by the runtime head
+    bias = manifest["extra"]["reader"]["emotion_logit_bias"]
+    assert set(bias) == {"neutral"} and bias["neutral"] == res.metrics["calibration"]["bias"]
+    assert manifest["metrics"]["calibration"]["split"] == "dev"
+    vec = np.zeros(len(EMOTIONS), np.float32)
+    vec[EMOTIONS.index("neutral")] = bias["neutral"]
+    _, emo_b = NumpyEmotionHead(read_safetensors(folder / "head.safetensors"), vec)(emb)
+    np.testing.assert_allclose(reader.head(emb)[1], emo_b, atol=1e-6)
+
+
+def test_neutral_bias_is_selected_under_the_recall_constraint():
+    from emo3d.models.train_reader import select_neutral_bias
+    ni = corpora.EKMAN_CLASSES.index("neutral")
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(len(corpora.EKMAN_CLASSES)), 20)
+    logits = rng.normal(0, 0.1, (len(truth), len(corpora.EKMAN_CLASSES)))
+    logits[np.arange(len(truth)), truth] += 1.0
+    # neutral rows read their true class 0.3 below the best other one: neutral recall is 0 unshifted
+    neutral = truth == ni
+    logits[neutral, ni] -= 0.3
+    logits[neutral, (ni + 1) % len(corpora.EKMAN_CLASSES)] += 1.0
+    got = select_neutral_bias(logits, truth)
+    assert got["unbiased_dev"]["neutral_recall"] == 0.0
+    assert got["dev"]["neutral_recall"] >= 0.5 and 0.2 <= got["bias"] <= 0.9
+    assert got["dev"]["balanced_accuracy"] > got["unbiased_dev"]["balanced_accuracy"]
+    # unreachable constraint: the offset with the highest neutral recall
+    assert select_neutral_bias(logits, truth, min_recall=1.01, grid=(0.0, 0.1, 3.0))["bias"] == 3.0
+    with pytest.raises(InvalidInputError, match="logits"):
+        select_neutral_bias(logits[:, :3], truth)
+
+
+def test_reader_manifest_bias_is_checked(tmp_path):
+    from emo3d.errors import ModelFileError
+    from emo3d.manifest import ModelManifest
+    from emo3d.models.reader import logit_bias
+    m = ModelManifest(kind="emotion", backbone={"name": "x"}, extra={"reader": {"emotion_logit_bias": {"neutral": 0.5}}})
+    assert logit_bias(m)[EMOTIONS.index("neutral")] == 0.5 and logit_bias(m).sum() == 0.5
+    assert not logit_bias(ModelManifest(kind="emotion", backbone={"name": "x"})).any()
+    with pytest.raises(ModelFileError, match="emotion_logit_bias"):
+        logit_bias(ModelManifest(kind="emotion", backbone={"name": "x"}, extra={"reader": {"emotion_logit_bias": {"calm": 1}}}))
 
 
 def test_reader_options_are_validated():
