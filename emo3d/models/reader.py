@@ -27,6 +27,12 @@ from . import rules
 from .e5 import BACKBONE_NAME, E5Encoder
 
 UNKNOWN_FILE = "unknown.npz"
+WORDS_FILE = "words.txt.gz"      # English word list (SCOWL, see the model card): one lower-case word a line
+# A Latin-script text more than half of whose words are in no shipped word list is warned about when the
+# detector leans to nonsense at all (its own logistic boundary, 0.5), not only past its strict threshold
+# (set so that real text, rare words included, is almost never flagged).
+LEXICAL_UNKNOWN_SHARE = 0.5
+LEXICAL_DETECTOR_BOUNDARY = 0.5
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
 
 
@@ -158,6 +164,29 @@ class TextReader:
                 self.unknown_b = float(z["b"])
                 self.unknown_threshold = float(z["threshold"])
         self.encoder = encoder if encoder is not None else E5Encoder(threads=max(1, int(threads or 1)))
+        self._words: Optional[frozenset] = None
+
+    @property
+    def vocabulary(self) -> frozenset:
+        """The folder's word list (empty without one); read on first use (cold start stays small)."""
+        if self._words is None:
+            words: frozenset = frozenset()
+            if "words" in self.manifest.files:
+                import gzip
+                path = self.manifest.file(self.folder, "words")
+                try:
+                    with gzip.open(path, "rt", encoding="utf-8") as f:
+                        words = frozenset(f.read().split())
+                except (OSError, EOFError, UnicodeDecodeError) as e:
+                    raise ModelFileError(f"{path} is not a readable gzip word list: {e}") from None
+            self._words = words
+        return self._words
+
+    def _lexically_unknown(self, core: str, score: float) -> bool:
+        if score < LEXICAL_DETECTOR_BOUNDARY or "words" not in self.manifest.files:
+            return False
+        share = rules.unknown_word_share(core, self.vocabulary)
+        return share is not None and share > LEXICAL_UNKNOWN_SHARE
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder(list(texts))
@@ -189,7 +218,8 @@ class TextReader:
             # only Latin-letter text is judged by the detector (it learnt nonsense from keyboard strings); other
             # scripts are read as they are
             judged = bool(re.fullmatch(r"[\x00-\x7f]*", c.core))
-            face, emo, extras, warns = rules.apply(c, face, emo, unknown=judged and unk >= self.unknown_threshold)
+            unknown = judged and (unk >= self.unknown_threshold or self._lexically_unknown(c.core, unk))
+            face, emo, extras, warns = rules.apply(c, face, emo, unknown=unknown)
             out.append(Reading(c.text, face.astype(np.float32), emo.astype(np.float32), extras, tuple(warns),
                                c.intensity, tuple(a.name for a in c.actions), unk))
         return out
@@ -197,4 +227,4 @@ class TextReader:
 
 __all__ = ["TextReader", "Reading", "NumpyEmotionHead", "UnknownTextWarning", "is_reader", "read_safetensors",
            "logit_bias", "BIAS_KEY",
-           "UNKNOWN_FILE"]
+           "UNKNOWN_FILE", "WORDS_FILE"]

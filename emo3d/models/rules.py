@@ -13,7 +13,8 @@ What a frozen sentence encoder reads poorly, said explicitly here:
   as ARKit defines it (``...Left`` shapes are the character's left).
 * **emoji** are read (:data:`EMOJI`): 😡 anger, 😭 sadness, 🙂 happiness, 😱 fear, 🤢 disgust, 😏 contempt ...
 * **unknown input** is said, not faked: text with nothing readable (no letters or emoji, or judged
-  nonsense by the reader's unknown-text detector) gets a calm face and a warning.
+  nonsense by the reader's unknown-text detector, or mostly words no shipped English word list holds and
+  leaning to nonsense in the detector: :func:`unknown_word_share`) gets a calm face and a warning.
 
 :func:`parse` finds the cues in a text; :func:`apply` puts them on the head's output.
 """
@@ -255,6 +256,45 @@ def parse(text: str) -> TextCues:
     readable = bool(re.search(r"[^\W\d_]", core)) or bool(emoji)
     return TextCues(str(text), core or plain, parts, level, scale, tuple(actions), tuple(emoji), tuple(mixed),
                     readable)
+
+
+_WORD = re.compile(r"[a-z]{2,}")
+
+# The commonest function words (articles, pronouns, prepositions, conjunctions, auxiliaries) of the Latin-script
+# languages the reader reads besides English (ASCII spellings only: text with accents is not judged). A text
+# holding one is language, whatever the English word list says; written for emo3d from general knowledge of
+# the languages, not from any evaluation set.
+FUNCTION_WORDS = frozenset("""
+le la les un une des du de au aux et ou mais donc car ni que qui quoi dont je tu il elle on nous vous ils elles
+me te se moi toi lui leur leurs mon ton son ma ta sa mes tes ses notre votre nos vos ce cet cette ces dans sur
+sous avec sans pour par en ne pas plus est suis es sont sommes etes ai as avons avez ont etait fait tres bien
+el los las una unos unas del al lo yo ella ellos ellas nosotros mi mis tu tus su sus nuestro por para con sin
+sobre entre pero como cuando donde porque muy mas ya no si es soy eres somos son estoy esta estas estan fue
+hay ha he has han este esto eso ese esa
+der die das den dem des ein eine einen einem einer und oder aber denn dass ich du er sie es wir ihr mich dich
+sich mir dir uns euch mein dein sein ihr unser euer mit von zu zum zur bei nach aus auf fur um an im am ist
+bin bist sind seid war hat habe hast haben nicht kein keine wie was wer wo wann warum sehr auch noch schon so
+il lo gli le uno una di da in con su per tra fra che chi cui io tu lui lei noi voi loro mi ti ci vi si mio
+tuo suo nostro vostro del dello della dei degli delle al allo alla ai agli alle dal dalla nel nella sul
+sulla ma non sono sei siamo siete ho hai abbiamo avete hanno era molto piu anche come quando dove perche cosa
+questo questa quello quella
+os as um uma uns umas da das dos na nas no nos num numa eu ele ela eles elas voce meu minha teu tua seu sua
+nosso nossa com sem para pelo pela mas nao sim muito mais estou esta estamos estao sou somos foi tem tenho
+temos isso isto esse essa este nesta neste nessa nesse desta deste que quem onde quando porque
+""".split())
+
+
+def unknown_word_share(text: str, vocabulary) -> Optional[float]:
+    """The share of a text's words (runs of two or more ASCII letters, lower-cased) that are not in
+    ``vocabulary`` (a set of lower-case English words); 0 when one of them is a function word of another
+    Latin-script language (:data:`FUNCTION_WORDS`: the text is language the English list cannot judge);
+    ``None`` when the text has no such word."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return None
+    if any(w in FUNCTION_WORDS for w in words):
+        return 0.0
+    return sum(w not in vocabulary for w in words) / len(words)
 
 
 def emotion_vector(names: Sequence[str]) -> np.ndarray:

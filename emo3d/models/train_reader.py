@@ -352,6 +352,34 @@ def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed) -> Di
     return got
 
 
+def write_word_list(folder: str | Path, sources: Sequence[str | Path]) -> Dict[str, Any]:
+    """Write the reader's English word list (``words.txt.gz``: lower-case ASCII words of two or more letters
+    from the ``sources`` files, one a line, sorted, gzip with a fixed time stamp) and name it in the
+    manifest. The shipped one is SCOWL's (Debian ``wamerican-large`` + ``wbritish-large``)."""
+    import gzip
+    from emo3d.io import atomic_path
+    from emo3d.manifest import ModelManifest
+    from .reader import WORDS_FILE
+    words = set()
+    for src in sources:
+        try:
+            text = Path(src).read_text(encoding="utf-8", errors="ignore")
+        except OSError as e:
+            raise InvalidInputError(f"--word-list {src}: cannot read it ({e}); give word-list files, one word "
+                                    f"a line (e.g. /usr/share/dict/american-english-large)") from None
+        words |= {w for w in text.lower().split() if re.fullmatch(r"[a-z]{2,}", w)}
+    if not words:
+        raise InvalidInputError(f"--word-list {', '.join(map(str, sources))}: no words found")
+    folder = Path(folder)
+    with atomic_path(folder / WORDS_FILE) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write("\n".join(sorted(words)).encode("utf-8"))
+    manifest = ModelManifest.load(folder)
+    manifest.files["words"] = WORDS_FILE
+    manifest.save(folder)
+    return {"words": len(words), "sources": [str(s) for s in sources]}
+
+
 _CONS, _VOW = "bcdfghjklmnpqrstvwxz", "aeiouy"
 _KEYS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890")
 
@@ -442,7 +470,7 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
     from emo3d.manifest import ModelManifest
     from .e5 import BACKBONE
     from .io import save_model
-    from .reader import UNKNOWN_FILE
+    from .reader import UNKNOWN_FILE, WORDS_FILE
     folder = Path(opts.out)
     card = (folder / CARD_FILE).read_text(encoding="utf-8") if (folder / CARD_FILE).is_file() else None
     manifest = ModelManifest(kind="emotion", backbone=dict(BACKBONE), metrics=dict(metrics), name="default",
@@ -461,6 +489,8 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
             np.savez(f, w=unknown["w"], b=np.float32(unknown["b"]), threshold=np.float32(unknown["threshold"]))
     manifest = ModelManifest.load(folder)
     manifest.files["unknown"] = UNKNOWN_FILE
+    if (folder / WORDS_FILE).is_file():     # the word list (write_word_list) outlives retraining
+        manifest.files["words"] = WORDS_FILE
     manifest.save(folder)
     if card is not None:
         atomic_write_text(folder / CARD_FILE, card)
@@ -479,7 +509,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--calibrate-only", action="store_true",
                     help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split")
+    ap.add_argument("--word-list", nargs="+", default=None, metavar="FILE",
+                    help="keep the trained head in --out; only write its English word list from these files")
     args = ap.parse_args(argv)
+    if args.word_list:
+        print(json.dumps(write_word_list(args.out, args.word_list)))
+        return 0
     if args.calibrate_only:
         from .e5 import cache_from_env
         cache = cache_from_env()

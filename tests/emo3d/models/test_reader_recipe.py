@@ -224,3 +224,25 @@ def test_reader_options_are_validated():
         ReaderTrainOptions(emolex_prompts=9)
     with pytest.raises(InvalidInputError, match="real_intensity"):
         ReaderTrainOptions(real_intensity=0)
+
+
+def test_unknown_word_share_and_the_word_list(tmp_path):
+    import gzip
+    from emo3d.manifest import ModelManifest
+    from emo3d.models.train_reader import write_word_list
+    vocab = {"happy", "cat"}
+    assert rules.unknown_word_share("Happy cat!", vocab) == 0.0
+    assert rules.unknown_word_share("happy blorp zindle", vocab) == pytest.approx(2 / 3)
+    assert rules.unknown_word_share("??? 123 a", vocab) is None          # no word of two letters or more
+    assert rules.unknown_word_share("blorp das zindle", vocab) == 0.0    # a German function word: language
+    src = tmp_path / "words"
+    src.write_text("Happy\ncat\ncat's\nx\nzebra\n")
+    folder = tmp_path / "m"
+    folder.mkdir()
+    ModelManifest(kind="emotion", backbone={"name": "x"}).save(folder)
+    got = write_word_list(folder, [src])
+    assert got["words"] == 3
+    assert gzip.open(folder / "words.txt.gz", "rt").read().split() == ["cat", "happy", "zebra"]
+    assert ModelManifest.load(folder).files["words"] == "words.txt.gz"
+    with pytest.raises(InvalidInputError, match="--word-list"):
+        write_word_list(folder, [tmp_path / "missing"])
