@@ -48,7 +48,7 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", ".", *build_args], cwd=build_temp, check=True)
 
 
-DATA_EXTS = ("json", "npz", "safetensors", "md", "txt", "png", "npy", "onnx", "csv")
+DATA_EXTS = ("json", "npz", "safetensors", "md", "txt", "png", "npy", "onnx", "csv", "gz")
 
 # Exactly five installed top-level packages: emo3d (core, face, data, models, CLI), native, export, runtime,
 # eval. benchmarks/ and tests/ stay in the checkout.
