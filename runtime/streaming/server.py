@@ -25,9 +25,7 @@ import ipaddress
 import logging
 import math
 import socket
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
@@ -36,6 +34,7 @@ from emo3d.options import check_int, check_number
 
 from . import protocol
 from .protocol import ClientErrorLog, Request, RequestError, Session, error_reply
+from .service import FrameService
 from .wire import HEADER, MAX_MESSAGE_LIMIT, encode_frame, encode_message, frame_message, read_message
 
 __all__ = ["ControlServer", "ServerOptions", "ServerStats", "admission_error", "is_loopback", "DEFAULT_PORT",
@@ -168,89 +167,47 @@ class _Client:
         return f"{self.peer[0]}:{self.peer[1]}"
 
 
-class ControlServer:
+class ControlServer(FrameService):
     """TCP control-and-frames server for an avatar loop (``set_text``, ``set_weights``, ``add_sink``).
 
     ``start()`` binds and registers the server as a sink of ``loop``; ``close()`` undoes both.
     """
 
-    PENDING = 8  # frames the server thread may fall behind the frame loop
+    THREAD_NAME = "emo3d-serve"
+    BIND_ERROR = "cannot listen on"
 
     def __init__(self, loop, options: ServerOptions | None = None):
         self.options = options or ServerOptions()
-        self.loop = loop
+        super().__init__(loop, host=self.options.host, port=self.options.port,
+                         request_threads=self.options.request_threads, thread_prefix="emo3d-req")
         self.stats = ServerStats()
-        self.address: tuple[str, int] | None = None
         self.error_log = ClientErrorLog(log)
-        self._aloop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._server = None
         self._clients: set[_Client] = set()
-        self._pending: collections.deque = collections.deque(maxlen=self.PENDING)
-        self._scheduled = False
-        self._closed = False
         self._texts: dict = {}             # client -> (Request, Future): the one waiting text per client
         self._text_ready: asyncio.Event | None = None
-        self._executor = ThreadPoolExecutor(self.options.request_threads, thread_name_prefix="emo3d-req")
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- lifecycle (FrameService) --------------------------------------------------------------
     def start(self) -> "ControlServer":
-        ready = threading.Event()
-        error: list[BaseException] = []
-
-        def run():
-            aloop = asyncio.new_event_loop()
-            self._aloop = aloop
-            try:
-                self._server = aloop.run_until_complete(asyncio.start_server(
-                    self._handle, self.options.host, self.options.port, limit=2 ** 16))
-                self.address = self._server.sockets[0].getsockname()[:2]
-            except BaseException as e:  # bind failed
-                error.append(e)
-                ready.set()
-                aloop.close()
-                return
-            self._text_ready = asyncio.Event()
-            for _ in range(self.options.request_threads):
-                aloop.create_task(self._text_worker())
-            aloop.create_task(self._reaper())
-            ready.set()
-            try:
-                aloop.run_forever()
-            finally:
-                aloop.run_until_complete(self._shutdown())
-                aloop.close()
-
-        self._thread = threading.Thread(target=run, name="emo3d-serve", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if error:
-            self._executor.shutdown(wait=False)
-            raise InvalidInputError(f"cannot listen on {self.options.host}:{self.options.port}: {error[0]}")
-        if self.loop is not None and hasattr(self.loop, "add_sink"):
-            self.loop.add_sink(self)
+        super().start()
         log.info("control server listening on %s:%d", *self.address)
         return self
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.loop is not None and hasattr(self.loop, "remove_sink"):
-            try:
-                self.loop.remove_sink(self)
-            except ValueError:  # already removed
-                pass
-        if self._aloop is not None and self._thread is not None and self._thread.is_alive():
-            self._aloop.call_soon_threadsafe(self._aloop.stop)
-            self._thread.join(5)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    async def _bind(self) -> tuple:
+        self._server = await asyncio.start_server(self._handle, self.options.host, self.options.port,
+                                                  limit=2 ** 16)
+        return self._server.sockets[0].getsockname()
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
+    async def _serve(self, stop: asyncio.Future) -> None:
+        aloop = asyncio.get_running_loop()
+        self._text_ready = asyncio.Event()
+        for _ in range(self.options.request_threads):
+            aloop.create_task(self._text_worker())
+        aloop.create_task(self._reaper())
+        try:
+            await stop
+        finally:
+            await self._shutdown()
 
     async def _shutdown(self):
         self._server.close()
@@ -261,35 +218,11 @@ class ControlServer:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # --- sink (frame-loop thread) -------------------------------------------------------------
-    def send(self, frame) -> None:
-        """Hand ``frame`` to the server thread; never blocks. If that thread falls more than
-        ``PENDING`` frames behind, the oldest unsent frames are dropped (``frames_coalesced``)."""
-        aloop = self._aloop
-        if self._closed or aloop is None:
-            return
-        if len(self._pending) == self._pending.maxlen:
-            self.stats.frames_coalesced += 1
-        self._pending.append(frame)  # deque.append/popleft are atomic: no lock needed
-        if not self._scheduled:
-            self._scheduled = True
-            try:
-                aloop.call_soon_threadsafe(self._broadcast)
-            except RuntimeError:  # loop closed
-                pass
+    def _encode(self, frame) -> bytes:
+        return encode_frame(frame, self.options.digits)
 
-    def _broadcast(self) -> None:
-        self._scheduled = False  # clear before draining, so a racing send() reschedules
-        while self._pending:
-            frame = self._pending.popleft()
-            data = encode_frame(frame, self.options.digits)
-            self.stats.frames += 1
-            for c in self._clients:
-                if c.session.subscribed and not c.closed:
-                    if len(c.frames) == c.frames.maxlen:
-                        self.stats.frames_dropped += 1
-                    c.frames.append(data)
-                    c.wake.set()
+    def _subscribers(self):
+        return (c for c in self._clients if c.session.subscribed)
 
     # --- per connection (server thread) --------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):

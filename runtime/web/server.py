@@ -22,8 +22,6 @@ import logging
 import mimetypes
 import re
 import socket
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -37,6 +35,7 @@ from emo3d.options import check_int
 
 from runtime.streaming.protocol import ClientErrorLog, error_reply, handle_message
 from runtime.streaming.server import is_loopback
+from runtime.streaming.service import FrameService
 from runtime.streaming.wire import encode_frame, encode_message
 
 from . import DEFAULT_HOST, DEFAULT_PORT
@@ -109,6 +108,7 @@ class WebStats:
     connections: int = 0        # WebSocket connections ever
     http_requests: int = 0
     frames: int = 0             # frames broadcast
+    frames_coalesced: int = 0   # frames dropped because the server thread fell 8 frames behind
     frames_dropped: int = 0     # frames dropped from slow pages' queues
     requests: int = 0           # control requests received
 
@@ -247,32 +247,27 @@ def _eye_nodes(doc: dict) -> Optional[Dict[str, int]]:
     return out
 
 
-class WebServer:
+class WebServer(FrameService):
     """HTTP + WebSocket viewer server for an avatar loop (``set_text``, ``set_weights``, ``add_sink``).
 
     ``start()`` builds the rig bytes, binds, and registers the server as a sink of ``loop``;
     ``close()`` undoes all three.
     """
 
-    PENDING = 8  # frames the server thread may fall behind the frame loop
+    THREAD_NAME = "emo3d-web"
+    BIND_ERROR = "cannot serve the viewer on"
 
     def __init__(self, loop, options: WebOptions | None = None):
         self.options = options or WebOptions()
-        self.loop = loop
-        self.stats = WebStats()
-        self.address: tuple[str, int] | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pages: set[_Page] = set()
-        self._pending: collections.deque = collections.deque(maxlen=self.PENDING)
-        self._scheduled = False
-        self._closed = False
-        self._stop: asyncio.Future | None = None
-        self._rig_bytes = b""
-        self._config = b""
         # The control protocol's request handling (validation, dispatch to the loop, error replies) is
         # runtime.streaming.protocol's, as for the TCP server; this transport only frames messages differently.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="emo3d-web-req")
+        super().__init__(loop, host=self.options.host, port=self.options.port, request_threads=1,
+                         thread_prefix="emo3d-web-req")
+        self.stats = WebStats()
+        self._pages: set[_Page] = set()
+        self._server = None
+        self._rig_bytes = b""
+        self._config = b""
         self._errors = ClientErrorLog(log)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -306,48 +301,26 @@ class WebServer:
         }).encode()
 
     def start(self) -> "WebServer":
-        from websockets.asyncio.server import serve
         self._prepare()
-        ready = threading.Event()
-        error: list[BaseException] = []
-        o = self.options
-
-        async def main():
-            self._stop = asyncio.get_running_loop().create_future()
-            try:
-                server = await serve(self._handle, o.host, o.port, process_request=self._http,
-                                     max_size=max(4 * o.max_message, 1 << 20), compression=None,
-                                     ping_interval=20, ping_timeout=20, server_header="emo3d")
-            except BaseException as e:  # bind failed
-                error.append(e)
-                ready.set()
-                return
-            self.address = server.sockets[0].getsockname()[:2]
-            ready.set()
-            async with server:
-                await self._stop
-                for p in list(self._pages):
-                    p.closed = True
-                    p.wake.set()
-                    await p.ws.close(1001, "server shutting down")
-
-        def run():
-            aloop = asyncio.new_event_loop()
-            self._aloop = aloop
-            try:
-                aloop.run_until_complete(main())
-            finally:
-                aloop.close()
-
-        self._thread = threading.Thread(target=run, name="emo3d-web", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if error:
-            raise InvalidInputError(f"cannot serve the viewer on {o.host}:{o.port}: {error[0]}")
-        if self.loop is not None and hasattr(self.loop, "add_sink"):
-            self.loop.add_sink(self)
+        super().start()
         log.info("browser viewer on %s", self.url)
         return self
+
+    async def _bind(self) -> tuple:
+        from websockets.asyncio.server import serve
+        o = self.options
+        self._server = await serve(self._handle, o.host, o.port, process_request=self._http,
+                                   max_size=max(4 * o.max_message, 1 << 20), compression=None,
+                                   ping_interval=20, ping_timeout=20, server_header="emo3d")
+        return self._server.sockets[0].getsockname()
+
+    async def _serve(self, stop: asyncio.Future) -> None:
+        async with self._server:
+            await stop
+            for p in list(self._pages):
+                p.closed = True
+                p.wake.set()
+                await p.ws.close(1001, "server shutting down")
 
     @property
     def url(self) -> str:
@@ -355,53 +328,11 @@ class WebServer:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.loop is not None and hasattr(self.loop, "remove_sink"):
-            try:
-                self.loop.remove_sink(self)
-            except Exception:  # already removed
-                pass
-        aloop, stop = self._aloop, self._stop
-        if aloop is not None and stop is not None and self._thread is not None and self._thread.is_alive():
-            aloop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
-            self._thread.join(5)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def _encode(self, frame) -> str:
+        return encode_frame(frame, self.options.digits)[4:].decode("utf-8")
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # --- sink (frame-loop thread) -------------------------------------------------------------
-    def send(self, frame) -> None:
-        """Hand ``frame`` to the server thread; never blocks."""
-        aloop = self._aloop
-        if self._closed or aloop is None:
-            return
-        self._pending.append(frame)
-        if not self._scheduled:
-            self._scheduled = True
-            try:
-                aloop.call_soon_threadsafe(self._broadcast)
-            except RuntimeError:  # loop closed
-                pass
-
-    def _broadcast(self) -> None:
-        self._scheduled = False
-        while self._pending:
-            frame = self._pending.popleft()
-            text = encode_frame(frame, self.options.digits)[4:].decode("utf-8")
-            self.stats.frames += 1
-            for p in self._pages:
-                if p.subscribed and not p.closed:
-                    if len(p.frames) == p.frames.maxlen:
-                        self.stats.frames_dropped += 1
-                    p.frames.append(text)
-                    p.wake.set()
+    def _subscribers(self):
+        return (p for p in self._pages if p.subscribed)
 
     # --- HTTP ---------------------------------------------------------------------------------
     def _host_ok(self, host_header: Optional[str]) -> bool:
