@@ -380,11 +380,8 @@ def csharp_source() -> str:
 
 def _main(argv: Sequence[str]) -> int:
     if len(argv) == 2 and argv[0] == "--csharp":
-        import os
-        tmp = argv[1] + ".tmp"
-        with open(tmp, "w", newline="\n") as f:
-            f.write(csharp_source())
-        os.replace(tmp, argv[1])
+        from emo3d.io import atomic_write_text
+        atomic_write_text(argv[1], csharp_source())
         return 0
     print("usage: python -m emo3d.names --csharp OUT.cs", file=sys.stderr)
     return 2
