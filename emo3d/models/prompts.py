@@ -167,12 +167,7 @@ def with_emolex_prompts(pairs, rate: float, seed: int):
             texts.append(t)
             targets.append(facs.prior(d, float(rng.uniform(lo, hi)), rng=rng))
             emos.append(d)
-    t0 = np.asarray(pairs.targets, np.float32)
-    tg = np.stack(targets).astype(np.float32)
-    if t0.shape[1] == 51:
-        tg = tg[:, _MODEL_COLS]
-    return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
-                           emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))
+    return _appended(pairs, texts, targets, emos)
 
 
 def with_multilingual_prompts(pairs, rate: float, seed: int):
@@ -191,6 +186,12 @@ def with_multilingual_prompts(pairs, rate: float, seed: int):
                     texts.append(w)
                     targets.append(facs.prior(d, float(rng.uniform(0.55, 0.9)), rng=rng))
                     emos.append(d)
+    return _appended(pairs, texts, targets, emos)
+
+
+def _appended(pairs, texts, targets, emos):
+    """``pairs`` with the generated ``texts`` (FACS targets [n, 52] and emotions [n, 8]) appended; targets are
+    cut to the model's 51 columns when ``pairs`` has 51."""
     t0 = np.asarray(pairs.targets, np.float32)
     tg = np.stack(targets).astype(np.float32)
     if t0.shape[1] == 51:
