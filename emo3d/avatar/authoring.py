@@ -35,6 +35,12 @@ GAZE_MAX_DEG = 40.0      # the furthest a gaze shape turns the eye at 1.0, gain 
 BLINK_FORWARD = 0.35     # cm the middle of the upper lid comes forward as it closes (the lower lid half that)
 ROLL_DEG = 75.0          # how far mouthRoll* turns a lip inward at the middle (less toward the corners)
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
+# the lids follow the gaze (gain independent: a gaze shape's gain only turns the eye): looking up lifts
+# the upper lid (else the lid over the iris reads as a squint), looking down brings the upper lid down
+# with the iris and drops the lower lid a little (an upward lower lid reads as a squint)
+LOOK_UP_LID = 2.0        # the upper lid's lift with eyeLookUp at 1.0, in units of eyeWide
+LOOK_DOWN_LID = 0.95     # the lids' "down" field with eyeLookDown at 1.0 (the upper lid in units of eyeBlink)
+LOOK_DOWN_LOWER = 0.3    # cm the middle of the lower lid drops in the "down" field
 
 
 def calm_rest_lids(head: Head, drop: float = REST_LID_DROP) -> Head:
@@ -136,7 +142,7 @@ class _Fields:
 def _eye_lids(f: _Fields, side: str) -> Dict[str, np.ndarray]:
     up = list(M.EYE_LEFT_UPPER if side == "left" else M.EYE_RIGHT_UPPER)
     lo = list(M.EYE_LEFT_LOWER if side == "left" else M.EYE_RIGHT_LOWER)
-    blink, wide, squint = f.zeros(), f.zeros(), f.zeros()
+    blink, wide, squint, down = f.zeros(), f.zeros(), f.zeros(), f.zeros()
     gap = f.V[lo, 1] - f.V[up, 1]          # negative (lower lid is below)
     for k in range(1, len(up) - 1):
         blink[up[k], 1] = gap[k] * 1.04
@@ -144,21 +150,26 @@ def _eye_lids(f: _Fields, side: str) -> Dict[str, np.ndarray]:
         blink[up[k], 2] = BLINK_FORWARD * np.sin(np.pi * k / (len(up) - 1)) ** 0.5
         blink[lo[k], 1] = 0.08
         blink[lo[k], 2] = 0.5 * BLINK_FORWARD * np.sin(np.pi * k / (len(lo) - 1)) ** 0.5
+        # a downward gaze: the upper lid follows the iris down, the lower lid drops a little with it
+        down[up[k]] = blink[up[k]]
+        down[lo[k], 1] = -LOOK_DOWN_LOWER * np.sin(np.pi * k / (len(lo) - 1))
         wide[up[k], 1] = 0.45 * np.sin(np.pi * k / (len(up) - 1))
         squint[lo[k], 1] = 0.3 * np.sin(np.pi * k / (len(lo) - 1))
         squint[up[k], 1] = -0.05
     for k, i in enumerate(LID2[side]):
         blink[i, 1] = 0.55 * gap[k + 1]
         blink[i, 2] = 0.5 * BLINK_FORWARD
+        down[i] = blink[i]
         wide[i, 1] = 0.35 * np.sin(np.pi * (k + 1) / 8)
     for k, i in enumerate(LID3[side]):
         blink[i, 1] = 0.15 * gap[k + 1]
+        down[i] = blink[i]
         wide[i, 1] = 0.2 * np.sin(np.pi * (k + 1) / 8)
     lo2 = list(LOWLID2[side])
     for k, i in enumerate(lo2):
         squint[i, 1] = 0.12 * np.sin(np.pi * k / (len(lo2) - 1))
     squint += f.vec(f.near(UNDER_EYE[side], 0.6) * 0.6, (0, 0.12, 0.04))
-    return {"blink": blink, "wide": wide, "squint": squint}
+    return {"blink": blink, "wide": wide, "squint": squint, "down": down}
 
 
 def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
@@ -277,8 +288,9 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
         D[f"eyeLookIn{S}"] = rot(f"eyeLookIn{S}", -22.0 * sx, 0.0)
         D[f"eyeLookOut{S}"] = rot(f"eyeLookOut{S}", 22.0 * sx, 0.0)
         # looking up lifts the upper lid with the gaze (else the lid over the iris reads as squint)
-        D[f"eyeLookUp{S}"] = rot(f"eyeLookUp{S}", 0.0, -25.0) + 0.6 * lids["wide"]
-        D[f"eyeLookDown{S}"] = rot(f"eyeLookDown{S}", 0.0, 22.0) + 0.4 * lids["blink"]
+        D[f"eyeLookUp{S}"] = rot(f"eyeLookUp{S}", 0.0, -25.0) + LOOK_UP_LID * lids["wide"] / g(f"eyeLookUp{S}")
+        D[f"eyeLookDown{S}"] = rot(f"eyeLookDown{S}", 0.0, 22.0) \
+            + LOOK_DOWN_LID * lids["down"] / g(f"eyeLookDown{S}")
     inner_both = f.near(BROW["left"]["inner"] + BROW["right"]["inner"], 1.0)
     D["browInnerUp"] = f.vec(inner_both, (0, 0.75, 0.0))
     # the lids stay where they are (a puff pulling the eye corners apart opens holes beside the eyeballs)
