@@ -48,6 +48,7 @@ RunDeltas RunDeltas::from_csr(const std::int64_t* offsets, const std::int32_t* i
 namespace {
 
 constexpr std::int64_t kBlock = 1024;  // vertices per block: 12 KiB of output per frame
+constexpr std::int64_t kParallelVertices = 8192;  // one frame of at least this many vertices is split over threads
 constexpr std::int64_t kSmall = 64;    // targets kept in stack arrays (ARKit rigs have 51-52)
 
 // n int64 of scratch: on the stack up to kSmall (no allocation per frame), else on the heap
@@ -125,7 +126,7 @@ void deform_runs(const float* base, const RunDeltas& d, const float* weights, fl
         if (any && d.target_runs[t + 1] > d.target_runs[t]) active[n_active++] = t;
     }
     const std::int64_t n_blocks = (d.n_vertices + kBlock - 1) / kBlock;
-    parallel_for(n_blocks, n_frames > 1 ? n_threads : 1, [&](std::int64_t b0, std::int64_t b1) {
+    parallel_for(n_blocks, n_frames > 1 || d.n_vertices >= kParallelVertices ? n_threads : 1, [&](std::int64_t b0, std::int64_t b1) {
         deform_blocks(base, d, weights, out, n_frames, active, n_active, b0, b1);
     });
 }

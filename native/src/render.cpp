@@ -1,6 +1,7 @@
 #include "render.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -59,12 +60,19 @@ void MeshRenderer::ensure_workspaces(int n) {
         w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
         w.fplanes.resize(std::size_t(n_tris_) * kF);
         w.box.resize(std::size_t(n_tris_) * 4);
+        w.band.resize(std::size_t(n_tris_) * 2);
         ws_.push_back(std::move(w));
     }
 }
 
-EMO3D_HOT void MeshRenderer::prepare(Workspace& ws, const float* v, const float* rot) const {
-    const std::int64_t V = n_vertices_;
+void MeshRenderer::prepare(Workspace& ws, const float* v, const float* rot, int threads) const {
+    accumulate_normals(ws, v);
+    // per vertex (independent): normalise, rotate, project; split over threads for one frame
+    parallel_for(n_vertices_, n_vertices_ >= 8192 ? threads : 1,
+                 [&](std::int64_t i0, std::int64_t i1) { project_vertices(ws, v, rot, i0, i1); });
+}
+
+EMO3D_HOT void MeshRenderer::accumulate_normals(Workspace& ws, const float* v) const {
     double* n = ws.normals.data();
     std::fill(ws.normals.begin(), ws.normals.end(), 0.0);
     for (std::int64_t f = 0; f < n_tris_; ++f) {
@@ -82,11 +90,16 @@ EMO3D_HOT void MeshRenderer::prepare(Workspace& ws, const float* v, const float*
             n[i * 3 + 2] += fn[2];
         }
     }
+}
+
+EMO3D_HOT void MeshRenderer::project_vertices(Workspace& ws, const float* v, const float* rot, std::int64_t i_begin,
+                                              std::int64_t i_end) const {
+    double* n = ws.normals.data();
     double R[9];
     for (int i = 0; i < 9; ++i) R[i] = rot[i];
     const double W = double(cfg_.width) * cfg_.ssaa, H = double(cfg_.height) * cfg_.ssaa;
     const double aspect = double(cfg_.width) / double(cfg_.height);
-    for (std::int64_t i = 0; i < V; ++i) {
+    for (std::int64_t i = i_begin; i < i_end; ++i) {
         double* ni = n + i * 3;
         const double len = std::sqrt(ni[0] * ni[0] + ni[1] * ni[1] + ni[2] * ni[2]);
         double u[3] = {0, 0, 0};
@@ -119,9 +132,13 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
     const double* sy = ws.sy.data();
     const double* z = ws.z.data();
     const bool tex = !texels_.empty(), col = !colors_.empty();
+    const int band_samples = kBandRows * cfg_.ssaa;
+    std::int32_t* band = ws.band.data();
     for (std::int64_t t = t_begin; t < t_end; ++t) {
         std::int32_t* box = &ws.box[t * 4];
         box[0] = 0; box[1] = -1; box[2] = 0; box[3] = -1;
+        band[t * 2] = 0;
+        band[t * 2 + 1] = -1;
         const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
         if (!(z[v[0]] > 1e-6 && z[v[1]] > 1e-6 && z[v[2]] > 1e-6)) continue;
         const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
@@ -136,6 +153,8 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         box[2] = int(clampd(fy0, 0, Hs));
         box[3] = int(clampd(fy1, -1, Hs - 1));
         if (box[1] < box[0] || box[3] < box[2]) continue;
+        band[t * 2] = box[2] / band_samples;
+        band[t * 2 + 1] = box[3] / band_samples;
         double* P = &ws.planes[t * kPlanes * 3];
         // l_i(x, y) = E_i(x, y) / area with E_0 = (c-b) x (q-b) etc.
         const double ex[3][4] = {{bx, by, cx, cy}, {cx, cy, ax, ay}, {ax, ay, bx, by}};
@@ -175,12 +194,35 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
     }
 }
 
-EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end) const {
+void MeshRenderer::bin_triangles(Workspace& ws, int n_bands) const {
+    // counting sort by band (the bands setup_triangles found), stable: each band lists its
+    // triangles in ascending order, so the z-buffer sees the same triangles in the same order as a
+    // pass over all of them
+    ws.bin_start.assign(std::size_t(n_bands) + 1, 0);
+    std::int64_t* cnt = ws.bin_start.data() + 1;
+    const std::int32_t* band = ws.band.data();
+    for (std::int64_t t = 0; t < n_tris_; ++t)
+        for (int k = band[t * 2], k1 = band[t * 2 + 1]; k <= k1; ++k) ++cnt[k];
+    for (int k = 0; k < n_bands; ++k) ws.bin_start[k + 1] += ws.bin_start[k];
+    // at least one slot, so a band's list pointer is never null (null means "all triangles")
+    const std::size_t total = std::max<std::size_t>(std::size_t(ws.bin_start[n_bands]), 1);
+    if (ws.bin_tris.size() < total) ws.bin_tris.resize(total);
+    ws.bin_fill.assign(ws.bin_start.begin(), ws.bin_start.end() - 1);
+    std::int64_t* fill = ws.bin_fill.data();
+    std::int32_t* out = ws.bin_tris.data();
+    for (std::int64_t t = 0; t < n_tris_; ++t)
+        for (int k = band[t * 2], k1 = band[t * 2 + 1]; k <= k1; ++k) out[fill[k]++] = static_cast<std::int32_t>(t);
+}
+
+EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, const std::int32_t* list,
+                                         std::int64_t n_list) const {
     const int Ws = cfg_.width * cfg_.ssaa;
     // iz = 1/z > 0 on every surface sample, so 0 marks "no surface yet" (and the background when
     // shading); tri is only read where iz > 0 and needs no clearing
     std::fill(ws.iz.begin() + std::size_t(y_begin) * Ws, ws.iz.begin() + std::size_t(y_end) * Ws, 0.0f);
-    for (std::int64_t t = 0; t < n_tris_; ++t) {
+    const std::int64_t n_draw = list ? n_list : n_tris_;
+    for (std::int64_t j = 0; j < n_draw; ++j) {
+        const std::int64_t t = list ? list[j] : j;
         const std::int32_t* box = &ws.box[t * 4];
         const int x0 = box[0], x1 = box[1], y0 = std::max(box[2], y_begin), y1 = std::min(box[3], y_end - 1);
         if (x1 < x0 || y1 < y0) continue;
@@ -541,9 +583,9 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
         auto work = [&](int w) {
             Workspace& ws = ws_[w];
             for (std::int64_t f = w; f < n_frames; f += k) {
-                prepare(ws, verts_of(f, ws), rot);
+                prepare(ws, verts_of(f, ws, 1), rot, 1);
                 setup_triangles(ws, 0, n_tris_);
-                raster_rows(ws, 0, cfg_.height * S);
+                raster_rows(ws, 0, cfg_.height * S, nullptr, 0);
                 shade_rows(ws, light, out + f * frame_bytes, 0, cfg_.height);
             }
         };
@@ -556,28 +598,39 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
     }
     Workspace& ws = ws_[0];
     for (std::int64_t f = 0; f < n_frames; ++f) {
-        prepare(ws, verts_of(f, ws), rot);
+        prepare(ws, verts_of(f, ws, n_threads_), rot, n_threads_);
         parallel_for(n_tris_, n_tris_ >= 8192 ? n_threads_ : 1,
                      [&](std::int64_t t0, std::int64_t t1) { setup_triangles(ws, t0, t1); });
         std::uint8_t* o = out + f * frame_bytes;
-        parallel_for(cfg_.height, cfg_.height >= 64 ? n_threads_ : 1, [&](std::int64_t r0, std::int64_t r1) {
-            raster_rows(ws, int(r0) * S, int(r1) * S);
-            shade_rows(ws, light, o, int(r0), int(r1));
+        // Bands of kBandRows output rows, each rasterised and shaded by whichever thread takes it
+        // next: no thread waits on another's share of the face (uneven triangle density, a thread
+        // descheduled on a busy machine), and each band visits only the triangles binned to it.
+        const int threads = cfg_.height >= 64 ? n_threads_ : 1;
+        const int n_bands = (cfg_.height + kBandRows - 1) / kBandRows;
+        bin_triangles(ws, n_bands);
+        std::atomic<int> next{0};
+        parallel_for(threads, threads, [&](std::int64_t, std::int64_t) {
+            for (int b; (b = next.fetch_add(1, std::memory_order_relaxed)) < n_bands;) {
+                const int r0 = b * kBandRows, r1 = std::min(cfg_.height, r0 + kBandRows);
+                const std::int64_t s = ws.bin_start[b];
+                raster_rows(ws, r0 * S, r1 * S, ws.bin_tris.data() + s, ws.bin_start[b + 1] - s);
+                shade_rows(ws, light, o, r0, r1);
+            }
         });
     }
 }
 
 void MeshRenderer::render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
                           std::uint8_t* out) {
-    run(n_frames, rot, light, out, [&](std::int64_t f, Workspace& ws) -> const float* {
-        deform_runs(base_.data(), deltas_, weights + f * n_targets_, ws.verts.data(), 1, 1);
+    run(n_frames, rot, light, out, [&](std::int64_t f, Workspace& ws, int threads) -> const float* {
+        deform_runs(base_.data(), deltas_, weights + f * n_targets_, ws.verts.data(), 1, threads);
         return ws.verts.data();
     });
 }
 
 void MeshRenderer::render_vertices(const float* verts, std::int64_t n_frames, const float* rot,
                                    const float* light, std::uint8_t* out) {
-    run(n_frames, rot, light, out, [&](std::int64_t f, Workspace&) -> const float* {
+    run(n_frames, rot, light, out, [&](std::int64_t f, Workspace&, int) -> const float* {
         return verts + f * n_vertices_ * 3;
     });
 }

@@ -26,6 +26,8 @@ public:
     static constexpr int kPlanes = 3 + 1 + 3 + 3;
     // float copy of planes 3..9 for the SSE shader: origin (ox, oy), then (a, b, value at origin) x 7
     static constexpr int kF = 24;
+    // output rows per band of a single-frame render (the unit of work a thread takes)
+    static constexpr int kBandRows = 16;
     // Copies every array. tris [F*3]; offsets [T+1]; indices [K]; values [K*3]; uvs [V*2] + texture
     // [th*tw*3] (both or neither); colors [V*3] or null.
     MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris, std::int64_t n_tris,
@@ -54,11 +56,23 @@ private:
         std::vector<double> planes;    // per triangle: kPlanes affine functions of the sample (x, y)
         std::vector<float> fplanes;    // per triangle: kF floats, shading planes 3..9 about a local origin
         std::vector<std::int32_t> box; // per triangle: x0, x1, y0, y1 sample bounds (x1 < x0: skip)
+        std::vector<std::int32_t> band; // per triangle: first, last band of kBandRows output rows it meets (last < first: none)
+        // one frame split into bands of output rows: band b's triangles (ascending ids, those whose
+        // box meets the band) are bin_tris[bin_start[b] .. bin_start[b + 1])
+        std::vector<std::int64_t> bin_start;
+        std::vector<std::int32_t> bin_tris;
+        std::vector<std::int64_t> bin_fill;  // scratch: next free slot per band
     };
     void ensure_workspaces(int n);
-    void prepare(Workspace& ws, const float* verts, const float* rot) const;
+    // vertex normals, then each vertex's rotated unit normal and screen position (threads: for the
+    // per-vertex pass)
+    void prepare(Workspace& ws, const float* verts, const float* rot, int threads) const;
+    void accumulate_normals(Workspace& ws, const float* verts) const;
+    void project_vertices(Workspace& ws, const float* verts, const float* rot, std::int64_t i0, std::int64_t i1) const;
     void setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const;
-    void raster_rows(Workspace& ws, int y0, int y1) const;
+    // list: the triangles to draw, in ascending order (nullptr: all n_tris_); n_list its length
+    void raster_rows(Workspace& ws, int y0, int y1, const std::int32_t* list, std::int64_t n_list) const;
+    void bin_triangles(Workspace& ws, int n_bands) const;
     void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
     template <class VertFn>
     void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);
