@@ -606,6 +606,11 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
         // next: no thread waits on another's share of the face (uneven triangle density, a thread
         // descheduled on a busy machine), and each band visits only the triangles binned to it.
         const int threads = cfg_.height >= 64 ? n_threads_ : 1;
+        if (threads == 1) {  // one thread: one pass over all triangles, no binning
+            raster_rows(ws, 0, cfg_.height * S, nullptr, 0);
+            shade_rows(ws, light, o, 0, cfg_.height);
+            continue;
+        }
         const int n_bands = (cfg_.height + kBandRows - 1) / kBandRows;
         bin_triangles(ws, n_bands);
         std::atomic<int> next{0};

@@ -115,7 +115,7 @@ def test_single_frame_bands_match_the_batch_path(ssaa):
     # one frame on two threads: deformation and projection split (>= 8192 vertices), rows drawn in
     # bands that threads take in turn from per-band triangle lists; a batch of frames draws each frame
     # on one thread over all triangles. Both must give the same image, bit for bit, also with a
-    # height (150) that is not a whole number of bands.
+    # height (150) that is not a whole number of bands; one thread draws the frame in one pass.
     V, F, uv = _sphere(n=96, m=96)
     assert len(V) >= 8192
     d = np.zeros((1, len(V), 3), np.float32)
@@ -124,10 +124,12 @@ def test_single_frame_bands_match_the_batch_path(ssaa):
     W = np.zeros((2, 52), np.float32)
     W[:, schema.MEDIAPIPE_NAMES.index("jawOpen")] = [0.0, 0.8]
     r = Renderer(rig, RenderOptions(width=130, height=150, ssaa=ssaa, threads=2))
+    r1 = Renderer(rig, RenderOptions(width=130, height=150, ssaa=ssaa, threads=1))
     batch = r.render(W, pose=(25, -10, 5))
     for f in range(2):
         single = r.render(W[f], pose=(25, -10, 5))
         np.testing.assert_array_equal(single, batch[f])
+        np.testing.assert_array_equal(r1.render(W[f], pose=(25, -10, 5)), batch[f])
     assert not np.array_equal(batch[0], batch[1])   # the jaw moved
     ref = reference_render.render(rig, W[1], r.options, pose=(25, -10, 5))
     assert _differ(ref, batch[1]) <= 0.01
