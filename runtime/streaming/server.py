@@ -227,13 +227,7 @@ class ControlServer(FrameService):
     # --- per connection (server thread) --------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.stats.connections += 1
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.send_buffer)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        self._tune_socket(writer.get_extra_info("socket"), self.options.send_buffer)
         writer.transport.set_write_buffer_limits(high=self.options.send_buffer)
         c = _Client(writer, self.options.frame_queue)
         refusal = admission_error(c.peer[0], sum(1 for o in self._clients if o.peer[0] == c.peer[0]),

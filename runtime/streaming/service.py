@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Optional
@@ -111,6 +112,17 @@ class FrameService:
 
     def __exit__(self, *exc):
         self.close()
+
+    @staticmethod
+    def _tune_socket(sock, send_buffer: int) -> None:
+        """A client's socket: a bounded kernel send buffer (bounds a slow client's lag) and no Nagle delay."""
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
     # --- sink (frame-loop thread) --------------------------------------------------------------
     def send(self, frame) -> None:

@@ -21,7 +21,6 @@ import json
 import logging
 import mimetypes
 import re
-import socket
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -402,13 +401,7 @@ class WebServer(FrameService):
                 "server_full", f"server has {self.options.max_clients} clients, the maximum; try later")))
             await ws.close(1013, "server full")
             return
-        sock = ws.transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.send_buffer)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        self._tune_socket(ws.transport.get_extra_info("socket"), self.options.send_buffer)
         page = _Page(ws, self.options.frame_queue)
         self._pages.add(page)
         self.stats.pages = len(self._pages)
