@@ -26,3 +26,14 @@ EXPRESSIONS = {
     "smile": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0},
     "blink+browDown left": {"eyeBlinkLeft": 1.0, "browDownLeft": 1.0},
 }
+
+
+def skin_share(img) -> float:
+    """The share of an RGB image's pixels that read as skin (red clearly above blue, not dark)."""
+    return float(((img[..., 0] > img[..., 2] + 25) & (img[..., 0] > 60)).mean())
+
+
+def body_rig(path):
+    """A skinned full-body, multi-material test avatar with Character Creator (CC4) names, written to ``path``."""
+    from support.glb import face_rig
+    return face_rig(path, skinned=True, body=True, multi_material=True, names=CC4)

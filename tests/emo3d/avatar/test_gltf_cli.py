@@ -6,17 +6,12 @@ import pytest
 from PIL import Image
 
 from support.glb import face_rig
-from support.rigs import CC4
-
-
-def _skin(img):
-    return float(((img[..., 0] > img[..., 2] + 25) & (img[..., 0] > 60)).mean())
+from support.rigs import body_rig, skin_share
 
 
 @pytest.fixture(scope="module")
 def body_glb(tmp_path_factory):
-    return face_rig(tmp_path_factory.mktemp("rig") / "avatar.glb", skinned=True, body=True, multi_material=True,
-                    names=CC4)
+    return body_rig(tmp_path_factory.mktemp("rig") / "avatar.glb")
 
 
 def test_render_rig_with_framing(body_glb, tmp_path, capsys):
@@ -27,7 +22,7 @@ def test_render_rig_with_framing(body_glb, tmp_path, capsys):
         rc = main(["--rig", str(body_glb), "--framing", mode, "--weights", '{"Jaw_Open": 1}', "--out", str(out),
                    "--size", "96"])
         assert rc == 0, capsys.readouterr().err
-        shares[mode] = _skin(np.asarray(Image.open(out)))
+        shares[mode] = skin_share(np.asarray(Image.open(out)))
     assert shares["auto"] >= 0.3 and shares["face"] >= 0.3        # the default frames the face
     assert shares["full"] < 0.1 < shares["head"]                   # a full shot of a tall body
     with pytest.raises(SystemExit):                                  # argparse: not one of the choices
