@@ -15,13 +15,25 @@ from emo3d.errors import InvalidInputError
 from emo3d.options import check_int, check_number
 from emo3d.pose import pose_matrix
 
-__all__ = ["RenderOptions", "framing", "pose_matrix", "light_vector", "vertices_batch"]
+__all__ = ["RenderOptions", "SPECULAR_POWER", "half_vector", "framing", "pose_matrix", "light_vector", "vertices_batch"]
+
+
+SPECULAR_POWER = 16    # the highlight's exponent (fixed: the C++ shader raises to it by four squarings)
+
+
+def half_vector(light: np.ndarray) -> np.ndarray:
+    """Blinn-Phong half vector of a unit light direction and a distant viewer on +z (zero if they oppose)."""
+    h = np.asarray(light, np.float64) + (0.0, 0.0, 1.0)
+    n = np.linalg.norm(h)
+    return h / n if n > 1e-12 else np.zeros(3)
 
 
 @dataclass(frozen=True)
 class RenderOptions:
     """Image size, supersampling, camera and light. ``background`` is RGB in 0..255;
-    ``threads`` = 0 uses every core."""
+    ``threads`` = 0 uses every core. Light: ``ambient + diffuse * max(n.l, 0)`` times the albedo plus a
+    white Blinn-Phong highlight ``specular * diffuse * max(n.h, 0) ** SPECULAR_POWER`` (``diffuse`` is the
+    key light's strength, so ``diffuse=0`` renders unlit colours)."""
 
     width: int = 256
     height: int = 256
@@ -31,6 +43,7 @@ class RenderOptions:
     light_dir: Tuple[float, float, float] = (0.3, 0.4, 1.0)
     ambient: float = 0.35
     diffuse: float = 0.75
+    specular: float = 0.12
     background: Tuple[int, int, int] = (0, 0, 0)
     threads: int = 0
 
@@ -45,7 +58,7 @@ class RenderOptions:
         check_number(self.fov_deg, "RenderOptions.fov_deg (degrees)", 1, 120)
         check_number(self.margin, "RenderOptions.margin", 0, 0.45, hi_open=True)
         light_vector(self.light_dir)
-        for k in ("ambient", "diffuse"):
+        for k in ("ambient", "diffuse", "specular"):
             check_number(getattr(self, k), f"RenderOptions.{k}", 0, 4)
         bg = tuple(self.background)
         if len(bg) != 3 or not all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in bg):

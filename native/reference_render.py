@@ -17,8 +17,10 @@ Conventions (the C++ renderer follows them exactly):
   test on the screen-linear ``1/z``; nearer wins, ties keep the earlier triangle.
 * Attributes (uv or colour, normal) are interpolated perspective-correctly. Vertex normals: area
   weighted face normals of the deformed mesh, rotated by ``R``; flipped on back-facing triangles.
-* Shade: ``albedo * (ambient + diffuse * max(0, n . L))`` clipped to [0,1], ``L`` = normalised
-  light direction in camera space (+z toward the viewer). Albedo: bilinear texture lookup at
+* Shade: ``albedo * (ambient + diffuse * max(0, n . L)) + specular * diffuse * max(0, n . H) ** 16``
+  clipped to [0,1], ``L`` = normalised light direction in camera space (+z toward the viewer), ``H`` the
+  Blinn-Phong half vector of ``L`` and a distant viewer on +z (``camera.half_vector``; exponent
+  ``camera.SPECULAR_POWER``). Albedo: bilinear texture lookup at
   ``(u (Wt-1), v (Ht-1))`` with clamped edges, else vertex colours, else grey 0.75.
 * Supersampling: box mean of ``ssaa x ssaa`` samples, then ``uint8(floor(x * 255 + 0.5))``.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import reference
-from .camera import RenderOptions, framing, light_vector, pose_matrix, vertices_batch
+from .camera import SPECULAR_POWER, RenderOptions, framing, half_vector, light_vector, pose_matrix, vertices_batch
 
 __all__ = ["render", "render_vertices", "vertex_normals"]
 
@@ -168,6 +170,8 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
         ln = np.linalg.norm(n, axis=1)
         ndl = np.where(ln > 0, (n @ light) / np.where(ln > 0, ln, 1.0), 0.0)
         shade = opts.ambient + opts.diffuse * np.maximum(ndl, 0.0)
+        ndh = np.where(ln > 0, (n @ half_vector(light)) / np.where(ln > 0, ln, 1.0), 0.0)
+        spec = opts.specular * opts.diffuse * np.maximum(ndh, 0.0) ** SPECULAR_POWER
         if rig.texture is not None:
             uv = (q[:, :, None] * rig.uvs.astype(np.float64)[tr]).sum(axis=1)
             albedo = _bilinear(rig.texture, uv)
@@ -175,7 +179,7 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
             albedo = (q[:, :, None] * rig.colors.astype(np.float64)[tr]).sum(axis=1)
         else:
             albedo = np.full((cov.size, 3), _GREY)
-        img[cov] = np.clip(albedo * shade[:, None], 0.0, 1.0)
+        img[cov] = np.clip(albedo * shade[:, None] + spec[:, None], 0.0, 1.0)
     img = img.reshape(opts.height, S, opts.width, S, 3).mean(axis=(1, 3))
     return np.floor(img * 255.0 + 0.5).astype(np.uint8)
 

@@ -3,7 +3,7 @@
 The C++ side (``native/src/render*.cpp``) holds the rig, the camera and per-thread frame buffers,
 so rendering a frame allocates nothing but the output array; it deforms with the sparse kernel,
 computes vertex normals, rasterises with a z-buffer, perspective-correct textures and Lambert +
-ambient light, supersamples, splits batches of frames over threads
+ambient light with a soft Blinn-Phong highlight, supersamples, splits batches of frames over threads
 and releases the GIL (one frame: deformation, projection and triangle setup split over threads,
 then bands of rows each taken by whichever thread is free and drawn from that band's own triangle
 list). ``native.reference_render`` is the numpy reference with the same conventions
@@ -40,7 +40,7 @@ class Renderer:
             rig.colors if rig.texture is None else None,
             int(o.width), int(o.height), int(o.ssaa),
             np.asarray(self._center, np.float32), float(self._dist), float(self._tan),
-            float(o.ambient), float(o.diffuse), np.asarray(o.background, np.float32) / 255.0,
+            float(o.ambient), float(o.diffuse), float(o.specular), np.asarray(o.background, np.float32) / 255.0,
             int(o.threads))
 
     @property

@@ -362,6 +362,7 @@ struct ShadeCtx {
     int tex_w, tex_h;
     bool textured, colored;
     __m128 light0, light1, light2, ambient, diffuse;
+    __m128 half0, half1, half2, gloss;  // Blinn-Phong half vector and specular * diffuse
     float bg[3];
 };
 
@@ -408,8 +409,16 @@ __attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, cons
     const __m128 l2 = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, nx), _mm_mul_ps(ny, ny)), _mm_mul_ps(nz, nz));
     const __m128 dot = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, cx.light0), _mm_mul_ps(ny, cx.light1)),
                                   _mm_mul_ps(nz, cx.light2));
-    const __m128 ndl = _mm_and_ps(_mm_cmpgt_ps(l2, _mm_set1_ps(1e-36f)), _mm_mul_ps(dot, rsqrt_nr(l2)));
+    const __m128 inv_len = _mm_and_ps(_mm_cmpgt_ps(l2, _mm_set1_ps(1e-36f)), rsqrt_nr(l2));
+    const __m128 ndl = _mm_mul_ps(dot, inv_len);
     const __m128 shade = _mm_add_ps(cx.ambient, _mm_mul_ps(cx.diffuse, _mm_max_ps(ndl, zero)));
+    // soft Blinn-Phong highlight, white: gloss * max(n.h, 0)^16 (SPECULAR_POWER in camera.py: four squarings)
+    const __m128 ndh = _mm_max_ps(_mm_mul_ps(_mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, cx.half0), _mm_mul_ps(ny, cx.half1)),
+                                                        _mm_mul_ps(nz, cx.half2)), inv_len), zero);
+    __m128 hl = _mm_mul_ps(ndh, ndh);
+    hl = _mm_mul_ps(hl, hl);
+    hl = _mm_mul_ps(hl, hl);
+    const __m128 spec = _mm_mul_ps(cx.gloss, _mm_mul_ps(hl, hl));
     const float* bg = cx.bg;
     if (cx.textured) {
         const int tw = cx.tex_w, th = cx.tex_h;
@@ -445,17 +454,17 @@ __attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, cons
             const __m128 top = _mm_add_ps(a00, _mm_mul_ps(_mm_sub_ps(a01, a00), fx));
             const __m128 bot = _mm_add_ps(a10, _mm_mul_ps(_mm_sub_ps(a11, a10), fx));
             const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), fy));
-            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_mul_ps(alb, sh), zero), one);
+            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(alb, sh), spec), zero), one);
         }
         return sum_lanes3(or_bg(vmask, rgb[0], bg[0]), or_bg(vmask, rgb[1], bg[1]), or_bg(vmask, rgb[2], bg[2]));
     }
     if (cx.colored) {
         __m128 rgb[3];
         for (int k = 0; k < 3; ++k)
-            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), zero), one);
+            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), spec), zero), one);
         return sum_lanes3(or_bg(vmask, rgb[0], bg[0]), or_bg(vmask, rgb[1], bg[1]), or_bg(vmask, rgb[2], bg[2]));
     }
-    const __m128 c = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_set1_ps(0.75f), shade), zero), one);
+    const __m128 c = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.75f), shade), spec), zero), one);
     return sum_lanes3(or_bg(vmask, c, bg[0]), or_bg(vmask, c, bg[1]), or_bg(vmask, c, bg[2]));
 }
 }  // namespace
@@ -464,6 +473,11 @@ __attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, cons
 EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
     const int S = cfg_.ssaa, Ws = cfg_.width * S;
     const double L[3] = {light[0], light[1], light[2]};
+    // Blinn-Phong half vector of the light and the viewer (+z, a distant viewer); zero if they oppose
+    double Hv[3] = {L[0], L[1], L[2] + 1.0};
+    const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
+    for (int k = 0; k < 3; ++k) Hv[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
+    const double gloss = cfg_.specular * cfg_.diffuse;   // the key light's strength scales its highlight
     const double inv = 1.0 / (S * S);
     const bool tex = !texels_.empty(), col = !colors_.empty();
     std::uint8_t bg8[3];
@@ -485,6 +499,10 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
     cx.light2 = _mm_set1_ps(light[2]);
     cx.ambient = _mm_set1_ps(float(cfg_.ambient));
     cx.diffuse = _mm_set1_ps(float(cfg_.diffuse));
+    cx.half0 = _mm_set1_ps(float(Hv[0]));
+    cx.half1 = _mm_set1_ps(float(Hv[1]));
+    cx.half2 = _mm_set1_ps(float(Hv[2]));
+    cx.gloss = _mm_set1_ps(float(gloss));
     for (int k = 0; k < 3; ++k) cx.bg[k] = bgf[k];
     const __m128 to255 = _mm_set1_ps(255.f / 4.f);
 #endif
@@ -535,6 +553,11 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
                     const double ln = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
                     const double ndl = ln > 0 ? (n[0] * L[0] + n[1] * L[1] + n[2] * L[2]) / ln : 0.0;
                     const double shade = cfg_.ambient + cfg_.diffuse * std::max(ndl, 0.0);
+                    const double ndh = ln > 0 ? std::max((n[0] * Hv[0] + n[1] * Hv[1] + n[2] * Hv[2]) / ln, 0.0) : 0.0;
+                    double hl = ndh * ndh;
+                    hl *= hl;
+                    hl *= hl;
+                    const double spec = gloss * hl * hl;   // ndh^16, SPECULAR_POWER
                     double alb[3];
                     if (tex) {
                         const double u = ev(7) * rz, v = ev(8) * rz;
@@ -562,7 +585,7 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
                     } else {
                         alb[0] = alb[1] = alb[2] = 0.75;
                     }
-                    for (int k = 0; k < 3; ++k) acc[k] += clampd(alb[k] * shade, 0.0, 1.0);
+                    for (int k = 0; k < 3; ++k) acc[k] += clampd(alb[k] * shade + spec, 0.0, 1.0);
                 }
             }
             std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;

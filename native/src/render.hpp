@@ -1,5 +1,6 @@
 // Software rasteriser for blendshape rigs: sparse deformation, vertex normals, perspective camera,
-// z-buffer, perspective-correct texture / vertex colour, Lambert + ambient, supersampling.
+// z-buffer, perspective-correct texture / vertex colour, Lambert + ambient + a Blinn-Phong highlight
+// (exponent 16), supersampling.
 // Conventions are those of native/reference_render.py (its docstring); the two must agree.
 #pragma once
 #include <cstdint>
@@ -15,6 +16,7 @@ struct RenderConfig {
     double center[3] = {0, 0, 0};
     double dist = 1.0, tan_half = 0.17632698;
     double ambient = 0.35, diffuse = 0.75;
+    double specular = 0.0;  // white highlight strength, times diffuse (the key light)
     double background[3] = {0, 0, 0};  // 0..1
     int threads = 0;
 };

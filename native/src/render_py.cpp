@@ -28,7 +28,7 @@ public:
     PyRenderer(const py::array& verts, const py::array& tris, const py::array& offsets, const py::array& indices,
                const py::array& values, const py::object& uvs, const py::object& texture, const py::object& colors,
                int width, int height, int ssaa, const py::array& center, double dist, double tan_half,
-               double ambient, double diffuse, const py::array& background, int threads) {
+               double ambient, double diffuse, double specular, const py::array& background, int threads) {
         const float* v = array_data<float>(verts, "vertices", 2);
         const auto V = verts.shape(0);
         require(verts.shape(1) == 3 && V >= 1, "vertices must be [V, 3]");
@@ -75,6 +75,7 @@ public:
         cfg.tan_half = tan_half;
         cfg.ambient = ambient;
         cfg.diffuse = diffuse;
+        cfg.specular = specular;
         cfg.threads = threads;
         r_ = std::make_unique<emo3d::MeshRenderer>(v, V, t, F, csr.offsets, csr.indices, csr.values, csr.n_targets, uv,
                                                     tex, tw, th, col, cfg);
@@ -184,11 +185,11 @@ void register_render(py::module_& m) {
     py::class_<PyRenderer>(m, "Renderer", "Software rasteriser for one blendshape rig (see native/render.py)")
         .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&, const py::array&,
                       const py::object&, const py::object&, const py::object&, int, int, int, const py::array&,
-                      double, double, double, double, const py::array&, int>(),
+                      double, double, double, double, double, const py::array&, int>(),
              py::arg("vertices"), py::arg("triangles"), py::arg("offsets"), py::arg("indices"), py::arg("values"),
              py::arg("uvs"), py::arg("texture"), py::arg("colors"), py::arg("width"), py::arg("height"),
              py::arg("ssaa"), py::arg("center"), py::arg("dist"), py::arg("tan_half"), py::arg("ambient"),
-             py::arg("diffuse"), py::arg("background"), py::arg("threads"))
+             py::arg("diffuse"), py::arg("specular"), py::arg("background"), py::arg("threads"))
         .def("render", &PyRenderer::render, py::arg("weights"), py::arg("rotation"), py::arg("light"),
              "weights [F, T] float32 -> uint8 [F, H, W, 3]")
         .def("render_vertices", &PyRenderer::render_vertices, py::arg("vertices"), py::arg("rotation"),

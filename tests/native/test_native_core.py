@@ -148,7 +148,7 @@ def test_raw_renderer_and_deformer_share_the_csr_checks(field, bad, match):
     f3 = np.zeros(3, np.float32)
     with pytest.raises(ValueError, match=match):
         native._core.Renderer(base, tris, csr["offsets"], csr["indices"], csr["values"], None, None, None,
-                              8, 8, 1, f3, 1.0, 0.2, 0.3, 0.7, f3, 1)
+                              8, 8, 1, f3, 1.0, 0.2, 0.3, 0.7, 0.0, f3, 1)
     with pytest.raises(ValueError, match=match):
         native._core.SparseDeformer(base, csr["offsets"], csr["indices"], csr["values"])
     with pytest.raises(ValueError, match=match):
