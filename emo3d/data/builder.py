@@ -134,7 +134,7 @@ def _recipe_hash() -> str:
     """Hash of the modules that decide a row: resuming across a code change would mix two recipes."""
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("builder.py", "facs.py", "textgen.py", "lexicon.py", "render.py", "validate.py"):
+    for name in ("builder.py", "facs.py", "textgen.py", "vocabulary.py", "lexicon.py", "render.py", "validate.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

@@ -28,79 +28,79 @@ CUES: Dict[str, Tuple[Tuple[str, ...], Tuple[Tuple[int, str, str], ...], Tuple[s
     "smile": (("happiness",), ((12, "D", ""), (6, "B", "")),
               ("a broad smile", "a wide smile", "a beaming smile", "a bright grin", "a wide grin",
                "a warm smile", "a toothy grin",
-               "an ear-to-ear grin", "a radiant smile", "an upturned mouth")),
+               "an ear-to-ear grin", "a radiant smile", "an upturned mouth", "a dazzling smile", "a huge grin", "a big, open smile", "a sunny smile", "a delighted grin", "an irrepressible grin", "a megawatt smile", "a cheek-to-cheek grin", "a generous smile", "upturned lips", "mouth corners pulled up high", "a contagious grin")),
     "raised_cheeks": (("happiness",), ((6, "D", ""),),
-                      ("raised cheeks", "lifted cheeks", "round, raised cheeks")),
+                      ("raised cheeks", "lifted cheeks", "round, raised cheeks", "plumped cheeks", "cheeks pushed high", "cheeks bunched up under the eyes", "rounded, lifted cheekbones", "apple-round cheeks")),
     "crinkled_eyes": (("happiness",), ((6, "C", ""), (7, "B", "")),
                       ("crinkled eyes", "eyes crinkled at the corners", "smiling eyes",
-                       "crow's feet around the eyes")),
+                       "crow's feet around the eyes", "laughter lines fanning from the eyes", "eyes narrowed into happy crescents", "creased, merry eyes", "eyes squeezed into half-moons")),
     "sparkling_eyes": (("happiness", "surprise"), ((5, "A", ""),),
-                       ("sparkling eyes", "bright eyes", "shining eyes", "eyes alight")),
+                       ("sparkling eyes", "bright eyes", "shining eyes", "eyes alight", "twinkling eyes", "glittering eyes", "gleaming eyes", "luminous eyes", "eyes full of light")),
     "laughing_mouth": (("happiness",), ((12, "D", ""), (26, "B", "")),
-                       ("a laughing open mouth", "lips parted in laughter")),
-    "dimples": (("happiness",), ((14, "C", ""), (12, "B", "")), ("dimpled cheeks", "deep dimples")),
+                       ("a laughing open mouth", "lips parted in laughter", "a mouth open in laughter", "lips pulled wide in a laugh", "teeth flashing in laughter")),
+    "dimples": (("happiness",), ((14, "C", ""), (12, "B", "")), ("dimpled cheeks", "deep dimples", "dimples showing in both cheeks", "deep-set dimples")),
     "wide_eyes": (("surprise", "fear"), ((5, "D", ""),),
                   ("wide eyes", "wide-open eyes", "eyes wide open", "staring eyes", "saucer-like eyes",
-                   "bulging eyes", "startled eyes")),
+                   "bulging eyes", "startled eyes", "eyes stretched wide", "round, staring eyes", "enormous eyes", "eyes like dinner plates", "widened eyes", "eyes as wide as saucers", "huge, unblinking eyes", "popping eyes", "white showing all around the irises", "fully opened eyes")),
     "raised_brows": (("surprise", "fear"), ((1, "D", ""), (2, "D", "")),
                      ("raised eyebrows", "arched brows", "lifted eyebrows", "high-arched eyebrows",
-                      "eyebrows shot up", "brows raised high")),
+                      "eyebrows shot up", "brows raised high", "brows shooting toward the hairline", "eyebrows climbing the forehead", "sharply lifted brows", "eyebrows hiked high", "elevated eyebrows", "brows arched toward the hairline")),
     "open_mouth": (("surprise", "fear"), ((26, "C", ""), (25, "B", "")),
-                   ("an open mouth", "a gaping mouth", "a mouth agape", "a slack jaw")),
-    "dropped_jaw": (("surprise",), ((27, "C", ""),), ("a dropped jaw", "a jaw hanging open")),
+                   ("an open mouth", "a gaping mouth", "a mouth agape", "a slack jaw", "a wide-open mouth", "a mouth hanging open", "lips fallen open", "an open, silent mouth")),
+    "dropped_jaw": (("surprise",), ((27, "C", ""),), ("a dropped jaw", "a jaw hanging open", "a jaw dropped in shock", "a slackened jaw", "a loosened, hanging jaw")),
     "round_mouth": (("surprise",), ((22, "C", ""), (26, "B", "")),
-                    ("a round O-shaped mouth", "lips rounded into an O")),
+                    ("a round O-shaped mouth", "lips rounded into an O", "an O-shaped mouth", "a mouth shaped like an O", "rounded lips")),
     "parted_lips": (("surprise", "fear", "sadness"), ((25, "C", ""),),
-                    ("parted lips", "slightly parted lips", "a slightly open mouth")),
+                    ("parted lips", "slightly parted lips", "a slightly open mouth", "lips slightly apart", "a small gap between the lips", "lips barely apart")),
     "downturned_mouth": (("sadness", "disgust"), ((15, "D", ""),),
                          ("a downturned mouth", "drooping mouth corners", "down-turned lips",
-                          "a sagging mouth", "a turned-down mouth", "lips that droop at the corners")),
+                          "a sagging mouth", "a turned-down mouth", "lips that droop at the corners", "a mouth pulled down at the corners", "downward-curving lips", "a frowning mouth", "corners of the mouth tugged downward", "an inverted smile", "a mouth set in a sorrowful curve")),
     "heavy_lids": (("sadness",), ((43, "B", ""), (64, "B", "")),
                    ("heavy eyelids", "drooping eyelids", "half-closed eyes", "tired, heavy eyes",
-                    "weary, hooded eyes")),
+                    "weary, hooded eyes", "hooded, heavy lids", "eyelids at half-mast", "sleepy, drooping lids", "weighted eyelids", "lowered eyelids", "low, heavy lids")),
     "inner_brows": (("sadness", "fear"), ((1, "D", ""), (4, "A", "")),
-                    ("upturned inner brows", "brows drawn up in the middle", "a pained brow")),
+                    ("upturned inner brows", "brows drawn up in the middle", "a pained brow", "brows pinched upward in the middle", "a worried, tented brow", "inner eyebrows raised in distress", "slanted, upturned brows", "an oblique, sorrowful brow")),
     "trembling_chin": (("sadness",), ((17, "D", ""),),
-                       ("a trembling chin", "a quivering chin", "a puckered chin")),
+                       ("a trembling chin", "a quivering chin", "a puckered chin", "a wobbling chin", "a chin crumpling with emotion", "a shaking chin")),
     "downcast_eyes": (("sadness",), ((64, "D", ""), (43, "A", "")),
-                      ("downcast eyes", "eyes cast down", "a lowered gaze")),
+                      ("downcast eyes", "eyes cast down", "a lowered gaze", "eyes fixed on the ground", "a downward gaze", "eyes lowered to the floor", "an averted, downward look", "eyes staring at the floor")),
     "pout": (("sadness",), ((17, "C", ""), (18, "B", ""), (15, "B", "")),
-             ("a pouting lower lip", "a quivering lower lip", "a slight pout")),
+             ("a pouting lower lip", "a quivering lower lip", "a slight pout", "a protruding lower lip", "a sulky pout", "a trembling bottom lip")),
     "teary_eyes": (("sadness",), ((43, "A", ""),), ("teary eyes", "glistening, wet eyes",
-                                                    "red-rimmed eyes")),
+                                                    "red-rimmed eyes", "tear-filled eyes", "watery eyes", "eyes brimming with tears", "tear-streaked cheeks", "bloodshot, tearful eyes", "moist eyes", "eyes swimming with tears")),
     "furrowed_brow": (("anger", "fear", "disgust"), ((4, "D", ""),),
                       ("a furrowed brow", "knitted brows", "a deep frown line", "lowered brows",
-                       "a creased forehead", "a scowl", "drawn-together brows", "a heavy frown")),
+                       "a creased forehead", "a scowl", "drawn-together brows", "a heavy frown", "a deeply furrowed forehead", "beetled brows", "brows drawn low", "a knotted brow", "a lined, furrowed forehead", "brows slammed together", "a thunderous frown", "vertical creases between the brows", "a pinched forehead")),
     "narrowed_eyes": (("anger", "disgust", "contempt"), ((7, "D", ""),),
-                      ("narrowed eyes", "squinting eyes", "slitted eyes", "eyes narrowed to slits")),
+                      ("narrowed eyes", "squinting eyes", "slitted eyes", "eyes narrowed to slits", "eyes reduced to slits", "narrow, suspicious eyes", "tightened eyes", "eyes narrowing sharply")),
     "glare": (("anger",), ((4, "C", ""), (5, "C", ""), (7, "B", "")),
-              ("a hard glare", "a piercing stare", "burning eyes")),
+              ("a hard glare", "a piercing stare", "burning eyes", "a fiery glare", "a smouldering stare", "a fixed, hostile stare", "blazing eyes")),
     "clenched_jaw": (("anger",), ((24, "D", ""), (17, "B", "")),
-                     ("a clenched jaw", "a tight jaw", "a set jaw", "gritted teeth", "a jutting jaw")),
+                     ("a clenched jaw", "a tight jaw", "a set jaw", "gritted teeth", "a jutting jaw", "a jaw clenched tight", "a rigid jaw", "clenched teeth", "a locked jaw", "bunched jaw muscles", "a tensed jawline", "grinding teeth")),
     "pressed_lips": (("anger", "contempt"), ((24, "D", ""), (23, "C", "")),
-                     ("tightly pressed lips", "thin, pressed lips", "lips pressed into a line")),
+                     ("tightly pressed lips", "thin, pressed lips", "lips pressed into a line", "lips pressed tightly together", "a compressed mouth", "a hard, thin mouth", "lips drawn into a tight line", "a tight-lipped mouth")),
     "flared_nostrils": (("anger", "disgust"), ((9, "B", ""),),
-                        ("flared nostrils", "flaring nostrils")),
+                        ("flared nostrils", "flaring nostrils", "nostrils flared wide", "dilated nostrils", "nostrils flaring with each breath")),
     "bared_teeth": (("anger",), ((10, "D", ""), (16, "C", ""), (25, "C", "")),
-                    ("bared teeth", "teeth bared in a snarl")),
+                    ("bared teeth", "teeth bared in a snarl", "teeth showing in a snarl", "a snarling mouth", "a vicious snarl")),
     "wrinkled_nose": (("disgust",), ((9, "E", ""),),
-                      ("a wrinkled nose", "a scrunched nose", "a crinkled nose", "a nose wrinkled in revulsion")),
+                      ("a wrinkled nose", "a scrunched nose", "a crinkled nose", "a nose wrinkled in revulsion", "a crumpled nose", "a nose scrunched in disgust", "a puckered nose", "creases across the bridge of the nose")),
     "curled_lip": (("disgust", "contempt"), ((10, "D", ""),),
-                   ("a curled upper lip", "a raised upper lip", "a lip curled in distaste")),
+                   ("a curled upper lip", "a raised upper lip", "a lip curled in distaste", "an upper lip curled back", "a lifted upper lip", "a sneering upper lip", "an upper lip twisted in distaste")),
     "grimace": (("disgust", "fear"), ((20, "C", ""), (10, "B", "")),
-                ("a grimace", "a pained grimace", "a tight grimace")),
+                ("a grimace", "a pained grimace", "a tight grimace", "a wincing grimace", "a tense grimace", "a strained grimace", "a contorted mouth")),
     "stretched_lips": (("fear",), ((20, "D", ""),),
                        ("stretched lips", "lips pulled back tightly", "a tense, stretched mouth",
-                        "a mouth stretched sideways", "trembling lips")),
+                        "a mouth stretched sideways", "trembling lips", "lips stretched thin", "lips drawn back in terror", "a tense, trembling mouth", "lips stretched toward the ears", "a taut mouth")),
     "smirk": (("contempt",), ((12, "C", "S"), (14, "C", "S")),
               ("a smirk", "a lopsided smirk", "a half smile", "a one-sided smirk", "a crooked sneer",
-               "an asymmetrical smirk")),
-    "rolled_eyes": (("contempt",), ((63, "C", ""),), ("rolling eyes", "eyes rolled upward")),
-    "raised_chin": (("contempt",), ((17, "B", ""),), ("a raised chin", "a lifted chin")),
+               "an asymmetrical smirk", "a sly smirk", "a superior smirk", "a twisted half smile", "a thin, mocking smile", "a sardonic half smile", "a smug little smirk")),
+    "rolled_eyes": (("contempt",), ((63, "C", ""),), ("rolling eyes", "eyes rolled upward", "an eye roll", "eyes turned skyward", "eyes rolling toward the ceiling")),
+    "raised_chin": (("contempt",), ((17, "B", ""),), ("a raised chin", "a lifted chin", "a chin held high", "an uptilted chin", "a haughtily lifted chin")),
     "relaxed_face": (("neutral",), (), ("a relaxed brow", "a still face", "soft, steady eyes",
                                         "a closed, relaxed mouth", "an even gaze", "smooth features",
-                                        "a calm forehead", "resting lips", "a straight mouth")),
-    "blank_stare": (("neutral",), (), ("a blank stare", "a level gaze", "an unmoving mouth")),
+                                        "a calm forehead", "resting lips", "a straight mouth", "a smooth, unlined forehead", "loose, resting cheeks", "softly closed lips", "a neutral mouth", "level eyebrows", "an unhurried gaze", "a relaxed jaw", "unfurrowed brows", "quiet, attentive eyes", "an untroubled face", "evenly set lips")),
+    "blank_stare": (("neutral",), (), ("a blank stare", "a level gaze", "an unmoving mouth", "a vacant stare", "an unblinking gaze", "a flat, unreadable gaze", "a distant look")),
 }
 
 
@@ -112,20 +112,22 @@ def cue_shapes(cue: str, *, side: str = "R", weight: float = 1.0) -> np.ndarray:
     return au_vector(aus)
 
 
-_PHRASE_RE = [(cue, re.compile(r"\b" + re.escape(p.split(" ", 1)[1] if p.startswith(("a ", "an "))
-                                                 else p) + r"\b"))
-              for cue, (_, _, phrases) in CUES.items() for p in phrases]
+def _phrase_core(p: str) -> str:
+    """A phrase without its leading article: "a furrowed brow" is read in "a deeply furrowed brow"."""
+    return p.split(" ", 1)[1] if p.startswith(("a ", "an ")) else p
+
+
+# one alternation per cue (longest phrases first): find_cues runs once per sample in the builder
+_CUE_RE = [(cue, re.compile(r"\b(?:" + "|".join(re.escape(_phrase_core(p).lower()) for p in
+                                                 sorted(phrases, key=len, reverse=True)) + r")\b"))
+           for cue, (_, _, phrases) in CUES.items()]
 _SIDE_RE = re.compile(r"\b(left|right)\b")
 
 
 def find_cues(text: str) -> list:
     """The cue names whose phrases occur in ``text`` (case-insensitive), in CUES order, no repeats."""
     low = str(text).lower()
-    seen = []
-    for cue, rx in _PHRASE_RE:
-        if cue not in seen and rx.search(low):
-            seen.append(cue)
-    return seen
+    return [cue for cue, rx in _CUE_RE if rx.search(low)]
 
 
 def _side_of(text: Optional[str]) -> Optional[str]:

@@ -1,10 +1,12 @@
 """Offline emotion descriptions in the paper's style (Figure 7, Tables 3-4).
 
-A description names a subject with age and gender, the dominant emotion (and a blended second one)
-with EmoLex vocabulary (``dataset.lexicon``), an intensity word, and facial-feature phrases taken
-from ``emo3d.data.facs.CUES`` (so ``facs.prior(text=...)`` can read them back). Many sentence shapes,
-subject phrasings and word choices keep templates from showing; ``describe`` returns three different
-texts for one face. Everything is drawn from the given ``numpy`` Generator: same seed, same texts.
+A description names a subject (age, gender or a role such as "plumber", a visible trait, sometimes
+clothing), the dominant emotion (and a blended second one) with the words of ``emo3d.data.vocabulary``,
+an intensity word, facial-feature phrases taken from ``emo3d.data.facs.CUES`` (so ``facs.prior(text=...)``
+can read them back) and, in some sentence shapes, a body clause, what happened, or where the person is.
+Many sentence shapes and word choices keep templates from showing and bring the per-emotion word
+statistics near the paper's Table 3 (``emo3d.data.stats``); ``describe`` returns three different texts
+for one face. Everything is drawn from the given ``numpy`` Generator: same seed, same texts.
 """
 from __future__ import annotations
 
@@ -16,25 +18,19 @@ import numpy as np
 from emo3d.errors import InvalidInputError
 from emo3d.schema import EMOTIONS, N_EMOTIONS
 
-from . import lexicon
+from . import vocabulary as voc
 from .facs import CUES
 
 __all__ = ["Subject", "describe", "intensity_level", "INTENSITY_NAMES"]
 
 INTENSITY_NAMES = ("slight", "moderate", "strong")
 
-_ADV = (("slightly", "faintly", "mildly", "a little", "somewhat", "quietly", "subtly", "vaguely"),
-        ("clearly", "visibly", "noticeably", "plainly", "openly", "evidently", "obviously", "rather"),
-        ("deeply", "intensely", "utterly", "overwhelmingly", "thoroughly", "completely", "fiercely",
-         "extremely", "profoundly", "wildly"))
-_IADJ = (("faint", "mild", "subtle", "quiet", "slight", "muted", "gentle", "restrained", "fleeting"),
-         ("clear", "evident", "obvious", "visible", "open", "plain", "unmistakable", "genuine", "marked"),
-         ("intense", "overwhelming", "raw", "profound", "sheer", "fierce", "utter", "powerful", "extreme",
-          "unbridled", "consuming"))
-_NEUTRAL_ADV = ("", "", "quietly", "perfectly", "entirely", "calmly")
 _BLEND_NOUN = ("tinged with {n}", "mixed with {n}", "laced with {n}", "shading into {n}", "touched by {n}",
-               "and {n}")
-_BLEND_ADJ = ("and a little {a}", "yet somewhat {a}", "and faintly {a}", "but also {a}", "and slightly {a}")
+               "and {n}", "edged with {n}", "with an undercurrent of {n}", "blended with {n}")
+_BLEND_ADJ = ("and a little {a}", "yet somewhat {a}", "and faintly {a}", "but also {a}", "and slightly {a}",
+              "though partly {a}", "and a touch {a}")
+_OVERCOME = ("Overcome by", "Full of", "Gripped by", "Caught in", "Seized by", "Lost in", "Consumed by",
+             "Awash with")
 
 _AGES = {
     "child": (("a little {g}", "a young {g}", "a small {g}", "a {g} of about eight", "a {g} of six or seven"),
@@ -51,22 +47,16 @@ _AGES = {
 _POSS = {"f": "her", "m": "his", "p": "their"}
 
 
-_LOOKS = {  # visible traits of the same face, any gender / age unless listed
-    "any": ("freckled", "dark-haired", "curly-haired", "red-haired", "blonde", "brown-eyed", "blue-eyed",
-            "pale", "tanned", "round-faced", "thin-faced", "bespectacled", "black-haired"),
-    "m_adult": ("bearded", "mustached", "stubbled", "clean-shaven"),
-    "m_older": ("bald", "balding"),
-    "older": ("grey-haired", "wrinkled", "white-haired"),
-}
-
-
 @dataclass(frozen=True)
 class Subject:
-    """Who the description is about: age group, gender ("f", "m" or "p" for unspecified) and an
-    optional visible trait ("freckled", "bearded" ...)."""
+    """Who the description is about: age group, gender ("f", "m" or "p" for unspecified), an optional
+    visible trait ("freckled", "bearded" ...), an optional role ("plumber", one of
+    ``vocabulary.ROLES[age]``) and optional clothing ("in a yellow raincoat")."""
     age: str
     gender: str
     look: str = ""
+    role: str = ""
+    clothing: str = ""
 
     def __post_init__(self):
         if self.age not in _AGES:
@@ -81,25 +71,30 @@ class Subject:
     def phrase(self, rng: np.random.Generator, *, definite: bool = False, short: bool = False) -> str:
         forms, nouns = _AGES[self.age]
         k = 0 if short or rng.random() < 0.5 else int(rng.integers(len(forms)))  # short forms half the time
-        s = forms[k].format(g=nouns[self.gender], p=self.poss)
+        noun = self.role if self.role and rng.random() < 0.6 else nouns[self.gender]
+        s = forms[k].format(g=noun, p=self.poss)
         rest = s.split(" ", 1)[1]
         if self.look and self.look not in rest and rng.random() < 0.5:
             rest = f"{self.look} {rest}"
+        if self.clothing and not short and rng.random() < 0.35:
+            rest = f"{rest} {self.clothing}"
         return f"the {rest}" if definite else f"{_article(rest)} {rest}"
 
     @staticmethod
     def sample(rng: np.random.Generator) -> "Subject":
         age = ("child", "teen", "young", "middle", "old")[int(rng.choice(5, p=[0.08, 0.12, 0.35, 0.28, 0.17]))]
         gender = ("f", "m", "p")[int(rng.choice(3, p=[0.47, 0.45, 0.08]))]
-        looks = list(_LOOKS["any"])
+        looks = list(voc.LOOKS["any"])
         if gender == "m" and age in ("young", "middle", "old"):
-            looks += _LOOKS["m_adult"]
+            looks += voc.LOOKS["m_adult"]
         if gender == "m" and age in ("middle", "old"):
-            looks += _LOOKS["m_older"]
+            looks += voc.LOOKS["m_older"]
         if age in ("middle", "old"):
-            looks += _LOOKS["older"]
+            looks += voc.LOOKS["older"]
         look = looks[int(rng.integers(len(looks)))] if rng.random() < 0.6 else ""
-        return Subject(age, gender, look)
+        role = _pick(rng, voc.ROLES[age]) if rng.random() < 0.55 else ""
+        clothing = _pick(rng, voc.CLOTHING) if rng.random() < 0.4 else ""
+        return Subject(age, gender, look, role, clothing)
 
 
 def intensity_level(intensity: float) -> int:
@@ -127,6 +122,11 @@ class _Writer:
 
     def __init__(self, rng, subject: Subject, e1: str, e2: Optional[str], level: int, side: str):
         self.rng, self.subject, self.e1, self.e2, self.level, self.side = rng, subject, e1, e2, level, side
+        self.w1 = voc.emotion_words(e1)
+        self.w2 = voc.emotion_words(e2) if e2 else None
+
+    def _p(self, clause: str) -> str:
+        return clause.format(p=self.subject.poss)
 
     def subj(self, definite: Optional[bool] = None, *, possessive: bool = False) -> str:
         if definite is None:
@@ -136,22 +136,52 @@ class _Writer:
 
     def adv(self) -> str:
         if self.e1 == "neutral":
-            return _pick(self.rng, _NEUTRAL_ADV)
-        return _pick(self.rng, _ADV[self.level])
+            return _pick(self.rng, voc.NEUTRAL_ADVERBS) if self.rng.random() < 0.5 else ""
+        return _pick(self.rng, voc.INTENSITY_ADVERBS[self.level])
 
     def adj(self) -> str:
-        a = f"{self.adv()} {_pick(self.rng, lexicon.adjectives(self.e1))}".strip()
-        if self.e2:
-            a += " " + _pick(self.rng, _BLEND_ADJ).format(a=_pick(self.rng, lexicon.adjectives(self.e2)))
+        a = f"{self.adv()} {_pick(self.rng, self.w1.adjectives)}".strip()
+        if self.w2:
+            a += " " + _pick(self.rng, _BLEND_ADJ).format(a=_pick(self.rng, self.w2.adjectives))
         return a
 
     def noun(self) -> str:
-        n = _pick(self.rng, lexicon.nouns(self.e1))
+        n = _pick(self.rng, self.w1.nouns)
         if self.e1 != "neutral":
-            n = f"{_pick(self.rng, _IADJ[self.level])} {n}"
-        if self.e2:
-            n += " " + _pick(self.rng, _BLEND_NOUN).format(n=_pick(self.rng, lexicon.nouns(self.e2)))
+            n = f"{_pick(self.rng, voc.INTENSITY_ADJECTIVES[self.level])} {n}"
+        if self.w2:
+            n += " " + _pick(self.rng, _BLEND_NOUN).format(n=_pick(self.rng, self.w2.nouns))
         return n
+
+    def verb(self) -> str:
+        return self._p(_pick(self.rng, self.w1.verbs))
+
+    def body(self) -> str:
+        """A posture clause of the emotion ("{p} fists clenched"), or what the person holds (a quarter)."""
+        if self.rng.random() < 0.25:
+            return f"{_pick(self.rng, voc.HELD)} {_pick(self.rng, voc.OBJECTS)}"
+        return self._p(_pick(self.rng, self.w1.body))
+
+    def why(self, p: float = 0.45) -> str:
+        """`` after hearing the good news`` (what happened) with probability ``p``, else nothing."""
+        return " " + self._p(_pick(self.rng, self.w1.contexts)) if self.rng.random() < p else ""
+
+    def where(self, p: float = 0.4) -> str:
+        """`` in a cluttered workshop at dawn`` (where, sometimes when) with probability ``p``, else nothing."""
+        if self.rng.random() >= p:
+            return ""
+        if self.rng.random() < 0.2:
+            s = _pick(self.rng, voc.SCENES)
+        else:
+            prep, noun = voc.PLACES[int(self.rng.integers(len(voc.PLACES)))]
+            adj = _pick(self.rng, voc.PLACE_ADJECTIVES)
+            s = f"{prep} {_article(adj)} {adj} {noun}"
+        if self.rng.random() < 0.3:
+            s += " " + _pick(self.rng, voc.TIMES)
+        return " " + s
+
+    def and_body(self, sep: str = ", ", p: float = 0.5) -> str:
+        return sep + self.body() if self.rng.random() < p else ""
 
     def features(self, k: int) -> List[str]:
         cues = list(_CUES_BY_EMOTION[self.e1])
@@ -170,57 +200,67 @@ class _Writer:
         return out
 
     def feats(self, k: int) -> str:
-        if k == 2 and self.rng.random() < 0.6:  # keep texts near the paper's ~12 words
-            k = 1
+        if k == 2 and self.rng.random() < 0.25:   # one to three features: lengths vary as in Figure 8
+            k = 1 if self.rng.random() < 0.5 else 3
         f = self.features(k)
         return f[0] if len(f) == 1 else ", ".join(f[:-1]) + " and " + f[-1]
 
     def write(self, shape: int) -> str:
         p = self.subject.poss
         if shape == 0:
-            return f"{_cap(self.subj())} looks {self.adj()}, with {self.feats(2)}."
+            return f"{_cap(self.subj())}{self.where()} looks {self.adj()}{self.why()}, with {self.feats(2)}."
         if shape == 1:
-            return f"{_cap(p)} face shows {self.noun()}: {self.feats(2)}."
+            return f"{_cap(p)} face shows {self.noun()}{self.why()}: {self.feats(2)}{self.and_body()}."
         if shape == 2:
-            return f"{_cap(self.feats(2))} give {self.subj()} a look of {self.noun()}."
+            return f"{_cap(self.feats(2))} give {self.subj()}{self.where()} a look of {self.noun()}."
         if shape == 3:
-            return f"{_cap(self.subj())} is {self.adj()}; {p} face has {self.feats(1)}."
+            return f"{_cap(self.subj())}{self.where(0.3)} is {self.adj()}{self.why()}; {p} face has {self.feats(1)}{self.and_body()}."
         if shape == 4:
-            return f"{_cap(self.noun())} is written across {p} face, with {self.feats(2)}."
+            return f"{_cap(self.noun())} is written across {p} face{self.why()}, with {self.feats(2)}."
         if shape == 5:
-            return f"With {self.feats(2)}, {self.subj()} appears {self.adj()}."
+            return f"With {self.feats(2)} and {self.body()}, {self.subj()} appears {self.adj()}."
         if shape == 6:
-            return f"{_cap(self.subj(possessive=True))} face conveys {self.noun()}, with {self.feats(1)}."
+            return f"{_cap(self.subj(possessive=True))} face conveys {self.noun()}{self.where()}, with {self.feats(1)}."
         if shape == 7:
-            return f"{_cap(self.subj())} stares in {self.noun()}, {self.feats(1)}."
+            return f"{_cap(self.subj())}{self.where()} stares in {self.noun()}{self.why()}, {self.feats(1)}."
         if shape == 8:
-            return f"{_cap(self.subj(possessive=True))} expression is one of {self.noun()}, with {self.feats(1)}."
+            return (f"{_cap(self.subj(possessive=True))} expression is one of {self.noun()}, with "
+                    f"{self.feats(2)}{self.and_body('; ')}.")
         if shape == 9:
-            return f"{_cap(self.subj())} reacts with {self.noun()}, showing {self.feats(2)}."
+            return f"{_cap(self.subj())}{self.where()} reacts with {self.noun()}{self.why()}, showing {self.feats(2)}."
         if shape == 10:
             a = self.adj()
-            return f"{_cap(self.subj())} wears {_article(a)} {a} expression, with {self.feats(1)}."
+            return f"{_cap(self.subj())} wears {_article(a)} {a} expression, with {self.feats(1)} and {self.body()}."
         if shape == 11:
             return f"The human face expresses {self.noun()} through {self.feats(2)}."
         if shape == 12:
-            return f"The emotion of {self.noun()} shows in {p} face: {self.feats(1)}."
+            why = self.why(1.0).strip()
+            return f"{_cap(why)}, {self.subj()} {self.verb()}, {self.adj()}, with {self.feats(2)}."
         if shape == 13:
-            return f"{_cap(self.subj())} cannot hide {p} {self.noun()}: {self.feats(2)}."
+            return f"{_cap(self.subj())} cannot hide {p} {self.noun()}{self.why()}: {self.feats(2)}."
         if shape == 14:
-            return f"Up close, {self.subj()} seems {self.adj()}, with {self.feats(1)}."
+            return f"Up close, {self.subj()}{self.where(0.3)} seems {self.adj()}, with {self.feats(1)}{self.and_body()}."
         if shape == 15:
-            return f"{_cap(self.subj(True))} has {self.feats(1)}, a face of {self.noun()}."
+            return f"{_cap(self.subj(True))} has {self.feats(1)}, a face of {self.noun()}{self.where()}."
         if shape == 16:
-            return f"{_cap(self.adj())}, {self.subj()} shows {self.feats(2)}."
+            return f"{_cap(self.adj())}, {self.subj()}{self.where(0.3)} shows {self.feats(2)}{self.why()}."
         if shape == 17:
-            return f"There is {self.noun()} in {p} face, with {self.feats(2)}."
+            return f"There is {self.noun()} in {p} face, with {self.feats(2)}{self.and_body()}."
         if shape == 18:
-            return f"{_pick(self.rng, ('Overcome by', 'Full of', 'Gripped by', 'Caught in'))} {self.noun()}, " \
-                   f"{self.subj()} shows {self.feats(1)}."
-        return f"In {p} face, {self.feats(2)} speak of {self.noun()}."
+            return f"{_pick(self.rng, _OVERCOME)} {self.noun()}, {self.subj()} {self.verb()}, showing {self.feats(1)}."
+        if shape == 19:
+            return f"In {p} face, {self.feats(2)} speak of {self.noun()}{self.why()}."
+        if shape == 20:
+            return (f"{_cap(self.subj())}{self.where()} {self.verb()}{self.why()}, {self.body()}, "
+                    f"{self.feats(1)} betraying {p} {self.noun()}.")
+        if shape == 21:
+            return f"A portrait of {self.noun()}: {self.subj()}{self.where(0.5)} with {self.feats(2)}{self.and_body()}."
+        if shape == 22:
+            return f"{_cap(self.body())}, {self.subj()} {self.verb()}, {self.adj()}, {self.feats(1)} on show."
+        return f"{_cap(self.why(1.0).strip())}, {p} face turns {self.adj()}: {self.feats(2)}."
 
 
-N_SHAPES = 20
+N_SHAPES = 24
 
 
 def describe(dist8, intensity: float, rng: np.random.Generator, *, subject: Optional[Subject] = None,

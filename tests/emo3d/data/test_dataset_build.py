@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from emo3d import data as dataset
-from emo3d.data import builder, facs, lexicon, textgen
+from emo3d.data import builder, facs, lexicon, vocabulary
+from emo3d.data.stats import content_words
 from emo3d.data.builder import BuildOptions, build
 from emo3d.data.cli import main as data_main
 from emo3d import schema
@@ -131,16 +132,18 @@ def test_texts_are_varied_and_in_the_papers_style():
     ms = [builder.make_sample(i, 0).sample for i in range(400)]
     texts = [t for s in ms for t in s.texts]
     assert len(set(texts)) >= 0.97 * len(texts)
-    words = [len(t.split()) for t in texts]
-    assert 10 <= np.mean(words) <= 15
-    emo_words = {w for e in schema.EMOTIONS for w in lexicon.adjectives(e) + lexicon.nouns(e)}
-    assert all(set(re.findall(r"[a-z]+", t.lower())) & emo_words for t in texts)
+    words = [len(content_words(t)) for t in texts]
+    assert 11 <= np.mean(words) <= 14.5     # the paper's Table 3: 11.3-13.6 content words per description
+    assert min(words) <= 7 and max(words) >= 20     # lengths vary (Figure 8)
+    for s in ms:     # every text names its dominant emotion with one of that emotion's words
+        syn = set(vocabulary.emotion_words(s.dominant).synonyms)
+        assert all(any(w in t.lower() for w in syn) for t in s.texts), (s.dominant, s.texts)
     # sentence openings vary: no single first word dominates
     firsts = [t.split()[0] for t in texts]
     assert max(firsts.count(f) for f in set(firsts)) < 0.35 * len(texts)
     # intensity words follow the intensity
     strong = [s for s in ms if s.intensity >= 0.8 and s.dominant != "neutral"]
-    inten = set(textgen._ADV[2] + textgen._IADJ[2])
+    inten = set(vocabulary.INTENSITY_ADVERBS[2] + vocabulary.INTENSITY_ADJECTIVES[2])
     assert sum(any(w in inten for w in re.findall(r"[a-z]+", " ".join(s.texts))) for s in strong) == len(strong)
     # the dominant-class mix is near Figure 9
     dom = np.bincount([int(np.argmax(s.emotions)) for s in ms], minlength=8) / len(ms)

@@ -1,0 +1,130 @@
+"""The description vocabulary and the Table-3 statistics: counts on a hand-made set, a default-size
+build's vocabulary per emotion against the paper's Table 3, determinism, and the card's two tables."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from emo3d import schema
+from emo3d.data import builder, facs, textgen, vocabulary
+from emo3d.data.builder import BuildOptions, build
+from emo3d.data.stats import PAPER_TABLE3, content_words, sample_texts, text_statistics, words
+from emo3d.errors import InvalidInputError
+
+ZERO = dict(descriptions=0, words=0, unique_words=0, avg_word_len=0.0, avg_sentence_len=0.0, all_words=0,
+            all_unique_words=0, all_avg_word_len=0.0, all_avg_sentence_len=0.0, unique_at_paper_size=None)
+HAND_MADE = [("The cat sat.", "happiness"), ("Wide-open eyes!", "happiness"), ("I am calm", "neutral"),
+             ("Eyes, eyes and EYES", "fear")]
+
+
+@pytest.mark.parametrize("emotion, expected", [
+    # content: cat sat wide-open eyes (19 chars); all: + "the" (22 chars)
+    ("happiness", dict(descriptions=2, words=4, unique_words=4, avg_word_len=19 / 4, avg_sentence_len=2.0,
+                       all_words=5, all_unique_words=5, all_avg_word_len=22 / 5, all_avg_sentence_len=2.5)),
+    # content: calm; all: i am calm
+    ("neutral", dict(descriptions=1, words=1, unique_words=1, avg_word_len=4.0, avg_sentence_len=1.0,
+                     all_words=3, all_unique_words=3, all_avg_word_len=7 / 3, all_avg_sentence_len=3.0)),
+    # content: eyes x3 (case folded); all: + "and"
+    ("fear", dict(descriptions=1, words=3, unique_words=1, avg_word_len=4.0, avg_sentence_len=3.0,
+                  all_words=4, all_unique_words=2, all_avg_word_len=15 / 4, all_avg_sentence_len=4.0)),
+    ("contempt", {}),
+])
+def test_statistics_of_a_hand_made_set(emotion, expected):
+    row = text_statistics(HAND_MADE)[emotion]
+    want = {**ZERO, **expected}
+    for k, v in want.items():
+        assert getattr(row, k) == pytest.approx(v) if isinstance(v, float) else getattr(row, k) == v, (k, row)
+
+
+def test_words_and_unique_words_at_the_papers_size():
+    assert words("A wide-open mouth, the brow's lines; 42 x") == ["a", "wide-open", "mouth", "the", "brow's",
+                                                                 "lines", "x"]
+    assert content_words("She is not at all calm") == ["calm"]
+    n = PAPER_TABLE3["contempt"].words
+    items = [("alpha beta", "contempt")] * (n // 2 + 1) + [("gamma", "contempt")]
+    row = text_statistics(items)["contempt"]
+    assert row.unique_words == 3 and row.unique_at_paper_size == 2   # gamma comes after the paper's size
+    assert text_statistics(items[:3])["contempt"].unique_at_paper_size is None
+    with pytest.raises(InvalidInputError, match="accepted: neutral"):
+        text_statistics([("x", "joy")])
+    with pytest.raises(InvalidInputError, match="accepted"):
+        text_statistics(HAND_MADE)["joy"]
+
+
+def test_paper_table3_is_the_papers():
+    assert PAPER_TABLE3["sadness"].unique_words == 2220 and PAPER_TABLE3["contempt"].words == 7535
+    assert PAPER_TABLE3["fear"].avg_sentence_len == pytest.approx(11.322222)
+    assert list(PAPER_TABLE3) == list(schema.EMOTIONS)
+    assert PAPER_TABLE3["neutral"].descriptions == 1092
+
+
+def test_word_lists_are_clean_and_one_emotion_per_word():
+    seen = {}
+    for e in schema.EMOTIONS:
+        w = vocabulary.emotion_words(e)
+        assert len(w.adjectives) >= 25 and len(w.nouns) >= 15 and len(w.body) >= 15 and len(w.contexts) >= 15
+        for word in w.synonyms:
+            assert word == word.strip().lower() and word, (e, word)
+            assert seen.setdefault(word, e) == e, f"{word!r} is listed under {seen[word]} and {e}"
+    with pytest.raises(InvalidInputError, match="accepted"):
+        vocabulary.emotion_words("joy")
+    # every facial phrase is read back as its own cue (two phrases also name a second cue)
+    both = {"a laughing open mouth", "a slightly open mouth"}
+    for cue, (_, _, phrases) in facs.CUES.items():
+        for p in phrases:
+            assert cue in facs.find_cues(p) and (p in both or facs.find_cues(p) == [cue]), (cue, p)
+
+
+@pytest.fixture(scope="module")
+def default_build_samples():
+    """The rows of a default-size build (``BuildOptions().samples``), made as the builder makes them."""
+    n = BuildOptions(out="unused").samples
+    return [builder.make_sample(i, 0).sample for i in range(n)]
+
+
+# A default build has 2000 samples: the paper's class mix gives contempt ~240 descriptions (~3,200 content
+# words, 43% of the paper's contempt words); every other class gets ~500-1300.
+UNIQUE_FLOOR = {e: 900 for e in schema.EMOTIONS} | {"contempt": 650}
+
+
+def test_default_build_vocabulary_against_table3(default_build_samples):
+    stats = text_statistics(sample_texts(default_build_samples))
+    for e in schema.EMOTIONS:
+        r, p = stats[e], PAPER_TABLE3[e]
+        assert r.unique_words >= UNIQUE_FLOOR[e], (e, r)
+        assert abs(r.avg_word_len - p.avg_word_len) < 0.9, (e, r.avg_word_len, p.avg_word_len)
+        assert abs(r.avg_sentence_len - p.avg_sentence_len) < 2.0, (e, r.avg_sentence_len, p.avg_sentence_len)
+    texts = [t for s in default_build_samples for t in s.texts]
+    assert all(t.strip() and t[0].isupper() and t.endswith(".") for t in texts)
+    assert len(set(texts)) >= 0.995 * len(texts)
+    assert all(len(set(s.texts)) == 3 for s in default_build_samples)
+    doubled = [t for t in texts if re.search(r"\b(\w+) \1\b", t.lower())]
+    assert len(doubled) <= 0.002 * len(texts), doubled[:5]
+
+
+def test_descriptions_are_deterministic_for_a_seed():
+    a = [builder.make_sample(i, 5).sample.texts for i in range(30)]
+    b = [builder.make_sample(i, 5).sample.texts for i in range(30)]
+    c = [builder.make_sample(i, 6).sample.texts for i in range(30)]
+    assert a == b and not set(a) & set(c)
+    d = np.zeros(8)
+    d[schema.EMOTION_INDEX["contempt"]] = 1
+    t1 = textgen.describe(d, 0.9, np.random.default_rng(1), side="left")
+    assert t1 == textgen.describe(d, 0.9, np.random.default_rng(1), side="left") and len(set(t1)) == 3
+
+
+def test_card_prints_ours_beside_the_papers_table3(tmp_path):
+    build(BuildOptions(out=tmp_path / "d", samples=8, seed=2, images=False, shard_size=4, primitives=False,
+                       card=True, progress=False, workers=1))
+    card = (tmp_path / "d" / "CARD.md").read_text()
+    assert "Table 3 (Dataset Statistics by emotion Category)" in card
+    for e in schema.EMOTIONS:
+        p = PAPER_TABLE3[e]
+        row = re.search(rf"^\| {e} \| (\d+) / {p.descriptions} \| (\d+) / {p.words} \| (\d+) / {p.unique_words} \| "
+                        rf"\u2014 / {p.unique_words} \| [\d.]+ / {p.avg_word_len:.2f} \| [\d.]+ / "
+                        rf"{p.avg_sentence_len:.2f} \|$", card, re.M)
+        assert row, e
+        assert re.search(rf"^\| {e} \| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \|$", card, re.M), e   # the all-words table
+    assert (tmp_path / "d" / "card_table3.png").stat().st_size > 5000
