@@ -13,7 +13,9 @@ Conventions (the C++ renderer follows them exactly):
   endpoints in a canonical order (the lexicographically smaller (x, y) first) as a comparison of the
   two products, so the triangles sharing an edge take exactly opposite sides of it, and a sample ON an
   edge belongs to the triangle whose inward normal points to +x (for a horizontal edge: +y), the
-  top-left rule. Triangles with a vertex at depth <= 1e-6 (behind the camera) are skipped. Depth
+  top-left rule. Triangles with a vertex at depth <= 1e-6 (behind the camera) are skipped, and so are
+  the back faces (clockwise on the y-down screen: signed area > 0) of triangles the rig marks
+  single-sided (``Rig.single_sided``, a glTF material without ``doubleSided``). Depth
   test on the screen-linear ``1/z``; nearer wins, ties keep the earlier triangle.
 * Attributes (uv or colour, normal) are interpolated perspective-correctly. Vertex normals: area
   weighted face normals of the deformed mesh, rotated by ``R``; flipped on back-facing triangles.
@@ -106,6 +108,9 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
     y0 = np.maximum(np.ceil(np.minimum(np.minimum(ay, by), cy) - 0.5), 0).astype(np.int64)
     y1 = np.minimum(np.floor(np.maximum(np.maximum(ay, by), cy) - 0.5), Hs - 1).astype(np.int64)
     live = ok_v[tris].all(axis=1) & (area != 0) & (x1 >= x0) & (y1 >= y0)
+    single = getattr(rig, "single_sided", None)
+    if single is not None:
+        live &= ~(single & (area > 0))   # y-down screen: back faces have area > 0
     edges = _edges(sx, sy, tris, area)
     tid = np.nonzero(live)[0]
 

@@ -24,6 +24,12 @@ from .camera import RenderOptions, framing, light_vector, pose_matrix, vertices_
 __all__ = ["RenderOptions", "Renderer", "framing", "pose_matrix", "light_vector"]
 
 
+def _single_sided(rig):
+    """The rig's per-triangle single-sided flags as uint8 [F] (1: back face not drawn), or None."""
+    ss = getattr(rig, "single_sided", None)
+    return None if ss is None else np.ascontiguousarray(ss, np.uint8)
+
+
 class Renderer:
     """Renders one rig; the framing is fixed from the rig's NEUTRAL mesh at construction."""
 
@@ -41,7 +47,7 @@ class Renderer:
             int(o.width), int(o.height), int(o.ssaa),
             np.asarray(self._center, np.float32), float(self._dist), float(self._tan),
             float(o.ambient), float(o.diffuse), float(o.specular), np.asarray(o.background, np.float32) / 255.0,
-            int(o.threads))
+            int(o.threads), _single_sided(rig))
 
     @property
     def native(self) -> bool:

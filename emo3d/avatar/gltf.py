@@ -24,7 +24,8 @@ times its ``baseColorFactor``; several textures are packed into one atlas (UVs r
 renderer samples one image; untextured materials become solid tiles. The renderer is opaque, so of
 a MASK/BLEND primitive only the triangles whose texture is mostly opaque there are kept (an iris
 disc, lash strokes; not the see-through card around them). Without any texture, each material's
-base colour (x ``COLOR_0``) becomes vertex colours.
+base colour (x ``COLOR_0``) becomes vertex colours. A material's ``doubleSided`` (false by default,
+as glTF says) becomes ``Rig.single_sided``: the back faces of single-sided triangles are not drawn.
 
 Framing: ``Rig.face_box`` (vertices the face targets move), ``Rig.head_box`` (vertices skinned to
 the head bone - VRM humanoid ``head`` or a joint named Head - or the face grown) and the default
@@ -497,7 +498,7 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
         raise InvalidInputError(f"{path}: the file has no meshes")
     head_node, head_set = _head_joints(doc, world)
 
-    verts, tris, prims = [], [], []
+    verts, tris, prims, one_sided = [], [], [], []
     deltas: Dict[str, List[Tuple[int, np.ndarray]]] = {}
     split: Dict[str, List[Tuple[int, np.ndarray]]] = {}
     raw: Dict[Tuple[int, int], List[Tuple[int, np.ndarray]]] = {}   # (mesh, target) -> deltas, for VRM
@@ -580,6 +581,7 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
                 move = lambda d, lin=lin: d @ lin.T  # noqa: E731
             verts.append(world_pos)
             tris.append(f + n_v)
+            one_sided.append(np.full(len(f), not mat.get("doubleSided", False)))
             # morph targets
             targets = prim.get("targets") or []
             tnames = (prim.get("extras") or {}).get("targetNames") or mesh_names
@@ -623,6 +625,7 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
 
     vertices = np.concatenate(verts).astype(np.float32)
     triangles = np.concatenate(tris).astype(np.int32)
+    single_sided = np.concatenate(one_sided)
     for stem, parts in split.items():   # unsided source of a sided pair: split at the middle of what it moves
         xs = np.concatenate([vertices[st:st + d.shape[0], 0][np.linalg.norm(d, axis=1) > 1e-6] for st, d in parts])
         mid, soft = ((float(xs.min() + xs.max()) / 2, max(float(np.ptp(xs)) * 0.05, 1e-6)) if xs.size
@@ -663,7 +666,8 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
         head_pivot = world(head_node)[:3, 3].astype(np.float32)
     rig = Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
                          colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
-                         head_box=head_box, head_weights=head_weights, head_pivot=head_pivot)
+                         head_box=head_box, head_weights=head_weights, head_pivot=head_pivot,
+                         single_sided=single_sided if single_sided.any() else None)
     return rig, tuple(dict.fromkeys(duplicates))
 
 

@@ -153,7 +153,9 @@ def glb_bytes(rig: Rig) -> bytes:
     primitive = {"attributes": attrs, "indices": indices, "mode": _TRIANGLES, "material": 0}
     if targets:
         primitive["targets"] = targets
-    material = {"name": "skin", "doubleSided": False,
+    # our renderer draws both sides of a triangle unless the rig marks it single-sided
+    one_sided = rig.single_sided is not None and bool(rig.single_sided.all())
+    material = {"name": "skin", "doubleSided": not one_sided,
                 "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0,
                                          "roughnessFactor": 0.8}}
     doc = {"asset": {"version": "2.0", "generator": GENERATOR},

@@ -80,6 +80,9 @@ class Rig:
     # pivot ([3]); with them a head pose turns the head on the neck (emo3d.avatar.posing), not the body.
     head_weights: np.ndarray | None = None
     head_pivot: np.ndarray | None = None
+    # Per triangle [F] bool: True where it is single-sided (a glTF material without ``doubleSided``):
+    # its back face (clockwise on screen) is not drawn. None: every triangle is drawn from both sides.
+    single_sided: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.name = str(self.name)
@@ -145,6 +148,12 @@ class Rig:
                 raise InvalidInputError("Rig.head_weights needs Rig.head_pivot (the head bone's position)")
         if self.head_pivot is not None:
             self.head_pivot = _as(self.head_pivot, "head_pivot", np.float32, (3,), finite=True)
+        if self.single_sided is not None:
+            ss = np.asarray(self.single_sided)
+            if ss.dtype != np.bool_ or ss.shape != (self.triangles.shape[0],):
+                raise InvalidInputError(f"Rig.single_sided must be a bool array with one flag per triangle "
+                                        f"[{self.triangles.shape[0]}], got {ss.dtype} {ss.shape}")
+            self.single_sided = np.ascontiguousarray(ss)
         self.missing = tuple(str(n) for n in self.missing)
         self.unknown = tuple(str(n) for n in self.unknown)
 

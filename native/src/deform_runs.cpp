@@ -112,7 +112,7 @@ EMO3D_HOT void deform_blocks(const float* base, const RunDeltas& d, const float*
 }  // namespace
 
 void deform_runs(const float* base, const RunDeltas& d, const float* weights, float* out, std::int64_t n_frames,
-                 int n_threads) {
+                 int n_threads, ThreadPool* pool) {
     if (n_frames <= 0) return;
     const std::int64_t T = d.n_targets;
     // targets with a non-zero weight in some frame (on the stack for rigs of up to kSmall targets:
@@ -126,9 +126,14 @@ void deform_runs(const float* base, const RunDeltas& d, const float* weights, fl
         if (any && d.target_runs[t + 1] > d.target_runs[t]) active[n_active++] = t;
     }
     const std::int64_t n_blocks = (d.n_vertices + kBlock - 1) / kBlock;
-    parallel_for(n_blocks, n_frames > 1 || d.n_vertices >= kParallelVertices ? n_threads : 1, [&](std::int64_t b0, std::int64_t b1) {
+    const int threads = n_frames > 1 || d.n_vertices >= kParallelVertices ? n_threads : 1;
+    auto blocks = [&](std::int64_t b0, std::int64_t b1) {
         deform_blocks(base, d, weights, out, n_frames, active, n_active, b0, b1);
-    });
+    };
+    if (pool)
+        pool->for_chunks(n_blocks, threads, blocks);
+    else
+        parallel_for(n_blocks, threads, blocks);
 }
 
 }  // namespace emo3d

@@ -11,6 +11,8 @@
 
 namespace emo3d {
 
+class ThreadPool;
+
 struct RunDeltas {
     std::int64_t n_vertices = 0, n_targets = 0;
     std::vector<std::int64_t> target_runs;  // [T+1]: target t owns runs [target_runs[t], target_runs[t+1])
@@ -30,7 +32,8 @@ struct RunDeltas {
 // summed in order t = 0..T-1 whatever F and n_threads, so a frame's result is bitwise the same
 // alone or in any batch. Threads split the vertex blocks (n_threads <= 0: every core; a single
 // frame always runs on the calling thread, where starting threads would cost more than it saves).
+// pool: run the threads' shares on its workers (at most n_threads of them) instead of new threads.
 void deform_runs(const float* base, const RunDeltas& d, const float* weights, float* out, std::int64_t n_frames,
-                 int n_threads);
+                 int n_threads, ThreadPool* pool = nullptr);
 
 }  // namespace emo3d

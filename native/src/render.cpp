@@ -23,7 +23,7 @@ MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const st
                            std::int64_t n_tris, const std::int64_t* offsets, const std::int32_t* indices,
                            const float* values, std::int64_t n_targets, const float* uvs,
                            const std::uint8_t* texture, int tex_w, int tex_h, const float* colors,
-                           const RenderConfig& cfg)
+                           const std::uint8_t* cull, const RenderConfig& cfg)
     : cfg_(cfg), n_vertices_(n_vertices), n_tris_(n_tris), n_targets_(n_targets),
       base_(verts, verts + n_vertices * 3), tris_(tris, tris + n_tris * 3),
       deltas_(RunDeltas::from_csr(offsets, indices, values, n_targets, n_vertices)) {
@@ -42,7 +42,10 @@ MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const st
     } else if (colors) {
         colors_.assign(colors, colors + n_vertices * 3);
     }
+    if (cull && std::any_of(cull, cull + n_tris, [](std::uint8_t c) { return c != 0; }))
+        cull_.assign(cull, cull + n_tris);
     n_threads_ = resolve_threads(cfg.threads);
+    pool_ = std::make_unique<ThreadPool>(n_threads_);
     ensure_workspaces(1);
 }
 
@@ -68,8 +71,8 @@ void MeshRenderer::ensure_workspaces(int n) {
 void MeshRenderer::prepare(Workspace& ws, const float* v, const float* rot, int threads) const {
     accumulate_normals(ws, v);
     // per vertex (independent): normalise, rotate, project; split over threads for one frame
-    parallel_for(n_vertices_, n_vertices_ >= 8192 ? threads : 1,
-                 [&](std::int64_t i0, std::int64_t i1) { project_vertices(ws, v, rot, i0, i1); });
+    pool_->for_chunks(n_vertices_, n_vertices_ >= 8192 ? threads : 1,
+                      [&](std::int64_t i0, std::int64_t i1) { project_vertices(ws, v, rot, i0, i1); });
 }
 
 EMO3D_HOT void MeshRenderer::accumulate_normals(Workspace& ws, const float* v) const {
@@ -134,6 +137,7 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
     const bool tex = !texels_.empty(), col = !colors_.empty();
     const int band_samples = kBandRows * cfg_.ssaa;
     std::int32_t* band = ws.band.data();
+    const std::uint8_t* cull = cull_.empty() ? nullptr : cull_.data();
     for (std::int64_t t = t_begin; t < t_end; ++t) {
         std::int32_t* box = &ws.box[t * 4];
         box[0] = 0; box[1] = -1; box[2] = 0; box[3] = -1;
@@ -144,6 +148,7 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
         const double area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
         if (area == 0.0) continue;
+        if (area > 0 && cull && cull[t]) continue;  // y-down screen: a back face (area > 0) of a single-sided triangle
         const double fx0 = std::ceil(std::min(std::min(ax, bx), cx) - 0.5);
         const double fx1 = std::floor(std::max(std::max(ax, bx), cx) - 0.5);
         const double fy0 = std::ceil(std::min(std::min(ay, by), cy) - 0.5);
@@ -214,6 +219,78 @@ void MeshRenderer::bin_triangles(Workspace& ws, int n_bands) const {
         for (int k = band[t * 2], k1 = band[t * 2 + 1]; k <= k1; ++k) out[fill[k]++] = static_cast<std::int32_t>(t);
 }
 
+// One triangle whose box is at most kNarrow samples wide (rows y0..y1): every sample of the box
+// gets the watertight edge test of the module docstring (as raster_rows' edge_span), four samples
+// at a time. inside_i = s_i E_i > 0, or = 0 on a tie edge, with E_i = dx (y - py) - dy (x - px) from
+// the canonical endpoints and s_i = +-1 the triangle's side: s dx (y - py) is compared with
+// s dy (x - px) (negation is exact, so each product is bitwise the reference's up to sign).
+EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0, int x1, int y0, int y1) const {
+    typedef double v4d __attribute__((vector_size(32)));
+    typedef long long v4l __attribute__((vector_size(32)));
+    constexpr int kGroups = kNarrow / 4;
+    const int Ws = cfg_.width * cfg_.ssaa;
+    const int groups = (x1 - x0 + 4) >> 2;
+    const std::int32_t* tv = &tris_[t * 3];
+    const double* sx = ws.sx.data();
+    const double* sy = ws.sy.data();
+    const double ax = sx[tv[0]], ay = sy[tv[0]];
+    const bool area_pos = (sx[tv[1]] - ax) * (sy[tv[2]] - ay) - (sy[tv[1]] - ay) * (sx[tv[2]] - ax) > 0;
+    v4d C[3][kGroups];
+    v4l tie[3];
+    double sdx[3], ey0[3];
+    for (int i = 0; i < 3; ++i) {  // edge i joins vertices i+1 -> i+2
+        double px = sx[tv[(i + 1) % 3]], py = sy[tv[(i + 1) % 3]];
+        double qx = sx[tv[(i + 2) % 3]], qy = sy[tv[(i + 2) % 3]];
+        const bool swap = qx < px || (qx == px && qy < py);
+        if (swap) {
+            std::swap(px, qx);
+            std::swap(py, qy);
+        }
+        const double dx = qx - px, dy = qy - py;
+        const double s = area_pos != swap ? 1.0 : -1.0;
+        const bool is_tie = -s * dy > 0 || (dy == 0 && s * dx > 0);
+        tie[i] = v4l{} - (is_tie ? 1 : 0);
+        sdx[i] = s * dx;
+        ey0[i] = py;
+        const double sdy = s * dy;
+        for (int g = 0; g < groups; ++g)
+            for (int l = 0; l < 4; ++l) {
+                const int k = g * 4 + l;
+                // lanes past the box: +inf on edge 0, never inside
+                C[i][g][l] = k <= x1 - x0 ? sdy * ((double(x0 + k) + 0.5) - px)
+                                           : (i == 0 ? __builtin_inf() : 0.0);
+            }
+    }
+    const double* P = &ws.planes[t * kPlanes * 3];
+    const double qx0 = x0 + 0.5;
+    const float dzf = float(P[9]);
+    const std::int32_t tid = static_cast<std::int32_t>(t);
+    for (int py = y0; py <= y1; ++py) {
+        const double qy = py + 0.5;
+        const v4d R0 = v4d{} + sdx[0] * (qy - ey0[0]), R1 = v4d{} + sdx[1] * (qy - ey0[1]),
+                  R2 = v4d{} + sdx[2] * (qy - ey0[2]);
+        unsigned bits = 0;
+        for (int g = 0; g < groups; ++g) {
+            const v4l m = ((R0 > C[0][g]) | ((R0 == C[0][g]) & tie[0])) & ((R1 > C[1][g]) | ((R1 == C[1][g]) & tie[1])) &
+                          ((R2 > C[2][g]) | ((R2 == C[2][g]) & tie[2]));
+            bits |= unsigned((m[0] & 1) | (m[1] & 2) | (m[2] & 4) | (m[3] & 8)) << (4 * g);
+        }
+        if (!bits) continue;
+        const float izf0 = float(P[9] * qx0 + P[10] * qy + P[11]);
+        float* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
+        std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
+        do {
+            const int k = __builtin_ctz(bits);
+            const float iz = izf0 + dzf * float(k);
+            if (iz > izrow[k]) {
+                izrow[k] = iz;
+                trow[k] = tid;
+            }
+            bits &= bits - 1;
+        } while (bits);
+    }
+}
+
 EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, const std::int32_t* list,
                                          std::int64_t n_list) const {
     const int Ws = cfg_.width * cfg_.ssaa;
@@ -229,6 +306,10 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, 
         const double* P = &ws.planes[t * kPlanes * 3];
         const double qx0 = x0 + 0.5;
         const std::int32_t tid = static_cast<std::int32_t>(t);
+        if (x1 - x0 < kNarrow) {  // most triangles of a dense rig: the exact test on every sample of the box
+            raster_narrow(ws, t, x0, x1, y0, y1);
+            continue;
+        }
         // Watertight edge test (samples near a span end). Each edge is evaluated from its endpoints in
         // a canonical order (the lexicographically smaller screen point first), so the two triangles
         // sharing an edge compute bitwise the same products and take opposite sides of it; a sample
@@ -612,18 +693,14 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
                 shade_rows(ws, light, out + f * frame_bytes, 0, cfg_.height);
             }
         };
-        std::vector<std::thread> pool;
-        pool.reserve(k - 1);
-        for (int w = 1; w < k; ++w) pool.emplace_back(work, w);
-        work(0);
-        for (auto& th : pool) th.join();
+        pool_->run(k, work);
         return;
     }
     Workspace& ws = ws_[0];
     for (std::int64_t f = 0; f < n_frames; ++f) {
         prepare(ws, verts_of(f, ws, n_threads_), rot, n_threads_);
-        parallel_for(n_tris_, n_tris_ >= 8192 ? n_threads_ : 1,
-                     [&](std::int64_t t0, std::int64_t t1) { setup_triangles(ws, t0, t1); });
+        pool_->for_chunks(n_tris_, n_tris_ >= 8192 ? n_threads_ : 1,
+                          [&](std::int64_t t0, std::int64_t t1) { setup_triangles(ws, t0, t1); });
         std::uint8_t* o = out + f * frame_bytes;
         // Bands of kBandRows output rows, each rasterised and shaded by whichever thread takes it
         // next: no thread waits on another's share of the face (uneven triangle density, a thread
@@ -636,14 +713,11 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
         }
         const int n_bands = (cfg_.height + kBandRows - 1) / kBandRows;
         bin_triangles(ws, n_bands);
-        std::atomic<int> next{0};
-        parallel_for(threads, threads, [&](std::int64_t, std::int64_t) {
-            for (int b; (b = next.fetch_add(1, std::memory_order_relaxed)) < n_bands;) {
-                const int r0 = b * kBandRows, r1 = std::min(cfg_.height, r0 + kBandRows);
-                const std::int64_t s = ws.bin_start[b];
-                raster_rows(ws, r0 * S, r1 * S, ws.bin_tris.data() + s, ws.bin_start[b + 1] - s);
-                shade_rows(ws, light, o, r0, r1);
-            }
+        pool_->run(n_bands, [&](int b) {
+            const int r0 = b * kBandRows, r1 = std::min(cfg_.height, r0 + kBandRows);
+            const std::int64_t s = ws.bin_start[b];
+            raster_rows(ws, r0 * S, r1 * S, ws.bin_tris.data() + s, ws.bin_start[b + 1] - s);
+            shade_rows(ws, light, o, r0, r1);
         });
     }
 }
@@ -651,7 +725,7 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
 void MeshRenderer::render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
                           std::uint8_t* out) {
     run(n_frames, rot, light, out, [&](std::int64_t f, Workspace& ws, int threads) -> const float* {
-        deform_runs(base_.data(), deltas_, weights + f * n_targets_, ws.verts.data(), 1, threads);
+        deform_runs(base_.data(), deltas_, weights + f * n_targets_, ws.verts.data(), 1, threads, pool_.get());
         return ws.verts.data();
     });
 }

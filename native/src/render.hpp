@@ -4,10 +4,12 @@
 // Conventions are those of native/reference_render.py (its docstring); the two must agree.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
 #include "deform_runs.hpp"
+#include "parallel.hpp"
 
 namespace emo3d {
 
@@ -30,12 +32,15 @@ public:
     static constexpr int kF = 24;
     // output rows per band of a single-frame render (the unit of work a thread takes)
     static constexpr int kBandRows = 16;
+    // triangles whose box is at most this many samples wide are rasterised by raster_narrow
+    static constexpr int kNarrow = 16;
     // Copies every array. tris [F*3]; offsets [T+1]; indices [K]; values [K*3]; uvs [V*2] + texture
-    // [th*tw*3] (both or neither); colors [V*3] or null.
+    // [th*tw*3] (both or neither); colors [V*3] or null; cull [F] or null: 1 where the triangle is
+    // single-sided (its back face, seen clockwise on screen, is not drawn), 0 double-sided.
     MeshRenderer(const float* verts, std::int64_t n_vertices, const std::int32_t* tris, std::int64_t n_tris,
                  const std::int64_t* offsets, const std::int32_t* indices, const float* values,
                  std::int64_t n_targets, const float* uvs, const std::uint8_t* texture, int tex_w, int tex_h,
-                 const float* colors, const RenderConfig& cfg);
+                 const float* colors, const std::uint8_t* cull, const RenderConfig& cfg);
 
     std::int64_t n_vertices() const { return n_vertices_; }
     std::int64_t n_targets() const { return n_targets_; }
@@ -74,6 +79,7 @@ private:
     void setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const;
     // list: the triangles to draw, in ascending order (nullptr: all n_tris_); n_list its length
     void raster_rows(Workspace& ws, int y0, int y1, const std::int32_t* list, std::int64_t n_list) const;
+    void raster_narrow(Workspace& ws, std::int64_t t, int x0, int x1, int y0, int y1) const;
     void bin_triangles(Workspace& ws, int n_bands) const;
     void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
     template <class VertFn>
@@ -85,11 +91,15 @@ private:
     std::vector<std::int32_t> tris_;
     RunDeltas deltas_;
     std::vector<float> uvs_, colors_;
+    std::vector<std::uint8_t> cull_;  // per triangle: 1 = single-sided (back face culled); empty: none
     std::vector<std::uint32_t> texels_;  // R | G << 8 | B << 16, one word per texel
     int tex_w_ = 0, tex_h_ = 0;
     std::vector<Workspace> ws_;
     std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)
     int n_threads_;
+    // the renderer's worker threads (started on the first render that splits work, joined when the
+    // renderer is destroyed); declared last, so it is destroyed first
+    std::unique_ptr<ThreadPool> pool_;
 };
 
 }  // namespace emo3d

@@ -28,7 +28,8 @@ public:
     PyRenderer(const py::array& verts, const py::array& tris, const py::array& offsets, const py::array& indices,
                const py::array& values, const py::object& uvs, const py::object& texture, const py::object& colors,
                int width, int height, int ssaa, const py::array& center, double dist, double tan_half,
-               double ambient, double diffuse, double specular, const py::array& background, int threads) {
+               double ambient, double diffuse, double specular, const py::array& background, int threads,
+               const py::object& cull) {
         const float* v = array_data<float>(verts, "vertices", 2);
         const auto V = verts.shape(0);
         require(verts.shape(1) == 3 && V >= 1, "vertices must be [V, 3]");
@@ -63,6 +64,13 @@ public:
         require(center.shape(0) == 3, "center must have 3 values");
         const float* bg = array_data<float>(background, "background", 1);
         require(background.shape(0) == 3, "background must have 3 values");
+        const std::uint8_t* cu = nullptr;
+        py::array cull_arr;
+        if (!cull.is_none()) {
+            cull_arr = py::array(cull);
+            cu = array_data<std::uint8_t>(cull_arr, "cull", 1);
+            require(cull_arr.shape(0) == F, "cull must be [F] uint8 (one flag per triangle)");
+        }
         emo3d::RenderConfig cfg;
         cfg.width = width;
         cfg.height = height;
@@ -78,7 +86,7 @@ public:
         cfg.specular = specular;
         cfg.threads = threads;
         r_ = std::make_unique<emo3d::MeshRenderer>(v, V, t, F, csr.offsets, csr.indices, csr.values, csr.n_targets, uv,
-                                                    tex, tw, th, col, cfg);
+                                                    tex, tw, th, col, cu, cfg);
         uvs_ = py::array();
         tex_ = py::array();
         col_ = py::array();
@@ -185,11 +193,12 @@ void register_render(py::module_& m) {
     py::class_<PyRenderer>(m, "Renderer", "Software rasteriser for one blendshape rig (see native/render.py)")
         .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&, const py::array&,
                       const py::object&, const py::object&, const py::object&, int, int, int, const py::array&,
-                      double, double, double, double, double, const py::array&, int>(),
+                      double, double, double, double, double, const py::array&, int, const py::object&>(),
              py::arg("vertices"), py::arg("triangles"), py::arg("offsets"), py::arg("indices"), py::arg("values"),
              py::arg("uvs"), py::arg("texture"), py::arg("colors"), py::arg("width"), py::arg("height"),
              py::arg("ssaa"), py::arg("center"), py::arg("dist"), py::arg("tan_half"), py::arg("ambient"),
-             py::arg("diffuse"), py::arg("specular"), py::arg("background"), py::arg("threads"))
+             py::arg("diffuse"), py::arg("specular"), py::arg("background"), py::arg("threads"),
+             py::arg("cull") = py::none())
         .def("render", &PyRenderer::render, py::arg("weights"), py::arg("rotation"), py::arg("light"),
              "weights [F, T] float32 -> uint8 [F, H, W, 3]")
         .def("render_vertices", &PyRenderer::render_vertices, py::arg("vertices"), py::arg("rotation"),
