@@ -62,8 +62,7 @@ void MeshRenderer::ensure_workspaces(int n) {
         w.tri.resize(S);
         w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
         w.fplanes.resize(std::size_t(n_tris_) * kF);
-        w.box.resize(std::size_t(n_tris_) * 4);
-        w.band.resize(std::size_t(n_tris_) * 2);
+        w.rast.resize(std::size_t(n_tris_));
         ws_.push_back(std::move(w));
     }
 }
@@ -135,14 +134,15 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
     const double* sy = ws.sy.data();
     const double* z = ws.z.data();
     const bool tex = !texels_.empty(), col = !colors_.empty();
-    const int band_samples = kBandRows * cfg_.ssaa;
-    std::int32_t* band = ws.band.data();
     const std::uint8_t* cull = cull_.empty() ? nullptr : cull_.data();
+#ifdef EMO3D_SSE2
+    const bool scalar_shading = cfg_.ssaa != 2;  // shade_rows' scalar path reads the double planes
+#else
+    const bool scalar_shading = true;
+#endif
     for (std::int64_t t = t_begin; t < t_end; ++t) {
-        std::int32_t* box = &ws.box[t * 4];
-        box[0] = 0; box[1] = -1; box[2] = 0; box[3] = -1;
-        band[t * 2] = 0;
-        band[t * 2 + 1] = -1;
+        TriRaster& box = ws.rast[t];
+        box.x0 = 0; box.x1 = -1; box.y0 = 0; box.y1 = -1;
         const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
         if (!(z[v[0]] > 1e-6 && z[v[1]] > 1e-6 && z[v[2]] > 1e-6)) continue;
         const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
@@ -153,14 +153,11 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         const double fx1 = std::floor(std::max(std::max(ax, bx), cx) - 0.5);
         const double fy0 = std::ceil(std::min(std::min(ay, by), cy) - 0.5);
         const double fy1 = std::floor(std::max(std::max(ay, by), cy) - 0.5);
-        box[0] = int(clampd(fx0, 0, Ws));
-        box[1] = int(clampd(fx1, -1, Ws - 1));
-        box[2] = int(clampd(fy0, 0, Hs));
-        box[3] = int(clampd(fy1, -1, Hs - 1));
-        if (box[1] < box[0] || box[3] < box[2]) continue;
-        band[t * 2] = box[2] / band_samples;
-        band[t * 2 + 1] = box[3] / band_samples;
-        double* P = &ws.planes[t * kPlanes * 3];
+        const int bx0 = int(clampd(fx0, 0, Ws)), bx1 = int(clampd(fx1, -1, Ws - 1));
+        const int by0 = int(clampd(fy0, 0, Hs)), by1 = int(clampd(fy1, -1, Hs - 1));
+        if (bx1 < bx0 || by1 < by0) continue;  // no sample centre in the box (most sub-sample triangles)
+        box.x0 = bx0; box.x1 = bx1; box.y0 = by0; box.y1 = by1;
+        double P[kPlanes * 3];
         // l_i(x, y) = E_i(x, y) / area with E_0 = (c-b) x (q-b) etc.
         const double ex[3][4] = {{bx, by, cx, cy}, {cx, cy, ax, ay}, {ax, ay, bx, by}};
         for (int i = 0; i < 3; ++i) {
@@ -183,11 +180,19 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         if (tex) {
             plane(7, uvs_[v[0] * 2], uvs_[v[1] * 2], uvs_[v[2] * 2]);
             plane(8, uvs_[v[0] * 2 + 1], uvs_[v[1] * 2 + 1], uvs_[v[2] * 2 + 1]);
+            std::fill(P + 27, P + 30, 0.0);
         } else if (col) {
             for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
+        } else {
+            std::fill(P + 21, P + 30, 0.0);
         }
+        for (int j = 0; j < 3; ++j) box.iz[j] = P[9 + j];
+        if (scalar_shading)
+            std::copy(P, P + kPlanes * 3, &ws.planes[t * kPlanes * 3]);
+        else if (bx1 - bx0 >= kNarrow)  // raster_rows' span solver
+            std::copy(P, P + 12, &ws.planes[t * kPlanes * 3]);
         float* Fp = &ws.fplanes[t * kF];
-        const double ox = box[0] + 0.5, oy = box[2] + 0.5;
+        const double ox = bx0 + 0.5, oy = by0 + 0.5;
         Fp[0] = float(ox);
         Fp[1] = float(oy);
         for (int k = 0; k < 7; ++k) {
@@ -200,14 +205,25 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
 }
 
 void MeshRenderer::bin_triangles(Workspace& ws, int n_bands) const {
-    // counting sort by band (the bands setup_triangles found), stable: each band lists its
+    // counting sort by band (those each triangle's box meets), stable: each band lists its
     // triangles in ascending order, so the z-buffer sees the same triangles in the same order as a
     // pass over all of them
     ws.bin_start.assign(std::size_t(n_bands) + 1, 0);
     std::int64_t* cnt = ws.bin_start.data() + 1;
-    const std::int32_t* band = ws.band.data();
-    for (std::int64_t t = 0; t < n_tris_; ++t)
-        for (int k = band[t * 2], k1 = band[t * 2 + 1]; k <= k1; ++k) ++cnt[k];
+    const int bs = kBandRows * cfg_.ssaa;  // sample rows per band
+    const TriRaster* rast = ws.rast.data();
+    // bands [first, last] the triangle's box meets (none: last < first)
+    auto bands = [&](std::int64_t t, int& k0, int& k1) {
+        const TriRaster& r = rast[t];
+        const bool on = r.x1 >= r.x0 && r.y1 >= r.y0;
+        k0 = on ? r.y0 / bs : 0;
+        k1 = on ? r.y1 / bs : -1;
+    };
+    for (std::int64_t t = 0; t < n_tris_; ++t) {
+        int k, k1;
+        bands(t, k, k1);
+        for (; k <= k1; ++k) ++cnt[k];
+    }
     for (int k = 0; k < n_bands; ++k) ws.bin_start[k + 1] += ws.bin_start[k];
     // at least one slot, so a band's list pointer is never null (null means "all triangles")
     const std::size_t total = std::max<std::size_t>(std::size_t(ws.bin_start[n_bands]), 1);
@@ -215,29 +231,28 @@ void MeshRenderer::bin_triangles(Workspace& ws, int n_bands) const {
     ws.bin_fill.assign(ws.bin_start.begin(), ws.bin_start.end() - 1);
     std::int64_t* fill = ws.bin_fill.data();
     std::int32_t* out = ws.bin_tris.data();
-    for (std::int64_t t = 0; t < n_tris_; ++t)
-        for (int k = band[t * 2], k1 = band[t * 2 + 1]; k <= k1; ++k) out[fill[k]++] = static_cast<std::int32_t>(t);
+    for (std::int64_t t = 0; t < n_tris_; ++t) {
+        int k, k1;
+        bands(t, k, k1);
+        for (; k <= k1; ++k) out[fill[k]++] = static_cast<std::int32_t>(t);
+    }
 }
 
 // One triangle whose box is at most kNarrow samples wide (rows y0..y1): every sample of the box
-// gets the watertight edge test of the module docstring (as raster_rows' edge_span), four samples
+// gets the watertight edge test of the module docstring (as raster_rows' edge_span), two samples
 // at a time. inside_i = s_i E_i > 0, or = 0 on a tie edge, with E_i = dx (y - py) - dy (x - px) from
 // the canonical endpoints and s_i = +-1 the triangle's side: s dx (y - py) is compared with
 // s dy (x - px) (negation is exact, so each product is bitwise the reference's up to sign).
 EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0, int x1, int y0, int y1) const {
-    typedef double v4d __attribute__((vector_size(32)));
-    typedef long long v4l __attribute__((vector_size(32)));
-    constexpr int kGroups = kNarrow / 4;
     const int Ws = cfg_.width * cfg_.ssaa;
-    const int groups = (x1 - x0 + 4) >> 2;
+    const int n = x1 - x0 + 1;  // 1..kNarrow samples per row
     const std::int32_t* tv = &tris_[t * 3];
     const double* sx = ws.sx.data();
     const double* sy = ws.sy.data();
     const double ax = sx[tv[0]], ay = sy[tv[0]];
     const bool area_pos = (sx[tv[1]] - ax) * (sy[tv[2]] - ay) - (sy[tv[1]] - ay) * (sx[tv[2]] - ax) > 0;
-    v4d C[3][kGroups];
-    v4l tie[3];
-    double sdx[3], ey0[3];
+    double sdx[3], sdy[3], ex0[3], ey0[3];
+    bool tie[3];
     for (int i = 0; i < 3; ++i) {  // edge i joins vertices i+1 -> i+2
         double px = sx[tv[(i + 1) % 3]], py = sy[tv[(i + 1) % 3]];
         double qx = sx[tv[(i + 2) % 3]], qy = sy[tv[(i + 2) % 3]];
@@ -248,47 +263,75 @@ EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0
         }
         const double dx = qx - px, dy = qy - py;
         const double s = area_pos != swap ? 1.0 : -1.0;
-        const bool is_tie = -s * dy > 0 || (dy == 0 && s * dx > 0);
-        tie[i] = v4l{} - (is_tie ? 1 : 0);
+        tie[i] = -s * dy > 0 || (dy == 0 && s * dx > 0);
         sdx[i] = s * dx;
+        sdy[i] = s * dy;
+        ex0[i] = px;
         ey0[i] = py;
-        const double sdy = s * dy;
-        for (int g = 0; g < groups; ++g)
-            for (int l = 0; l < 4; ++l) {
-                const int k = g * 4 + l;
-                // lanes past the box: +inf on edge 0, never inside
-                C[i][g][l] = k <= x1 - x0 ? sdy * ((double(x0 + k) + 0.5) - px)
-                                           : (i == 0 ? __builtin_inf() : 0.0);
-            }
     }
-    const double* P = &ws.planes[t * kPlanes * 3];
+    const double* Z = ws.rast[t].iz;  // the 1/z plane
     const double qx0 = x0 + 0.5;
-    const float dzf = float(P[9]);
+    const float dzf = float(Z[0]);
     const std::int32_t tid = static_cast<std::int32_t>(t);
-    for (int py = y0; py <= y1; ++py) {
-        const double qy = py + 0.5;
-        const v4d R0 = v4d{} + sdx[0] * (qy - ey0[0]), R1 = v4d{} + sdx[1] * (qy - ey0[1]),
-                  R2 = v4d{} + sdx[2] * (qy - ey0[2]);
-        unsigned bits = 0;
-        for (int g = 0; g < groups; ++g) {
-            const v4l m = ((R0 > C[0][g]) | ((R0 == C[0][g]) & tie[0])) & ((R1 > C[1][g]) | ((R1 == C[1][g]) & tie[1])) &
-                          ((R2 > C[2][g]) | ((R2 == C[2][g]) & tie[2]));
-            bits |= unsigned((m[0] & 1) | (m[1] & 2) | (m[2] & 4) | (m[3] & 8)) << (4 * g);
-        }
-        if (!bits) continue;
-        const float izf0 = float(P[9] * qx0 + P[10] * qy + P[11]);
-        float* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
-        std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
+    float* const iz_base = ws.iz.data() + x0;
+    std::int32_t* const tri_base = ws.tri.data() + x0;
+    // covered samples of a row as bits, then the depth test on each (without a branch: nearer or
+    // not is a coin toss where surfaces overlap); max keeps the old value on a tie (earlier wins)
+    auto depth = [&](int py, unsigned bits) __attribute__((always_inline)) {
+        const float izf0 = float(Z[0] * qx0 + Z[1] * (py + 0.5) + Z[2]);
+        float* const izrow = iz_base + std::size_t(py) * Ws;
+        std::int32_t* const trow = tri_base + std::size_t(py) * Ws;
         do {
             const int k = __builtin_ctz(bits);
-            const float iz = izf0 + dzf * float(k);
-            if (iz > izrow[k]) {
-                izrow[k] = iz;
-                trow[k] = tid;
-            }
+            const float iz = izf0 + dzf * float(k), old = izrow[k];
+            const std::int32_t keep = -std::int32_t(!(iz > old));
+            izrow[k] = iz > old ? iz : old;
+            trow[k] = (trow[k] & keep) | (tid & ~keep);
             bits &= bits - 1;
         } while (bits);
+    };
+#ifdef EMO3D_SSE2
+    constexpr int kPairs = kNarrow / 2;
+    const int pairs = (n + 1) >> 1;
+    __m128d C[3][kPairs];  // s dy (x - px) at the pairs of sample columns
+    __m128d T[3];          // all ones on a tie edge
+    for (int i = 0; i < 3; ++i) {
+        const __m128d d = _mm_set1_pd(sdy[i]), p = _mm_set1_pd(ex0[i]);
+        for (int g = 0; g < pairs; ++g)  // x0 + k + 0.5 is exact in double either way
+            C[i][g] = _mm_mul_pd(d, _mm_sub_pd(_mm_setr_pd(qx0 + 2 * g, qx0 + 2 * g + 1), p));
+        T[i] = _mm_castsi128_pd(_mm_set1_epi32(tie[i] ? -1 : 0));
     }
+    const unsigned cols = n >= 32 ? ~0u : (1u << n) - 1;  // bits of the box's columns
+    for (int py = y0; py <= y1; ++py) {
+        const double qy = py + 0.5;
+        const __m128d R0 = _mm_set1_pd(sdx[0] * (qy - ey0[0])), R1 = _mm_set1_pd(sdx[1] * (qy - ey0[1])),
+                      R2 = _mm_set1_pd(sdx[2] * (qy - ey0[2]));
+        unsigned bits = 0;
+        for (int g = 0; g < pairs; ++g) {
+            const __m128d m0 = _mm_or_pd(_mm_cmpgt_pd(R0, C[0][g]), _mm_and_pd(_mm_cmpeq_pd(R0, C[0][g]), T[0]));
+            const __m128d m1 = _mm_or_pd(_mm_cmpgt_pd(R1, C[1][g]), _mm_and_pd(_mm_cmpeq_pd(R1, C[1][g]), T[1]));
+            const __m128d m2 = _mm_or_pd(_mm_cmpgt_pd(R2, C[2][g]), _mm_and_pd(_mm_cmpeq_pd(R2, C[2][g]), T[2]));
+            bits |= unsigned(_mm_movemask_pd(_mm_and_pd(_mm_and_pd(m0, m1), m2))) << (2 * g);
+        }
+        bits &= cols;
+        if (bits) depth(py, bits);
+    }
+#else
+    for (int py = y0; py <= y1; ++py) {
+        const double qy = py + 0.5;
+        const double R[3] = {sdx[0] * (qy - ey0[0]), sdx[1] * (qy - ey0[1]), sdx[2] * (qy - ey0[2])};
+        unsigned bits = 0;
+        for (int k = 0; k < n; ++k) {
+            bool in = true;
+            for (int i = 0; i < 3; ++i) {
+                const double c = sdy[i] * ((qx0 + k) - ex0[i]);
+                in = in && (R[i] > c || (R[i] == c && tie[i]));
+            }
+            bits |= unsigned(in) << k;
+        }
+        if (bits) depth(py, bits);
+    }
+#endif
 }
 
 EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, const std::int32_t* list,
@@ -300,16 +343,16 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, 
     const std::int64_t n_draw = list ? n_list : n_tris_;
     for (std::int64_t j = 0; j < n_draw; ++j) {
         const std::int64_t t = list ? list[j] : j;
-        const std::int32_t* box = &ws.box[t * 4];
-        const int x0 = box[0], x1 = box[1], y0 = std::max(box[2], y_begin), y1 = std::min(box[3], y_end - 1);
+        const TriRaster& box = ws.rast[t];
+        const int x0 = box.x0, x1 = box.x1, y0 = std::max(box.y0, y_begin), y1 = std::min(box.y1, y_end - 1);
         if (x1 < x0 || y1 < y0) continue;
-        const double* P = &ws.planes[t * kPlanes * 3];
-        const double qx0 = x0 + 0.5;
-        const std::int32_t tid = static_cast<std::int32_t>(t);
         if (x1 - x0 < kNarrow) {  // most triangles of a dense rig: the exact test on every sample of the box
             raster_narrow(ws, t, x0, x1, y0, y1);
             continue;
         }
+        const double* P = &ws.planes[t * kPlanes * 3];
+        const double qx0 = x0 + 0.5;
+        const std::int32_t tid = static_cast<std::int32_t>(t);
         // Watertight edge test (samples near a span end). Each edge is evaluated from its endpoints in
         // a canonical order (the lexicographically smaller screen point first), so the two triangles
         // sharing an edge compute bitwise the same products and take opposite sides of it; a sample
@@ -680,7 +723,6 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
                        VertFn&& verts_of) {
     std::lock_guard<std::mutex> lock(mutex_);
     const std::size_t frame_bytes = std::size_t(cfg_.width) * cfg_.height * 3;
-    const int S = cfg_.ssaa;
     if (n_frames >= 2 && n_threads_ > 1) {
         const int k = static_cast<int>(std::min<std::int64_t>(n_threads_, n_frames));
         ensure_workspaces(k);
@@ -689,8 +731,7 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
             for (std::int64_t f = w; f < n_frames; f += k) {
                 prepare(ws, verts_of(f, ws, 1), rot, 1);
                 setup_triangles(ws, 0, n_tris_);
-                raster_rows(ws, 0, cfg_.height * S, nullptr, 0);
-                shade_rows(ws, light, out + f * frame_bytes, 0, cfg_.height);
+                draw(ws, light, out + f * frame_bytes, false);
             }
         };
         pool_->run(k, work);
@@ -701,25 +742,33 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
         prepare(ws, verts_of(f, ws, n_threads_), rot, n_threads_);
         pool_->for_chunks(n_tris_, n_tris_ >= 8192 ? n_threads_ : 1,
                           [&](std::int64_t t0, std::int64_t t1) { setup_triangles(ws, t0, t1); });
-        std::uint8_t* o = out + f * frame_bytes;
-        // Bands of kBandRows output rows, each rasterised and shaded by whichever thread takes it
-        // next: no thread waits on another's share of the face (uneven triangle density, a thread
-        // descheduled on a busy machine), and each band visits only the triangles binned to it.
-        const int threads = cfg_.height >= 64 ? n_threads_ : 1;
-        if (threads == 1) {  // one thread: one pass over all triangles, no binning
-            raster_rows(ws, 0, cfg_.height * S, nullptr, 0);
-            shade_rows(ws, light, o, 0, cfg_.height);
-            continue;
-        }
-        const int n_bands = (cfg_.height + kBandRows - 1) / kBandRows;
-        bin_triangles(ws, n_bands);
-        pool_->run(n_bands, [&](int b) {
-            const int r0 = b * kBandRows, r1 = std::min(cfg_.height, r0 + kBandRows);
-            const std::int64_t s = ws.bin_start[b];
-            raster_rows(ws, r0 * S, r1 * S, ws.bin_tris.data() + s, ws.bin_start[b + 1] - s);
-            shade_rows(ws, light, o, r0, r1);
-        });
+        draw(ws, light, out + f * frame_bytes, true);
     }
+}
+
+void MeshRenderer::draw(Workspace& ws, const float* light, std::uint8_t* o, bool share) {
+    const int S = cfg_.ssaa;
+    if (cfg_.height < 2 * kBandRows) {  // a small image: one pass over all triangles, no binning
+        raster_rows(ws, 0, cfg_.height * S, nullptr, 0);
+        shade_rows(ws, light, o, 0, cfg_.height);
+        return;
+    }
+    // Bands of kBandRows output rows, each rasterised then shaded while its part of the sample
+    // buffers is in cache, from the triangles binned to it (ascending ids: the same image as one pass
+    // over all triangles). Shared: whichever thread is free takes the next band, so no thread waits
+    // on another's share of the face (uneven triangle density, a thread descheduled on a busy machine).
+    const int n_bands = (cfg_.height + kBandRows - 1) / kBandRows;
+    bin_triangles(ws, n_bands);
+    auto band = [&](int b) {
+        const int r0 = b * kBandRows, r1 = std::min(cfg_.height, r0 + kBandRows);
+        const std::int64_t s = ws.bin_start[b];
+        raster_rows(ws, r0 * S, r1 * S, ws.bin_tris.data() + s, ws.bin_start[b + 1] - s);
+        shade_rows(ws, light, o, r0, r1);
+    };
+    if (share && n_threads_ > 1)
+        pool_->run(n_bands, band);
+    else
+        for (int b = 0; b < n_bands; ++b) band(b);
 }
 
 void MeshRenderer::render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,

@@ -54,16 +54,23 @@ public:
                          std::uint8_t* out);
 
 private:
+    // A triangle's sample bounds (x1 < x0 or y1 < y0: not drawn) and its 1/z plane, together: the
+    // rasteriser reads 40 bytes per triangle (the other planes only for wide triangles).
+    struct TriRaster {
+        std::int32_t x0, x1, y0, y1;
+        double iz[3];
+    };
     struct Workspace {
         std::vector<float> verts;      // V*3 deformed
         std::vector<double> normals;   // V*3 rotated unit normals
         std::vector<double> sx, sy, z; // V screen x/y (supersampled px) and view depth
         std::vector<float> iz;         // S samples: 1/z of the nearest surface, 0 where none
         std::vector<std::int32_t> tri; // S samples: triangle id (valid where iz > 0)
-        std::vector<double> planes;    // per triangle: kPlanes affine functions of the sample (x, y)
+        // per triangle: kPlanes affine functions of the sample (x, y); written for the planes read
+        // later: barycentrics and 1/z (0..3) of wide triangles, all of them for the scalar shader
+        std::vector<double> planes;
         std::vector<float> fplanes;    // per triangle: kF floats, shading planes 3..9 about a local origin
-        std::vector<std::int32_t> box; // per triangle: x0, x1, y0, y1 sample bounds (x1 < x0: skip)
-        std::vector<std::int32_t> band; // per triangle: first, last band of kBandRows output rows it meets (last < first: none)
+        std::vector<TriRaster> rast;   // per triangle: what rasterising it reads
         // one frame split into bands of output rows: band b's triangles (ascending ids, those whose
         // box meets the band) are bin_tris[bin_start[b] .. bin_start[b + 1])
         std::vector<std::int64_t> bin_start;
@@ -81,6 +88,8 @@ private:
     void raster_rows(Workspace& ws, int y0, int y1, const std::int32_t* list, std::int64_t n_list) const;
     void raster_narrow(Workspace& ws, std::int64_t t, int x0, int x1, int y0, int y1) const;
     void bin_triangles(Workspace& ws, int n_bands) const;
+    // rasterise and shade one frame in bands (share: over the pool's threads)
+    void draw(Workspace& ws, const float* light, std::uint8_t* out, bool share);
     void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
     template <class VertFn>
     void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);

@@ -129,7 +129,7 @@ class GlbBuilder:
         return len(self.doc["textures"]) - 1
 
     def material(self, color=(1, 1, 1, 1), texture: Optional[int] = None, *, transform: Optional[dict] = None,
-                 alpha_mode: Optional[str] = None, name: str = "") -> int:
+                 alpha_mode: Optional[str] = None, name: str = "", double_sided: Optional[bool] = None) -> int:
         pbr: dict = {"baseColorFactor": list(map(float, color))}
         if texture is not None:
             info: dict = {"index": texture}
@@ -140,6 +140,8 @@ class GlbBuilder:
         m = {"name": name, "pbrMetallicRoughness": pbr}
         if alpha_mode:
             m["alphaMode"] = alpha_mode
+        if double_sided is not None:
+            m["doubleSided"] = double_sided
         self.doc["materials"].append(m)
         return len(self.doc["materials"]) - 1
 
