@@ -31,6 +31,7 @@ _BLEND_ADJ = ("and a little {a}", "yet somewhat {a}", "and faintly {a}", "but al
               "though partly {a}", "and a touch {a}")
 _OVERCOME = ("Overcome by", "Full of", "Gripped by", "Caught in", "Seized by", "Lost in", "Consumed by",
              "Awash with")
+_NEUTRAL_OPENERS = ("With an air of", "In a state of", "Wrapped in", "With quiet", "Settled in")
 
 _AGES = {
     "child": (("a little {g}", "a young {g}", "a small {g}", "a {g} of about eight", "a {g} of six or seven"),
@@ -214,7 +215,8 @@ class _Writer:
         if shape == 2:
             return f"{_cap(self.feats(2))} give {self.subj()}{self.where()} a look of {self.noun()}."
         if shape == 3:
-            return f"{_cap(self.subj())}{self.where(0.3)} is {self.adj()}{self.why()}; {p} face has {self.feats(1)}{self.and_body()}."
+            return (f"{_cap(self.subj())}{self.where(0.3)} is {self.adj()}{self.why()}; {p} face has "
+                    f"{self.feats(1)}{self.and_body()}.")
         if shape == 4:
             return f"{_cap(self.noun())} is written across {p} face{self.why()}, with {self.feats(2)}."
         if shape == 5:
@@ -239,7 +241,8 @@ class _Writer:
         if shape == 13:
             return f"{_cap(self.subj())} cannot hide {p} {self.noun()}{self.why()}: {self.feats(2)}."
         if shape == 14:
-            return f"Up close, {self.subj()}{self.where(0.3)} seems {self.adj()}, with {self.feats(1)}{self.and_body()}."
+            return (f"Up close, {self.subj()}{self.where(0.3)} seems {self.adj()}, with "
+                    f"{self.feats(1)}{self.and_body()}.")
         if shape == 15:
             return f"{_cap(self.subj(True))} has {self.feats(1)}, a face of {self.noun()}{self.where()}."
         if shape == 16:
@@ -247,7 +250,8 @@ class _Writer:
         if shape == 17:
             return f"There is {self.noun()} in {p} face, with {self.feats(2)}{self.and_body()}."
         if shape == 18:
-            return f"{_pick(self.rng, _OVERCOME)} {self.noun()}, {self.subj()} {self.verb()}, showing {self.feats(1)}."
+            opener = _pick(self.rng, _NEUTRAL_OPENERS if self.e1 == "neutral" else _OVERCOME)
+            return f"{opener} {self.noun()}, {self.subj()} {self.verb()}, showing {self.feats(1)}."
         if shape == 19:
             return f"In {p} face, {self.feats(2)} speak of {self.noun()}{self.why()}."
         if shape == 20:

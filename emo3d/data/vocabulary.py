@@ -89,65 +89,75 @@ _ADJ = {
                "level-headed unmoved stoic deadpan matter-of-fact even-tempered unruffled unflappable "
                "contemplative reflective absorbed focused observant patient sober businesslike tranquil "
                "measured inscrutable undisturbed nonchalant unperturbed dispassionate self-possessed "
-               "unemotional restrained expectant watchful",
+               "unemotional restrained expectant watchful neutral-looking stoical quiet-faced placid-faced "
+               "untroubled unhurried quizzical puzzled uncertain curious inquisitive noncommittal introspective "
+               "meditative preoccupied distracted daydreaming",
     "happiness": "joyful happy cheerful delighted elated glad jubilant radiant merry amused pleased content "
                  "ecstatic gleeful blissful beaming overjoyed thrilled euphoric exuberant buoyant chipper "
                  "sunny upbeat lighthearted carefree jovial jolly mirthful exhilarated rapturous giddy tickled "
                  "gratified contented satisfied triumphant exultant enchanted charmed playful bubbly "
                  "glowing heartened uplifted blithe cheery genial optimistic grateful relieved elevated "
-                 "smiling grinning laughing",
+                 "smiling grinning laughing sunny-faced radiant-eyed tickled_pink starry-eyed chuffed joyous",
     "surprise": "surprised astonished amazed stunned startled shocked dumbfounded astounded flabbergasted "
                 "bewildered awestruck speechless thunderstruck agog incredulous gobsmacked staggered "
                 "taken_aback dazed nonplussed floored confounded baffled mystified disbelieving electrified "
                 "jolted awed spellbound transfixed wonderstruck blindsided stupefied stunned_silent "
-                "caught_off_guard",
+                "caught_off_guard open-mouthed wide-eyed goggle-eyed",
     "sadness": "sad sorrowful melancholy gloomy mournful miserable heartbroken despondent tearful dejected "
                "forlorn grieving wistful downcast crestfallen disconsolate desolate woeful glum morose doleful "
                "lugubrious dispirited disheartened despairing anguished bereft inconsolable weepy downhearted "
                "heavy-hearted lonely wretched somber regretful hurt wounded defeated discouraged hopeless "
-               "brokenhearted careworn troubled dismal mopey unhappy blue",
+               "brokenhearted careworn troubled dismal mopey unhappy blue teary-eyed red-eyed grief-stricken "
+               "sorrow-laden woebegone sullen lachrymose forsaken abandoned sorrowing tormented dolorous",
     "anger": "angry furious enraged irate livid indignant resentful hostile incensed irritated annoyed fuming "
              "seething wrathful infuriated outraged exasperated cross vexed aggravated irked riled provoked "
              "bristling belligerent combative heated hot-tempered frustrated agitated incandescent apoplectic "
              "ireful testy snappish stormy thunderous menacing vengeful defiant truculent glowering "
-             "embittered mad",
+             "embittered mad red-faced wild-eyed spitting_mad steaming raging bad-tempered",
     "disgust": "disgusted revolted repulsed sickened nauseated appalled queasy repelled offended grossed_out "
                "nauseous squeamish put_off affronted scandalized galled displeased bilious gagging "
                "turned_off sick_to_the_stomach green_around_the_gills revulsed unsettled distasteful "
-               "scandalised",
+               "scandalised disgusted-looking nauseated-looking",
     "fear": "afraid frightened terrified scared anxious panicked horrified nervous fearful alarmed petrified "
             "uneasy apprehensive jittery jumpy skittish timid spooked shaken trembling panicky distraught "
             "aghast fretful worried tense paranoid terror-stricken horror-struck intimidated insecure "
-            "cowering wary edgy rattled unnerved daunted hysterical haunted hunted",
+            "cowering wary edgy rattled unnerved daunted hysterical haunted hunted white-faced frozen_with_fright "
+            "fear-stricken panic-stricken ashen",
     "contempt": "contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive "
                 "sneering superior mocking sardonic supercilious patronizing snide sarcastic cynical snobbish "
                 "imperious aloof lofty self-satisfied scoffing jeering taunting belittling disparaging "
-                "withering unimpressed sniffy snooty uppity insolent disrespectful derisory smirking",
+                "withering unimpressed sniffy snooty uppity insolent disrespectful derisory smirking high-handed "
+                "holier-than-thou cold-eyed contemptuous-looking sneering_and_aloof scathing caustic "
+                "contemptuously_amused",
 }
 _NOUN = {
     "neutral": "calm composure indifference neutrality stillness detachment reserve ease equanimity serenity "
                "tranquility poise placidity impassivity restraint steadiness contemplation concentration "
-               "attentiveness quietude patience focus self-possession thoughtfulness",
+               "attentiveness quietude patience focus self-possession thoughtfulness unconcern evenness curiosity "
+               "uncertainty introspection preoccupation absorption reverie musing deliberation",
     "happiness": "joy happiness delight glee bliss cheer elation contentment amusement gladness jubilation "
                  "euphoria exhilaration merriment mirth rapture exuberance gaiety jollity joviality pleasure "
                  "satisfaction gratification triumph exultation cheerfulness lightheartedness buoyancy "
-                 "ecstasy enchantment felicity playfulness radiance relief gratitude high_spirits",
+                 "ecstasy enchantment felicity playfulness radiance relief gratitude high_spirits joyousness "
+                 "sunniness",
     "surprise": "surprise astonishment amazement shock disbelief bewilderment awe wonder incredulity "
                 "stupefaction wonderment bafflement perplexity puzzlement startlement jolt marvel "
-                "speechlessness",
+                "speechlessness stupor",
     "sadness": "sadness sorrow grief melancholy despair misery heartache gloom anguish dejection woe despondency "
                "desolation heartbreak mourning lament regret loneliness longing yearning hopelessness "
-               "unhappiness bereavement wistfulness hurt dolefulness disappointment dismay",
+               "unhappiness bereavement wistfulness hurt dolefulness disappointment dismay wretchedness sorrowing "
+               "forlornness sorrowfulness desolateness melancholia",
     "anger": "anger fury rage wrath outrage indignation resentment hostility irritation annoyance exasperation "
              "frustration ire vexation animosity aggression antagonism bitterness spite temper agitation "
-             "belligerence displeasure umbrage vehemence ferocity",
+             "belligerence displeasure umbrage vehemence ferocity irascibility",
     "disgust": "disgust revulsion repulsion distaste loathing nausea aversion abhorrence repugnance queasiness "
-               "squeamishness detestation odium antipathy sickness grossness disapproval",
+               "squeamishness detestation odium antipathy sickness grossness disapproval nauseousness revolt",
     "fear": "fear terror dread panic anxiety alarm horror fright apprehension trepidation unease nervousness "
-            "worry foreboding disquiet angst jitters hysteria distress timidity",
+            "worry foreboding disquiet angst jitters hysteria distress timidity fearfulness panickiness",
     "contempt": "contempt scorn disdain derision mockery condescension arrogance superiority haughtiness "
                 "smugness sarcasm cynicism snobbery insolence disrespect ridicule contemptuousness loftiness "
-                "superciliousness dismissiveness",
+                "superciliousness dismissiveness scornfulness disparagement scathing_disdain derisiveness "
+                "haughty_indifference",
 }
 _VERB = {
     "neutral": """waits
@@ -164,7 +174,12 @@ reflects
 sits quietly
 stands still
 takes notes
-reads on""",
+reads on
+nods
+sips {p} coffee
+scrolls through {p} phone
+looks ahead
+waits {p} turn""",
     "happiness": """beams
 grins
 laughs
@@ -179,7 +194,12 @@ cracks a grin
 bursts out laughing
 whoops with delight
 hums happily
-cheers""",
+cheers
+twirls
+claps
+sings along
+hugs everyone
+whistles a tune""",
     "surprise": """gasps
 gapes
 blinks twice
@@ -194,7 +214,12 @@ lets out a cry
 claps a hand over {p} mouth
 stops short
 reels
-blurts out a question""",
+blurts out a question
+stammers
+squints in disbelief
+gulps
+gasps aloud
+leans back sharply""",
     "sadness": """weeps
 sighs
 sobs
@@ -209,7 +234,12 @@ grieves
 blinks back tears
 fights back tears
 wipes away a tear
-sinks into a chair""",
+sinks into a chair
+trudges home
+hangs {p} head
+stares out of the window
+sits in silence
+lets out a long sigh""",
     "anger": """glowers
 fumes
 seethes
@@ -224,7 +254,12 @@ snaps back
 shouts
 slams a fist on the table
 jabs a finger
-bangs the door""",
+bangs the door
+yells
+thumps the desk
+slams the phone down
+stomps away
+hisses a curse""",
     "disgust": """recoils
 gags
 grimaces
@@ -239,7 +274,12 @@ pushes the plate away
 covers {p} mouth
 spits
 holds {p} breath
-steps back""",
+steps back
+heaves
+groans
+backs off
+shakes {p} hands dry
+sticks out {p} tongue""",
     "fear": """cowers
 flinches
 trembles
@@ -254,7 +294,12 @@ quivers
 clutches {p} chest
 hides behind {p} hands
 edges toward the door
-holds {p} breath in fear""",
+holds {p} breath in fear
+gulps nervously
+bolts
+whispers a prayer
+huddles close
+freezes in place""",
     "contempt": """sneers
 scoffs
 smirks
@@ -269,7 +314,12 @@ belittles everyone
 tuts
 waves the idea away
 chuckles coldly
-raises a single eyebrow""",
+raises a single eyebrow
+yawns pointedly
+smiles thinly
+chuckles at the attempt
+sighs theatrically
+turns {p} back""",
 }
 _BODY = {
     "neutral": """{p} arms resting at {p} sides
@@ -286,7 +336,27 @@ leaning against the wall
 {p} legs crossed at the ankle
 {p} hands resting on the desk
 {p} gaze fixed on the horizon
-sitting perfectly upright""",
+sitting perfectly upright
+{p} hands resting on the steering wheel
+{p} coat draped over one arm
+seated with {p} back straight
+{p} elbows resting on the counter
+standing in line with the others
+{p} head tilted slightly to listen
+{p} pen poised over a notebook
+{p} feet planted evenly
+{p} arms loosely crossed
+{p} hands cupped around a mug
+{p} gaze resting on the middle distance
+standing with {p} weight evenly balanced
+{p} fingers resting on the keyboard
+{p} bag on {p} shoulder
+{p} back against the chair
+{p} hands tucked into {p} sleeves
+{p} briefcase resting at {p} feet
+{p} spectacles pushed up on {p} forehead
+{p} chin propped on one hand
+{p} pencil tapping gently""",
     "happiness": """{p} shoulders loose and relaxed
 {p} arms flung wide
 {p} hands clasped together in delight
@@ -301,7 +371,16 @@ with a spring in {p} step
 pumping a fist in the air
 twirling around
 {p} arms wrapped around a friend
-waving both hands""",
+waving both hands
+{p} arms thrown around {p} friends
+skipping down the path
+{p} head bobbing to the music
+holding {p} sides with laughter
+{p} hands raised in triumph
+spinning a child around
+{p} feet tapping to the beat
+{p} shoulders bouncing with giggles
+hugging a pillow to {p} chest""",
     "surprise": """{p} hands flying up
 {p} head jerking back
 {p} body frozen in place
@@ -316,7 +395,16 @@ leaning in for a closer look
 {p} coffee cup halfway to {p} lips
 {p} eyebrows and shoulders rising together
 rooted to the spot
-turning sharply toward the noise""",
+turning sharply toward the noise
+{p} mouth covered by one hand
+{p} mug frozen in mid-air
+{p} arms flung out
+{p} hands gripping the table
+{p} newspaper slipping from {p} fingers
+{p} whole body jolting
+half rising from {p} chair
+{p} head whipping around
+{p} fork hovering in mid-air""",
     "sadness": """{p} shoulders slumped
 {p} head bowed
 {p} arms wrapped around {p} knees
@@ -331,7 +419,28 @@ clutching a crumpled photograph
 leaning heavily against the window
 {p} body sagging
 {p} fingers twisting a damp tissue
-sitting alone on the stairs""",
+sitting alone on the stairs
+{p} forehead pressed to the glass
+{p} arms hanging loosely
+{p} body folded over {p} knees
+{p} hands clasped around a cold cup
+resting {p} head on the desk
+{p} footsteps slow and heavy
+{p} coat still buttoned indoors
+slumped in the back of the bus
+staring out at the rain
+{p} eyes on an old photograph
+{p} hands pressed between {p} knees
+{p} face half hidden by {p} hair
+sitting on the edge of the bed
+{p} cheek resting on {p} palm
+{p} feet barely moving
+{p} fingers tracing a name on a card
+{p} breath catching in {p} throat
+{p} hands pressed over {p} heart
+wrapped in an old cardigan
+{p} shoulders shaking silently
+{p} legs tucked up on the sofa""",
     "anger": """{p} fists clenched
 {p} shoulders squared
 {p} arms rigid at {p} sides
@@ -346,7 +455,16 @@ pacing back and forth
 {p} face flushed red
 slamming the door behind {p}
 {p} arms crossed tightly
-standing toe to toe with a rival""",
+standing toe to toe with a rival
+{p} finger wagging
+{p} jaw thrust forward
+{p} hands on {p} hips
+{p} fist raised
+{p} chair shoved back
+{p} arms flung wide in outrage
+{p} foot stamping
+{p} keys thrown on the table
+{p} breath hissing through {p} nose""",
     "disgust": """{p} head pulled back
 {p} body turned away
 one hand raised as if to ward something off
@@ -361,7 +479,16 @@ stepping around the puddle
 {p} fingers pinching {p} nose
 {p} torso twisting away
 holding a soggy sandwich
-lifting a foot off the sticky floor""",
+lifting a foot off the sticky floor
+{p} nose buried in {p} sleeve
+{p} arms held stiffly away from {p} body
+gingerly lifting the lid
+{p} shoulders shuddering
+dropping the sponge in revulsion
+{p} hand flapping at the smell
+holding the bin bag at arm's length
+{p} lips pressed to hold back a gag
+{p} feet tiptoeing through the mess""",
     "fear": """{p} hands trembling
 {p} back pressed against the wall
 {p} shoulders drawn up
@@ -376,7 +503,16 @@ glancing over {p} shoulder
 edging backwards
 hiding behind a door
 {p} palms sweaty
-huddled in a corner""",
+huddled in a corner
+{p} hands clutching a blanket
+{p} arms wrapped around {p} body
+{p} feet ready to run
+{p} back pressed to the door
+{p} fingers gripping the rail
+{p} body curled into a ball
+{p} head ducked low
+{p} knees pulled to {p} chest
+peering through {p} fingers""",
     "contempt": """{p} arms folded
 {p} chin tilted upward
 {p} head cocked to one side
@@ -391,7 +527,22 @@ turning half away
 drumming {p} fingers impatiently
 {p} hands in {p} pockets with a slouch
 tapping {p} foot
-leaning on the doorframe""",
+leaning on the doorframe
+{p} eyebrows and chin lifted
+{p} lips pursed
+leaning back with {p} hands behind {p} head
+{p} gaze sliding away
+{p} fingers steepled
+{p} arms crossed over {p} chest
+glancing at {p} watch
+{p} nose tilted upward
+{p} feet up on the desk
+{p} lip curling as {p} looks away
+{p} head tilted back
+{p} cup raised in a mock toast
+{p} hand flicking an imaginary speck
+{p} eyes half-lidded
+{p} shoulders turned away from the speaker""",
 }
 _CONTEXT = {
     "neutral": """while waiting for the bus
@@ -408,7 +559,57 @@ during a quiet commute
 while waiting for an elevator
 as the committee reviews the budget
 while scanning a grocery list
-during a routine check-up""",
+during a routine check-up
+while filling in a form
+during a weather forecast
+while waiting at a red light
+as the lecturer changes slides
+while browsing the shelves
+during a long train journey
+while watching the clouds drift
+as the committee takes a vote
+while stirring a pot of soup
+during an uneventful shift
+while folding laundry
+as the photocopier hums
+while checking the timetable
+during a routine inspection
+while waiting to be called in
+as the washing machine spins
+during a slow afternoon at the shop
+while proofreading a report
+as the ferry crosses the bay
+while waiting for the results to load
+while waiting for the kettle to boil
+during a dull budget presentation
+while listening to the shipping forecast
+as the cashier counts the change
+while thumbing through a magazine
+during the safety briefing
+as the lift climbs slowly
+while watching traffic from a window
+as the clock ticks toward five
+while waiting for a train delayed by ten minutes
+during a silent reading hour
+as the doctor reads the chart
+while the barber trims {p} hair
+as the tour guide recites dates
+during a minute of silence
+while adjusting a pair of reading glasses
+during a quiet afternoon in the archive
+while measuring flour for a recipe
+as the dishwasher finishes its cycle
+while waiting for the paint to dry
+during the weekly inventory count
+while labelling storage boxes
+as the projector warms up
+while watering the houseplants
+during a routine fire drill
+while jotting down a telephone number
+as the bus idles at the depot
+while comparing two insurance quotes
+as the printer warms up
+while listening to hold music""",
     "happiness": """after hearing the good news
 as friends arrive with a birthday cake
 while opening a long-awaited letter
@@ -423,7 +624,27 @@ after a marriage proposal
 while splashing through warm ocean waves
 at the sight of freshly baked cookies
 while listening to a favourite song
-as the crowd cheers""",
+as the crowd cheers
+after the baby's first steps
+as the wedding band strikes up
+after scoring the winning goal
+on the first day of the holidays
+as old friends burst into song
+after the surgery goes well
+while building a sandcastle
+when the puppy licks {p} face
+after a promotion is announced
+on seeing snow for the first time
+while riding a roller coaster
+as a letter of acceptance arrives
+at the end of a marathon
+while feeding ducks at the pond
+after a long-awaited homecoming
+when the whole family gathers for dinner
+after the exam results come in
+as the sun rises over the mountains
+while unwrapping a thoughtful gift
+after hearing a terrible pun""",
     "surprise": """as the lights suddenly go out
 on opening an unexpected parcel
 when a long-lost cousin appears at the door
@@ -438,7 +659,27 @@ as a deer leaps across the road
 on seeing the final exam score
 when the curtain rises on a strange sight
 after an unexpected announcement
-as confetti rains down""",
+as confetti rains down
+as a bird flies in through the window
+when the elevator doors open on a crowd
+on finding an old photograph in a drawer
+after a stranger knows {p} name
+as the teacher announces a pop quiz
+when the scoreboard flips in the last second
+on seeing the price tag
+after an old rival offers help
+when the quiet student wins the debate
+as the vase slips off the shelf
+on opening the door to a marching band
+when the dog suddenly starts talking on video
+after the plot twist in the final chapter
+when the cake collapses on the table
+as the fountain erupts beside the path
+on spotting a celebrity at the bakery
+when the bill is paid by someone unseen
+as thunder cracks overhead
+after a secret is revealed at dinner
+when the fire alarm rings during the exam""",
     "sadness": """after the funeral
 while reading an old love letter
 after saying goodbye at the airport
@@ -453,7 +694,62 @@ after a beloved pet passes away
 while clearing out a late parent's wardrobe
 after the rejection letter arrives
 at the hospital bedside
-as the removal van drives away""",
+as the removal van drives away
+after the last day of school
+while reading the final chapter of a diary
+as the train pulls away from the platform
+after a friendship ends
+on the anniversary of a loss
+while listening to an old voicemail
+as the old house is sold
+after missing the chance to say goodbye
+while sorting a grandmother's letters
+as autumn leaves fall outside
+after the team is relegated
+on learning that the shop is closing for good
+while watching a sad film alone
+after a failed audition
+when the invitations never come
+as the hospice nurse leaves the room
+after the small dog is not found
+while holding an empty collar
+on returning to an empty flat
+after the dream job goes to someone else
+after the final curtain of a beloved show
+while reading condolence cards
+as the ambulance drives away without sirens
+after the friend moves abroad
+while emptying a desk on the last day of work
+as the funeral procession passes
+after a child's drawing is thrown away
+on finding a dead bird in the garden
+while listening to rain on the roof of an empty house
+after the old dog's last walk
+as the lights go out in the closed theatre
+after failing the driving test again
+when nobody remembers {p} birthday
+while looking at an unanswered message
+as the wedding dress goes back in its box
+after the orchestra plays its farewell concert
+while scattering ashes by the sea
+as the last guest leaves the wake
+after a miscarriage
+on reading a hospital discharge note for someone who did not come home
+while packing a brother's belongings
+after an apology that comes too late
+as the family farm goes to auction
+on a first Christmas without a parent
+after the closing of the village school
+while visiting a neglected grave
+as a favourite teacher retires
+after a long-distance call ends abruptly
+while watching an old home video
+as the ferry leaves the island for the last time
+after the diagnosis is confirmed
+while returning a borrowed book that can never be given back
+on hearing a lullaby from childhood
+after the final argument
+as snow covers the empty playground""",
     "anger": """after being cut off in traffic
 when the deadline is moved again
 after an insulting remark
@@ -468,7 +764,27 @@ when a colleague takes credit for the work
 after reading a rude email
 during a shouting match
 when the queue jumper pushes ahead
-after hearing a blatant lie""",
+after hearing a blatant lie
+after the car is towed
+when the landlord refuses to fix the heating
+after the bicycle is stolen
+as the meeting runs over for the third time
+when the parcel arrives smashed
+after being kept on hold for an hour
+when the promise is broken once again
+after the neighbour's dog ruins the garden
+as the match is fixed in plain sight
+after an unfair parking fine
+when a driver splashes the pavement
+after the laptop crashes mid-essay
+when the bully laughs in the corridor
+after the repairman fails to show up
+as the politician dodges the question
+when the waiter ignores the table
+after a sibling reads the diary
+when the bank charges a hidden fee
+after the team captain quits at half-time
+as the noisy party continues past three""",
     "disgust": """on smelling spoiled milk
 after finding mould on the bread
 at the sight of an overflowing bin
@@ -483,7 +799,27 @@ after opening a neglected fridge
 at a pile of slimy leftovers
 when the stench of sewage drifts past
 on touching a greasy handrail
-while watching someone chew loudly""",
+while watching someone chew loudly
+on seeing maggots in the compost
+after biting into a slug-covered lettuce leaf
+when the dog rolls in something foul
+on finding a used plaster in the pool
+while unclogging a greasy sink
+after smelling a sweaty gym bag
+when a stranger picks {p} nose on the bus
+at the sight of a rat in the pantry
+while emptying a forgotten lunchbox
+after stepping barefoot on a snail
+when the milk comes out in lumps
+at a table smeared with ketchup
+after tasting sour, curdled cream
+on finding fur in the butter
+while changing a particularly messy nappy
+when the fishmonger's stall reeks in the heat
+at the smell of burnt hair
+after sniffing a damp, mildewed towel
+when a fly lands on the cake
+while scraping gum from a shoe""",
     "fear": """as footsteps approach in the dark
 when the floor creaks upstairs
 during a violent thunderstorm
@@ -498,7 +834,27 @@ while walking through a deserted alley
 when the ground begins to shake
 as a growling dog blocks the path
 on waking to a strange noise
-while lost in the forest at night""",
+while lost in the forest at night
+as the elevator lurches and stops
+on hearing a knock at three in the morning
+when the brakes fail on the hill
+as the river rises over the bank
+on seeing a shadow move in the hallway
+when the lights flicker in the basement
+as a wasp circles {p} head
+on the edge of a high cliff
+as the doctor hesitates before speaking
+when the car engine dies on a dark road
+during the first parachute jump
+as the masked figure steps closer
+on finding the front door open
+when the boat starts taking on water
+as the wolves howl nearby
+on stage before a huge audience
+when the phone line goes dead
+as the rollercoaster climbs its first drop
+on hearing sirens close by
+when the floorboards groan underfoot""",
     "contempt": """while listening to a boastful rival
 after hearing a feeble excuse
 as a junior colleague fumbles the presentation
@@ -513,7 +869,42 @@ as a neighbour shows off a gaudy car
 after an obvious lie
 during a tedious speech by a self-important manager
 when someone mispronounces a simple word
-as the critic praises a mediocre painting""",
+as the critic praises a mediocre painting
+as a rival boasts of a lucky promotion
+after a flimsy excuse for lateness
+when a show-off parks across two spaces
+while hearing an empty campaign promise
+during a lecture from a know-it-all
+as an influencer poses for another selfie
+after a clumsy attempt at flattery
+when a tourist shouts at a waiter
+while watching a reality show argument
+after the manager takes credit again
+as a snob sneers at the house wine
+on seeing a plagiarised essay
+when a colleague name-drops for the tenth time
+while reading a smug social media post
+after a rival's feeble comeback
+as a cheater celebrates a hollow victory
+during an awkward sales pitch
+when a bully backs down
+after an overpriced meal
+as a boaster fails a simple task
+while a pompous critic lectures the room
+as a braggart exaggerates a fishing story
+after a hypocrite preaches about honesty
+while a coward blames the junior staff
+as someone pushes to the front of the queue
+when a rich guest complains about the free champagne
+after a lazy teammate claims the victory
+as a pundit repeats an obvious point
+while a flatterer praises the boss
+when a rival misquotes Shakespeare
+as a show-off revs a sports car
+after a fake apology on television
+while a cheat explains the rules
+as the tycoon tips a single coin
+when the know-it-all gets the answer wrong""",
 }
 
 
@@ -529,9 +920,11 @@ def emotion_words(emotion: str) -> EmotionWords:
 # --- who and where: shared by every emotion -------------------------------------------------------
 ROLES: Dict[str, Tuple[str, ...]] = {
     "child": _words("schoolchild youngster kindergartner second-grader scout pupil toddler preschooler "
-                    "choir_singer piano_pupil"),
+                    "choir_singer piano_pupil brownie cub_scout little_footballer young_reader young_swimmer "
+                    "ballet_pupil"),
     "teen": _words("teenager high-schooler student skateboarder drummer babysitter lifeguard gamer sprinter "
-                   "trainee apprentice volunteer guitarist swimmer chess_player"),
+                   "trainee apprentice volunteer guitarist swimmer chess_player paperboy_trainee ballet_student "
+                   "debater coder climber violinist runner goalkeeper cadet stable_hand"),
     "young": _words("nurse teacher librarian carpenter electrician plumber mechanic farmer baker chef barista "
                     "pilot surgeon dentist firefighter soldier sailor journalist photographer painter sculptor "
                     "violinist cellist pianist singer dancer actor architect engineer programmer scientist "
@@ -540,22 +933,38 @@ ROLES: Dict[str, Tuple[str, ...]] = {
                     "pharmacist veterinarian zookeeper ranger climber cyclist runner boxer footballer coach "
                     "referee reporter editor novelist poet comedian magician juggler acrobat receptionist "
                     "manager entrepreneur economist diplomat detective bartender beekeeper shepherd tutor "
-                    "researcher designer mathematician translator interpreter astronaut midwife"),
+                    "researcher designer mathematician translator interpreter astronaut midwife surveyor optician "
+                    "radiographer physiotherapist hairdresser tattooist blacksmith glassblower potter weaver "
+                    "upholsterer carpenter's_apprentice sound_engineer animator illustrator cartographer "
+                    "meteorologist oceanographer botanist zoologist ecologist forester lumberjack miner "
+                    "fisherman's_mate deckhand ferry_pilot train_driver tram_driver air_traffic_controller "
+                    "flight_attendant lifeguard paralegal notary auctioneer estate_agent stockbroker actuary "
+                    "statistician data_analyst web_developer game_designer copywriter podcaster filmmaker "
+                    "choreographer puppeteer ventriloquist stuntperson mountaineer kayaker surfer snowboarder "
+                    "fencer archer jockey gymnast"),
     "middle": _words("nurse teacher librarian carpenter electrician plumber mechanic farmer baker chef pilot "
                      "surgeon dentist firefighter sailor journalist photographer painter sculptor professor "
                      "lawyer judge accountant banker shopkeeper florist gardener butcher tailor jeweller "
                      "locksmith welder paramedic pharmacist veterinarian ranger coach referee editor novelist "
                      "poet playwright director magician manager executive entrepreneur economist politician "
                      "diplomat mayor detective bartender sommelier winemaker beekeeper rancher principal "
-                     "headteacher historian conductor watchmaker bookseller"),
+                     "headteacher historian conductor watchmaker bookseller optician surveyor radiographer "
+                     "hairdresser blacksmith potter weaver upholsterer cartographer meteorologist botanist forester"
+                     "miner deckhand train_driver auctioneer stockbroker actuary choreographer undertaker vicar "
+                     "rabbi imam chaplain magistrate coroner curator archivist antiques_dealer greengrocer "
+                     "fishmonger ironmonger publican innkeeper"),
     "old": _words("retiree pensioner veteran storyteller watchmaker gardener fisher professor grandparent "
-                  "bookseller shepherd beekeeper widower historian philosopher organist"),
+                  "bookseller shepherd beekeeper widower historian philosopher organist clockmaker antiques_dealer "
+                  "violin_maker stamp_collector birdwatcher allotment_keeper chess_champion former_sailor "
+                  "retired_teacher retired_surgeon"),
 }
 LOOKS: Dict[str, Tuple[str, ...]] = {
     "any": _words("freckled dark-haired curly-haired red-haired blonde brown-eyed blue-eyed green-eyed "
                   "grey-eyed hazel-eyed pale tanned round-faced thin-faced bespectacled black-haired "
                   "olive-skinned dark-skinned fair-skinned rosy-cheeked sharp-featured slender lanky stocky "
-                  "petite tall short-haired long-haired braided dreadlocked tattooed sunburned"),
+                  "petite tall short-haired long-haired braided dreadlocked tattooed sunburned auburn-haired "
+                  "wavy-haired crop-haired ginger-haired almond-eyed dark-eyed broad-shouldered square-jawed "
+                  "high-cheekboned snub-nosed gap-toothed sharp-nosed hollow-cheeked pink-cheeked"),
     "m_adult": _words("bearded mustached stubbled clean-shaven goateed"),
     "m_older": _words("bald balding"),
     "older": _words("grey-haired wrinkled white-haired silver-haired weathered"),
@@ -571,15 +980,33 @@ in a tailored navy suit
 wearing a hospital gown
 in a muddy football kit
 wearing round tortoiseshell glasses
-in a flowered summer dress
 wearing a chef's apron
 in a leather motorcycle jacket
 wearing a hooded sweatshirt
-in a velvet evening gown
 wearing a hard hat
 in pyjamas
 wearing a school uniform
-in a tweed blazer""")
+in a tweed blazer
+in a fluorescent safety vest
+wearing a woolly bobble hat
+in a paint-stained smock
+wearing a silk headscarf
+in a rumpled linen suit
+wearing wellington boots
+in a sequinned jacket
+wearing a tartan kilt
+in a threadbare cardigan
+wearing a bow tie
+in a wetsuit
+wearing a laboratory coat
+in a graduation gown
+wearing a bicycle helmet
+in a chunky knitted poncho
+wearing fingerless gloves
+in a pinstriped waistcoat
+wearing a sun hat
+in a football scarf
+wearing dungarees""")
 SCENES = _clauses("""in a crowded subway car
 at the kitchen table
 in a hospital waiting room
@@ -747,13 +1174,105 @@ on country lane
 on cobbled street
 on boulevard
 on promenade
-on bicycle path"""))
-PLACE_ADJECTIVES = _words("""crowded dim quiet sunlit rain-soaked cluttered echoing narrow spacious chilly stuffy smoky
+on bicycle path
+in sculpture garden
+in bike shed
+in tram
+in rowing boat
+in sauna
+in steam room
+in pottery studio
+in print shop
+in flower shop
+in butcher's shop
+in toy shop
+in record shop
+in antique shop
+in pawnshop
+in arcade
+in bowling alley
+in cinema foyer
+in concert hall
+in opera house
+in town hall
+in council chamber
+in polling station
+in mosque
+in temple
+in synagogue
+in hospice
+in maternity ward
+in operating theatre
+in intensive care unit
+in staffroom
+in headteacher's office
+in science lab
+in computer lab
+in music room
+in art room
+in sports hall
+in dining hall
+in common room
+in student union
+in bunkhouse
+in treehouse
+in igloo
+in yurt
+in log cabin
+in ski lodge
+in mountain hut
+at village hall
+at cattle market
+at car boot sale
+at farmers' market
+at food truck
+at ice-cream van
+at bus shelter
+at taxi rank
+at toll booth
+at border crossing
+at customs desk
+at baggage carousel
+at departure lounge
+at duty-free counter
+at hotel pool
+at beach bar
+at rock pool
+at tide line
+at waterfall
+at mountain pass
+at summit cairn
+at lookout point
+on rope bridge
+on canal towpath
+on tow path bench
+on hay bale
+on tractor seat
+on school bus
+on night bus
+on sleeper train
+on cable car
+on chairlift
+on climbing wall
+on trampoline
+on bandstand
+on podium
+on catwalk
+on film set
+on lifeboat deck
+on oil rig
+on fishing trawler"""))
+PLACE_ADJECTIVES = _words("""crowded dim quiet sunlit rain-soaked cluttered echoing narrow spacious chilly stuffy
+smoky
 deserted bustling noisy cramped draughty sun-dappled fluorescent-lit candlelit wood-panelled tiled carpeted marble
 rundown elegant shabby tidy messy freezing humid windswept foggy misty snowy muddy dusty polished gleaming crumbling
 modern old-fashioned rustic suburban seaside hillside riverside lakeside empty packed overheated airy gloomy bright
 shadowy lamplit moonlit frosty sweltering breezy leafy overgrown renovated derelict cosy homely grand modest
-ramshackle pristine chaotic orderly vast tiny colourful drab""")
+ramshackle pristine chaotic orderly vast tiny colourful drab whitewashed half-lit neon-lit lantern-lit
+sun-bleached rain-streaked wind-battered mossy ivy-covered smoke-filled fog-bound steamy echoless hushed thronged
+overcrowded sparse bare-walled mirrored glass-walled brick-lined timber-framed thatched low-ceilinged
+high-ceilinged book-lined paper-strewn flower-filled plant-filled sunny shady icy flooded storm-lashed dripping
+muggy stifling cavernous poky makeshift temporary""")
 TIMES = _clauses("""at dawn
 late at night
 on a Monday morning
@@ -778,7 +1297,22 @@ on a snowy morning
 during the school holidays
 at teatime
 on a rainy Tuesday
-after a sleepless night""")
+after a sleepless night
+on a blustery afternoon
+at the stroke of noon
+during the evening news
+in the middle of a heatwave
+on the last day of term
+just after lunch
+at half past six
+on a damp November night
+on Christmas morning
+at the height of summer
+during a lunar eclipse
+moments before the deadline
+on the morning of the match
+after the last train has gone
+during the annual fete""")
 HELD = _words("holding carrying cradling clutching balancing gripping")
 OBJECTS = _words("""a_chipped_mug a_folded_newspaper a_bouquet_of_tulips a_leather_briefcase a_smartphone a_paper_bag
 a_paperback_novel a_wooden_spoon a_violin_case a_bicycle_helmet a_clipboard a_camera a_shopping_basket
@@ -788,7 +1322,16 @@ a_glass_of_wine a_lunchbox a_tennis_racket a_guitar a_rolled-up_poster a_cardboa
 a_parcel a_shovel a_fishing_rod a_textbook a_baby_bottle a_hammer a_paintbrush a_laptop a_wicker_basket
 a_loaf_of_bread a_flashlight a_photograph_album a_microphone a_trophy a_passport a_ticket a_crossword
 a_sandwich a_bunch_of_grapes a_jar_of_honey a_stethoscope a_rolling_pin a_candle a_skateboard a_sketchbook
-a_thermos_flask a_bucket a_newspaper_clipping a_wrapped_present a_frying_pan a_receipt""")
+a_thermos_flask a_bucket a_newspaper_clipping a_wrapped_present a_frying_pan a_receipt a_bag_of_oranges
+a_sleeping_kitten a_rubber_duck a_pair_of_binoculars a_compass a_magnifying_glass a_harmonica a_tambourine a_kite
+a_fishing_net a_basket_of_eggs a_jigsaw_puzzle a_pocket_watch a_pair_of_gloves a_cricket_bat a_hockey_stick
+a_yoga_mat a_clarinet a_saxophone a_bowl_of_cherries a_tray_of_muffins a_crate_of_apples a_pile_of_laundry
+a_sack_of_potatoes a_potted_cactus a_goldfish_bowl a_model_aeroplane a_snow_globe a_wooden_toy_train
+a_vinyl_record a_typewriter a_chessboard a_globe a_pair_of_scissors a_tape_measure a_spirit_level a_screwdriver
+a_mop a_broom a_dustpan a_feather_duster a_hot-water_bottle a_first-aid_kit a_fire_extinguisher a_megaphone
+a_whistle a_traffic_cone a_road_map a_postcard a_library_book a_bus_pass a_bundle_of_letters a_pot_of_jam
+a_wheel_of_cheese a_pineapple a_watermelon a_coconut a_tin_of_paint a_ladder a_wheelbarrow a_hosepipe a_bird_cage
+a_lead_and_collar a_baby_monitor a_walking_stick a_shopping_trolley a_sleeping_bag a_rucksack a_pillow""")
 STOPWORDS = frozenset(_words("""a about above after again against all am an and any are aren't as at be because been
 before being below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't
 down during each few for from further had hadn't has hasn't have haven't having he he'd he'll he's her here
