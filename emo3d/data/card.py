@@ -24,7 +24,7 @@ from emo3d.schema import EMOTIONS
 from .reader import Sample
 from .stats import PAPER_TABLE3, PAPER_TABLE3_SOURCE, TextStats, content_words, sample_texts, text_statistics, words
 
-__all__ = ["write_card", "emotion_stats"]
+__all__ = ["write_card", "emotion_stats", "table3_lines"]
 
 def emotion_stats(samples: Sequence[Sample]) -> Dict[str, dict]:
     """Per dominant emotion: samples, prompts, top content words and the mean/std of every emotion (the
@@ -96,7 +96,7 @@ def _plot_table3(ts: TextStats, path: Path) -> None:
 
 
 def table3_lines(ts: TextStats) -> List[str]:
-    """The card's Table-3 section: ours beside the paper's, then ours over all words."""
+    """The card's Table-3 section (markdown lines): ours beside the paper's, then ours over all words."""
     lines = [
         "## Statistics by emotion class beside the paper's Table 3", "",
         f"Paper: {PAPER_TABLE3_SOURCE}. Each cell is *ours / paper*. Words are content words (English "
@@ -122,7 +122,7 @@ def table3_lines(ts: TextStats) -> List[str]:
         r = ts[e]
         lines.append(f"| {e} | {r.all_words} | {r.all_unique_words} | {r.all_avg_word_len:.2f} | "
                      f"{r.all_avg_sentence_len:.2f} |")
-    return lines + ["", "![table 3](card_table3.png)", ""]
+    return lines + [""]
 
 
 def _plot_samples(root: Path, samples: Sequence[Sample], path: Path, n: int = 6) -> None:
@@ -196,7 +196,7 @@ def write_card(root, samples: Optional[Sequence[Sample]] = None, *, name: Option
         "(Mohammad & Turney 2013); FACS (Ekman & Friesen 1978) and EMFACS-7 prototypes mapped to ARKit "
         "shapes (see `emo3d/facs.py`).", "",
     ]
-    lines += table3_lines(ts)
+    lines += table3_lines(ts) + ["![table 3](card_table3.png)", ""]
     lines += ["## Most frequent content words (Table 4 style)", "",
               "| " + " | ".join(EMOTIONS) + " |", "|" + "---|" * len(EMOTIONS)]
     for k in range(10):

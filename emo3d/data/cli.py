@@ -5,6 +5,7 @@
     emo3d data check --source hf [--out DIR]      (download llm-lab/Emo3D, then check it)
     emo3d data fetch [--source hf|local] [--path ROOT] [--out DIR]
     emo3d data card ROOT
+    emo3d data stats [ROOT] [--samples N --seed S] [--json]   (per-emotion statistics beside the paper's Table 3)
 """
 from __future__ import annotations
 
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--no-extract", action="store_true", help="leave the image archives (data/*.zip) zipped")
     k = sub.add_parser("card", help="(re)write the dataset card of a folder")
     k.add_argument("root", type=Path)
+    t = sub.add_parser("stats", help="per-emotion word statistics beside the paper's Table 3: of a folder, or "
+                                     "(no ROOT) of the descriptions a build with --samples/--seed writes")
+    t.add_argument("root", type=Path, nargs="?", default=None, help="a release folder (the one holding data/)")
+    t.add_argument("--samples", type=int, default=2000, help="without ROOT: samples to describe (default 2000)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="one JSON object (emotion -> statistics) instead of tables")
     return p
 
 
@@ -130,6 +137,25 @@ def _run(args) -> int:
         root = fetch_release(source=args.source, path=args.path, out=args.out, timeout=args.timeout,
                              extract=not args.no_extract)
         print(root)
+        return 0
+    if args.cmd == "stats":
+        from .stats import sample_texts, text_statistics
+        if args.root is not None:
+            from .reader import read_release
+            samples = read_release(args.root, check_images=False).samples
+        else:
+            from emo3d.options import check_int
+            from .builder import make_sample
+            check_int(args.samples, "--samples", 1)
+            check_int(args.seed, "--seed", 0)
+            samples = [make_sample(i, args.seed).sample for i in range(args.samples)]
+        ts = text_statistics(sample_texts(samples))
+        if args.json:
+            import json
+            print(json.dumps(ts.as_dict(), indent=1))
+        else:
+            from .card import table3_lines
+            print("\n".join(table3_lines(ts)))
         return 0
     if args.cmd == "card":
         from .card import write_card

@@ -204,6 +204,8 @@ class _Writer:
         if k == 2 and self.rng.random() < 0.25:   # one to three features: lengths vary as in Figure 8
             k = 1 if self.rng.random() < 0.5 else 3
         f = self.features(k)
+        # verb agreement: "a smirk gives", "wide eyes give", "a smirk and wide eyes give"
+        self.plural = len(f) > 1 or not f[0].startswith(("a ", "an "))
         return f[0] if len(f) == 1 else ", ".join(f[:-1]) + " and " + f[-1]
 
     def write(self, shape: int) -> str:
@@ -213,7 +215,9 @@ class _Writer:
         if shape == 1:
             return f"{_cap(p)} face shows {self.noun()}{self.why()}: {self.feats(2)}{self.and_body()}."
         if shape == 2:
-            return f"{_cap(self.feats(2))} give {self.subj()}{self.where()} a look of {self.noun()}."
+            f = self.feats(2)
+            give = "give" if self.plural else "gives"
+            return f"{_cap(f)} {give} {self.subj()}{self.where()} a look of {self.noun()}."
         if shape == 3:
             return (f"{_cap(self.subj())}{self.where(0.3)} is {self.adj()}{self.why()}; {p} face has "
                     f"{self.feats(1)}{self.and_body()}.")
@@ -253,7 +257,9 @@ class _Writer:
             opener = _pick(self.rng, _NEUTRAL_OPENERS if self.e1 == "neutral" else _OVERCOME)
             return f"{opener} {self.noun()}, {self.subj()} {self.verb()}, showing {self.feats(1)}."
         if shape == 19:
-            return f"In {p} face, {self.feats(2)} speak of {self.noun()}{self.why()}."
+            f = self.feats(2)
+            speak = "speak" if self.plural else "speaks"
+            return f"In {p} face, {f} {speak} of {self.noun()}{self.why()}."
         if shape == 20:
             return (f"{_cap(self.subj())}{self.where()} {self.verb()}{self.why()}, {self.body()}, "
                     f"{self.feats(1)} betraying {p} {self.noun()}.")

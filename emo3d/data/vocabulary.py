@@ -453,7 +453,7 @@ jabbing a finger forward
 pacing back and forth
 {p} whole body tense
 {p} face flushed red
-slamming the door behind {p}
+slamming the door shut
 {p} arms crossed tightly
 standing toe to toe with a rival
 {p} finger wagging
@@ -537,7 +537,7 @@ leaning back with {p} hands behind {p} head
 glancing at {p} watch
 {p} nose tilted upward
 {p} feet up on the desk
-{p} lip curling as {p} looks away
+{p} upper lip curling as {p} eyes slide away
 {p} head tilted back
 {p} cup raised in a mock toast
 {p} hand flicking an imaginary speck

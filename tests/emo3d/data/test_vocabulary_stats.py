@@ -148,3 +148,20 @@ def test_card_prints_ours_beside_the_papers_table3(tmp_path):
         assert row, e
         assert re.search(rf"^\| {e} \| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \|$", card, re.M), e   # the all-words table
     assert (tmp_path / "d" / "card_table3.png").stat().st_size > 5000
+
+
+def test_cli_stats_of_a_folder_and_of_a_seed(tmp_path, capsys):
+    import json
+    from emo3d.data.cli import main as data_main
+    build(BuildOptions(out=tmp_path / "d", samples=5, seed=4, images=False, shard_size=5, primitives=False,
+                       card=False, progress=False, workers=1))
+    assert data_main(["stats", str(tmp_path / "d"), "--json"]) == 0
+    from_folder = json.loads(capsys.readouterr().out)
+    assert data_main(["stats", "--samples", "5", "--seed", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == from_folder      # the folder holds what the seed makes
+    assert sum(r["descriptions"] for r in from_folder.values()) == 15
+    assert data_main(["stats", "--samples", "5", "--seed", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"/ {PAPER_TABLE3['anger'].unique_words} |") == 2 and "All words" in out
+    assert data_main(["stats", "--samples", "0"]) == 2
+    assert "--samples must be an integer >= 1" in capsys.readouterr().err
