@@ -91,7 +91,9 @@ _ADJ = {
                "measured inscrutable undisturbed nonchalant unperturbed dispassionate self-possessed "
                "unemotional restrained expectant watchful neutral-looking stoical quiet-faced placid-faced "
                "untroubled unhurried quizzical puzzled uncertain curious inquisitive noncommittal introspective "
-               "meditative preoccupied distracted daydreaming",
+               "meditative preoccupied distracted daydreaming unexpressive imperturbable self-contained equable "
+               "phlegmatic unconcerned uninvolved emotionless straight-faced poker-faced sedate unexcited "
+               "undemonstrative methodical deliberate analytical studious",
     "happiness": "joyful happy cheerful delighted elated glad jubilant radiant merry amused pleased content "
                  "ecstatic gleeful blissful beaming overjoyed thrilled euphoric exuberant buoyant chipper "
                  "sunny upbeat lighthearted carefree jovial jolly mirthful exhilarated rapturous giddy tickled "
@@ -102,13 +104,16 @@ _ADJ = {
                 "bewildered awestruck speechless thunderstruck agog incredulous gobsmacked staggered "
                 "taken_aback dazed nonplussed floored confounded baffled mystified disbelieving electrified "
                 "jolted awed spellbound transfixed wonderstruck blindsided stupefied stunned_silent "
-                "caught_off_guard open-mouthed wide-eyed goggle-eyed",
+                "caught_off_guard open-mouthed wide-eyed goggle-eyed agape wowed dazzled bemused thrown rocked "
+                "bowled_over knocked_sideways slack-jawed round-eyed popeyed",
     "sadness": "sad sorrowful melancholy gloomy mournful miserable heartbroken despondent tearful dejected "
                "forlorn grieving wistful downcast crestfallen disconsolate desolate woeful glum morose doleful "
                "lugubrious dispirited disheartened despairing anguished bereft inconsolable weepy downhearted "
                "heavy-hearted lonely wretched somber regretful hurt wounded defeated discouraged hopeless "
                "brokenhearted careworn troubled dismal mopey unhappy blue teary-eyed red-eyed grief-stricken "
-               "sorrow-laden woebegone sullen lachrymose forsaken abandoned sorrowing tormented dolorous",
+               "sorrow-laden woebegone sullen lachrymose forsaken abandoned sorrowing tormented dolorous bleak "
+               "cheerless joyless plaintive rueful pitiful pained aching heartsick homesick lovesick elegiac tragic"
+               "drained gutted devastated shattered crushed broken low-spirited nostalgic bereaved",
     "anger": "angry furious enraged irate livid indignant resentful hostile incensed irritated annoyed fuming "
              "seething wrathful infuriated outraged exasperated cross vexed aggravated irked riled provoked "
              "bristling belligerent combative heated hot-tempered frustrated agitated incandescent apoplectic "
@@ -117,7 +122,7 @@ _ADJ = {
     "disgust": "disgusted revolted repulsed sickened nauseated appalled queasy repelled offended grossed_out "
                "nauseous squeamish put_off affronted scandalized galled displeased bilious gagging "
                "turned_off sick_to_the_stomach green_around_the_gills revulsed unsettled distasteful "
-               "scandalised disgusted-looking nauseated-looking",
+               "scandalised retching green-faced disapproving fastidious",
     "fear": "afraid frightened terrified scared anxious panicked horrified nervous fearful alarmed petrified "
             "uneasy apprehensive jittery jumpy skittish timid spooked shaken trembling panicky distraught "
             "aghast fretful worried tense paranoid terror-stricken horror-struck intimidated insecure "
@@ -134,7 +139,8 @@ _NOUN = {
     "neutral": "calm composure indifference neutrality stillness detachment reserve ease equanimity serenity "
                "tranquility poise placidity impassivity restraint steadiness contemplation concentration "
                "attentiveness quietude patience focus self-possession thoughtfulness unconcern evenness curiosity "
-               "uncertainty introspection preoccupation absorption reverie musing deliberation",
+               "uncertainty introspection preoccupation absorption reverie musing deliberation impartiality "
+               "objectivity imperturbability calmness quietness unflappability dispassion sobriety watchfulness",
     "happiness": "joy happiness delight glee bliss cheer elation contentment amusement gladness jubilation "
                  "euphoria exhilaration merriment mirth rapture exuberance gaiety jollity joviality pleasure "
                  "satisfaction gratification triumph exultation cheerfulness lightheartedness buoyancy "
@@ -142,11 +148,12 @@ _NOUN = {
                  "sunniness",
     "surprise": "surprise astonishment amazement shock disbelief bewilderment awe wonder incredulity "
                 "stupefaction wonderment bafflement perplexity puzzlement startlement jolt marvel "
-                "speechlessness stupor",
+                "speechlessness stupor incredulousness bemusement unexpectedness",
     "sadness": "sadness sorrow grief melancholy despair misery heartache gloom anguish dejection woe despondency "
                "desolation heartbreak mourning lament regret loneliness longing yearning hopelessness "
                "unhappiness bereavement wistfulness hurt dolefulness disappointment dismay wretchedness sorrowing "
-               "forlornness sorrowfulness desolateness melancholia",
+               "forlornness sorrowfulness desolateness melancholia bleakness heaviness tearfulness weariness "
+               "devastation pain ache homesickness heartsickness lamentation pathos remorse",
     "anger": "anger fury rage wrath outrage indignation resentment hostility irritation annoyance exasperation "
              "frustration ire vexation animosity aggression antagonism bitterness spite temper agitation "
              "belligerence displeasure umbrage vehemence ferocity irascibility",
