@@ -70,7 +70,7 @@ public:
             }
         }
         // tasks still running on workers: wait for the last to finish (it notifies under the lock)
-        for (int spin = 0; spin < 2000; ++spin) {
+        for (int spin = 0; spin < 256; ++spin) {  // the last task is usually about to finish
             if (done_.load(std::memory_order_acquire) == n_tasks) return;
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();

@@ -63,6 +63,7 @@ void MeshRenderer::ensure_workspaces(int n) {
         w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
         w.fplanes.resize(std::size_t(n_tris_) * kF);
         w.rast.resize(std::size_t(n_tris_));
+        w.shading.reset(new std::atomic<std::uint8_t>[std::size_t(n_tris_)]);
         ws_.push_back(std::move(w));
     }
 }
@@ -128,21 +129,36 @@ namespace {
 inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 }  // namespace
 
+namespace {
+// l_i(x, y) = E_i(x, y) / area (E_0 = (c-b) x (q-b) etc.) into P[0..8], then the 1/z plane into P[9..11]
+inline void barycentric_planes(double* P, double ax, double ay, double bx, double by, double cx, double cy,
+                               double area, const double* w) {
+    const double ex[3][4] = {{bx, by, cx, cy}, {cx, cy, ax, ay}, {ax, ay, bx, by}};
+    for (int i = 0; i < 3; ++i) {
+        const double px = ex[i][0], py = ex[i][1], qx = ex[i][2], qy = ex[i][3];
+        // (qx - px) * (y - py) - (qy - py) * (x - px)
+        P[i * 3 + 0] = -(qy - py) / area;
+        P[i * 3 + 1] = (qx - px) / area;
+        P[i * 3 + 2] = (-(qx - px) * py + (qy - py) * px) / area;
+    }
+    for (int j = 0; j < 3; ++j) P[9 + j] = w[0] * P[j] + w[1] * P[3 + j] + w[2] * P[6 + j];
+}
+}  // namespace
+
+// Rasterisation set-up of every triangle: culling, the sample box and the 1/z plane. The shading
+// planes wait until a sample of the triangle is shaded (ensure_shading): on a dense rig many
+// triangles are hidden or cover no sample.
 EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const {
     const int Ws = cfg_.width * cfg_.ssaa, Hs = cfg_.height * cfg_.ssaa;
     const double* sx = ws.sx.data();
     const double* sy = ws.sy.data();
     const double* z = ws.z.data();
-    const bool tex = !texels_.empty(), col = !colors_.empty();
     const std::uint8_t* cull = cull_.empty() ? nullptr : cull_.data();
-#ifdef EMO3D_SSE2
-    const bool scalar_shading = cfg_.ssaa != 2;  // shade_rows' scalar path reads the double planes
-#else
-    const bool scalar_shading = true;
-#endif
+    const bool scalar_shading = this->scalar_shading();
     for (std::int64_t t = t_begin; t < t_end; ++t) {
         TriRaster& box = ws.rast[t];
         box.x0 = 0; box.x1 = -1; box.y0 = 0; box.y1 = -1;
+        ws.shading[t].store(kShadingNone, std::memory_order_relaxed);
         const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
         if (!(z[v[0]] > 1e-6 && z[v[1]] > 1e-6 && z[v[2]] > 1e-6)) continue;
         const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
@@ -157,50 +173,75 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         const int by0 = int(clampd(fy0, 0, Hs)), by1 = int(clampd(fy1, -1, Hs - 1));
         if (bx1 < bx0 || by1 < by0) continue;  // no sample centre in the box (most sub-sample triangles)
         box.x0 = bx0; box.x1 = bx1; box.y0 = by0; box.y1 = by1;
-        double P[kPlanes * 3];
-        // l_i(x, y) = E_i(x, y) / area with E_0 = (c-b) x (q-b) etc.
-        const double ex[3][4] = {{bx, by, cx, cy}, {cx, cy, ax, ay}, {ax, ay, bx, by}};
-        for (int i = 0; i < 3; ++i) {
-            const double px = ex[i][0], py = ex[i][1], qx = ex[i][2], qy = ex[i][3];
-            // (qx - px) * (y - py) - (qy - py) * (x - px)
-            P[i * 3 + 0] = -(qy - py) / area;
-            P[i * 3 + 1] = (qx - px) / area;
-            P[i * 3 + 2] = (-(qx - px) * py + (qy - py) * px) / area;
-        }
-        double w[3];
-        for (int i = 0; i < 3; ++i) w[i] = 1.0 / z[v[i]];
-        auto plane = [&](int slot, double a0, double a1, double a2) {
-            const double k0 = a0 * w[0], k1 = a1 * w[1], k2 = a2 * w[2];
-            for (int j = 0; j < 3; ++j) P[slot * 3 + j] = k0 * P[j] + k1 * P[3 + j] + k2 * P[6 + j];
-        };
-        plane(3, 1.0, 1.0, 1.0);
-        const double flip = area > 0 ? -1.0 : 1.0;  // y-down screen: front faces have area < 0
-        for (int k = 0; k < 3; ++k)
-            plane(4 + k, flip * ws.normals[v[0] * 3 + k], flip * ws.normals[v[1] * 3 + k], flip * ws.normals[v[2] * 3 + k]);
-        if (tex) {
-            plane(7, uvs_[v[0] * 2], uvs_[v[1] * 2], uvs_[v[2] * 2]);
-            plane(8, uvs_[v[0] * 2 + 1], uvs_[v[1] * 2 + 1], uvs_[v[2] * 2 + 1]);
-            std::fill(P + 27, P + 30, 0.0);
-        } else if (col) {
-            for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
-        } else {
-            std::fill(P + 21, P + 30, 0.0);
-        }
+        const double w[3] = {1.0 / z[v[0]], 1.0 / z[v[1]], 1.0 / z[v[2]]};
+        double P[12];
+        barycentric_planes(P, ax, ay, bx, by, cx, cy, area, w);
         for (int j = 0; j < 3; ++j) box.iz[j] = P[9 + j];
-        if (scalar_shading)
-            std::copy(P, P + kPlanes * 3, &ws.planes[t * kPlanes * 3]);
-        else if (bx1 - bx0 >= kNarrow)  // raster_rows' span solver
+        if (scalar_shading || bx1 - bx0 >= kNarrow)  // raster_rows' span solver, the scalar shader's 1/z
             std::copy(P, P + 12, &ws.planes[t * kPlanes * 3]);
-        float* Fp = &ws.fplanes[t * kF];
-        const double ox = bx0 + 0.5, oy = by0 + 0.5;
-        Fp[0] = float(ox);
-        Fp[1] = float(oy);
-        for (int k = 0; k < 7; ++k) {
-            const double* q = P + (3 + k) * 3;
-            Fp[2 + k * 3] = float(q[0]);
-            Fp[3 + k * 3] = float(q[1]);
-            Fp[4 + k * 3] = float(q[0] * ox + q[1] * oy + q[2]);
-        }
+    }
+}
+
+// The shading planes of triangle t (normal, then uv or colour, each times 1/z): fplanes for the
+// SSE shader, planes 4..9 for the scalar one. Once per frame: the first thread to shade a sample of
+// t computes them while any other waits for the flag.
+void MeshRenderer::ensure_shading(Workspace& ws, std::int32_t t) const {
+    std::atomic<std::uint8_t>& st = ws.shading[t];
+    std::uint8_t s = st.load(std::memory_order_acquire);
+    if (s == kShadingReady) return;
+    if (s == kShadingNone && st.compare_exchange_strong(s, kShadingBusy, std::memory_order_acq_rel)) {
+        setup_shading(ws, t);
+        st.store(kShadingReady, std::memory_order_release);
+        return;
+    }
+    while (st.load(std::memory_order_acquire) != kShadingReady) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
+EMO3D_HOT void MeshRenderer::setup_shading(Workspace& ws, std::int64_t t) const {
+    const double* sx = ws.sx.data();
+    const double* sy = ws.sy.data();
+    const double* z = ws.z.data();
+    const bool tex = !texels_.empty(), col = !colors_.empty();
+    const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
+    const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
+    const double area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
+    const double w[3] = {1.0 / z[v[0]], 1.0 / z[v[1]], 1.0 / z[v[2]]};
+    double P[kPlanes * 3];
+    barycentric_planes(P, ax, ay, bx, by, cx, cy, area, w);
+    auto plane = [&](int slot, double a0, double a1, double a2) {
+        const double k0 = a0 * w[0], k1 = a1 * w[1], k2 = a2 * w[2];
+        for (int j = 0; j < 3; ++j) P[slot * 3 + j] = k0 * P[j] + k1 * P[3 + j] + k2 * P[6 + j];
+    };
+    const double flip = area > 0 ? -1.0 : 1.0;  // y-down screen: front faces have area < 0
+    for (int k = 0; k < 3; ++k)
+        plane(4 + k, flip * ws.normals[v[0] * 3 + k], flip * ws.normals[v[1] * 3 + k], flip * ws.normals[v[2] * 3 + k]);
+    if (tex) {
+        plane(7, uvs_[v[0] * 2], uvs_[v[1] * 2], uvs_[v[2] * 2]);
+        plane(8, uvs_[v[0] * 2 + 1], uvs_[v[1] * 2 + 1], uvs_[v[2] * 2 + 1]);
+        std::fill(P + 27, P + 30, 0.0);
+    } else if (col) {
+        for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
+    } else {
+        std::fill(P + 21, P + 30, 0.0);
+    }
+    if (scalar_shading()) {  // planes 0..3 were written by setup_triangles (and may be read meanwhile)
+        std::copy(P + 12, P + kPlanes * 3, &ws.planes[t * kPlanes * 3 + 12]);
+        return;
+    }
+    const TriRaster& box = ws.rast[t];
+    float* Fp = &ws.fplanes[t * kF];
+    const double ox = box.x0 + 0.5, oy = box.y0 + 0.5;
+    Fp[0] = float(ox);
+    Fp[1] = float(oy);
+    for (int k = 0; k < 7; ++k) {
+        const double* q = P + (3 + k) * 3;
+        Fp[2 + k * 3] = float(q[0]);
+        Fp[3 + k * 3] = float(q[1]);
+        Fp[4 + k * 3] = float(q[0] * ox + q[1] * oy + q[2]);
     }
 }
 
@@ -338,8 +379,10 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, 
                                          std::int64_t n_list) const {
     const int Ws = cfg_.width * cfg_.ssaa;
     // iz = 1/z > 0 on every surface sample, so 0 marks "no surface yet" (and the background when
-    // shading); tri is only read where iz > 0 and needs no clearing
+    // shading); tri is only meaningful where iz > 0, but the depth test reads it (branch-free), so it
+    // is cleared too: the band's rows come into cache by writes, not by misses on last frame's data
     std::fill(ws.iz.begin() + std::size_t(y_begin) * Ws, ws.iz.begin() + std::size_t(y_end) * Ws, 0.0f);
+    std::fill(ws.tri.begin() + std::size_t(y_begin) * Ws, ws.tri.begin() + std::size_t(y_end) * Ws, 0);
     const std::int64_t n_draw = list ? n_list : n_tris_;
     for (std::int64_t j = 0; j < n_draw; ++j) {
         const std::int64_t t = list ? list[j] : j;
@@ -594,7 +637,7 @@ __attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, cons
 }  // namespace
 #endif
 
-EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
+EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
     const int S = cfg_.ssaa, Ws = cfg_.width * S;
     const double L[3] = {light[0], light[1], light[2]};
     // Blinn-Phong half vector of the light and the viewer (+z, a distant viewer); zero if they oppose
@@ -646,6 +689,8 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
                 const std::int32_t* tr = ws.tri.data() + i00;
                 const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
                                             izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
+                for (int l = 0; l < 4; ++l)
+                    if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
                 const __m128 sum = shade_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5);
                 // mean of the 4 samples in 0..255, rounded half up (as the scalar path)
                 alignas(16) std::int32_t v[4];
@@ -669,6 +714,7 @@ EMO3D_HOT void MeshRenderer::shade_rows(const Workspace& ws, const float* light,
                         acc[2] += cfg_.background[2];
                         continue;
                     }
+                    ensure_shading(ws, t);
                     const double qx = px + 0.5;
                     const double* P = &ws.planes[std::size_t(t) * kPlanes * 3];
                     auto ev = [&](int slot) { return P[slot * 3] * qx + P[slot * 3 + 1] * qy + P[slot * 3 + 2]; };

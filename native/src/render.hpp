@@ -3,6 +3,7 @@
 // (exponent 16), supersampling.
 // Conventions are those of native/reference_render.py (its docstring); the two must agree.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -71,6 +72,8 @@ private:
         std::vector<double> planes;
         std::vector<float> fplanes;    // per triangle: kF floats, shading planes 3..9 about a local origin
         std::vector<TriRaster> rast;   // per triangle: what rasterising it reads
+        // per triangle: kShading* (its shading planes this frame: not yet, being computed, ready)
+        std::unique_ptr<std::atomic<std::uint8_t>[]> shading;
         // one frame split into bands of output rows: band b's triangles (ascending ids, those whose
         // box meets the band) are bin_tris[bin_start[b] .. bin_start[b + 1])
         std::vector<std::int64_t> bin_start;
@@ -84,13 +87,21 @@ private:
     void accumulate_normals(Workspace& ws, const float* verts) const;
     void project_vertices(Workspace& ws, const float* verts, const float* rot, std::int64_t i0, std::int64_t i1) const;
     void setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const;
+    static constexpr std::uint8_t kShadingNone = 0, kShadingBusy = 1, kShadingReady = 2;
+    void ensure_shading(Workspace& ws, std::int32_t t) const;
+    void setup_shading(Workspace& ws, std::int64_t t) const;
+#if defined(__SSE2__)
+    bool scalar_shading() const { return cfg_.ssaa != 2; }  // shade_rows' SSE path is for ssaa 2
+#else
+    bool scalar_shading() const { return true; }
+#endif
     // list: the triangles to draw, in ascending order (nullptr: all n_tris_); n_list its length
     void raster_rows(Workspace& ws, int y0, int y1, const std::int32_t* list, std::int64_t n_list) const;
     void raster_narrow(Workspace& ws, std::int64_t t, int x0, int x1, int y0, int y1) const;
     void bin_triangles(Workspace& ws, int n_bands) const;
     // rasterise and shade one frame in bands (share: over the pool's threads)
     void draw(Workspace& ws, const float* light, std::uint8_t* out, bool share);
-    void shade_rows(const Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
+    void shade_rows(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
     template <class VertFn>
     void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);
 
