@@ -2,11 +2,13 @@
 
 The C++ side (``native/src/render*.cpp``) holds the rig, the camera and per-thread frame buffers,
 so rendering a frame allocates nothing but the output array; it deforms with the sparse kernel,
-computes vertex normals, rasterises with a z-buffer, perspective-correct textures and Lambert +
-ambient light with a soft Blinn-Phong highlight, supersamples, splits batches of frames over threads
-and releases the GIL (one frame: deformation, projection and triangle setup split over threads,
-then bands of rows each taken by whichever thread is free and drawn from that band's own triangle
-list). ``native.reference_render`` is the numpy reference with the same conventions
+computes vertex normals, rasterises with a z-buffer (the back faces of triangles the rig marks
+single-sided, ``Rig.single_sided`` from glTF ``doubleSided``, are culled), perspective-correct
+textures and Lambert + ambient light, supersamples, splits batches of frames over threads and
+releases the GIL (one frame: deformation, projection and triangle setup split over threads, then
+bands of rows each taken by whichever thread is free and drawn from that band's own triangle list).
+The threads are the renderer's own, started on its first split render and joined when it is
+dropped. ``native.reference_render`` is the numpy reference with the same conventions
 (its module docstring lists them); geometry, coverage and depth are computed in double precision
 on both sides, and the C++ shades the four samples of a pixel (ssaa 2) in single-precision SSE, so
 the images agree to within a level or two except at rare edge/depth ties. One render runs at a
