@@ -86,53 +86,53 @@ NEUTRAL_ADVERBS = _words("quietly perfectly entirely calmly completely serenely 
 _ADJ = {
     "neutral": "calm composed impassive expressionless blank placid neutral serene unreadable still unbothered "
                "indifferent detached relaxed pensive thoughtful attentive collected poised steady reserved "
-               "level-headed unmoved stoic deadpan matter-of-fact even-tempered unruffled unflappable "
+               "level-headed unmoved stoic even-tempered unruffled unflappable "
                "contemplative reflective absorbed focused observant patient sober businesslike tranquil "
                "measured inscrutable undisturbed nonchalant unperturbed dispassionate self-possessed "
                "unemotional restrained expectant watchful neutral-looking stoical quiet-faced placid-faced "
                "untroubled unhurried quizzical puzzled uncertain curious inquisitive noncommittal introspective "
                "meditative preoccupied distracted daydreaming unexpressive imperturbable self-contained equable "
-               "phlegmatic unconcerned uninvolved emotionless straight-faced poker-faced sedate unexcited "
+               "phlegmatic unconcerned uninvolved emotionless straight-faced sedate unexcited "
                "undemonstrative methodical deliberate analytical studious",
     "happiness": "joyful happy cheerful delighted elated glad jubilant radiant merry amused pleased content "
-                 "ecstatic gleeful blissful beaming overjoyed thrilled euphoric exuberant buoyant chipper "
+                 "ecstatic gleeful blissful beaming overjoyed euphoric exuberant buoyant chipper "
                  "sunny upbeat lighthearted carefree jovial jolly mirthful exhilarated rapturous giddy tickled "
                  "gratified contented satisfied triumphant exultant enchanted charmed playful bubbly "
                  "glowing heartened uplifted blithe cheery genial optimistic grateful relieved elevated "
-                 "smiling grinning laughing sunny-faced radiant-eyed tickled_pink starry-eyed chuffed joyous",
+                 "smiling grinning laughing sunny-faced radiant-eyed tickled_pink starry-eyed joyous",
     "surprise": "surprised astonished amazed stunned startled shocked dumbfounded astounded flabbergasted "
-                "bewildered awestruck speechless thunderstruck agog incredulous gobsmacked staggered "
-                "taken_aback dazed nonplussed floored confounded baffled mystified disbelieving electrified "
-                "jolted awed spellbound transfixed wonderstruck blindsided stupefied stunned_silent "
+                "bewildered awestruck speechless thunderstruck agog incredulous staggered "
+                "taken_aback dazed nonplussed confounded baffled mystified disbelieving electrified "
+                "jolted awed spellbound transfixed wonderstruck stupefied stunned_silent "
                 "caught_off_guard open-mouthed wide-eyed goggle-eyed agape wowed dazzled bemused thrown rocked "
                 "bowled_over knocked_sideways slack-jawed round-eyed popeyed",
     "sadness": "sad sorrowful melancholy gloomy mournful miserable heartbroken despondent tearful dejected "
                "forlorn grieving wistful downcast crestfallen disconsolate desolate woeful glum morose doleful "
                "lugubrious dispirited disheartened despairing anguished bereft inconsolable weepy downhearted "
                "heavy-hearted lonely wretched somber regretful hurt wounded defeated discouraged hopeless "
-               "brokenhearted careworn troubled dismal mopey unhappy blue teary-eyed red-eyed grief-stricken "
+               "brokenhearted careworn troubled dismal mopey unhappy teary-eyed red-eyed grief-stricken "
                "sorrow-laden woebegone sullen lachrymose forsaken abandoned sorrowing tormented dolorous bleak "
                "cheerless joyless plaintive rueful pitiful pained aching heartsick homesick lovesick elegiac tragic"
-               "drained gutted devastated shattered crushed broken low-spirited nostalgic bereaved",
-    "anger": "angry furious enraged irate livid indignant resentful hostile incensed irritated annoyed fuming "
-             "seething wrathful infuriated outraged exasperated cross vexed aggravated irked riled provoked "
+               "drained shattered crushed broken low-spirited nostalgic bereaved",
+    "anger": "angry furious irate livid indignant resentful hostile irritated annoyed fuming "
+             "seething wrathful infuriated exasperated cross vexed aggravated irked riled provoked "
              "bristling belligerent combative heated hot-tempered frustrated agitated incandescent apoplectic "
              "ireful testy snappish stormy thunderous menacing vengeful defiant truculent glowering "
-             "embittered mad red-faced wild-eyed spitting_mad steaming raging bad-tempered",
-    "disgust": "disgusted revolted repulsed sickened nauseated appalled queasy repelled offended grossed_out "
+             "embittered red-faced wild-eyed steaming raging bad-tempered",
+    "disgust": "disgusted revolted repulsed sickened nauseated appalled queasy repelled offended "
                "nauseous squeamish put_off affronted scandalized galled displeased bilious gagging "
                "turned_off sick_to_the_stomach green_around_the_gills revulsed unsettled distasteful "
                "scandalised retching green-faced disapproving fastidious",
-    "fear": "afraid frightened terrified scared anxious panicked horrified nervous fearful alarmed petrified "
-            "uneasy apprehensive jittery jumpy skittish timid spooked shaken trembling panicky distraught "
+    "fear": "afraid frightened scared anxious panicked horrified nervous fearful alarmed petrified "
+            "uneasy apprehensive jittery jumpy skittish timid shaken trembling panicky distraught "
             "aghast fretful worried tense paranoid terror-stricken horror-struck intimidated insecure "
             "cowering wary edgy rattled unnerved daunted hysterical haunted hunted white-faced frozen_with_fright "
             "fear-stricken panic-stricken ashen",
     "contempt": "contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive "
-                "sneering superior mocking sardonic supercilious patronizing snide sarcastic cynical snobbish "
-                "imperious aloof lofty self-satisfied scoffing jeering taunting belittling disparaging "
-                "withering unimpressed sniffy snooty uppity insolent disrespectful derisory smirking high-handed "
-                "holier-than-thou cold-eyed contemptuous-looking sneering_and_aloof scathing caustic "
+                "sneering superior mocking sardonic supercilious sarcastic cynical snobbish "
+                "imperious aloof lofty self-satisfied jeering taunting belittling disparaging "
+                "withering unimpressed sniffy snooty uppity insolent disrespectful derisory high-handed "
+                "cold-eyed contemptuous-looking sneering_and_aloof scathing caustic "
                 "contemptuously_amused",
 }
 _NOUN = {
@@ -223,7 +223,7 @@ stops short
 reels
 blurts out a question
 stammers
-squints in disbelief
+shakes {p} head in disbelief
 gulps
 gasps aloud
 leans back sharply""",
@@ -276,7 +276,7 @@ shudders
 turns away
 pinches {p} nose
 pulls back
-wrinkles {p} nose
+clutches {p} stomach
 pushes the plate away
 covers {p} mouth
 spits
@@ -286,7 +286,7 @@ heaves
 groans
 backs off
 shakes {p} hands dry
-sticks out {p} tongue""",
+makes a retching sound""",
     "fear": """cowers
 flinches
 trembles
@@ -312,7 +312,7 @@ scoffs
 smirks
 sniffs
 snorts
-rolls {p} eyes
+shrugs dismissively
 jeers
 looks down {p} nose
 mocks
@@ -321,7 +321,7 @@ belittles everyone
 tuts
 waves the idea away
 chuckles coldly
-raises a single eyebrow
+smiles without warmth
 yawns pointedly
 smiles thinly
 chuckles at the attempt
@@ -464,7 +464,7 @@ slamming the door shut
 {p} arms crossed tightly
 standing toe to toe with a rival
 {p} finger wagging
-{p} jaw thrust forward
+{p} veins throbbing at the temples
 {p} hands on {p} hips
 {p} fist raised
 {p} chair shoved back
@@ -494,7 +494,7 @@ gingerly lifting the lid
 dropping the sponge in revulsion
 {p} hand flapping at the smell
 holding the bin bag at arm's length
-{p} lips pressed to hold back a gag
+{p} eyes watering from the smell
 {p} feet tiptoeing through the mess""",
     "fear": """{p} hands trembling
 {p} back pressed against the wall
@@ -536,7 +536,7 @@ drumming {p} fingers impatiently
 tapping {p} foot
 leaning on the doorframe
 {p} eyebrows and chin lifted
-{p} lips pursed
+{p} legs crossed languidly
 leaning back with {p} hands behind {p} head
 {p} gaze sliding away
 {p} fingers steepled
@@ -694,7 +694,7 @@ on hearing of a friend's illness
 while packing up a childhood home
 after losing the final match
 while looking through faded photographs
-after the breakup
+after the separation
 as the rain streaks the window
 on an empty anniversary
 after a beloved pet passes away
