@@ -411,3 +411,37 @@ def face_rig(path, *, names: Optional[Dict[str, str]] = None, multi_material: bo
                             "humanoid": {"humanBones": {"head": {"node": head}} if head is not None else {}},
                             "lookAt": {"type": "expression", "offsetFromHeadBone": [0, 0.06, 0]}}}
     return b.write(path, roots, extensions=ext, required=extra_required)
+
+
+# --- EXT_meshopt_compression filters, encoded as the extension's specification describes --------
+def _snorm(v, bits: int) -> np.ndarray:
+    """meshopt_quantizeSnorm: round(v * (2^(bits-1) - 1)), v clamped to [-1, 1]."""
+    scale = (1 << (bits - 1)) - 1
+    v = np.clip(np.asarray(v, np.float64), -1.0, 1.0) * scale
+    return (v + np.where(v >= 0, 0.5, -0.5)).astype(np.int64)
+
+
+def encode_filter_oct(normals: np.ndarray, bits: int) -> np.ndarray:
+    """Unit vectors [N,3] -> the OCTAHEDRAL filter's [N,4] int8 (bits <= 8) or int16 (bits <= 16):
+    octahedral (u, v), then 1.0 at the same bit count (the decoder's scale), then 0."""
+    n = np.asarray(normals, np.float64)
+    ln = np.abs(n).sum(axis=1, keepdims=True)
+    p = n / np.where(ln == 0, 1, ln)
+    sx, sy = np.where(p[:, 0] >= 0, 1.0, -1.0), np.where(p[:, 1] >= 0, 1.0, -1.0)
+    u = np.where(p[:, 2] >= 0, p[:, 0], (1 - np.abs(p[:, 1])) * sx)
+    v = np.where(p[:, 2] >= 0, p[:, 1], (1 - np.abs(p[:, 0])) * sy)
+    out = np.stack([_snorm(u, bits), _snorm(v, bits), np.full(len(n), _snorm(1.0, bits)), np.zeros(len(n), np.int64)], 1)
+    return out.astype(np.int8 if bits <= 8 else np.int16)
+
+
+def encode_filter_quat(quats: np.ndarray, bits: int = 16) -> np.ndarray:
+    """Unit quaternions [N,4] (x, y, z, w) -> the QUATERNION filter's [N,4] int16: the three smaller
+    components (cyclically after the largest, times sqrt 2, sign of the largest dropped), then the
+    decoder's scale with the largest component's index in its two low bits."""
+    q = np.asarray(quats, np.float64)
+    qc = np.abs(q).argmax(axis=1)
+    sign = np.where(q[np.arange(len(q)), qc] < 0, -1.0, 1.0)
+    rows = np.arange(len(q))
+    comp = [_snorm(q[rows, (qc + k) & 3] * np.sqrt(2.0) * sign, bits) for k in (1, 2, 3)]
+    last = (_snorm(1.0, bits) & ~3) | qc
+    return np.stack(comp + [last], axis=1).astype(np.int16)
