@@ -115,6 +115,9 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
+# face parts a facial phrase is about ("a slack jaw" -> jaw)
+_PARTS = frozenset("""mouth lips lip jaw eyes eye brow brows eyebrows forehead chin nose nostrils cheeks
+cheekbones lids eyelids teeth gaze stare dimples""".split())
 _CUES_BY_EMOTION = {e: tuple(c for c, (emos, _, _) in CUES.items() if e in emos) for e in EMOTIONS}
 
 
@@ -191,9 +194,15 @@ class _Writer:
             extra = [c for c in _CUES_BY_EMOTION[self.e2] if c not in picked]
             if extra:
                 picked[-1:] = [_pick(self.rng, extra)]
-        out = []
+        out: List[str] = []
+        used: set = set()
         for cue in picked:
-            p = _pick(self.rng, CUES[cue][2])
+            # one phrase per face part: not "a slack jaw and a slackened jaw"
+            fresh = [q for q in CUES[cue][2] if not _PARTS.intersection(q.replace(",", "").split()) & used]
+            if not fresh:
+                continue
+            p = _pick(self.rng, fresh)
+            used |= _PARTS.intersection(p.replace(",", "").split())
             if cue == "smirk" and self.rng.random() < 0.6:
                 p += _pick(self.rng, (" on the {s} side", " tugging at the {s} corner of the mouth",
                                       " raised on the {s}")).format(s=self.side)
@@ -266,7 +275,7 @@ class _Writer:
         if shape == 21:
             return f"A portrait of {self.noun()}: {self.subj()}{self.where(0.5)} with {self.feats(2)}{self.and_body()}."
         if shape == 22:
-            return f"{_cap(self.body())}, {self.subj()} {self.verb()}, {self.adj()}, {self.feats(1)} on show."
+            return f"{_cap(self.body())}, {self.subj()} {self.verb()}, {self.adj()}, with {self.feats(1)}."
         return f"{_cap(self.why(1.0).strip())}, {p} face turns {self.adj()}: {self.feats(2)}."
 
 
