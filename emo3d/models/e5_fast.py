@@ -9,6 +9,7 @@ windows whose pooled vectors are averaged by token count (:func:`.e5_weights.win
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import ModelFileError
+from emo3d.io import cache_dir
 from emo3d.options import check_int
 
 from . import e5_weights
 
 MODEL_FILE, TOKENIZER_FILE, EMBEDDINGS_FILE, MANIFEST_FILE = ("model.onnx", "tokenizer.npz", "embeddings.npz",
                                                               "manifest.json")
+
+
+BUILDER_VERSION = 3     # bump when the build's output changes (a new key: embedding caches are not mixed)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,50 @@ class BuiltModel:
         except (OSError, ValueError) as e:
             raise ModelFileError(f"{path}: unreadable e5 build manifest ({e}); rebuild with "
                                  "python -m emo3d.models.e5_build --force") from None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_folder(quantization: str = "int8", deltas_sha: Optional[str] = None) -> Path:
+    name = f"e5-small-{quantization}-onnx" + (f"-delta-{deltas_sha[:12]}" if deltas_sha else "")
+    return cache_dir("encoders") / name
+
+
+def read_manifest(folder: Path) -> Optional[Dict]:
+    try:
+        with open(Path(folder) / MANIFEST_FILE, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def find_built(source: Optional[Path] = None, folder: Optional[Path] = None,
+               quantization: str = "int8") -> Optional[BuiltModel]:
+    """The up-to-date build for ``source`` (cheap: manifest + ``stat``; the sha256 is recomputed only when
+    size or mtime moved), or None when there is none or it is stale."""
+    source = Path(source) if source else e5_weights.default_path()
+    folder = Path(folder) if folder else default_folder(quantization)
+    man = read_manifest(folder)
+    if not man or man.get("builder_version") != BUILDER_VERSION or man.get("quantization") != quantization:
+        return None
+    if not all((folder / f).is_file() for f in (MODEL_FILE, TOKENIZER_FILE, EMBEDDINGS_FILE)):
+        return None
+    try:
+        st = Path(source).stat()
+    except OSError:
+        return None
+    src = man.get("source", {})
+    if src.get("size") != st.st_size:
+        return None
+    if src.get("mtime_ns") != st.st_mtime_ns and src.get("sha256") != sha256_file(Path(source)):
+        return None
+    return BuiltModel(folder, man)
 
 
 def load_tokenizer(folder: Path) -> e5_weights.E5Tokenizer:

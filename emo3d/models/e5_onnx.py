@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -69,7 +69,8 @@ def reference(cfg: E5Config, tensors: Mapping[str, np.ndarray], embeddings: np.n
     return {"pooled": pooled.astype(np.float32), "embedding": (pooled / norm).astype(np.float32)}
 
 
-def build_graph(cfg: E5Config, tensors: Mapping[str, np.ndarray], *, contrib: bool = True, name: str = "e5-small"):
+def build_graph(cfg: E5Config, tensors: Mapping[str, np.ndarray], *, contrib: bool = True,
+                smooth: Optional[Mapping[str, np.ndarray]] = None, name: str = "e5-small"):
     """The float32 ``onnx.ModelProto`` (weights as initializers; 1/sqrt(head_dim) folded into the query)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -87,8 +88,17 @@ def build_graph(cfg: E5Config, tensors: Mapping[str, np.ndarray], *, contrib: bo
         nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
         return out
 
+    def smoothed(x: str, key: str, w: np.ndarray) -> tuple:
+        """SmoothQuant: x / s feeds the matmul, s moves into the weight rows (exact in float; int8 then sees
+        activations without outlier channels)."""
+        if not smooth or key not in smooth:
+            return x, w
+        sv = np.asarray(smooth[key], np.float32)
+        return node("Mul", [x, const(f"{key}.smooth", (1.0 / sv).astype(np.float32))], f"{key}_in"), w * sv[:, None]
+
     def linear(x: str, prefix: str, out: str, scale: float = 1.0) -> str:
         w = np.asarray(tensors[f"{prefix}.w"], np.float32).T * np.float32(scale)
+        x, w = smoothed(x, prefix, w)
         b = np.asarray(tensors[f"{prefix}.b"], np.float32) * np.float32(scale)
         y = node("MatMul", [x, const(f"{prefix}.w", w.astype(np.float32))], f"{out}_mm")
         return node("Add", [y, const(f"{prefix}.b", b.astype(np.float32))], out)
@@ -121,7 +131,8 @@ def build_graph(cfg: E5Config, tensors: Mapping[str, np.ndarray], *, contrib: bo
         if contrib:     # onnxruntime's fused Attention (com.microsoft): packed QKV weights [H, 3H]
             wqkv = np.concatenate([np.asarray(tensors[f"{p}.{n}.w"], np.float32).T for n in ("q", "k", "v")], 1)
             bqkv = np.concatenate([np.asarray(tensors[f"{p}.{n}.b"], np.float32) for n in ("q", "k", "v")])
-            nodes.append(helper.make_node("Attention", [x, const(f"{p}.qkv.w", wqkv), const(f"{p}.qkv.b", bqkv),
+            xa, wqkv = smoothed(x, f"{p}.qkv", wqkv)
+            nodes.append(helper.make_node("Attention", [xa, const(f"{p}.qkv.w", wqkv), const(f"{p}.qkv.b", bqkv),
                                                         mask_i], [f"{p}_ctx"], name=f"{p}_attention",
                                           domain="com.microsoft", num_heads=nh))
             ctx = f"{p}_ctx"
@@ -171,6 +182,32 @@ def _attention(node, linear, x: str, p: str, hd: int) -> str:
     a = node("Softmax", [s], f"{p}_probs", axis=-1)
     return node("Reshape", [node("Transpose", [node("MatMul", [a, v], f"{p}_ctxh")], f"{p}_ctxt",
                                  perm=[0, 2, 1, 3]), "hidden_shape"], f"{p}_ctx")
+
+
+def smooth_inputs(cfg: E5Config) -> Dict[str, str]:
+    """Smoothing key -> the graph tensor feeding that matmul (what calibration observes)."""
+    out: Dict[str, str] = {}
+    for i in range(cfg.layers):
+        p = f"l{i}"
+        out[f"{p}.qkv"] = "emb_ln" if i == 0 else f"l{i - 1}_x"
+        out[f"{p}.ao"] = f"{p}_ctx"
+        out[f"{p}.fi"] = f"{p}_x1"
+        out[f"{p}.fo"] = f"{p}_gelu"
+    return out
+
+
+def smoothing_scales(cfg: E5Config, tensors: Mapping[str, np.ndarray], act_absmax: Mapping[str, np.ndarray],
+                     alpha: float = 0.5) -> Dict[str, np.ndarray]:
+    """SmoothQuant's per-input-channel scales ``s = max|x|^alpha / max|w|^(1 - alpha)`` from the observed
+    activation maxima (``act_absmax``: key -> [in]) and the weights' row maxima."""
+    out: Dict[str, np.ndarray] = {}
+    for key, amax in act_absmax.items():
+        p, kind = key.rsplit(".", 1)
+        names = [f"{p}.{n}.w" for n in ("q", "k", "v")] if kind == "qkv" else [f"{p}.{kind}.w"]
+        wmax = np.max([np.abs(np.asarray(tensors[n], np.float32)).max(0) for n in names], 0)   # [in]
+        sv = np.power(np.maximum(amax, 1e-5), alpha) / np.power(np.maximum(wmax, 1e-5), 1 - alpha)
+        out[key] = np.clip(sv, 1e-2, 1e2).astype(np.float32)
+    return out
 
 
 def quantize(src: Path, dst: Path, *, per_channel: bool = True) -> None:
