@@ -21,7 +21,9 @@ from typing import Optional
 
 import numpy as np
 
+from emo3d import names as name_map
 from emo3d import schema
+from emo3d.avatar.rig import EXTRA_TARGETS
 from emo3d.errors import InvalidInputError, ProtocolError
 from emo3d.weights import normalize
 
@@ -52,8 +54,9 @@ class RequestError(ProtocolError):
 
 @dataclass(frozen=True)
 class Request:
-    """One checked request. ``weights`` is the 52-vector (MediaPipe order, clamped to 0..1); ``clamped``
-    lists the names whose values were outside 0..1."""
+    """One checked request. ``weights`` is the 52-vector (MediaPipe order, clamped to 0..1); ``extras`` the
+    channels beyond the 52 it sets (``{"tongueOut": v}``, clamped to 0..1); ``clamped`` lists the names whose
+    values were outside 0..1."""
     kind: str
     id: object = None
     text: Optional[str] = None
@@ -62,6 +65,7 @@ class Request:
     weights: Optional[np.ndarray] = field(default=None, compare=False)
     clamped: tuple = ()
     idle: Optional[bool] = None
+    extras: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -126,9 +130,10 @@ def check_text(text, req_id=None) -> str:
     return text
 
 
-def weights_vector(weights, req_id=None) -> tuple[np.ndarray, tuple]:
-    """A request's ``weights`` object -> (52-vector clamped to 0..1, ``name=value`` of each clamped value),
-    through the one normaliser (:func:`emo3d.weights.normalize`)."""
+def weights_vector(weights, req_id=None) -> tuple[np.ndarray, tuple, dict]:
+    """A request's ``weights`` object -> (52-vector clamped to 0..1, ``name=value`` of each clamped value,
+    the extra channels beyond the 52 it names as ``{"tongueOut": v}`` clamped to 0..1), through the one
+    normaliser (:func:`emo3d.weights.normalize`) and the one name map (:func:`emo3d.names.resolve`)."""
     if not isinstance(weights, dict):
         raise RequestError("invalid_input", "'weights' must be an object {name: value} of ARKit blendshape "
                                             f"names, got {type(weights).__name__}", req_id)
@@ -145,11 +150,16 @@ def weights_vector(weights, req_id=None) -> tuple[np.ndarray, tuple]:
             huge.append(f"{k}={'-' if v < 0 else ''}{digits[0]}e+{len(digits) - 1}")
             v = min(max(v, 0), 1)
         values[k] = v
+    extras = {}
+    for k, v in values.items():   # tongueOut under any spelling: a channel beyond the 52
+        m = name_map.resolve(str(k))
+        if m is not None and m.targets[0] in EXTRA_TARGETS:
+            extras[m.targets[0]] = float(min(max(v, 0.0), 1.0))
     try:
         checked = normalize(values, what="'weights'")   # the one normaliser: names, numbers, clamping report
     except InvalidInputError as e:  # unknown name (with close matches) ...
         raise RequestError("invalid_input", str(e)[:500], req_id) from None
-    return checked.vector, tuple(huge) + tuple(checked.clamped)
+    return checked.vector, tuple(huge) + tuple(checked.clamped), extras
 
 
 def parse_request(obj) -> Request:
@@ -188,8 +198,8 @@ def parse_request(obj) -> Request:
     if kind == "text":
         return Request(kind, req_id, text=check_text(obj.get("text"), req_id),
                        intensity=_number(obj, "intensity", *INTENSITY_RANGE, req_id), transition_ms=transition)
-    vec, clamped = weights_vector(obj.get("weights"), req_id)
-    return Request(kind, req_id, transition_ms=transition, weights=vec, clamped=clamped)
+    vec, clamped, extras = weights_vector(obj.get("weights"), req_id)
+    return Request(kind, req_id, transition_ms=transition, weights=vec, clamped=clamped, extras=extras)
 
 
 def decode_request(body: bytes) -> Request:
@@ -230,7 +240,11 @@ def apply(req: Request, target, session: Session) -> dict:
             if getattr(pred, "truncated", False):
                 out["truncated"] = True
             return out
-        target.set_weights(req.weights, transition_ms=req.transition_ms)
+        if req.extras:   # the loop takes the extra channels from a {name: value} mapping
+            target.set_weights({**dict(zip(schema.MEDIAPIPE_NAMES, req.weights.tolist())), **req.extras},
+                               transition_ms=req.transition_ms)
+        else:
+            target.set_weights(req.weights, transition_ms=req.transition_ms)
     except (InvalidInputError, ValueError, OverflowError) as e:
         raise RequestError("invalid_input", str(e)[:500], req.id) from None
     out = _with_id(req, {"type": "ack", "request": "weights"})

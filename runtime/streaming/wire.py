@@ -17,6 +17,7 @@ import struct
 import numpy as np
 
 from emo3d import schema
+from emo3d.avatar.rig import EXTRA_TARGETS
 from emo3d.errors import ProtocolError
 
 HEADER = struct.Struct(">I")
@@ -85,20 +86,30 @@ def encode_frame(frame, digits: int = 5) -> bytes:
     tmpl = _FRAME_TEMPLATES.get(digits)
     if tmpl is None:
         w = ",".join('"%s":%%.%dg' % (n, digits) for n in schema.MEDIAPIPE_NAMES)
+        x = ",".join('"%s":%%.%dg' % (n, digits) for n in EXTRA_TARGETS)
         tmpl = _FRAME_TEMPLATES[digits] = (
-            '{"type":"frame","index":%d,"t":%.6f,"weights":{' + w + '},"head":[%.6g,%.6g,%.6g],'
-            '"eyes":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g]}')
+            '{"type":"frame","index":%d,"t":%.6f,"weights":{' + w + '},"extras":{' + x + '},'
+            '"head":[%.6g,%.6g,%.6g],"eyes":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g]}')
     w = np.nan_to_num(np.asarray(frame.weights, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+    x = np.nan_to_num(np.asarray(_extras(frame), dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
     pose = np.nan_to_num(np.asarray(tuple(frame.head) + tuple(frame.eyes), dtype=np.float64))
-    body = (tmpl % ((int(frame.index), float(frame.t)) + tuple(w.tolist()) + tuple(pose.tolist()))).encode()
+    body = (tmpl % ((int(frame.index), float(frame.t)) + tuple(w.tolist()) + tuple(x.tolist())
+                    + tuple(pose.tolist()))).encode()
     return HEADER.pack(len(body)) + body
+
+
+def _extras(frame) -> list:
+    """The frame's channels beyond the 52 (``EXTRA_TARGETS``: tongueOut) in order, 0 where it has none."""
+    ex = getattr(frame, "extras", None) or {}
+    return [float(ex.get(n, 0.0)) for n in EXTRA_TARGETS]
 
 
 def frame_message(frame, decimals: int = 5) -> dict:
     """The JSON object sent for one avatar frame."""
     w = np.round(np.asarray(frame.weights, dtype=np.float64), decimals).tolist()
+    x = np.round(np.asarray(_extras(frame), dtype=np.float64), decimals).tolist()
     return {"type": "frame", "index": int(frame.index), "t": round(float(frame.t), 6),
-            "weights": dict(zip(schema.MEDIAPIPE_NAMES, w)),
+            "weights": dict(zip(schema.MEDIAPIPE_NAMES, w)), "extras": dict(zip(EXTRA_TARGETS, x)),
             "head": [round(float(x), 6) for x in frame.head],
             "eyes": [round(float(x), 6) for x in frame.eyes]}
 

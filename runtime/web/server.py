@@ -29,6 +29,7 @@ from typing import Dict, Optional, Set
 import numpy as np
 
 from emo3d import schema
+from emo3d.avatar.rig import EXTRA_TARGETS
 from emo3d.errors import AssetError, InvalidInputError
 from emo3d.options import check_int
 
@@ -294,7 +295,8 @@ class WebServer(FrameService):
         self._config = json.dumps({
             "rig": {"url": url, "format": fmt, "name": name, "targets": targets, "eyes": eyes,
                     "presets": presets},
-            "ws": WS_PATH, "fps": fps, "names": list(schema.MEDIAPIPE_NAMES), "emotions": list(schema.EMOTIONS),
+            "ws": WS_PATH, "fps": fps, "names": list(schema.MEDIAPIPE_NAMES),
+            "extras": list(EXTRA_TARGETS), "emotions": list(schema.EMOTIONS),
             "max_message": o.max_message,
             "idle": bool(getattr(getattr(self.loop, "options", None), "idle", True)),
         }).encode()

@@ -192,8 +192,8 @@ def test_fuzz_raw_bodies(body):
 
 
 def test_weights_vector_order():
-    vec, clamped = protocol.weights_vector({"jawOpen": 0.25, "browInnerUp": 1})
+    vec, clamped, extras = protocol.weights_vector({"jawOpen": 0.25, "browInnerUp": 1})
     expect = np.zeros(schema.N_MEDIAPIPE, np.float32)
     expect[schema.MEDIAPIPE_INDEX["jawOpen"]] = 0.25
     expect[schema.MEDIAPIPE_INDEX["browInnerUp"]] = 1
-    assert np.array_equal(vec, expect) and clamped == ()
+    assert np.array_equal(vec, expect) and clamped == () and extras == {}

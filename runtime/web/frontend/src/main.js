@@ -314,7 +314,8 @@ function onMessage(ev) {
     if (stats.lastIndex >= 0 && msg.index !== stats.lastIndex + 1) stats.indexGaps += 1;
     stats.lastIndex = msg.index;
     if (pending) stats.superseded += 1;
-    pending = { index: msg.index, w: names.map((n) => msg.weights[n] || 0), head: msg.head || [0, 0, 0],
+    const extras = msg.extras || {};
+    pending = { index: msg.index, w: names.map((n) => msg.weights[n] ?? extras[n] ?? 0), head: msg.head || [0, 0, 0],
       eyes: msg.eyes || [0, 0, 0, 0, 0, 0],
       arrival, arrivalFrame: stats.animationFrames };
   } else if (msg.type === "ack") {
@@ -396,7 +397,7 @@ $("share").addEventListener("click", () => {
 // --- start --------------------------------------------------------------------------------------------------
 async function main() {
   config = await (await fetch("config.json")).json();
-  names = config.names;
+  names = config.names.concat(config.extras || []);   // the 52, then channels such as tongueOut
   $("idle").checked = config.idle;
   shapeBars = makeBars($("shapes"), Array(TOP_K).fill(""));
   emotionBars = makeBars($("emotions"), config.emotions);
