@@ -148,7 +148,7 @@ async function loadRig() {
   pivot.add(root);
   scene.add(pivot);
   await bindEyes(gltf, driven);
-  stats.rig = { name: config.rig.name, format: config.rig.format, shapes: driven.size,
+  stats.rig = { name: config.rig.name, format: config.rig.format, shapes: driven.size, driven: [...driven].sort(),
     morphBindings: morphBindings.length, expressionBindings: exprBindings.length,
     presetBindings: presetBindings.length };
   if (vrm && vrm.expressionManager) stats.expression = (name) => vrm.expressionManager.getValue(name);   // for tests
