@@ -43,9 +43,10 @@ def render(weights, *, size: int = 256, rig=None, pose=(0.0, 0.0, 0.0), light_di
                 _RENDERERS.clear()
             entry = (rig, Renderer(rig, RenderOptions(width=size, height=size)))
             _RENDERERS[key] = entry
-    from .posing import head_posed_vertices, turns_head_only
-    if turns_head_only(rig) and any(float(x) != 0.0 for x in pose):   # the head bone turns, the body stays
+    from .posing import posed_vertices, poses_bones
+    if poses_bones(rig, pose):   # eye bones turn by the gaze; a head bone turns, the body stays
         import numpy as np
-        out = entry[1].render_vertices(head_posed_vertices(rig, weights, pose, extras=extras), light_dir=light_dir)
+        verts, rest = posed_vertices(rig, weights, pose, extras=extras)
+        out = entry[1].render_vertices(verts, pose=rest, light_dir=light_dir)
         return out[0] if np.ndim(weights) != 2 else out
     return entry[1].render(weights, pose=pose, light_dir=light_dir, extras=extras)

@@ -23,7 +23,7 @@ from emo3d.errors import Emo3DError, InvalidInputError
 from emo3d.options import check_int
 from emo3d.weights import Weights, normalize
 from .framing import FRAMING_MODES
-from .posing import head_posed_vertices, turns_head_only
+from .posing import posed_vertices, poses_bones
 
 __all__ = ["main", "parse_weights", "parse_background", "contact_sheet", "sheet_rows", "label_height"]
 
@@ -165,8 +165,9 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
                 weights = np.zeros(schema.N_MEDIAPIPE, np.float32)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if turns_head_only(rig) and any(a.pose):   # an avatar on a body: the head bone turns
-                    img = renderer.render_vertices(head_posed_vertices(rig, weights, tuple(a.pose)))[0]
+                if poses_bones(rig, tuple(a.pose)):   # eye bones turn by the gaze, a head bone by --pose
+                    verts, rest = posed_vertices(rig, weights, tuple(a.pose))
+                    img = renderer.render_vertices(verts, pose=rest)[0]
                 else:
                     img = renderer.render(weights, pose=tuple(a.pose))
             for w in caught:

@@ -32,7 +32,11 @@ the head bone - VRM humanoid ``head`` or a joint named Head - or the face grown)
 ``Rig.frame_box`` (:func:`emo3d.avatar.framing.frame_box`: the face when the model is much taller
 than its head). A head on a body also gets ``Rig.head_weights`` (each vertex's skin weight on the
 head bone and its children) and ``Rig.head_pivot`` (the head bone), so a head pose turns the head
-on the neck (:mod:`emo3d.avatar.posing`).
+on the neck (:mod:`emo3d.avatar.posing`). A VRM whose ``lookAt`` is of type bone (0.x:
+``lookAtTypeName`` Bone) and that has no eye-look shapes gets ``Rig.eye_weights`` / ``Rig.eye_pivots``
+(its humanoid ``leftEye`` / ``rightEye`` bones), so the gaze turns the eye bones; its look presets are
+then left out of the retarget. A lookAt of type expression turns the eyes through the look presets
+(``lookUp/Down/Left/Right``, :mod:`emo3d.avatar.vrm`'s retarget of the eye-look scores).
 
 Corrupt files raise :class:`InvalidInputError` naming what is wrong (bad magic, truncated chunk,
 accessor out of range, target count mismatch ...).
@@ -453,22 +457,26 @@ def _head_joints(doc: _Doc, world: _World) -> Tuple[Optional[int], set]:
             if re.fullmatch(r"(mixamorig|j?bip[c0-9]*|cc?base|def|b)?head(jnt|bone)?", nm):
                 head = i
                 break
-    sub = set()
-    if head is not None:
-        stack = [head]
-        while stack:
-            n = stack.pop()
-            if n in sub:
-                continue
-            sub.add(n)
-            stack.extend(nodes[n].get("children", []) if 0 <= n < len(nodes) else [])
-    return head, sub
+    return head, _subtree(nodes, head)
+
+
+def _subtree(nodes: list, root: Optional[int]) -> set:
+    """``root`` and every node below it (empty for None)."""
+    sub: set = set()
+    stack = [] if root is None else [root]
+    while stack:
+        n = stack.pop()
+        if n in sub:
+            continue
+        sub.add(n)
+        stack.extend(nodes[n].get("children", []) if 0 <= n < len(nodes) else [])
+    return sub
 
 
 class _Prim:
     """One placed primitive: vertices, faces, targets and appearance, before merging."""
 
-    __slots__ = ("start", "V", "uv", "color", "image", "factor", "alpha_cut", "head_w")
+    __slots__ = ("start", "V", "uv", "color", "image", "factor", "alpha_cut", "head_w", "eye_w")
 
 
 def _texture_transform(uv: np.ndarray, info: dict) -> np.ndarray:
@@ -497,6 +505,9 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
     if not placed:
         raise InvalidInputError(f"{path}: the file has no meshes")
     head_node, head_set = _head_joints(doc, world)
+    look = _vrm.look_at(J)
+    eyes = _vrm.eye_nodes(J) if look is not None and look["type"] == "bone" else None
+    eye_sets = [_subtree(J.get("nodes", []), n) for n in eyes] if eyes else []
 
     verts, tris, prims, one_sided = [], [], [], []
     deltas: Dict[str, List[Tuple[int, np.ndarray]]] = {}
@@ -561,7 +572,7 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
                 if not len(f):
                     continue
             B = _skin_matrices(doc, world, node["skin"], attrs, V, where) if "skin" in node else None
-            head_w = None
+            head_w = eye_w = None
             if B is not None:
                 p4 = np.concatenate([pos, np.ones((V, 1))], axis=1)
                 world_pos = np.einsum("vij,vj->vi", B, p4)[:, :3]
@@ -570,6 +581,8 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
                 f = np.where(flip[:, None], f[:, ::-1], f)
                 if head_set:
                     head_w = _head_weights(doc, node["skin"], attrs, V, head_set)
+                if eye_sets:
+                    eye_w = np.stack([_head_weights(doc, node["skin"], attrs, V, es) for es in eye_sets])
                 move = lambda d, lin=lin: np.einsum("vij,vj->vi", lin, d)  # noqa: E731
             else:
                 lin = M[:3, :3]
@@ -578,6 +591,8 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
                 world_pos = pos @ lin.T + M[:3, 3]
                 if ni is not None and ni in head_set:
                     head_w = np.ones(V)
+                if eye_sets and ni is not None and any(ni in es for es in eye_sets):
+                    eye_w = np.array([[float(ni in es)] * V for es in eye_sets])
                 move = lambda d, lin=lin: d @ lin.T  # noqa: E731
             verts.append(world_pos)
             tris.append(f + n_v)
@@ -617,7 +632,7 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
                 color = color * c
             p = _Prim()
             p.start, p.V, p.uv, p.color, p.image, p.factor = n_v, V, uv, color, image, factor[:3]
-            p.head_w = head_w
+            p.head_w, p.eye_w = head_w, eye_w
             prims.append(p)
             n_v += V
     if n_v == 0:
@@ -641,6 +656,8 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
         for start, d in deltas[n]:
             dense[t, start:start + d.shape[0]] += d.astype(np.float32)
     vrm_exprs, bound = _vrm.expressions(J, raw)
+    if eyes is not None:   # lookAt turns bones: the look presets are not how this VRM looks around
+        vrm_exprs = {k: v for k, v in vrm_exprs.items() if k not in _vrm.LOOK_PRESETS}
     if vrm_exprs and len(target_names) < _vrm.MIN_ARKIT_SHAPES:
         # few or no ARKit shapes: the VRM presets drive the ARKit shapes the rig lacks (its own win)
         extra_names, extra = _vrm.retarget(vrm_exprs, vertices, skip=target_names)
@@ -664,9 +681,20 @@ def _load(path: Path) -> Tuple[Rig, Tuple[str, ...]]:
     if head_w is not None and head_node is not None and (head_w < 0.5).any():   # a head on a body
         head_weights = np.clip(head_w, 0, 1).astype(np.float32)
         head_pivot = world(head_node)[:3, 3].astype(np.float32)
+    eye_weights = eye_pivots = None
+    if eyes is not None and not any(n.startswith("eyeLook") for n in target_names):
+        # a VRM whose lookAt turns the eye bones (and no eye-look shapes turn the eyes already)
+        ew = np.zeros((2, n_v))
+        for p in prims:
+            if p.eye_w is not None:
+                ew[:, p.start:p.start + p.V] = p.eye_w
+        if (ew > 0).any(axis=1).all():
+            eye_weights = np.clip(ew, 0, 1).astype(np.float32)
+            eye_pivots = np.stack([world(n)[:3, 3] for n in eyes]).astype(np.float32)
     rig = Rig.from_dense(path.stem, vertices, triangles, target_names, dense, uvs=uv_all, texture=texture,
                          colors=colors, missing=missing, unknown=tuple(unknown), face_box=face_box,
                          head_box=head_box, head_weights=head_weights, head_pivot=head_pivot,
+                         eye_weights=eye_weights, eye_pivots=eye_pivots,
                          single_sided=single_sided if single_sided.any() else None)
     return rig, tuple(dict.fromkeys(duplicates))
 

@@ -80,6 +80,10 @@ class Rig:
     # pivot ([3]); with them a head pose turns the head on the neck (emo3d.avatar.posing), not the body.
     head_weights: np.ndarray | None = None
     head_pivot: np.ndarray | None = None
+    # Eye bones (a VRM whose lookAt turns bones): how much each vertex follows the left and the right
+    # eye bone ([2, V] in 0..1) and the bones' pivots ([2, 3]); emo3d.avatar.posing turns them by the gaze.
+    eye_weights: np.ndarray | None = None
+    eye_pivots: np.ndarray | None = None
     # Per triangle [F] bool: True where it is single-sided (a glTF material without ``doubleSided``):
     # its back face (clockwise on screen) is not drawn. None: every triangle is drawn from both sides.
     single_sided: np.ndarray | None = None
@@ -148,6 +152,13 @@ class Rig:
                 raise InvalidInputError("Rig.head_weights needs Rig.head_pivot (the head bone's position)")
         if self.head_pivot is not None:
             self.head_pivot = _as(self.head_pivot, "head_pivot", np.float32, (3,), finite=True)
+        if (self.eye_weights is None) != (self.eye_pivots is None):
+            raise InvalidInputError("Rig.eye_weights and Rig.eye_pivots go together (both or neither)")
+        if self.eye_weights is not None:
+            self.eye_weights = _as(self.eye_weights, "eye_weights", np.float32, (2, V), finite=True)
+            if self.eye_weights.min() < 0 or self.eye_weights.max() > 1:
+                raise InvalidInputError("Rig.eye_weights must lie in [0, 1]")
+            self.eye_pivots = _as(self.eye_pivots, "eye_pivots", np.float32, (2, 3), finite=True)
         if self.single_sided is not None:
             ss = np.asarray(self.single_sided)
             if ss.dtype != np.bool_ or ss.shape != (self.triangles.shape[0],):

@@ -26,8 +26,8 @@ import numpy as np
 
 from emo3d import names, schema
 
-__all__ = ["RETARGET", "MIN_ARKIT_SHAPES", "faces_minus_z", "head_node", "look_at", "expressions", "retarget",
-           "preset_weights"]
+__all__ = ["RETARGET", "MIN_ARKIT_SHAPES", "LOOK_PRESETS", "faces_minus_z", "head_node", "eye_nodes", "look_at",
+           "expressions", "retarget", "preset_weights"]
 
 MIN_ARKIT_SHAPES = 40
 
@@ -75,6 +75,27 @@ def head_node(doc: dict) -> Optional[int]:
             if b.get("bone") == "head" and isinstance(b.get("node"), int):
                 return int(b["node"])
     return None
+
+
+def eye_nodes(doc: dict) -> Optional[Tuple[int, int]]:
+    """The humanoid (leftEye, rightEye) nodes of a VRM 0.x/1.0 document, or None unless it has both."""
+    v0, v1 = _ext(doc)
+    found: Dict[str, int] = {}
+    if v1:
+        bones = (v1.get("humanoid") or {}).get("humanBones") or {}
+        for b in ("leftEye", "rightEye"):
+            n = (bones.get(b) or {}).get("node")
+            if isinstance(n, int):
+                found[b] = n
+    elif v0:
+        for b in (v0.get("humanoid") or {}).get("humanBones") or []:
+            if b.get("bone") in ("leftEye", "rightEye") and isinstance(b.get("node"), int):
+                found[b["bone"]] = int(b["node"])
+    return (found["leftEye"], found["rightEye"]) if len(found) == 2 else None
+
+
+#: The expression presets a VRM's lookAt of type "expression" turns the eyes with.
+LOOK_PRESETS = ("lookUp", "lookDown", "lookLeft", "lookRight")
 
 
 def look_at(doc: dict) -> Optional[dict]:

@@ -445,3 +445,82 @@ def encode_filter_quat(quats: np.ndarray, bits: int = 16) -> np.ndarray:
     comp = [_snorm(q[rows, (qc + k) & 3] * np.sqrt(2.0) * sign, bits) for k in (1, 2, 3)]
     last = (_snorm(1.0, bits) & ~3) | qc
     return np.stack(comp + [last], axis=1).astype(np.int16)
+
+
+# --- a VRM with eyes: eye-bone lookAt or look expressions ---------------------------------------
+EYE_R, EYE_Z = 0.13, 0.40      # the eyeballs' radius and their centres' depth (the face surface is at ~0.47)
+
+
+def _eyeball(rings: int = 10, segments: int = 16):
+    """A unit-radius UV sphere about its centre (poles on +-y), CCW from outside: (vertices, sclera
+    triangles, pupil triangles) - the pupil is the cap facing +z."""
+    th = np.linspace(0, np.pi, rings + 1)
+    ph = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    v = np.array([[np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)] for t in th for p in ph], np.float32)
+    tris = []
+    for r in range(rings):
+        for s in range(segments):
+            a, b2 = r * segments + s, r * segments + (s + 1) % segments
+            c, d = a + segments, b2 + segments
+            tris += [[a, c, d], [a, d, b2]]
+    tris = np.array(tris, np.int64)
+    front = v[tris].mean(axis=1)[:, 2] > 0.8
+    return v, tris[~front], tris[front]
+
+
+def eyed_vrm(path, *, version: str, look: str) -> Path:
+    """The test face as a VRM ``version`` '0' or '1' with a Head node and two eyeballs (white, with a
+    black pupil facing forward), each a mesh under its humanoid ``leftEye`` / ``rightEye`` bone.
+    ``look``: 'bone' (lookAt turns the eye bones) or 'expression' (lookAt uses the look presets).
+    Either way the VRM has lookLeft/Right/Up/Down presets moving the pupils (+-0.05 across the eye),
+    as exporters write them; with lookAt 'bone' the reader must leave them out."""
+    F = np.array([-1, 1, -1], np.float32) if version == "0" else np.ones(3, np.float32)   # 0.x faces -z
+    b = GlbBuilder()
+    v, tris, uv = face_grid()
+    deltas = face_deltas(v)
+    face_shapes = {"Fcl_MTH_A": deltas["jawOpen"], "Fcl_ALL_Joy": deltas["mouthSmileLeft"] + deltas["mouthSmileRight"]}
+    t = b.texture(face_texture(eyes=False))
+    face_prim = {"attributes": {"POSITION": b.accessor(v * F), "TEXCOORD_0": b.accessor(uv)},
+                 "indices": b.accessor(tris.reshape(-1).astype(np.uint16), U16, index=True),
+                 "material": b.material((1, 1, 1, 1), t, name="face"),
+                 "targets": [{"POSITION": b.accessor(d * F)} for d in face_shapes.values()]}
+    face_mesh = b.mesh([face_prim], list(face_shapes))
+    ev, sclera, pupil = _eyeball()
+    white, black = b.material((0.95, 0.95, 0.95, 1), name="sclera"), b.material((0.05, 0.05, 0.08, 1), name="pupil")
+    looks = {"lookLeft": (0.05, 0, 0), "lookRight": (-0.05, 0, 0), "lookUp": (0, 0.05, 0), "lookDown": (0, -0.05, 0)}
+    in_pupil = np.zeros(len(ev), bool)
+    in_pupil[np.unique(pupil)] = True
+    eye_meshes = []
+    for _ in range(2):
+        pos = b.accessor(ev * EYE_R * F)
+        targets = [{"POSITION": b.accessor((in_pupil[:, None] * np.array(d, np.float32)) * F)} for d in looks.values()]
+        prims = [{"attributes": {"POSITION": pos}, "indices": b.accessor(part.reshape(-1).astype(np.uint16), U16,
+                                                                          index=True),
+                  "material": m, "targets": targets} for part, m in ((sclera, white), (pupil, black))]
+        eye_meshes.append(b.mesh(prims, [f"Pupil{i + 1}" for i in range(len(looks))]))
+    head = b.node(name="Head", translation=[0.0, 0.0, 0.0])
+    face = b.node(mesh=face_mesh, name="Face")
+    eyes = []
+    for (ex, ey), m in zip(EYES, eye_meshes):     # EYES: (subject's left, subject's right)
+        eyes.append(b.node(name="Eye", translation=(np.array([ex, ey, EYE_Z], np.float32) * F).tolist(), mesh=m))
+    b.doc["nodes"][head]["children"] = [face] + eyes
+    if version == "0":
+        groups = [{"name": "A", "presetName": "a", "binds": [{"mesh": face_mesh, "index": 0, "weight": 100}]},
+                  {"name": "Joy", "presetName": "joy", "binds": [{"mesh": face_mesh, "index": 1, "weight": 100}]}]
+        groups += [{"name": k, "presetName": k.lower(), "binds": [{"mesh": m, "index": i, "weight": 100}
+                                                                  for m in eye_meshes]}
+                   for i, k in enumerate(looks)]
+        ext = {"VRM": {"specVersion": "0.0", "blendShapeMaster": {"blendShapeGroups": groups},
+                       "humanoid": {"humanBones": [{"bone": "head", "node": head}, {"bone": "leftEye", "node": eyes[0]},
+                                                   {"bone": "rightEye", "node": eyes[1]}]},
+                       "firstPerson": {"lookAtTypeName": "Bone" if look == "bone" else "BlendShape"}}}
+    else:
+        pre = {"aa": {"morphTargetBinds": [{"node": face, "index": 0, "weight": 1.0}]},
+               "happy": {"morphTargetBinds": [{"node": face, "index": 1, "weight": 1.0}]}}
+        pre.update({k: {"morphTargetBinds": [{"node": e, "index": i, "weight": 1.0} for e in eyes]}
+                    for i, k in enumerate(looks)})
+        ext = {"VRMC_vrm": {"specVersion": "1.0", "expressions": {"preset": pre},
+                            "humanoid": {"humanBones": {"head": {"node": head}, "leftEye": {"node": eyes[0]},
+                                                        "rightEye": {"node": eyes[1]}}},
+                            "lookAt": {"type": look, "offsetFromHeadBone": [0, 0.06, 0]}}}
+    return b.write(path, [head], extensions=ext)
