@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include "cpu_dispatch.hpp"
 #include "deform.hpp"
@@ -58,6 +59,7 @@ void MeshRenderer::ensure_workspaces(int n) {
         w.sx.resize(n_vertices_);
         w.sy.resize(n_vertices_);
         w.z.resize(n_vertices_);
+        w.rz.resize(n_vertices_);
         w.iz.resize(S);
         w.tri.resize(S);
         w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
@@ -119,6 +121,7 @@ EMO3D_HOT void MeshRenderer::project_vertices(Workspace& ws, const float* v, con
         const double p2 = R[6] * d[0] + R[7] * d[1] + R[8] * d[2];
         const double z = cfg_.dist - p2;
         ws.z[i] = z;
+        ws.rz[i] = z > 1e-6 ? 1.0 / z : 0.0;
         const double zs = z > 1e-6 ? z : 1.0;
         ws.sx[i] = (p0 / (zs * cfg_.tan_half * aspect) + 1.0) * 0.5 * W;
         ws.sy[i] = (1.0 - p1 / (zs * cfg_.tan_half)) * 0.5 * H;
@@ -134,12 +137,13 @@ namespace {
 inline void barycentric_planes(double* P, double ax, double ay, double bx, double by, double cx, double cy,
                                double area, const double* w) {
     const double ex[3][4] = {{bx, by, cx, cy}, {cx, cy, ax, ay}, {ax, ay, bx, by}};
+    const double inv = 1.0 / area;
     for (int i = 0; i < 3; ++i) {
         const double px = ex[i][0], py = ex[i][1], qx = ex[i][2], qy = ex[i][3];
         // (qx - px) * (y - py) - (qy - py) * (x - px)
-        P[i * 3 + 0] = -(qy - py) / area;
-        P[i * 3 + 1] = (qx - px) / area;
-        P[i * 3 + 2] = (-(qx - px) * py + (qy - py) * px) / area;
+        P[i * 3 + 0] = -(qy - py) * inv;
+        P[i * 3 + 1] = (qx - px) * inv;
+        P[i * 3 + 2] = (-(qx - px) * py + (qy - py) * px) * inv;
     }
     for (int j = 0; j < 3; ++j) P[9 + j] = w[0] * P[j] + w[1] * P[3 + j] + w[2] * P[6 + j];
 }
@@ -173,7 +177,7 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         const int by0 = int(clampd(fy0, 0, Hs)), by1 = int(clampd(fy1, -1, Hs - 1));
         if (bx1 < bx0 || by1 < by0) continue;  // no sample centre in the box (most sub-sample triangles)
         box.x0 = bx0; box.x1 = bx1; box.y0 = by0; box.y1 = by1;
-        const double w[3] = {1.0 / z[v[0]], 1.0 / z[v[1]], 1.0 / z[v[2]]};
+        const double w[3] = {ws.rz[v[0]], ws.rz[v[1]], ws.rz[v[2]]};
         double P[12];
         barycentric_planes(P, ax, ay, bx, by, cx, cy, area, w);
         for (int j = 0; j < 3; ++j) box.iz[j] = P[9 + j];
@@ -204,12 +208,11 @@ void MeshRenderer::ensure_shading(Workspace& ws, std::int32_t t) const {
 EMO3D_HOT void MeshRenderer::setup_shading(Workspace& ws, std::int64_t t) const {
     const double* sx = ws.sx.data();
     const double* sy = ws.sy.data();
-    const double* z = ws.z.data();
     const bool tex = !texels_.empty(), col = !colors_.empty();
     const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
     const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
     const double area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
-    const double w[3] = {1.0 / z[v[0]], 1.0 / z[v[1]], 1.0 / z[v[2]]};
+    const double w[3] = {ws.rz[v[0]], ws.rz[v[1]], ws.rz[v[2]]};
     double P[kPlanes * 3];
     barycentric_planes(P, ax, ay, bx, by, cx, cy, area, w);
     auto plane = [&](int slot, double a0, double a1, double a2) {
@@ -279,6 +282,16 @@ void MeshRenderer::bin_triangles(Workspace& ws, int n_bands) const {
     }
 }
 
+#ifdef EMO3D_SSE2
+namespace {
+// kLaneMask[m]: all ones in the lanes whose bit is set in m (4 bits)
+alignas(16) constexpr std::int32_t kLaneMask[16][4] = {
+    {0, 0, 0, 0}, {-1, 0, 0, 0}, {0, -1, 0, 0}, {-1, -1, 0, 0}, {0, 0, -1, 0}, {-1, 0, -1, 0}, {0, -1, -1, 0},
+    {-1, -1, -1, 0}, {0, 0, 0, -1}, {-1, 0, 0, -1}, {0, -1, 0, -1}, {-1, -1, 0, -1}, {0, 0, -1, -1},
+    {-1, 0, -1, -1}, {0, -1, -1, -1}, {-1, -1, -1, -1}};
+}  // namespace
+#endif
+
 // One triangle whose box is at most kNarrow samples wide (rows y0..y1): every sample of the box
 // gets the watertight edge test of the module docstring (as raster_rows' edge_span), two samples
 // at a time. inside_i = s_i E_i > 0, or = 0 on a tie edge, with E_i = dx (y - py) - dy (x - px) from
@@ -322,40 +335,76 @@ EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0
         const float izf0 = float(Z[0] * qx0 + Z[1] * (py + 0.5) + Z[2]);
         float* const izrow = iz_base + std::size_t(py) * Ws;
         std::int32_t* const trow = tri_base + std::size_t(py) * Ws;
-        do {
-            const int k = __builtin_ctz(bits);
+        auto one = [&](int k) __attribute__((always_inline)) {
             const float iz = izf0 + dzf * float(k), old = izrow[k];
             const std::int32_t keep = -std::int32_t(!(iz > old));
             izrow[k] = iz > old ? iz : old;
             trow[k] = (trow[k] & keep) | (tid & ~keep);
-            bits &= bits - 1;
-        } while (bits);
+        };
+#ifdef EMO3D_SSE2
+        // four samples at a time: the covered lanes that are nearer take the new depth and id; the
+        // other lanes are written back unchanged (they lie in the same row, which only this thread
+        // draws), except at the row's end, where the lanes are done one by one
+        const __m128 z0 = _mm_set1_ps(izf0), dz = _mm_set1_ps(dzf);
+        const __m128i tv = _mm_set1_epi32(tid);
+        for (int k = 0; bits; k += 4, bits >>= 4) {
+            unsigned m = bits & 15u;
+            if (!m) continue;
+            if (x0 + k + 4 > Ws) {
+                for (; m; m &= m - 1) one(k + __builtin_ctz(m));
+                continue;
+            }
+            const __m128 cov = _mm_castsi128_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(kLaneMask[m])));
+            const __m128 iz = _mm_add_ps(z0, _mm_mul_ps(dz, _mm_add_ps(_mm_set1_ps(float(k)), _mm_setr_ps(0.f, 1.f, 2.f, 3.f))));
+            const __m128 old = _mm_loadu_ps(izrow + k);
+            const __m128 closer = _mm_and_ps(_mm_cmpgt_ps(iz, old), cov);
+            _mm_storeu_ps(izrow + k, _mm_or_ps(_mm_and_ps(closer, iz), _mm_andnot_ps(closer, old)));
+            const __m128i c = _mm_castps_si128(closer);
+            __m128i* tp = reinterpret_cast<__m128i*>(trow + k);
+            _mm_storeu_si128(tp, _mm_or_si128(_mm_and_si128(c, tv), _mm_andnot_si128(c, _mm_loadu_si128(tp))));
+        }
+#else
+        for (; bits; bits &= bits - 1) one(__builtin_ctz(bits));
+#endif
     };
 #ifdef EMO3D_SSE2
     constexpr int kPairs = kNarrow / 2;
     const int pairs = (n + 1) >> 1;
     __m128d C[3][kPairs];  // s dy (x - px) at the pairs of sample columns
-    __m128d T[3];          // all ones on a tie edge
     for (int i = 0; i < 3; ++i) {
         const __m128d d = _mm_set1_pd(sdy[i]), p = _mm_set1_pd(ex0[i]);
         for (int g = 0; g < pairs; ++g)  // x0 + k + 0.5 is exact in double either way
             C[i][g] = _mm_mul_pd(d, _mm_sub_pd(_mm_setr_pd(qx0 + 2 * g, qx0 + 2 * g + 1), p));
-        T[i] = _mm_castsi128_pd(_mm_set1_epi32(tie[i] ? -1 : 0));
     }
     const unsigned cols = n >= 32 ? ~0u : (1u << n) - 1;  // bits of the box's columns
-    for (int py = y0; py <= y1; ++py) {
-        const double qy = py + 0.5;
-        const __m128d R0 = _mm_set1_pd(sdx[0] * (qy - ey0[0])), R1 = _mm_set1_pd(sdx[1] * (qy - ey0[1])),
-                      R2 = _mm_set1_pd(sdx[2] * (qy - ey0[2]));
-        unsigned bits = 0;
-        for (int g = 0; g < pairs; ++g) {
-            const __m128d m0 = _mm_or_pd(_mm_cmpgt_pd(R0, C[0][g]), _mm_and_pd(_mm_cmpeq_pd(R0, C[0][g]), T[0]));
-            const __m128d m1 = _mm_or_pd(_mm_cmpgt_pd(R1, C[1][g]), _mm_and_pd(_mm_cmpeq_pd(R1, C[1][g]), T[1]));
-            const __m128d m2 = _mm_or_pd(_mm_cmpgt_pd(R2, C[2][g]), _mm_and_pd(_mm_cmpeq_pd(R2, C[2][g]), T[2]));
-            bits |= unsigned(_mm_movemask_pd(_mm_and_pd(_mm_and_pd(m0, m1), m2))) << (2 * g);
+    // one loop per combination of tie edges (>= on a tie edge, > on the others): one compare per edge
+    auto rows = [&](auto tie0, auto tie1, auto tie2) __attribute__((always_inline)) {
+        for (int py = y0; py <= y1; ++py) {
+            const double qy = py + 0.5;
+            const __m128d R0 = _mm_set1_pd(sdx[0] * (qy - ey0[0])), R1 = _mm_set1_pd(sdx[1] * (qy - ey0[1])),
+                          R2 = _mm_set1_pd(sdx[2] * (qy - ey0[2]));
+            unsigned bits = 0;
+            for (int g = 0; g < pairs; ++g) {
+                const __m128d m0 = decltype(tie0)::value ? _mm_cmpge_pd(R0, C[0][g]) : _mm_cmpgt_pd(R0, C[0][g]);
+                const __m128d m1 = decltype(tie1)::value ? _mm_cmpge_pd(R1, C[1][g]) : _mm_cmpgt_pd(R1, C[1][g]);
+                const __m128d m2 = decltype(tie2)::value ? _mm_cmpge_pd(R2, C[2][g]) : _mm_cmpgt_pd(R2, C[2][g]);
+                bits |= unsigned(_mm_movemask_pd(_mm_and_pd(_mm_and_pd(m0, m1), m2))) << (2 * g);
+            }
+            bits &= cols;
+            if (bits) depth(py, bits);
         }
-        bits &= cols;
-        if (bits) depth(py, bits);
+    };
+    using T = std::true_type;
+    using F = std::false_type;
+    switch (int(tie[0]) | int(tie[1]) << 1 | int(tie[2]) << 2) {
+        case 0: rows(F{}, F{}, F{}); break;
+        case 1: rows(T{}, F{}, F{}); break;
+        case 2: rows(F{}, T{}, F{}); break;
+        case 3: rows(T{}, T{}, F{}); break;
+        case 4: rows(F{}, F{}, T{}); break;
+        case 5: rows(T{}, F{}, T{}); break;
+        case 6: rows(F{}, T{}, T{}); break;
+        default: rows(T{}, T{}, T{}); break;
     }
 #else
     for (int py = y0; py <= y1; ++py) {

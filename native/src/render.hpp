@@ -65,6 +65,7 @@ private:
         std::vector<float> verts;      // V*3 deformed
         std::vector<double> normals;   // V*3 rotated unit normals
         std::vector<double> sx, sy, z; // V screen x/y (supersampled px) and view depth
+        std::vector<double> rz;        // V 1/z (0 behind the camera)
         std::vector<float> iz;         // S samples: 1/z of the nearest surface, 0 where none
         std::vector<std::int32_t> tri; // S samples: triangle id (valid where iz > 0)
         // per triangle: kPlanes affine functions of the sample (x, y); written for the planes read
