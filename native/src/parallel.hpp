@@ -80,15 +80,18 @@ public:
         finished_.wait(lock, [&] { return done_.load(std::memory_order_acquire) == n_tasks; });
     }
 
-    // fn(begin, end) over [0, n) in at most max_threads contiguous chunks (as parallel_for)
+    // fn(begin, end) over [0, n) in contiguous chunks, on at most max_threads threads: kChunksPerThread
+    // chunks per thread, so that a worker slow to wake (a busy machine) holds up one small chunk while
+    // the others take the rest, not a whole thread's share
+    static constexpr int kChunksPerThread = 4;
     template <class Fn>
     void for_chunks(std::int64_t n, int max_threads, Fn&& fn) {
         const int cap = max_threads > 0 ? std::min(max_threads, n_threads_) : n_threads_;
-        const int t = int(std::min<std::int64_t>(cap, std::max<std::int64_t>(n, 1)));
-        if (t <= 1) {
+        if (cap <= 1 || n <= 1) {
             fn(std::int64_t{0}, n);
             return;
         }
+        const std::int64_t t = std::min<std::int64_t>(std::int64_t(cap) * kChunksPerThread, n);
         const std::int64_t chunk = (n + t - 1) / t;
         const int k = int((n + chunk - 1) / chunk);
         run(k, [&](int i) { fn(i * chunk, std::min(n, (i + 1) * chunk)); });
