@@ -206,7 +206,7 @@ class Engine:
         if self.options.precision == "int8":
             raise ModelFileError(f"{self.folder}: the text reader has no int8 variant (its encoder is 4-bit "
                                  "already); use precision fp32")
-        self._reader = TextReader(self.folder, threads=self.options.threads or 1)
+        self._reader = TextReader(self.folder, threads=self.options.threads)   # 0: the encoder's default
         self.onnx_path = self.tokenizer_path = None
         self.max_length = int(self.manifest.backbone.get("max_length") or DEFAULT_MAX_LENGTH)
         self._session, self.provider = self._reader, getattr(self._reader.encoder, "provider", READER_PROVIDER)

