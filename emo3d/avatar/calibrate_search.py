@@ -33,7 +33,7 @@ def _project(rig, verts: np.ndarray, size: int) -> np.ndarray:
     """Rig-space vertices [V,3] -> pixel positions [V,2] with the Renderer's camera (no pose)."""
     from native.render import RenderOptions, framing
     o = RenderOptions(width=size, height=size)
-    c, dist, t = framing(rig.vertices, o)
+    c, dist, t = framing(rig.vertices if rig.frame_box is None else rig.frame_box, o)
     p = verts.astype(np.float64) - np.asarray(c, np.float64)
     z = dist - p[:, 2]
     return np.stack([(p[:, 0] / (z * t) + 1) * 0.5 * size, (1 - p[:, 1] / (z * t)) * 0.5 * size], 1), z, t

@@ -2,7 +2,8 @@
 
     emo3d render --weights '{"jawOpen": 1}' --out face.png
     emo3d render --weights weights.json --out face.png      # {name: v} or a 52/51-vector
-    emo3d render --sheet --out sheet.png                    # every shape at 1.0, a neutral face per row
+    emo3d render --sheet --out sheet.png                    # every shape at 1.0 and the emotion faces, a neutral face per row
+    emo3d render --turnaround --out turn.png                # the head from 8 sides (neutral and a smile)
     emo3d render --background 250,250,250 ...               # R,G,B behind the face (default studio grey)
     emo3d render --rig head.glb --weights ... --out f.png   # an external glTF rig
     emo3d render --text "furious scowl" --out f.png         # needs runtime.Engine
@@ -25,7 +26,7 @@ from emo3d.weights import Weights, normalize
 from .framing import FRAMING_MODES
 from .posing import posed_vertices, poses_bones
 
-__all__ = ["main", "parse_weights", "parse_background", "contact_sheet", "sheet_rows", "label_height"]
+__all__ = ["main", "parse_weights", "parse_background", "contact_sheet", "sheet_rows", "sheet_tiles", "label_height"]
 
 
 def parse_weights(spec: str) -> Weights:
@@ -46,6 +47,7 @@ def parse_weights(spec: str) -> Weights:
     return normalize(obj, what="--weights")
 
 
+TURNAROUND_YAWS = (0, 45, 90, 135, 180, 225, 270, 315)   # degrees, views of --turnaround
 LABEL_PX = 14            # label font size of contact sheets (readable at 100 %)
 STUDIO_GREY = (112, 116, 124)   # the default background of `emo3d render` (a soft studio grey, not black)
 
@@ -87,6 +89,43 @@ def sheet_rows(names: Sequence[str], cols: int = 8) -> List[Optional[str]]:
     return out
 
 
+def sheet_tiles(rig_names: Sequence[str], cols: int = 8) -> List[Optional[str]]:
+    """Tile order of ``--sheet`` for a rig with ``rig_names``: its ARKit shapes (and tongueOut) in rows that
+    each open with the neutral face, the last row padded with blanks (""), then one row per
+    ``cols - 1`` emotion faces (``emo3d.facs`` prototypes of ``schema.EMOTIONS`` but neutral), also opened
+    by the neutral face."""
+    from emo3d.avatar.rig import EXTRA_TARGETS
+    shapes = [n for n in schema.MODEL_NAMES if n in rig_names] + [n for n in EXTRA_TARGETS if n in rig_names]
+    tiles = sheet_rows(shapes, cols)
+    tiles += [""] * (-len(tiles) % cols)
+    emotions = sheet_rows([e for e in schema.EMOTIONS if e != "neutral"], cols)
+    return tiles + emotions + [""] * (-len(emotions) % cols)
+
+
+def _sheet_images(rig, renderer, tiles: Sequence[Optional[str]], pose) -> np.ndarray:
+    """One image per tile of :func:`sheet_tiles` (blank tiles are the background)."""
+    from emo3d import facs
+    from emo3d.avatar.rig import EXTRA_TARGETS
+    verts, blank = [], []
+    for n in tiles:
+        w = np.zeros(schema.N_MEDIAPIPE, np.float32)
+        extras = None
+        if n in schema.MEDIAPIPE_INDEX:
+            w[schema.MEDIAPIPE_INDEX[n]] = 1.0
+            if n == "mouthClose" and "jawOpen" in rig.target_names:   # ARKit: lips closed over an open jaw
+                w[schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0
+        elif n in EXTRA_TARGETS:
+            extras = {n: 1.0}
+        elif n in schema.EMOTIONS:
+            w = facs.prototype(n).astype(np.float32)
+        blank.append(n == "")
+        verts.append(rig.deform(w, extras=extras)[0])
+    imgs = renderer.render_vertices(np.stack(verts), pose=pose)
+    bg = np.asarray(renderer.options.background, np.uint8)
+    imgs[np.asarray(blank)] = bg
+    return imgs
+
+
 def _save_png(img: np.ndarray, out: Path) -> None:
     from PIL import Image
 
@@ -102,7 +141,10 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--weights", help='inline JSON ({"jawOpen": 1} or a 52/51 list) or a JSON file')
     src.add_argument("--text", help="an emotion description (uses runtime.Engine)")
-    src.add_argument("--sheet", action="store_true", help="every shape at 1.0 in a labelled grid")
+    src.add_argument("--sheet", action="store_true",
+                     help="every shape at 1.0 and the basic-emotion faces in a labelled grid")
+    src.add_argument("--turnaround", action="store_true",
+                     help="the whole head from 8 sides (yaw 0, 45, ... 315), neutral and smiling, framing the head")
     ap.add_argument("--out", required=True, help="output PNG")
     ap.add_argument("--rig", help="an external glTF 2.0 / VRM avatar (.glb/.gltf/.vrm) with ARKit-named "
                                   "morph targets (any vendor spelling) or VRM expression presets")
@@ -139,16 +181,18 @@ def main(argv: Optional[List[str]] = None, *, text_weights: Optional[Callable[[s
             rig = default_rig(a.texture)
         from native.render import Renderer, RenderOptions
         renderer = Renderer(rig, RenderOptions(width=a.size, height=a.size, background=background))
-        if a.sheet:
-            names = [n for n in schema.MODEL_NAMES if n in rig.target_names]
-            tiles = sheet_rows(names, cols=8)
-            W = np.zeros((len(tiles), schema.N_MEDIAPIPE), np.float32)
-            for k, n in enumerate(tiles):
-                if n is not None:
-                    W[k, schema.MEDIAPIPE_INDEX[n]] = 1.0
-                if n == "mouthClose" and "jawOpen" in names:   # ARKit's mouthClose: lips closed over an open jaw
-                    W[k, schema.MEDIAPIPE_INDEX["jawOpen"]] = 1.0
-            imgs = renderer.render(W, pose=tuple(a.pose))
+        if a.turnaround:
+            from .framing import with_framing
+            turn = Renderer(with_framing(rig, "head"), RenderOptions(width=a.size, height=a.size,
+                                                                   background=background))
+            smile = {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4}
+            views = [(w, float(y)) for w in ({}, smile) for y in TURNAROUND_YAWS]
+            imgs = [turn.render(w, pose=(y, 0.0, 0.0)) for w, y in views]
+            img = contact_sheet(imgs, [f"yaw {y:.0f}" + (" smile" if w else "") for w, y in views],
+                                cols=len(TURNAROUND_YAWS))
+        elif a.sheet:
+            tiles = sheet_tiles(rig.target_names, cols=8)
+            imgs = _sheet_images(rig, renderer, tiles, tuple(a.pose))
             img = contact_sheet(list(imgs), ["neutral" if n is None else n for n in tiles], cols=8)
         else:
             if a.text is not None:

@@ -21,7 +21,8 @@ from emo3d.io import atomic_path, cache_dir
 __all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
-BUILD_VERSION = 7        # bump when mesh/texture/authoring code changes the result
+NECK_SHOWN = 4.0         # cm of neck below the chin inside the head box
+BUILD_VERSION = 8        # bump when mesh/texture/authoring code changes the result
 _LOCK = threading.Lock()
 _MEMO: Dict[str, object] = {}
 
@@ -47,6 +48,12 @@ def load_calibration(path: str | Path | None = None) -> dict:
 def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = None):
     """Build (no cache) the default rig. ``calibration`` overrides the shipped one (used by calibrate)."""
     from .authoring import author, calm_rest_lids, seal_lips
+    from .framing import regions
+    from .head import build_whole_head, follow_deltas, tongue_out
+    from native.reference_render import vertex_normals
+
+    from .head_ao import spare_eyes, vertex_ao
+    from .head_texture import whole_texture
     from .mesh import build_head
     from .rig import Rig
     from .stretch import limit_shapes
@@ -65,12 +72,31 @@ def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = No
             t = schema.MODEL_INDEX[name]
             field = correction_field(head.vertices, head.n_face, {int(k): np.asarray(v) for k, v in pts.items()})
             (rest if name in rest_only else deltas)[t] += field.astype(np.float32)
-    base = head.vertices + np.tensordot(bias, deltas + rest, axes=1)
+    # per element (not BLAS): the rest pose does not depend on how many vertices the head has
+    base = head.vertices + (bias[:, None, None] * (deltas + rest)).sum(0)
     scaled = seal_lips(head, deltas * gains[:, None, None])
     final = limit_shapes(head, base, scaled, names=schema.MODEL_NAMES, used_over={"mouthClose": "jawOpen"})
-    tex = build_texture(texture)
-    return Rig.from_dense(f"default-{texture}", base, head.triangles, schema.MODEL_NAMES,
-                          final, tol=1e-6, uvs=head.uvs, texture=tex)
+    # the whole head around the mask: the scalp follows the face's boundary, ears and neck stay still;
+    # the camera frames the face as it framed the mask (MediaPipe's readings were calibrated so)
+    whole = build_whole_head(head)
+    base_w = whole.head.vertices + follow_deltas(whole, base - head.vertices)
+    jaw = final[schema.MODEL_INDEX["jawOpen"]]
+    final_w = follow_deltas(whole, np.concatenate([final, tongue_out(head, jaw)[None]]))
+    skin = np.concatenate([np.arange(head.n_face), whole.head.parts["scalp"]])
+    ao = np.ones(len(base_w), np.float32)
+    ao[skin] = vertex_ao(base_w, whole.head.triangles, vertex_normals(base_w, whole.head.triangles), skin)
+    ao = spare_eyes(ao, base_w, whole.head.eye_centers.values())
+    tex = whole_texture(build_texture(texture), whole, ao)
+    names = schema.MODEL_NAMES + ("tongueOut",)
+    face_box, _ = regions(base_w, names, final_w, None)
+    # the head box (--framing head, the turnaround): skull, hair and ears, down to a little of the neck
+    top = base_w[np.concatenate([whole.head.parts[p] for p in ("scalp", "ear_left", "ear_right")])]
+    head_box = np.stack([top.min(0), top.max(0)])
+    head_box[0, 1] = base_w[:head.n_face, 1].min() - NECK_SHOWN
+    rig = Rig.from_dense(f"default-{texture}", base_w, whole.head.triangles, names,
+                         final_w, tol=1e-6, uvs=whole.head.uvs, texture=tex, face_box=face_box, head_box=head_box)
+    rig.frame_box = np.stack([base.min(0), base.max(0)]).astype(np.float32)
+    return rig
 
 
 def _key(texture: str) -> str:
@@ -78,7 +104,7 @@ def _key(texture: str) -> str:
     h = hashlib.sha256(SHA256.encode() + f"{BUILD_VERSION}:{texture}".encode())
     if CALIBRATION_PATH.is_file():
         h.update(CALIBRATION_PATH.read_bytes())
-    for src in ("mesh.py", "authoring.py", "stretch.py", "texture.py", "refine.py", "default.py"):   # code that shapes the rig
+    for src in ("mesh.py", "head.py", "head_ao.py", "head_texture.py", "authoring.py", "stretch.py", "texture.py", "refine.py", "default.py"):   # code that shapes the rig
         h.update((Path(__file__).parent / src).read_bytes())
     h = h.hexdigest()[:16]
     return f"default-{texture}-{h}"
@@ -100,7 +126,8 @@ def default_rig(texture: str = "neutral"):
             try:
                 z = np.load(path, allow_pickle=False)
                 rig = Rig(str(z["name"]), z["vertices"], z["triangles"], tuple(str(n) for n in z["target_names"]),
-                          z["offsets"], z["indices"], z["values"], uvs=z["uvs"], texture=z["texture"])
+                          z["offsets"], z["indices"], z["values"], uvs=z["uvs"], texture=z["texture"],
+                          face_box=z["face_box"], head_box=z["head_box"], frame_box=z["frame_box"])
             except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
                 rig = None
         if rig is None:
@@ -109,6 +136,7 @@ def default_rig(texture: str = "neutral"):
                 with open(tmp, "wb") as fh:
                     np.savez(fh, name=rig.name, vertices=rig.vertices, triangles=rig.triangles,
                              target_names=np.array(rig.target_names), offsets=rig.offsets, indices=rig.indices,
-                             values=rig.values, uvs=rig.uvs, texture=rig.texture)
+                             values=rig.values, uvs=rig.uvs, texture=rig.texture, face_box=rig.face_box,
+                             head_box=rig.head_box, frame_box=rig.frame_box)
         _MEMO[key] = rig
         return rig

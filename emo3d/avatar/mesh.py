@@ -133,6 +133,7 @@ ATLAS_MOUTH = (0.875, 0.25)
 ATLAS_TEETH = (0.625, 0.75)
 ATLAS_TONGUE = (0.875, 0.75)
 EYE_RADIUS = 1.6
+EYE_INSET = 0.30                       # cm from the front of the lid loop back to the front of the eyeball
 IRIS_ANGLE = 0.40                       # radians (angular radius of the iris on the eyeball)
 PUPIL_ANGLE = 0.17
 EYE_OPEN_UP = 0.30                     # cm the upper lids are raised at rest
@@ -197,19 +198,71 @@ def _sphere(center, radius, n_lat=14, n_lon=20):
     return np.asarray(verts, np.float32), np.asarray(uvs, np.float32), np.asarray(tris, np.int32)
 
 
-def _strip(xs, ys_top, ys_bot, zs, uv_centre, uv_half=0.1):
-    """A vertical strip (2 rows) along a curve: columns at xs with top/bottom y and depth z."""
-    n = len(xs)
-    top = np.stack([xs, ys_top, zs], 1)
-    bot = np.stack([xs, ys_bot, zs], 1)
-    verts = np.concatenate([top, bot]).astype(np.float32)
+TEETH_PER_ARCH = 10        # teeth across an arch (and across the teeth swatch)
+TOOTH_COLS = 4             # arch columns per tooth
+TOOTH_UPPER_H = 0.95       # cm from the biting edge to the top of the gum (upper arch)
+TOOTH_LOWER_H = 0.85
+ARCH_DEPTH = 1.1           # cm the arch curves back from the middle to its ends
+TOOTH_THICK = 0.55         # cm from the labial face to the lingual face at the biting edge
+TOOTH_BUMP = 0.05          # cm a tooth's middle stands out of the arch (its gaps sink by as much)
+OVERBITE = 0.2             # cm the upper incisors come down over the lower ones (they show when the lips part)
+TONGUE_ROWS, TONGUE_COLS = 7, 9
+
+
+def _arch(half_w, z_front, y_edge, height, up, uv_centre=ATLAS_TEETH, uv_half=0.1):
+    """One dental arch ``up`` = +1 (upper: the gum above the edge) or -1 (lower) -> (verts, uvs, tris).
+    Rows: gum top, gum line (higher over a tooth's middle), the biting edge, the lingual edge, the
+    lingual gum; the swatch's v runs gum (0.3) -> edge (0.7) as the texture paints it."""
+    n = TEETH_PER_ARCH * TOOTH_COLS + 1
+    s = np.linspace(-1, 1, n)
+    phase = (s + 1) / 2 * TEETH_PER_ARCH % 1.0          # 0 / 1 at a gap, 0.5 mid-tooth
+    mid = np.sin(np.pi * phase)                           # 1 mid-tooth, 0 at a gap
+    x = half_w * s
+    z = z_front - ARCH_DEPTH * s ** 2
+    # the arch's outward normal in xz (for the bumps and the thickness)
+    nx, nz = 2 * ARCH_DEPTH * s / half_w, np.ones(n)
+    ln = np.hypot(nx, nz)
+    nx, nz = nx / ln, nz / ln
+    bump = TOOTH_BUMP * (2 * mid - 1)
+    back = 1 - 0.35 * s ** 2                                         # the side teeth are shorter
+    rows_y = [y_edge + up * height * back,                           # gum top
+              y_edge + up * height * back * (0.30 + 0.14 * mid),     # gum line: arched over each tooth
+              y_edge + up * 0.04 * (1 - mid),                        # biting edge: the corners rounded
+              y_edge + up * 0.04 * (1 - mid),                        # lingual edge
+              y_edge + up * height * back * 0.8]                     # lingual gum
+    rows_out = [0.05, bump, bump * 0.6, -TOOTH_THICK, -TOOTH_THICK - 0.1]
+    rows_v = [0.3, 0.36, 0.7, 0.7, 0.34]
+    verts, uvs = [], []
     uu = uv_centre[0] + np.linspace(-uv_half, uv_half, n)
-    uvs = np.concatenate([np.stack([uu, np.full(n, uv_centre[1] - uv_half)], 1),
-                          np.stack([uu, np.full(n, uv_centre[1] + uv_half)], 1)]).astype(np.float32)
+    for y, o, v in zip(rows_y, rows_out, rows_v):
+        yy = np.broadcast_to(y, (n,))
+        oo = np.broadcast_to(o, (n,))
+        verts.append(np.stack([x + nx * oo, yy, z + nz * oo], 1))
+        vv = np.broadcast_to(v, (n,))
+        uvs.append(np.stack([uu, uv_centre[1] - uv_half + 2 * uv_half * (vv - 0.3) / 0.4], 1))
     tris = []
-    for j in range(n - 1):
-        tris += [(j, n + j, j + 1), (j + 1, n + j, n + j + 1)]
-    return verts, uvs, np.asarray(tris, np.int32)
+    for r in range(len(rows_y) - 1):
+        for j in range(n - 1):
+            a, b, c, d = r * n + j, r * n + j + 1, (r + 1) * n + j, (r + 1) * n + j + 1
+            tris += [(a, c, b), (b, c, d)] if up > 0 else [(a, b, c), (b, d, c)]
+    return np.concatenate(verts).astype(np.float32), np.concatenate(uvs).astype(np.float32), np.asarray(tris, np.int32)
+
+
+def _tongue(half_w, z_tip, y_floor):
+    """The tongue's upper surface: a blade, domed across and rounded at the tip (row 0 = tip)."""
+    gx, gz = np.meshgrid(np.linspace(-1, 1, TONGUE_COLS), np.linspace(0, 1, TONGUE_ROWS))
+    y = y_floor + 0.35 * (1 - gx ** 2) * (1 - 0.3 * gz)
+    x = gx * half_w * (1 - 0.2 * gz) * (0.55 + 0.45 * np.sqrt(np.clip(gz * 3, 0, 1)))
+    z = z_tip - 1.6 * gz - 0.45 * gx ** 2 * (1 - gz)
+    tv = np.stack([x, y, z], -1).reshape(-1, 3)
+    tuv = np.stack([ATLAS_TONGUE[0] + 0.1 * gx, ATLAS_TONGUE[1] + 0.1 * (gz * 2 - 1)], -1).reshape(-1, 2)
+    tt = []
+    for i in range(TONGUE_ROWS - 1):
+        for j in range(TONGUE_COLS - 1):
+            a, b = i * TONGUE_COLS + j, i * TONGUE_COLS + j + 1
+            c, d = a + TONGUE_COLS, b + TONGUE_COLS
+            tt += [(a, b, c), (b, d, c)]
+    return tv.astype(np.float32), tuv.astype(np.float32), np.asarray(tt, np.int32)
 
 
 def build_head(mesh: CanonicalMesh | None = None) -> Head:
@@ -257,7 +310,7 @@ def build_head(mesh: CanonicalMesh | None = None) -> Head:
     for side, up, lo in (("right", EYE_RIGHT_UPPER, EYE_RIGHT_LOWER), ("left", EYE_LEFT_UPPER, EYE_LEFT_LOWER)):
         ring = V[list(up) + list(lo)]
         c = ring.mean(axis=0)
-        c[2] = ring[:, 2].max() - 0.12 - EYE_RADIUS
+        c[2] = ring[:, 2].max() - EYE_INSET - EYE_RADIUS
         centers[side] = c.astype(np.float32)
         ev, euv, et = _sphere(c, EYE_RADIUS)
         th = np.radians(EYE_PITCH)      # rest gaze tilted up a little (+ = up)
@@ -313,26 +366,14 @@ def build_head(mesh: CanonicalMesh | None = None) -> Head:
     parts["bag_lower"] = np.arange(n + nup, n + L + 1)
     n += L + 1
 
-    # teeth: two curved strips behind the lips; tongue: a low dome on the floor of the mouth
+    # teeth: an upper and a lower arch (a labial face with a scalloped gum line and one bump per tooth,
+    # the biting edge, a lingual face); tongue: a rounded blade on the floor of the mouth
     half_w = 0.78 * abs(V[308, 0] - V[78, 0]) / 2
-    xs = np.linspace(-half_w, half_w, 9)
     zc = V[13, 2] - 0.6
-    zs = zc - 0.55 * (xs / half_w) ** 2
     y0 = V[13, 1]
-    add("teeth_upper", *_strip(xs, np.full(9, y0 + 0.7), np.full(9, y0 + 0.05), zs, ATLAS_TEETH))
-    # the lower strip runs gum (top of the swatch) -> biting edge like the upper one, so one swatch serves both
-    add("teeth_lower", *_strip(xs * 0.92, np.full(9, y0 - 0.8), np.full(9, y0 - 0.12), zs - 0.12, ATLAS_TEETH))
-    tw = 0.8 * half_w
-    gx, gz = np.meshgrid(np.linspace(-1, 1, 7), np.linspace(0, 1, 5))
-    ty = y0 - 0.75 + 0.35 * (1 - gx ** 2) * (1 - 0.3 * gz)
-    tv = np.stack([gx * tw * (1 - 0.2 * gz), ty, zc - 0.4 - 1.6 * gz], -1).reshape(-1, 3)
-    tuv = np.stack([ATLAS_TONGUE[0] + 0.1 * gx, ATLAS_TONGUE[1] + 0.1 * (gz * 2 - 1)], -1).reshape(-1, 2)
-    tt = []
-    for i in range(4):
-        for j in range(6):
-            a, b, c, d = i * 7 + j, i * 7 + j + 1, (i + 1) * 7 + j, (i + 1) * 7 + j + 1
-            tt += [(a, b, c), (b, d, c)]
-    add("tongue", tv, tuv, np.asarray(tt, np.int32))
+    add("teeth_upper", *_arch(half_w, zc, y0 - OVERBITE, TOOTH_UPPER_H, +1.0))
+    add("teeth_lower", *_arch(half_w * 0.92, zc - TOOTH_THICK * 0.8, y0, TOOTH_LOWER_H, -1.0))
+    add("tongue", *_tongue(0.8 * half_w, zc - 0.4, y0 - 0.75))
 
     return Head(vertices=np.concatenate(verts).astype(np.float32),
                 uvs=np.clip(np.concatenate(uvs), 0, 1).astype(np.float32),

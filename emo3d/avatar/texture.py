@@ -69,27 +69,39 @@ def _extras(img: np.ndarray) -> None:
     img[region] = col[region]
     img[:H // 2, 3 * W // 4:] = (48, 16, 18)          # mouth cavity
     img[H // 2:, W // 2:3 * W // 4] = _teeth_swatch(H // 2, W // 4)
-    img[H // 2:, 3 * W // 4:] = (176, 84, 90)          # tongue
+    img[H // 2:, 3 * W // 4:] = _tongue_swatch(H // 2, W // 4)
 
 
-TEETH_PER_ARCH = 10       # visible teeth across a strip (the strip's uv spans the swatch's middle 80 %)
+TONGUE = np.array([196, 92, 100], np.float32)   # pinker and redder than the lips
+
+
+def _tongue_swatch(h: int, w: int) -> np.ndarray:
+    """The tongue swatch [h,w,3]: a darker groove down the middle (u 0.5), a little lighter at the tip (top)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xx / (w - 1), yy / (h - 1)
+    groove = 1 - 0.22 * np.exp(-((u - 0.5) / 0.05) ** 2) * np.clip(v / 0.3, 0, 1)
+    tip = 1 + 0.08 * np.clip(1 - v / 0.35, 0, 1)
+    return (TONGUE[None, None] * (groove * tip)[..., None]).astype(np.float32)
+
+
 TOOTH = np.array([222, 216, 200], np.float32)
 GUM = np.array([186, 104, 110], np.float32)
 
 
 def _teeth_swatch(h: int, w: int) -> np.ndarray:
     """The teeth swatch [h,w,3]: a gum band on top, then teeth, each rounded by shading and parted by a
-    dark gap, greying toward the biting edge (the strips map v 0.3..0.7 of it, u 0.1..0.9)."""
+    dark gap, greying toward the biting edge (the arches map v 0.3..0.7 of it, u 0.1..0.9)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     v = yy / (h - 1)
     u = (xx / (w - 1) - 0.1) / 0.8                     # 0..1 across the strip
-    t = (u * TEETH_PER_ARCH) % 1.0                     # position within a tooth
+    t = (u * M.TEETH_PER_ARCH) % 1.0                     # position within a tooth
     round_ = 0.78 + 0.22 * np.sin(np.pi * np.clip(t, 0, 1)) ** 0.6
     gap = np.clip(np.minimum(t, 1 - t) / 0.06, 0, 1)   # dark seam between teeth
     edge = np.clip((v - 0.62) / 0.08, 0, 1)            # the biting edge greys a little
     tooth = TOOTH[None, None] * (round_ * (0.45 + 0.55 * gap))[..., None] * (1 - 0.18 * edge)[..., None]
-    gum = np.clip((0.36 - v) / 0.03, 0, 1)[..., None]  # gum above v 0.36 (the strips' top rows)
-    return (tooth * (1 - gum) + GUM * gum).astype(np.float32)
+    gum = np.clip((0.36 - v) / 0.03, 0, 1)[..., None]  # gum above v 0.36 (the arches' top rows)
+    deep = (1 - 0.6 * np.clip(np.abs(2 * u - 1), 0, 1) ** 2)[..., None]   # the back teeth lie in the mouth's shade
+    return ((tooth * (1 - gum) + GUM * gum) * deep).astype(np.float32)
 
 
 def _lips(img: np.ndarray, uv: np.ndarray, strength: float = 1.0) -> None:

@@ -85,12 +85,17 @@ def test_sheet_and_text(tmp_path, capsys):
     from PIL import Image
     rc, _, se = _run(capsys, "--sheet", "--out", str(tmp_path / "s.png"), "--size", "64")
     assert rc == 0, se
-    from emo3d.avatar.cli import LABEL_PX, label_height, sheet_rows
+    from emo3d.avatar.cli import LABEL_PX, label_height, sheet_rows, sheet_tiles
     w, h = Image.open(tmp_path / "s.png").size
     tiles = sheet_rows(list(schema.MODEL_NAMES))
     assert len(tiles) == 8 * 8 - 5 and tiles[::8] == [None] * 8     # a neutral face opens each of the 8 rows
     assert sorted(t for t in tiles if t) == sorted(schema.MODEL_NAMES)
-    assert w == 8 * 64 and h == 8 * (64 + label_height()) and LABEL_PX >= 12
+    # the default head's sheet: 51 shapes + tongueOut in 8 rows, then a row of the 7 emotion faces
+    full = sheet_tiles(schema.MODEL_NAMES + ("tongueOut",))
+    assert len(full) == 9 * 8 and full[::8] == [None] * 9
+    assert full[-8:] == [None] + [e for e in schema.EMOTIONS if e != "neutral"]
+    assert sorted(t for t in full[:-8] if t) == sorted(schema.MODEL_NAMES + ("tongueOut",))
+    assert w == 8 * 64 and h == 9 * (64 + label_height()) and LABEL_PX >= 12
     import sys
     import types
     fake = types.ModuleType("runtime")

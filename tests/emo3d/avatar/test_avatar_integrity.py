@@ -27,8 +27,10 @@ def rig(face_landmarker):
 
 @pytest.fixture(scope="module")
 def renderer(rig):
+    """Renders the face without the scalp, ears and neck behind it, so a hole shows the background."""
+    from emo3d.avatar.head import face_only
     from native.render import Renderer, RenderOptions
-    return Renderer(rig, RenderOptions(width=SIZE, height=SIZE, background=BG))
+    return Renderer(face_only(rig), RenderOptions(width=SIZE, height=SIZE, background=BG))
 
 
 def _skin(rig) -> np.ndarray:
@@ -82,12 +84,14 @@ def _unit() -> np.ndarray:
 def test_the_checks_catch_a_hole_and_a_fold(rig, renderer):
     """The detectors themselves: a rig whose chin is pushed through the mouth folds; a face with a
     triangle removed shows the background through the hole."""
+    from emo3d.avatar.head import face_only
     from emo3d.avatar.rig import Rig
     from native.render import Renderer, RenderOptions
     tris = _skin(rig)
-    # a hole: drop the skin triangles around the nose tip (landmark 4)
-    keep = ~(rig.triangles == 4).any(1)
-    holed = Rig(rig.name, rig.vertices, rig.triangles[keep], rig.target_names, rig.offsets, rig.indices,
+    face = face_only(rig)
+    # a hole: drop the skin triangles around the nose tip (landmarks 4 and 1)
+    keep = ~np.isin(face.triangles, (4, 1)).any(1)
+    holed = Rig(rig.name, rig.vertices, face.triangles[keep], rig.target_names, rig.offsets, rig.indices,
                 rig.values, uvs=rig.uvs, texture=rig.texture)
     img = Renderer(holed, RenderOptions(width=SIZE, height=SIZE, background=BG)).render(np.zeros(52))
     assert holes(img[None])[0] > 20

@@ -54,23 +54,27 @@ def test_default_head_round_trips_with_identical_renders(tmp_path):
     rig = default_rig()
     path = export_glb(rig, tmp_path / "face.glb")
     back = load_gltf(path)
-    assert back.target_names == schema.MODEL_NAMES and len(back.target_names) == 51
+    names = schema.MODEL_NAMES + ("tongueOut",)
+    assert back.target_names == names and len(back.target_names) == 52
     assert back.missing == () and back.unknown == ()
     np.testing.assert_array_equal(back.vertices, rig.vertices)
     np.testing.assert_array_equal(back.triangles, rig.triangles)
     np.testing.assert_array_equal(back.uvs, rig.uvs)
     np.testing.assert_array_equal(back.texture, rig.texture)
     np.testing.assert_array_equal(back.dense_deltas(), rig.dense_deltas())
+    # a glTF file carries no camera: the default rig frames its face as the mask did, so the loaded
+    # head is rendered through the same frame box
+    back.frame_box = rig.frame_box
     _same_renders(rig, back)
     _same_renders(rig, back, pose=(20.0, -10.0, 5.0))
 
     doc = _json_chunk(path.read_bytes())
     mesh = doc["meshes"][0]
-    assert mesh["extras"]["targetNames"] == list(schema.MODEL_NAMES)
-    assert mesh["weights"] == [0.0] * 51
+    assert mesh["extras"]["targetNames"] == list(names)
+    assert mesh["weights"] == [0.0] * 52
     prim = mesh["primitives"][0]
     assert set(prim["attributes"]) == {"POSITION", "NORMAL", "TEXCOORD_0"}
-    assert len(prim["targets"]) == 51 and all(set(t) == {"POSITION", "NORMAL"} for t in prim["targets"])
+    assert len(prim["targets"]) == 52 and all(set(t) == {"POSITION", "NORMAL"} for t in prim["targets"])
     assert doc["images"][0]["mimeType"] == "image/png"
     # sparse targets: a shape stores only the vertices it moves
     jaw = doc["accessors"][prim["targets"][schema.MODEL_INDEX["jawOpen"]]["POSITION"]]
@@ -108,7 +112,7 @@ def test_cli_writes_a_complete_file_or_none(tmp_path, capsys):
     out = tmp_path / "sub" / "face.glb"
     assert main(["--out", str(out)]) == 0
     assert out.read_bytes() == glb_bytes(default_rig())
-    assert "51 morph targets" in capsys.readouterr().out
+    assert "52 morph targets" in capsys.readouterr().out      # the 51 ARKit shapes and tongueOut
     bad = tmp_path / "face.gltf"
     assert main(["--out", str(bad)]) == 2
     assert "must end in .glb" in capsys.readouterr().err
