@@ -93,7 +93,7 @@ def find_built(source: Optional[Path] = None, folder: Optional[Path] = None,
     except OSError:
         return None
     src = man.get("source", {})
-    if src.get("size") != st.st_size:
+    if src.get("size") != st.st_size or src.get("path") != str(source):   # the word table is read from there
         return None
     if src.get("mtime_ns") != st.st_mtime_ns and src.get("sha256") != sha256_file(Path(source)):
         return None

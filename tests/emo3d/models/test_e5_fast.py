@@ -153,6 +153,11 @@ def test_tiny_build_end_to_end_and_rebuild_on_changed_source(tmp_path):
         got = enc([text])
         assert float(got[0] @ ref[0]) > 0.97, text              # int8 graph vs float reference
         assert enc.token_count(text) == len(ids)
+    # a source at another path (a moved venv) makes the build stale: the word table is read from the source
+    moved = tmp_path / "moved.bin"
+    moved.write_bytes(src.read_bytes())
+    os.utime(moved, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns))
+    assert e5_build.find_built(moved, out) is None
     # a changed source makes the build stale; rebuilding gives a new key
     write_tiny_e5(src, seed=1)
     os.utime(src, ns=(1, 1))
