@@ -76,12 +76,13 @@ def test_http_serves_the_page_config_and_rig_and_nothing_else(served, tmp_path):
     cfg = json.loads(body)
     assert status == 200 and cfg["ws"] == "/ws" and cfg["names"] == list(schema.MEDIAPIPE_NAMES)
     assert cfg["emotions"] == list(schema.EMOTIONS) and cfg["rig"]["format"] == "gltf"
-    assert cfg["rig"]["targets"] == {n: n for n in schema.MODEL_NAMES}
+    head = schema.MODEL_NAMES + ("tongueOut",)          # the default head: the 51 shapes and tongueOut
+    assert cfg["rig"]["targets"] == {n: n for n in head}
     status, headers, body = _get(server, cfg["rig"]["url"])
     assert status == 200 and headers["Content-Type"] == "model/gltf-binary" and body[:4] == b"glTF"
     f = tmp_path / "served.glb"
     f.write_bytes(body)
-    assert load_gltf(f).target_names == schema.MODEL_NAMES
+    assert load_gltf(f).target_names == head
     for bad in ("/.secret", "/../outside.txt", "/%2e%2e/outside.txt", "/nope.js", "/rig.vrm"):
         assert _get(server, bad)[0] == 404, bad
     # DNS rebinding: a page served under another host name is refused
