@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 namespace emo3d {
 
 inline int resolve_threads(int n_threads) {
@@ -21,7 +23,8 @@ inline int resolve_threads(int n_threads) {
 // tasks in turn from one counter and run() returns when every task has finished. A worker that is
 // slow to wake (a busy machine) delays nothing: the caller takes the remaining tasks itself and
 // returns as soon as they are done; a late worker finds the job closed (the generation in the task
-// counter has moved on) and sleeps again. Not re-entrant: one run() at a time (the renderer holds
+// counter has moved on) and sleeps again. A process forked after the workers started starts its own
+// on its first run() (fork copies only the calling thread). Not re-entrant: one run() at a time (the renderer holds
 // its lock across a frame). Workers never touch Python; the destructor wakes and joins them.
 class ThreadPool {
 public:
@@ -29,6 +32,10 @@ public:
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
     ~ThreadPool() {
+        if (!workers_.empty() && owner_ != getpid()) {  // a forked child's copy: the workers are not ours
+            new std::vector<std::thread>(std::move(workers_));
+            return;
+        }
         {
             std::lock_guard<std::mutex> lock(mutex_);
             stop_ = true;
@@ -46,7 +53,7 @@ public:
             for (int i = 0; i < n_tasks; ++i) fn(i);
             return;
         }
-        if (workers_.empty()) start();
+        if (workers_.empty() || owner_ != getpid()) start();
         using F = std::remove_reference_t<Fn>;
         std::uint64_t gen;
         {
@@ -99,6 +106,16 @@ public:
 
 private:
     void start() {
+        if (!workers_.empty()) {
+            // a forked child: its copy of the pool names the parent's workers, which do not exist here
+            // (fork copies only the calling thread); leave them (never joined or destroyed) and start its own
+            new std::vector<std::thread>(std::move(workers_));
+            workers_.clear();
+            new (&mutex_) std::mutex();
+            new (&wake_) std::condition_variable();
+            new (&finished_) std::condition_variable();
+        }
+        owner_ = getpid();
         workers_.reserve(n_threads_ - 1);
         for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { work(); });
     }
@@ -135,6 +152,7 @@ private:
     }
 
     const int n_threads_;
+    pid_t owner_ = 0;  // the process that started the workers
     std::vector<std::thread> workers_;
     std::mutex mutex_;
     std::condition_variable wake_, finished_;

@@ -152,3 +152,25 @@ def test_worker_threads_persist_and_are_joined():
     for _ in range(20):                           # renderers made and dropped leave no thread behind
         Renderer(rig, RenderOptions(width=96, height=96, threads=2)).render(np.zeros((2, 52)))
     assert _threads() == base
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_forked_child_renders_with_its_own_workers():
+    """fork copies only the calling thread: a child of a process whose renderer has started its workers
+    must start its own, not wait for the parent's (the pool used to hang here)."""
+    rig = _rig(True)
+    r = Renderer(rig, RenderOptions(width=96, height=96, threads=2))
+    want = r.render(np.zeros(52))
+    pid = os.fork()
+    if pid == 0:   # the child: exit 0 only if it renders the same image, in time
+        import signal
+        signal.alarm(20)
+        try:
+            ok = np.array_equal(r.render(np.zeros(52)), want) and np.array_equal(r.render(np.zeros((3, 52)))[1], want)
+            del r
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    np.testing.assert_array_equal(r.render(np.zeros(52)), want)   # the parent's workers are still there
