@@ -21,6 +21,7 @@ from emo3d.io import atomic_path, cache_dir
 __all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
+CLOSED_PARTS = ("scalp", "neck", "eye_left", "eye_right")   # triangles touching these are single-sided
 NECK_SHOWN = 4.0         # cm of neck below the chin inside the head box
 BUILD_VERSION = 8        # bump when mesh/texture/authoring code changes the result
 _LOCK = threading.Lock()
@@ -93,8 +94,12 @@ def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = No
     top = base_w[np.concatenate([whole.head.parts[p] for p in ("scalp", "ear_left", "ear_right")])]
     head_box = np.stack([top.min(0), top.max(0)])
     head_box[0, 1] = base_w[:head.n_face, 1].min() - NECK_SHOWN
+    # closed surfaces seen only from outside (skull + face, neck, eyeballs): their back faces are culled
+    closed = np.concatenate([whole.head.parts[p] for p in CLOSED_PARTS])
+    one_sided = np.isin(whole.head.triangles, closed).any(1)
     rig = Rig.from_dense(f"default-{texture}", base_w, whole.head.triangles, names,
-                         final_w, tol=1e-6, uvs=whole.head.uvs, texture=tex, face_box=face_box, head_box=head_box)
+                         final_w, tol=1e-6, uvs=whole.head.uvs, texture=tex, face_box=face_box, head_box=head_box,
+                         single_sided=one_sided)
     rig.frame_box = np.stack([base.min(0), base.max(0)]).astype(np.float32)
     return rig
 
@@ -127,7 +132,8 @@ def default_rig(texture: str = "neutral"):
                 z = np.load(path, allow_pickle=False)
                 rig = Rig(str(z["name"]), z["vertices"], z["triangles"], tuple(str(n) for n in z["target_names"]),
                           z["offsets"], z["indices"], z["values"], uvs=z["uvs"], texture=z["texture"],
-                          face_box=z["face_box"], head_box=z["head_box"], frame_box=z["frame_box"])
+                          face_box=z["face_box"], head_box=z["head_box"], frame_box=z["frame_box"],
+                          single_sided=z["single_sided"])
             except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
                 rig = None
         if rig is None:
@@ -137,6 +143,6 @@ def default_rig(texture: str = "neutral"):
                     np.savez(fh, name=rig.name, vertices=rig.vertices, triangles=rig.triangles,
                              target_names=np.array(rig.target_names), offsets=rig.offsets, indices=rig.indices,
                              values=rig.values, uvs=rig.uvs, texture=rig.texture, face_box=rig.face_box,
-                             head_box=rig.head_box, frame_box=rig.frame_box)
+                             head_box=rig.head_box, frame_box=rig.frame_box, single_sided=rig.single_sided)
         _MEMO[key] = rig
         return rig

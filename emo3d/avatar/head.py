@@ -344,4 +344,5 @@ def face_only(rig):
     import dataclasses
     n_mask = M.build_head().vertices.shape[0]
     keep = (rig.triangles < n_mask).all(1)
-    return dataclasses.replace(rig, triangles=rig.triangles[keep])
+    sided = None if rig.single_sided is None else rig.single_sided[keep]
+    return dataclasses.replace(rig, triangles=rig.triangles[keep], single_sided=sided)
