@@ -33,7 +33,8 @@ from emo3d.errors import InvalidInputError
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
 from .probes import (CALM_MAX_L2, EMOJI_PROMPTS, INTENSITY_TEMPLATES, INTENSITY_WORDS, MIXED_PROMPTS,
-                     NEUTRAL_REFERENCE, NEUTRAL_SENTENCES, NONSENSE_PROMPTS, OOV_PROMPTS, PARAPHRASES, _article)
+                     NEUTRAL_REFERENCE, NEUTRAL_SENTENCES, NONSENSE_PROMPTS, OOV_PROMPTS, PARAPHRASES, _article,
+                     nearest_emotion)
 
 DEFAULT_DATA = "/work/data/offline-5k"
 _MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
@@ -83,6 +84,7 @@ class EvalReport:
     actions: Dict[str, Any] = field(default_factory=dict)
     multilingual: Dict[str, Any] = field(default_factory=dict)
     behaviours: Dict[str, Any] = field(default_factory=dict)
+    development: Dict[str, Any] = field(default_factory=dict)
     budgets: Dict[str, Any] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
 
@@ -90,7 +92,7 @@ class EvalReport:
         """Flat numbers for ``manifest.metrics``."""
         m: Dict[str, Any] = {}
         for name in ("heldout", "oov", "paraphrase", "intensity", "goemotions", "actions", "multilingual",
-                     "behaviours", "budgets"):
+                     "behaviours", "development", "budgets"):
             sec = getattr(self, name)
             m.update({f"{name}_{k}": v for k, v in sec.items() if not isinstance(v, (list, dict))})
         return m
@@ -134,24 +136,6 @@ class Predictor:
             emb = embed_texts(self.model.encoder, self.tokenizer, list(texts), self.spec, progress=self.progress)
         with torch.no_grad():
             return self.model.head(emb)["blendshapes"].numpy()
-
-
-def prototypes() -> Tuple[np.ndarray, List[str]]:
-    """[K,51] prototypes at intensity 1 and their emotion labels (contempt on either side)."""
-    from emo3d import facs
-    vecs, labels = [], []
-    for e in EMOTIONS:
-        sides = ("R", "L") if e == "contempt" else ("R",)
-        for side in sides:
-            vecs.append(facs.prototype(e, 1.0, side=side)[_MODEL_COLS])
-            labels.append(e)
-    return np.array(vecs, np.float32), labels
-
-
-def nearest_emotion(pred: np.ndarray) -> List[str]:
-    P, labels = prototypes()
-    d = ((pred[:, None, :] - P[None]) ** 2).sum(-1)
-    return [labels[i] for i in d.argmin(1)]
 
 
 def _share(pred: np.ndarray, dominant: Sequence[Sequence[str]]) -> float:
@@ -281,6 +265,7 @@ def evaluate(opts: EvalOptions) -> EvalReport:
         actions_section(rep, predict, probes)
         multilingual_section(rep, predict, probes)
         behaviours_section(rep, predict)
+        development_section(rep, predict)
         if opts.budgets:
             rep.budgets = measure_budgets(folder)
     if opts.write:
@@ -405,6 +390,21 @@ def multilingual_section(rep: EvalReport, predict, probes: Path) -> None:
     rep.multilingual = {"n_prompts": len(prompts), "languages": langs, "agreement": float(np.mean(agree_all)),
                         "per_language": per, "worst_language": min(per, key=per.get),
                         "english_matches_intended": float(np.mean([a == p["emotion"] for a, p in zip(en, prompts)]))}
+
+
+def development_section(rep: EvalReport, predict) -> None:
+    """The reader's own development sets (``models/text_sets``: what design choices were compared on; not
+    floors): the second parallel set's agreement with English and the short description set's share."""
+    from .probes import description_dev, text_set
+    d = text_set("multilingual_dev")
+    en = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p["en"] for p in d["prompts"]])]
+    agree = [EMOTIONS[int(r.emotions8.argmax())] == e for lang in d["languages"]
+             for r, e in zip(predict.read([p[lang] for p in d["prompts"]]), en)]
+    dev = description_dev()
+    near = nearest_emotion(predict([t for t, _, _ in dev]))
+    rep.development = {"multilingual_dev_agreement": float(np.mean(agree)), "multilingual_dev_n": len(agree),
+                       "description_dev_proto_share": float(np.mean([n == e for n, (_, e, _) in zip(near, dev)])),
+                       "description_dev_n": len(dev)}
 
 
 def behaviours_section(rep: EvalReport, predict) -> None:
@@ -591,6 +591,11 @@ def format_report(rep: EvalReport) -> str:
     if m:
         out.append(f"languages ({m['n_prompts']} prompts x {len(m['languages'])}): agreement with English "
                    f"{m['agreement']:.3f}; " + ", ".join(f"{k}={v:.2f}" for k, v in m["per_language"].items()))
+    v = rep.development
+    if v:
+        out.append(f"development sets (models/text_sets, not floors): second parallel set agreement "
+                   f"{v['multilingual_dev_agreement']:.3f} (n={v['multilingual_dev_n']}); short description dev set "
+                   f"{v['description_dev_proto_share']:.3f} (n={v['description_dev_n']})")
     b = rep.behaviours
     if b:
         out.append(f"nonsense warned+calm {b['unknown_warned_share']:.2f} (missed: {b['unknown_missed']}), "

@@ -6,8 +6,13 @@ Owned here so that both the evaluation (:mod:`.evaluate_default`) and the prompt
 """
 from __future__ import annotations
 
+import json
 import re
-from typing import Dict, Tuple
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
 
 # (prompt, emotion, key words that carry the emotion: checked against the training vocabulary)
 OOV_PROMPTS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
@@ -100,3 +105,48 @@ NEUTRAL_REFERENCE = "a neutral face"
 
 def _article(s: str) -> str:
     return re.sub(r"\ban ([^aeiou])", r"a \1", s)
+
+
+# Hand-written sets of the reader's development (``emo3d/models/text_sets``): read by training, never by the
+# runtime. ``description_dev.json``: short out-of-vocabulary descriptions that select the short-text neutral
+# offset (their key words are kept out of training like the OOV probe's); ``multilingual_dev.json``: a second
+# parallel set (design choices were compared on it; tests/data/multilingual_prompts.json was held out);
+# ``multilingual_sentences.json``: training sentences in English + ten languages.
+TEXT_SETS = Path(__file__).resolve().parent / "text_sets"
+
+
+@lru_cache(maxsize=None)
+def text_set(name: str) -> dict:
+    """One of the hand-written sets of ``text_sets/`` (``name`` without ``.json``)."""
+    from emo3d.errors import AssetError
+    path = TEXT_SETS / f"{name}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise AssetError(f"{path}: cannot read the reader's text set {name!r} ({e})") from None
+
+
+def description_dev() -> Tuple[Tuple[str, str, Tuple[str, ...]], ...]:
+    """(text, emotion, key words) of ``description_dev.json`` (same shape as :data:`OOV_PROMPTS`)."""
+    return tuple((p["text"], p["emotion"], tuple(p["keys"])) for p in text_set("description_dev")["prompts"])
+
+
+# The OOV measure: a face counts as the emotion of the nearest FACS prototype
+def prototypes() -> Tuple[np.ndarray, List[str]]:
+    """[K,51] prototypes at intensity 1 and their emotion labels (contempt on either side)."""
+    from emo3d import facs
+    from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+    cols = [MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES]
+    vecs, labels = [], []
+    for e in EMOTIONS:
+        sides = ("R", "L") if e == "contempt" else ("R",)
+        for side in sides:
+            vecs.append(facs.prototype(e, 1.0, side=side)[cols])
+            labels.append(e)
+    return np.array(vecs, np.float32), labels
+
+
+def nearest_emotion(pred: np.ndarray) -> List[str]:
+    P, labels = prototypes()
+    d = ((pred[:, None, :] - P[None]) ** 2).sum(-1)
+    return [labels[i] for i in d.argmin(1)]

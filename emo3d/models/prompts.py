@@ -14,7 +14,7 @@ import numpy as np
 
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
-from .probes import OOV_PROMPTS
+from .probes import OOV_PROMPTS, description_dev, text_set
 
 _MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 
@@ -89,9 +89,10 @@ def _stem(word: str) -> str:
 
 
 def oov_excluded_words() -> set:
-    """Key words of the hand-written OOV evaluation prompts (``probes.OOV_PROMPTS``), with their
-    inflections: never used for EmoLex prompts, so the OOV share stays a real out-of-vocabulary test."""
-    return {_stem(k) for _, _, keys in OOV_PROMPTS for k in keys}
+    """Key words of the hand-written OOV evaluation prompts (``probes.OOV_PROMPTS``) and of the short
+    description development set (``probes.description_dev``), with their inflections: never used for training
+    texts, so both stay real out-of-vocabulary sets."""
+    return {_stem(k) for _, _, keys in OOV_PROMPTS + description_dev() for k in keys}
 
 
 def mentions_oov_word(text: str, banned: Optional[set] = None) -> bool:
@@ -186,6 +187,25 @@ def with_multilingual_prompts(pairs, rate: float, seed: int):
                     texts.append(w)
                     targets.append(facs.prior(d, float(rng.uniform(0.55, 0.9)), rng=rng))
                     emos.append(d)
+    return _appended(pairs, texts, targets, emos)
+
+
+def with_multilingual_sentences(pairs, rate: float, seed: int):
+    """Append the hand-written sentences of ``text_sets/multilingual_sentences.json`` (English + ten
+    translations of each), each ``round(rate)`` times (at least once), with the FACS prior of its emotion at
+    a random intensity 0.55-0.9: real sentences in every language the reader claims, not only words."""
+    from emo3d.data import facs
+    rng = np.random.default_rng(seed + 17)
+    d = text_set("multilingual_sentences")
+    texts, targets, emos = [], [], []
+    for row in d["rows"]:
+        e = np.zeros(len(EMOTIONS), np.float32)
+        e[EMOTIONS.index(row["emotion"])] = 1.0
+        for lang in d["languages"]:
+            for _ in range(max(1, int(round(rate)))):
+                texts.append(row[lang])
+                targets.append(facs.prior(e, float(rng.uniform(0.55, 0.9)), rng=rng))
+                emos.append(e)
     return _appended(pairs, texts, targets, emos)
 
 

@@ -87,19 +87,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 BIAS_KEY = "emotion_logit_bias"
+SHORT_BIAS_KEY = "short_text_logit_bias"     # added for short descriptions (rules.is_short_description)
 
 
-def logit_bias(manifest: ModelManifest) -> np.ndarray:
-    """The per-emotion logit offsets of a reader folder (``extra.reader.emotion_logit_bias``: emotion name ->
-    float; absent: zeros), in ``EMOTIONS`` order."""
-    raw = manifest.extra.get("reader", {}).get(BIAS_KEY, {})
+def logit_bias(manifest: ModelManifest, key: str = BIAS_KEY) -> np.ndarray:
+    """The per-emotion logit offsets of a reader folder (``extra.reader.<key>``: emotion name -> float; absent:
+    zeros), in ``EMOTIONS`` order. ``key``: :data:`BIAS_KEY` (every text) or :data:`SHORT_BIAS_KEY`."""
+    raw = manifest.extra.get("reader", {}).get(key, {})
     if not isinstance(raw, dict) or not set(raw) <= set(EMOTIONS):
-        raise ModelFileError(f"manifest extra.reader.{BIAS_KEY} is {raw!r}; expected an object mapping some of "
+        raise ModelFileError(f"manifest extra.reader.{key} is {raw!r}; expected an object mapping some of "
                              f"{', '.join(EMOTIONS)} to numbers")
     try:
         return np.array([float(raw.get(e, 0.0)) for e in EMOTIONS], np.float32)
     except (TypeError, ValueError):
-        raise ModelFileError(f"manifest extra.reader.{BIAS_KEY} has a non-number value: {raw!r}") from None
+        raise ModelFileError(f"manifest extra.reader.{key} has a non-number value: {raw!r}") from None
 
 
 class NumpyEmotionHead:
@@ -120,9 +121,13 @@ class NumpyEmotionHead:
         if self.logit_bias.shape != (n_emo,):
             raise ModelFileError(f"emotion logit bias has shape {self.logit_bias.shape}, expected ({n_emo},)")
 
-    def __call__(self, emb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def __call__(self, emb: np.ndarray, row_bias: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """``row_bias``: optional [N,8] logit offsets of single rows, added to :attr:`logit_bias`."""
         emb = np.asarray(emb, np.float32)
-        v = _sigmoid(_mlp(emb, self.extractor) + self.logit_bias)
+        logits = _mlp(emb, self.extractor) + self.logit_bias
+        if row_bias is not None:
+            logits = logits + np.asarray(row_bias, np.float32)
+        v = _sigmoid(logits)
         onehot = np.zeros_like(v)
         onehot[np.arange(len(v)), v.argmax(1)] = 1.0
         blend = _sigmoid(_mlp(np.concatenate([emb, v, onehot], 1), self.regressor))
@@ -155,6 +160,7 @@ class TextReader:
                                  f"{BACKBONE_NAME!r} (not a text-reader folder)")
         self.head = NumpyEmotionHead(read_safetensors(self.manifest.file(self.folder, "head")),
                                      logit_bias(self.manifest))
+        self.short_bias = logit_bias(self.manifest, SHORT_BIAS_KEY)
         self.unknown_w: Optional[np.ndarray] = None
         self.unknown_b = 0.0
         self.unknown_threshold = 0.5
@@ -197,13 +203,19 @@ class TextReader:
             return np.zeros(len(emb), np.float32)
         return _sigmoid(np.asarray(emb, np.float32) @ self.unknown_w + self.unknown_b)
 
+    def row_bias(self, parts: Sequence[str]) -> np.ndarray:
+        """[N,8] logit offsets of the texts the encoder reads: the short-description offset where
+        :func:`.rules.is_short_description` holds."""
+        short = np.array([rules.is_short_description(p) for p in parts], bool)
+        return short[:, None] * self.short_bias[None, :]
+
     def read(self, texts: Sequence[str]) -> List[Reading]:
         cues = [rules.parse(t) for t in texts]
         parts = list(dict.fromkeys(p for c in cues for p in c.parts if p.strip()))
         table: Dict[str, Tuple[np.ndarray, np.ndarray, float]] = {}
         if parts:
             emb = self.embed(parts)
-            blend, emo = self.head(emb)
+            blend, emo = self.head(emb, self.row_bias(parts))
             unk = self.unknown_scores(emb)
             for i, p in enumerate(parts):
                 table[p] = (np.concatenate([[0.0], blend[i]]).astype(np.float32), emo[i], float(unk[i]))
@@ -227,5 +239,5 @@ class TextReader:
 
 
 __all__ = ["TextReader", "Reading", "NumpyEmotionHead", "UnknownTextWarning", "is_reader", "read_safetensors",
-           "logit_bias", "BIAS_KEY",
+           "logit_bias", "BIAS_KEY", "SHORT_BIAS_KEY",
            "UNKNOWN_FILE", "WORDS_FILE"]

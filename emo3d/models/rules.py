@@ -284,6 +284,23 @@ temos isso isto esse essa este nesta neste nessa nesse desta deste que quem onde
 """.split())
 
 
+SHORT_MAX_WORDS = 4
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+def is_short_description(text: str) -> bool:
+    """Whether a text reads as a short description ("gobsmacked", "feeling blue", "eww, gross") rather than a
+    sentence: at most :data:`SHORT_MAX_WORDS` words (two CJK characters count as one word) and no full stop
+    or question mark at its end. The reader reads such texts with their own neutral offset (real sentences
+    taught the head that short, plain text is neutral; a bare emotion word is not)."""
+    t = text.strip()
+    if not t or t.endswith((".", "?", "\u3002", "\uff1f", "\u061f")):
+        return False
+    cjk = len(_CJK.findall(t))
+    words = len(re.findall(r"\w+", _CJK.sub(" ", t)))
+    return 0 < words + cjk / 2 <= SHORT_MAX_WORDS
+
+
 def unknown_word_share(text: str, vocabulary) -> Optional[float]:
     """The share of a text's words (runs of two or more ASCII letters, lower-cased) that are not in
     ``vocabulary`` (a set of lower-case English words); 0 when one of them is a function word of another

@@ -6,10 +6,12 @@ trained with partial labels:
   blendshape target is the FACS prior of its label (``data.facs.prior``, intensity ``real_intensity``),
   weighted by ``real_blend_weight`` (a face for every sentence, but the emotion is what the label says);
 * face descriptions of the synthetic data builder (``data.builder.make_sample``: texts, FACS-prior targets
-  and emotions) plus the word-list prompts of :mod:`.prompts`: blendshape and emotion loss.
+  and emotions) plus the word-list prompts of :mod:`.prompts` and the hand-written sentences in eleven
+  languages (``text_sets/multilingual_sentences.json``): blendshape and emotion loss.
 
-Model selection: the GoEmotions **dev** split (balanced accuracy over the 7 Ekman classes); the test split is
-never read here. ``python -m emo3d.models.train_reader --out emo3d/models/default`` rebuilds the default.
+Model selection: the GoEmotions **dev** split (balanced accuracy over the 7 Ekman classes; best epoch); the
+neutral offset by cross-validation over train + dev (:func:`cv_neutral_logits`); the short-description
+offset on ``text_sets/description_dev.json`` (:func:`calibrate_short`). The test split is never read here. ``python -m emo3d.models.train_reader --out emo3d/models/default`` rebuilds the default.
 """
 from __future__ import annotations
 
@@ -42,11 +44,15 @@ class ReaderTrainOptions:
     """All options of one reader training run (validated on construction)."""
     out: Optional[str] = None
     goemotions: Optional[str] = None       # folder of train/dev/test.tsv (default: corpora.goemotions_dir())
-    real_per_class: int = 4000             # GoEmotions train rows per Ekman class (single-label rows; 0: none)
+    real_per_class: int = 20000            # GoEmotions train rows per Ekman class (single-label rows; 0: none)
+    real_mixed: bool = True                # also the rows with two or more Ekman classes (soft labels)
     synthetic_samples: int = 3000          # builder samples (3 descriptions each)
     emolex_prompts: float = 0.5            # prompts.with_emolex_prompts rate
     short_prompts: float = 0.5             # prompts.with_short_prompts rate
     multilingual_prompts: float = 2.0      # prompts.with_multilingual_prompts: repeats of each word (0: off)
+    multilingual_sentences: float = 2.0    # prompts.with_multilingual_sentences: repeats of each sentence (0: off)
+    neutral_cv_folds: int = 3              # neutral offset chosen on out-of-fold train+dev logits (0: on dev)
+    cv_epochs: int = 25                    # epoch cap of each cross-validation fold
     real_intensity: float = 0.7            # FACS-prior intensity of a real sentence's face
     real_blend_weight: float = 0.3         # weight of that face in the loss
     class_balance: float = 1.0             # real rows weighted by (1/class frequency)^class_balance
@@ -73,7 +79,7 @@ class ReaderTrainOptions:
         check_int(self.synthetic_samples, "ReaderTrainOptions.synthetic_samples", 0)
         if self.real_per_class == 0 and self.synthetic_samples == 0:
             raise InvalidInputError("nothing to train on: real_per_class and synthetic_samples are both 0")
-        for name in ("emolex_prompts", "short_prompts", "multilingual_prompts"):
+        for name in ("emolex_prompts", "short_prompts", "multilingual_prompts", "multilingual_sentences"):
             check_number(getattr(self, name), f"ReaderTrainOptions.{name}", 0, 4)
         check_number(self.real_intensity, "ReaderTrainOptions.real_intensity", 0, 1, lo_open=True)
         check_number(self.real_blend_weight, "ReaderTrainOptions.real_blend_weight", 0)
@@ -82,6 +88,11 @@ class ReaderTrainOptions:
         for name in ("epochs", "batch_size", "patience"):
             check_int(getattr(self, name), f"ReaderTrainOptions.{name}", 1)
         check_int(self.threads, "ReaderTrainOptions.threads", 0)
+        check_int(self.neutral_cv_folds, "ReaderTrainOptions.neutral_cv_folds", 0)
+        if self.neutral_cv_folds == 1:
+            raise InvalidInputError("ReaderTrainOptions.neutral_cv_folds is 1; use 0 (select the neutral offset on "
+                                    "the dev split) or 2 or more folds")
+        check_int(self.cv_epochs, "ReaderTrainOptions.cv_epochs", 1)
         check_number(self.lr, "ReaderTrainOptions.lr", 0, lo_open=True)
         check_number(self.weight_decay, "ReaderTrainOptions.weight_decay", 0)
 
@@ -128,14 +139,20 @@ def label_faces(labels: np.ndarray, intensity: float) -> np.ndarray:
 
 
 def real_rows(data: corpora.LabelledText, opts: ReaderTrainOptions) -> ReaderRows:
-    """GoEmotions rows (single-label, ``real_per_class`` per class) with class-balance weights."""
+    """GoEmotions rows (single-label, ``real_per_class`` per class; with ``real_mixed`` also the rows of two or
+    more Ekman classes, whose labels are the classes' shares) with class-balance weights (1 / the class's
+    share of the label mass; a mixed row: the label-weighted mean of its classes' weights)."""
     from .prompts import mentions_oov_word, oov_excluded_words
     banned = oov_excluded_words()
     sub = corpora.balanced_subset(data, opts.real_per_class, seed=opts.seed)
+    if opts.real_mixed:
+        sub = data.take(np.sort(np.concatenate([np.flatnonzero(np.isin(data.ids, sub.ids) & data.single),
+                                                np.flatnonzero(~data.single)])))
     sub = sub.take(np.flatnonzero([not mentions_oov_word(t, banned) for t in sub.texts]))
-    counts = np.bincount(sub.target, minlength=len(EMOTIONS)).astype(np.float64)
-    freq = counts[sub.target] / counts.sum()
-    w = (1.0 / freq) ** opts.class_balance
+    mass = sub.labels.astype(np.float64).sum(0)
+    share = np.divide(mass, mass.sum(), out=np.ones_like(mass), where=mass > 0)
+    inv = np.divide(1.0, share, out=np.zeros_like(share), where=share > 0) ** opts.class_balance
+    w = sub.labels.astype(np.float64) @ inv
     w = (w / w.mean()).astype(np.float32)
     return ReaderRows(list(sub.texts), label_faces(sub.labels, opts.real_intensity), sub.labels.astype(np.float32),
                       w, np.full(len(sub), opts.real_blend_weight, np.float32), ["goemotions"] * len(sub))
@@ -144,7 +161,8 @@ def real_rows(data: corpora.LabelledText, opts: ReaderTrainOptions) -> ReaderRow
 def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
     """Synthetic face descriptions (builder samples, 3 texts each) + EmoLex/short word prompts."""
     from emo3d.data import builder
-    from .prompts import with_emolex_prompts, with_multilingual_prompts, with_short_prompts
+    from .prompts import (mentions_oov_word, oov_excluded_words, with_emolex_prompts, with_multilingual_prompts,
+                          with_multilingual_sentences, with_short_prompts)
     texts, targets, emos = [], [], []
     for i in range(opts.synthetic_samples):
         s = builder.make_sample(i, opts.seed).sample
@@ -163,14 +181,21 @@ def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
     n2 = len(pairs.texts)
     if opts.multilingual_prompts > 0:
         pairs = with_multilingual_prompts(pairs, opts.multilingual_prompts, opts.seed)
+    n3 = len(pairs.texts)
+    if opts.multilingual_sentences > 0:
+        pairs = with_multilingual_sentences(pairs, opts.multilingual_sentences, opts.seed)
     n = len(pairs.texts)
     t = np.asarray(pairs.targets, np.float32)
     blend = t[:, _MODEL_COLS] if t.shape[1] == 52 else t
     source = (["description"] * n0 + ["short_prompt"] * (n1 - n0) + ["emolex_prompt"] * (n2 - n1)
-              + ["multilingual_word"] * (n - n2))
+              + ["multilingual_word"] * (n3 - n2) + ["multilingual_sentence"] * (n - n3))
     w_emotion = np.where(np.array(source) == "description", opts.description_emotion_weight, 1.0).astype(np.float32)
-    return ReaderRows(list(pairs.texts), np.clip(blend, 0, 1), np.asarray(pairs.emotions, np.float32),
+    rows = ReaderRows(list(pairs.texts), np.clip(blend, 0, 1), np.asarray(pairs.emotions, np.float32),
                       w_emotion, np.ones(n, np.float32), source)
+    banned = oov_excluded_words()         # the OOV probe's and the description dev set's key words
+    keep = np.flatnonzero([not mentions_oov_word(x, banned) for x in rows.texts])
+    return ReaderRows([rows.texts[i] for i in keep], rows.blend[keep], rows.emotions[keep], rows.w_emotion[keep],
+                      rows.w_blend[keep], [rows.source[i] for i in keep])
 
 
 def training_rows(opts: ReaderTrainOptions) -> Tuple[ReaderRows, corpora.LabelledText]:
@@ -220,29 +245,14 @@ def _dev_metrics(head, emb: np.ndarray, data: corpora.LabelledText) -> Dict[str,
     return classification_metrics(pred, truth, corpora.EKMAN_CLASSES)
 
 
-def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
-                 dev: Optional[corpora.LabelledText] = None, *, embed=None) -> ReaderTrainResult:
-    """Train the reader head. ``rows``/``dev``: in-memory data (tests); default :func:`training_rows`.
-    ``embed``: texts -> [N,384] (default: the on-disk e5 cache). Saves to ``opts.out`` when set."""
+def _fit_head(opts: ReaderTrainOptions, rows: ReaderRows, x, xd: np.ndarray, dev: corpora.LabelledText, *,
+              epochs: int, patience: int, label: str = ""):
+    """Train one head on embedded rows ``x`` (torch [N,D]); the best epoch on ``dev`` (balanced accuracy +
+    macro-F1 of its single-label rows, embedded ``xd``) is kept. Returns (head, history)."""
     import torch
     import torch.nn.functional as F
     from .baselines import HeadConfig, build_head
-
-    if rows is None:
-        rows, dev = training_rows(opts)
-    if dev is None:
-        raise InvalidInputError("train_reader needs a dev split for model selection")
-    if embed is None:
-        from .e5 import cache_from_env
-        cache = cache_from_env()
-        embed = lambda texts: cache.embed(texts, progress=opts.progress)  # noqa: E731
     torch.manual_seed(opts.seed)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    t0 = time.perf_counter()
-    x = torch.from_numpy(embed(rows.texts))
-    xd = embed(list(dev.texts))
-    t_embed = time.perf_counter() - t0
     y = torch.from_numpy(rows.blend)
     e = torch.from_numpy(rows.emotions)
     we = torch.from_numpy(rows.w_emotion)
@@ -252,9 +262,9 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
     head = build_head(cfg)
     optim = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
-    best, best_state, best_epoch, bad = -1.0, copy.deepcopy(head.state_dict()), -1, 0
+    best, best_state, bad = -1.0, copy.deepcopy(head.state_dict()), 0
     history: List[Dict[str, float]] = []
-    for epoch in range(opts.epochs):
+    for epoch in range(epochs):
         head.train()
         perm = torch.randperm(len(rows), generator=gen)
         total = 0.0
@@ -274,22 +284,84 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
         history.append({"epoch": epoch, "loss": total / len(rows), "dev_balanced_accuracy": m["balanced_accuracy"],
                         "dev_macro_f1": m["macro_f1"], "dev_accuracy": m["accuracy"]})
         if opts.progress:
-            print(f"epoch {epoch}: loss {total / len(rows):.4f} dev bal-acc {m['balanced_accuracy']:.3f} "
+            print(f"{label}epoch {epoch}: loss {total / len(rows):.4f} dev bal-acc {m['balanced_accuracy']:.3f} "
                   f"macro-F1 {m['macro_f1']:.3f} acc {m['accuracy']:.3f}", file=sys.stderr, flush=True)
         if score > best + 1e-4:
-            best, best_state, best_epoch, bad = score, copy.deepcopy(head.state_dict()), epoch, 0
+            best, best_state, bad = score, copy.deepcopy(head.state_dict()), 0
         else:
             bad += 1
-            if bad >= opts.patience:
+            if bad >= patience:
                 break
     head.load_state_dict(best_state)
     head.eval()
+    return head, history
+
+
+def _ekman_logits(head, emb: np.ndarray) -> np.ndarray:
+    """[N,7] pre-sigmoid Ekman-order emotion logits of a torch head (its extractor)."""
+    import torch
+    with torch.no_grad():
+        return head.extractor(torch.from_numpy(np.asarray(emb, np.float32))).numpy()[:, _EKMAN_IDX]
+
+
+def _single_truth(data: corpora.LabelledText) -> np.ndarray:
+    return np.array([list(_EKMAN_IDX).index(t) for t in data.target[data.single]], dtype=np.int64)
+
+
+def cv_neutral_logits(opts: ReaderTrainOptions, extra: ReaderRows, data: corpora.LabelledText, embed
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold Ekman logits of ``data``'s single-label rows (GoEmotions train + dev): ``neutral_cv_folds``
+    folds (by row), each head trained with the recipe on the other folds' real rows + ``extra`` (the
+    description and word rows) and stopped on its own fold (``cv_epochs`` at most). Returns (logits, truth)."""
+    import torch
+    k = opts.neutral_cv_folds
+    fold = np.random.default_rng(opts.seed + 101).integers(0, k, len(data))
+    logits, truth = [], []
+    for f in range(k):
+        held, rest = data.take(np.flatnonzero(fold == f)), data.take(np.flatnonzero(fold != f))
+        rows = ReaderRows.concat([real_rows(rest, opts), extra])
+        x = torch.from_numpy(embed(rows.texts))
+        xd = embed(list(held.texts))
+        head, _ = _fit_head(opts, rows, x, xd, held, epochs=opts.cv_epochs, patience=max(2, opts.patience // 2),
+                            label=f"fold {f + 1}/{k} ")
+        logits.append(_ekman_logits(head, xd[held.single]))
+        truth.append(_single_truth(held))
+    return np.concatenate(logits), np.concatenate(truth)
+
+
+def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
+                 dev: Optional[corpora.LabelledText] = None, *, embed=None,
+                 train: Optional[corpora.LabelledText] = None) -> ReaderTrainResult:
+    """Train the reader head. ``rows``/``dev``: in-memory data (tests); default :func:`training_rows`.
+    ``embed``: texts -> [N,384] (default: the on-disk e5 cache). Saves to ``opts.out`` when set; then the
+    neutral offset is selected by cross-validation over GoEmotions train + dev (``neutral_cv_folds``; needs
+    ``train``, the GoEmotions train split, when ``rows`` are given) or on dev, and the short-description
+    offset on ``probes.description_dev``."""
+    import torch
+    if rows is None:
+        rows, dev = training_rows(opts)
+        train = corpora.load_goemotions("train", opts.goemotions) if opts.real_per_class else None
+    if dev is None:
+        raise InvalidInputError("train_reader needs a dev split for model selection")
+    if embed is None:
+        from .e5 import cache_from_env
+        cache = cache_from_env()
+        embed = lambda texts: cache.embed(texts, progress=opts.progress)  # noqa: E731
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    t0 = time.perf_counter()
+    x = torch.from_numpy(embed(rows.texts))
+    xd = embed(list(dev.texts))
+    t_embed = time.perf_counter() - t0
+    head, history = _fit_head(opts, rows, x, xd, dev, epochs=opts.epochs, patience=opts.patience)
+    best_epoch = int(np.argmax([h["dev_balanced_accuracy"] + h["dev_macro_f1"] for h in history]))
     dev_m = _dev_metrics(head, xd, dev)
     unknown = fit_unknown(x.numpy(), xd, embed, opts)
     counts = {s: rows.source.count(s) for s in dict.fromkeys(rows.source)}
-    from .probes import OOV_PROMPTS
+    from .probes import OOV_PROMPTS, description_dev
     words = {w for t in rows.texts for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
     oov_seen = sorted({k for _, _, keys in OOV_PROMPTS for k in keys if k.lower() in words})
+    dev_seen = sorted({k for _, _, keys in description_dev() for k in keys if k.lower() in words})
     metrics = {"dev_balanced_accuracy": dev_m["balanced_accuracy"], "dev_macro_f1": dev_m["macro_f1"],
                "dev_accuracy": dev_m["accuracy"], "dev_recall": dev_m["recall"], "best_epoch": best_epoch,
                "epochs_run": len(history),
@@ -297,10 +369,22 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
                "train_seconds": round(time.perf_counter() - t0 - t_embed, 1),
                "unknown_threshold": unknown["threshold"], "unknown_dev_false_rate": unknown["calibration_false_rate"],
                "unknown_train_recall": unknown["train_recall"], "oov_key_words_in_training_texts": len(oov_seen),
-               "oov_seen_words": oov_seen}
+               "oov_seen_words": oov_seen, "description_dev_key_words_in_training_texts": len(dev_seen),
+               "description_dev_seen_words": dev_seen}
     out = save_reader(head, opts, metrics, unknown) if opts.out else None
     if out is not None:
-        metrics["calibration"] = calibrate_reader(out, dev, embed)
+        cv = None
+        if opts.neutral_cv_folds and train is not None:
+            both = corpora.LabelledText("train+dev", train.texts + dev.texts, np.concatenate([train.labels, dev.labels]),
+                                        np.concatenate([train.single, dev.single]),
+                                        np.concatenate([train.target, dev.target]), train.ids + dev.ids)
+            extra = ReaderRows.concat([ReaderRows([rows.texts[i] for i in idx], rows.blend[idx], rows.emotions[idx],
+                                                  rows.w_emotion[idx], rows.w_blend[idx],
+                                                  [rows.source[i] for i in idx])
+                                       for idx in [np.flatnonzero(np.array(rows.source) != "goemotions")]])
+            cv = cv_neutral_logits(opts, extra, both, embed)
+        metrics["calibration"] = calibrate_reader(out, dev, embed, cv=cv)
+        metrics["short_calibration"] = calibrate_short(out, embed)
     return ReaderTrainResult(out, metrics, history, head)
 
 
@@ -329,27 +413,71 @@ def select_neutral_bias(logits: np.ndarray, truth: np.ndarray, *, min_recall: fl
     ok = [r for r in rows if r["neutral_recall"] >= min_recall]
     best = max(ok, key=lambda r: r["balanced_accuracy"]) if ok else max(rows, key=lambda r: r["neutral_recall"])
     return {"bias": best["bias"], "dev": best, "unbiased_dev": rows[0] if grid[0] == 0 else None,
-            "min_neutral_recall": min_recall}
+            "min_neutral_recall": min_recall, "rows": rows}
 
 
-def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed) -> Dict[str, Any]:
-    """Select the neutral offset on ``dev`` (single-label rows) for the reader folder and write it into its
-    manifest (``extra.reader.emotion_logit_bias``). ``embed``: texts -> [N,384]."""
+def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed,
+                     cv: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Dict[str, Any]:
+    """Select the neutral offset for the reader folder and write it into its manifest
+    (``extra.reader.emotion_logit_bias``). ``cv``: out-of-fold (logits, truth) of GoEmotions train + dev
+    (:func:`cv_neutral_logits`): the offset is selected on them; without: on ``dev``'s single-label rows with
+    the folder's head. ``embed``: texts -> [N,384]."""
     from emo3d.manifest import ModelManifest
     from .reader import BIAS_KEY, NumpyEmotionHead, _mlp, read_safetensors
     folder = Path(folder)
     manifest = ModelManifest.load(folder)
     head = NumpyEmotionHead(read_safetensors(manifest.file(folder, "head")))
     sel = dev.single
-    logits = _mlp(embed([dev.texts[i] for i in np.flatnonzero(sel)]), head.extractor)[:, _EKMAN_IDX]
-    truth = np.array([list(_EKMAN_IDX).index(t) for t in dev.target[sel]], dtype=np.int64)
+    dev_logits = _mlp(embed([dev.texts[i] for i in np.flatnonzero(sel)]), head.extractor)[:, _EKMAN_IDX]
+    dev_truth = _single_truth(dev)
+    logits, truth = cv if cv is not None else (dev_logits, dev_truth)
     got = select_neutral_bias(logits, truth)
+    on_dev = select_neutral_bias(dev_logits, dev_truth, grid=(0.0, got["bias"]))
+    got["shipped_head_on_dev"] = {"unbiased": on_dev["unbiased_dev"],
+                                  "biased": next(r for r in on_dev["rows"] if r["bias"] == got["bias"])}
     manifest.extra.setdefault("reader", {})[BIAS_KEY] = {"neutral": got["bias"]}
-    manifest.metrics["calibration"] = {"split": "dev", "rule": f"max balanced accuracy s.t. neutral recall >= "
-                                       f"{got['min_neutral_recall']}", **{k: got[k] for k in ("bias", "dev",
-                                                                                             "unbiased_dev")}}
+    manifest.metrics["calibration"] = {"split": "train+dev cross-validation" if cv is not None else "dev",
+                                       "rows": int(len(truth)),
+                                       "rule": f"max balanced accuracy s.t. neutral recall >= "
+                                               f"{got['min_neutral_recall']}",
+                                       **{k: got[k] for k in ("bias", "dev", "unbiased_dev", "shipped_head_on_dev")}}
     manifest.save(folder)
-    return got
+    return {k: v for k, v in got.items() if k != "rows"}
+
+
+SHORT_BIAS_GRID = tuple(round(-0.25 * i, 2) for i in range(17))      # 0 .. -4
+
+
+def calibrate_short(folder: str | Path, embed, grid: Sequence[float] = SHORT_BIAS_GRID) -> Dict[str, Any]:
+    """Select the neutral offset of short descriptions (``rules.is_short_description``) on the description
+    development set (``probes.description_dev``: 80 short out-of-vocabulary descriptions whose key words are
+    kept out of training): the offset whose faces land nearest the right FACS prototype most often (ties: the
+    smallest change). Written to ``extra.reader.short_text_logit_bias`` with its numbers."""
+    from emo3d.manifest import ModelManifest
+    from .probes import description_dev, nearest_emotion
+    from .reader import SHORT_BIAS_KEY, NumpyEmotionHead, logit_bias, read_safetensors
+    folder = Path(folder)
+    manifest = ModelManifest.load(folder)
+    head = NumpyEmotionHead(read_safetensors(manifest.file(folder, "head")), logit_bias(manifest))
+    probes = description_dev()
+    emb = embed([t for t, _, _ in probes])
+    truth = [e for _, e, _ in probes]
+    ni = EMOTIONS.index("neutral")
+    rows = []
+    for b in grid:
+        bias = np.zeros((len(emb), len(EMOTIONS)), np.float32)
+        bias[:, ni] = b
+        blend, emo = head(emb, bias)
+        near = nearest_emotion(blend)
+        rows.append({"bias": float(b), "face_share": float(np.mean([n == t for n, t in zip(near, truth)])),
+                     "emotion_share": float(np.mean([EMOTIONS[int(i)] == t for i, t in zip(emo.argmax(1), truth)]))})
+    best = max(rows, key=lambda r: (round(r["face_share"], 6), -abs(r["bias"])))
+    manifest.extra.setdefault("reader", {})[SHORT_BIAS_KEY] = {"neutral": best["bias"]}
+    manifest.metrics["short_calibration"] = {"set": "emo3d/models/text_sets/description_dev.json", "n": len(probes),
+                                             "rule": "max share of faces nearest the right FACS prototype",
+                                             "selected": best, "unbiased": rows[0]}
+    manifest.save(folder)
+    return {"bias": best["bias"], "selected": best, "unbiased": rows[0]}
 
 
 def write_word_list(folder: str | Path, sources: Sequence[str | Path]) -> Dict[str, Any]:
@@ -481,7 +609,11 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
                                                 {"name": "emo3d synthetic face descriptions",
                                                  "source": "emo3d.data.builder.make_sample + emo3d.models.prompts",
                                                  "licence": "generated here (NRC EmoLex word list: research use)",
-                                                 "rows": metrics.get("rows_by_source")}],
+                                                 "rows": metrics.get("rows_by_source")},
+                                                {"name": "emo3d multilingual sentences",
+                                                 "source": "emo3d/models/text_sets/multilingual_sentences.json",
+                                                 "licence": "written for emo3d (this project)",
+                                                 "rows": metrics.get("rows_by_source", {}).get("multilingual_sentence")}],
                                     "trained_with": "python -m emo3d.models.train_reader --out DIR"})
     save_model(head, manifest, folder)
     with atomic_path(folder / UNKNOWN_FILE) as tmp:
@@ -505,10 +637,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--synthetic-samples", type=int, default=ReaderTrainOptions.synthetic_samples)
     ap.add_argument("--class-balance", type=float, default=ReaderTrainOptions.class_balance)
     ap.add_argument("--epochs", type=int, default=ReaderTrainOptions.epochs)
+    ap.add_argument("--neutral-cv-folds", type=int, default=ReaderTrainOptions.neutral_cv_folds,
+                    help="folds over GoEmotions train+dev that select the neutral offset (0: the dev split)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--calibrate-only", action="store_true",
-                    help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split")
+                    help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split "
+                         "and its short-description offset")
     ap.add_argument("--word-list", nargs="+", default=None, metavar="FILE",
                     help="keep the trained head in --out; only write its English word list from these files")
     args = ap.parse_args(argv)
@@ -518,13 +653,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.calibrate_only:
         from .e5 import cache_from_env
         cache = cache_from_env()
-        got = calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions),
-                               lambda texts: cache.embed(texts, progress=not args.quiet))
+        embed = lambda texts: cache.embed(texts, progress=not args.quiet)  # noqa: E731
+        got = {"neutral": calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions), embed),
+               "short": calibrate_short(args.out, embed)}
         print(json.dumps(got, indent=2))
         return 0
     opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, real_per_class=args.real_per_class,
                               synthetic_samples=args.synthetic_samples, class_balance=args.class_balance,
-                              epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+                              epochs=args.epochs, seed=args.seed, progress=not args.quiet,
+                              neutral_cv_folds=args.neutral_cv_folds)
     res = train_reader(opts)
     print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))
     return 0

@@ -148,13 +148,20 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     root = _write_tsv(tmp_path / "ge")
     enc = BagOfWords()
     opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6, multilingual_prompts=0.0,
-                              synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0, epochs=60, patience=60,
+                              multilingual_sentences=1.0, synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0,
+                              epochs=60, patience=60, neutral_cv_folds=2, cv_epochs=5,
                               lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False)
     res = train_reader(opts, embed=enc)
-    # "this makes me mad" holds a key word of the OOV probe ("hopping mad"): kept out of training
-    assert res.metrics["rows_by_source"]["goemotions"] == 23
+    # "this makes me mad" holds a key word of the OOV probe ("hopping mad"): kept out of training; the one
+    # row with two Ekman classes ("mixed feelings here") is trained with soft labels
+    assert res.metrics["rows_by_source"]["goemotions"] == 24
+    sentences = json.loads((Path(__file__).resolve().parents[3] / "emo3d/models/text_sets/multilingual_sentences.json")
+                           .read_text(encoding="utf-8"))
+    assert res.metrics["rows_by_source"]["multilingual_sentence"] == len(sentences["rows"]) * 11
+    assert res.metrics["description_dev_key_words_in_training_texts"] == 0
     assert res.metrics["oov_key_words_in_training_texts"] == 0
-    assert res.metrics["rows_by_source"]["description"] == 60
+    # 20 builder samples x 3 descriptions, less those naming a key word of the OOV probe or the description dev set
+    assert 45 <= res.metrics["rows_by_source"]["description"] < 60
     assert res.metrics["dev_balanced_accuracy"] >= 0.75      # dev = the same tiny sentences: it must fit them
     folder = Path(res.out)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -177,7 +184,16 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     # the dev-selected neutral offset is written to the manifest and applied by the runtime head
     bias = manifest["extra"]["reader"]["emotion_logit_bias"]
     assert set(bias) == {"neutral"} and bias["neutral"] == res.metrics["calibration"]["bias"]
-    assert manifest["metrics"]["calibration"]["split"] == "dev"
+    # ... selected on out-of-fold logits of train + dev (their 2 x 24 single-label rows, 2 folds here)
+    assert manifest["metrics"]["calibration"]["split"] == "train+dev cross-validation"
+    assert manifest["metrics"]["calibration"]["rows"] == 48
+    # the short-description offset: selected on the description dev set, applied to short texts only
+    short = manifest["extra"]["reader"]["short_text_logit_bias"]["neutral"]
+    assert short == res.metrics["short_calibration"]["bias"] and short <= 0
+    assert manifest["metrics"]["short_calibration"]["n"] == 80
+    assert reader.short_bias[EMOTIONS.index("neutral")] == short
+    rb = reader.row_bias(["furious", "the bus leaves at noon."])
+    assert rb[0, EMOTIONS.index("neutral")] == short and not rb[1].any()
     vec = np.zeros(len(EMOTIONS), np.float32)
     vec[EMOTIONS.index("neutral")] = bias["neutral"]
     _, emo_b = NumpyEmotionHead(read_safetensors(folder / "head.safetensors"), vec)(emb)
@@ -205,6 +221,28 @@ def test_neutral_bias_is_selected_under_the_recall_constraint():
         select_neutral_bias(logits[:, :3], truth)
 
 
+def test_short_descriptions_are_told_from_sentences():
+    for t in ("gobsmacked", "eww, gross", "whoa, no way!", "feeling blue", "我很生气", "أنا غاضب"):
+        assert rules.is_short_description(t), t
+    for t in ("Please close the window.", "No way, really?", "It is Tuesday today.", "今日はとても幸せです。",
+              "scared out of my wits and shaking", "", "   "):
+        assert not rules.is_short_description(t), t
+
+
+def test_description_dev_set_is_kept_out_of_training():
+    from emo3d.models.probes import OOV_PROMPTS, description_dev, text_set
+    from emo3d.models.prompts import mentions_oov_word
+    dev = description_dev()
+    assert len(dev) == 80 and {e for _, e, _ in dev} == set(EMOTIONS)
+    assert not {t for t, _, _ in dev} & {t for t, _, _ in OOV_PROMPTS}
+    assert mentions_oov_word("I feel so crestfallen") and mentions_oov_word("gobsmacked")
+    assert not mentions_oov_word("looking calm")      # generic words of the set are not banned
+    ml = text_set("multilingual_dev")
+    tests = json.loads((DATA / "multilingual_prompts.json").read_text(encoding="utf-8"))
+    assert not {p["en"] for p in ml["prompts"]} & {p["en"] for p in tests["prompts"]}
+    assert ml["languages"] == tests["languages"] and len(ml["prompts"]) >= 40
+
+
 def test_reader_manifest_bias_is_checked(tmp_path):
     from emo3d.errors import ModelFileError
     from emo3d.manifest import ModelManifest
@@ -224,6 +262,8 @@ def test_reader_options_are_validated():
         ReaderTrainOptions(emolex_prompts=9)
     with pytest.raises(InvalidInputError, match="real_intensity"):
         ReaderTrainOptions(real_intensity=0)
+    with pytest.raises(InvalidInputError, match="neutral_cv_folds"):
+        ReaderTrainOptions(neutral_cv_folds=1)
 
 
 def test_unknown_word_share_and_the_word_list(tmp_path):
