@@ -54,7 +54,7 @@ DATA_EXTS = ("json", "npz", "safetensors", "md", "txt", "png", "npy", "onnx", "c
 # eval. benchmarks/ and tests/ stay in the checkout.
 PACKAGES = find_packages(include=[
     "emo3d", "emo3d.*", "native", "native.*", "export", "export.*", "runtime", "runtime.*", "eval", "eval.*",
-]) + ["emo3d.avatar.data", "emo3d.models.default"]  # data-only folders shipped with the code
+]) + ["emo3d.avatar.data", "emo3d.models.default", "emo3d.models.text_sets"]  # data-only folders shipped with the code
 # the built browser viewer (bash scripts/build_web.sh; absent where Node.js is not installed)
 WEB_STATIC = ["runtime.web.static"] if (ROOT / "runtime" / "web" / "static" / "index.html").is_file() else []
 
