@@ -14,7 +14,8 @@ HAIR = np.array([58, 40, 30], np.float32)        # dark brown
 HAIR_SHEEN = 0.35                                # strand contrast (fraction of the colour)
 EAR_TINT = np.array([1.03, 0.95, 0.93], np.float32)   # ears a little pinker than the face
 AO_STRENGTH = 0.6                                # how much of the occlusion darkens the skin
-BOUNDARY_FEATHER = 6.0                           # px over which the face chart blends into the scalp's skin
+BOUNDARY_FEATHER = 8.0                           # px inside the face outline over which the face chart fades into
+                                                 # the scalp's skin (a photo's edge texels never reach the seam)
 SEED = 14
 
 
@@ -106,7 +107,7 @@ def whole_texture(mask_tex: np.ndarray, whole: "HD.WholeHead", vertex_ao: np.nda
     face = mask_tex[:, :mw // 2].astype(np.float32)
     bpx = px[whole.boundary]
     c = bpx.mean(0)
-    inner = c + (bpx - c) * 0.93
+    inner = c + (bpx - c) * 0.8
     skin = np.median(face[np.clip(np.round(inner[:, 1] - fy0).astype(int), 0, mh - 1),
                           np.clip(np.round(inner[:, 0] - fx0).astype(int), 0, mw // 2 - 1)], axis=0)
     x0, y0, x1, y1 = HD.HEAD_CHART
@@ -114,7 +115,8 @@ def whole_texture(mask_tex: np.ndarray, whole: "HD.WholeHead", vertex_ao: np.nda
     # the face chart inside its boundary polygon, feathered into the scalp's skin
     poly = np.zeros((H, W), np.float32)
     cv2.fillPoly(poly, [np.round(bpx * 4).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=2)
-    poly = cv2.GaussianBlur(cv2.dilate(poly, np.ones((9, 9), np.uint8)), (0, 0), BOUNDARY_FEATHER / 2)
+    k = int(BOUNDARY_FEATHER) | 1
+    poly = cv2.GaussianBlur(cv2.erode(poly, np.ones((k, k), np.uint8)), (0, 0), BOUNDARY_FEATHER / 3)
     sub = out[fy0:fy0 + mh, fx0:fx0 + mw // 2]
     m = poly[fy0:fy0 + mh, fx0:fx0 + mw // 2, None]
     sub[:] = face * m + sub * (1 - m)

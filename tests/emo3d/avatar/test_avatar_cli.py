@@ -163,3 +163,22 @@ def test_background_is_studio_grey_by_default_and_settable(tmp_path, capsys):
     for bad in ("1,2", "0,0,300", "a,b,c"):
         rc, _, se = _run(capsys, "--out", str(tmp_path / "x.png"), "--background", bad)
         assert rc == 2 and "--background" in se
+
+
+def test_turnaround_shows_the_head_from_eight_sides(tmp_path, capsys):
+    """--turnaround: 8 yaws x (neutral, smile), framing the whole head: the front view shows skin in the
+    middle, the back view hair, and every view has the head in it (not the background)."""
+    from PIL import Image
+    from emo3d.avatar.cli import TURNAROUND_YAWS, label_height
+    out = tmp_path / "t.png"
+    rc, _, se = _run(capsys, "--turnaround", "--size", "64", "--out", str(out), "--background", "0,0,255")
+    assert rc == 0, se
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    n = len(TURNAROUND_YAWS)
+    assert img.shape == (2 * (64 + label_height()), n * 64, 3)
+    tiles = [img[:64, k * 64:(k + 1) * 64] for k in range(n)]
+    for t in tiles:
+        assert ((t[..., 2] - t[..., 0]) < 100).mean() > 0.2          # the head covers a fifth of each view
+    front, back = tiles[TURNAROUND_YAWS.index(0)], tiles[TURNAROUND_YAWS.index(180)]
+    centre = (slice(24, 40), slice(24, 40))
+    assert front[centre].mean() > back[centre].mean() + 40          # skin in front, dark hair behind
