@@ -201,7 +201,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """``emo3d export-rig --out face.glb [--texture neutral|photo]``."""
     from .texture import TEXTURES
     p = argparse.ArgumentParser(prog="emo3d export-rig",
-                                description="Write the default head as binary glTF with its 51 ARKit morph targets.")
+                                description="Write the default head as binary glTF with its 51 ARKit morph targets and tongueOut.")
     p.add_argument("--out", required=True, metavar="FILE.glb", help="the .glb file to write")
     p.add_argument("--texture", default="neutral", choices=tuple(TEXTURES), help="default-head texture")
     args = p.parse_args(argv)
