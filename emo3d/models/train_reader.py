@@ -446,36 +446,45 @@ def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed,
 
 
 SHORT_BIAS_GRID = tuple(round(-0.25 * i, 2) for i in range(17))      # 0 .. -4
+CALM_MARGIN = 0.9          # the calm prompts' faces stay within this share of probes.CALM_MAX_L2
 
 
 def calibrate_short(folder: str | Path, embed, grid: Sequence[float] = SHORT_BIAS_GRID) -> Dict[str, Any]:
     """Select the neutral offset of short descriptions (``rules.is_short_description``) on the description
     development set (``probes.description_dev``: 80 short out-of-vocabulary descriptions whose key words are
-    kept out of training): the offset whose faces land nearest the right FACS prototype most often (ties: the
-    smallest change). Written to ``extra.reader.short_text_logit_bias`` with its numbers."""
+    kept out of training): the offset whose faces (the whole reader, rules included) land nearest the right
+    FACS prototype most often (ties: the smallest change), among those that keep a calm face calm (every
+    level of the calm intensity prompts within ``CALM_MARGIN`` x ``probes.CALM_MAX_L2`` of the neutral
+    reference). Written to ``extra.reader.short_text_logit_bias`` with its numbers."""
     from emo3d.manifest import ModelManifest
-    from .probes import description_dev, nearest_emotion
-    from .reader import SHORT_BIAS_KEY, NumpyEmotionHead, logit_bias, read_safetensors
+    from .probes import (CALM_MAX_L2, INTENSITY_TEMPLATES, INTENSITY_WORDS, NEUTRAL_REFERENCE, _article,
+                         description_dev, nearest_emotion)
+    from .reader import SHORT_BIAS_KEY, TextReader
     folder = Path(folder)
-    manifest = ModelManifest.load(folder)
-    head = NumpyEmotionHead(read_safetensors(manifest.file(folder, "head")), logit_bias(manifest))
+    reader = TextReader(folder, encoder=embed)
     probes = description_dev()
-    emb = embed([t for t, _, _ in probes])
     truth = [e for _, e, _ in probes]
+    calm = [_article(t.format(adj=adj, noun=noun)) for e, adj, noun in INTENSITY_WORDS if e == "neutral"
+            for _, t in INTENSITY_TEMPLATES]
     ni = EMOTIONS.index("neutral")
     rows = []
     for b in grid:
-        bias = np.zeros((len(emb), len(EMOTIONS)), np.float32)
-        bias[:, ni] = b
-        blend, emo = head(emb, bias)
-        near = nearest_emotion(blend)
+        reader.short_bias = np.zeros(len(EMOTIONS), np.float32)
+        reader.short_bias[ni] = b
+        rs = reader.read([t for t, _, _ in probes] + [NEUTRAL_REFERENCE] + calm)
+        faces = np.stack([r.blend52[1:] for r in rs])
+        near = nearest_emotion(faces[:len(probes)])
+        ref, cf = faces[len(probes)], faces[len(probes) + 1:]
         rows.append({"bias": float(b), "face_share": float(np.mean([n == t for n, t in zip(near, truth)])),
-                     "emotion_share": float(np.mean([EMOTIONS[int(i)] == t for i, t in zip(emo.argmax(1), truth)]))})
-    best = max(rows, key=lambda r: (round(r["face_share"], 6), -abs(r["bias"])))
+                     "calm_max_l2": float(np.linalg.norm(cf - ref, axis=1).max())})
+    ok = [r for r in rows if r["calm_max_l2"] <= CALM_MARGIN * CALM_MAX_L2] or rows[:1]
+    best = max(ok, key=lambda r: (round(r["face_share"], 6), -abs(r["bias"])))
+    manifest = ModelManifest.load(folder)
     manifest.extra.setdefault("reader", {})[SHORT_BIAS_KEY] = {"neutral": best["bias"]}
     manifest.metrics["short_calibration"] = {"set": "emo3d/models/text_sets/description_dev.json", "n": len(probes),
-                                             "rule": "max share of faces nearest the right FACS prototype",
-                                             "selected": best, "unbiased": rows[0]}
+                                             "rule": f"max share of faces nearest the right FACS prototype s.t. "
+                                                     f"calm prompts within {CALM_MARGIN} x {CALM_MAX_L2} of neutral",
+                                             "selected": best, "unbiased": rows[0], "grid": rows}
     manifest.save(folder)
     return {"bias": best["bias"], "selected": best, "unbiased": rows[0]}
 
