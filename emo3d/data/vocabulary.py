@@ -314,7 +314,7 @@ sniffs
 snorts
 shrugs dismissively
 jeers
-looks down {p} nose
+peers down {p} nose
 mocks
 shakes {p} head slowly
 belittles everyone

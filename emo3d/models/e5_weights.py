@@ -161,7 +161,7 @@ class E5Tokenizer:
                 self._by_key[key] = b
         return b
 
-    def normalize(self, text: str) -> str:
+    def normalize_text(self, text: str) -> str:
         """Normalised text with metaspaces (what the Viterbi search segments)."""
         text = text.split("\x00", 1)[0]           # the C engine reads a NUL-terminated string
         s = self._spaces.sub(" ", text.translate(self.norm))
@@ -171,7 +171,7 @@ class E5Tokenizer:
 
     def content_ids(self, text: str) -> List[int]:
         """Piece ids of ``text`` (no ``<s>``/``</s>``, no prefix added)."""
-        s = self.normalize(text)
+        s = self.normalize_text(text)
         n = len(s)
         neg = -1e30
         best = [neg] * (n + 1)

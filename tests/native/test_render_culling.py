@@ -11,6 +11,7 @@ from emo3d.avatar.rig import Rig
 from emo3d.errors import InvalidInputError
 from native import reference_render
 from native.render import Renderer, RenderOptions
+from support.assets import machine_lacks
 
 BG = (10, 20, 30)
 
@@ -136,8 +137,9 @@ def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc/self/task (Linux)")
 def test_worker_threads_persist_and_are_joined():
+    if not os.path.isdir("/proc/self/task"):
+        machine_lacks("/proc/self/task", "Linux lists a process's threads there")
     rig = _rig(True)
     base = _threads()
     r = Renderer(rig, RenderOptions(width=96, height=96, threads=3))
@@ -154,10 +156,11 @@ def test_worker_threads_persist_and_are_joined():
     assert _threads() == base
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 def test_a_forked_child_renders_with_its_own_workers():
     """fork copies only the calling thread: a child of a process whose renderer has started its workers
     must start its own, not wait for the parent's (the pool used to hang here)."""
+    if not hasattr(os, "fork"):
+        machine_lacks("os.fork", "POSIX only")
     rig = _rig(True)
     r = Renderer(rig, RenderOptions(width=96, height=96, threads=2))
     want = r.render(np.zeros(52))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from emo3d.avatar.gltf import _Doc, load_gltf
+from support.assets import require_module
 from support.glb import I8, I16, U16, GlbBuilder, encode_filter_oct, encode_filter_quat, face_deltas, face_grid
 
-pytest.importorskip("meshoptimizer")
+require_module("meshoptimizer", "pip install 'meshoptimizer>=0.2.30a0' (an install requirement)")
 
 
 def _normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:

