@@ -224,14 +224,13 @@ class E5Cache:
         return np.stack([self.table[t] for t in texts]).astype(np.float32)
 
 
-def cache_from_env(backend: Optional[str] = None) -> E5Cache:
-    """The embedding cache of ``backend`` (default :func:`default_backend`); ``$EMO3D_EMBED_CACHE`` overrides
-    the parent folder (the embeddings live in ``<it>/<encoder key>``, so two backends never share a file)."""
+def cache_from_env(backend: Optional[str] = None, adapter: Optional[Path] = None) -> E5Cache:
+    """The embedding cache of ``backend`` (default :func:`default_backend`) and encoder ``adapter`` (default
+    ``$EMO3D_E5_ADAPTER``; see :class:`E5Encoder`); ``$EMO3D_EMBED_CACHE`` overrides the parent folder (the
+    embeddings live in ``<it>/<encoder key>``, so two encoders never share a file)."""
+    enc = E5Encoder(backend=backend, adapter=adapter)
     parent = os.environ.get("EMO3D_EMBED_CACHE")
-    if not parent:
-        return E5Cache(backend=backend)
-    enc = E5Encoder(backend=backend)
-    cache = E5Cache(Path(parent) / enc.key)
+    cache = E5Cache(Path(parent) / enc.key if parent else cache_dir("embeddings", enc.key))
     cache._encoder = enc
     return cache
 
