@@ -165,9 +165,10 @@ class ReaderPredictor:
 
     def __init__(self, folder: str | Path, progress: bool = False):
         from emo3d.manifest import ModelManifest
-        from .e5 import backend_for, cache_from_env
+        from .e5 import adapter_for, backend_for, cache_from_env
         from .reader import TextReader
-        cache = cache_from_env(backend_for(ModelManifest.load(Path(folder)).backbone))   # the head's own encoder
+        backbone = ModelManifest.load(Path(folder)).backbone
+        cache = cache_from_env(backend_for(backbone), adapter_for(backbone, Path(folder)))   # the head's own encoder
         self.reader = TextReader(folder, encoder=lambda texts: cache.embed(texts, progress=progress))
         self.manifest = self.reader.manifest
 

@@ -24,7 +24,7 @@ from emo3d.manifest import ModelManifest
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_MODEL
 
 from . import rules
-from .e5 import BACKBONE_NAME, E5Encoder, backend_for
+from .e5 import BACKBONE_NAME, E5Encoder, adapter_for, backend_for
 
 UNKNOWN_FILE = "unknown.npz"
 WORDS_FILE = "words.txt.gz"      # English word list (SCOWL, see the model card): one lower-case word a line
@@ -169,8 +169,9 @@ class TextReader:
                 self.unknown_w = z["w"].astype(np.float32)
                 self.unknown_b = float(z["b"])
                 self.unknown_threshold = float(z["threshold"])
-        self.encoder = encoder if encoder is not None else E5Encoder(threads=max(0, int(threads or 0)),
-                                                                     backend=backend_for(self.manifest.backbone))
+        self.encoder = encoder if encoder is not None else E5Encoder(
+            threads=max(0, int(threads or 0)), backend=backend_for(self.manifest.backbone),
+            adapter=adapter_for(self.manifest.backbone, self.folder))     # a fine-tuned encoder, when named
         self._words: Optional[frozenset] = None
 
     @property
