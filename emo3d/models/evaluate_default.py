@@ -201,12 +201,15 @@ def evaluate(opts: EvalOptions) -> EvalReport:
         vocab = train_vocabulary(release)
         options = predict.manifest.extra.get("options", {})
         if float(options.get("short_prompts", 0) or 0) > 0 or options.get("anchors"):
-            from emo3d.data import lexicon
-            from .prompts import SHORT_TEMPLATES
-            for e in EMOTIONS:      # lexicon words it trained on count as training texts
-                for adj in lexicon.adjectives(e):
+            from .prompts import SHORT_TEMPLATES, short_words
+            for e in EMOTIONS:      # the short prompts' words it trained on count as training texts
+                for adj in short_words()[e]:
                     for t in SHORT_TEMPLATES:
                         vocab.update(re.findall(r"[a-z][a-z'\-]*", t.format(adj=adj).lower()))
+        if float(options.get("word_prompts", 0) or 0) > 0:
+            from .prompts import word_texts
+            for t in word_texts():      # emo3d's own word prompts it trained on
+                vocab.update(re.findall(r"[a-z][a-z'\-]*", t.lower()))
         if float(options.get("emolex_prompts", 0) or 0) > 0:
             from .prompts import emolex_texts
             for t in emolex_texts():    # EmoLex prompts it trained on count as training texts too

@@ -1,5 +1,10 @@
-"""Extra training prompts generated from word lists (no corpus needed): short lexicon prompts ("furious",
-"a glad face") and NRC EmoLex word prompts with FACS-prior targets.
+"""Extra training prompts generated from word lists (no corpus needed): short prompts ("furious",
+"a glad face") and templated word prompts with FACS-prior targets.
+
+The default recipe's words are emo3d's own (``emo3d.data.vocabulary``, written for this project, plus
+``EXTRA_WORDS`` below): :func:`word_vocabulary` / :func:`with_word_prompts`. The NRC EmoLex prompts
+(:func:`emolex_vocabulary` / :func:`with_emolex_prompts`, read through the ``nrclex`` package) are a
+research-only opt-in: EmoLex's terms allow research use only, so no shipped model is trained on them.
 
 The key words of the hand-written evaluation probes (:mod:`.probes`) are never used, so the
 out-of-vocabulary probe stays out of vocabulary.
@@ -35,12 +40,11 @@ SHORT_TEMPLATES = ("{adj}", "a {adj} face", "looking {adj}", "{adj} expression",
 
 def with_short_prompts(pairs, rate: float, seed: int):
     """Append short prompts ("furious", "a glad face") for rows with one clearly dominant emotion (>= 0.6):
-    an adjective of that emotion from ``dataset.lexicon`` in a short template, with the row's target.
+    an adjective of that emotion (:func:`short_words`: emo3d's own word lists) in a short template, with the row's target.
     Teaches the head that terse everyday prompts deserve the full expression."""
-    from emo3d.data import lexicon
     rng = np.random.default_rng(seed + 7)
     emotions = np.asarray(pairs.emotions, np.float32)
-    words = {e: lexicon.adjectives(e) for e in EMOTIONS}
+    words = short_words()
     rows = np.flatnonzero(emotions.max(1) >= 0.6)
     n = int(round(len(rows) * rate / 3))       # ~3 texts per sample already share one target
     if n == 0 or not len(rows):
@@ -126,13 +130,54 @@ def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
     return out
 
 
-def emolex_texts() -> List[str]:
-    """Every text ``with_emolex_prompts`` can produce (for vocabulary checks)."""
+def short_words() -> Dict[str, Tuple[str, ...]]:
+    """{emotion: adjectives} of the short prompts: ``emo3d.data.vocabulary.emotion_words(e).adjectives``
+    (written for emo3d) without the OOV evaluation key words (and their inflections)."""
+    from emo3d.data.vocabulary import emotion_words
+    banned = oov_excluded_words()
+    return {e: tuple(w for w in emotion_words(e).adjectives
+                     if not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", w.lower())))
+            for e in EMOTIONS}
+
+
+def word_vocabulary() -> List[Tuple[str, np.ndarray]]:
+    """(word, one-hot 8-emotion distribution) of the default recipe's word prompts: the emotion-naming words
+    of emo3d's own word lists (``emo3d.data.vocabulary.emotion_words(e).synonyms``) plus ``EXTRA_WORDS``;
+    a word listed under two emotions is dropped, and the OOV evaluation key words (and inflections) are
+    never used. No third-party lexicon."""
+    from emo3d.data.vocabulary import emotion_words
+    banned = oov_excluded_words()
+    owner: Dict[str, set] = {}
+    for e in EMOTIONS:
+        for w in emotion_words(e).synonyms + EXTRA_WORDS.get(e, ()):
+            owner.setdefault(w.lower(), set()).add(e)
+    out = []
+    for w, es in owner.items():
+        if len(es) != 1 or any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", w)):
+            continue
+        d = np.zeros(len(EMOTIONS), np.float32)
+        d[EMOTIONS.index(next(iter(es)))] = 1.0
+        out.append((w, d))
+    return out
+
+
+def vocabulary_texts(vocab: List[Tuple[str, np.ndarray]]) -> List[str]:
+    """Every text the word prompts of ``vocab`` can produce (for vocabulary checks)."""
     texts = []
-    for w, _ in emolex_vocabulary():
+    for w, _ in vocab:
         forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
         texts += forms + [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
     return texts
+
+
+def emolex_texts() -> List[str]:
+    """Every text ``with_emolex_prompts`` can produce (for vocabulary checks)."""
+    return vocabulary_texts(emolex_vocabulary())
+
+
+def word_texts() -> List[str]:
+    """Every text ``with_word_prompts`` can produce (for vocabulary checks)."""
+    return vocabulary_texts(word_vocabulary())
 
 
 def _an(text: str) -> str:
@@ -140,7 +185,19 @@ def _an(text: str) -> str:
 
 
 def with_emolex_prompts(pairs, rate: float, seed: int):
-    """Append short prompts from the NRC EmoLex word list (``emolex_vocabulary``), balanced over the
+    """Research-only opt-in: :func:`vocabulary_prompts` of the NRC EmoLex words (``emolex_vocabulary``;
+    EmoLex's terms allow research use only, so the shipped default does not use this)."""
+    return vocabulary_prompts(pairs, emolex_vocabulary(), rate, seed)
+
+
+def with_word_prompts(pairs, rate: float, seed: int):
+    """The default recipe's word prompts: :func:`vocabulary_prompts` of emo3d's own words
+    (:func:`word_vocabulary`)."""
+    return vocabulary_prompts(pairs, word_vocabulary(), rate, seed)
+
+
+def vocabulary_prompts(pairs, vocab: List[Tuple[str, np.ndarray]], rate: float, seed: int):
+    """Append short prompts from a word list ``vocab`` ((word, emotion distribution) pairs), balanced over the
     dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
     ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
     higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
@@ -149,7 +206,7 @@ def with_emolex_prompts(pairs, rate: float, seed: int):
     from emo3d.data import facs
     rng = np.random.default_rng(seed + 11)
     groups: Dict[int, List[Tuple[str, np.ndarray]]] = {}
-    for w, d in emolex_vocabulary():
+    for w, d in vocab:
         groups.setdefault(int(d.argmax()), []).append((w, d))
     per_emotion = int(round(rate * np.mean([len(g) for g in groups.values()])))
     texts, targets, emos = [], [], []

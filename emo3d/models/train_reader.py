@@ -47,7 +47,8 @@ class ReaderTrainOptions:
     real_per_class: int = 20000            # GoEmotions train rows per Ekman class (single-label rows; 0: none)
     real_mixed: bool = True                # also the rows with two or more Ekman classes (soft labels)
     synthetic_samples: int = 3000          # builder samples (3 descriptions each)
-    emolex_prompts: float = 0.5            # prompts.with_emolex_prompts rate
+    word_prompts: float = 2.0              # prompts.with_word_prompts rate (emo3d's own word lists)
+    emolex_prompts: float = 0.0            # prompts.with_emolex_prompts rate: NRC EmoLex, research use only (0: off)
     short_prompts: float = 0.5             # prompts.with_short_prompts rate
     multilingual_prompts: float = 2.0      # prompts.with_multilingual_prompts: repeats of each word (0: off)
     multilingual_sentences: float = 2.0    # prompts.with_multilingual_sentences: repeats of each sentence (0: off)
@@ -79,7 +80,7 @@ class ReaderTrainOptions:
         check_int(self.synthetic_samples, "ReaderTrainOptions.synthetic_samples", 0)
         if self.real_per_class == 0 and self.synthetic_samples == 0:
             raise InvalidInputError("nothing to train on: real_per_class and synthetic_samples are both 0")
-        for name in ("emolex_prompts", "short_prompts", "multilingual_prompts", "multilingual_sentences"):
+        for name in ("word_prompts", "emolex_prompts", "short_prompts", "multilingual_prompts", "multilingual_sentences"):
             check_number(getattr(self, name), f"ReaderTrainOptions.{name}", 0, 4)
         check_number(self.real_intensity, "ReaderTrainOptions.real_intensity", 0, 1, lo_open=True)
         check_number(self.real_blend_weight, "ReaderTrainOptions.real_blend_weight", 0)
@@ -159,10 +160,12 @@ def real_rows(data: corpora.LabelledText, opts: ReaderTrainOptions) -> ReaderRow
 
 
 def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
-    """Synthetic face descriptions (builder samples, 3 texts each) + EmoLex/short word prompts."""
+    """Synthetic face descriptions (builder samples, 3 texts each) + short and word prompts (emo3d's own word
+    lists; NRC EmoLex prompts only when ``emolex_prompts`` opts in, for research) + multilingual words and
+    sentences."""
     from emo3d.data import builder
     from .prompts import (mentions_oov_word, oov_excluded_words, with_emolex_prompts, with_multilingual_prompts,
-                          with_multilingual_sentences, with_short_prompts)
+                          with_multilingual_sentences, with_short_prompts, with_word_prompts)
     texts, targets, emos = [], [], []
     for i in range(opts.synthetic_samples):
         s = builder.make_sample(i, opts.seed).sample
@@ -176,6 +179,9 @@ def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
     if opts.short_prompts > 0 and n0:
         pairs = with_short_prompts(pairs, opts.short_prompts, opts.seed)
     n1 = len(pairs.texts)
+    if opts.word_prompts > 0:
+        pairs = with_word_prompts(pairs, opts.word_prompts, opts.seed)
+    n1w = len(pairs.texts)
     if opts.emolex_prompts > 0:
         pairs = with_emolex_prompts(pairs, opts.emolex_prompts, opts.seed)
     n2 = len(pairs.texts)
@@ -187,7 +193,8 @@ def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
     n = len(pairs.texts)
     t = np.asarray(pairs.targets, np.float32)
     blend = t[:, _MODEL_COLS] if t.shape[1] == 52 else t
-    source = (["description"] * n0 + ["short_prompt"] * (n1 - n0) + ["emolex_prompt"] * (n2 - n1)
+    source = (["description"] * n0 + ["short_prompt"] * (n1 - n0) + ["word_prompt"] * (n1w - n1)
+              + ["emolex_prompt"] * (n2 - n1w)
               + ["multilingual_word"] * (n3 - n2) + ["multilingual_sentence"] * (n - n3))
     w_emotion = np.where(np.array(source) == "description", opts.description_emotion_weight, 1.0).astype(np.float32)
     rows = ReaderRows(list(pairs.texts), np.clip(blend, 0, 1), np.asarray(pairs.emotions, np.float32),
@@ -550,13 +557,22 @@ def gibberish(n: int, seed: int) -> List[str]:
     return out
 
 
-def calibration_words(n: int, seed: int) -> List[str]:
-    """``n`` real English words that no training prompt uses (NRC EmoLex entries without an emotion tag, rare
-    words included): held-out negatives that set the unknown-text threshold."""
-    from emo3d.data import lexicon
-    from .prompts import emolex_vocabulary
-    used = {w for w, _ in emolex_vocabulary()}
-    words = sorted(w for w in lexicon.emolex() if w not in used and w.isalpha())
+SCOWL_WORDS = Path(__file__).parent / "default" / "words.txt.gz"   # SCOWL (permissive, SCOWL-COPYRIGHT.txt)
+
+
+def calibration_words(n: int, seed: int, source: Path = SCOWL_WORDS) -> List[str]:
+    """``n`` real English words that no training prompt uses (from the shipped SCOWL word list, rare words
+    included; the word prompts' words and the OOV evaluation key words left out): held-out negatives that set
+    the unknown-text threshold."""
+    import gzip
+    from .prompts import _stem, oov_excluded_words, word_vocabulary
+    if not Path(source).is_file():
+        raise InvalidInputError(f"calibration_words: the word list {source} is missing; it ships with emo3d "
+                                f"(rebuild it with python -m emo3d.models.train_reader --out DIR --word-list FILE...)")
+    used = {w for w, _ in word_vocabulary()}
+    banned = oov_excluded_words()
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        words = sorted(w for w in f.read().split() if w.isalpha() and w not in used and _stem(w) not in banned)
     rng = np.random.default_rng(seed + 17)
     return [words[i] for i in rng.permutation(len(words))[:n]]
 
@@ -617,7 +633,9 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
                                     "corpora": [corpora.CARD,
                                                 {"name": "emo3d synthetic face descriptions",
                                                  "source": "emo3d.data.builder.make_sample + emo3d.models.prompts",
-                                                 "licence": "generated here (NRC EmoLex word list: research use)",
+                                                 "licence": "generated here from emo3d's own word lists"
+                                                            + (" (+ NRC EmoLex word prompts: research use only)"
+                                                               if opts.emolex_prompts > 0 else ""),
                                                  "rows": metrics.get("rows_by_source")},
                                                 {"name": "emo3d multilingual sentences",
                                                  "source": "emo3d/models/text_sets/multilingual_sentences.json",
@@ -645,6 +663,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--real-per-class", type=int, default=ReaderTrainOptions.real_per_class)
     ap.add_argument("--synthetic-samples", type=int, default=ReaderTrainOptions.synthetic_samples)
     ap.add_argument("--class-balance", type=float, default=ReaderTrainOptions.class_balance)
+    ap.add_argument("--single-label-only", action="store_true",
+                    help="train on GoEmotions' single-label rows only (default: multi-label rows too, as soft labels)")
+    ap.add_argument("--word-prompts", type=float, default=ReaderTrainOptions.word_prompts,
+                    help="rate of templated word prompts from emo3d's own word lists (emo3d.data.vocabulary; 0: off)")
+    ap.add_argument("--multilingual-sentences", type=float, default=ReaderTrainOptions.multilingual_sentences,
+                    help="repeats of the hand-written sentences in eleven languages (0: off)")
+    ap.add_argument("--emolex-prompts", type=float, default=ReaderTrainOptions.emolex_prompts,
+                    help="RESEARCH USE ONLY, off by default: rate of NRC EmoLex word prompts (read through the "
+                         "nrclex package; EmoLex's terms allow research use only, so the shipped default is "
+                         "trained without it)")
     ap.add_argument("--epochs", type=int, default=ReaderTrainOptions.epochs)
     ap.add_argument("--neutral-cv-folds", type=int, default=ReaderTrainOptions.neutral_cv_folds,
                     help="folds over GoEmotions train+dev that select the neutral offset (0: the dev split)")
@@ -670,7 +698,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, real_per_class=args.real_per_class,
                               synthetic_samples=args.synthetic_samples, class_balance=args.class_balance,
                               epochs=args.epochs, seed=args.seed, progress=not args.quiet,
-                              neutral_cv_folds=args.neutral_cv_folds)
+                              neutral_cv_folds=args.neutral_cv_folds, real_mixed=not args.single_label_only,
+                              word_prompts=args.word_prompts, multilingual_sentences=args.multilingual_sentences,
+                              emolex_prompts=args.emolex_prompts)
     res = train_reader(opts)
     print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))
     return 0
