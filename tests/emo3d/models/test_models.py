@@ -342,8 +342,7 @@ def test_packaged_minilm_cache_and_offline(isolated_cache, monkeypatch):
 
 
 def test_short_prompt_augmentation_adds_lexicon_rows():
-    from emo3d.data import lexicon
-    from emo3d.models.prompts import with_short_prompts
+    from emo3d.models.prompts import short_words, with_short_prompts
     p = _pairs(reps=3)
     mixed = types.SimpleNamespace(texts=p.texts + ["a mixed face"], targets=np.vstack([p.targets, p.targets[:1]]),
                                   emotions=np.vstack([p.emotions, np.full((1, 8), 0.125, np.float32)]))
@@ -354,7 +353,7 @@ def test_short_prompt_augmentation_adds_lexicon_rows():
     for text, target, emo in zip(extra, out.targets[n0:], out.emotions[n0:]):
         emotion = EMOTIONS[int(emo.argmax())]
         assert emo.max() >= 0.6              # mixed rows (max 0.125) are never used
-        assert any(adj in text for adj in lexicon.adjectives(emotion)), (text, emotion)
+        assert any(adj in text for adj in short_words()[emotion]), (text, emotion)
         assert any(np.array_equal(target, t) for t in mixed.targets)
     with pytest.raises(InvalidInputError, match="short_prompts"):
         TrainOptions(short_prompts=-1)

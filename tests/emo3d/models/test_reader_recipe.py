@@ -158,6 +158,8 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     sentences = json.loads((Path(__file__).resolve().parents[3] / "emo3d/models/text_sets/multilingual_sentences.json")
                            .read_text(encoding="utf-8"))
     assert res.metrics["rows_by_source"]["multilingual_sentence"] == len(sentences["rows"]) * 11
+    # the default recipe's word prompts are emo3d's own words; NRC EmoLex (research only) is not read
+    assert res.metrics["rows_by_source"]["word_prompt"] > 8 * 40 and "emolex_prompt" not in res.metrics["rows_by_source"]
     assert res.metrics["description_dev_key_words_in_training_texts"] == 0
     assert res.metrics["oov_key_words_in_training_texts"] == 0
     # 20 builder samples x 3 descriptions, less those naming a key word of the OOV probe or the description dev set
@@ -286,3 +288,37 @@ def test_unknown_word_share_and_the_word_list(tmp_path):
     assert ModelManifest.load(folder).files["words"] == "words.txt.gz"
     with pytest.raises(InvalidInputError, match="--word-list"):
         write_word_list(folder, [tmp_path / "missing"])
+
+
+def test_default_recipe_trains_on_in_house_words_only(capsys):
+    """EmoLex is research-only: the default recipe's word prompts come from emo3d.data.vocabulary (+ the
+    prompts' own EXTRA_WORDS), its unknown-text calibration words from the shipped SCOWL list, the OOV
+    probe's key words are in neither, and the shipped head says it trained without EmoLex."""
+    import re
+    from emo3d.data.vocabulary import emotion_words
+    from emo3d.models.probes import OOV_PROMPTS
+    from emo3d.models.prompts import EXTRA_WORDS, oov_excluded_words, word_texts, word_vocabulary
+    from emo3d.manifest import ModelManifest
+    from emo3d.models.train_reader import SCOWL_WORDS, ReaderTrainOptions, calibration_words, main
+    assert ReaderTrainOptions().emolex_prompts == 0 and ReaderTrainOptions().word_prompts > 0
+    vocab = word_vocabulary()
+    own = {e: {w.lower() for w in emotion_words(e).synonyms + EXTRA_WORDS.get(e, ())} for e in EMOTIONS}
+    assert len(vocab) > 400
+    for w, d in vocab:
+        assert d.sum() == 1 and w in own[EMOTIONS[int(d.argmax())]], w
+    keys = {k.lower() for _, _, ks in OOV_PROMPTS for k in ks}
+    words = {w for t in word_texts() for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
+    assert not keys & words
+    import gzip
+    scowl = set(gzip.open(SCOWL_WORDS, "rt", encoding="utf-8").read().split())
+    cal = calibration_words(300, seed=0)
+    assert len(cal) == 300 and set(cal) <= scowl and not set(cal) & {w for w, _ in vocab} and not set(cal) & keys
+    assert not {w for w in cal} & oov_excluded_words()
+    manifest = ModelManifest.load(Path(__file__).resolve().parents[3] / "emo3d/models/default")
+    assert float(manifest.extra["options"].get("emolex_prompts", 0)) == 0
+    assert manifest.extra["options"]["word_prompts"] > 0
+    rows = [r for c in manifest.extra["corpora"] if isinstance(c.get("rows"), dict) for r in c["rows"]]
+    assert "emolex_prompt" not in rows and "word_prompt" in rows
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "RESEARCH USE ONLY, off by default" in " ".join(capsys.readouterr().out.split())
