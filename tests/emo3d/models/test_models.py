@@ -395,7 +395,7 @@ def test_emolex_prompts_option_adds_everyday_words_but_never_oov_key_words(tiny_
     assert not keys & words
     vocab = dict(emolex_vocabulary())
     assert EMOTIONS[int(vocab["stoic"].argmax())] == "neutral"
-    assert EMOTIONS[int(vocab["condescending"].argmax())] == "contempt"
+    assert EMOTIONS[int(vocab["snobbish"].argmax())] == "contempt"
     assert vocab["cheerful"][EMOTIONS.index("happiness")] > 0.4
     # every emotion gets words, neutral faces are calmer than emotional ones
     dom = emo.argmax(1)
