@@ -26,7 +26,9 @@ motion (checked by ascent on its landmark-only model, ``avatar.refine.ProxyScore
 cheekSquint L/R, noseSneer L/R, jawForward (and mouthClose from a closed jaw); their L/R "sides"
 compare readings below 1e-6. Gains up to ``--gain-max`` (4.0); the shipped gains of the mouth
 shapes were finished by hand from full-path gain sweeps (readings are not monotonic in the gain).
-The rig applies the gains before its stretch limits (``avatar.stretch``), which cap what a gain can do.
+The rig applies the gains before its stretch limits (``avatar.stretch``), which cap what a gain can do,
+and the fit of the combinations (``avatar.compose``; ``--write`` re-fits it for the new gains). The gain
+search reads single shapes without that fit; the report reads the rig as shipped.
 """
 from __future__ import annotations
 
@@ -85,6 +87,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if opts.write:
             atomic_write_json(CALIBRATION_PATH, cal)
             print(f"wrote {CALIBRATION_PATH}")
+            from .compose import COMPOSE_PATH, write_fit
+            from .default import limited_shapes
+            write_fit(*limited_shapes(cal))         # the new gains' combinations (avatar.compose)
+            print(f"wrote {COMPOSE_PATH}")
     rep, imgs, labels = fidelity(cal, opts)
     opts.out.mkdir(parents=True, exist_ok=True)
     report = {"calibration": cal, "fidelity": asdict(rep), "seconds": round(time.time() - t0, 1)}

@@ -58,14 +58,14 @@ class CalibrateOptions:
 class Probe:
     """Render + score with the current calibration."""
 
-    def __init__(self, texture: str, size: int):
+    def __init__(self, texture: str, size: int, *, compose: bool = True):
         from .scorer import FaceScorer
-        self.texture, self.size = texture, size
+        self.texture, self.size, self.compose = texture, size, compose
         self.scorer = FaceScorer("image")
 
     def rig(self, cal: dict):
         from .default import build_default_rig
-        return build_default_rig(self.texture, calibration=cal)
+        return build_default_rig(self.texture, calibration=cal, compose=self.compose)
 
     def images(self, cal: dict, W: np.ndarray) -> np.ndarray:
         from native.render import Renderer, RenderOptions

@@ -60,7 +60,7 @@ def fidelity(cal: dict, opts: CalibrateOptions, log=print):
     rep = FidelityReport(neutral_scores=neutral, neutral_max=round(nmax, 3), rise=rise, n_rise_ge_025=n_rise,
                          sides=sides, sides_ok=s_ok, sides_total=len(sides), mae_random=round(mae, 4),
                          n_random=opts.n_random, detected_random=int(ok.sum()), fer=fx)
-    rep.floors = {"neutral_all_le_0.25": nmax <= 0.25, "rise_ge_0.25_for_40": n_rise >= 40,
+    rep.floors = {"neutral_all_le_0.25": nmax <= 0.25, "rise_ge_0.25_for_42": n_rise >= 42,
                   "sides_all_correct": s_ok == len(sides), "mae_le_0.15": mae <= 0.15}
     labels = ["neutral"] + [f"{n}\n{S[i, i]:.2f}" for i, n in enumerate(schema.MEDIAPIPE_NAMES) if i]
     sheet_imgs = list(imgs) + list(emo_imgs)

@@ -126,7 +126,7 @@ def calibrate(opts: CalibrateOptions, start: Optional[dict] = None, log=print) -
     if start:
         cal = {"gains": dict(start.get("gains", {})), "neutral_bias": dict(start.get("neutral_bias", {})),
                "corrections": dict(start.get("corrections", {})), "rest_only": list(start.get("rest_only", []))}
-    probe = Probe(opts.texture, opts.size)
+    probe = Probe(opts.texture, opts.size, compose=False)    # single shapes: the combination fit is for after
     try:
         anta = antagonists()
         neutral = np.zeros((1, schema.N_MEDIAPIPE), np.float32)

@@ -18,7 +18,7 @@ from emo3d import schema
 from emo3d.errors import InvalidInputError
 from emo3d.io import atomic_path, cache_dir
 
-__all__ = ["default_rig", "build_default_rig", "load_calibration", "CALIBRATION_PATH"]
+__all__ = ["default_rig", "build_default_rig", "limited_shapes", "load_calibration", "CALIBRATION_PATH"]
 
 CALIBRATION_PATH = Path(__file__).with_name("data") / "calibration.json"
 CLOSED_PARTS = ("scalp", "neck", "eye_left", "eye_right")   # triangles touching these are single-sided
@@ -46,19 +46,12 @@ def load_calibration(path: str | Path | None = None) -> dict:
     return cal
 
 
-def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = None):
-    """Build (no cache) the default rig. ``calibration`` overrides the shipped one (used by calibrate)."""
+def limited_shapes(calibration: Optional[dict] = None):
+    """(head, rest [V,3], deltas [51,V,3]): the default mask's shapes at their calibrated gains after the
+    stretch limits, before their combinations are fitted (``avatar.compose``) and the whole head is grown."""
     from .authoring import author, calm_rest_lids, seal_lips
-    from .framing import regions
-    from .head import build_whole_head, follow_deltas, tongue_out
-    from native.reference_render import vertex_normals
-
-    from .head_ao import spare_eyes, vertex_ao
-    from .head_texture import whole_texture
     from .mesh import build_head
-    from .rig import Rig
     from .stretch import limit_shapes
-    from .texture import build_texture
     cal = load_calibration() if calibration is None else calibration
     head = calm_rest_lids(build_head())
     deltas = author(head, cal.get("gains", {}))
@@ -76,7 +69,23 @@ def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = No
     # per element (not BLAS): the rest pose does not depend on how many vertices the head has
     base = head.vertices + (bias[:, None, None] * (deltas + rest)).sum(0)
     scaled = seal_lips(head, deltas * gains[:, None, None])
-    final = limit_shapes(head, base, scaled, names=schema.MODEL_NAMES, used_over={"mouthClose": "jawOpen"})
+    return head, base, limit_shapes(head, base, scaled, names=schema.MODEL_NAMES, used_over={"mouthClose": "jawOpen"})
+
+
+def build_default_rig(texture: str = "neutral", calibration: Optional[dict] = None, *, compose: bool = True):
+    """Build (no cache) the default rig. ``calibration`` overrides the shipped one (used by calibrate);
+    ``compose=False`` skips the fit of the combinations (the calibration's gain search reads single shapes)."""
+    from .compose import compose_default
+    from .framing import regions
+    from .head import build_whole_head, follow_deltas, tongue_out
+    from native.reference_render import vertex_normals
+
+    from .head_ao import spare_eyes, vertex_ao
+    from .head_texture import whole_texture
+    from .rig import Rig
+    from .texture import build_texture
+    head, base, limited = limited_shapes(calibration)
+    final = compose_default(head, base, limited) if compose else limited
     # the whole head around the mask: the scalp follows the face's boundary, ears and neck stay still;
     # the camera frames the face as it framed the mask (MediaPipe's readings were calibrated so)
     whole = build_whole_head(head)
@@ -109,8 +118,10 @@ def _key(texture: str) -> str:
     h = hashlib.sha256(SHA256.encode() + f"{BUILD_VERSION}:{texture}".encode())
     if CALIBRATION_PATH.is_file():
         h.update(CALIBRATION_PATH.read_bytes())
-    for src in ("mesh.py", "head.py", "head_ao.py", "head_texture.py", "authoring.py", "stretch.py", "texture.py", "refine.py", "default.py"):   # code that shapes the rig
-        h.update((Path(__file__).parent / src).read_bytes())
+    for src in ("mesh.py", "head.py", "head_ao.py", "head_texture.py", "authoring.py", "stretch.py", "compose.py",
+                "texture.py", "refine.py", "default.py", "data/compose.npz"):   # code that shapes the rig
+        if (Path(__file__).parent / src).is_file():      # data/compose.npz may be absent (fitted at build)
+            h.update((Path(__file__).parent / src).read_bytes())
     h = h.hexdigest()[:16]
     return f"default-{texture}-{h}"
 

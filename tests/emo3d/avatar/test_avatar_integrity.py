@@ -5,7 +5,9 @@ the basic-emotion faces at intensity 1.5 are rendered and checked
   the enclosed background pixels of the coverage mask), and
 * for folds: a skin triangle whose normal turns more than 90 degrees from its rest normal.
 
-Single shapes must be clean; for combinations the bounds below record what is reached.
+Zero holes and zero folds in every case: the shapes are stretch-limited one by one (avatar.stretch) and
+their combinations fitted jointly (avatar.compose) when the rig is built. The random combinations here use
+other seeds than the fit's training poses.
 """
 from __future__ import annotations
 
@@ -109,28 +111,18 @@ def test_every_shape_at_full_weight_has_no_hole_or_fold(rig, renderer):
     assert not bad, f"{len(bad)} shapes at 1.0 tear or fold: {bad}"
 
 
-# Combinations are linear blends of the stretch-limited shapes: they never open a hole, but a few
-# still fold lip/chin triangles where overlapping shapes compress the same skin (issue 14 asks for
-# zero; these bounds are what the authoring reaches now and must not get worse).
-EMOTION_MAX_FOLDS = 25
-COMBO_MAX_FOLD_SHARE = 0.22
-COMBO_MAX_FOLDS = 40
-
-
-def test_basic_emotion_faces_at_intensity_1_5_have_no_hole_and_few_folds(rig, renderer):
+def test_basic_emotion_faces_at_intensity_1_5_have_no_hole_or_fold(rig, renderer):
+    """The prototypes at 1.5 (weights clipped to [0, 1], the domain of the shapes)."""
     from emo3d import facs
     W = np.stack([np.clip(1.5 * np.asarray(facs.prototype(e), np.float32), 0, 1) for e in schema.EMOTIONS])
-    assert len(W) == 8
+    assert len(W) == 8 and W.max() == 1.0
     h, f = _measure(rig, renderer, W.astype(np.float32))
     bad = _report(h, f, list(schema.EMOTIONS))
-    assert (h == 0).all(), f"holes: {bad}"
-    assert f.max() <= EMOTION_MAX_FOLDS, f"folds: {bad}"
-    clean = [e for e in ("neutral", "happiness", "surprise") if e in schema.EMOTIONS]
-    assert all(f[list(schema.EMOTIONS).index(e)] == 0 for e in clean), f"{clean} fold: {bad}"
+    assert not bad, f"emotion faces at 1.5 tear or fold: {bad}"
 
 
 @pytest.mark.parametrize("seed", [11, 12])
-def test_random_sparse_combinations_have_no_hole_and_few_folds(rig, renderer, seed):
+def test_random_sparse_combinations_have_no_hole_or_fold(rig, renderer, seed):
     """200 random vectors of 1-4 shapes each at weights in [0.2, 1] per seed."""
     from emo3d.avatar.calibrate_probe import random_sparse
     W = random_sparse(200, seed=seed)
@@ -138,9 +130,61 @@ def test_random_sparse_combinations_have_no_hole_and_few_folds(rig, renderer, se
               for i in range(len(W))]
     h, f = _measure(rig, renderer, W)
     bad = _report(h, f, labels)
-    assert (h == 0).all(), f"holes: { {k: v for k, v in bad.items() if v['hole_px']} }"
-    assert (f > 0).mean() <= COMBO_MAX_FOLD_SHARE and f.max() <= COMBO_MAX_FOLDS, \
-        f"{int((f > 0).sum())}/{len(W)} combinations fold (max {int(f.max())}): {dict(list(bad.items())[:6])}"
+    assert not bad, f"{len(bad)}/{len(W)} combinations tear or fold: {dict(list(bad.items())[:6])}"
+
+
+def test_no_fold_in_many_more_combinations(rig):
+    """Geometry only (no render): 2000 vectors of 1-4 shapes, half of the weights at 1.0, and every
+    pair at full weight."""
+    rng = np.random.default_rng(77)
+    W = np.zeros((2000, schema.N_MEDIAPIPE), np.float32)
+    for r in range(len(W)):
+        idx = rng.choice(np.arange(1, schema.N_MEDIAPIPE), size=rng.integers(1, 5), replace=False)
+        W[r, idx] = np.where(rng.random(len(idx)) < 0.5, 1.0, rng.uniform(0.0, 1.0, len(idx)))
+    i, j = np.triu_indices(schema.N_MEDIAPIPE - 1, 1)
+    P = np.zeros((len(i), schema.N_MEDIAPIPE), np.float32)
+    P[np.arange(len(i)), i + 1] = P[np.arange(len(i)), j + 1] = 1.0
+    for block in (W, P):
+        f = folds(rig, block)
+        assert (f == 0).all(), f"{int((f > 0).sum())}/{len(block)} fold, e.g. " + ", ".join(
+            "+".join(schema.MEDIAPIPE_NAMES[k] for k in np.nonzero(block[r])[0]) for r in np.nonzero(f)[0][:4])
+
+
+def test_the_shipped_combination_fit_matches_the_shapes():
+    """The rig build applies data/compose.npz only when it was fitted on today's shapes (else it fits
+    for minutes): re-authoring a shape or a new calibration must re-run ``python -m emo3d.avatar.compose``."""
+    from emo3d.avatar.compose import COMPOSE_PATH, _FINGERPRINT_TOL, fingerprint
+    from emo3d.avatar.default import limited_shapes
+    head, base, limited = limited_shapes()
+    z = np.load(COMPOSE_PATH)
+    err = float(np.sqrt(np.mean((z["fingerprint"] - fingerprint(base, limited, head.n_face)) ** 2)))
+    assert err < _FINGERPRINT_TOL, f"{COMPOSE_PATH} is stale (fingerprint off by {err:.2g}): run python -m emo3d.avatar.compose"
+    assert z["change"].shape == (schema.N_MODEL, head.n_face, 3)
+    assert 0 < np.abs(z["change"]).max() < 1.0          # cm: a correction, not a re-authoring
+
+
+def test_compose_unfolds_two_shapes_that_fold_together():
+    """A flat strip: shape 0 pushes column 1 right, shape 1 pushes column 2 left, each by 0.6 of the
+    spacing: alone each squeezes the triangles between them to 40 %, together they turn them over.
+    The fit keeps both shapes (still squeezing) and unfolds the pair."""
+    from emo3d.avatar.compose import ComposeOptions, area_ratios, compose_shapes, skin_triangles
+    from emo3d.avatar.mesh import Head
+    nx, ny = 5, 3
+    xs, ys = np.meshgrid(np.arange(nx, dtype=np.float32), np.arange(ny, dtype=np.float32))
+    V = np.stack([xs.ravel(), ys.ravel(), np.zeros(nx * ny, np.float32)], 1)
+    q = [(y * nx + x, y * nx + x + 1, (y + 1) * nx + x + 1, (y + 1) * nx + x) for y in range(ny - 1) for x in range(nx - 1)]
+    F = np.asarray([t for a, b, c, d in q for t in ((a, b, c), (a, c, d))], np.int32)
+    head = Head(V, np.zeros((len(V), 2), np.float32), F, len(V), {}, {})
+    D = np.zeros((schema.N_MODEL, len(V), 3), np.float32)
+    D[0, V[:, 0] == 1, 0] = 0.6
+    D[1, V[:, 0] == 2, 0] = -0.6
+    tris = skin_triangles(head)
+    both = lambda D: area_ratios(V, tris, V[None] + D[0] + D[1])[0]   # noqa: E731
+    assert both(D).min() < 0
+    res = compose_shapes(head, V, D, ComposeOptions(n_random=200, triples=False, iters=60))
+    assert res.folded_before > 0 and res.folded_after == 0
+    assert both(res.deltas).min() > 0
+    assert res.deltas[0, V[:, 0] == 1, 0].min() > 0.2 and res.deltas[1, V[:, 0] == 2, 0].max() < -0.2
 
 
 def test_stretch_limits_are_validated():
