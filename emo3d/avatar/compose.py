@@ -142,7 +142,8 @@ def _screen(X, D, W, tris, u0, a0, chunk: int = 2048) -> np.ndarray:
 
 
 def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
-                   opts: ComposeOptions | None = None, log=lambda s: None) -> ComposeResult:
+                   opts: ComposeOptions | None = None, log=lambda s: None,
+                   start: np.ndarray | None = None) -> ComposeResult:
     """Deltas [51,V,3] (MODEL_NAMES order, gains applied, stretch-limited) -> the jointly fitted deltas.
 
     Active set: each round screens all training poses and fits on the poses and triangles near the
@@ -158,9 +159,9 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
     L = _laplacian(tris, nf)
     LtL = (L.T @ L).tocsr()
     m = opts.margin
-    dD = np.zeros_like(D0)
-    g = _screen(X, D0, W_all, tris, u0_all, a0_all)
-    before = int((g < 0).any(1).sum())
+    before = int((_screen(X, D0, W_all, tris, u0_all, a0_all) < 0).any(1).sum())
+    dD = np.zeros_like(D0) if start is None else start.astype(np.float64)   # e.g. an older fit's change
+    g = _screen(X, D0 + dD, W_all, tris, u0_all, a0_all)
     nit = 0
     for rnd in range(opts.rounds):
         gmin = g.min(1)
@@ -267,10 +268,14 @@ def write_fit(head: Head, rest: np.ndarray, deltas: np.ndarray, path: Path | Non
               opts: ComposeOptions | None = None, log=print) -> ComposeResult:
     """Fit and write ``data/compose.npz`` (complete or absent)."""
     from emo3d.io import atomic_path
-    res = compose_shapes(head, rest, deltas, opts, log=log)
+    p = Path(path) if path else COMPOSE_PATH
+    old = np.load(p)["change"] if p.is_file() else None       # warm start from the last fit
+    if old is not None and old.shape != (len(deltas), head.n_face, 3):
+        old = None
+    res = compose_shapes(head, rest, deltas, opts, log=log, start=old)
     change = (res.deltas[:, :head.n_face] - deltas[:, :head.n_face]).astype(np.float32)
     change[np.abs(change) < 1e-5] = 0.0
-    with atomic_path(Path(path) if path else COMPOSE_PATH) as tmp:
+    with atomic_path(p) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, change=change, fingerprint=fingerprint(rest, deltas, head.n_face))
     return res
