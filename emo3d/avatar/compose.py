@@ -24,6 +24,7 @@ from scipy import optimize, sparse
 from emo3d import facs, schema
 from emo3d.options import check_int, check_number
 
+from . import mesh as M
 from .mesh import Head
 
 __all__ = ["ComposeOptions", "ComposeResult", "training_poses", "compose_shapes", "skin_triangles", "compose_default",
@@ -43,6 +44,7 @@ class ComposeOptions:
     triples: bool = True        # every triple of shapes at full weight
     smooth: float = 20.0        # weight of the Laplacian of the change against its size
     stiffness: float = 3e3      # weight of the margin violations in the first round
+    pin: float = 100.0          # how much harder the lid loops' vertices resist a change
     stiffen: float = 3.0        # ... times this each further round
 
     def __post_init__(self) -> None:
@@ -56,6 +58,7 @@ class ComposeOptions:
         check_number(self.smooth, "ComposeOptions.smooth", 0.0)
         check_number(self.stiffness, "ComposeOptions.stiffness", 0.0, lo_open=True)
         check_number(self.stiffen, "ComposeOptions.stiffen", 1.0)
+        check_number(self.pin, "ComposeOptions.pin", 1.0)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
     L = _laplacian(tris, nf)
     LtL = (L.T @ L).tocsr()
     m = opts.margin
+    pin = np.ones((1, nf, 1))
+    pin[0, [i for i in M.EYE_LEFT_UPPER + M.EYE_LEFT_LOWER + M.EYE_RIGHT_UPPER + M.EYE_RIGHT_LOWER if i < nf]] = opts.pin
     before = int((_screen(X, D0, W_all, tris, u0_all, a0_all) < 0).any(1).sum())
     dD = np.zeros_like(D0) if start is None else start.astype(np.float64)   # e.g. an older fit's change
     g = _screen(X, D0 + dD, W_all, tris, u0_all, a0_all)
@@ -212,9 +217,9 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
                 np.add.at(G, (pi, ta[fi]), -c * (gb + gc))
             grad = np.zeros((T, nf, 3))
             grad[:, verts] = (W.T @ G.reshape(len(W), -1)).reshape(T, len(verts), 3)
-            # the change: small and smooth
-            f += float((d ** 2).sum())
-            grad += 2.0 * d
+            # the change: small (the lid loops pinned: a blink still closes the eye) and smooth
+            f += float((pin * d ** 2).sum())
+            grad += 2.0 * pin * d
             Ld = np.stack([LtL @ d[t] for t in range(T)])
             f += opts.smooth * float((d * Ld).sum())
             grad += 2.0 * opts.smooth * Ld
