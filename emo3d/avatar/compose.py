@@ -237,8 +237,8 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
 
 # --- the shipped fit -------------------------------------------------------------------------------
 # The fit takes minutes, so the rig build applies a shipped one (``data/compose.npz``: the change of the
-# face's deltas and a fingerprint of the deltas it was fitted on) when the fingerprint matches, and
-# fits afresh when it does not (new gains or new authoring); ``python -m emo3d.avatar.compose`` writes it.
+# face's deltas and a fingerprint of the deltas it was fitted on); ``python -m emo3d.avatar.compose`` (and
+# ``calibrate --write``) refit it, warm-started from the last one.
 COMPOSE_PATH = Path(__file__).with_name("data") / "compose.npz"
 _FINGERPRINT_DIM = 64
 _FINGERPRINT_TOL = 1e-3          # cm (rms of a random unit projection); any real re-authoring moves it more
@@ -253,19 +253,24 @@ def fingerprint(rest: np.ndarray, deltas: np.ndarray, n_face: int) -> np.ndarray
 
 def compose_default(head: Head, rest: np.ndarray, deltas: np.ndarray, path: Path | None = None,
                     log=lambda s: None) -> np.ndarray:
-    """The default rig's composed deltas: the shipped change when it was fitted on these inputs, else
-    :func:`compose_shapes` now."""
+    """The default rig's composed deltas: the shipped change (``data/compose.npz``); when it was fitted on
+    other deltas (a new calibration or authoring without ``python -m emo3d.avatar.compose``) it is still
+    applied, with a warning (the integrity tests fail on a stale fit); with no shipped fit of this shape,
+    :func:`compose_shapes` now (minutes)."""
+    import warnings
     p = Path(path) if path else COMPOSE_PATH
-    fp = fingerprint(rest, deltas, head.n_face)
     if p.is_file():
         z = np.load(p, allow_pickle=False)
         change = z["change"]
-        if (np.sqrt(np.mean((z["fingerprint"] - fp) ** 2)) < _FINGERPRINT_TOL
-                and change.shape == (len(deltas), head.n_face, 3)):
+        if change.shape == (len(deltas), head.n_face, 3):
+            err = float(np.sqrt(np.mean((z["fingerprint"] - fingerprint(rest, deltas, head.n_face)) ** 2)))
+            if err >= _FINGERPRINT_TOL:
+                warnings.warn(f"{p} was fitted on other shapes (fingerprint off by {err:.2g}); applied as is: "
+                              "run python -m emo3d.avatar.compose", RuntimeWarning, stacklevel=2)
             out = deltas.astype(np.float32).copy()
             out[:, :head.n_face] += change.astype(np.float32)
             return out
-        log(f"{p.name} was fitted on other deltas; fitting the combinations now (minutes)")
+    log(f"no fit of these shapes in {p}; fitting the combinations now (minutes)")
     return compose_shapes(head, rest, deltas, log=log).deltas
 
 

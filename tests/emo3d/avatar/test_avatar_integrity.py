@@ -151,8 +151,8 @@ def test_no_fold_in_many_more_combinations(rig):
 
 
 def test_the_shipped_combination_fit_matches_the_shapes():
-    """The rig build applies data/compose.npz only when it was fitted on today's shapes (else it fits
-    for minutes): re-authoring a shape or a new calibration must re-run ``python -m emo3d.avatar.compose``."""
+    """The rig build applies data/compose.npz as shipped (a stale fit with a warning): re-authoring a
+    shape or a new calibration must re-run ``python -m emo3d.avatar.compose``."""
     from emo3d.avatar.compose import COMPOSE_PATH, _FINGERPRINT_TOL, fingerprint
     from emo3d.avatar.default import limited_shapes
     head, base, limited = limited_shapes()
