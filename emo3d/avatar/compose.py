@@ -44,6 +44,7 @@ class ComposeOptions:
     triples: bool = True        # every triple of shapes at full weight
     smooth: float = 20.0        # weight of the Laplacian of the change against its size
     stiffness: float = 3e3      # weight of the margin violations in the first round
+    frozen: Tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")   # shapes kept as they are (a blink covers the eye)
     pin: float = 100.0          # how much harder the lid loops' vertices resist a change
     stiffen: float = 3.0        # ... times this each further round
 
@@ -166,6 +167,8 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
     pin[0, [i for i in M.EYE_LEFT_UPPER + M.EYE_LEFT_LOWER + M.EYE_RIGHT_UPPER + M.EYE_RIGHT_LOWER if i < nf]] = opts.pin
     before = int((_screen(X, D0, W_all, tris, u0_all, a0_all) < 0).any(1).sum())
     dD = np.zeros_like(D0) if start is None else start.astype(np.float64)   # e.g. an older fit's change
+    frozen = [schema.MODEL_INDEX[n] for n in opts.frozen]
+    dD[frozen] = 0.0
     g = _screen(X, D0 + dD, W_all, tris, u0_all, a0_all)
     nit = 0
     for rnd in range(opts.rounds):
@@ -223,6 +226,7 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
             Ld = np.stack([LtL @ d[t] for t in range(T)])
             f += opts.smooth * float((d * Ld).sum())
             grad += 2.0 * opts.smooth * Ld
+            grad[frozen] = 0.0
             return f, grad.ravel()
 
         res = optimize.minimize(fun, dD.ravel(), jac=True, method="L-BFGS-B",
