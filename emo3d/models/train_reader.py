@@ -456,7 +456,7 @@ def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed,
     return {k: v for k, v in got.items() if k != "rows"}
 
 
-SHORT_BIAS_GRID = tuple(round(-0.25 * i, 2) for i in range(17))      # 0 .. -4
+SHORT_BIAS_GRID = tuple(round(-0.25 * i, 2) for i in range(-2, 17))  # +0.5 .. -4 (+: calmer short texts)
 CALM_MARGIN = 0.9          # the calm prompts' faces stay within this share of probes.CALM_MAX_L2
 
 
