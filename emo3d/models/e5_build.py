@@ -312,11 +312,15 @@ def ensure_built(*, progress: bool = True, adapter: Optional[Path] = None, sourc
     plain, or with the LoRA ``adapter`` file (:func:`save_adapter`) merged, cached under the deltas' sha (a
     build of other deltas in ``folder`` is stale); builds it first (``check``: with the parity checks) when
     missing or stale."""
-    deltas = load_adapter(adapter, e5_weights.load(source).config) if adapter is not None else None
+    # the cache lookup needs only the adapter's own factors; the encoder file (~1 s to read) is loaded to check
+    # the deltas' shapes only when a build has to run (a warm start stays cheap)
+    deltas = load_adapter(adapter) if adapter is not None else None
     dsha = _deltas_sha(deltas)
     folder = Path(folder) if folder else default_folder("int8", dsha)
     built = find_built(source, folder)
     if built is None or built.manifest.get("deltas_sha256") != dsha:
+        if adapter is not None:
+            deltas = load_adapter(adapter, e5_weights.load(source).config)
         built = build(BuildOptions(source=source, folder=folder, progress=progress, deltas=deltas, check=check))
     return built
 
