@@ -16,8 +16,8 @@ from emo3d.errors import AssetError, InvalidInputError, ModelFileError
 from emo3d.models import e5_build, e5_onnx, e5_weights
 from emo3d.models.e5 import E5Encoder
 from emo3d.models.e5_fast import OnnxE5
-from tests.support.assets import require_module
-from tests.support.e5_files import write_tiny_e5
+from support.assets import require_module
+from support.e5_files import write_tiny_e5
 
 ROOT = Path(__file__).resolve().parents[3]
 ort = require_module("onnxruntime", "pip install 'emo3d[cpu]' (onnxruntime)")

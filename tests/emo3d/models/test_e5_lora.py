@@ -8,8 +8,8 @@ import pytest
 from emo3d.errors import InvalidInputError
 from emo3d.models import e5_build, e5_onnx, e5_weights
 from emo3d.models.e5_fast import OnnxE5
-from tests.support.assets import require_module
-from tests.support.e5_files import write_tiny_e5
+from support.assets import require_module
+from support.e5_files import write_tiny_e5
 
 torch = require_module("torch", "pip install 'emo3d[train]'")
 require_module("onnxruntime", "pip install 'emo3d[cpu]'")
