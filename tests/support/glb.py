@@ -451,19 +451,25 @@ def encode_filter_quat(quats: np.ndarray, bits: int = 16) -> np.ndarray:
 EYE_R, EYE_Z = 0.13, 0.40      # the eyeballs' radius and their centres' depth (the face surface is at ~0.47)
 
 
-def _eyeball(rings: int = 10, segments: int = 16):
-    """A unit-radius UV sphere about its centre (poles on +-y), CCW from outside: (vertices, sclera
-    triangles, pupil triangles) - the pupil is the cap facing +z."""
+def uv_sphere(rings: int, segments: int):
+    """A unit-radius UV sphere about the origin (poles on +-y), wound counter-clockwise seen from outside:
+    (vertices [N,3] float32, triangles [M,3] int64)."""
     th = np.linspace(0, np.pi, rings + 1)
     ph = np.linspace(0, 2 * np.pi, segments, endpoint=False)
     v = np.array([[np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)] for t in th for p in ph], np.float32)
     tris = []
     for r in range(rings):
         for s in range(segments):
-            a, b2 = r * segments + s, r * segments + (s + 1) % segments
-            c, d = a + segments, b2 + segments
-            tris += [[a, c, d], [a, d, b2]]
-    tris = np.array(tris, np.int64)
+            a, b = r * segments + s, r * segments + (s + 1) % segments
+            c, d = a + segments, b + segments
+            tris += [[a, c, d], [a, d, b]]
+    return v, np.array(tris, np.int64)
+
+
+def _eyeball(rings: int = 10, segments: int = 16):
+    """A unit-radius UV sphere about its centre (poles on +-y), CCW from outside: (vertices, sclera
+    triangles, pupil triangles) - the pupil is the cap facing +z."""
+    v, tris = uv_sphere(rings, segments)
     front = v[tris].mean(axis=1)[:, 2] > 0.8
     return v, tris[~front], tris[front]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.browser import Page
-from support.glb import FLOAT, U32, GlbBuilder
+from support.glb import FLOAT, U32, GlbBuilder, uv_sphere
 
 from runtime.web import WebOptions, WebServer
 
@@ -23,15 +23,7 @@ def _settle(loop, weights=None):
 def _bare_sphere(path: Path, rings: int = 24, segments: int = 32) -> Path:
     """A unit UV sphere as a scan exporter writes it: POSITION and indices only (no NORMAL, no material),
     wound counter-clockwise seen from outside, with one (zero) morph target named jawOpen."""
-    th = np.linspace(0, np.pi, rings + 1)
-    ph = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    v = np.array([[np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)] for t in th for p in ph], np.float32)
-    tris = []
-    for r in range(rings):
-        for s in range(segments):
-            a, b = r * segments + s, r * segments + (s + 1) % segments
-            c, d = a + segments, b + segments
-            tris += [[a, c, d], [a, d, b]]
+    v, tris = uv_sphere(rings, segments)
     b = GlbBuilder()
     prim = {"attributes": {"POSITION": b.accessor(v, FLOAT)},
             "indices": b.accessor(np.array(tris, np.uint32).reshape(-1), U32, index=True),
