@@ -179,27 +179,20 @@ def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
             emos.append(np.asarray(s.emotions, np.float32))
     pairs = SimpleNamespace(texts=texts, targets=np.stack(targets) if targets else np.zeros((0, 52), np.float32),
                             emotions=np.stack(emos) if emos else np.zeros((0, 8), np.float32))
-    n0 = len(pairs.texts)
-    if opts.short_prompts > 0 and n0:
-        pairs = with_short_prompts(pairs, opts.short_prompts, opts.seed)
-    n1 = len(pairs.texts)
-    if opts.word_prompts > 0:
-        pairs = with_word_prompts(pairs, opts.word_prompts, opts.seed)
-    n1w = len(pairs.texts)
-    if opts.emolex_prompts > 0:
-        pairs = with_emolex_prompts(pairs, opts.emolex_prompts, opts.seed)
-    n2 = len(pairs.texts)
-    if opts.multilingual_prompts > 0:
-        pairs = with_multilingual_prompts(pairs, opts.multilingual_prompts, opts.seed)
-    n3 = len(pairs.texts)
-    if opts.multilingual_sentences > 0:
-        pairs = with_multilingual_sentences(pairs, opts.multilingual_sentences, opts.seed)
+    source = ["description"] * len(pairs.texts)
+    extra_sets = (("short_prompt", opts.short_prompts if pairs.texts else 0.0, with_short_prompts),
+                  ("word_prompt", opts.word_prompts, with_word_prompts),
+                  ("emolex_prompt", opts.emolex_prompts, with_emolex_prompts),
+                  ("multilingual_word", opts.multilingual_prompts, with_multilingual_prompts),
+                  ("multilingual_sentence", opts.multilingual_sentences, with_multilingual_sentences))
+    for name, rate, add in extra_sets:          # each appends its rows; the source labels follow the counts
+        if rate > 0:
+            before = len(pairs.texts)
+            pairs = add(pairs, rate, opts.seed)
+            source += [name] * (len(pairs.texts) - before)
     n = len(pairs.texts)
     t = np.asarray(pairs.targets, np.float32)
     blend = t[:, _MODEL_COLS] if t.shape[1] == 52 else t
-    source = (["description"] * n0 + ["short_prompt"] * (n1 - n0) + ["word_prompt"] * (n1w - n1)
-              + ["emolex_prompt"] * (n2 - n1w)
-              + ["multilingual_word"] * (n3 - n2) + ["multilingual_sentence"] * (n - n3))
     w_emotion = np.where(np.array(source) == "description", opts.description_emotion_weight, 1.0).astype(np.float32)
     rows = ReaderRows(list(pairs.texts), np.clip(blend, 0, 1), np.asarray(pairs.emotions, np.float32),
                       w_emotion, np.ones(n, np.float32), source)
