@@ -111,7 +111,8 @@ def _article(s: str) -> str:
 # runtime. ``description_dev.json``: short out-of-vocabulary descriptions that select the short-text neutral
 # offset (their key words are kept out of training like the OOV probe's); ``multilingual_dev.json``: a second
 # parallel set (design choices were compared on it; tests/data/multilingual_prompts.json was held out);
-# ``multilingual_sentences.json``: training sentences in English + ten languages.
+# ``multilingual_sentences*.json``: training sentences in English + ten languages (one or more files of the same
+# shape, read together by :func:`multilingual_training_rows`).
 TEXT_SETS = Path(__file__).resolve().parent / "text_sets"
 
 
@@ -124,6 +125,31 @@ def text_set(name: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise AssetError(f"{path}: cannot read the reader's text set {name!r} ({e})") from None
+
+
+def multilingual_training_rows() -> Tuple[Tuple[str, ...], Tuple[dict, ...]]:
+    """(languages, rows) of every ``text_sets/multilingual_sentences*.json`` (sorted by file name): the
+    parallel training sentences, each row ``{"emotion": ..., "en": ..., <language>: ...}``. Raises
+    :class:`emo3d.errors.AssetError` naming a file whose languages differ from the first file's or whose row
+    lacks one of them or names an unknown emotion."""
+    from emo3d.errors import AssetError
+    from emo3d.schema import EMOTIONS
+    langs: Tuple[str, ...] = ()
+    rows = []
+    for path in sorted(TEXT_SETS.glob("multilingual_sentences*.json")):
+        d = text_set(path.stem)
+        if not langs:
+            langs = tuple(d["languages"])
+        elif tuple(d["languages"]) != langs:
+            raise AssetError(f"{path}: languages {d['languages']} differ from {list(langs)} of the first "
+                             "multilingual_sentences file; every file lists the same languages in the same order")
+        for i, r in enumerate(d["rows"]):
+            missing = [x for x in langs if not str(r.get(x, "")).strip()]
+            if missing or r.get("emotion") not in EMOTIONS:
+                raise AssetError(f"{path}: row {i} has no text for {missing} or an unknown emotion "
+                                 f"{r.get('emotion')!r}; accepted emotions: {', '.join(EMOTIONS)}")
+            rows.append(r)
+    return langs, tuple(rows)
 
 
 def description_dev() -> Tuple[Tuple[str, str, Tuple[str, ...]], ...]:

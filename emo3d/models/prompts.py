@@ -19,7 +19,7 @@ import numpy as np
 
 from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
 
-from .probes import OOV_PROMPTS, description_dev, text_set
+from .probes import OOV_PROMPTS, description_dev, multilingual_training_rows
 
 _MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 
@@ -248,17 +248,17 @@ def with_multilingual_prompts(pairs, rate: float, seed: int):
 
 
 def with_multilingual_sentences(pairs, rate: float, seed: int):
-    """Append the hand-written sentences of ``text_sets/multilingual_sentences.json`` (English + ten
+    """Append the hand-written sentences of ``text_sets/multilingual_sentences*.json`` (English + ten
     translations of each), each ``round(rate)`` times (at least once), with the FACS prior of its emotion at
     a random intensity 0.55-0.9: real sentences in every language the reader claims, not only words."""
     from emo3d.data import facs
     rng = np.random.default_rng(seed + 17)
-    d = text_set("multilingual_sentences")
+    langs, rows = multilingual_training_rows()
     texts, targets, emos = [], [], []
-    for row in d["rows"]:
+    for row in rows:
         e = np.zeros(len(EMOTIONS), np.float32)
         e[EMOTIONS.index(row["emotion"])] = 1.0
-        for lang in d["languages"]:
+        for lang in langs:
             for _ in range(max(1, int(round(rate)))):
                 texts.append(row[lang])
                 targets.append(facs.prior(e, float(rng.uniform(0.55, 0.9)), rng=rng))

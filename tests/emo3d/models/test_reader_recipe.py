@@ -155,9 +155,9 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     # "this makes me mad" holds a key word of the OOV probe ("hopping mad"): kept out of training; the one
     # row with two Ekman classes ("mixed feelings here") is trained with soft labels
     assert res.metrics["rows_by_source"]["goemotions"] == 24
-    sentences = json.loads((Path(__file__).resolve().parents[3] / "emo3d/models/text_sets/multilingual_sentences.json")
-                           .read_text(encoding="utf-8"))
-    assert res.metrics["rows_by_source"]["multilingual_sentence"] == len(sentences["rows"]) * 11
+    n_rows = sum(len(json.loads(p.read_text(encoding="utf-8"))["rows"]) for p in
+                 (Path(__file__).resolve().parents[3] / "emo3d/models/text_sets").glob("multilingual_sentences*.json"))
+    assert res.metrics["rows_by_source"]["multilingual_sentence"] == n_rows * 11
     # the default recipe's word prompts are emo3d's own words; NRC EmoLex (research only) is not read
     assert res.metrics["rows_by_source"]["word_prompt"] > 8 * 40 and "emolex_prompt" not in res.metrics["rows_by_source"]
     assert res.metrics["description_dev_key_words_in_training_texts"] == 0
@@ -243,6 +243,19 @@ def test_description_dev_set_is_kept_out_of_training():
     tests = json.loads((DATA / "multilingual_prompts.json").read_text(encoding="utf-8"))
     assert not {p["en"] for p in ml["prompts"]} & {p["en"] for p in tests["prompts"]}
     assert ml["languages"] == tests["languages"] and len(ml["prompts"]) >= 40
+
+
+def test_multilingual_training_sentences_are_not_evaluation_prompts():
+    from emo3d.models.probes import multilingual_training_rows, text_set
+    from emo3d.models.tune_parallel import PARALLEL
+    langs, rows = multilingual_training_rows()
+    tests = json.loads((DATA / "multilingual_prompts.json").read_text(encoding="utf-8"))
+    assert set(langs) == {"en", *tests["languages"]} and len(rows) >= 64
+    train = {r[x].strip().lower() for r in rows for x in langs}
+    assert len(train) > 0.9 * len(rows) * len(langs)           # translations are not copies of each other
+    held = [p[x] for p in tests["prompts"] + list(text_set("multilingual_dev")["prompts"]) for x in langs]
+    held += [d[x] for _, d in PARALLEL for x in d]
+    assert not train & {h.strip().lower() for h in held}
 
 
 def test_reader_manifest_bias_is_checked(tmp_path):
