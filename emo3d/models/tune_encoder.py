@@ -55,7 +55,8 @@ from .tune_bundle import CLASSES, TuneBundle
 @dataclass(frozen=True)
 class TuneOptions:
     """One recipe (module doc). ``rows``: GoEmotions train rows seen per epoch (0: all); ``layers``: adapt the
-    top N blocks; losses are off at weight 0."""
+    top N blocks; losses are off at weight 0; ``init``: an adapter file (:func:`.e5_build.save_adapter`) to
+    start from (its rank, targets and blocks must be the recipe's); ``epochs`` 0 with ``init``: evaluate it."""
     name: str = "tuned"
     rank: int = 16
     targets: Tuple[str, ...] = ("q", "k", "v", "ao", "fi", "fo")
@@ -74,6 +75,7 @@ class TuneOptions:
     consistency: float = 1.0
     parallel_batch: int = 4
     seed: int = 0
+    init: str = ""
 
     def __post_init__(self) -> None:
         check_int(self.rank, "TuneOptions.rank", 1, 256)
@@ -145,7 +147,28 @@ def new_model(b: TuneBundle, opts: TuneOptions, device: torch.device) -> LoraE5:
         if int(k.split("_")[0][1:]) < first:
             del model.lora_a[k]
             del model.lora_b[k]
+    if opts.init:
+        _load_factors(model, Path(opts.init))
     return model.to(device)
+
+
+def _load_factors(model: LoraE5, path: Path) -> None:
+    """Set ``model``'s adapters from an adapter file (``B`` stored with the scale folded in)."""
+    from safetensors.numpy import load_file
+    f = load_file(str(path))
+    names = sorted({k.rsplit(".", 1)[0].replace(".", "_", 1) for k in f})
+    if names != sorted(model.lora_a):
+        raise InvalidInputError(f"TuneOptions.init {path}: adapts {names[:3]}... ({len(names)} tensors), the recipe "
+                                f"adapts {sorted(model.lora_a)[:3]}... ({len(model.lora_a)}); match rank, targets "
+                                "and layers to the file's")
+    with torch.no_grad():
+        for k in names:
+            a, bm = f[k.replace("_", ".", 1) + ".A"], f[k.replace("_", ".", 1) + ".B"]
+            if a.shape != tuple(model.lora_a[k].shape) or bm.shape != tuple(model.lora_b[k].shape):
+                raise InvalidInputError(f"TuneOptions.init {path}: {k} has rank {a.shape[0]}, the recipe's is "
+                                        f"{model.lora_a[k].shape[0]}")
+            model.lora_a[k].copy_(torch.from_numpy(a.astype(np.float32)))
+            model.lora_b[k].copy_(torch.from_numpy(bm.astype(np.float32)) / model.scale)
 
 
 def _balanced_sampler(labels: np.ndarray, rng: np.random.Generator):
@@ -164,7 +187,9 @@ def train(b: TuneBundle, opts: TuneOptions, device: torch.device, frozen: Mappin
     inputs = _Inputs(b, device)
     ge = b.sets["goemotions_train"]
     draw = _balanced_sampler(ge.labels, rng)
-    steps = max(1, int(round(opts.epochs * (opts.rows or len(ge)) / opts.batch)))
+    steps = int(round(opts.epochs * (opts.rows or len(ge)) / opts.batch))
+    if steps == 0:
+        return {"model": model, "seconds": 0.0, "steps": 0, "losses": {}}
     words = b.sets["words"]
     labelled_words = np.flatnonzero(words.labelled)
     ret_ids = list(words.ids) + list(b.sets["calibration"].ids)
@@ -332,14 +357,15 @@ def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str
     per_step = None
     n_train = len(b.sets["goemotions_train"])
     for o in recipes:
-        steps = max(1, int(round(o.epochs * (o.rows or n_train) / o.batch)))
+        steps = int(round(o.epochs * (o.rows or n_train) / o.batch))
         if time_budget and per_step is not None and \
                 time.perf_counter() - t_start + steps * per_step * (o.batch / 32) ** 0.5 + 20 > time_budget:
             summary.setdefault("skipped", []).append(o.name)
             _log(f"[{o.name}] skipped: would end past the time budget of {time_budget:.0f} s")
             continue
         res = train(b, o, dev_t, frozen)
-        per_step = res["seconds"] / res["steps"] / (o.batch / 32) ** 0.5
+        if res["steps"]:
+            per_step = res["seconds"] / res["steps"] / (o.batch / 32) ** 0.5
         ev = evaluate(res["model"], b, split, dev_t) if do_eval else {}
         _log(f"[{o.name}] {json.dumps(ev)} ({res['seconds']:.0f} s)")
         summary["recipes"][o.name] = {"options": dict(asdict(o), targets=",".join(o.targets)),

@@ -102,6 +102,16 @@ def test_a_sweep_trains_selects_and_writes_adapters_the_build_reads(tiny, tmp_pa
     small = e5_build.load_adapter(out / "small" / e5_build.ADAPTER_FILE, w.config)
     assert sorted(small) == sorted(f"l1.{t}.w" for t in ("q", "k", "v", "ao", "fi", "fo"))     # top block only
     assert json.loads((out / "summary.json").read_text())["order"] == summary["order"]
+    # a recipe can start from a written adapter (epochs 0: evaluate it as it is)
+    again = tune_encoder.new_model(b, tune_encoder.TuneOptions(rank=2, layers=1, init=str(out / "small" /
+                                                                                          e5_build.ADAPTER_FILE)),
+                                   torch.device("cpu"))
+    for k, d in again.deltas().items():
+        np.testing.assert_allclose(d, small[k], atol=1e-3)
+    with pytest.raises(InvalidInputError, match="match rank"):
+        tune_encoder.new_model(b, tune_encoder.TuneOptions(rank=2, layers=2, init=str(out / "small" /
+                                                                                      e5_build.ADAPTER_FILE)),
+                               torch.device("cpu"))
 
 
 def test_selection_prefers_accuracy_among_recipes_that_keep_the_languages():
