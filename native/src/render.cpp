@@ -582,12 +582,26 @@ struct ShadeCtx {
     float bg[3];
 };
 
-// The 2x2 samples of one output pixel, each on its triangle tq[l] (-1: background): the same
-// shading as the scalar path, in single precision, four samples at a time. Returns the sums of the
-// four samples' R, G, B in lanes 0..2.
-__attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx,
-                                                        double qy) {
-    // lanes: (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1); lanes off the mesh (tq < 0) get bg
+// The lit 2x2 samples of one output pixel (lanes (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1)):
+// which lanes are on the mesh, the light factor, the highlight, and the planes 7.. times 1/z (uv for
+// a texture, the colour for vertex colours).
+struct QuadLight {
+    __m128 vmask, shade, spec, attr[3];
+};
+
+// The part of a textured quad's shading that reads the texture: the bilinear footprints' top-left
+// texel indices and weights (computed, and their cache lines prefetched, a chunk of pixels ahead
+// of the fetch: on a face the texture is minified, so most footprints miss the cache).
+struct QuadTexel {
+    __m128 vmask, shade, spec, fx, fy;
+    __m128i idx;
+};
+
+// Each sample of the quad on its triangle tq[l] (-1: background): the same shading as the scalar
+// path, in single precision, four samples at a time; n_attr of planes 7..9 are interpolated.
+__attribute__((always_inline)) inline void light_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx, double qy,
+                                                      int n_attr, QuadLight& q) {
+    // lanes off the mesh (tq < 0) read any valid lane's triangle and get bg
     std::int32_t any = tq[0] >= 0 ? tq[0] : tq[1] >= 0 ? tq[1] : tq[2] >= 0 ? tq[2] : tq[3];
     const float* Fl[4];
     bool valid[4];
@@ -596,8 +610,8 @@ __attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, cons
         Fl[l] = cx.fplanes + std::size_t(valid[l] ? tq[l] : any) * MeshRenderer::kF;
     }
     const bool uniform = tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3];
-    const __m128 vmask = _mm_castsi128_ps(_mm_setr_epi32(valid[0] ? -1 : 0, valid[1] ? -1 : 0, valid[2] ? -1 : 0,
-                                                         valid[3] ? -1 : 0));
+    q.vmask = _mm_castsi128_ps(_mm_setr_epi32(valid[0] ? -1 : 0, valid[1] ? -1 : 0, valid[2] ? -1 : 0,
+                                              valid[3] ? -1 : 0));
     // sample offsets from each lane's triangle origin (exact: differences of half-integers)
     __m128 X, Y;
     if (uniform) {
@@ -619,69 +633,99 @@ __attribute__((always_inline)) inline __m128 shade_quad(const ShadeCtx& cx, cons
         const __m128 c = _mm_setr_ps(Fl[0][o + 2], Fl[1][o + 2], Fl[2][o + 2], Fl[3][o + 2]);
         return _mm_add_ps(c, _mm_add_ps(_mm_mul_ps(a, X), _mm_mul_ps(b, Y)));
     };
-    const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
-    const __m128 rz = rcp_nr(ev4(3));
+    const __m128 zero = _mm_setzero_ps();
     const __m128 nx = ev4(4), ny = ev4(5), nz = ev4(6);
     const __m128 l2 = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, nx), _mm_mul_ps(ny, ny)), _mm_mul_ps(nz, nz));
     const __m128 dot = _mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, cx.light0), _mm_mul_ps(ny, cx.light1)),
                                   _mm_mul_ps(nz, cx.light2));
     const __m128 inv_len = _mm_and_ps(_mm_cmpgt_ps(l2, _mm_set1_ps(1e-36f)), rsqrt_nr(l2));
     const __m128 ndl = _mm_mul_ps(dot, inv_len);
-    const __m128 shade = _mm_add_ps(cx.ambient, _mm_mul_ps(cx.diffuse, _mm_max_ps(ndl, zero)));
+    q.shade = _mm_add_ps(cx.ambient, _mm_mul_ps(cx.diffuse, _mm_max_ps(ndl, zero)));
     // soft Blinn-Phong highlight, white: gloss * max(n.h, 0)^16 (SPECULAR_POWER in camera.py: four squarings)
     const __m128 ndh = _mm_max_ps(_mm_mul_ps(_mm_add_ps(_mm_add_ps(_mm_mul_ps(nx, cx.half0), _mm_mul_ps(ny, cx.half1)),
                                                         _mm_mul_ps(nz, cx.half2)), inv_len), zero);
     __m128 hl = _mm_mul_ps(ndh, ndh);
     hl = _mm_mul_ps(hl, hl);
     hl = _mm_mul_ps(hl, hl);
-    const __m128 spec = _mm_mul_ps(cx.gloss, _mm_mul_ps(hl, hl));
-    const float* bg = cx.bg;
-    if (cx.textured) {
-        const int tw = cx.tex_w, th = cx.tex_h;
-        // x = clamp(u (W-1), 0, W-1); x0 = min(floor x, W-2); fx = x - x0 (likewise y), four lanes at once
-        const __m128 wm = _mm_set1_ps(float(tw - 1)), hm = _mm_set1_ps(float(th - 1));
-        const __m128 xs = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(7), rz), wm), zero), wm);
-        const __m128 ys = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_mul_ps(ev4(8), rz), hm), zero), hm);
-        const __m128 x0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(xs)), _mm_set1_ps(float(std::max(tw - 2, 0))));
-        const __m128 y0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(ys)), _mm_set1_ps(float(std::max(th - 2, 0))));
-        // Structure of arrays: the four lanes' 2x2 texel footprints are gathered into R, G, B vectors
-        // (16 scalar loads), then the bilinear weights and shading apply to all lanes at once.
-        // Texel indices are exact in float (tex_w * tex_h <= 2^24, checked at construction).
-        alignas(16) std::int32_t ia[4];
-        _mm_store_si128(reinterpret_cast<__m128i*>(ia),
-                        _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(y0f, _mm_set1_ps(float(tw))), x0f)));
-        const int dx1 = tw > 1 ? 1 : 0;
-        const int dy1 = th > 1 ? tw : 0;
-        const std::uint32_t* T = cx.texels;
-        const __m128i c00 = _mm_setr_epi32(int(T[ia[0]]), int(T[ia[1]]), int(T[ia[2]]), int(T[ia[3]]));
-        const __m128i c01 = _mm_setr_epi32(int(T[ia[0] + dx1]), int(T[ia[1] + dx1]), int(T[ia[2] + dx1]),
-                                           int(T[ia[3] + dx1]));
-        const __m128i c10 = _mm_setr_epi32(int(T[ia[0] + dy1]), int(T[ia[1] + dy1]), int(T[ia[2] + dy1]),
-                                           int(T[ia[3] + dy1]));
-        const __m128i c11 = _mm_setr_epi32(int(T[ia[0] + dy1 + dx1]), int(T[ia[1] + dy1 + dx1]),
-                                           int(T[ia[2] + dy1 + dx1]), int(T[ia[3] + dy1 + dx1]));
-        const __m128 fx = _mm_sub_ps(xs, x0f), fy = _mm_sub_ps(ys, y0f);
-        const __m128 sh = _mm_mul_ps(shade, _mm_set1_ps(1.f / 255.f));
-        const __m128i byte = _mm_set1_epi32(0xff);
-        __m128 rgb[3];
-        for (int k = 0; k < 3; ++k) {
-            auto chan = [&](__m128i c) { return _mm_cvtepi32_ps(_mm_and_si128(_mm_srli_epi32(c, 8 * k), byte)); };
-            const __m128 a00 = chan(c00), a01 = chan(c01), a10 = chan(c10), a11 = chan(c11);
-            const __m128 top = _mm_add_ps(a00, _mm_mul_ps(_mm_sub_ps(a01, a00), fx));
-            const __m128 bot = _mm_add_ps(a10, _mm_mul_ps(_mm_sub_ps(a11, a10), fx));
-            const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), fy));
-            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(alb, sh), spec), zero), one);
-        }
-        return sum_lanes3(or_bg(vmask, rgb[0], bg[0]), or_bg(vmask, rgb[1], bg[1]), or_bg(vmask, rgb[2], bg[2]));
+    q.spec = _mm_mul_ps(cx.gloss, _mm_mul_ps(hl, hl));
+    if (n_attr > 0) {
+        const __m128 rz = rcp_nr(ev4(3));
+        for (int k = 0; k < n_attr; ++k) q.attr[k] = _mm_mul_ps(ev4(7 + k), rz);
     }
+}
+
+// A lit quad's texture footprints: x = clamp(u (W-1), 0, W-1); x0 = min(floor x, W-2); fx = x - x0
+// (likewise y), four lanes at once; the footprints' cache lines are prefetched.
+__attribute__((always_inline)) inline void texel_quad(const ShadeCtx& cx, const QuadLight& q, QuadTexel& t) {
+    const int tw = cx.tex_w, th = cx.tex_h;
+    const __m128 zero = _mm_setzero_ps();
+    const __m128 wm = _mm_set1_ps(float(tw - 1)), hm = _mm_set1_ps(float(th - 1));
+    const __m128 xs = _mm_min_ps(_mm_max_ps(_mm_mul_ps(q.attr[0], wm), zero), wm);
+    const __m128 ys = _mm_min_ps(_mm_max_ps(_mm_mul_ps(q.attr[1], hm), zero), hm);
+    const __m128 x0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(xs)), _mm_set1_ps(float(std::max(tw - 2, 0))));
+    const __m128 y0f = _mm_min_ps(_mm_cvtepi32_ps(_mm_cvttps_epi32(ys)), _mm_set1_ps(float(std::max(th - 2, 0))));
+    t.vmask = q.vmask;
+    t.shade = q.shade;
+    t.spec = q.spec;
+    t.fx = _mm_sub_ps(xs, x0f);
+    t.fy = _mm_sub_ps(ys, y0f);
+    // texel indices are exact in float (tex_w * tex_h <= 2^24, checked at construction)
+    t.idx = _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(y0f, _mm_set1_ps(float(tw))), x0f));
+    alignas(16) std::int32_t ia[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(ia), t.idx);
+    const int dy1 = th > 1 ? tw : 0;
+    for (int l = 0; l < 4; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(cx.texels + ia[l]), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(cx.texels + ia[l] + dy1 + 1), _MM_HINT_T0);
+    }
+}
+
+// A textured quad's colour: the four lanes' 2x2 texel footprints are gathered into R, G, B vectors
+// (16 scalar loads, structure of arrays), then the bilinear weights and shading apply to all lanes
+// at once. Returns the sums of the four samples' R, G, B in lanes 0..2.
+__attribute__((always_inline)) inline __m128 fetch_quad(const ShadeCtx& cx, const QuadTexel& t) {
+    const int tw = cx.tex_w, th = cx.tex_h;
+    const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
+    alignas(16) std::int32_t ia[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(ia), t.idx);
+    const int dx1 = tw > 1 ? 1 : 0;
+    const int dy1 = th > 1 ? tw : 0;
+    const std::uint32_t* T = cx.texels;
+    const __m128i c00 = _mm_setr_epi32(int(T[ia[0]]), int(T[ia[1]]), int(T[ia[2]]), int(T[ia[3]]));
+    const __m128i c01 = _mm_setr_epi32(int(T[ia[0] + dx1]), int(T[ia[1] + dx1]), int(T[ia[2] + dx1]),
+                                       int(T[ia[3] + dx1]));
+    const __m128i c10 = _mm_setr_epi32(int(T[ia[0] + dy1]), int(T[ia[1] + dy1]), int(T[ia[2] + dy1]),
+                                       int(T[ia[3] + dy1]));
+    const __m128i c11 = _mm_setr_epi32(int(T[ia[0] + dy1 + dx1]), int(T[ia[1] + dy1 + dx1]),
+                                       int(T[ia[2] + dy1 + dx1]), int(T[ia[3] + dy1 + dx1]));
+    const __m128 sh = _mm_mul_ps(t.shade, _mm_set1_ps(1.f / 255.f));
+    const __m128i byte = _mm_set1_epi32(0xff);
+    __m128 rgb[3];
+    for (int k = 0; k < 3; ++k) {
+        auto chan = [&](__m128i c) { return _mm_cvtepi32_ps(_mm_and_si128(_mm_srli_epi32(c, 8 * k), byte)); };
+        const __m128 a00 = chan(c00), a01 = chan(c01), a10 = chan(c10), a11 = chan(c11);
+        const __m128 top = _mm_add_ps(a00, _mm_mul_ps(_mm_sub_ps(a01, a00), t.fx));
+        const __m128 bot = _mm_add_ps(a10, _mm_mul_ps(_mm_sub_ps(a11, a10), t.fx));
+        const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), t.fy));
+        rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(alb, sh), t.spec), zero), one);
+    }
+    const float* bg = cx.bg;
+    return sum_lanes3(or_bg(t.vmask, rgb[0], bg[0]), or_bg(t.vmask, rgb[1], bg[1]), or_bg(t.vmask, rgb[2], bg[2]));
+}
+
+// An untextured lit quad's colour (vertex colours, or 0.75 grey): the sums of its four samples' R, G,
+// B in lanes 0..2.
+__attribute__((always_inline)) inline __m128 color_quad(const ShadeCtx& cx, const QuadLight& q) {
+    const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
+    const float* bg = cx.bg;
     if (cx.colored) {
         __m128 rgb[3];
         for (int k = 0; k < 3; ++k)
-            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(ev4(7 + k), rz), shade), spec), zero), one);
-        return sum_lanes3(or_bg(vmask, rgb[0], bg[0]), or_bg(vmask, rgb[1], bg[1]), or_bg(vmask, rgb[2], bg[2]));
+            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(q.attr[k], q.shade), q.spec), zero), one);
+        return sum_lanes3(or_bg(q.vmask, rgb[0], bg[0]), or_bg(q.vmask, rgb[1], bg[1]), or_bg(q.vmask, rgb[2], bg[2]));
     }
-    const __m128 c = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.75f), shade), spec), zero), one);
-    return sum_lanes3(or_bg(vmask, c, bg[0]), or_bg(vmask, c, bg[1]), or_bg(vmask, c, bg[2]));
+    const __m128 c = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.75f), q.shade), q.spec), zero), one);
+    return sum_lanes3(or_bg(q.vmask, c, bg[0]), or_bg(q.vmask, c, bg[1]), or_bg(q.vmask, c, bg[2]));
 }
 }  // namespace
 #endif
@@ -723,33 +767,56 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
     const __m128 to255 = _mm_set1_ps(255.f / 4.f);
 #endif
     const int width = cfg_.width;
+#ifdef EMO3D_SSE2
+    if (S == 2) {  // SSE path: the four samples of a pixel at once
+        // the pixel's mean of its 4 samples in 0..255, rounded half up (as the scalar path)
+        auto store = [&](int r, int cpx, __m128 sum) __attribute__((always_inline)) {
+            alignas(16) std::int32_t v[4];
+            _mm_store_si128(reinterpret_cast<__m128i*>(v),
+                            _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(sum, to255), _mm_set1_ps(0.5f))));
+            std::uint8_t* o = out + (std::size_t(r) * width + cpx) * 3;
+            for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(v[k]);
+        };
+        const int n_attr = tex ? 2 : col ? 3 : 0;
+        // textured: the lit quads of kChunk pixels are set up (their texels prefetched), then fetched
+        constexpr int kChunk = 32;
+        QuadTexel pend[kChunk];
+        int pend_col[kChunk];
+        for (int r = r0; r < r1; ++r) {
+            for (int c0 = 0; c0 < width; c0 += kChunk) {
+                const int c1 = std::min(width, c0 + kChunk);
+                int n_pend = 0;
+                for (int cpx = c0; cpx < c1; ++cpx) {
+                    const std::size_t i00 = std::size_t(r) * 2 * Ws + std::size_t(cpx) * 2;
+                    const float* izq = ws.iz.data() + i00;
+                    if (!(izq[0] > 0 || izq[1] > 0 || izq[Ws] > 0 || izq[Ws + 1] > 0)) {
+                        std::uint8_t* o = out + (std::size_t(r) * width + cpx) * 3;
+                        for (int k = 0; k < 3; ++k) o[k] = bg8[k];
+                        continue;
+                    }
+                    const std::int32_t* tr = ws.tri.data() + i00;
+                    const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
+                                                izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
+                    for (int l = 0; l < 4; ++l)
+                        if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
+                    QuadLight q;
+                    light_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5, n_attr, q);
+                    if (tex) {
+                        texel_quad(cx, q, pend[n_pend]);
+                        pend_col[n_pend++] = cpx;
+                    } else {
+                        store(r, cpx, color_quad(cx, q));
+                    }
+                }
+                for (int i = 0; i < n_pend; ++i) store(r, pend_col[i], fetch_quad(cx, pend[i]));
+            }
+        }
+        return;
+    }
+#endif
     for (int r = r0; r < r1; ++r) {
         for (int cpx = 0; cpx < width; ++cpx) {
             double acc[3] = {0, 0, 0};
-#ifdef EMO3D_SSE2
-            if (S == 2) {  // SSE path: the four samples of the pixel at once
-                const std::size_t i00 = std::size_t(r) * 2 * Ws + std::size_t(cpx) * 2;
-                const float* izq = ws.iz.data() + i00;
-                if (!(izq[0] > 0 || izq[1] > 0 || izq[Ws] > 0 || izq[Ws + 1] > 0)) {
-                    std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
-                    for (int k = 0; k < 3; ++k) o[k] = bg8[k];
-                    continue;
-                }
-                const std::int32_t* tr = ws.tri.data() + i00;
-                const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
-                                            izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
-                for (int l = 0; l < 4; ++l)
-                    if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
-                const __m128 sum = shade_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5);
-                // mean of the 4 samples in 0..255, rounded half up (as the scalar path)
-                alignas(16) std::int32_t v[4];
-                _mm_store_si128(reinterpret_cast<__m128i*>(v),
-                                _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(sum, to255), _mm_set1_ps(0.5f))));
-                std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
-                for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(v[k]);
-                continue;
-            }
-#endif
             for (int j = 0; j < S; ++j) {
                 const int py = r * S + j;
                 const double qy = py + 0.5;
