@@ -5,8 +5,10 @@ so rendering a frame allocates nothing but the output array; it deforms with the
 computes vertex normals, rasterises with a z-buffer (the back faces of triangles the rig marks
 single-sided, ``Rig.single_sided`` from glTF ``doubleSided``, are culled), perspective-correct
 textures and Lambert + ambient light, supersamples, splits batches of frames over threads and
-releases the GIL (one frame: deformation, projection and triangle setup split over threads, then
-bands of rows each taken by whichever thread is free and drawn from that band's own triangle list).
+releases the GIL (one frame of at least 2^19 samples, e.g. 512^2 at ssaa 2: deformation, projection
+and triangle setup split over threads, then bands of rows each taken by whichever thread is free and
+drawn from that band's own triangle list; a smaller frame, such as the live loop's 256^2, is drawn on
+the calling thread alone, where handing it to the workers cost more than it saved).
 The threads are the renderer's own, started on its first split render and joined when it is
 dropped. ``native.reference_render`` is the numpy reference with the same conventions
 (its module docstring lists them); geometry, coverage and depth are computed in double precision

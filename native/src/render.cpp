@@ -900,11 +900,13 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
         return;
     }
     Workspace& ws = ws_[0];
+    const std::int64_t samples = std::int64_t(cfg_.width) * cfg_.ssaa * cfg_.height * cfg_.ssaa;
+    const int threads = samples >= kSplitSamples ? n_threads_ : 1;
     for (std::int64_t f = 0; f < n_frames; ++f) {
-        prepare(ws, verts_of(f, ws, n_threads_), rot, n_threads_);
-        pool_->for_chunks(n_tris_, n_tris_ >= 8192 ? n_threads_ : 1,
+        prepare(ws, verts_of(f, ws, threads), rot, threads);
+        pool_->for_chunks(n_tris_, n_tris_ >= 8192 ? threads : 1,
                           [&](std::int64_t t0, std::int64_t t1) { setup_triangles(ws, t0, t1); });
-        draw(ws, light, out + f * frame_bytes, true);
+        draw(ws, light, out + f * frame_bytes, threads > 1);
     }
 }
 

@@ -35,6 +35,11 @@ public:
     static constexpr int kBandRows = 16;
     // triangles whose box is at most this many samples wide are rasterised by raster_narrow
     static constexpr int kNarrow = 16;
+    // A single frame with fewer samples than this (256^2 at ssaa 2 has 2^18) is drawn whole on the
+    // calling thread: handing a ~3 ms frame to the worker threads (waking them, a worker on a busy
+    // core holding a band the caller then waits for) cost more wall time than it saved in the 60 Hz
+    // loop, and more CPU time. Batches of frames are split over the threads at any size.
+    static constexpr std::int64_t kSplitSamples = std::int64_t(1) << 19;
     // Copies every array. tris [F*3]; offsets [T+1]; indices [K]; values [K*3]; uvs [V*2] + texture
     // [th*tw*3] (both or neither); colors [V*3] or null; cull [F] or null: 1 where the triangle is
     // single-sided (its back face, seen clockwise on screen, is not drawn), 0 double-sided.

@@ -1,6 +1,8 @@
 """Native renderer vs the numpy reference, rig validation and bad weights."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import warnings
 
 import numpy as np
@@ -113,9 +115,10 @@ def test_framing_lighting_and_sides():
 @pytest.mark.parametrize("ssaa", [2, 3])
 def test_single_frame_bands_match_the_batch_path(ssaa):
     # one frame on two threads: deformation and projection split (>= 8192 vertices), rows drawn in
-    # bands that threads take in turn from per-band triangle lists; a batch of frames draws each frame
-    # on one thread over all triangles. Both must give the same image, bit for bit, also with a
-    # height (150) that is not a whole number of bands; one thread draws the frame in one pass.
+    # bands that threads take in turn from per-band triangle lists (a frame of >= 2^19 samples); a
+    # batch of frames draws each frame on one thread over all triangles. Both must give the same image,
+    # bit for bit, also with a height (450) that is not a whole number of bands; one thread draws the
+    # frame in one pass, and so does two threads' renderer for a small frame.
     V, F, uv = _sphere(n=96, m=96)
     assert len(V) >= 8192
     d = np.zeros((1, len(V), 3), np.float32)
@@ -123,16 +126,22 @@ def test_single_frame_bands_match_the_batch_path(ssaa):
     rig = Rig.from_dense("big sphere", V, F, ["jawOpen"], d, colors=np.clip(V * 0.4 + 0.5, 0, 1))
     W = np.zeros((2, 52), np.float32)
     W[:, schema.MEDIAPIPE_NAMES.index("jawOpen")] = [0.0, 0.8]
-    r = Renderer(rig, RenderOptions(width=130, height=150, ssaa=ssaa, threads=2))
-    r1 = Renderer(rig, RenderOptions(width=130, height=150, ssaa=ssaa, threads=1))
+    opts = RenderOptions(width=390, height=450, ssaa=ssaa, threads=2)
+    assert opts.width * opts.height * ssaa ** 2 >= 1 << 19   # split over the threads
+    r = Renderer(rig, opts)
+    r1 = Renderer(rig, replace(opts, threads=1))
     batch = r.render(W, pose=(25, -10, 5))
     for f in range(2):
         single = r.render(W[f], pose=(25, -10, 5))
         np.testing.assert_array_equal(single, batch[f])
         np.testing.assert_array_equal(r1.render(W[f], pose=(25, -10, 5)), batch[f])
     assert not np.array_equal(batch[0], batch[1])   # the jaw moved
-    ref = reference_render.render(rig, W[1], r.options, pose=(25, -10, 5))
-    assert _differ(ref, batch[1]) <= 0.01
+    small = RenderOptions(width=130, height=150, ssaa=ssaa, threads=2)  # drawn on the calling thread
+    one = Renderer(rig, small).render(W[1], pose=(25, -10, 5))
+    np.testing.assert_array_equal(one, Renderer(rig, small).render(W, pose=(25, -10, 5))[1])
+    np.testing.assert_array_equal(one, Renderer(rig, replace(small, threads=1)).render(W[1], pose=(25, -10, 5)))
+    ref = reference_render.render(rig, W[1], small, pose=(25, -10, 5))
+    assert _differ(ref, one) <= 0.01
 
 
 def test_ict_rig_native_matches_reference(ict_rig_path):

@@ -143,12 +143,13 @@ def test_worker_threads_persist_and_are_joined():
     rig = _rig(True)
     base = _threads()
     r = Renderer(rig, RenderOptions(width=96, height=96, threads=3))
-    assert _threads() == base                     # started on the first render that splits work
-    first = r.render(np.zeros(52))
+    np.testing.assert_array_equal(r.render(np.zeros(52)), r.render(np.zeros(52)))
+    assert _threads() == base                     # a small single frame is drawn on the calling thread
+    first = r.render(np.zeros((3, 52)))           # started on the first render that splits work
     assert _threads() == base + 2                 # the caller plus two workers
     for _ in range(5):
-        np.testing.assert_array_equal(r.render(np.zeros(52)), first)
-        assert _threads() == base + 2             # the same workers, frame after frame
+        np.testing.assert_array_equal(r.render(np.zeros((3, 52))), first)
+        assert _threads() == base + 2             # the same workers, batch after batch
     del r
     assert _threads() == base                     # joined with the renderer
     for _ in range(20):                           # renderers made and dropped leave no thread behind
@@ -163,7 +164,7 @@ def test_a_forked_child_renders_with_its_own_workers():
         machine_lacks("os.fork", "POSIX only")
     rig = _rig(True)
     r = Renderer(rig, RenderOptions(width=96, height=96, threads=2))
-    want = r.render(np.zeros(52))
+    want = r.render(np.zeros((2, 52)))[0]   # a batch: the workers start
     pid = os.fork()
     if pid == 0:   # the child: exit 0 only if it renders the same image, in time
         import signal
