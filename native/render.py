@@ -41,6 +41,7 @@ class Renderer:
         if not isinstance(options, RenderOptions):
             raise InvalidInputError(f"options must be a RenderOptions, got {type(options).__name__}")
         self.rig, self.options = rig, options
+        self._options_light = light_vector(options.light_dir)   # normalised once, not per frame
         box = getattr(rig, "frame_box", None)   # a rig may ask to frame a region (its face), else all of it
         self._center, self._dist, self._tan = framing(rig.vertices if box is None else box, options)
         o = options
@@ -59,7 +60,7 @@ class Renderer:
         return True
 
     def _light(self, light_dir) -> np.ndarray:
-        return light_vector(self.options.light_dir if light_dir is None else light_dir)
+        return self._options_light if light_dir is None else light_vector(light_dir)
 
     def render(self, weights, *, pose=(0.0, 0.0, 0.0), light_dir=None, extras=None) -> np.ndarray:
         """weights: [52] MediaPipe order | [51] | {name: v} | [F,52] -> uint8 [H,W,3] or [F,H,W,3].

@@ -333,8 +333,8 @@ EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0
     // not is a coin toss where surfaces overlap); max keeps the old value on a tie (earlier wins)
     auto depth = [&](int py, unsigned bits) __attribute__((always_inline)) {
         const float izf0 = float(Z[0] * qx0 + Z[1] * (py + 0.5) + Z[2]);
-        float* const izrow = iz_base + std::size_t(py) * Ws;
-        std::int32_t* const trow = tri_base + std::size_t(py) * Ws;
+        float* const izrow = iz_base + std::size_t(py - ws.row0) * Ws;
+        std::int32_t* const trow = tri_base + std::size_t(py - ws.row0) * Ws;
         auto one = [&](int k) __attribute__((always_inline)) {
             const float iz = izf0 + dzf * float(k), old = izrow[k];
             const std::int32_t keep = -std::int32_t(!(iz > old));
@@ -430,8 +430,9 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, 
     // iz = 1/z > 0 on every surface sample, so 0 marks "no surface yet" (and the background when
     // shading); tri is only meaningful where iz > 0, but the depth test reads it (branch-free), so it
     // is cleared too: the band's rows come into cache by writes, not by misses on last frame's data
-    std::fill(ws.iz.begin() + std::size_t(y_begin) * Ws, ws.iz.begin() + std::size_t(y_end) * Ws, 0.0f);
-    std::fill(ws.tri.begin() + std::size_t(y_begin) * Ws, ws.tri.begin() + std::size_t(y_end) * Ws, 0);
+    const std::size_t s0 = std::size_t(y_begin - ws.row0) * Ws, s1 = std::size_t(y_end - ws.row0) * Ws;
+    std::fill(ws.iz.begin() + s0, ws.iz.begin() + s1, 0.0f);
+    std::fill(ws.tri.begin() + s0, ws.tri.begin() + s1, 0);
     const std::int64_t n_draw = list ? n_list : n_tris_;
     for (std::int64_t j = 0; j < n_draw; ++j) {
         const std::int64_t t = list ? list[j] : j;
@@ -507,8 +508,8 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, 
             const int k1 = std::min(x1 - x0, int(std::floor(std::max(hi + kEps, -1.0))));
             const int ki0 = along ? k1 + 1 : std::max(k0, int(std::ceil(lo + kEps)));
             const int ki1 = std::min(k1, int(std::floor(std::max(hi - kEps, -1.0))));
-            float* izrow = ws.iz.data() + std::size_t(py) * Ws + x0;
-            std::int32_t* trow = ws.tri.data() + std::size_t(py) * Ws + x0;
+            float* izrow = ws.iz.data() + std::size_t(py - ws.row0) * Ws + x0;
+            std::int32_t* trow = ws.tri.data() + std::size_t(py - ws.row0) * Ws + x0;
             const float izf0 = float(iz0), dzf = float(P[9]);
             // samples near the edges: the watertight coverage test (double precision), then depth
             auto edge_span = [&](int a, int b) __attribute__((always_inline)) {
@@ -787,7 +788,7 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                 const int c1 = std::min(width, c0 + kChunk);
                 int n_pend = 0;
                 for (int cpx = c0; cpx < c1; ++cpx) {
-                    const std::size_t i00 = std::size_t(r) * 2 * Ws + std::size_t(cpx) * 2;
+                    const std::size_t i00 = std::size_t(r * 2 - ws.row0) * Ws + std::size_t(cpx) * 2;
                     const float* izq = ws.iz.data() + i00;
                     if (!(izq[0] > 0 || izq[1] > 0 || izq[Ws] > 0 || izq[Ws + 1] > 0)) {
                         std::uint8_t* o = out + (std::size_t(r) * width + cpx) * 3;
@@ -797,8 +798,13 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                     const std::int32_t* tr = ws.tri.data() + i00;
                     const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
                                                 izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
-                    for (int l = 0; l < 4; ++l)
-                        if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
+                    // most pixels lie on one triangle: one check (a branch that predicts well)
+                    if (tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3]) {
+                        if (ws.shading[tq[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, tq[0]);
+                    } else {
+                        for (int l = 0; l < 4; ++l)
+                            if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
+                    }
                     QuadLight q;
                     light_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5, n_attr, q);
                     if (tex) {
@@ -822,7 +828,7 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                 const double qy = py + 0.5;
                 for (int i = 0; i < S; ++i) {
                     const int px = cpx * S + i;
-                    const std::size_t si = std::size_t(py) * Ws + px;
+                    const std::size_t si = std::size_t(py - ws.row0) * Ws + px;
                     const std::int32_t t = ws.iz[si] > 0 ? ws.tri[si] : -1;
                     if (t < 0) {
                         acc[0] += cfg_.background[0];
@@ -912,6 +918,7 @@ void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* lig
 
 void MeshRenderer::draw(Workspace& ws, const float* light, std::uint8_t* o, bool share) {
     const int S = cfg_.ssaa;
+    ws.row0 = 0;
     if (cfg_.height < 2 * kBandRows) {  // a small image: one pass over all triangles, no binning
         raster_rows(ws, 0, cfg_.height * S, nullptr, 0);
         shade_rows(ws, light, o, 0, cfg_.height);
@@ -929,10 +936,14 @@ void MeshRenderer::draw(Workspace& ws, const float* light, std::uint8_t* o, bool
         raster_rows(ws, r0 * S, r1 * S, ws.bin_tris.data() + s, ws.bin_start[b + 1] - s);
         shade_rows(ws, light, o, r0, r1);
     };
-    if (share && n_threads_ > 1)
+    if (share && n_threads_ > 1) {
         pool_->run(n_bands, band);
-    else
-        for (int b = 0; b < n_bands; ++b) band(b);
+    } else {
+        for (int b = 0; b < n_bands; ++b) {
+            ws.row0 = b * kBandRows * S;
+            band(b);
+        }
+    }
 }
 
 void MeshRenderer::render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,

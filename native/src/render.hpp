@@ -73,6 +73,10 @@ private:
         std::vector<double> rz;        // V 1/z (0 behind the camera)
         std::vector<float> iz;         // S samples: 1/z of the nearest surface, 0 where none
         std::vector<std::int32_t> tri; // S samples: triangle id (valid where iz > 0)
+        // the sample row held first in iz and tri: 0 while threads share the frame's bands; the
+        // band's first row when one thread draws band after band, so that each band reuses the
+        // buffers' first rows (a band's worth stays in cache instead of the whole frame's 2 MB)
+        int row0 = 0;
         // per triangle: kPlanes affine functions of the sample (x, y); written for the planes read
         // later: barycentrics and 1/z (0..3) of wide triangles, all of them for the scalar shader
         std::vector<double> planes;
