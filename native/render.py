@@ -12,8 +12,9 @@ the calling thread alone, where handing it to the workers cost more than it save
 The threads are the renderer's own, started on its first split render and joined when it is
 dropped. ``native.reference_render`` is the numpy reference with the same conventions
 (its module docstring lists them); geometry, coverage and depth are computed in double precision
-on both sides, and the C++ shades the four samples of a pixel (ssaa 2) in single-precision SSE, so
-the images agree to within a level or two except at rare edge/depth ties. One render runs at a
+on both sides, and the C++ shades the four samples of a pixel (ssaa 2) in single precision (two
+pixels at a time with AVX2 on an x86-64-v3 CPU, one with SSE elsewhere: the same image), so the
+images agree to within a level or two except at rare edge/depth ties. One render runs at a
 time per ``Renderer`` (concurrent calls are serialised); make one per thread for parallel work.
 """
 from __future__ import annotations

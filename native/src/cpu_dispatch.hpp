@@ -12,6 +12,15 @@
     !defined(EMO3D_NO_MULTIVERSION)
 #define EMO3D_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #define EMO3D_MULTIVERSIONED 1
+// a function written for x86-64-v3 only (256-bit intrinsics), called where cpu_is_v3()
+#define EMO3D_V3 __attribute__((target("arch=x86-64-v3")))
+namespace emo3d {
+// whether the running CPU is x86-64-v3 (the choice the EMO3D_HOT resolvers make)
+inline bool cpu_is_v3() {
+    static const bool v3 = (__builtin_cpu_init(), __builtin_cpu_supports("x86-64-v3"));
+    return v3;
+}
+}  // namespace emo3d
 #else
 #define EMO3D_HOT
 #define EMO3D_MULTIVERSIONED 0

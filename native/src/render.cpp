@@ -16,6 +16,9 @@
 #include <emmintrin.h>
 #define EMO3D_SSE2 1
 #endif
+#if EMO3D_MULTIVERSIONED
+#include <immintrin.h>
+#endif
 
 
 namespace emo3d {
@@ -45,9 +48,21 @@ MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const st
     }
     if (cull && std::any_of(cull, cull + n_tris, [](std::uint8_t c) { return c != 0; }))
         cull_.assign(cull, cull + n_tris);
+    set_wide_shading(true);
     n_threads_ = resolve_threads(cfg.threads);
     pool_ = std::make_unique<ThreadPool>(n_threads_);
     ensure_workspaces(1);
+}
+
+bool MeshRenderer::set_wide_shading(bool on) {
+    std::lock_guard<std::mutex> lock(mutex_);
+#if EMO3D_MULTIVERSIONED
+    wide_shading_ = on && cpu_is_v3();
+#else
+    (void)on;
+    wide_shading_ = false;
+#endif
+    return wide_shading_;
 }
 
 void MeshRenderer::ensure_workspaces(int n) {
@@ -738,6 +753,12 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
     double Hv[3] = {L[0], L[1], L[2] + 1.0};
     const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
     for (int k = 0; k < 3; ++k) Hv[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
+#if EMO3D_MULTIVERSIONED
+    if (S == 2 && wide_shading_) {
+        shade_rows_v3(ws, light, out, r0, r1);
+        return;
+    }
+#endif
     const double gloss = cfg_.specular * cfg_.diffuse;   // the key light's strength scales its highlight
     const double inv = 1.0 / (S * S);
     const bool tex = !texels_.empty(), col = !colors_.empty();
@@ -885,6 +906,284 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
         }
     }
 }
+
+#if EMO3D_MULTIVERSIONED
+namespace {
+// shade_rows_v3's counterparts of ShadeCtx, QuadLight and QuadTexel: two pixels' 2x2 samples in
+// eight lanes, (qx, qy), (qx+1, qy), (qx, qy+1), (qx+1, qy+1), then the same for the pixel at qx+2
+struct ShadeCtx8 {
+    const float* fplanes;
+    const std::uint32_t* texels;
+    int tex_w, tex_h;
+    bool textured, colored;
+    __m256 light0, light1, light2, ambient, diffuse;
+    __m256 half0, half1, half2, gloss;
+    float bg[3];
+};
+struct PairLight {
+    __m256 vmask, shade, spec, attr[3];
+};
+struct PairTexel {
+    __m256 vmask, shade, spec, fx, fy;
+    __m256i idx;
+};
+
+EMO3D_V3 __attribute__((always_inline)) inline __m256 rcp_nr8(__m256 x) {
+    const __m256 r = _mm256_rcp_ps(x);
+    return _mm256_mul_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.f), _mm256_mul_ps(x, r)));
+}
+EMO3D_V3 __attribute__((always_inline)) inline __m256 rsqrt_nr8(__m256 x) {
+    const __m256 r = _mm256_rsqrt_ps(x);
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), r),
+                         _mm256_sub_ps(_mm256_set1_ps(3.f), _mm256_mul_ps(_mm256_mul_ps(x, r), r)));
+}
+EMO3D_V3 __attribute__((always_inline)) inline __m256 or_bg8(__m256 mask, __m256 c, float b) {
+    return _mm256_blendv_ps(_mm256_set1_ps(b), c, mask);
+}
+// float o of each lane's triangle planes: one triangle (mode 0), one per pixel (1), one per lane (2)
+EMO3D_V3 __attribute__((always_inline)) inline __m256 lane_planes(const float* const* Fl, int mode, int o) {
+    if (mode == 0) return _mm256_broadcast_ss(Fl[0] + o);
+    if (mode == 1)
+        return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(Fl[0] + o)), _mm_broadcast_ss(Fl[4] + o), 1);
+    return _mm256_setr_ps(Fl[0][o], Fl[1][o], Fl[2][o], Fl[3][o], Fl[4][o], Fl[5][o], Fl[6][o], Fl[7][o]);
+}
+
+// light_quad for two pixels; tq: the eight samples' triangles (-1: background, not all of them)
+EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& cx, const std::int32_t* tq, float qx,
+                                                               float qy, int n_attr, PairLight& q) {
+    std::int32_t any = tq[0];
+    for (int l = 1; l < 8; ++l) any = any >= 0 ? any : tq[l];
+    const float* Fl[8];
+    for (int l = 0; l < 8; ++l) Fl[l] = cx.fplanes + std::size_t(tq[l] >= 0 ? tq[l] : any) * MeshRenderer::kF;
+    q.vmask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tq)),
+                                                     _mm256_set1_epi32(-1)));
+    const bool u0 = Fl[0] == Fl[1] && Fl[0] == Fl[2] && Fl[0] == Fl[3];
+    const bool u1 = Fl[4] == Fl[5] && Fl[4] == Fl[6] && Fl[4] == Fl[7];
+    const int mode = u0 && u1 ? (Fl[0] == Fl[4] ? 0 : 1) : 2;
+    // sample offsets from each lane's triangle origin (exact in float: differences of half-integers)
+    const __m256 X = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(qx), _mm256_setr_ps(0.f, 1.f, 0.f, 1.f, 2.f, 3.f, 2.f, 3.f)),
+                                   lane_planes(Fl, mode, 0));
+    const __m256 Y = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(qy), _mm256_setr_ps(0.f, 0.f, 1.f, 1.f, 0.f, 0.f, 1.f, 1.f)),
+                                   lane_planes(Fl, mode, 1));
+    __m256 ev[7];  // planes 3..9 at the samples
+    const int n_ev = n_attr > 0 ? 4 + n_attr : 4;
+    for (int k = 0; k < n_ev; ++k) {
+        const int o = 2 + k * 3;
+        ev[k] = _mm256_add_ps(lane_planes(Fl, mode, o + 2),
+                              _mm256_add_ps(_mm256_mul_ps(lane_planes(Fl, mode, o), X),
+                                            _mm256_mul_ps(lane_planes(Fl, mode, o + 1), Y)));
+    }
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 nx = ev[1], ny = ev[2], nz = ev[3];
+    const __m256 l2 = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(nx, nx), _mm256_mul_ps(ny, ny)), _mm256_mul_ps(nz, nz));
+    const __m256 dot = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(nx, cx.light0), _mm256_mul_ps(ny, cx.light1)),
+                                     _mm256_mul_ps(nz, cx.light2));
+    const __m256 inv_len = _mm256_and_ps(_mm256_cmp_ps(l2, _mm256_set1_ps(1e-36f), _CMP_GT_OQ), rsqrt_nr8(l2));
+    const __m256 ndl = _mm256_mul_ps(dot, inv_len);
+    q.shade = _mm256_add_ps(cx.ambient, _mm256_mul_ps(cx.diffuse, _mm256_max_ps(ndl, zero)));
+    const __m256 ndh = _mm256_max_ps(
+        _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(nx, cx.half0), _mm256_mul_ps(ny, cx.half1)),
+                                    _mm256_mul_ps(nz, cx.half2)), inv_len), zero);
+    __m256 hl = _mm256_mul_ps(ndh, ndh);
+    hl = _mm256_mul_ps(hl, hl);
+    hl = _mm256_mul_ps(hl, hl);
+    q.spec = _mm256_mul_ps(cx.gloss, _mm256_mul_ps(hl, hl));
+    if (n_attr > 0) {
+        const __m256 rz = rcp_nr8(ev[0]);
+        for (int k = 0; k < n_attr; ++k) q.attr[k] = _mm256_mul_ps(ev[4 + k], rz);
+    }
+}
+
+// texel_quad for two pixels
+EMO3D_V3 __attribute__((always_inline)) inline void texel_pair(const ShadeCtx8& cx, const PairLight& q, PairTexel& t) {
+    const int tw = cx.tex_w, th = cx.tex_h;
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 wm = _mm256_set1_ps(float(tw - 1)), hm = _mm256_set1_ps(float(th - 1));
+    const __m256 xs = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(q.attr[0], wm), zero), wm);
+    const __m256 ys = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(q.attr[1], hm), zero), hm);
+    const __m256 x0f = _mm256_min_ps(_mm256_round_ps(xs, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC),
+                                     _mm256_set1_ps(float(std::max(tw - 2, 0))));
+    const __m256 y0f = _mm256_min_ps(_mm256_round_ps(ys, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC),
+                                     _mm256_set1_ps(float(std::max(th - 2, 0))));
+    t.vmask = q.vmask;
+    t.shade = q.shade;
+    t.spec = q.spec;
+    t.fx = _mm256_sub_ps(xs, x0f);
+    t.fy = _mm256_sub_ps(ys, y0f);
+    t.idx = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(y0f, _mm256_set1_ps(float(tw))), x0f));
+    alignas(32) std::int32_t ia[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(ia), t.idx);
+    const int dy1 = th > 1 ? tw : 0;
+    for (int l = 0; l < 8; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(cx.texels + ia[l]), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(cx.texels + ia[l] + dy1 + 1), _MM_HINT_T0);
+    }
+}
+
+// fetch_quad for two pixels (AVX2 gathers): the sums of each pixel's R, G, B in lanes 0..2 of s0, s1
+EMO3D_V3 __attribute__((always_inline)) inline void fetch_pair(const ShadeCtx8& cx, const PairTexel& t, __m128& s0,
+                                                               __m128& s1) {
+    const int tw = cx.tex_w, th = cx.tex_h;
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+    const __m256i dx1 = _mm256_set1_epi32(tw > 1 ? 1 : 0), dy1 = _mm256_set1_epi32(th > 1 ? tw : 0);
+    const int* T = reinterpret_cast<const int*>(cx.texels);
+    const __m256i i01 = _mm256_add_epi32(t.idx, dx1), i10 = _mm256_add_epi32(t.idx, dy1);
+    const __m256i c00 = _mm256_i32gather_epi32(T, t.idx, 4);
+    const __m256i c01 = _mm256_i32gather_epi32(T, i01, 4);
+    const __m256i c10 = _mm256_i32gather_epi32(T, i10, 4);
+    const __m256i c11 = _mm256_i32gather_epi32(T, _mm256_add_epi32(i10, dx1), 4);
+    const __m256 sh = _mm256_mul_ps(t.shade, _mm256_set1_ps(1.f / 255.f));
+    const __m256i byte = _mm256_set1_epi32(0xff);
+    __m256 rgb[3];
+    for (int k = 0; k < 3; ++k) {
+        const __m256 a00 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c00, 8 * k), byte));
+        const __m256 a01 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c01, 8 * k), byte));
+        const __m256 a10 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c10, 8 * k), byte));
+        const __m256 a11 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c11, 8 * k), byte));
+        const __m256 top = _mm256_add_ps(a00, _mm256_mul_ps(_mm256_sub_ps(a01, a00), t.fx));
+        const __m256 bot = _mm256_add_ps(a10, _mm256_mul_ps(_mm256_sub_ps(a11, a10), t.fx));
+        const __m256 alb = _mm256_add_ps(top, _mm256_mul_ps(_mm256_sub_ps(bot, top), t.fy));
+        rgb[k] = or_bg8(t.vmask, _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(alb, sh), t.spec), zero), one),
+                        cx.bg[k]);
+    }
+    s0 = sum_lanes3(_mm256_castps256_ps128(rgb[0]), _mm256_castps256_ps128(rgb[1]), _mm256_castps256_ps128(rgb[2]));
+    s1 = sum_lanes3(_mm256_extractf128_ps(rgb[0], 1), _mm256_extractf128_ps(rgb[1], 1), _mm256_extractf128_ps(rgb[2], 1));
+}
+
+// color_quad for two pixels
+EMO3D_V3 __attribute__((always_inline)) inline void color_pair(const ShadeCtx8& cx, const PairLight& q, __m128& s0,
+                                                               __m128& s1) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+    __m256 rgb[3];
+    for (int k = 0; k < 3; ++k) {
+        const __m256 alb = cx.colored ? q.attr[k] : _mm256_set1_ps(0.75f);
+        rgb[k] = or_bg8(q.vmask, _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(alb, q.shade), q.spec), zero), one),
+                        cx.bg[k]);
+    }
+    s0 = sum_lanes3(_mm256_castps256_ps128(rgb[0]), _mm256_castps256_ps128(rgb[1]), _mm256_castps256_ps128(rgb[2]));
+    s1 = sum_lanes3(_mm256_extractf128_ps(rgb[0], 1), _mm256_extractf128_ps(rgb[1], 1), _mm256_extractf128_ps(rgb[2], 1));
+}
+}  // namespace
+
+EMO3D_V3 void MeshRenderer::shade_rows_v3(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
+    const int width = cfg_.width, Ws = width * 2;
+    double Hv[3] = {light[0], light[1], light[2] + 1.0};
+    const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
+    for (int k = 0; k < 3; ++k) Hv[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
+    const bool tex = !texels_.empty(), col = !colors_.empty();
+    std::uint8_t bg8[3];
+    ShadeCtx8 cx;
+    for (int k = 0; k < 3; ++k) {
+        const double b = cfg_.background[k];
+        bg8[k] = static_cast<std::uint8_t>(int((b + b + b + b) * 0.25 * 255.0 + 0.5));
+        cx.bg[k] = float(b);
+    }
+    cx.fplanes = ws.fplanes.data();
+    cx.texels = texels_.data();
+    cx.tex_w = tex_w_;
+    cx.tex_h = tex_h_;
+    cx.textured = tex;
+    cx.colored = col;
+    cx.light0 = _mm256_set1_ps(light[0]);
+    cx.light1 = _mm256_set1_ps(light[1]);
+    cx.light2 = _mm256_set1_ps(light[2]);
+    cx.ambient = _mm256_set1_ps(float(cfg_.ambient));
+    cx.diffuse = _mm256_set1_ps(float(cfg_.diffuse));
+    cx.half0 = _mm256_set1_ps(float(Hv[0]));
+    cx.half1 = _mm256_set1_ps(float(Hv[1]));
+    cx.half2 = _mm256_set1_ps(float(Hv[2]));
+    cx.gloss = _mm256_set1_ps(float(cfg_.specular * cfg_.diffuse));
+    const __m128 to255 = _mm_set1_ps(255.f / 4.f), half = _mm_set1_ps(0.5f);
+    const int n_attr = tex ? 2 : col ? 3 : 0;
+    // pixel cpx of row r: the mean of its 4 samples in 0..255, rounded half up; bg8 where it has none
+    std::uint8_t* const out_rows = out;
+    auto store = [out_rows, width, to255, half, &bg8](int r, int cpx, bool on, __m128 sum) __attribute__((always_inline)) {
+        std::uint8_t* o = out_rows + (std::size_t(r) * width + cpx) * 3;
+        if (!on) {
+            for (int k = 0; k < 3; ++k) o[k] = bg8[k];
+            return;
+        }
+        alignas(16) float v[4];
+        _mm_store_ps(v, _mm_add_ps(_mm_mul_ps(sum, to255), half));
+        for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(v[k]));
+    };
+    // textured: the lit pairs of kChunk pixels are set up (their texels prefetched), then fetched
+    constexpr int kChunk = 32;
+    PairTexel pend[kChunk / 2];
+    int pend_col[kChunk / 2], pend_on[kChunk / 2];
+    const float* iz = ws.iz.data();
+    const std::int32_t* tri = ws.tri.data();
+    for (int r = r0; r < r1; ++r) {
+        for (int c0 = 0; c0 < width; c0 += kChunk) {
+            const int c1 = std::min(width, c0 + kChunk);
+            int n_pend = 0;
+            for (int cpx = c0; cpx < c1; cpx += 2) {
+                const std::size_t i00 = std::size_t(r * 2 - ws.row0) * Ws + std::size_t(cpx) * 2;
+                alignas(32) std::int32_t tq[8];
+                int on;  // bit 0: pixel cpx has a sample on the mesh, bit 1: pixel cpx + 1
+                if (cpx + 1 < c1) {
+                    // samples (0..3, row 0) and (0..3, row 1) of the two pixels, into the lane order
+                    const __m128 za = _mm_loadu_ps(iz + i00), zb = _mm_loadu_ps(iz + i00 + Ws);
+                    const __m128i ta = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tri + i00));
+                    const __m128i tb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tri + i00 + Ws));
+                    const __m256 z8 = _mm256_set_m128(_mm_movehl_ps(zb, za), _mm_movelh_ps(za, zb));
+                    const __m256i t8 = _mm256_set_m128i(_mm_unpackhi_epi64(ta, tb), _mm_unpacklo_epi64(ta, tb));
+                    const __m256 hit = _mm256_cmp_ps(z8, _mm256_setzero_ps(), _CMP_GT_OQ);
+                    const int m = _mm256_movemask_ps(hit);
+                    if (!m) {
+                        store(r, cpx, false, _mm_setzero_ps());
+                        store(r, cpx + 1, false, _mm_setzero_ps());
+                        continue;
+                    }
+                    on = ((m & 15) ? 1 : 0) | ((m >> 4) ? 2 : 0);
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(tq),
+                                       _mm256_blendv_epi8(_mm256_set1_epi32(-1), t8, _mm256_castps_si256(hit)));
+                } else {  // the last pixel of an odd width
+                    const float* izq = iz + i00;
+                    const std::int32_t* tr = tri + i00;
+                    const int idx[4] = {0, 1, Ws, Ws + 1};
+                    bool any = false;
+                    for (int l = 0; l < 4; ++l) {
+                        tq[l] = izq[idx[l]] > 0 ? tr[idx[l]] : -1;
+                        tq[4 + l] = -1;
+                        any = any || tq[l] >= 0;
+                    }
+                    if (!any) {
+                        store(r, cpx, false, _mm_setzero_ps());
+                        continue;
+                    }
+                    on = 1;
+                }
+                if (tq[0] == tq[7] && tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3] && tq[0] == tq[4] &&
+                    tq[0] == tq[5] && tq[0] == tq[6]) {  // both pixels on one triangle: one check
+                    if (ws.shading[tq[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, tq[0]);
+                } else {
+                    for (int l = 0; l < 8; ++l)
+                        if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
+                }
+                PairLight q;
+                light_pair(cx, tq, float(cpx * 2) + 0.5f, float(r * 2) + 0.5f, n_attr, q);
+                if (tex) {
+                    texel_pair(cx, q, pend[n_pend]);
+                    pend_on[n_pend] = on;
+                    pend_col[n_pend++] = cpx;
+                } else {
+                    __m128 s0, s1;
+                    color_pair(cx, q, s0, s1);
+                    store(r, cpx, on & 1, s0);
+                    if (cpx + 1 < c1) store(r, cpx + 1, on & 2, s1);
+                }
+            }
+            for (int i = 0; i < n_pend; ++i) {
+                __m128 s0, s1;
+                fetch_pair(cx, pend[i], s0, s1);
+                store(r, pend_col[i], pend_on[i] & 1, s0);
+                if (pend_col[i] + 1 < c1) store(r, pend_col[i] + 1, pend_on[i] & 2, s1);
+            }
+        }
+    }
+}
+#endif
 
 template <class VertFn>
 void MeshRenderer::run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out,

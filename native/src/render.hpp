@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cpu_dispatch.hpp"
 #include "deform_runs.hpp"
 #include "parallel.hpp"
 
@@ -51,6 +52,10 @@ public:
     std::int64_t n_vertices() const { return n_vertices_; }
     std::int64_t n_targets() const { return n_targets_; }
     const RenderConfig& config() const { return cfg_; }
+    // Whether frames at ssaa 2 are shaded eight samples at a time (shade_rows_v3: an x86-64-v3 CPU,
+    // the default there) or four (the SSE path every x86-64 CPU has); on = false is for tests, which
+    // compare the two. Returns the setting now in force (never on without x86-64-v3).
+    bool set_wide_shading(bool on);
 
     // weights [F*T]; rot [9] row-major; light [3] unit; out [F*H*W*3].
     void render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
@@ -112,6 +117,10 @@ private:
     // rasterise and shade one frame in bands (share: over the pool's threads)
     void draw(Workspace& ws, const float* light, std::uint8_t* out, bool share);
     void shade_rows(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
+#if EMO3D_MULTIVERSIONED
+    // shade_rows for ssaa 2 on an x86-64-v3 CPU (AVX2 + FMA): two pixels' eight samples at a time
+    void shade_rows_v3(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const;
+#endif
     template <class VertFn>
     void run(std::int64_t n_frames, const float* rot, const float* light, std::uint8_t* out, VertFn&& verts_of);
 
@@ -127,6 +136,7 @@ private:
     std::vector<Workspace> ws_;
     std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)
     int n_threads_;
+    bool wide_shading_ = false;  // shade_rows_v3 for ssaa 2 (set_wide_shading)
     // the renderer's worker threads (started on the first render that splits work, joined when the
     // renderer is destroyed); declared last, so it is destroyed first
     std::unique_ptr<ThreadPool> pool_;

@@ -107,6 +107,8 @@ public:
         return out;
     }
 
+    bool set_wide_shading(bool on) { return r_->set_wide_shading(on); }
+
     py::array_t<std::uint8_t> render_vertices(const py::array& verts, const py::array& rot, const py::array& light) {
         const float* v = array_data<float>(verts, "vertices", 3);
         require(verts.shape(1) == r_->n_vertices() && verts.shape(2) == 3, "vertices must be [F, V, 3] with the rig's V");
@@ -202,7 +204,10 @@ void register_render(py::module_& m) {
         .def("render", &PyRenderer::render, py::arg("weights"), py::arg("rotation"), py::arg("light"),
              "weights [F, T] float32 -> uint8 [F, H, W, 3]")
         .def("render_vertices", &PyRenderer::render_vertices, py::arg("vertices"), py::arg("rotation"),
-             py::arg("light"), "vertices [F, V, 3] float32 -> uint8 [F, H, W, 3]");
+             py::arg("light"), "vertices [F, V, 3] float32 -> uint8 [F, H, W, 3]")
+        .def("_set_wide_shading", &PyRenderer::set_wide_shading, py::arg("on"),
+             "tests: shade ssaa-2 frames eight samples at a time (AVX2, the default on an x86-64-v3 CPU) or "
+             "four (SSE); returns the setting in force");
     py::class_<PySparseDeformer>(m, "SparseDeformer", "A rig's CSR deltas, validated once; deform(weights [F, T], threads)")
         .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&, int>(), py::arg("base"),
              py::arg("offsets"), py::arg("indices"), py::arg("values"), py::arg("max_gap") = 8,
