@@ -200,12 +200,21 @@ class Rig:
         MediaPipe's 52) takes ``extras[name]`` (a prediction's ``extras``), else the mapping's value
         under any spelling of its name, else 0."""
         w = normalize(weights, batch=True).warn(stacklevel=4).values
-        cols = np.array([schema.MEDIAPIPE_INDEX.get(n, 0) for n in self.target_names], dtype=np.int64)
+        cols, extra = self._weight_columns()
         out = np.ascontiguousarray(w[:, cols])
-        for t, n in enumerate(self.target_names):
-            if n in EXTRA_TARGETS:
-                out[:, t] = _extra_value(n, weights, extras)
+        for t, n in extra:
+            out[:, t] = _extra_value(n, weights, extras)
         return out
+
+    def _weight_columns(self) -> tuple:
+        """(the MediaPipe column of each target [T] int64, ((position, name) of each extra target)), made
+        once per ``target_names`` (weights_for runs for every frame rendered)."""
+        cached = self.__dict__.get("_columns")
+        if cached is None or cached[0] is not self.target_names:
+            cols = np.array([schema.MEDIAPIPE_INDEX.get(n, 0) for n in self.target_names], dtype=np.int64)
+            extra = tuple((t, n) for t, n in enumerate(self.target_names) if n in EXTRA_TARGETS)
+            cached = self.__dict__["_columns"] = (self.target_names, cols, extra)
+        return cached[1], cached[2]
 
     def deform(self, weights, *, threads: int = 0, extras: Mapping[str, float] | None = None) -> np.ndarray:
         """Deformed vertices [F,V,3] float32 (the native sparse kernel ``deform_sparse``; the rig's
