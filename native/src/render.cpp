@@ -48,21 +48,21 @@ MeshRenderer::MeshRenderer(const float* verts, std::int64_t n_vertices, const st
     }
     if (cull && std::any_of(cull, cull + n_tris, [](std::uint8_t c) { return c != 0; }))
         cull_.assign(cull, cull + n_tris);
-    set_wide_shading(true);
+    set_wide_kernels(true);
     n_threads_ = resolve_threads(cfg.threads);
     pool_ = std::make_unique<ThreadPool>(n_threads_);
     ensure_workspaces(1);
 }
 
-bool MeshRenderer::set_wide_shading(bool on) {
+bool MeshRenderer::set_wide_kernels(bool on) {
     std::lock_guard<std::mutex> lock(mutex_);
 #if EMO3D_MULTIVERSIONED
-    wide_shading_ = on && cpu_is_v3();
+    wide_kernels_ = on && cpu_is_v3();
 #else
     (void)on;
-    wide_shading_ = false;
+    wide_kernels_ = false;
 #endif
-    return wide_shading_;
+    return wide_kernels_;
 }
 
 void MeshRenderer::ensure_workspaces(int n) {
@@ -307,6 +307,57 @@ alignas(16) constexpr std::int32_t kLaneMask[16][4] = {
 }  // namespace
 #endif
 
+#if EMO3D_MULTIVERSIONED
+namespace {
+// raster_narrow's coverage test on an x86-64-v3 CPU: four sample columns per compare instead of
+// two (the same double products and comparisons, so the same bits), rows y0..y1; depth(py, bits)
+template <bool T0, bool T1, bool T2, class Depth>
+EMO3D_V3 __attribute__((always_inline)) inline void narrow_rows_v3(const __m256d (*C)[MeshRenderer::kNarrow / 4],
+                                                                   int quads, unsigned cols, const double* sdx,
+                                                                   const double* ey0, int y0, int y1, Depth& depth) {
+    for (int py = y0; py <= y1; ++py) {
+        const double qy = py + 0.5;
+        const __m256d R0 = _mm256_set1_pd(sdx[0] * (qy - ey0[0])), R1 = _mm256_set1_pd(sdx[1] * (qy - ey0[1])),
+                      R2 = _mm256_set1_pd(sdx[2] * (qy - ey0[2]));
+        unsigned bits = 0;
+        for (int g = 0; g < quads; ++g) {
+            const __m256d m0 = _mm256_cmp_pd(R0, C[0][g], T0 ? _CMP_GE_OQ : _CMP_GT_OQ);
+            const __m256d m1 = _mm256_cmp_pd(R1, C[1][g], T1 ? _CMP_GE_OQ : _CMP_GT_OQ);
+            const __m256d m2 = _mm256_cmp_pd(R2, C[2][g], T2 ? _CMP_GE_OQ : _CMP_GT_OQ);
+            bits |= unsigned(_mm256_movemask_pd(_mm256_and_pd(_mm256_and_pd(m0, m1), m2))) << (4 * g);
+        }
+        bits &= cols;
+        if (bits) depth(py, bits);
+    }
+}
+
+template <class Depth>
+EMO3D_V3 __attribute__((noinline)) void narrow_cover_v3(const double* sdx, const double* sdy, const double* ex0,
+                                                        const double* ey0, const bool* tie, double qx0, int n, int y0,
+                                                        int y1, Depth& depth) {
+    const int quads = (n + 3) >> 2;
+    __m256d C[3][MeshRenderer::kNarrow / 4];  // s dy (x - px) at the quads of sample columns
+    for (int i = 0; i < 3; ++i) {
+        const __m256d d = _mm256_set1_pd(sdy[i]), p = _mm256_set1_pd(ex0[i]);
+        for (int g = 0; g < quads; ++g)  // x0 + k + 0.5 is exact in double either way
+            C[i][g] = _mm256_mul_pd(
+                d, _mm256_sub_pd(_mm256_setr_pd(qx0 + 4 * g, qx0 + 4 * g + 1, qx0 + 4 * g + 2, qx0 + 4 * g + 3), p));
+    }
+    const unsigned cols = n >= 32 ? ~0u : (1u << n) - 1;
+    switch (int(tie[0]) | int(tie[1]) << 1 | int(tie[2]) << 2) {
+        case 0: narrow_rows_v3<false, false, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        case 1: narrow_rows_v3<true, false, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        case 2: narrow_rows_v3<false, true, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        case 3: narrow_rows_v3<true, true, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        case 4: narrow_rows_v3<false, false, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        case 5: narrow_rows_v3<true, false, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        case 6: narrow_rows_v3<false, true, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+        default: narrow_rows_v3<true, true, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
+    }
+}
+}  // namespace
+#endif
+
 // One triangle whose box is at most kNarrow samples wide (rows y0..y1): every sample of the box
 // gets the watertight edge test of the module docstring (as raster_rows' edge_span), two samples
 // at a time. inside_i = s_i E_i > 0, or = 0 on a tie edge, with E_i = dx (y - py) - dy (x - px) from
@@ -382,6 +433,12 @@ EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0
         for (; bits; bits &= bits - 1) one(__builtin_ctz(bits));
 #endif
     };
+#if EMO3D_MULTIVERSIONED
+    if (wide_kernels_) {
+        narrow_cover_v3(sdx, sdy, ex0, ey0, tie, qx0, n, y0, y1, depth);
+        return;
+    }
+#endif
 #ifdef EMO3D_SSE2
     constexpr int kPairs = kNarrow / 2;
     const int pairs = (n + 1) >> 1;
@@ -754,7 +811,7 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
     const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
     for (int k = 0; k < 3; ++k) Hv[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
 #if EMO3D_MULTIVERSIONED
-    if (S == 2 && wide_shading_) {
+    if (S == 2 && wide_kernels_) {
         shade_rows_v3(ws, light, out, r0, r1);
         return;
     }

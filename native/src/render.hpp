@@ -52,10 +52,11 @@ public:
     std::int64_t n_vertices() const { return n_vertices_; }
     std::int64_t n_targets() const { return n_targets_; }
     const RenderConfig& config() const { return cfg_; }
-    // Whether frames at ssaa 2 are shaded eight samples at a time (shade_rows_v3: an x86-64-v3 CPU,
-    // the default there) or four (the SSE path every x86-64 CPU has); on = false is for tests, which
-    // compare the two. Returns the setting now in force (never on without x86-64-v3).
-    bool set_wide_shading(bool on);
+    // Whether the 256-bit kernels run (an x86-64-v3 CPU, the default there): frames at ssaa 2 shaded
+    // eight samples at a time (shade_rows_v3) and narrow triangles' coverage tested four samples at
+    // a time, or the SSE paths every x86-64 CPU has; on = false is for tests, which compare the two.
+    // Returns the setting now in force (never on without x86-64-v3).
+    bool set_wide_kernels(bool on);
 
     // weights [F*T]; rot [9] row-major; light [3] unit; out [F*H*W*3].
     void render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
@@ -136,7 +137,7 @@ private:
     std::vector<Workspace> ws_;
     std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)
     int n_threads_;
-    bool wide_shading_ = false;  // shade_rows_v3 for ssaa 2 (set_wide_shading)
+    bool wide_kernels_ = false;  // the 256-bit kernels (set_wide_kernels)
     // the renderer's worker threads (started on the first render that splits work, joined when the
     // renderer is destroyed); declared last, so it is destroyed first
     std::unique_ptr<ThreadPool> pool_;

@@ -107,7 +107,7 @@ public:
         return out;
     }
 
-    bool set_wide_shading(bool on) { return r_->set_wide_shading(on); }
+    bool set_wide_kernels(bool on) { return r_->set_wide_kernels(on); }
 
     py::array_t<std::uint8_t> render_vertices(const py::array& verts, const py::array& rot, const py::array& light) {
         const float* v = array_data<float>(verts, "vertices", 3);
@@ -205,9 +205,9 @@ void register_render(py::module_& m) {
              "weights [F, T] float32 -> uint8 [F, H, W, 3]")
         .def("render_vertices", &PyRenderer::render_vertices, py::arg("vertices"), py::arg("rotation"),
              py::arg("light"), "vertices [F, V, 3] float32 -> uint8 [F, H, W, 3]")
-        .def("_set_wide_shading", &PyRenderer::set_wide_shading, py::arg("on"),
-             "tests: shade ssaa-2 frames eight samples at a time (AVX2, the default on an x86-64-v3 CPU) or "
-             "four (SSE); returns the setting in force");
+        .def("_set_wide_kernels", &PyRenderer::set_wide_kernels, py::arg("on"),
+             "tests: the 256-bit kernels (AVX2, the default on an x86-64-v3 CPU: ssaa-2 shading eight samples "
+             "at a time, narrow triangles' coverage four) or the SSE ones; returns the setting in force");
     py::class_<PySparseDeformer>(m, "SparseDeformer", "A rig's CSR deltas, validated once; deform(weights [F, T], threads)")
         .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&, int>(), py::arg("base"),
              py::arg("offsets"), py::arg("indices"), py::arg("values"), py::arg("max_gap") = 8,

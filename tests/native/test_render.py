@@ -77,16 +77,17 @@ def test_native_matches_reference_ssaa_and_light(ssaa):
 
 
 @pytest.mark.parametrize("kind", ["colors", "texture", "plain"])
-def test_wide_shader_matches_the_sse_one(kind):
-    """On an x86-64-v3 CPU an ssaa-2 frame is shaded eight samples (two pixels) at a time; the four-sample
-    SSE path every other x86-64 CPU runs must give the same image (an odd width: a lone last pixel)."""
+def test_wide_kernels_match_the_sse_ones(kind):
+    """On an x86-64-v3 CPU an ssaa-2 frame is shaded eight samples (two pixels) at a time and a narrow
+    triangle's coverage tested four samples at a time; the SSE paths every other x86-64 CPU runs must give
+    the same image (an odd width: a lone last pixel)."""
     r = Renderer(_rig(kind), RenderOptions(width=67, height=50, background=(10, 20, 30)))
-    if not r._native._set_wide_shading(True):
+    if not r._native._set_wide_kernels(True):
         machine_lacks("an x86-64-v3 CPU (AVX2 + FMA)", "the eight-sample shader runs only there")
     W = np.zeros((2, 52), np.float32)
     W[1, schema.MEDIAPIPE_NAMES.index("jawOpen")] = 0.7
     wide = [r.render(W, pose=(35, -15, 10)), r.render(W[1], pose=(-20, 5, 0))]
-    assert r._native._set_wide_shading(False) is False
+    assert r._native._set_wide_kernels(False) is False
     four = [r.render(W, pose=(35, -15, 10)), r.render(W[1], pose=(-20, 5, 0))]
     for a, b in zip(wide, four):
         assert (a != np.array([10, 20, 30], np.uint8)).any(axis=-1).mean() > 0.2   # the sphere is there
