@@ -41,6 +41,8 @@ REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top o
 LOOK_UP_LID = 2.0        # the upper lid's lift with eyeLookUp at 1.0, in units of eyeWide
 LOOK_DOWN_LID = 0.95     # the lids' "down" field with eyeLookDown at 1.0 (the upper lid in units of eyeBlink)
 LOOK_DOWN_LOWER = 0.3    # cm the middle of the lower lid drops in the "down" field
+FROWN_DROP = 1.0         # cm mouthFrown brings the corner down at unit gain
+FROWN_OUT = 1.2          # ... and out, in units of the drop (both sides read in MediaPipe from about 1.1)
 
 
 def calm_rest_lids(head: Head, drop: float = REST_LID_DROP) -> Head:
@@ -240,9 +242,11 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
         corner_wide = f.near(CORNER[side], 1.6) * sm
         D[f"mouthSmile{S}"] = f.vec(corner_wide, (0.45 * sx, 0.75, -0.25))
         lateral = _smooth((sx * rel_x - 0.6) / 1.6)
-        # corners down AND out: FaceLandmarker pulls a dropped corner inward (read as pucker) unless
-        # the corner also moves outward; a chin push on the lower lip reads as mouthShrugLower
-        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (1.0 * sx, -1.2, -0.05))
+        # corners down AND out (FROWN_OUT x the drop): FaceLandmarker pulls a dropped corner inward (read as
+        # pucker) unless the corner also moves outward; a chin push on the lower lip reads as mouthShrugLower.
+        # Its landmark network is not mirror-symmetric: going out 1.0 and down 1.2, the right frown read 0.04-0.1
+        # and the left 0.23-0.43 (the left one's render, flipped, reads like the right one: not the mesh, not the light)
+        frown = f.vec(f.near(CORNER[side], 1.5) * sm * lateral, (FROWN_OUT * FROWN_DROP * sx, -FROWN_DROP, -0.05))
         D[f"mouthFrown{S}"] = frown
         # dimple: FaceLandmarker reads the lower lip beside the corner tightening UP with the corner
         # drawn back (not out: outward reads as smile/stretch)

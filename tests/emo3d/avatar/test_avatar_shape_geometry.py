@@ -127,3 +127,27 @@ def test_mouth_close_keeps_the_lips_sealed_while_the_jaw_opens(rig):
     assert abs(gap(sealed)) < 0.2 * gap(opened), (gap(opened), gap(sealed))
     tip = [152, 175]
     assert sealed[tip, 1].mean() <= opened[tip, 1].mean() + 0.1
+
+
+@pytest.fixture(scope="module")
+def authored(face_landmarker):
+    """(rest vertices, unit-gain deltas [51,V,3]) as authored, before the calibration's gains."""
+    from emo3d.avatar.authoring import author, calm_rest_lids
+    from emo3d.avatar.mesh import build_head
+    head = calm_rest_lids(build_head())
+    return head.vertices.astype(np.float64), author(head).astype(np.float64)
+
+
+@pytest.mark.parametrize("name", [n for n in schema.MODEL_NAMES if n.endswith("Left")])
+def test_sided_shapes_are_authored_as_mirror_images(authored, name):
+    """Every Left shape is its Right twin mirrored (x -> -x) on the symmetric mesh: a difference between the
+    two sides' readings comes from the calibration (gains, biases) or from MediaPipe, never the authoring."""
+    V, D = authored
+    flip = np.array([-1.0, 1.0, 1.0])
+    d2 = ((V[:, None, :] - (V * flip)[None]) ** 2).sum(-1)
+    mirror = d2.argmin(1)
+    assert np.sqrt(d2.min(1)).max() < 1e-4, "the mesh is not mirror-symmetric"
+    left = D[schema.MODEL_INDEX[name]]
+    right = D[schema.MODEL_INDEX[name[:-4] + "Right"]]
+    assert np.abs(left).max() > 0.2
+    assert np.abs(left - right[mirror] * flip).max() < 1e-4, f"{name} is not its Right twin mirrored"
