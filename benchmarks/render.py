@@ -5,7 +5,8 @@
 Scenes: the default head (``avatar.default_rig()``; a synthetic sphere-face where it cannot be built)
 at 256^2, and the ICT-FaceKit rig (where ``../shared`` exists) at 512^2, ssaa 2, an expression with a
 few active shapes and a small head turn. Native with every core (threads=0) and with 1 thread; frames
-per second on 1 and 2 threads for single frames (row bands split over threads) and for batches of 16
+per second on 1 and 2 threads for single frames (row bands split over threads from 2^19 samples up, so
+the 512^2 ICT scene; the 256^2 head is drawn on the calling thread either way) and for batches of 16
 (frames split over threads). Times are medians over repeats (this machine is shared); the 1-thread
 native and the reference are timed in alternation so that a slow spell hits both. Last line: the
 default head at 256^2, native on ONE thread vs the reference (wall medians), with all cores and the
