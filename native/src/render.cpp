@@ -997,12 +997,34 @@ EMO3D_V3 __attribute__((always_inline)) inline __m256 rsqrt_nr8(__m256 x) {
 EMO3D_V3 __attribute__((always_inline)) inline __m256 or_bg8(__m256 mask, __m256 c, float b) {
     return _mm256_blendv_ps(_mm256_set1_ps(b), c, mask);
 }
-// float o of each lane's triangle planes: one triangle (mode 0), one per pixel (1), one per lane (2)
-EMO3D_V3 __attribute__((always_inline)) inline __m256 lane_planes(const float* const* Fl, int mode, int o) {
+// components o..o+7 of the eight lanes' triangle planes: out[j] holds component o + j of every lane
+// (an 8x8 transpose of eight rows read from the lanes' planes)
+EMO3D_V3 __attribute__((always_inline)) inline void transpose_planes(const float* const* Fl, int o, __m256* out) {
+    __m256 r[8], t[8];
+    for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(Fl[l] + o);
+    for (int l = 0; l < 8; l += 2) {
+        t[l] = _mm256_unpacklo_ps(r[l], r[l + 1]);
+        t[l + 1] = _mm256_unpackhi_ps(r[l], r[l + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        r[h] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; ++j) {
+        out[j] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x20);
+        out[j + 4] = _mm256_permute2f128_ps(r[j], r[j + 4], 0x31);
+    }
+}
+// component o of each lane's triangle planes: one triangle (mode 0), one per pixel (1), or one per
+// lane (2: from the transposed components P)
+EMO3D_V3 __attribute__((always_inline)) inline __m256 lane_planes(const float* const* Fl, int mode, const __m256* P,
+                                                                  int o) {
     if (mode == 0) return _mm256_broadcast_ss(Fl[0] + o);
     if (mode == 1)
         return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(Fl[0] + o)), _mm_broadcast_ss(Fl[4] + o), 1);
-    return _mm256_setr_ps(Fl[0][o], Fl[1][o], Fl[2][o], Fl[3][o], Fl[4][o], Fl[5][o], Fl[6][o], Fl[7][o]);
+    return P[o];
 }
 
 // light_quad for two pixels; tq: the eight samples' triangles (-1: background, not all of them)
@@ -1017,18 +1039,21 @@ EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& 
     const bool u0 = Fl[0] == Fl[1] && Fl[0] == Fl[2] && Fl[0] == Fl[3];
     const bool u1 = Fl[4] == Fl[5] && Fl[4] == Fl[6] && Fl[4] == Fl[7];
     const int mode = u0 && u1 ? (Fl[0] == Fl[4] ? 0 : 1) : 2;
+    const int n_ev = n_attr > 0 ? 4 + n_attr : 4;  // planes 3.. to evaluate: components 0 .. 3 n_ev + 1
+    __m256 P[MeshRenderer::kF];
+    if (mode == 2)
+        for (int o = 0; o < 3 * n_ev + 2; o += 8) transpose_planes(Fl, o, P + o);
     // sample offsets from each lane's triangle origin (exact in float: differences of half-integers)
     const __m256 X = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(qx), _mm256_setr_ps(0.f, 1.f, 0.f, 1.f, 2.f, 3.f, 2.f, 3.f)),
-                                   lane_planes(Fl, mode, 0));
+                                   lane_planes(Fl, mode, P, 0));
     const __m256 Y = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(qy), _mm256_setr_ps(0.f, 0.f, 1.f, 1.f, 0.f, 0.f, 1.f, 1.f)),
-                                   lane_planes(Fl, mode, 1));
+                                   lane_planes(Fl, mode, P, 1));
     __m256 ev[7];  // planes 3..9 at the samples
-    const int n_ev = n_attr > 0 ? 4 + n_attr : 4;
     for (int k = 0; k < n_ev; ++k) {
         const int o = 2 + k * 3;
-        ev[k] = _mm256_add_ps(lane_planes(Fl, mode, o + 2),
-                              _mm256_add_ps(_mm256_mul_ps(lane_planes(Fl, mode, o), X),
-                                            _mm256_mul_ps(lane_planes(Fl, mode, o + 1), Y)));
+        ev[k] = _mm256_add_ps(lane_planes(Fl, mode, P, o + 2),
+                              _mm256_add_ps(_mm256_mul_ps(lane_planes(Fl, mode, P, o), X),
+                                            _mm256_mul_ps(lane_planes(Fl, mode, P, o + 1), Y)));
     }
     const __m256 zero = _mm256_setzero_ps();
     const __m256 nx = ev[1], ny = ev[2], nz = ev[3];
