@@ -31,6 +31,7 @@ _BLEND_ADJ = ("and a little {a}", "yet somewhat {a}", "and faintly {a}", "but al
               "though partly {a}", "and a touch {a}")
 _OVERCOME = ("Overcome by", "Full of", "Gripped by", "Caught in", "Seized by", "Lost in", "Consumed by",
              "Awash with")
+IDIOM_SHARE = 0.5      # share of "looks / is / seems ..." predicates that are an idiom (moderate or calm faces)
 _NEUTRAL_OPENERS = ("With an air of", "In a state of", "Wrapped in", "With quiet", "Settled in")
 
 _AGES = {
@@ -130,7 +131,7 @@ class _Writer:
         self.w2 = voc.emotion_words(e2) if e2 else None
 
     def _p(self, clause: str) -> str:
-        return clause.format(p=self.subject.poss)
+        return voc.fill(clause, self.subject.poss)
 
     def subj(self, definite: Optional[bool] = None, *, possessive: bool = False) -> str:
         if definite is None:
@@ -148,6 +149,13 @@ class _Writer:
         if self.w2:
             a += " " + _pick(self.rng, _BLEND_ADJ).format(a=_pick(self.rng, self.w2.adjectives))
         return a
+
+    def pred(self) -> str:
+        """What follows "looks" / "is" / "seems": an idiom of the emotion ("in a funk", "losing her cool") for
+        some moderate single-emotion and calm faces (an idiom carries no intensity word), else :meth:`adj`."""
+        if self.w2 is None and (self.level == 1 or self.e1 == "neutral") and self.rng.random() < IDIOM_SHARE:
+            return self._p(_pick(self.rng, self.w1.idioms))
+        return self.adj()
 
     def noun(self) -> str:
         n = _pick(self.rng, self.w1.nouns)
@@ -220,7 +228,7 @@ class _Writer:
     def write(self, shape: int) -> str:
         p = self.subject.poss
         if shape == 0:
-            return f"{_cap(self.subj())}{self.where()} looks {self.adj()}{self.why()}, with {self.feats(2)}."
+            return f"{_cap(self.subj())}{self.where()} looks {self.pred()}{self.why()}, with {self.feats(2)}."
         if shape == 1:
             return f"{_cap(p)} face shows {self.noun()}{self.why()}: {self.feats(2)}{self.and_body()}."
         if shape == 2:
@@ -228,12 +236,12 @@ class _Writer:
             give = "give" if self.plural else "gives"
             return f"{_cap(f)} {give} {self.subj()}{self.where()} a look of {self.noun()}."
         if shape == 3:
-            return (f"{_cap(self.subj())}{self.where(0.3)} is {self.adj()}{self.why()}; {p} face has "
+            return (f"{_cap(self.subj())}{self.where(0.3)} is {self.pred()}{self.why()}; {p} face has "
                     f"{self.feats(1)}{self.and_body()}.")
         if shape == 4:
             return f"{_cap(self.noun())} is written across {p} face{self.why()}, with {self.feats(2)}."
         if shape == 5:
-            return f"With {self.feats(2)} and {self.body()}, {self.subj()} appears {self.adj()}."
+            return f"With {self.feats(2)} and {self.body()}, {self.subj()} appears {self.pred()}."
         if shape == 6:
             return f"{_cap(self.subj(possessive=True))} face conveys {self.noun()}{self.where()}, with {self.feats(1)}."
         if shape == 7:
@@ -254,7 +262,7 @@ class _Writer:
         if shape == 13:
             return f"{_cap(self.subj())} cannot hide {p} {self.noun()}{self.why()}: {self.feats(2)}."
         if shape == 14:
-            return (f"Up close, {self.subj()}{self.where(0.3)} seems {self.adj()}, with "
+            return (f"Up close, {self.subj()}{self.where(0.3)} seems {self.pred()}, with "
                     f"{self.feats(1)}{self.and_body()}.")
         if shape == 15:
             return f"{_cap(self.subj(True))} has {self.feats(1)}, a face of {self.noun()}{self.where()}."

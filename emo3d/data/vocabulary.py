@@ -2,8 +2,11 @@
 
 One owner for the words ``textgen`` writes with and that other code may reuse (e.g. to train a reader):
 
-* ``emotion_words(e)`` -> :class:`EmotionWords`: synonyms of one emotion (adjectives, nouns, verbs),
-  body/posture clauses and context clauses (what happened) for ``schema.EMOTIONS``;
+* ``emotion_words(e)`` -> :class:`EmotionWords`: synonyms of one emotion (adjectives, nouns, verbs; formal
+  and everyday / slang words: "furious", "cheesed-off"), body/posture clauses, context clauses (what happened),
+  idioms that describe the person (``IDIOMS``: "hot under the collar") and what people say or type in the
+  moment (``REACTIONS``: "for crying out loud") for ``schema.EMOTIONS``; ``fill`` puts a possessive into a
+  clause or idiom;
 * ``INTENSITY_ADVERBS`` / ``INTENSITY_ADJECTIVES``: slight, moderate and strong intensity words;
 * subject words: ``ROLES`` (occupations and roles per age group), ``LOOKS`` (visible traits),
   ``CLOTHING`` clauses, and where and when the face is seen (``SCENES``; ``PLACES`` with
@@ -26,7 +29,8 @@ from typing import Dict, Tuple
 from emo3d.errors import InvalidInputError
 from emo3d.schema import EMOTIONS
 
-__all__ = ["EmotionWords", "emotion_words", "INTENSITY_ADVERBS", "INTENSITY_ADJECTIVES", "NEUTRAL_ADVERBS",
+__all__ = ["EmotionWords", "emotion_words", "fill", "REFLEXIVE", "IDIOMS", "REACTIONS", "INTENSITY_ADVERBS",
+           "INTENSITY_ADJECTIVES", "NEUTRAL_ADVERBS",
            "ROLES", "LOOKS", "CLOTHING", "SCENES", "PLACES", "PLACE_ADJECTIVES", "TIMES", "HELD",
            "OBJECTS", "STOPWORDS"]
 
@@ -41,28 +45,50 @@ def _clauses(s: str) -> Tuple[str, ...]:
     return tuple(line.strip() for line in s.strip().splitlines() if line.strip())
 
 
+def _phrases(s: str) -> Tuple[str, ...]:
+    """One entry per ``;``-separated item (line breaks are spaces)."""
+    return tuple(" ".join(x.split()) for x in s.split(";") if x.strip())
+
+
 @dataclass(frozen=True)
 class EmotionWords:
-    """The words of one emotion: ``adjectives`` ("furious"), ``nouns`` ("fury"), ``verbs`` (third person,
-    "glowers"), ``body`` clauses ("{p} fists clenched") and ``contexts`` ("after being cut off in traffic")."""
+    """The words of one emotion: ``adjectives`` ("furious", "cheesed-off"), ``nouns`` ("fury", "strop"),
+    ``verbs`` (third person, "glowers"), ``body`` clauses ("{p} fists clenched"), ``contexts`` ("after being
+    cut off in traffic"), ``idioms`` that describe the person ("hot under the collar", "losing {p} cool") and
+    ``reactions``: what people say or type in the moment ("grr", "for crying out loud"). ``{p}`` / ``{r}`` in
+    a clause or idiom are the possessive / reflexive (:func:`fill`)."""
     emotion: str
     adjectives: Tuple[str, ...]
     nouns: Tuple[str, ...]
     verbs: Tuple[str, ...]
     body: Tuple[str, ...]
     contexts: Tuple[str, ...]
+    idioms: Tuple[str, ...]
+    reactions: Tuple[str, ...]
 
     def __post_init__(self):
-        for name in ("adjectives", "nouns", "verbs", "body", "contexts"):
+        for name in ("adjectives", "nouns", "verbs", "body", "contexts", "idioms", "reactions"):
             items = getattr(self, name)
             if not items or len(set(items)) != len(items):
+                dup = sorted({x for x in items if items.count(x) > 1})
                 raise InvalidInputError(f"EmotionWords({self.emotion!r}).{name} must be non-empty and "
-                                        f"without repeats")
+                                        f"without repeats (repeated: {dup})")
 
     @property
     def synonyms(self) -> Tuple[str, ...]:
         """The emotion-naming words (nouns, then adjectives): what a reader can learn the emotion from."""
         return self.nouns + self.adjectives
+
+
+REFLEXIVE = {"her": "herself", "his": "himself", "their": "themselves", "my": "myself", "your": "yourself"}
+
+
+def fill(phrase: str, poss: str) -> str:
+    """``phrase`` with ``{p}`` -> the possessive ``poss`` ("her", "his", "their", "my", "your") and ``{r}`` ->
+    its reflexive ("herself" ...)."""
+    if poss not in REFLEXIVE:
+        raise InvalidInputError(f"fill: unknown possessive {poss!r} (accepted: {', '.join(REFLEXIVE)})")
+    return phrase.format(p=poss, r=REFLEXIVE[poss])
 
 
 INTENSITY_ADVERBS: Tuple[Tuple[str, ...], ...] = (
@@ -104,7 +130,7 @@ _ADJ = {
                 "bewildered awestruck speechless thunderstruck agog incredulous staggered "
                 "taken_aback dazed nonplussed confounded baffled mystified disbelieving electrified "
                 "jolted awed spellbound transfixed wonderstruck stupefied stunned_silent "
-                "caught_off_guard open-mouthed wide-eyed goggle-eyed agape wowed dazzled bemused thrown rocked "
+                "open-mouthed wide-eyed goggle-eyed agape wowed dazzled bemused thrown rocked "
                 "bowled_over knocked_sideways slack-jawed round-eyed popeyed",
     "sadness": "sad sorrowful melancholy gloomy mournful miserable heartbroken despondent tearful dejected "
                "forlorn grieving wistful downcast crestfallen disconsolate desolate woeful glum morose doleful "
@@ -165,6 +191,185 @@ _NOUN = {
                 "smugness sarcasm cynicism snobbery insolence disrespect ridicule contemptuousness loftiness "
                 "superciliousness dismissiveness scornfulness disparagement scathing_disdain derisiveness "
                 "haughty_indifference",
+}
+# --- everyday, informal and idiomatic emotion language (written for emo3d) ----------------------------
+# What people actually type: slang and informal adjectives / nouns (joined to the lists above by
+# ``emotion_words``), idioms that describe the person (``IDIOMS``: "on top of the world", "in a funk";
+# ``{p}`` is the possessive, ``{r}`` the reflexive: "full of {r}") and what people say or type in the moment
+# (``REACTIONS``: "yikes", "pfft", "that's rancid"; read by the reader's word prompts, not by the
+# descriptions, which describe a face). A word or phrase sits under one emotion only; none of them is a
+# key word of the reader's out-of-vocabulary evaluation sets (``emo3d.models.probes``).
+_ADJ_INFORMAL = {
+    "neutral": "chill chilled-out low-key unfussed blasé spaced-out spacey glassy-eyed glazed-over vacant-eyed "
+               "blank-faced wooden-faced unreactive unmoving wooden unanimated inert robotic mechanical clinical "
+               "impersonal guarded closed-off buttoned-up even-keeled grounded centred zen leisurely unenthused "
+               "bored-looking half-asleep yawning out-of-it checked-out tuned-out faraway far-off absent "
+               "sphinx-like enigmatic cryptic unsmiling unblinking no-nonsense unsentimental calm-faced "
+               "mild-mannered easy-going unexcitable steady-eyed level-eyed serious-looking neutral-faced "
+               "mask-like bland lethargic sluggish torpid ho-hum so-so taciturn reticent laconic tight-lipped "
+               "unforthcoming stock-still glassy bored apathetic listless",
+    "happiness": "buzzing pumped psyched hyped amped jazzed chirpy perky peppy bouncy sprightly spirited "
+                 "happy-go-lucky cock-a-hoop smiley giggly chuckling chortling whooping festive celebratory "
+                 "victorious blessed thankful fulfilled entertained cheered sunshiny feel-good hunky-dory "
+                 "blissed-out loved-up smitten besotted lovestruck twitterpated ebullient effervescent "
+                 "jaunty gladdened enraptured transported beatific rapt proud hopeful sanguine light-hearted "
+                 "bright-eyed sparkly-eyed twinkly-eyed delirious high-spirited good-humoured glad-hearted",
+    "surprise": "dumbstruck bug-eyed saucer-eyed tongue-tied boggled befuddled discombobulated shook flummoxed "
+                "awestricken gasping gaping wide-mouthed shell-shocked star-struck unsuspecting unprepared "
+                "goggling open-eyed wordless breathless perplexed bamboozled confused unbelieving "
+                "surprised-looking amazed-looking struck_dumb stopped_cold",
+    "sadness": "down low downbeat deflated let-down disappointed upset hurting heartsore lovelorn jilted misty-eyed "
+               "watery-eyed puffy-eyed sniffly sniffling blubbering bawling crying snivelling droopy hangdog "
+               "long-faced sad-eyed sad-faced melancholic sombre dreary depressed emo sulky beaten-down worn-down "
+               "resigned unloved lonesome friendless left-out rejected spurned disillusioned heavy-eyed "
+               "tear-stained tear-streaked pining mourning broken-spirited beaten sorry-looking down-hearted",
+    "anger": "cheesed-off hacked-off brassed-off narked peeved miffed ratty grumpy cranky grouchy shirty stroppy "
+             "snippy tetchy crabby huffy sore fed-up worked-up wound-up het-up hot-headed ballistic rabid "
+             "rage-filled snarling scowling glaring growly fiery explosive volcanic irascible choleric splenetic "
+             "peevish petulant salty triggered aggro hangry mardy teed-off browned-off riled-up ornery "
+             "cantankerous irritable short-tempered quick-tempered vindictive spiteful vicious savage ferocious "
+             "bitter murderous",
+    "disgust": "cringing squirming grimacing heaving sick-looking green-tinged averse finicky fussy picky",
+    "fear": "shaky twitchy antsy nervy frantic frenzied trembly quivering shivering menaced threatened vulnerable "
+            "defenceless helpless disquieted perturbed nerve-racked nerve-wracked stressed stressed-out overwrought "
+            "panicking hyperventilating goose-pimpled fear-filled timorous fainthearted mousy cowardly spineless "
+            "lily-livered white-knuckled sweaty-palmed clammy keyed-up uptight distressed traumatized terrorized "
+            "scared-looking fretting",
+    "contempt": "snotty toffee-nosed hoity-toity la-di-da snobby self-important self-righteous sanctimonious preachy "
+                "judgy judgmental cocky bigheaded big-headed swaggering entitled elitist priggish lippy mouthy "
+                "flippant glib wry frosty snarky sarky smart-mouthed wisecracking catty acerbic biting cutting "
+                "sniggering snickering tittering pitying demeaning deprecating derogatory insulting impertinent "
+                "irreverent bumptious overweening egotistical narcissistic grandiose complacent cocksure "
+                "vainglorious boastful braggy show-offy high-and-mighty uppish lordly overbearing cavalier offhand "
+                "offhanded prissy prim nose-in-the-air stuck-up pompous conceited vain pretentious smart-alecky "
+                "side-eyeing pooh-poohing ridiculing underwhelmed",
+}
+_NOUN_INFORMAL = {
+    "neutral": "blankness vacancy boredom ennui apathy listlessness nonchalance sangfroid aplomb coolness "
+               "level-headedness self-control inscrutability reticence stoicism lethargy torpor languor idleness "
+               "blandness",
+    "happiness": "ebullience effervescence jauntiness zest gusto glow good_cheer good_humour hilarity laughter "
+                 "giggles joyfulness contentedness wellbeing pride thankfulness festivity joie_de_vivre good_vibes "
+                 "cheeriness chirpiness perkiness blissfulness",
+    "surprise": "befuddlement confusion astoundment shock_and_awe wide-eyed_wonder",
+    "sadness": "funk doldrums low_spirits tears gloominess downheartedness depression malaise woefulness dolour "
+               "self-pity mopiness emptiness hollowness letdown dejectedness pining disillusionment rejection "
+               "heavy_heart broken_heart",
+    "anger": "aggro hissy_fit tantrum huff strop snit conniption hot-headedness peevishness grumpiness crankiness "
+             "petulance pique bile spleen venom irritability crossness bad_temper outburst grouchiness tetchiness "
+             "crabbiness rancour acrimony vitriol hatred hate enmity malice vindictiveness",
+    "disgust": "cringe gag_reflex sick_feeling physical_revulsion moral_disgust",
+    "fear": "nerves cold_feet jumpiness edginess twitchiness cold_sweat panic_attack phobia paranoia scare "
+            "cowardice misgiving qualms consternation stress tension suspense",
+    "contempt": "snobbishness snootiness snark sass "
+                "self-righteousness sanctimony hubris vanity conceit cockiness pomposity pity disregard contumely "
+                "pretension pretentiousness self-importance entitlement elitism priggishness high-handedness "
+                "one-upmanship attitude",
+}
+IDIOMS = {
+    "neutral": _phrases("""cool as a cucumber; calm and collected; cool, calm and collected; miles away;
+a million miles away; in a world of {p} own; away with the fairies; on autopilot; going through the motions;
+staring into space; staring into the middle distance; giving nothing away; not batting an eyelid;
+without a flicker of emotion; as calm as a millpond; steady as a rock; taking it all in; watching and waiting;
+half awake; killing time; just chilling; taking it easy; neither happy nor sad; not bothered either way;
+on standby; unmoved by it all; with a face like a mask; with a vacant look; with glazed eyes;
+lost in a daydream; in neutral; as still as a statue; keeping {p} cool;
+keeping calm; bored out of {p} skull; in a holding pattern; all business; not giving anything away"""),
+    "happiness": _phrases("""on top of the world; in high spirits; in good spirits; in a great mood; in a good mood;
+full of beans; jumping for joy; dancing with joy; as pleased as punch; as happy as a clam; as happy as a lark;
+happy as can be; like a kid in a candy store; like a dog with two tails; riding high; living the dream;
+all smiles; grinning from ear to ear; smiling from ear to ear; bursting with joy; bursting with happiness;
+glowing with happiness; in a good place; on top form; sitting pretty; full of the joys of spring; in raptures;
+in a celebratory mood; delighted beyond words; beside {r} with joy; overcome with joy; loving life;
+loving every minute; having the time of {p} life; having a blast; having a ball; in stitches; cracking up;
+laughing {p} head off; fit to burst with pride; bright-eyed and bushy-tailed; happy as a sandboy; on a roll;
+pumped up; in a happy place; grinning like a loon"""),
+    "surprise": _phrases("""caught napping; taken by surprise; knocked for six; thrown for a loop; left speechless;
+lost for words; at a loss for words; with eyes out on stalks; with eyes like saucers; rocked to the core;
+stopped in {p} tracks; caught unawares; caught on the hop; in total shock; in shock; in utter amazement;
+completely caught out; in awe; knocked off {p} feet; unable to believe {p} eyes; doing a double take;
+totally unprepared for that; stunned into silence; taken unawares; with {p} mouth hanging open;
+struck speechless; reeling from the news; hit by a bombshell; knocked sideways by the news;
+open-mouthed in amazement"""),
+    "sadness": _phrases("""down in the mouth; in a funk; in the doldrums; at a low ebb; at rock bottom;
+with a heavy heart; with a long face; with a lump in {p} throat; choked up; all choked up; close to tears;
+near tears; in floods of tears; in tears; crying {p} eyes out; falling apart; torn up inside; cut up about it;
+sick at heart; heavy of heart; broken inside; dead inside; on a downer; in pieces; in mourning;
+with a broken heart; nursing a broken heart; with a face like a wet weekend; a shadow of {p} former self;
+sorry for {r}; at {p} lowest; in a dark place; in a bad place; going through a rough patch; having a rough day;
+having a hard time; missing them terribly; all cried out; lower than low; down on {p} luck;
+weighed down with sorrow; not {r} today; with {p} heart in pieces; wiping away tears"""),
+    "anger": _phrases("""hot under the collar; bent out of shape; on the warpath; fit to be tied; blowing a fuse;
+blowing a gasket; flying off the handle; seeing red; at the end of {p} tether; foaming at the mouth;
+spitting feathers; in a temper; in a rage; in a foul temper; in a foul mood; in a bad mood; throwing a tantrum;
+losing {p} temper; losing {p} cool; blowing {p} top; hitting the roof; ready to explode; ready to snap;
+with {p} hackles up; having a fit; in a huff; in a strop; in a snit; like a bear with a sore head;
+sick and tired of it; fed up to the back teeth; up to here with it; red with fury; shaking with fury;
+spoiling for a fight; itching for a fight; out for blood; breathing fire; with murder in {p} eyes;
+on a short fuse; all riled up; worked into a lather; beside {r} with rage; in a towering rage"""),
+    "disgust": _phrases("""turned off by it; put off {p} food; off {p} food; ready to throw up; close to throwing up;
+wanting to retch; on the verge of gagging; holding {p} nose; pinching {p} nose; with {p} stomach turning;
+with a turned stomach; with a churning stomach; squirming with disgust; recoiling in disgust;
+recoiling from the smell; gagging at the smell; cringing at the sight; grimacing at the taste;
+repelled by the mess; appalled by the filth; nauseated by the stench; disgusted to the core;
+sick at the sight of it; unable to stomach it; heaving at the smell; dry heaving; with {p} skin crawling;
+physically sick; sick at the thought; gagging on the smell; put off by the smell; sick to the core"""),
+    "fear": _phrases("""shaking like a leaf; trembling like a leaf; with {p} heart in {p} mouth; with a pounding heart;
+with a racing heart; in a cold sweat; with {p} hair standing on end; frozen to the spot; rooted to the spot;
+nearly jumping out of {p} skin; having kittens; scared of {p} own shadow; a bag of nerves; a nervous wreck;
+a bundle of nerves; with butterflies in {p} stomach; in a blind panic; white as a sheet; pale as a ghost;
+sweating bullets; on tenterhooks; on pins and needles; as nervous as a cat; like a deer in the headlights;
+like a rabbit in the headlights; hiding under the covers; running scared; with {p} blood running cold;
+chilled to the bone; quivering with fear; shivering with fear; sick with worry; worried sick;
+beside {r} with worry; gripped by panic; in the grip of fear; in a state of panic; too scared to move;
+too afraid to breathe; holding {p} breath in fear"""),
+    "contempt": _phrases("""full of {r}; too good for everyone; too cool for school; high and mighty;
+on {p} high horse; with an air of superiority; lording it over everyone; giving the side-eye; curling {p} lip;
+with a curled lip; with a withering look; with a superior little smile; with a mocking half-smile;
+pleased with {r}; so pleased with {r}; above it all; with {p} nose in the air; turning {p} nose up;
+talking down to everyone; treating everyone like dirt; treating them like children; not impressed in the least;
+far from impressed; above such things; pooh-poohing the idea; making fun of them; poking fun at them;
+laughing at them, not with them; sniggering behind their backs; brushing them off;
+giving them the cold shoulder; waving it away; acting as if it were beneath {r};
+thinking {r} better than everyone"""),
+}
+REACTIONS = {
+    "neutral": _phrases("""meh; hmm; okay; ok then; fine; sure; I see; noted; right; alright then; nothing much;
+just another day; same old, same old; business as usual; nothing to report; it is what it is; no strong feelings;
+no opinion either way; fair enough; got it; understood; nothing special; just waiting here"""),
+    "happiness": _phrases("""yay; woohoo; hooray; yippee; whoopee; yesss; hell yeah; let's go!; best day ever; love it;
+love this; so happy; lol; haha; hahaha; lmao; rofl; awesome; brilliant; fantastic; wonderful; fab; ace; sweet!;
+this is the best; what a great day; made my day; can't stop smiling; so excited; woot; yeehaw; nailed it;
+life is good; good times; thank you so much; couldn't be happier; never been happier"""),
+    "surprise": _phrases("""wow; oh wow; omg; oh my god; oh my gosh; holy cow; holy moly; holy smokes; no kidding;
+you're kidding; you're kidding me; seriously?; wait, what?; say what?; get out!; blimey; crikey; well I never;
+goodness me; my goodness; gosh; golly; jeepers; shut the front door; wowza; unbelievable; incredible!;
+didn't see that coming; who knew?; what a surprise; I can't believe it; is this for real?; for real?;
+what on earth; never saw that coming"""),
+    "sadness": _phrases("""sigh; oh well; it hurts; I miss you; I miss them so much; why me; so sad; sad face;
+boo hoo; rip; rest in peace; so sorry for your loss; sad times; life is unfair; I just want to cry;
+nobody cares; it's over; I give up; alone again; my heart hurts; what's the point; heartbreaking;
+I feel empty; everything is falling apart; worst day of my life"""),
+    "anger": _phrases("""grr; argh; damn it; dammit; for crying out loud; oh come on; I'm so done; I've had enough;
+enough is enough; how dare you; shut up; get lost; back off; screw this; what the hell; this is ridiculous;
+unacceptable; infuriating; bloody hell; for god's sake; give me strength; I can't stand this; leave me alone;
+not again; I hate this; I hate you; stop it!; this sucks; so annoying; that's it, I'm done"""),
+    "disgust": _phrases("""blech; bleurgh; blegh; barf; gag; gag me; nasty; so nasty; that's nasty; that's disgusting;
+disgusting; rancid; putrid; foul; rank; that smells rotten; it's rotten; what is that smell; smells like rotten eggs;
+mouldy bread; the milk has gone off; it's gone off; I'm not eating that; how unhygienic; gag-worthy;
+stomach-turning; stomach-churning; nauseating; skin-crawling; cringe; cringey; so cringe; grody; skanky; manky;
+minging; festering; fetid; gunky; cruddy; grimy; filthy; maggoty; rotting; smelly; whiffy; malodorous; greasy;
+mucky; scummy; unappetising; unappetizing; inedible; loathsome; odious; repugnant; abhorrent; unsavoury;
+off-putting; gut-churning"""),
+    "fear": _phrases("""eek; yikes; help!; oh no; oh god no; please no; run!; stay away from me; don't hurt me;
+what was that noise?; is someone there?; I'm scared; aaah; someone help me; get me out of here; I can't breathe;
+we're going to die; eerie; spine-chilling; hair-raising; bloodcurdling; nerve-racking; nightmarish; ominous;
+scary; alarming; chilling; what if something goes wrong; goosebumps; the heebie-jeebies; it gives me the willies"""),
+    "contempt": _phrases("""pfft; psh; pshaw; tsk tsk; hmph; humph; yeah, right; as if; oh please; give me a break;
+spare me; get over yourself; big deal; so what; who cares; like I care; cry me a river; how pathetic; pathetic;
+nice try; how quaint; how cute; bless their heart; what a joke; what a clown; amateurs; typical; whatever;
+puh-lease; you call that an effort?; is that the best you can do?; not worth my time; I couldn't care less;
+what a know-it-all; such a snob; what a show-off; oh, how original; how very clever; try harder; sure you did"""),
 }
 _VERB = {
     "neutral": """waits
@@ -920,8 +1125,9 @@ def emotion_words(emotion: str) -> EmotionWords:
     """The word lists of ``emotion`` (one of ``schema.EMOTIONS``)."""
     if emotion not in _ADJ:
         raise InvalidInputError(f"unknown emotion {emotion!r} (accepted: {', '.join(EMOTIONS)})")
-    return EmotionWords(emotion, _words(_ADJ[emotion]), _words(_NOUN[emotion]), _clauses(_VERB[emotion]),
-                        _clauses(_BODY[emotion]), _clauses(_CONTEXT[emotion]))
+    return EmotionWords(emotion, _words(_ADJ[emotion]) + _words(_ADJ_INFORMAL[emotion]),
+                        _words(_NOUN[emotion]) + _words(_NOUN_INFORMAL[emotion]), _clauses(_VERB[emotion]),
+                        _clauses(_BODY[emotion]), _clauses(_CONTEXT[emotion]), IDIOMS[emotion], REACTIONS[emotion])
 
 
 # --- who and where: shared by every emotion -------------------------------------------------------

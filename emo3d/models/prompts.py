@@ -1,17 +1,19 @@
 """Extra training prompts generated from word lists (no corpus needed): short prompts ("furious",
 "a glad face") and templated word prompts with FACS-prior targets.
 
-The default recipe's words are emo3d's own (``emo3d.data.vocabulary``, written for this project, plus
-``EXTRA_WORDS`` below): :func:`word_vocabulary` / :func:`with_word_prompts`. The NRC EmoLex prompts
+The default recipe's words are emo3d's own (``emo3d.data.vocabulary``, written for this project: words, slang,
+idioms and typed reactions per emotion, plus ``EXTRA_WORDS`` below): :func:`word_vocabulary` /
+:func:`with_word_prompts`. The NRC EmoLex prompts
 (:func:`emolex_vocabulary` / :func:`with_emolex_prompts`, read through the ``nrclex`` package) are a
 research-only opt-in: EmoLex's terms allow research use only, so no shipped model is trained on them.
 
-The key words of the hand-written evaluation probes (:mod:`.probes`) are never used, so the
-out-of-vocabulary probe stays out of vocabulary.
+The key words of the hand-written evaluation probes (:mod:`.probes`) are never used, nor is a whole prompt of
+those sets written, so the out-of-vocabulary probe stays out of vocabulary.
 """
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
@@ -70,8 +72,8 @@ earnest focused attentive thoughtful reserved quiet motionless inscrutable stoli
 unaffected untroubled unbothered emotionless distant bored sleepy drowsy tired pensive contemplative
 daydreaming mellow idle ordinary flat numb dull apathetic listless steady poised self-possessed laid-back
 easygoing unexcited sedate staid absent-minded distracted unresponsive glazed""".split()) + (
-        "at ease", "at rest", "lost in thought", "resting face", "neutral look", "plain face", "blank stare",
-        "empty stare", "steady gaze", "no reaction", "keeping a straight face", "keeping cool"),
+        "at ease", "at rest", "lost in thought", "resting face", "plain face", "blank stare",
+        "empty stare", "steady gaze", "no reaction", "keeping cool"),
     "contempt": tuple("""contemptuous scornful disdainful haughty arrogant smug condescending dismissive derisive
 sneering superior mocking supercilious sardonic sarcastic belittling disparaging snobbish snooty stuck-up
 self-satisfied lofty imperious jeering taunting cynical pompous conceited vain uppity disrespectful
@@ -79,6 +81,7 @@ insolent mocking""".split()) + ("looking down on others", "rolling the eyes", "a
 }
 EMOLEX_TEMPLATES = ("{w}", "feeling {w}", "looking {w}", "a {w} expression")
 EMOLEX_LEVELS = ((0.25, 0.5), (0.55, 0.9), (0.9, 1.0))   # intensity ranges: weak / plain / strong prompts
+PHRASE_LEVEL = (0.75, 1.0)    # idioms and typed reactions ("on top of the world", "yikes") are emphatic
 EMOLEX_MODIFIERS = (("slightly", "faintly", "a little", "mildly"), ("extremely", "deeply", "utterly", "intensely"))
 EMOLEX_MIN_SHARE = 0.4     # keep words whose dominant emotion holds at least this share
 _EMOLEX_EMOTIONS = {"anger", "disgust", "fear", "joy", "sadness", "surprise"}
@@ -104,6 +107,23 @@ def mentions_oov_word(text: str, banned: Optional[set] = None) -> bool:
     are kept out of training so that the OOV probe stays out of vocabulary."""
     banned = oov_excluded_words() if banned is None else banned
     return any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", text.lower()))
+
+
+def _tokens(text: str) -> str:
+    return " ".join(re.findall(r"[a-z][a-z'\-]*", text.lower()))
+
+
+@lru_cache(maxsize=1)
+def _evaluation_texts() -> Tuple[str, ...]:
+    return tuple(f" {_tokens(t)} " for t, _, _ in OOV_PROMPTS + description_dev() if _tokens(t))
+
+
+def holds_evaluation_prompt(text: str) -> bool:
+    """Whether ``text`` holds a whole prompt of the OOV probe or of the description dev set (word for word,
+    case and punctuation aside: "a blank expression"): such word prompts are not written, so that prompts
+    without key words ("walking on air") stay unseen too."""
+    t = f" {_tokens(text)} "
+    return any(e in t for e in _evaluation_texts())
 
 
 def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
@@ -140,33 +160,68 @@ def short_words() -> Dict[str, Tuple[str, ...]]:
             for e in EMOTIONS}
 
 
+PROMPT_POSSESSIVE = "my"       # idioms in the word prompts read as typed: "losing my cool", "full of myself"
+
+
 def word_vocabulary() -> List[Tuple[str, np.ndarray]]:
-    """(word, one-hot 8-emotion distribution) of the default recipe's word prompts: the emotion-naming words
-    of emo3d's own word lists (``emo3d.data.vocabulary.emotion_words(e).synonyms``) plus ``EXTRA_WORDS``;
-    a word listed under two emotions is dropped, and the OOV evaluation key words (and inflections) are
-    never used. No third-party lexicon."""
-    from emo3d.data.vocabulary import emotion_words
+    """(word or phrase, one-hot 8-emotion distribution) of the default recipe's word prompts: the
+    emotion-naming words of emo3d's own word lists (``emo3d.data.vocabulary.emotion_words(e)``: synonyms,
+    idioms in the first person, reactions) plus ``EXTRA_WORDS``; an entry listed under two emotions is
+    dropped, and the OOV evaluation key words (and inflections) are never used. No third-party lexicon."""
+    from emo3d.data.vocabulary import emotion_words, fill
     banned = oov_excluded_words()
     owner: Dict[str, set] = {}
+    form: Dict[str, str] = {}
     for e in EMOTIONS:
-        for w in emotion_words(e).synonyms + EXTRA_WORDS.get(e, ()):
+        ew = emotion_words(e)
+        for w in (ew.synonyms + EXTRA_WORDS.get(e, ()) + tuple(fill(i, PROMPT_POSSESSIVE) for i in ew.idioms)
+                  + ew.reactions):
             owner.setdefault(w.lower(), set()).add(e)
+            form.setdefault(w.lower(), w)
     out = []
     for w, es in owner.items():
-        if len(es) != 1 or any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", w)):
+        if len(es) != 1 or mentions_oov_word(w, banned) or holds_evaluation_prompt(w):
             continue
         d = np.zeros(len(EMOTIONS), np.float32)
         d[EMOTIONS.index(next(iter(es)))] = 1.0
-        out.append((w, d))
+        out.append((form[w], d))
     return out
+
+
+PHRASE_TEMPLATES = ("{w}", "feeling {w}", "looking {w}")
+
+
+def _phrase_kinds() -> Tuple[set, set]:
+    """(idioms as the word prompts write them, reactions) of emo3d's word lists: idioms take
+    ``PHRASE_TEMPLATES`` ("feeling in a funk"), reactions stay as typed ("pfft"); neither takes intensity
+    words."""
+    from emo3d.data.vocabulary import emotion_words, fill
+    idioms = {fill(i, PROMPT_POSSESSIVE) for e in EMOTIONS for i in emotion_words(e).idioms}
+    reactions = {r for e in EMOTIONS for r in emotion_words(e).reactions}
+    return idioms, reactions
+
+
+def _prompt_forms(w: str, idioms: set, reactions: set) -> List[str]:
+    """Every text the word prompts write for entry ``w`` before an intensity word (none that holds a prompt of
+    the evaluation sets, :func:`holds_evaluation_prompt`)."""
+    if w in reactions:
+        forms = [w]
+    elif w in idioms:
+        forms = [t.format(w=w) for t in PHRASE_TEMPLATES]
+    else:
+        forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
+    return [f for f in forms if not holds_evaluation_prompt(f)] or [w]
 
 
 def vocabulary_texts(vocab: List[Tuple[str, np.ndarray]]) -> List[str]:
     """Every text the word prompts of ``vocab`` can produce (for vocabulary checks)."""
+    idioms, reactions = _phrase_kinds()
     texts = []
     for w, _ in vocab:
-        forms = [w] if " " in w else [_an(t.format(w=w)) for t in EMOLEX_TEMPLATES]
-        texts += forms + [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
+        forms = _prompt_forms(w, idioms, reactions)
+        texts += forms
+        if w not in idioms and w not in reactions:
+            texts += [f"{m} {f}" for mods in EMOLEX_MODIFIERS for m in mods for f in forms]
     return texts
 
 
@@ -200,11 +255,13 @@ def vocabulary_prompts(pairs, vocab: List[Tuple[str, np.ndarray]], rate: float, 
     """Append short prompts from a word list ``vocab`` ((word, emotion distribution) pairs), balanced over the
     dominant emotions: each emotion gets about ``rate`` x (mean words per emotion) templated texts
     ("gloomy", "feeling gloomy"; a third with "slightly ..." and a third with "extremely ..." at lower /
-    higher intensity, neutral words plain), its words drawn in turn; targets = FACS prior of the word's emotion
+    higher intensity, neutral words plain; an idiom of the word lists bare or as "feeling / looking ...", a
+    reaction as typed, both plain), its words drawn in turn; targets = FACS prior of the word's emotion
     distribution at a random intensity 0.55-1 with style noise (``emo3d.data.facs.prior``). Broadens the
     everyday emotion language the head sees beyond the data's templates."""
     from emo3d.data import facs
     rng = np.random.default_rng(seed + 11)
+    idioms, reactions = _phrase_kinds()
     groups: Dict[int, List[Tuple[str, np.ndarray]]] = {}
     for w, d in vocab:
         groups.setdefault(int(d.argmax()), []).append((w, d))
@@ -216,10 +273,11 @@ def vocabulary_prompts(pairs, vocab: List[Tuple[str, np.ndarray]], rate: float, 
             if j % len(words) == 0:
                 order = rng.permutation(len(words))
             w, d = words[order[j % len(words)]]
-            t = w if " " in w else _an(EMOLEX_TEMPLATES[(j // len(words) + int(rng.integers(4)))
-                                                        % len(EMOLEX_TEMPLATES)].format(w=w))
-            level = int(rng.integers(3)) if k != EMOTIONS.index("neutral") else 1
-            lo, hi = EMOLEX_LEVELS[level]
+            forms = _prompt_forms(w, idioms, reactions)
+            t = forms[(j // len(words) + int(rng.integers(4))) % len(forms)]
+            phrase = w in idioms or w in reactions
+            level = 1 if phrase or k == EMOTIONS.index("neutral") else int(rng.integers(3))
+            lo, hi = PHRASE_LEVEL if phrase else EMOLEX_LEVELS[level]
             if level != 1:      # intensity words of the data's descriptions (dataset.textgen)
                 t = f"{EMOLEX_MODIFIERS[level // 2][int(rng.integers(len(EMOLEX_MODIFIERS[0])))]} {t}"
             texts.append(t)

@@ -135,8 +135,9 @@ def test_texts_are_varied_and_in_the_papers_style():
     words = [len(content_words(t)) for t in texts]
     assert 11 <= np.mean(words) <= 14.5     # the paper's Table 3: 11.3-13.6 content words per description
     assert min(words) <= 7 and max(words) >= 20     # lengths vary (Figure 8)
-    for s in ms:     # every text names its dominant emotion with one of that emotion's words
-        syn = set(vocabulary.emotion_words(s.dominant).synonyms)
+    for s in ms:     # every text names its dominant emotion with one of that emotion's words or idioms
+        ew = vocabulary.emotion_words(s.dominant)
+        syn = set(ew.synonyms) | {vocabulary.fill(i, p) for i in ew.idioms for p in ("her", "his", "their")}
         assert all(any(w in t.lower() for w in syn) for t in s.texts), (s.dominant, s.texts)
     # sentence openings vary: no single first word dominates
     firsts = [t.split()[0] for t in texts]
