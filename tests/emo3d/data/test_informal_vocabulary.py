@@ -151,3 +151,24 @@ def test_word_prompts_use_idioms_and_reactions_as_people_type_them():
                                        ("slightly", "faintly", "a little", "mildly", "extremely", "deeply",
                                         "utterly", "intensely", "feeling", "looking") for r in reactions
                                        if len(r) > 3)]
+
+
+def test_idioms_and_reactions_train_emphatic_faces():
+    """An idiom or a typed reaction ("on top of the world", "yikes") is emphatic: its target face is drawn at
+    ``prompts.PHRASE_LEVEL``, stronger on average than a plain single word's of the same emotion."""
+    from types import SimpleNamespace
+    from emo3d.models.prompts import EMOLEX_LEVELS, EMOLEX_MODIFIERS, PHRASE_LEVEL, PROMPT_POSSESSIVE, with_word_prompts
+    assert PHRASE_LEVEL[0] > EMOLEX_LEVELS[1][0] and PHRASE_LEVEL[1] <= 1.0
+    empty = SimpleNamespace(texts=[], targets=np.zeros((0, 52), np.float32), emotions=np.zeros((0, 8), np.float32))
+    out = with_word_prompts(empty, 1.0, seed=3)
+    mods = {m for ms in EMOLEX_MODIFIERS for m in ms}
+    for e in ("happiness", "anger", "contempt", "fear"):
+        w = vocabulary.emotion_words(e)
+        phrases = {vocabulary.fill(i, PROMPT_POSSESSIVE) for i in w.idioms} | set(w.reactions)
+        k = EMOTIONS.index(e)
+        rows = [i for i in range(len(out.texts)) if out.emotions[i].argmax() == k]
+        phrase = [np.linalg.norm(out.targets[i]) for i in rows if out.texts[i] in phrases]
+        plain = [np.linalg.norm(out.targets[i]) for i in rows     # single words without an intensity word
+                 if out.texts[i] not in phrases and not any(out.texts[i].startswith(m + " ") for m in mods)]
+        assert len(phrase) > 10 and len(plain) > 10, (e, len(phrase), len(plain))
+        assert np.mean(phrase) > 1.05 * np.mean(plain), (e, np.mean(phrase), np.mean(plain))
