@@ -65,6 +65,7 @@ class EmotionWords:
     contexts: Tuple[str, ...]
     idioms: Tuple[str, ...]
     reactions: Tuple[str, ...]
+    informal: Tuple[str, ...] = ()        # the everyday / slang words among ``adjectives`` and ``nouns``
 
     def __post_init__(self):
         for name in ("adjectives", "nouns", "verbs", "body", "contexts", "idioms", "reactions"):
@@ -73,11 +74,21 @@ class EmotionWords:
                 dup = sorted({x for x in items if items.count(x) > 1})
                 raise InvalidInputError(f"EmotionWords({self.emotion!r}).{name} must be non-empty and "
                                         f"without repeats (repeated: {dup})")
+        stray = sorted(set(self.informal) - set(self.synonyms))
+        if stray:
+            raise InvalidInputError(f"EmotionWords({self.emotion!r}).informal must be among its adjectives and "
+                                    f"nouns; not there: {stray}")
 
     @property
     def synonyms(self) -> Tuple[str, ...]:
         """The emotion-naming words (nouns, then adjectives): what a reader can learn the emotion from."""
         return self.nouns + self.adjectives
+
+    @property
+    def formal(self) -> Tuple[str, ...]:
+        """:attr:`synonyms` without the :attr:`informal` ones."""
+        informal = set(self.informal)
+        return tuple(w for w in self.synonyms if w not in informal)
 
 
 REFLEXIVE = {"her": "herself", "his": "himself", "their": "themselves", "my": "myself", "your": "yourself"}
@@ -334,42 +345,36 @@ giving them the cold shoulder; waving it away; acting as if it were beneath {r};
 thinking {r} better than everyone"""),
 }
 REACTIONS = {
-    "neutral": _phrases("""meh; hmm; okay; ok then; fine; sure; I see; noted; right; alright then; nothing much;
+    "neutral": _phrases("""meh; hmm; okay; ok then; fine; sure; noted; right; alright then; nothing much;
 just another day; same old, same old; business as usual; nothing to report; it is what it is; no strong feelings;
 no opinion either way; fair enough; got it; understood; nothing special; just waiting here"""),
-    "happiness": _phrases("""yay; woohoo; hooray; yippee; whoopee; yesss; hell yeah; let's go!; best day ever; love it;
-love this; so happy; lol; haha; hahaha; lmao; rofl; awesome; brilliant; fantastic; wonderful; fab; ace; sweet!;
-this is the best; what a great day; made my day; can't stop smiling; so excited; woot; yeehaw; nailed it;
-life is good; good times; thank you so much; couldn't be happier; never been happier"""),
-    "surprise": _phrases("""wow; oh wow; omg; oh my god; oh my gosh; holy cow; holy moly; holy smokes; no kidding;
-you're kidding; you're kidding me; seriously?; wait, what?; say what?; get out!; blimey; crikey; well I never;
-goodness me; my goodness; gosh; golly; jeepers; shut the front door; wowza; unbelievable; incredible!;
-didn't see that coming; who knew?; what a surprise; I can't believe it; is this for real?; for real?;
-what on earth; never saw that coming"""),
-    "sadness": _phrases("""sigh; oh well; it hurts; I miss you; I miss them so much; why me; so sad; sad face;
-boo hoo; rip; rest in peace; so sorry for your loss; sad times; life is unfair; I just want to cry;
-nobody cares; it's over; I give up; alone again; my heart hurts; what's the point; heartbreaking;
-I feel empty; everything is falling apart; worst day of my life"""),
-    "anger": _phrases("""grr; argh; damn it; dammit; for crying out loud; oh come on; I'm so done; I've had enough;
-enough is enough; how dare you; shut up; get lost; back off; screw this; what the hell; this is ridiculous;
-unacceptable; infuriating; bloody hell; for god's sake; give me strength; I can't stand this; leave me alone;
-not again; I hate this; I hate you; stop it!; this sucks; so annoying; that's it, I'm done"""),
-    "disgust": _phrases("""blech; bleurgh; blegh; barf; gag; gag me; nasty; so nasty; that's nasty; that's disgusting;
+    "happiness": _phrases("""yay; woohoo; hooray; yippee; whoopee; yesss; hell yeah; let's go!; best day ever;
+love it; love this; so happy; lol; haha; hahaha; lmao; rofl; awesome; brilliant; fantastic; wonderful; fab; ace;
+sweet!; this is the best; what a great day; can't stop smiling; so excited; woot; yeehaw; nailed it; life is good;
+good times; couldn't be happier; never been happier"""),
+    "surprise": _phrases("""wow; oh wow; omg; holy cow; holy moly; holy smokes; no kidding; seriously?; wait, what?;
+say what?; get out!; blimey; crikey; gosh; golly; jeepers; shut the front door; wowza; unbelievable; incredible!;
+didn't see that coming; who knew?; what a surprise; is this for real?; for real?; what on earth;
+never saw that coming"""),
+    "sadness": _phrases("""sigh; oh well; it hurts; so sad; sad face; boo hoo; rip; rest in peace; sad times;
+life is unfair; nobody cares; it's over; alone again; what's the point; heartbreaking;
+everything is falling apart"""),
+    "anger": _phrases("""grr; argh; damn it; dammit; for crying out loud; oh come on; enough is enough; shut up;
+get lost; back off; screw this; what the hell; this is ridiculous; unacceptable; infuriating; bloody hell;
+for god's sake; not again; stop it!; this sucks; so annoying"""),
+    "disgust": _phrases("""blech; bleurgh; blegh; barf; gag; nasty; so nasty; that's nasty; that's disgusting;
 disgusting; rancid; putrid; foul; rank; that smells rotten; it's rotten; what is that smell; smells like rotten eggs;
-mouldy bread; the milk has gone off; it's gone off; I'm not eating that; how unhygienic; gag-worthy;
-stomach-turning; stomach-churning; nauseating; skin-crawling; cringe; cringey; so cringe; grody; skanky; manky;
-minging; festering; fetid; gunky; cruddy; grimy; filthy; maggoty; rotting; smelly; whiffy; malodorous; greasy;
-mucky; scummy; unappetising; unappetizing; inedible; loathsome; odious; repugnant; abhorrent; unsavoury;
-off-putting; gut-churning"""),
-    "fear": _phrases("""eek; yikes; help!; oh no; oh god no; please no; run!; stay away from me; don't hurt me;
-what was that noise?; is someone there?; I'm scared; aaah; someone help me; get me out of here; I can't breathe;
-we're going to die; eerie; spine-chilling; hair-raising; bloodcurdling; nerve-racking; nightmarish; ominous;
-scary; alarming; chilling; what if something goes wrong; goosebumps; the heebie-jeebies; it gives me the willies"""),
-    "contempt": _phrases("""pfft; psh; pshaw; tsk tsk; hmph; humph; yeah, right; as if; oh please; give me a break;
-spare me; get over yourself; big deal; so what; who cares; like I care; cry me a river; how pathetic; pathetic;
-nice try; how quaint; how cute; bless their heart; what a joke; what a clown; amateurs; typical; whatever;
-puh-lease; you call that an effort?; is that the best you can do?; not worth my time; I couldn't care less;
-what a know-it-all; such a snob; what a show-off; oh, how original; how very clever; try harder; sure you did"""),
+mouldy bread; the milk has gone off; it's gone off; how unhygienic; gag-worthy; stomach-turning; stomach-churning;
+nauseating; skin-crawling; cringey; so cringe; grody; skanky; manky; minging; festering; fetid; gunky; cruddy;
+grimy; filthy; maggoty; rotting; smelly; whiffy; malodorous; greasy; mucky; scummy; unappetising; unappetizing;
+inedible; loathsome; odious; repugnant; abhorrent; unsavoury; off-putting; gut-churning"""),
+    "fear": _phrases("""eek; yikes; help!; oh no; oh god no; please no; run!; what was that noise?; is someone there?;
+aaah; eerie; spine-chilling; hair-raising; bloodcurdling; nerve-racking; nightmarish; ominous; scary; alarming;
+chilling; what if something goes wrong; goosebumps; the heebie-jeebies"""),
+    "contempt": _phrases("""pfft; psh; pshaw; tsk tsk; hmph; humph; yeah, right; as if; oh please; get over yourself;
+big deal; so what; who cares; how pathetic; pathetic; nice try; how quaint; how cute; what a joke; what a clown;
+amateurs; typical; whatever; puh-lease; what a know-it-all; such a snob; what a show-off; oh, how original;
+how very clever; try harder"""),
 }
 _VERB = {
     "neutral": """waits
@@ -1127,7 +1132,9 @@ def emotion_words(emotion: str) -> EmotionWords:
         raise InvalidInputError(f"unknown emotion {emotion!r} (accepted: {', '.join(EMOTIONS)})")
     return EmotionWords(emotion, _words(_ADJ[emotion]) + _words(_ADJ_INFORMAL[emotion]),
                         _words(_NOUN[emotion]) + _words(_NOUN_INFORMAL[emotion]), _clauses(_VERB[emotion]),
-                        _clauses(_BODY[emotion]), _clauses(_CONTEXT[emotion]), IDIOMS[emotion], REACTIONS[emotion])
+                        _clauses(_BODY[emotion]), _clauses(_CONTEXT[emotion]), IDIOMS[emotion], REACTIONS[emotion],
+                        _words(_ADJ_INFORMAL[emotion]) + tuple(w for w in _words(_NOUN_INFORMAL[emotion])
+                                                               if w not in _words(_ADJ_INFORMAL[emotion])))
 
 
 # --- who and where: shared by every emotion -------------------------------------------------------

@@ -152,30 +152,27 @@ def emolex_vocabulary() -> List[Tuple[str, np.ndarray]]:
 
 def short_words() -> Dict[str, Tuple[str, ...]]:
     """{emotion: adjectives} of the short prompts: ``emo3d.data.vocabulary.emotion_words(e).adjectives``
-    (written for emo3d) without the OOV evaluation key words (and their inflections)."""
+    (written for emo3d; the everyday ones are :func:`with_everyday_prompts`') without the OOV evaluation key
+    words (and their inflections)."""
     from emo3d.data.vocabulary import emotion_words
     banned = oov_excluded_words()
-    return {e: tuple(w for w in emotion_words(e).adjectives
-                     if not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", w.lower())))
+    return {e: tuple(w for w in emotion_words(e).adjectives if w not in emotion_words(e).informal
+                     and not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", w.lower())))
             for e in EMOTIONS}
 
 
 PROMPT_POSSESSIVE = "my"       # idioms in the word prompts read as typed: "losing my cool", "full of myself"
 
 
-def word_vocabulary() -> List[Tuple[str, np.ndarray]]:
-    """(word or phrase, one-hot 8-emotion distribution) of the default recipe's word prompts: the
-    emotion-naming words of emo3d's own word lists (``emo3d.data.vocabulary.emotion_words(e)``: synonyms,
-    idioms in the first person, reactions) plus ``EXTRA_WORDS``; an entry listed under two emotions is
-    dropped, and the OOV evaluation key words (and inflections) are never used. No third-party lexicon."""
-    from emo3d.data.vocabulary import emotion_words, fill
+def _one_owner(entries: Dict[str, Tuple[str, ...]]) -> List[Tuple[str, np.ndarray]]:
+    """(entry, one-hot 8-emotion distribution) of ``{emotion: entries}``: an entry listed under two emotions is
+    dropped, and none that mentions an OOV evaluation key word (or an inflection) or holds a whole evaluation
+    prompt (:func:`holds_evaluation_prompt`) is used."""
     banned = oov_excluded_words()
     owner: Dict[str, set] = {}
     form: Dict[str, str] = {}
-    for e in EMOTIONS:
-        ew = emotion_words(e)
-        for w in (ew.synonyms + EXTRA_WORDS.get(e, ()) + tuple(fill(i, PROMPT_POSSESSIVE) for i in ew.idioms)
-                  + ew.reactions):
+    for e, words in entries.items():
+        for w in words:
             owner.setdefault(w.lower(), set()).add(e)
             form.setdefault(w.lower(), w)
     out = []
@@ -186,6 +183,29 @@ def word_vocabulary() -> List[Tuple[str, np.ndarray]]:
         d[EMOTIONS.index(next(iter(es)))] = 1.0
         out.append((form[w], d))
     return out
+
+
+def word_vocabulary() -> List[Tuple[str, np.ndarray]]:
+    """(word, one-hot 8-emotion distribution) of the default recipe's word prompts: the emotion-naming words of
+    emo3d's own word lists (``emo3d.data.vocabulary.emotion_words(e).formal``) plus ``EXTRA_WORDS``
+    (:func:`_one_owner` rules). No third-party lexicon."""
+    from emo3d.data.vocabulary import emotion_words
+    return _one_owner({e: emotion_words(e).formal + EXTRA_WORDS.get(e, ()) for e in EMOTIONS})
+
+
+PROMPT_POSSESSIVE = "my"       # idioms in the prompts read as typed: "losing my cool", "full of myself"
+
+
+def everyday_vocabulary() -> List[Tuple[str, np.ndarray]]:
+    """(entry, one-hot 8-emotion distribution) of the everyday-language prompts: the informal / slang words of
+    emo3d's word lists ("peeved", "psyched"), their idioms in the first person ("losing my cool") and the typed
+    reactions ("pfft", "yikes"), by the :func:`_one_owner` rules (none is also a :func:`word_vocabulary` word)."""
+    from emo3d.data.vocabulary import emotion_words, fill
+    formal = {w.lower() for w, _ in word_vocabulary()}
+    return [(w, d) for w, d in _one_owner({e: emotion_words(e).informal
+                                           + tuple(fill(i, PROMPT_POSSESSIVE) for i in emotion_words(e).idioms)
+                                           + emotion_words(e).reactions for e in EMOTIONS})
+            if w.lower() not in formal]
 
 
 PHRASE_TEMPLATES = ("{w}", "feeling {w}", "looking {w}")
@@ -235,6 +255,11 @@ def word_texts() -> List[str]:
     return vocabulary_texts(word_vocabulary())
 
 
+def everyday_texts() -> List[str]:
+    """Every text ``with_everyday_prompts`` can produce (for vocabulary checks)."""
+    return vocabulary_texts(everyday_vocabulary())
+
+
 def _an(text: str) -> str:
     return re.sub(r"\ba ([aeiou])", r"an \1", text)
 
@@ -249,6 +274,12 @@ def with_word_prompts(pairs, rate: float, seed: int):
     """The default recipe's word prompts: :func:`vocabulary_prompts` of emo3d's own words
     (:func:`word_vocabulary`)."""
     return vocabulary_prompts(pairs, word_vocabulary(), rate, seed)
+
+
+def with_everyday_prompts(pairs, rate: float, seed: int):
+    """The everyday-language prompts: :func:`vocabulary_prompts` of the informal words, idioms and typed
+    reactions of emo3d's word lists (:func:`everyday_vocabulary`): "feeling peeved", "in a funk", "pfft"."""
+    return vocabulary_prompts(pairs, everyday_vocabulary(), rate, seed + 2)
 
 
 def vocabulary_prompts(pairs, vocab: List[Tuple[str, np.ndarray]], rate: float, seed: int):

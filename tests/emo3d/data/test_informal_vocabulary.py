@@ -31,8 +31,8 @@ def test_each_emotion_has_a_wide_everyday_vocabulary(emotion):
     w = vocabulary.emotion_words(emotion)
     n_new = (len(vocabulary._words(vocabulary._ADJ_INFORMAL[emotion])) + len(vocabulary._words(
         vocabulary._NOUN_INFORMAL[emotion])) + len(w.idioms) + len(w.reactions))
-    assert n_new >= 95, (emotion, n_new)
-    assert len(w.idioms) >= 28 and len(w.reactions) >= 20, (emotion, len(w.idioms), len(w.reactions))
+    assert n_new >= 90, (emotion, n_new)
+    assert len(w.idioms) >= 28 and len(w.reactions) >= 15, (emotion, len(w.idioms), len(w.reactions))
     # the informal words join the lists the descriptions and the short prompts draw from
     assert set(vocabulary._words(vocabulary._ADJ_INFORMAL[emotion])) <= set(w.adjectives)
     assert set(vocabulary._words(vocabulary._NOUN_INFORMAL[emotion])) <= set(w.nouns)
@@ -57,7 +57,7 @@ def test_a_few_known_entries_sit_under_their_emotion():
 def test_no_entry_belongs_to_two_emotions():
     """The owner rule of the word prompts (an entry under two emotions is dropped) must drop nothing: every
     word, idiom and reaction of the lists (and ``prompts.EXTRA_WORDS``) has one emotion."""
-    from emo3d.models.prompts import EXTRA_WORDS, PROMPT_POSSESSIVE
+    from emo3d.models.prompts import EXTRA_WORDS, PROMPT_POSSESSIVE, everyday_vocabulary, word_vocabulary
     owner = {}
     for e in EMOTIONS:
         w = vocabulary.emotion_words(e)
@@ -67,6 +67,8 @@ def test_no_entry_belongs_to_two_emotions():
     assert len(owner) > 1700
     shared = {x: sorted(es) for x, es in owner.items() if len(es) > 1}
     assert not shared, shared
+    used = {w.lower() for w, _ in word_vocabulary() + everyday_vocabulary()}
+    assert len(used) > 0.95 * len(owner)      # only entries naming an evaluation key word are left out
 
 
 def test_new_entries_stay_clear_of_the_out_of_vocabulary_sets():
@@ -88,9 +90,9 @@ def test_new_entries_stay_clear_of_the_out_of_vocabulary_sets():
 
 def test_the_word_prompts_never_write_a_prompt_of_the_evaluation_sets():
     from emo3d.models.probes import OOV_PROMPTS, description_dev
-    from emo3d.models.prompts import word_texts
+    from emo3d.models.prompts import everyday_texts, word_texts
     texts = {" ".join(_tokens(t)) for t, _, _ in OOV_PROMPTS + description_dev()}
-    written = " || ".join(" ".join(_tokens(t)) for t in word_texts())
+    written = " || ".join(" ".join(_tokens(t)) for t in word_texts() + everyday_texts())
     assert not [t for t in texts if re.search(rf"(^| ){re.escape(t)}( |$)", written.replace(" || ", " |  | "))]
 
 
@@ -126,49 +128,69 @@ def test_descriptions_use_the_idioms():
     assert not (strong | blend) & anger_idioms
 
 
-def test_word_prompts_use_idioms_and_reactions_as_people_type_them():
+def test_everyday_prompts_use_idioms_and_reactions_as_people_type_them():
     from types import SimpleNamespace
-    from emo3d.models.prompts import PHRASE_TEMPLATES, PROMPT_POSSESSIVE, with_word_prompts, word_vocabulary
-    vocab = dict(word_vocabulary())
-    assert vocab["pfft"].argmax() == EMOTIONS.index("contempt")
-    assert vocab[f"full of {vocabulary.REFLEXIVE[PROMPT_POSSESSIVE]}"].argmax() == EMOTIONS.index("contempt")
-    assert vocab["in a funk"].argmax() == EMOTIONS.index("sadness")
-    assert vocab["peeved"].argmax() == EMOTIONS.index("anger")
+    from emo3d.models.prompts import (PHRASE_TEMPLATES, PROMPT_POSSESSIVE, everyday_vocabulary, with_everyday_prompts,
+                                      word_vocabulary)
+    words, phrases = dict(word_vocabulary()), dict(everyday_vocabulary())
+    assert phrases["peeved"].argmax() == EMOTIONS.index("anger") and "peeved" not in words
+    assert phrases["psyched"].argmax() == EMOTIONS.index("happiness") and words["furious"].argmax() == 4
+    assert phrases["pfft"].argmax() == EMOTIONS.index("contempt")
+    assert phrases[f"full of {vocabulary.REFLEXIVE[PROMPT_POSSESSIVE]}"].argmax() == EMOTIONS.index("contempt")
+    assert phrases["in a funk"].argmax() == EMOTIONS.index("sadness")
+    assert not set(words) & set(phrases)
     empty = SimpleNamespace(texts=[], targets=np.zeros((0, 52), np.float32), emotions=np.zeros((0, 8), np.float32))
-    out = with_word_prompts(empty, 2.0, seed=0)
+    out = with_everyday_prompts(empty, 2.0, seed=0)
     texts = list(out.texts)
     counts = np.bincount(np.asarray(out.emotions).argmax(1), minlength=len(EMOTIONS))
-    assert counts.min() == counts.max() and counts.min() > 300      # balanced over the eight emotions
+    assert counts.min() == counts.max() and counts.min() > 50      # balanced over the eight emotions
     reactions = {r for e in EMOTIONS for r in vocabulary.emotion_words(e).reactions}
     idioms = {vocabulary.fill(i, PROMPT_POSSESSIVE) for e in EMOTIONS for i in vocabulary.emotion_words(e).idioms}
-    typed = [t for t in texts if t in reactions]
-    assert len(typed) > 100
-    # an idiom appears bare or as "feeling ..." / "looking ..."; a reaction only as typed
     wrapped = {t.format(w=i) for i in idioms for t in PHRASE_TEMPLATES}
-    assert sum(t in wrapped for t in texts) > 200
-    assert sum(t.startswith("feeling ") and t[8:] in idioms for t in texts) > 20
-    assert not [t for t in texts if any(t.endswith(" " + r) and t != r and t[:-len(r) - 1] in
-                                       ("slightly", "faintly", "a little", "mildly", "extremely", "deeply",
-                                        "utterly", "intensely", "feeling", "looking") for r in reactions
-                                       if len(r) > 3)]
+    informal = {w for e in EMOTIONS for w in vocabulary.emotion_words(e).informal}
+    # an idiom appears bare or as "feeling ..." / "looking ..."; a reaction only as typed; a slang word as the
+    # word prompts write words ("slightly peeved", "feeling psyched")
+    assert all(t in reactions or t in wrapped or informal & {t.split(" ", 1)[-1], t.rsplit(" ", 1)[-1], t}
+               or any(w in t for w in informal) for t in texts)
+    assert sum(t in reactions for t in texts) > 50 and sum(t in wrapped for t in texts) > 50
+    assert not [t for t in texts if t in wrapped and t.split()[0] in ("slightly", "extremely", "deeply", "mildly")]
 
 
 def test_idioms_and_reactions_train_emphatic_faces():
     """An idiom or a typed reaction ("on top of the world", "yikes") is emphatic: its target face is drawn at
-    ``prompts.PHRASE_LEVEL``, stronger on average than a plain single word's of the same emotion."""
+    ``prompts.PHRASE_LEVEL``, stronger on average than a plain word's of the same emotion."""
     from types import SimpleNamespace
-    from emo3d.models.prompts import EMOLEX_LEVELS, EMOLEX_MODIFIERS, PHRASE_LEVEL, PROMPT_POSSESSIVE, with_word_prompts
+    from emo3d.models.prompts import (EMOLEX_LEVELS, EMOLEX_MODIFIERS, PHRASE_LEVEL, PHRASE_TEMPLATES,
+                                      with_everyday_prompts, with_word_prompts)
     assert PHRASE_LEVEL[0] > EMOLEX_LEVELS[1][0] and PHRASE_LEVEL[1] <= 1.0
     empty = SimpleNamespace(texts=[], targets=np.zeros((0, 52), np.float32), emotions=np.zeros((0, 8), np.float32))
-    out = with_word_prompts(empty, 1.0, seed=3)
+    words, phrases = with_word_prompts(empty, 1.0, seed=3), with_everyday_prompts(empty, 2.0, seed=3)
     mods = {m for ms in EMOLEX_MODIFIERS for m in ms}
     for e in ("happiness", "anger", "contempt", "fear"):
-        w = vocabulary.emotion_words(e)
-        phrases = {vocabulary.fill(i, PROMPT_POSSESSIVE) for i in w.idioms} | set(w.reactions)
         k = EMOTIONS.index(e)
-        rows = [i for i in range(len(out.texts)) if out.emotions[i].argmax() == k]
-        phrase = [np.linalg.norm(out.targets[i]) for i in rows if out.texts[i] in phrases]
-        plain = [np.linalg.norm(out.targets[i]) for i in rows     # single words without an intensity word
-                 if out.texts[i] not in phrases and not any(out.texts[i].startswith(m + " ") for m in mods)]
-        assert len(phrase) > 10 and len(plain) > 10, (e, len(phrase), len(plain))
-        assert np.mean(phrase) > 1.05 * np.mean(plain), (e, np.mean(phrase), np.mean(plain))
+        w = vocabulary.emotion_words(e)
+        said = set(w.reactions) | {t.format(w=vocabulary.fill(i, "my")) for i in w.idioms for t in PHRASE_TEMPLATES}
+        strong = [np.linalg.norm(t) for x, t, d in zip(phrases.texts, phrases.targets, phrases.emotions)
+                  if d.argmax() == k and x in said]
+        plain = [np.linalg.norm(t) for x, t, d in zip(words.texts, words.targets, words.emotions)    # no intensity word
+                 if d.argmax() == k and not any(x.startswith(m + " ") for m in mods)]
+        assert len(strong) > 10 and len(plain) > 10, (e, len(strong), len(plain))
+        assert np.mean(strong) > 1.05 * np.mean(plain), (e, np.mean(strong), np.mean(plain))
+
+
+def test_the_reader_recipe_reads_the_everyday_prompts_when_asked():
+    """``--everyday-prompts RATE`` adds the everyday rows to the reader's training ("everyday_prompt" rows); off
+    by default (measured on the shipped encoder: no held-out gain, lower cross-lingual agreement)."""
+    from emo3d.models.prompts import mentions_oov_word
+    from emo3d.models.train_reader import ReaderTrainOptions, description_rows
+    assert ReaderTrainOptions().everyday_prompts == 0
+    base = dict(real_per_class=0, synthetic_samples=2, word_prompts=0.0, short_prompts=0.0, multilingual_prompts=0.0,
+                multilingual_sentences=0.0)
+    off = description_rows(ReaderTrainOptions(**base))
+    on = description_rows(ReaderTrainOptions(everyday_prompts=0.5, **base))
+    assert "everyday_prompt" not in off.source
+    everyday = [t for t, s in zip(on.texts, on.source) if s == "everyday_prompt"]
+    assert len(everyday) == len(on) - len(off) and len(everyday) >= 8 * 40
+    assert not [t for t in everyday if mentions_oov_word(t)]
+    with pytest.raises(InvalidInputError, match="everyday_prompts"):
+        ReaderTrainOptions(everyday_prompts=-1)

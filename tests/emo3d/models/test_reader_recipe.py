@@ -149,7 +149,7 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     enc = BagOfWords()
     opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6, multilingual_prompts=0.0,
                               multilingual_sentences=1.0, synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0,
-                              word_prompts=0.2, epochs=60, patience=60, neutral_cv_folds=2, cv_epochs=5,
+                              epochs=60, patience=60, neutral_cv_folds=2, cv_epochs=5,
                               lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False)
     res = train_reader(opts, embed=enc)
     # "this makes me mad" holds a key word of the OOV probe ("hopping mad"): kept out of training; the one
@@ -309,18 +309,17 @@ def test_default_recipe_trains_on_in_house_words_only(capsys):
     prompts' own EXTRA_WORDS), its unknown-text calibration words from the shipped SCOWL list, the OOV
     probe's key words are in neither, and the shipped head says it trained without EmoLex."""
     import re
-    from emo3d.data.vocabulary import emotion_words, fill
+    from emo3d.data.vocabulary import emotion_words
     from emo3d.models.probes import OOV_PROMPTS
-    from emo3d.models.prompts import EXTRA_WORDS, PROMPT_POSSESSIVE, oov_excluded_words, word_texts, word_vocabulary
+    from emo3d.models.prompts import EXTRA_WORDS, oov_excluded_words, word_texts, word_vocabulary
     from emo3d.manifest import ModelManifest
     from emo3d.models.train_reader import SCOWL_WORDS, ReaderTrainOptions, calibration_words, main
     assert ReaderTrainOptions().emolex_prompts == 0 and ReaderTrainOptions().word_prompts > 0
     vocab = word_vocabulary()
-    own = {e: {w.lower() for w in emotion_words(e).synonyms + EXTRA_WORDS.get(e, ()) + emotion_words(e).reactions
-               + tuple(fill(i, PROMPT_POSSESSIVE) for i in emotion_words(e).idioms)} for e in EMOTIONS}
+    own = {e: {w.lower() for w in emotion_words(e).synonyms + EXTRA_WORDS.get(e, ())} for e in EMOTIONS}
     assert len(vocab) > 400
     for w, d in vocab:
-        assert d.sum() == 1 and w.lower() in own[EMOTIONS[int(d.argmax())]], w
+        assert d.sum() == 1 and w in own[EMOTIONS[int(d.argmax())]], w
     keys = {k.lower() for _, _, ks in OOV_PROMPTS for k in ks}
     words = {w for t in word_texts() for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
     assert not keys & words
