@@ -1,9 +1,9 @@
 """Extra training prompts generated from word lists (no corpus needed): short prompts ("furious",
 "a glad face") and templated word prompts with FACS-prior targets.
 
-The default recipe's words are emo3d's own (``emo3d.data.vocabulary``, written for this project: words, slang,
-idioms and typed reactions per emotion, plus ``EXTRA_WORDS`` below): :func:`word_vocabulary` /
-:func:`with_word_prompts`. The NRC EmoLex prompts
+The default recipe's words are emo3d's own (the formal words of ``emo3d.data.vocabulary``, written for this
+project, plus ``EXTRA_WORDS`` below): :func:`word_vocabulary` / :func:`with_word_prompts`. Its slang, idioms and
+typed reactions are an opt-in: :func:`everyday_vocabulary` / :func:`with_everyday_prompts`. The NRC EmoLex prompts
 (:func:`emolex_vocabulary` / :func:`with_emolex_prompts`, read through the ``nrclex`` package) are a
 research-only opt-in: EmoLex's terms allow research use only, so no shipped model is trained on them.
 
@@ -159,9 +159,6 @@ def short_words() -> Dict[str, Tuple[str, ...]]:
     return {e: tuple(w for w in emotion_words(e).adjectives if w not in emotion_words(e).informal
                      and not any(_stem(t) in banned for t in re.findall(r"[a-z][a-z'\-]*", w.lower())))
             for e in EMOTIONS}
-
-
-PROMPT_POSSESSIVE = "my"       # idioms in the word prompts read as typed: "losing my cool", "full of myself"
 
 
 def _one_owner(entries: Dict[str, Tuple[str, ...]]) -> List[Tuple[str, np.ndarray]]:
