@@ -7,7 +7,7 @@ trained with partial labels:
   weighted by ``real_blend_weight`` (a face for every sentence, but the emotion is what the label says);
 * face descriptions of the synthetic data builder (``data.builder.make_sample``: texts, FACS-prior targets
   and emotions) plus the word-list prompts of :mod:`.prompts` and the hand-written sentences in eleven
-  languages (``text_sets/multilingual_sentences.json``): blendshape and emotion loss.
+  languages (``text_sets/multilingual_sentences*.json``): blendshape and emotion loss.
 
 Model selection: the GoEmotions **dev** split (balanced accuracy over the 7 Ekman classes; best epoch); the
 neutral offset by cross-validation over train + dev (:func:`cv_neutral_logits`); the short-description
@@ -45,15 +45,15 @@ class ReaderTrainOptions:
     out: Optional[str] = None
     goemotions: Optional[str] = None       # folder of train/dev/test.tsv (default: corpora.goemotions_dir())
     adapter: Optional[str] = None          # the encoder's LoRA adapter file (tune_encoder); None: $EMO3D_E5_ADAPTER / plain
-    real_per_class: int = 20000            # GoEmotions train rows per Ekman class (single-label rows; 0: none)
-    real_mixed: bool = True                # also the rows with two or more Ekman classes (soft labels)
+    real_per_class: int = 4000             # GoEmotions train rows per Ekman class (single-label rows; 0: none)
+    real_mixed: bool = False               # also the rows with two or more Ekman classes (soft labels)
     synthetic_samples: int = 3000          # builder samples (3 descriptions each)
     word_prompts: float = 2.0              # prompts.with_word_prompts rate (emo3d's own word lists)
     everyday_prompts: float = 0.0          # prompts.with_everyday_prompts rate (slang, idioms, reactions; 0: off)
     emolex_prompts: float = 0.0            # prompts.with_emolex_prompts rate: NRC EmoLex, research use only (0: off)
     short_prompts: float = 0.5             # prompts.with_short_prompts rate
     multilingual_prompts: float = 2.0      # prompts.with_multilingual_prompts: repeats of each word (0: off)
-    multilingual_sentences: float = 2.0    # prompts.with_multilingual_sentences: repeats of each sentence (0: off)
+    multilingual_sentences: float = 1.0    # prompts.with_multilingual_sentences: repeats of each sentence (0: off)
     neutral_cv_folds: int = 3              # neutral offset chosen on out-of-fold train+dev logits (0: on dev)
     cv_epochs: int = 25                    # epoch cap of each cross-validation fold
     real_intensity: float = 0.7            # FACS-prior intensity of a real sentence's face
@@ -653,10 +653,11 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
                                                                if opts.emolex_prompts > 0 else ""),
                                                  "rows": metrics.get("rows_by_source")},
                                                 {"name": "emo3d multilingual sentences",
-                                                 "source": "emo3d/models/text_sets/multilingual_sentences.json",
+                                                 "source": "emo3d/models/text_sets/multilingual_sentences*.json",
                                                  "licence": "written for emo3d (this project)",
                                                  "rows": metrics.get("rows_by_source", {}).get("multilingual_sentence")}],
-                                    "trained_with": "python -m emo3d.models.train_reader --out DIR"})
+                                    "trained_with": "python -m emo3d.models.train_reader --out DIR"
+                                                    + (f" --adapter {Path(opts.adapter).name}" if opts.adapter else "")})
     save_model(head, manifest, folder)
     for name, data in keep.items():
         with atomic_path(folder / name) as tmp:
@@ -683,8 +684,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--real-per-class", type=int, default=ReaderTrainOptions.real_per_class)
     ap.add_argument("--synthetic-samples", type=int, default=ReaderTrainOptions.synthetic_samples)
     ap.add_argument("--class-balance", type=float, default=ReaderTrainOptions.class_balance)
+    ap.add_argument("--mixed-labels", action="store_true",
+                    help="also train on GoEmotions' rows with two or more Ekman classes, as soft labels (default: "
+                         "single-label rows only, the shipped recipe)")
     ap.add_argument("--single-label-only", action="store_true",
-                    help="train on GoEmotions' single-label rows only (default: multi-label rows too, as soft labels)")
+                    help="single-label rows only (the default; kept for older commands)")
     ap.add_argument("--word-prompts", type=float, default=ReaderTrainOptions.word_prompts,
                     help="rate of templated word prompts from emo3d's own word lists (emo3d.data.vocabulary; 0: off)")
     ap.add_argument("--everyday-prompts", type=float, default=ReaderTrainOptions.everyday_prompts,
@@ -723,7 +727,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, adapter=args.adapter, real_per_class=args.real_per_class,
                               synthetic_samples=args.synthetic_samples, class_balance=args.class_balance,
                               epochs=args.epochs, seed=args.seed, progress=not args.quiet,
-                              neutral_cv_folds=args.neutral_cv_folds, real_mixed=not args.single_label_only,
+                              neutral_cv_folds=args.neutral_cv_folds, real_mixed=args.mixed_labels and not args.single_label_only,
                               word_prompts=args.word_prompts, everyday_prompts=args.everyday_prompts,
                               multilingual_sentences=args.multilingual_sentences,
                               emolex_prompts=args.emolex_prompts)

@@ -147,7 +147,7 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     from emo3d.models.train_reader import SHORT_BIAS_GRID, ReaderTrainOptions, train_reader
     root = _write_tsv(tmp_path / "ge")
     enc = BagOfWords()
-    opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6, multilingual_prompts=0.0,
+    opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6, real_mixed=True, multilingual_prompts=0.0,
                               multilingual_sentences=1.0, synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0,
                               epochs=60, patience=60, neutral_cv_folds=2, cv_epochs=5,
                               lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False)
@@ -268,6 +268,18 @@ def test_reader_manifest_bias_is_checked(tmp_path):
     assert not logit_bias(ModelManifest(kind="emotion", backbone={"name": "x"})).any()
     with pytest.raises(ModelFileError, match="emotion_logit_bias"):
         logit_bias(ModelManifest(kind="emotion", backbone={"name": "x"}, extra={"reader": {"emotion_logit_bias": {"calm": 1}}}))
+
+
+def test_the_default_options_are_the_shipped_recipe():
+    """``python -m emo3d.models.train_reader --out DIR --adapter ...`` retrains the shipped head: every option the
+    shipped manifest records is the dataclass default."""
+    import dataclasses
+    from emo3d.models.train_reader import ReaderTrainOptions
+    shipped = json.loads((Path(__file__).resolve().parents[3] / "emo3d/models/default/manifest.json")
+                         .read_text(encoding="utf-8"))["extra"]["options"]
+    defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(ReaderTrainOptions()).items()}
+    assert {k: v for k, v in shipped.items() if defaults.get(k) != v} == {}
+    assert ReaderTrainOptions().real_per_class == 4000 and ReaderTrainOptions().multilingual_sentences == 1.0
 
 
 def test_reader_options_are_validated():
