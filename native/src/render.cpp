@@ -803,28 +803,44 @@ __attribute__((always_inline)) inline __m128 color_quad(const ShadeCtx& cx, cons
 }  // namespace
 #endif
 
+namespace {
+// What every shading path (scalar, SSE, AVX2) derives once per call from the light and the options.
+struct ShadeScalars {
+    double half[3];          // Blinn-Phong half vector of the light and the viewer (+z); zero if they oppose
+    double gloss;            // the highlight's strength: the key light's (diffuse) scales it
+    std::uint8_t bg8[3];     // the background as an output pixel (the mean of its 4 samples, rounded half up)
+};
+
+inline ShadeScalars shade_scalars(const RenderConfig& cfg, const float* light) {
+    ShadeScalars sc;
+    double Hv[3] = {light[0], light[1], light[2] + 1.0};
+    const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
+    for (int k = 0; k < 3; ++k) sc.half[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
+    sc.gloss = cfg.specular * cfg.diffuse;
+    for (int k = 0; k < 3; ++k) {
+        const double b = cfg.background[k];
+        sc.bg8[k] = static_cast<std::uint8_t>(int((b + b + b + b) * 0.25 * 255.0 + 0.5));
+    }
+    return sc;
+}
+}  // namespace
+
 EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
     const int S = cfg_.ssaa, Ws = cfg_.width * S;
-    const double L[3] = {light[0], light[1], light[2]};
-    // Blinn-Phong half vector of the light and the viewer (+z, a distant viewer); zero if they oppose
-    double Hv[3] = {L[0], L[1], L[2] + 1.0};
-    const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
-    for (int k = 0; k < 3; ++k) Hv[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
 #if EMO3D_MULTIVERSIONED
     if (S == 2 && wide_kernels_) {
         shade_rows_v3(ws, light, out, r0, r1);
         return;
     }
 #endif
-    const double gloss = cfg_.specular * cfg_.diffuse;   // the key light's strength scales its highlight
+    const double L[3] = {light[0], light[1], light[2]};
+    const ShadeScalars sc = shade_scalars(cfg_, light);
+    const double* Hv = sc.half;
+    const double gloss = sc.gloss;
     const double inv = 1.0 / (S * S);
     const bool tex = !texels_.empty(), col = !colors_.empty();
-    std::uint8_t bg8[3];
+    const std::uint8_t* bg8 = sc.bg8;
     const float bgf[3] = {float(cfg_.background[0]), float(cfg_.background[1]), float(cfg_.background[2])};
-    for (int k = 0; k < 3; ++k) {
-        const double b = cfg_.background[k];
-        bg8[k] = static_cast<std::uint8_t>(int((b + b + b + b) * 0.25 * 255.0 + 0.5));
-    }
 #ifdef EMO3D_SSE2
     ShadeCtx cx;
     cx.fplanes = ws.fplanes.data();
@@ -1149,17 +1165,12 @@ EMO3D_V3 __attribute__((always_inline)) inline void color_pair(const ShadeCtx8& 
 
 EMO3D_V3 void MeshRenderer::shade_rows_v3(Workspace& ws, const float* light, std::uint8_t* out, int r0, int r1) const {
     const int width = cfg_.width, Ws = width * 2;
-    double Hv[3] = {light[0], light[1], light[2] + 1.0};
-    const double hn = std::sqrt(Hv[0] * Hv[0] + Hv[1] * Hv[1] + Hv[2] * Hv[2]);
-    for (int k = 0; k < 3; ++k) Hv[k] = hn > 1e-12 ? Hv[k] / hn : 0.0;
+    const ShadeScalars sc = shade_scalars(cfg_, light);
+    const double* Hv = sc.half;
     const bool tex = !texels_.empty(), col = !colors_.empty();
-    std::uint8_t bg8[3];
+    const std::uint8_t* bg8 = sc.bg8;
     ShadeCtx8 cx;
-    for (int k = 0; k < 3; ++k) {
-        const double b = cfg_.background[k];
-        bg8[k] = static_cast<std::uint8_t>(int((b + b + b + b) * 0.25 * 255.0 + 0.5));
-        cx.bg[k] = float(b);
-    }
+    for (int k = 0; k < 3; ++k) cx.bg[k] = float(cfg_.background[k]);
     cx.fplanes = ws.fplanes.data();
     cx.texels = texels_.data();
     cx.tex_w = tex_w_;
@@ -1174,12 +1185,12 @@ EMO3D_V3 void MeshRenderer::shade_rows_v3(Workspace& ws, const float* light, std
     cx.half0 = _mm256_set1_ps(float(Hv[0]));
     cx.half1 = _mm256_set1_ps(float(Hv[1]));
     cx.half2 = _mm256_set1_ps(float(Hv[2]));
-    cx.gloss = _mm256_set1_ps(float(cfg_.specular * cfg_.diffuse));
+    cx.gloss = _mm256_set1_ps(float(sc.gloss));
     const __m128 to255 = _mm_set1_ps(255.f / 4.f), half = _mm_set1_ps(0.5f);
     const int n_attr = tex ? 2 : col ? 3 : 0;
     // pixel cpx of row r: the mean of its 4 samples in 0..255, rounded half up; bg8 where it has none
     std::uint8_t* const out_rows = out;
-    auto store = [out_rows, width, to255, half, &bg8](int r, int cpx, bool on, __m128 sum) __attribute__((always_inline)) {
+    auto store = [out_rows, width, to255, half, bg8](int r, int cpx, bool on, __m128 sum) __attribute__((always_inline)) {
         std::uint8_t* o = out_rows + (std::size_t(r) * width + cpx) * 3;
         if (!on) {
             for (int k = 0; k < 3; ++k) o[k] = bg8[k];
