@@ -75,18 +75,6 @@ class TuneBundle:
     sets: Dict[str, TextSet]
     meta: Dict = field(default_factory=dict)
 
-    def inputs(self, ids: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        """Padded ``(embeddings [N, L, H], mask [N, L])``: word + position + token-type rows, as
-        :func:`.e5_lora.batch_inputs` gives for the same texts."""
-        L = max(len(x) for x in ids)
-        H = self.config.hidden
-        emb = np.zeros((len(ids), L, H), np.float32)
-        mask = np.zeros((len(ids), L), np.float32)
-        for i, x in enumerate(ids):
-            emb[i, :len(x)] = self.words[x] + self.tensors["emb.pos"][:len(x)] + self.tensors["emb.type"][0]
-            mask[i, :len(x)] = 1.0
-        return emb, mask
-
 
 def token_ids(w: e5_weights.E5Weights, text: str, max_tokens: int = MAX_TOKENS) -> np.ndarray:
     """``[bos] + content[:max_tokens] + [eos]`` of ``"query: " + text`` (original vocabulary ids)."""

@@ -63,7 +63,7 @@ def test_the_bundle_feeds_the_encoder_what_the_live_tokeniser_does(tiny):
     for name in ("l0.q.w", "l1.fo.w", "l1.oln.b", "emb.ln.w"):
         np.testing.assert_array_equal(loaded.tensors[name], w.tensors[name])      # 4-bit blocks kept exact
     s = loaded.sets["parallel"]
-    emb, mask = loaded.inputs(list(s.ids))
+    emb, mask = (t.numpy() for t in tune_encoder._Inputs(loaded, torch.device("cpu"))(list(s.ids)))
     ref_emb, ref_mask = batch_inputs(w, list(s.texts))
     np.testing.assert_array_equal(mask, ref_mask)
     np.testing.assert_allclose(emb, ref_emb, atol=1e-6)
