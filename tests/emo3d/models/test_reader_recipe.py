@@ -259,6 +259,25 @@ def test_multilingual_training_sentences_are_not_evaluation_prompts():
     assert not train & {h.strip().lower() for h in held}
 
 
+@pytest.mark.parametrize("second, problem", [
+    ({"languages": ["en", "de"], "rows": [{"emotion": "anger", "en": "ugh", "de": "uff"}]}, "languages"),
+    ({"languages": ["en", "fr"], "rows": [{"emotion": "anger", "en": "ugh", "fr": " "}]}, "no text for \\['fr'\\]"),
+    ({"languages": ["en", "fr"], "rows": [{"emotion": "rage", "en": "ugh", "fr": "pff"}]}, "unknown emotion 'rage'"),
+])
+def test_a_bad_parallel_training_file_is_named(tmp_path, monkeypatch, second, problem):
+    from emo3d.models import probes
+    first = {"languages": ["en", "fr"], "rows": [{"emotion": "happiness", "en": "yay", "fr": "youpi"}]}
+    tag = hashlib.sha1(json.dumps(second).encode()).hexdigest()[:8]      # text_set caches by file name
+    (tmp_path / f"multilingual_sentences_{tag}a.json").write_text(json.dumps(first), encoding="utf-8")
+    (tmp_path / f"multilingual_sentences_{tag}b.json").write_text(json.dumps(second), encoding="utf-8")
+    monkeypatch.setattr(probes, "TEXT_SETS", tmp_path)
+    with pytest.raises(AssetError, match=problem) as e:
+        probes.multilingual_training_rows()
+    assert f"multilingual_sentences_{tag}b.json" in str(e.value)
+    (tmp_path / f"multilingual_sentences_{tag}b.json").unlink()
+    assert probes.multilingual_training_rows() == (("en", "fr"), tuple(first["rows"]))
+
+
 def test_reader_manifest_bias_is_checked(tmp_path):
     from emo3d.errors import ModelFileError
     from emo3d.manifest import ModelManifest
