@@ -33,7 +33,9 @@ class RenderOptions:
     """Image size, supersampling, camera and light. ``background`` is RGB in 0..255;
     ``threads`` = 0 uses every core. Light: ``ambient + diffuse * max(n.l, 0)`` times the albedo plus a
     white Blinn-Phong highlight ``specular * diffuse * max(n.h, 0) ** SPECULAR_POWER`` (``diffuse`` is the
-    key light's strength, so ``diffuse=0`` renders unlit colours)."""
+    key light's strength, so ``diffuse=0`` renders unlit colours). ``texture_level``: which mip level of the
+    rig's texture is sampled (``native.texture_level``): -1 (default) chosen from the framing (level 1 for the
+    default head at 256^2, the full texture at 512^2), 0 the full texture, k the texture halved k times."""
 
     width: int = 256
     height: int = 256
@@ -46,6 +48,7 @@ class RenderOptions:
     specular: float = 0.12
     background: Tuple[int, int, int] = (0, 0, 0)
     threads: int = 0
+    texture_level: int = -1
 
     def __post_init__(self) -> None:
         for k in ("width", "height"):
@@ -66,6 +69,8 @@ class RenderOptions:
         object.__setattr__(self, "background", tuple(int(c) for c in bg))
         object.__setattr__(self, "light_dir", tuple(float(c) for c in self.light_dir))
         check_int(self.threads, "RenderOptions.threads", 0)
+        check_int(self.texture_level, "RenderOptions.texture_level (-1: automatic, 0: the full texture, "
+                  "k: the texture halved k times)", -1, 16)
 
 
 def light_vector(light_dir) -> np.ndarray:

@@ -23,7 +23,8 @@ Conventions (the C++ renderer follows them exactly):
   clipped to [0,1], ``L`` = normalised light direction in camera space (+z toward the viewer), ``H`` the
   Blinn-Phong half vector of ``L`` and a distant viewer on +z (``camera.half_vector``; exponent
   ``camera.SPECULAR_POWER``). Albedo: bilinear texture lookup at
-  ``(u (Wt-1), v (Ht-1))`` with clamped edges, else vertex colours, else grey 0.75.
+  ``(u (Wt-1), v (Ht-1))`` with clamped edges in the mip level that ``native.texture_level.texture_for``
+  picks (``RenderOptions.texture_level``; ``Wt, Ht`` the size of that level), else vertex colours, else grey 0.75.
 * Supersampling: box mean of ``ssaa x ssaa`` samples, then ``uint8(floor(x * 255 + 0.5))``.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from . import reference
 from .camera import SPECULAR_POWER, RenderOptions, framing, half_vector, light_vector, pose_matrix, vertices_batch
+from .texture_level import texture_for
 
 __all__ = ["render", "render_vertices", "vertex_normals"]
 
@@ -85,7 +87,7 @@ def _covered(edges, t, qx, qy):
     return (np.where(pos, r > c, r < c) | ((r == c) & tie)).all(axis=1)
 
 
-def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) -> np.ndarray:
+def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray, texture) -> np.ndarray:
     center, dist, tan_half = cam
     S = opts.ssaa
     Ws, Hs = opts.width * S, opts.height * S
@@ -177,9 +179,9 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray) 
         shade = opts.ambient + opts.diffuse * np.maximum(ndl, 0.0)
         ndh = np.where(ln > 0, (n @ half_vector(light)) / np.where(ln > 0, ln, 1.0), 0.0)
         spec = opts.specular * opts.diffuse * np.maximum(ndh, 0.0) ** SPECULAR_POWER
-        if rig.texture is not None:
+        if texture is not None:
             uv = (q[:, :, None] * rig.uvs.astype(np.float64)[tr]).sum(axis=1)
-            albedo = _bilinear(rig.texture, uv)
+            albedo = _bilinear(texture, uv)
         elif rig.colors is not None:
             albedo = (q[:, :, None] * rig.colors.astype(np.float64)[tr]).sum(axis=1)
         else:
@@ -197,7 +199,8 @@ def render_vertices(rig, vertices, options=None, *, pose=(0.0, 0.0, 0.0), light_
     cam = framing(rig.vertices if box is None else box, opts)
     R = pose_matrix(pose).astype(np.float64)
     L = light_vector(opts.light_dir if light_dir is None else light_dir).astype(np.float64)
-    out = np.stack([_frame(rig, v, opts, cam, R, L) for v in verts])
+    texture, _ = texture_for(rig, opts, cam)   # the mip level the C++ renderer samples too
+    out = np.stack([_frame(rig, v, opts, cam, R, L, texture) for v in verts])
     return out[0] if single else out
 
 

@@ -25,6 +25,7 @@ from emo3d.errors import InvalidInputError
 
 from . import _core
 from .camera import RenderOptions, framing, light_vector, pose_matrix, vertices_batch
+from .texture_level import texture_for
 
 __all__ = ["RenderOptions", "Renderer", "framing", "pose_matrix", "light_vector"]
 
@@ -46,9 +47,11 @@ class Renderer:
         box = getattr(rig, "frame_box", None)   # a rig may ask to frame a region (its face), else all of it
         self._center, self._dist, self._tan = framing(rig.vertices if box is None else box, options)
         o = options
+        # the mip level of the texture sampled at this framing (native.texture_level; the reference's too)
+        texture, self.texture_level = texture_for(rig, options, (self._center, self._dist, self._tan))
         self._native = _core.Renderer(
             rig.vertices, rig.triangles, rig.offsets, rig.indices, rig.values,
-            rig.uvs if rig.texture is not None else None, rig.texture,
+            rig.uvs if texture is not None else None, texture,
             rig.colors if rig.texture is None else None,
             int(o.width), int(o.height), int(o.ssaa),
             np.asarray(self._center, np.float32), float(self._dist), float(self._tan),

@@ -11,6 +11,7 @@
 
 #include "cpu_dispatch.hpp"
 #include "deform_runs.hpp"
+#include "huge_pages.hpp"
 #include "parallel.hpp"
 
 namespace emo3d {
@@ -72,22 +73,25 @@ private:
         std::int32_t x0, x1, y0, y1;
         double iz[3];
     };
+    // the large per-frame arrays are on huge pages where the OS has them (huge_pages.hpp)
+    template <class T>
+    using HugeVector = std::vector<T, HugePageAllocator<T>>;
     struct Workspace {
         std::vector<float> verts;      // V*3 deformed
         std::vector<double> normals;   // V*3 rotated unit normals
         std::vector<double> sx, sy, z; // V screen x/y (supersampled px) and view depth
         std::vector<double> rz;        // V 1/z (0 behind the camera)
-        std::vector<float> iz;         // S samples: 1/z of the nearest surface, 0 where none
-        std::vector<std::int32_t> tri; // S samples: triangle id (valid where iz > 0)
+        HugeVector<float> iz;          // S samples: 1/z of the nearest surface, 0 where none
+        HugeVector<std::int32_t> tri;  // S samples: triangle id (valid where iz > 0)
         // the sample row held first in iz and tri: 0 while threads share the frame's bands; the
         // band's first row when one thread draws band after band, so that each band reuses the
         // buffers' first rows (a band's worth stays in cache instead of the whole frame's 2 MB)
         int row0 = 0;
         // per triangle: kPlanes affine functions of the sample (x, y); written for the planes read
         // later: barycentrics and 1/z (0..3) of wide triangles, all of them for the scalar shader
-        std::vector<double> planes;
-        std::vector<float> fplanes;    // per triangle: kF floats, shading planes 3..9 about a local origin
-        std::vector<TriRaster> rast;   // per triangle: what rasterising it reads
+        HugeVector<double> planes;
+        HugeVector<float> fplanes;     // per triangle: kF floats, shading planes 3..9 about a local origin
+        HugeVector<TriRaster> rast;    // per triangle: what rasterising it reads
         // per triangle: kShading* (its shading planes this frame: not yet, being computed, ready)
         std::unique_ptr<std::atomic<std::uint8_t>[]> shading;
         // one frame split into bands of output rows: band b's triangles (ascending ids, those whose
@@ -132,7 +136,7 @@ private:
     RunDeltas deltas_;
     std::vector<float> uvs_, colors_;
     std::vector<std::uint8_t> cull_;  // per triangle: 1 = single-sided (back face culled); empty: none
-    std::vector<std::uint32_t> texels_;  // R | G << 8 | B << 16, one word per texel
+    HugeVector<std::uint32_t> texels_;  // R | G << 8 | B << 16, one word per texel (on huge pages)
     int tex_w_ = 0, tex_h_ = 0;
     std::vector<Workspace> ws_;
     std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)

@@ -311,7 +311,10 @@ def test_texture_beyond_the_sampler_limit_is_refused():
     d = np.zeros((1, len(V), 3), np.float32)
     big = np.zeros((4097, 4096, 3), np.uint8)
     rig = Rig.from_dense("big", V, F, ["jawOpen"], d, uvs=uv, texture=big)
+    full = RenderOptions(width=16, height=16, texture_level=0)   # the full texture, not a mip level of it
     with pytest.raises(ValueError, match="texture too large: 4096x4097"):
-        Renderer(rig, RenderOptions(width=16, height=16))
+        Renderer(rig, full)
     ok = Rig.from_dense("ok", V, F, ["jawOpen"], d, uvs=uv, texture=big[:4096])
-    assert Renderer(ok, RenderOptions(width=16, height=16)).render(np.zeros(52)).shape == (16, 16, 3)
+    assert Renderer(ok, full).render(np.zeros(52)).shape == (16, 16, 3)
+    # at the automatic level the 16x16 frame samples a small mip level of the too-large texture
+    assert Renderer(rig, RenderOptions(width=16, height=16)).texture_level > 0
