@@ -21,10 +21,11 @@ import numpy as np
 
 from emo3d.errors import ModelFileError
 from emo3d.manifest import ModelManifest
-from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_MODEL
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES, N_MODEL
 
 from . import rules
 from .e5 import BACKBONE_NAME, E5Encoder, adapter_for, backend_for
+from .word_prior import FACE_MIX_KEY, WordPrior
 
 UNKNOWN_FILE = "unknown.npz"
 WORDS_FILE = "words.txt.gz"      # English word list (SCOWL, see the model card): one lower-case word a line
@@ -88,6 +89,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 BIAS_KEY = "emotion_logit_bias"
 SHORT_BIAS_KEY = "short_text_logit_bias"     # added for short descriptions (rules.is_short_description)
+WORD_PRIOR_SHARPEN = 2.0       # the word prior's probabilities to this power (renormalised) before its FACS face
+WORD_PRIOR_INTENSITY = 0.75    # ... drawn at the plain level of the word prompts' faces (0.55 .. 0.9)
+_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 
 
 def logit_bias(manifest: ModelManifest, key: str = BIAS_KEY) -> np.ndarray:
@@ -101,6 +105,19 @@ def logit_bias(manifest: ModelManifest, key: str = BIAS_KEY) -> np.ndarray:
         return np.array([float(raw.get(e, 0.0)) for e in EMOTIONS], np.float32)
     except (TypeError, ValueError):
         raise ModelFileError(f"manifest extra.reader.{key} has a non-number value: {raw!r}") from None
+
+
+def face_mix(manifest: ModelManifest) -> float:
+    """The word prior's share of a short description's face (``extra.reader.word_prior_face_mix``, 0..1;
+    absent: 0, off)."""
+    raw = manifest.extra.get("reader", {}).get(FACE_MIX_KEY, 0.0)
+    try:
+        mix = float(raw)
+    except (TypeError, ValueError):
+        mix = float("nan")
+    if not 0.0 <= mix <= 1.0:
+        raise ModelFileError(f"manifest extra.reader.{FACE_MIX_KEY} is {raw!r}; expected a number in [0, 1]")
+    return mix
 
 
 class NumpyEmotionHead:
@@ -161,6 +178,11 @@ class TextReader:
         self.head = NumpyEmotionHead(read_safetensors(self.manifest.file(self.folder, "head")),
                                      logit_bias(self.manifest))
         self.short_bias = logit_bias(self.manifest, SHORT_BIAS_KEY)
+        self.word_prior: Optional[WordPrior] = None
+        self.word_prior_mix = 0.0
+        if "word_prior" in self.manifest.files:
+            self.word_prior = WordPrior.load(self.manifest.file(self.folder, "word_prior"))
+            self.word_prior_mix = face_mix(self.manifest)
         self.unknown_w: Optional[np.ndarray] = None
         self.unknown_b = 0.0
         self.unknown_threshold = 0.5
@@ -210,6 +232,25 @@ class TextReader:
         short = np.array([rules.is_short_description(p) for p in parts], bool)
         return short[:, None] * self.short_bias[None, :]
 
+    def word_prior_faces(self, parts: Sequence[str], emb: np.ndarray, blend: np.ndarray) -> np.ndarray:
+        """[N,51] faces: where :func:`.rules.is_short_description` holds, the head's face mixed (share
+        :attr:`word_prior_mix`) with the FACS face of the emotion the word prior (:mod:`.word_prior`) reads in
+        the text; other rows as they are. The emotion reading (``emotions8``) stays the head's."""
+        if self.word_prior is None or not self.word_prior_mix:
+            return blend
+        short = np.flatnonzero([rules.is_short_description(p) for p in parts])
+        if not len(short):
+            return blend
+        from emo3d.data import facs
+        lp = self.word_prior.log_probs(np.asarray(emb)[short]) * WORD_PRIOR_SHARPEN
+        prob = np.exp(lp - lp.max(1, keepdims=True))
+        prob /= prob.sum(1, keepdims=True)
+        out = np.array(blend, np.float32, copy=True)
+        for i, d in zip(short, prob):
+            out[i] = ((1.0 - self.word_prior_mix) * out[i]
+                      + self.word_prior_mix * facs.prior(d, WORD_PRIOR_INTENSITY)[_MODEL_COLS])
+        return out
+
     def read(self, texts: Sequence[str]) -> List[Reading]:
         cues = [rules.parse(t) for t in texts]
         parts = list(dict.fromkeys(p for c in cues for p in c.parts if p.strip()))
@@ -217,6 +258,7 @@ class TextReader:
         if parts:
             emb = self.embed(parts)
             blend, emo = self.head(emb, self.row_bias(parts))
+            blend = self.word_prior_faces(parts, emb, blend)
             unk = self.unknown_scores(emb)
             for i, p in enumerate(parts):
                 table[p] = (np.concatenate([[0.0], blend[i]]).astype(np.float32), emo[i], float(unk[i]))

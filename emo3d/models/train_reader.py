@@ -392,6 +392,7 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
             cv = cv_neutral_logits(opts, extra, both, embed)
         metrics["calibration"] = calibrate_reader(out, dev, embed, cv=cv)
         metrics["short_calibration"] = calibrate_short(out, embed)
+        metrics["word_prior"] = calibrate_word_prior(out, embed)
     return ReaderTrainResult(out, metrics, history, head)
 
 
@@ -464,36 +465,87 @@ def calibrate_short(folder: str | Path, embed, grid: Sequence[float] = SHORT_BIA
     level of the calm intensity prompts within ``CALM_MARGIN`` x ``probes.CALM_MAX_L2`` of the neutral
     reference). Written to ``extra.reader.short_text_logit_bias`` with its numbers."""
     from emo3d.manifest import ModelManifest
-    from .probes import (CALM_MAX_L2, INTENSITY_TEMPLATES, INTENSITY_WORDS, NEUTRAL_REFERENCE, _article,
-                         description_dev, nearest_emotion)
+    from .probes import CALM_MAX_L2, description_dev
     from .reader import SHORT_BIAS_KEY, TextReader
     folder = Path(folder)
     reader = TextReader(folder, encoder=embed)
-    probes = description_dev()
-    truth = [e for _, e, _ in probes]
-    calm = [_article(t.format(adj=adj, noun=noun)) for e, adj, noun in INTENSITY_WORDS if e == "neutral"
-            for _, t in INTENSITY_TEMPLATES]
     ni = EMOTIONS.index("neutral")
     rows = []
     for b in grid:
         reader.short_bias = np.zeros(len(EMOTIONS), np.float32)
         reader.short_bias[ni] = b
-        rs = reader.read([t for t, _, _ in probes] + [NEUTRAL_REFERENCE] + calm)
-        faces = np.stack([r.blend52[1:] for r in rs])
-        near = nearest_emotion(faces[:len(probes)])
-        ref, cf = faces[len(probes)], faces[len(probes) + 1:]
-        rows.append({"bias": float(b), "face_share": float(np.mean([n == t for n, t in zip(near, truth)])),
-                     "calm_max_l2": float(np.linalg.norm(cf - ref, axis=1).max())})
-    ok = [r for r in rows if r["calm_max_l2"] <= CALM_MARGIN * CALM_MAX_L2] or rows[:1]
-    best = max(ok, key=lambda r: (round(r["face_share"], 6), -abs(r["bias"])))
+        rows.append({"bias": float(b), **_description_scores(reader)})
+    best = _select_on_descriptions(rows, "bias")
     manifest = ModelManifest.load(folder)
     manifest.extra.setdefault("reader", {})[SHORT_BIAS_KEY] = {"neutral": best["bias"]}
-    manifest.metrics["short_calibration"] = {"set": "emo3d/models/text_sets/description_dev.json", "n": len(probes),
+    manifest.metrics["short_calibration"] = {"set": "emo3d/models/text_sets/description_dev.json",
+                                             "n": len(description_dev()),
                                              "rule": f"max share of faces nearest the right FACS prototype s.t. "
                                                      f"calm prompts within {CALM_MARGIN} x {CALM_MAX_L2} of neutral",
                                              "selected": best, "unbiased": rows[0], "grid": rows}
     manifest.save(folder)
     return {"bias": best["bias"], "selected": best, "unbiased": rows[0]}
+
+
+def _select_on_descriptions(rows: List[Dict[str, Any]], key: str) -> Dict[str, Any]:
+    """The row of a grid (``key``: its setting, ``face_share``, ``calm_max_l2``) with the highest face share
+    among those that keep the calm prompts calm (ties: the setting nearest 0)."""
+    from .probes import CALM_MAX_L2
+    ok = [r for r in rows if r["calm_max_l2"] <= CALM_MARGIN * CALM_MAX_L2] or rows[:1]
+    return max(ok, key=lambda r: (round(r["face_share"], 6), -abs(r[key])))
+
+
+def _description_scores(reader) -> Dict[str, float]:
+    """``reader``'s faces on the description dev set: the share nearest the right FACS prototype, and how far
+    the calm intensity prompts' faces stray from the neutral reference (max L2)."""
+    from .probes import INTENSITY_TEMPLATES, INTENSITY_WORDS, NEUTRAL_REFERENCE, _article, description_dev, \
+        nearest_emotion
+    probes = description_dev()
+    calm = [_article(t.format(adj=adj, noun=noun)) for e, adj, noun in INTENSITY_WORDS if e == "neutral"
+            for _, t in INTENSITY_TEMPLATES]
+    rs = reader.read([t for t, _, _ in probes] + [NEUTRAL_REFERENCE] + calm)
+    faces = np.stack([r.blend52[1:] for r in rs])
+    near = nearest_emotion(faces[:len(probes)])
+    ref, cf = faces[len(probes)], faces[len(probes) + 1:]
+    return {"face_share": float(np.mean([n == e for n, (_, e, _) in zip(near, probes)])),
+            "calm_max_l2": float(np.linalg.norm(cf - ref, axis=1).max())}
+
+
+FACE_MIX_GRID = tuple(round(0.1 * i, 1) for i in range(11))     # 0 .. 1
+
+
+def calibrate_word_prior(folder: str | Path, embed, grid: Sequence[float] = FACE_MIX_GRID) -> Dict[str, Any]:
+    """Fit the word prior of short descriptions (:mod:`.word_prior`: emo3d's vocabulary embedded with
+    ``embed``) into ``folder`` (``word_prior.npz``) and select its share of short descriptions' faces on the
+    description development set by the rule of :func:`calibrate_short`. Written to
+    ``extra.reader.word_prior_face_mix`` with its numbers."""
+    from emo3d.manifest import ModelManifest
+    from . import word_prior
+    from .reader import TextReader
+    folder = Path(folder)
+    texts, labels = word_prior.vocabulary()
+    emb = embed(texts)
+    prior = word_prior.fit(emb, labels)
+    prior.save(folder / word_prior.WORD_PRIOR_FILE)
+    manifest = ModelManifest.load(folder)
+    manifest.files["word_prior"] = word_prior.WORD_PRIOR_FILE
+    manifest.save(folder)
+    reader = TextReader(folder, encoder=embed)
+    rows = []
+    for mix in grid:
+        reader.word_prior_mix = float(mix)
+        rows.append({"mix": float(mix), **_description_scores(reader)})
+    best = _select_on_descriptions(rows, "mix")
+    manifest = ModelManifest.load(folder)
+    manifest.extra.setdefault("reader", {})[word_prior.FACE_MIX_KEY] = best["mix"]
+    manifest.metrics["word_prior"] = {"set": "emo3d/models/text_sets/description_dev.json",
+                                      "vocabulary": len(texts), "train_accuracy":
+                                          float(np.mean(prior.logits(emb).argmax(1) == labels)),
+                                      "rule": f"max share of faces nearest the right FACS prototype s.t. calm "
+                                              f"prompts within {CALM_MARGIN} x the calm limit of neutral",
+                                      "selected": best, "off": rows[0], "grid": rows}
+    manifest.save(folder)
+    return {"mix": best["mix"], "selected": best, "off": rows[0]}
 
 
 def write_word_list(folder: str | Path, sources: Sequence[str | Path]) -> Dict[str, Any]:
@@ -710,18 +762,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--calibrate-only", action="store_true",
                     help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split "
                          "and its short-description offset")
+    ap.add_argument("--word-prior-only", action="store_true",
+                    help="keep the trained head in --out; only (re)fit its word prior of short descriptions and "
+                         "select its share of their faces (on the folder's own encoder)")
     ap.add_argument("--word-list", nargs="+", default=None, metavar="FILE",
                     help="keep the trained head in --out; only write its English word list from these files")
     args = ap.parse_args(argv)
     if args.word_list:
         print(json.dumps(write_word_list(args.out, args.word_list)))
         return 0
-    if args.calibrate_only:
-        from .e5 import cache_from_env
-        cache = cache_from_env()
+    if args.calibrate_only or args.word_prior_only:
+        from emo3d.manifest import ModelManifest
+        from .e5 import adapter_for, backend_for, cache_from_env
+        backbone = ModelManifest.load(Path(args.out)).backbone
+        cache = cache_from_env(backend_for(backbone), adapter_for(backbone, Path(args.out)))   # the head's encoder
         embed = lambda texts: cache.embed(texts, progress=not args.quiet)  # noqa: E731
+        if args.word_prior_only:
+            print(json.dumps(calibrate_word_prior(args.out, embed), indent=2))
+            return 0
         got = {"neutral": calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions), embed),
-               "short": calibrate_short(args.out, embed)}
+               "short": calibrate_short(args.out, embed), "word_prior": calibrate_word_prior(args.out, embed)}
         print(json.dumps(got, indent=2))
         return 0
     opts = ReaderTrainOptions(out=args.out, goemotions=args.goemotions, adapter=args.adapter, real_per_class=args.real_per_class,

@@ -195,6 +195,13 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     assert short == res.metrics["short_calibration"]["bias"] and short in SHORT_BIAS_GRID and -4 <= short <= 0.5
     assert manifest["metrics"]["short_calibration"]["n"] == 80
     assert reader.short_bias[EMOTIONS.index("neutral")] == short
+    # the word prior of short descriptions: fitted on emo3d's vocabulary, its face share selected on the same set
+    from emo3d.models.train_reader import FACE_MIX_GRID
+    assert manifest["files"]["word_prior"] == "word_prior.npz" and (folder / "word_prior.npz").is_file()
+    mix = manifest["extra"]["reader"]["word_prior_face_mix"]
+    assert mix == res.metrics["word_prior"]["mix"] and mix in FACE_MIX_GRID and reader.word_prior_mix == mix
+    sel = manifest["metrics"]["word_prior"]
+    assert sel["selected"]["face_share"] >= sel["off"]["face_share"] and len(sel["grid"]) == len(FACE_MIX_GRID)
     rb = reader.row_bias(["furious", "the bus leaves at noon."])
     assert rb[0, EMOTIONS.index("neutral")] == short and not rb[1].any()
     vec = np.zeros(len(EMOTIONS), np.float32)
