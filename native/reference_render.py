@@ -25,7 +25,10 @@ Conventions (the C++ renderer follows them exactly):
   ``camera.SPECULAR_POWER``). Albedo: bilinear texture lookup at
   ``(u (Wt-1), v (Ht-1))`` with clamped edges in the mip level that ``native.texture_level.texture_for``
   picks (``RenderOptions.texture_level``; ``Wt, Ht`` the size of that level), else vertex colours, else grey 0.75.
-* Supersampling: box mean of ``ssaa x ssaa`` samples, then ``uint8(floor(x * 255 + 0.5))``.
+* Supersampling: coverage and depth per sample; a pixel whose ``ssaa x ssaa`` samples all lie on one
+  triangle (most of the face) is shaded once, at the pixel's centre (``(i + 1/2) ssaa`` in samples);
+  any other pixel (a silhouette or a triangle edge) is the box mean of its samples, each shaded at its
+  own position. Then ``uint8(floor(x * 255 + 0.5))``.
 """
 from __future__ import annotations
 
@@ -164,13 +167,10 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray, 
         best_t[pp] = rep[sel]
         best_l[pp] = np.stack([w0[sel], w1[sel], w2[sel]], axis=1)
 
-    img = np.empty((Ws * Hs, 3))
-    img[:] = np.asarray(opts.background, np.float64) / 255.0
-    cov = np.nonzero(best_t >= 0)[0]
-    if cov.size:
-        t = best_t[cov]
+    def shade(t, lam):
+        """Colours in [0, 1] of the points with screen barycentrics ``lam`` [N, 3] on triangles ``t`` [N]."""
         tr = tris[t]
-        lz = best_l[cov] / z[tr]
+        lz = lam / z[tr]
         q = lz / lz.sum(axis=1, keepdims=True)
         n = (q[:, :, None] * normals[tr]).sum(axis=1)
         n = np.where((area[t] > 0)[:, None], -n, n)  # y-down screen: front faces have area < 0
@@ -185,9 +185,27 @@ def _frame(rig, verts: np.ndarray, opts, cam, R: np.ndarray, light: np.ndarray, 
         elif rig.colors is not None:
             albedo = (q[:, :, None] * rig.colors.astype(np.float64)[tr]).sum(axis=1)
         else:
-            albedo = np.full((cov.size, 3), _GREY)
-        img[cov] = np.clip(albedo * shade[:, None] + spec[:, None], 0.0, 1.0)
+            albedo = np.full((len(t), 3), _GREY)
+        return np.clip(albedo * shade[:, None] + spec[:, None], 0.0, 1.0)
+
+    img = np.empty((Ws * Hs, 3))
+    img[:] = np.asarray(opts.background, np.float64) / 255.0
+    cov = np.nonzero(best_t >= 0)[0]
+    if cov.size:
+        img[cov] = shade(best_t[cov], best_l[cov])
     img = img.reshape(opts.height, S, opts.width, S, 3).mean(axis=(1, 3))
+    # a pixel whose S x S samples all lie on one triangle is shaded once, at the pixel's centre
+    per_pixel = best_t.reshape(opts.height, S, opts.width, S).transpose(0, 2, 1, 3).reshape(opts.height, opts.width, S * S)
+    one = (per_pixel[..., 0] >= 0) & (per_pixel == per_pixel[..., :1]).all(axis=-1)
+    if S > 1 and one.any():
+        yy, xx = np.nonzero(one)
+        t = per_pixel[yy, xx, 0]
+        qx, qy = xx * S + S / 2.0, yy * S + S / 2.0
+        A = area[t]
+        lam = np.stack([((cx[t] - bx[t]) * (qy - by[t]) - (cy[t] - by[t]) * (qx - bx[t])) / A,
+                        ((ax[t] - cx[t]) * (qy - cy[t]) - (ay[t] - cy[t]) * (qx - cx[t])) / A,
+                        ((bx[t] - ax[t]) * (qy - ay[t]) - (by[t] - ay[t]) * (qx - ax[t])) / A], axis=1)
+        img[yy, xx] = shade(t, lam)
     return np.floor(img * 255.0 + 0.5).astype(np.uint8)
 
 

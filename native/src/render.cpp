@@ -670,10 +670,11 @@ struct QuadTexel {
     __m128i idx;
 };
 
-// Each sample of the quad on its triangle tq[l] (-1: background): the same shading as the scalar
-// path, in single precision, four samples at a time; n_attr of planes 7..9 are interpolated.
-__attribute__((always_inline)) inline void light_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx, double qy,
-                                                      int n_attr, QuadLight& q) {
+// Each of four lanes at sample position (xs[l], ys[l]) on its triangle tq[l] (-1: background): the
+// same shading as the scalar path, in single precision, four lanes at a time; n_attr of planes 7..9 are
+// interpolated.
+__attribute__((always_inline)) inline void light_lanes4(const ShadeCtx& cx, const std::int32_t* tq, const double* xs,
+                                                        const double* ys, int n_attr, QuadLight& q) {
     // lanes off the mesh (tq < 0) read any valid lane's triangle and get bg
     std::int32_t any = tq[0] >= 0 ? tq[0] : tq[1] >= 0 ? tq[1] : tq[2] >= 0 ? tq[2] : tq[3];
     const float* Fl[4];
@@ -686,14 +687,10 @@ __attribute__((always_inline)) inline void light_quad(const ShadeCtx& cx, const 
     q.vmask = _mm_castsi128_ps(_mm_setr_epi32(valid[0] ? -1 : 0, valid[1] ? -1 : 0, valid[2] ? -1 : 0,
                                               valid[3] ? -1 : 0));
     // sample offsets from each lane's triangle origin (exact: differences of half-integers)
-    __m128 X, Y;
-    if (uniform) {
-        X = _mm_add_ps(_mm_set1_ps(float(qx - Fl[0][0])), _mm_setr_ps(0.f, 1.f, 0.f, 1.f));
-        Y = _mm_add_ps(_mm_set1_ps(float(qy - Fl[0][1])), _mm_setr_ps(0.f, 0.f, 1.f, 1.f));
-    } else {
-        X = _mm_setr_ps(float(qx - Fl[0][0]), float(qx + 1 - Fl[1][0]), float(qx - Fl[2][0]), float(qx + 1 - Fl[3][0]));
-        Y = _mm_setr_ps(float(qy - Fl[0][1]), float(qy - Fl[1][1]), float(qy + 1 - Fl[2][1]), float(qy + 1 - Fl[3][1]));
-    }
+    const __m128 X = _mm_setr_ps(float(xs[0] - Fl[0][0]), float(xs[1] - Fl[1][0]), float(xs[2] - Fl[2][0]),
+                                 float(xs[3] - Fl[3][0]));
+    const __m128 Y = _mm_setr_ps(float(ys[0] - Fl[0][1]), float(ys[1] - Fl[1][1]), float(ys[2] - Fl[2][1]),
+                                 float(ys[3] - Fl[3][1]));
     auto ev4 = [&](int slot) {
         const int o = 2 + (slot - 3) * 3;
         if (uniform) {
@@ -727,6 +724,13 @@ __attribute__((always_inline)) inline void light_quad(const ShadeCtx& cx, const 
     }
 }
 
+// light_lanes4 for the 2x2 samples of one output pixel: (qx, qy) its first sample
+__attribute__((always_inline)) inline void light_quad(const ShadeCtx& cx, const std::int32_t* tq, double qx, double qy,
+                                                      int n_attr, QuadLight& q) {
+    const double xs[4] = {qx, qx + 1, qx, qx + 1}, ys[4] = {qy, qy, qy + 1, qy + 1};
+    light_lanes4(cx, tq, xs, ys, n_attr, q);
+}
+
 // A lit quad's texture footprints: x = clamp(u (W-1), 0, W-1); x0 = min(floor x, W-2); fx = x - x0
 // (likewise y), four lanes at once; the footprints' cache lines are prefetched.
 __attribute__((always_inline)) inline void texel_quad(const ShadeCtx& cx, const QuadLight& q, QuadTexel& t) {
@@ -753,10 +757,10 @@ __attribute__((always_inline)) inline void texel_quad(const ShadeCtx& cx, const 
     }
 }
 
-// A textured quad's colour: the four lanes' 2x2 texel footprints are gathered into R, G, B vectors
+// A textured quad's colours: the four lanes' 2x2 texel footprints are gathered into R, G, B vectors
 // (16 scalar loads, structure of arrays), then the bilinear weights and shading apply to all lanes
-// at once. Returns the sums of the four samples' R, G, B in lanes 0..2.
-__attribute__((always_inline)) inline __m128 fetch_quad(const ShadeCtx& cx, const QuadTexel& t) {
+// at once: each lane's R, G, B in 0..1 (the background where it is off) in rgb[0..2].
+__attribute__((always_inline)) inline void fetch_lanes4(const ShadeCtx& cx, const QuadTexel& t, __m128* rgb) {
     const int tw = cx.tex_w, th = cx.tex_h;
     const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
     alignas(16) std::int32_t ia[4];
@@ -773,32 +777,37 @@ __attribute__((always_inline)) inline __m128 fetch_quad(const ShadeCtx& cx, cons
                                        int(T[ia[2] + dy1 + dx1]), int(T[ia[3] + dy1 + dx1]));
     const __m128 sh = _mm_mul_ps(t.shade, _mm_set1_ps(1.f / 255.f));
     const __m128i byte = _mm_set1_epi32(0xff);
-    __m128 rgb[3];
     for (int k = 0; k < 3; ++k) {
         auto chan = [&](__m128i c) { return _mm_cvtepi32_ps(_mm_and_si128(_mm_srli_epi32(c, 8 * k), byte)); };
         const __m128 a00 = chan(c00), a01 = chan(c01), a10 = chan(c10), a11 = chan(c11);
         const __m128 top = _mm_add_ps(a00, _mm_mul_ps(_mm_sub_ps(a01, a00), t.fx));
         const __m128 bot = _mm_add_ps(a10, _mm_mul_ps(_mm_sub_ps(a11, a10), t.fx));
         const __m128 alb = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), t.fy));
-        rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(alb, sh), t.spec), zero), one);
+        rgb[k] = or_bg(t.vmask, _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(alb, sh), t.spec), zero), one), cx.bg[k]);
     }
-    const float* bg = cx.bg;
-    return sum_lanes3(or_bg(t.vmask, rgb[0], bg[0]), or_bg(t.vmask, rgb[1], bg[1]), or_bg(t.vmask, rgb[2], bg[2]));
 }
 
-// An untextured lit quad's colour (vertex colours, or 0.75 grey): the sums of its four samples' R, G,
-// B in lanes 0..2.
-__attribute__((always_inline)) inline __m128 color_quad(const ShadeCtx& cx, const QuadLight& q) {
+// fetch_lanes4 for the four samples of one pixel: the sums of their R, G, B in lanes 0..2
+__attribute__((always_inline)) inline __m128 fetch_quad(const ShadeCtx& cx, const QuadTexel& t) {
+    __m128 rgb[3];
+    fetch_lanes4(cx, t, rgb);
+    return sum_lanes3(rgb[0], rgb[1], rgb[2]);
+}
+
+// An untextured lit quad's colours (vertex colours, or 0.75 grey): each lane's R, G, B in rgb[0..2]
+__attribute__((always_inline)) inline void color_lanes4(const ShadeCtx& cx, const QuadLight& q, __m128* rgb) {
     const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
-    const float* bg = cx.bg;
-    if (cx.colored) {
-        __m128 rgb[3];
-        for (int k = 0; k < 3; ++k)
-            rgb[k] = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(q.attr[k], q.shade), q.spec), zero), one);
-        return sum_lanes3(or_bg(q.vmask, rgb[0], bg[0]), or_bg(q.vmask, rgb[1], bg[1]), or_bg(q.vmask, rgb[2], bg[2]));
+    for (int k = 0; k < 3; ++k) {
+        const __m128 alb = cx.colored ? q.attr[k] : _mm_set1_ps(0.75f);
+        rgb[k] = or_bg(q.vmask, _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(alb, q.shade), q.spec), zero), one), cx.bg[k]);
     }
-    const __m128 c = _mm_min_ps(_mm_max_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.75f), q.shade), q.spec), zero), one);
-    return sum_lanes3(or_bg(q.vmask, c, bg[0]), or_bg(q.vmask, c, bg[1]), or_bg(q.vmask, c, bg[2]));
+}
+
+// color_lanes4 for the four samples of one pixel: the sums of their R, G, B in lanes 0..2
+__attribute__((always_inline)) inline __m128 color_quad(const ShadeCtx& cx, const QuadLight& q) {
+    __m128 rgb[3];
+    color_lanes4(cx, q, rgb);
+    return sum_lanes3(rgb[0], rgb[1], rgb[2]);
 }
 }  // namespace
 #endif
@@ -873,14 +882,49 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
             for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(v[k]);
         };
         const int n_attr = tex ? 2 : col ? 3 : 0;
-        // textured: the lit quads of kChunk pixels are set up (their texels prefetched), then fetched
+        // four pixels shaded at their centres: each lane's colour c -> c * 255 + 0.5 truncated (the mean
+        // of four equal samples in store)
+        auto store_centres = [&](int r, const int* cols, int n, const __m128* rgb) __attribute__((always_inline)) {
+            alignas(16) std::int32_t v[3][4];
+            for (int k = 0; k < 3; ++k)
+                _mm_store_si128(reinterpret_cast<__m128i*>(v[k]),
+                                _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(rgb[k], _mm_set1_ps(255.f)), _mm_set1_ps(0.5f))));
+            for (int l = 0; l < n; ++l) {
+                std::uint8_t* o = out + (std::size_t(r) * width + cols[l]) * 3;
+                for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(v[k][l]);
+            }
+        };
+        // Per chunk of kChunk pixels of a row: a pixel whose four samples all lie on one triangle is
+        // queued and shaded once at its centre, four such pixels at a time; the others per sample.
+        // Textured: the lit quads are set up (their texels prefetched), then fetched.
         constexpr int kChunk = 32;
         QuadTexel pend[kChunk];
         int pend_col[kChunk];
+        QuadTexel upend[kChunk / 4];
+        int ucols[kChunk];
+        std::int32_t utri[4];
         for (int r = r0; r < r1; ++r) {
+            const double yc = r * 2 + 1.0;
             for (int c0 = 0; c0 < width; c0 += kChunk) {
                 const int c1 = std::min(width, c0 + kChunk);
-                int n_pend = 0;
+                int n_pend = 0, n_u = 0, n_ub = 0;
+                auto flush_centres = [&]() __attribute__((always_inline)) {
+                    const int b0 = n_ub * 4, n = n_u - b0;
+                    for (int l = n; l < 4; ++l) utri[l] = utri[0];  // spare lanes repeat the first pixel
+                    double xc[4];
+                    for (int l = 0; l < 4; ++l) xc[l] = ucols[b0 + (l < n ? l : 0)] * 2 + 1.0;
+                    const double yq[4] = {yc, yc, yc, yc};
+                    QuadLight q;
+                    light_lanes4(cx, utri, xc, yq, n_attr, q);
+                    if (tex) {
+                        texel_quad(cx, q, upend[n_ub]);
+                    } else {
+                        __m128 rgb[3];
+                        color_lanes4(cx, q, rgb);
+                        store_centres(r, ucols + b0, n, rgb);
+                    }
+                    ++n_ub;
+                };
                 for (int cpx = c0; cpx < c1; ++cpx) {
                     const std::size_t i00 = std::size_t(r * 2 - ws.row0) * Ws + std::size_t(cpx) * 2;
                     const float* izq = ws.iz.data() + i00;
@@ -892,13 +936,16 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                     const std::int32_t* tr = ws.tri.data() + i00;
                     const std::int32_t tq[4] = {izq[0] > 0 ? tr[0] : -1, izq[1] > 0 ? tr[1] : -1,
                                                 izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
-                    // most pixels lie on one triangle: one check (a branch that predicts well)
-                    if (tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3]) {
+                    // most pixels lie on one triangle: one check, and one shading at the pixel's centre
+                    if (tq[0] >= 0 && tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3]) {
                         if (ws.shading[tq[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, tq[0]);
-                    } else {
-                        for (int l = 0; l < 4; ++l)
-                            if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
+                        utri[n_u % 4] = tq[0];
+                        ucols[n_u++] = cpx;
+                        if (n_u % 4 == 0) flush_centres();
+                        continue;
                     }
+                    for (int l = 0; l < 4; ++l)
+                        if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
                     QuadLight q;
                     light_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5, n_attr, q);
                     if (tex) {
@@ -908,14 +955,82 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                         store(r, cpx, color_quad(cx, q));
                     }
                 }
+                if (n_u % 4) flush_centres();
                 for (int i = 0; i < n_pend; ++i) store(r, pend_col[i], fetch_quad(cx, pend[i]));
+                if (tex) {
+                    for (int b = 0; b < n_ub; ++b) {
+                        __m128 rgb[3];
+                        fetch_lanes4(cx, upend[b], rgb);
+                        store_centres(r, ucols + b * 4, std::min(4, n_u - b * 4), rgb);
+                    }
+                }
             }
         }
         return;
     }
 #endif
+    // the colour (0..1) of the surface of triangle t at sample position (qx, qy)
+    auto shade_at = [&](std::int32_t t, double qx, double qy, double* c) {
+        const double* P = &ws.planes[std::size_t(t) * kPlanes * 3];
+        auto ev = [&](int slot) { return P[slot * 3] * qx + P[slot * 3 + 1] * qy + P[slot * 3 + 2]; };
+        const double rz = 1.0 / ev(3);
+        const double n[3] = {ev(4), ev(5), ev(6)};  // scale by rz irrelevant after normalising
+        const double ln = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
+        const double ndl = ln > 0 ? (n[0] * L[0] + n[1] * L[1] + n[2] * L[2]) / ln : 0.0;
+        const double shade = cfg_.ambient + cfg_.diffuse * std::max(ndl, 0.0);
+        const double ndh = ln > 0 ? std::max((n[0] * Hv[0] + n[1] * Hv[1] + n[2] * Hv[2]) / ln, 0.0) : 0.0;
+        double hl = ndh * ndh;
+        hl *= hl;
+        hl *= hl;
+        const double spec = gloss * hl * hl;   // ndh^16, SPECULAR_POWER
+        double alb[3];
+        if (tex) {
+            const double u = ev(7) * rz, v = ev(8) * rz;
+            const double x = clampd(u * (tex_w_ - 1), 0, tex_w_ - 1);
+            const double y = clampd(v * (tex_h_ - 1), 0, tex_h_ - 1);
+            // x, y >= 0, so truncation is floor (std::floor is a libm call without SSE4.1)
+            const int x0 = std::min(int(x), std::max(tex_w_ - 2, 0));
+            const int y0 = std::min(int(y), std::max(tex_h_ - 2, 0));
+            const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
+            const double fx = x - x0, fy = y - y0;
+            const std::uint32_t p00 = texels_[std::size_t(y0) * tex_w_ + x0];
+            const std::uint32_t p01 = texels_[std::size_t(y0) * tex_w_ + x1];
+            const std::uint32_t p10 = texels_[std::size_t(y1) * tex_w_ + x0];
+            const std::uint32_t p11 = texels_[std::size_t(y1) * tex_w_ + x1];
+            for (int k = 0; k < 3; ++k) {
+                auto ch = [k](std::uint32_t p) { return double((p >> (8 * k)) & 0xffu); };
+                const double top = ch(p00) * (1 - fx) + ch(p01) * fx;
+                const double bot = ch(p10) * (1 - fx) + ch(p11) * fx;
+                alb[k] = (top * (1 - fy) + bot * fy) * (1.0 / 255.0);
+            }
+        } else if (col) {
+            alb[0] = ev(7) * rz;
+            alb[1] = ev(8) * rz;
+            alb[2] = ev(9) * rz;
+        } else {
+            alb[0] = alb[1] = alb[2] = 0.75;
+        }
+        for (int k = 0; k < 3; ++k) c[k] = clampd(alb[k] * shade + spec, 0.0, 1.0);
+    };
     for (int r = r0; r < r1; ++r) {
         for (int cpx = 0; cpx < width; ++cpx) {
+            std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
+            // a pixel whose samples all lie on one triangle: shaded once, at its centre
+            const std::size_t s0 = std::size_t(r * S - ws.row0) * Ws + std::size_t(cpx) * S;
+            const std::int32_t t0 = ws.iz[s0] > 0 ? ws.tri[s0] : -1;
+            bool one = t0 >= 0;
+            for (int j = 0; j < S && one; ++j)
+                for (int i = 0; i < S && one; ++i) {
+                    const std::size_t si = s0 + std::size_t(j) * Ws + i;
+                    one = ws.iz[si] > 0 && ws.tri[si] == t0;
+                }
+            if (one) {
+                ensure_shading(ws, t0);
+                double c[3];
+                shade_at(t0, cpx * S + S * 0.5, r * S + S * 0.5, c);
+                for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(c[k] * 255.0 + 0.5));
+                continue;
+            }
             double acc[3] = {0, 0, 0};
             for (int j = 0; j < S; ++j) {
                 const int py = r * S + j;
@@ -931,50 +1046,11 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                         continue;
                     }
                     ensure_shading(ws, t);
-                    const double qx = px + 0.5;
-                    const double* P = &ws.planes[std::size_t(t) * kPlanes * 3];
-                    auto ev = [&](int slot) { return P[slot * 3] * qx + P[slot * 3 + 1] * qy + P[slot * 3 + 2]; };
-                    const double rz = 1.0 / ev(3);
-                    const double n[3] = {ev(4), ev(5), ev(6)};  // scale by rz irrelevant after normalising
-                    const double ln = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
-                    const double ndl = ln > 0 ? (n[0] * L[0] + n[1] * L[1] + n[2] * L[2]) / ln : 0.0;
-                    const double shade = cfg_.ambient + cfg_.diffuse * std::max(ndl, 0.0);
-                    const double ndh = ln > 0 ? std::max((n[0] * Hv[0] + n[1] * Hv[1] + n[2] * Hv[2]) / ln, 0.0) : 0.0;
-                    double hl = ndh * ndh;
-                    hl *= hl;
-                    hl *= hl;
-                    const double spec = gloss * hl * hl;   // ndh^16, SPECULAR_POWER
-                    double alb[3];
-                    if (tex) {
-                        const double u = ev(7) * rz, v = ev(8) * rz;
-                        const double x = clampd(u * (tex_w_ - 1), 0, tex_w_ - 1);
-                        const double y = clampd(v * (tex_h_ - 1), 0, tex_h_ - 1);
-                        // x, y >= 0, so truncation is floor (std::floor is a libm call without SSE4.1)
-                        const int x0 = std::min(int(x), std::max(tex_w_ - 2, 0));
-                        const int y0 = std::min(int(y), std::max(tex_h_ - 2, 0));
-                        const int x1 = std::min(x0 + 1, tex_w_ - 1), y1 = std::min(y0 + 1, tex_h_ - 1);
-                        const double fx = x - x0, fy = y - y0;
-                        const std::uint32_t p00 = texels_[std::size_t(y0) * tex_w_ + x0];
-                        const std::uint32_t p01 = texels_[std::size_t(y0) * tex_w_ + x1];
-                        const std::uint32_t p10 = texels_[std::size_t(y1) * tex_w_ + x0];
-                        const std::uint32_t p11 = texels_[std::size_t(y1) * tex_w_ + x1];
-                        for (int k = 0; k < 3; ++k) {
-                            auto ch = [k](std::uint32_t p) { return double((p >> (8 * k)) & 0xffu); };
-                            const double top = ch(p00) * (1 - fx) + ch(p01) * fx;
-                            const double bot = ch(p10) * (1 - fx) + ch(p11) * fx;
-                            alb[k] = (top * (1 - fy) + bot * fy) * (1.0 / 255.0);
-                        }
-                    } else if (col) {
-                        alb[0] = ev(7) * rz;
-                        alb[1] = ev(8) * rz;
-                        alb[2] = ev(9) * rz;
-                    } else {
-                        alb[0] = alb[1] = alb[2] = 0.75;
-                    }
-                    for (int k = 0; k < 3; ++k) acc[k] += clampd(alb[k] * shade + spec, 0.0, 1.0);
+                    double c[3];
+                    shade_at(t, px + 0.5, qy, c);
+                    for (int k = 0; k < 3; ++k) acc[k] += c[k];
                 }
             }
-            std::uint8_t* o = out + (std::size_t(r) * cfg_.width + cpx) * 3;
             for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(acc[k] * inv * 255.0 + 0.5));
         }
     }
@@ -1043,9 +1119,10 @@ EMO3D_V3 __attribute__((always_inline)) inline __m256 lane_planes(const float* c
     return P[o];
 }
 
-// light_quad for two pixels; tq: the eight samples' triangles (-1: background, not all of them)
-EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& cx, const std::int32_t* tq, float qx,
-                                                               float qy, int n_attr, PairLight& q) {
+// light_quad for eight lanes at sample positions (xs, ys); tq: the lanes' triangles (-1: background, not
+// all of them)
+EMO3D_V3 __attribute__((always_inline)) inline void light_lanes(const ShadeCtx8& cx, const std::int32_t* tq, __m256 xs,
+                                                                __m256 ys, int n_attr, PairLight& q) {
     std::int32_t any = tq[0];
     for (int l = 1; l < 8; ++l) any = any >= 0 ? any : tq[l];
     const float* Fl[8];
@@ -1060,10 +1137,8 @@ EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& 
     if (mode == 2)
         for (int o = 0; o < 3 * n_ev + 2; o += 8) transpose_planes(Fl, o, P + o);
     // sample offsets from each lane's triangle origin (exact in float: differences of half-integers)
-    const __m256 X = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(qx), _mm256_setr_ps(0.f, 1.f, 0.f, 1.f, 2.f, 3.f, 2.f, 3.f)),
-                                   lane_planes(Fl, mode, P, 0));
-    const __m256 Y = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(qy), _mm256_setr_ps(0.f, 0.f, 1.f, 1.f, 0.f, 0.f, 1.f, 1.f)),
-                                   lane_planes(Fl, mode, P, 1));
+    const __m256 X = _mm256_sub_ps(xs, lane_planes(Fl, mode, P, 0));
+    const __m256 Y = _mm256_sub_ps(ys, lane_planes(Fl, mode, P, 1));
     __m256 ev[7];  // planes 3..9 at the samples
     for (int k = 0; k < n_ev; ++k) {
         const int o = 2 + k * 3;
@@ -1092,6 +1167,13 @@ EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& 
     }
 }
 
+// light_quad for two pixels' 2x2 samples: (qx, qy) the first sample of the pixel on the left
+EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& cx, const std::int32_t* tq, float qx,
+                                                               float qy, int n_attr, PairLight& q) {
+    light_lanes(cx, tq, _mm256_add_ps(_mm256_set1_ps(qx), _mm256_setr_ps(0.f, 1.f, 0.f, 1.f, 2.f, 3.f, 2.f, 3.f)),
+                _mm256_add_ps(_mm256_set1_ps(qy), _mm256_setr_ps(0.f, 0.f, 1.f, 1.f, 0.f, 0.f, 1.f, 1.f)), n_attr, q);
+}
+
 // texel_quad for two pixels
 EMO3D_V3 __attribute__((always_inline)) inline void texel_pair(const ShadeCtx8& cx, const PairLight& q, PairTexel& t) {
     const int tw = cx.tex_w, th = cx.tex_h;
@@ -1118,9 +1200,8 @@ EMO3D_V3 __attribute__((always_inline)) inline void texel_pair(const ShadeCtx8& 
     }
 }
 
-// fetch_quad for two pixels (AVX2 gathers): the sums of each pixel's R, G, B in lanes 0..2 of s0, s1
-EMO3D_V3 __attribute__((always_inline)) inline void fetch_pair(const ShadeCtx8& cx, const PairTexel& t, __m128& s0,
-                                                               __m128& s1) {
+// fetch_quad for eight lanes (AVX2 gathers): each lane's R, G, B in 0..1 (the background where it is off)
+EMO3D_V3 __attribute__((always_inline)) inline void fetch_lanes(const ShadeCtx8& cx, const PairTexel& t, __m256* rgb) {
     const int tw = cx.tex_w, th = cx.tex_h;
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
     const __m256i dx1 = _mm256_set1_epi32(tw > 1 ? 1 : 0), dy1 = _mm256_set1_epi32(th > 1 ? tw : 0);
@@ -1132,7 +1213,6 @@ EMO3D_V3 __attribute__((always_inline)) inline void fetch_pair(const ShadeCtx8& 
     const __m256i c11 = _mm256_i32gather_epi32(T, _mm256_add_epi32(i10, dx1), 4);
     const __m256 sh = _mm256_mul_ps(t.shade, _mm256_set1_ps(1.f / 255.f));
     const __m256i byte = _mm256_set1_epi32(0xff);
-    __m256 rgb[3];
     for (int k = 0; k < 3; ++k) {
         const __m256 a00 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c00, 8 * k), byte));
         const __m256 a01 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c01, 8 * k), byte));
@@ -1144,22 +1224,39 @@ EMO3D_V3 __attribute__((always_inline)) inline void fetch_pair(const ShadeCtx8& 
         rgb[k] = or_bg8(t.vmask, _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(alb, sh), t.spec), zero), one),
                         cx.bg[k]);
     }
+}
+
+// the sums of each pixel's R, G, B (lanes 0..3 the left pixel's samples, 4..7 the right one's) in lanes 0..2
+// of s0, s1
+EMO3D_V3 __attribute__((always_inline)) inline void sum_pair(const __m256* rgb, __m128& s0, __m128& s1) {
     s0 = sum_lanes3(_mm256_castps256_ps128(rgb[0]), _mm256_castps256_ps128(rgb[1]), _mm256_castps256_ps128(rgb[2]));
     s1 = sum_lanes3(_mm256_extractf128_ps(rgb[0], 1), _mm256_extractf128_ps(rgb[1], 1), _mm256_extractf128_ps(rgb[2], 1));
 }
 
-// color_quad for two pixels
-EMO3D_V3 __attribute__((always_inline)) inline void color_pair(const ShadeCtx8& cx, const PairLight& q, __m128& s0,
+// fetch_quad for two pixels: the sums of each pixel's R, G, B in lanes 0..2 of s0, s1
+EMO3D_V3 __attribute__((always_inline)) inline void fetch_pair(const ShadeCtx8& cx, const PairTexel& t, __m128& s0,
                                                                __m128& s1) {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
     __m256 rgb[3];
+    fetch_lanes(cx, t, rgb);
+    sum_pair(rgb, s0, s1);
+}
+
+// color_quad for eight lanes: each lane's R, G, B in 0..1
+EMO3D_V3 __attribute__((always_inline)) inline void color_lanes(const ShadeCtx8& cx, const PairLight& q, __m256* rgb) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
     for (int k = 0; k < 3; ++k) {
         const __m256 alb = cx.colored ? q.attr[k] : _mm256_set1_ps(0.75f);
         rgb[k] = or_bg8(q.vmask, _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(alb, q.shade), q.spec), zero), one),
                         cx.bg[k]);
     }
-    s0 = sum_lanes3(_mm256_castps256_ps128(rgb[0]), _mm256_castps256_ps128(rgb[1]), _mm256_castps256_ps128(rgb[2]));
-    s1 = sum_lanes3(_mm256_extractf128_ps(rgb[0], 1), _mm256_extractf128_ps(rgb[1], 1), _mm256_extractf128_ps(rgb[2], 1));
+}
+
+// color_quad for two pixels
+EMO3D_V3 __attribute__((always_inline)) inline void color_pair(const ShadeCtx8& cx, const PairLight& q, __m128& s0,
+                                                               __m128& s1) {
+    __m256 rgb[3];
+    color_lanes(cx, q, rgb);
+    sum_pair(rgb, s0, s1);
 }
 }  // namespace
 
@@ -1200,20 +1297,99 @@ EMO3D_V3 void MeshRenderer::shade_rows_v3(Workspace& ws, const float* light, std
         _mm_store_ps(v, _mm_add_ps(_mm_mul_ps(sum, to255), half));
         for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(v[k]));
     };
-    // textured: the lit pairs of kChunk pixels are set up (their texels prefetched), then fetched
+    // eight pixels shaded at their centres (uniform pixels): each lane's colour c in 0..1 -> c * 255 + 0.5
+    // truncated, the same number as the mean of four equal samples in store
+    auto store_centres = [out_rows, width](int r, const int* cols, int n, const __m256* rgb)
+        __attribute__((always_inline, target("arch=x86-64-v3"))) {
+        alignas(32) std::int32_t v[3][8];
+        const __m256 s255 = _mm256_set1_ps(255.f), h = _mm256_set1_ps(0.5f);
+        for (int k = 0; k < 3; ++k)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(v[k]), _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(rgb[k], s255), h)));
+        for (int l = 0; l < n; ++l) {
+            std::uint8_t* o = out_rows + (std::size_t(r) * width + cols[l]) * 3;
+            for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(v[k][l]);
+        }
+    };
+    // Per chunk of kChunk pixels of a row: a pixel whose four samples all lie on one triangle (three in
+    // four on the default head at 256^2) is queued and shaded once at its centre, eight such pixels at a
+    // time; any other pixel with a sample on the mesh (a triangle edge, a silhouette) is queued and
+    // shaded per sample, two such pixels (eight samples) at a time. Textured: the lit lanes are set up
+    // (their texels prefetched), then fetched at the end of the chunk.
     constexpr int kChunk = 32;
-    PairTexel pend[kChunk / 2];
-    int pend_col[kChunk / 2], pend_on[kChunk / 2];
+    PairTexel pend[kChunk / 2];           // the edge pixels' lanes, two pixels each
+    int pend_col[kChunk];
+    PairTexel upend[kChunk / 8];          // the centre pixels' lanes, eight pixels each
+    int ucols[kChunk];
+    alignas(32) std::int32_t utri[8];     // the triangles of the centre batch being filled
+    alignas(32) std::int32_t mtq[8];      // the samples' triangles of the edge pair being filled
     const float* iz = ws.iz.data();
     const std::int32_t* tri = ws.tri.data();
+    const __m256 sx8 = _mm256_setr_ps(0.5f, 1.5f, 0.5f, 1.5f, 0.5f, 1.5f, 0.5f, 1.5f);
     for (int r = r0; r < r1; ++r) {
+        const __m256 ycentre = _mm256_set1_ps(float(r * 2 + 1));
+        const __m256 ysamples = _mm256_add_ps(_mm256_set1_ps(float(r * 2)),
+                                              _mm256_setr_ps(0.5f, 0.5f, 1.5f, 1.5f, 0.5f, 0.5f, 1.5f, 1.5f));
         for (int c0 = 0; c0 < width; c0 += kChunk) {
             const int c1 = std::min(width, c0 + kChunk);
-            int n_pend = 0;
+            int n_m = 0, n_u = 0, n_ub = 0;
+            // the batch of queued centre pixels (n_u % 8 of them, 8 but at the chunk's end)
+            auto flush_centres = [&]() __attribute__((always_inline, target("arch=x86-64-v3"))) {
+                const int b0 = n_ub * 8, n = n_u - b0;
+                for (int l = n; l < 8; ++l) utri[l] = utri[0];  // spare lanes repeat the first pixel
+                alignas(32) float xc[8];
+                for (int l = 0; l < 8; ++l) xc[l] = float(ucols[b0 + (l < n ? l : 0)] * 2 + 1);
+                PairLight q;
+                light_lanes(cx, utri, _mm256_load_ps(xc), ycentre, n_attr, q);
+                if (tex) {
+                    texel_pair(cx, q, upend[n_ub]);
+                } else {
+                    __m256 rgb[3];
+                    color_lanes(cx, q, rgb);
+                    store_centres(r, ucols + b0, n, rgb);
+                }
+                ++n_ub;
+            };
+            // the pair of queued edge pixels (the second one absent at the chunk's end: n_m odd)
+            auto flush_edges = [&]() __attribute__((always_inline, target("arch=x86-64-v3"))) {
+                const int i = (n_m - 1) / 2 * 2, n = n_m - i;
+                if (n == 1)
+                    for (int l = 4; l < 8; ++l) mtq[l] = -1;
+                const float xa = float(pend_col[i] * 2), xb = float(pend_col[i + n - 1] * 2);
+                const __m256 xs = _mm256_add_ps(_mm256_setr_m128(_mm_set1_ps(xa), _mm_set1_ps(xb)), sx8);
+                PairLight q;
+                light_lanes(cx, mtq, xs, ysamples, n_attr, q);
+                if (tex) {
+                    texel_pair(cx, q, pend[i / 2]);
+                } else {
+                    __m128 s0, s1;
+                    color_pair(cx, q, s0, s1);
+                    store(r, pend_col[i], true, s0);
+                    if (n == 2) store(r, pend_col[i + 1], true, s1);
+                }
+            };
+            // pixel c, whose samples' triangles are t[0..3] (-1: off the mesh) with on-mesh bits m4
+            auto pixel = [&](const std::int32_t* t, int m4, int c) __attribute__((always_inline, target("arch=x86-64-v3"))) {
+                if (!m4) {
+                    store(r, c, false, _mm_setzero_ps());
+                    return;
+                }
+                if (m4 == 15 && t[0] == t[1] && t[0] == t[2] && t[0] == t[3]) {
+                    if (ws.shading[t[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, t[0]);
+                    utri[n_u % 8] = t[0];
+                    ucols[n_u++] = c;
+                    if (n_u % 8 == 0) flush_centres();
+                    return;
+                }
+                for (int l = 0; l < 4; ++l)
+                    if (t[l] >= 0 && (l == 0 || t[l] != t[l - 1])) ensure_shading(ws, t[l]);
+                std::memcpy(mtq + (n_m % 2) * 4, t, 4 * sizeof(std::int32_t));
+                pend_col[n_m++] = c;
+                if (n_m % 2 == 0) flush_edges();
+            };
             for (int cpx = c0; cpx < c1; cpx += 2) {
                 const std::size_t i00 = std::size_t(r * 2 - ws.row0) * Ws + std::size_t(cpx) * 2;
                 alignas(32) std::int32_t tq[8];
-                int on;  // bit 0: pixel cpx has a sample on the mesh, bit 1: pixel cpx + 1
+                int m;  // the samples on the mesh: bits 0..3 pixel cpx's, 4..7 pixel cpx + 1's
                 if (cpx + 1 < c1) {
                     // samples (0..3, row 0) and (0..3, row 1) of the two pixels, into the lane order
                     const __m128 za = _mm_loadu_ps(iz + i00), zb = _mm_loadu_ps(iz + i00 + Ws);
@@ -1222,56 +1398,42 @@ EMO3D_V3 void MeshRenderer::shade_rows_v3(Workspace& ws, const float* light, std
                     const __m256 z8 = _mm256_set_m128(_mm_movehl_ps(zb, za), _mm_movelh_ps(za, zb));
                     const __m256i t8 = _mm256_set_m128i(_mm_unpackhi_epi64(ta, tb), _mm_unpacklo_epi64(ta, tb));
                     const __m256 hit = _mm256_cmp_ps(z8, _mm256_setzero_ps(), _CMP_GT_OQ);
-                    const int m = _mm256_movemask_ps(hit);
+                    m = _mm256_movemask_ps(hit);
                     if (!m) {
                         store(r, cpx, false, _mm_setzero_ps());
                         store(r, cpx + 1, false, _mm_setzero_ps());
                         continue;
                     }
-                    on = ((m & 15) ? 1 : 0) | ((m >> 4) ? 2 : 0);
                     _mm256_store_si256(reinterpret_cast<__m256i*>(tq),
                                        _mm256_blendv_epi8(_mm256_set1_epi32(-1), t8, _mm256_castps_si256(hit)));
+                    pixel(tq, m & 15, cpx);
+                    pixel(tq + 4, m >> 4, cpx + 1);
                 } else {  // the last pixel of an odd width
                     const float* izq = iz + i00;
                     const std::int32_t* tr = tri + i00;
                     const int idx[4] = {0, 1, Ws, Ws + 1};
-                    bool any = false;
+                    m = 0;
                     for (int l = 0; l < 4; ++l) {
                         tq[l] = izq[idx[l]] > 0 ? tr[idx[l]] : -1;
-                        tq[4 + l] = -1;
-                        any = any || tq[l] >= 0;
+                        m |= tq[l] >= 0 ? 1 << l : 0;
                     }
-                    if (!any) {
-                        store(r, cpx, false, _mm_setzero_ps());
-                        continue;
-                    }
-                    on = 1;
-                }
-                if (tq[0] == tq[7] && tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3] && tq[0] == tq[4] &&
-                    tq[0] == tq[5] && tq[0] == tq[6]) {  // both pixels on one triangle: one check
-                    if (ws.shading[tq[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, tq[0]);
-                } else {
-                    for (int l = 0; l < 8; ++l)
-                        if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
-                }
-                PairLight q;
-                light_pair(cx, tq, float(cpx * 2) + 0.5f, float(r * 2) + 0.5f, n_attr, q);
-                if (tex) {
-                    texel_pair(cx, q, pend[n_pend]);
-                    pend_on[n_pend] = on;
-                    pend_col[n_pend++] = cpx;
-                } else {
-                    __m128 s0, s1;
-                    color_pair(cx, q, s0, s1);
-                    store(r, cpx, on & 1, s0);
-                    if (cpx + 1 < c1) store(r, cpx + 1, on & 2, s1);
+                    pixel(tq, m, cpx);
                 }
             }
-            for (int i = 0; i < n_pend; ++i) {
-                __m128 s0, s1;
-                fetch_pair(cx, pend[i], s0, s1);
-                store(r, pend_col[i], pend_on[i] & 1, s0);
-                if (pend_col[i] + 1 < c1) store(r, pend_col[i] + 1, pend_on[i] & 2, s1);
+            if (n_u % 8) flush_centres();
+            if (n_m % 2) flush_edges();
+            if (tex) {
+                for (int i = 0; i < n_m; i += 2) {
+                    __m128 s0, s1;
+                    fetch_pair(cx, pend[i / 2], s0, s1);
+                    store(r, pend_col[i], true, s0);
+                    if (i + 1 < n_m) store(r, pend_col[i + 1], true, s1);
+                }
+                for (int b = 0; b < n_ub; ++b) {
+                    __m256 rgb[3];
+                    fetch_lanes(cx, upend[b], rgb);
+                    store_centres(r, ucols + b * 8, std::min(8, n_u - b * 8), rgb);
+                }
             }
         }
     }
