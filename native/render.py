@@ -4,7 +4,9 @@ The C++ side (``native/src/render*.cpp``) holds the rig, the camera and per-thre
 so rendering a frame allocates nothing but the output array; it deforms with the sparse kernel,
 computes vertex normals, rasterises with a z-buffer (the back faces of triangles the rig marks
 single-sided, ``Rig.single_sided`` from glTF ``doubleSided``, are culled), perspective-correct
-textures and Lambert + ambient light, supersamples, splits batches of frames over threads and
+textures (the mip level ``native.texture_level`` picks for the framing) and Lambert + ambient light,
+supersamples (coverage and depth per sample; a pixel whose samples all lie on one triangle is shaded
+once, at its centre), splits batches of frames over threads and
 releases the GIL (one frame of at least 2^19 samples, e.g. 512^2 at ssaa 2: deformation, projection
 and triangle setup split over threads, then bands of rows each taken by whichever thread is free and
 drawn from that band's own triangle list; a smaller frame, such as the live loop's 256^2, is drawn on
