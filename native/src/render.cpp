@@ -1167,13 +1167,6 @@ EMO3D_V3 __attribute__((always_inline)) inline void light_lanes(const ShadeCtx8&
     }
 }
 
-// light_quad for two pixels' 2x2 samples: (qx, qy) the first sample of the pixel on the left
-EMO3D_V3 __attribute__((always_inline)) inline void light_pair(const ShadeCtx8& cx, const std::int32_t* tq, float qx,
-                                                               float qy, int n_attr, PairLight& q) {
-    light_lanes(cx, tq, _mm256_add_ps(_mm256_set1_ps(qx), _mm256_setr_ps(0.f, 1.f, 0.f, 1.f, 2.f, 3.f, 2.f, 3.f)),
-                _mm256_add_ps(_mm256_set1_ps(qy), _mm256_setr_ps(0.f, 0.f, 1.f, 1.f, 0.f, 0.f, 1.f, 1.f)), n_attr, q);
-}
-
 // texel_quad for two pixels
 EMO3D_V3 __attribute__((always_inline)) inline void texel_pair(const ShadeCtx8& cx, const PairLight& q, PairTexel& t) {
     const int tw = cx.tex_w, th = cx.tex_h;
