@@ -33,12 +33,17 @@ SIDE_SIGN = {"left": 1.0, "right": -1.0}
 
 GAZE_MAX_DEG = 40.0      # the furthest a gaze shape turns the eye at 1.0, gain included
 BLINK_FORWARD = 0.35     # cm the middle of the upper lid comes forward as it closes (the lower lid half that)
-ROLL_DEG = 75.0          # how far mouthRoll* turns a lip inward at the middle (less toward the corners)
+# mouthRoll*: the lip slides into the mouth along its own surface (the red disappears over the teeth) and the
+# skin beside it follows toward the lip line; a slide, not a turn: the lip's triangles keep their shape
+ROLL_SLIDE = {"lower": 0.6, "upper": 0.5}   # cm the middle of the lip slides inward at 1.0 (less toward the corners)
+ROLL_BACK = {"lower": 0.5, "upper": 0.3}    # cm the rolled lip (and the skin following it) sinks back at 1.0
+ROLL_REACH = 1.2         # cm: the skin's follow falls off with its distance from the lip's outer edge (Gaussian)
+ROLL_INTO = 0.3          # the path into the mouth: straight back, this much down (lower lip) or up (upper lip)
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
 # the lids follow the gaze (gain independent: a gaze shape's gain only turns the eye): looking up lifts
 # the upper lid (else the lid over the iris reads as a squint), looking down brings the upper lid down
 # with the iris and drops the lower lid a little (an upward lower lid reads as a squint)
-LOOK_UP_LID = 2.0        # the upper lid's lift with eyeLookUp at 1.0, in units of eyeWide
+LOOK_UP_LID = 3.0        # the upper lid's lift with eyeLookUp at 1.0, in units of eyeWide
 LOOK_DOWN_LID = 0.95     # the lids' "down" field with eyeLookDown at 1.0 (the upper lid in units of eyeBlink)
 LOOK_DOWN_LOWER = 0.3    # cm the middle of the lower lid drops in the "down" field
 FROWN_DROP = 1.0         # cm mouthFrown brings the corner down at unit gain
@@ -174,6 +179,47 @@ def _eye_lids(f: _Fields, side: str) -> Dict[str, np.ndarray]:
     return {"blink": blink, "wide": wide, "squint": squint, "down": down}
 
 
+def _roll(f: _Fields, which: str) -> np.ndarray:
+    """mouthRoll{Lower,Upper} at unit gain: each lip column (outer edge -> inner edge, then on into
+    the mouth) slides inward along itself by ``ROLL_SLIDE`` (a sine profile, zero at the corners), so the red
+    of the lip goes in over the teeth with its triangles' shape kept; the skin outside the lip follows toward
+    the lip line (its Gaussian falloff ``ROLL_REACH``, inside the mouth's width); both sink back by ``ROLL_BACK``
+    (the lip's bulge flattens against the teeth); the other lip stays."""
+    rings = M.LIP_LOWER_RINGS if which == "lower" else M.LIP_UPPER_RINGS
+    into = np.array([0.0, (-1.0 if which == "lower" else 1.0) * ROLL_INTO, -1.0])
+    into /= np.linalg.norm(into)
+    d = f.zeros()
+    n = len(rings[0])
+    outer, slide, tangent = [], [], []
+    for j in range(1, n - 1):
+        s = ROLL_SLIDE[which] * np.sin(np.pi * j / (n - 1)) ** 0.5
+        path = np.array([f.V[rings[r][j]] for r in range(4)]
+                        + [f.V[rings[3][j]] + into * 0.5 * k for k in (1, 2, 3, 4)])
+        seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+        arc = np.r_[0.0, np.cumsum(seg)]
+        for r in range(4):
+            d[rings[r][j]] = [np.interp(arc[r] + s, arc, path[:, c]) - path[r, c] for c in range(3)]
+            d[rings[r][j], 2] -= ROLL_BACK[which] * s / ROLL_SLIDE[which]
+        outer.append(rings[0][j])
+        slide.append(s)
+        tangent.append((path[1] - path[0]) / max(seg[0], 1e-9))
+    # the skin: each vertex follows the nearby columns (Gaussian-weighted) along their outer tangent
+    dist = np.linalg.norm(f.F[:, None] - f.F[outer][None], axis=2)                 # [face, columns]
+    kern = np.exp(-0.5 * (dist / 0.6) ** 2) + 1e-12
+    s_v = (kern * np.array(slide)).sum(1) / kern.sum(1)
+    t_v = kern @ np.array(tangent)
+    t_v /= np.maximum(np.linalg.norm(t_v, axis=1, keepdims=True), 1e-12)
+    own = f.lip_mask(which)[:f.nf]
+    lip = np.zeros(f.nf, bool)
+    lip[[i for i in f.upper + f.lower + f.corners if i < f.nf]] = True
+    half = 0.5 * abs(f.F[rings[0][-1], 0] - f.F[rings[0][0], 0])
+    w = np.exp(-0.5 * (dist.min(1) / ROLL_REACH) ** 2) * own * (own >= 0.5) * ~lip \
+        * _smooth((half - np.abs(f.F[:, 0] - f.mouth_c[0])) / (0.6 * half))
+    d[:f.nf] += (w * s_v)[:, None] * t_v
+    d[:f.nf, 2] -= w * s_v * ROLL_BACK[which] / ROLL_SLIDE[which]
+    return d
+
+
 def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     """Dense deltas [51, V, 3] float32 in ``schema.MODEL_NAMES`` order (unit gain). ``gains`` (the
     calibration's, applied by the caller as a multiplier) turn the gaze angles instead of scaling the
@@ -214,20 +260,8 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     mouth_area = f.near(f.upper + f.lower + f.corners, 1.0)
     D["mouthLeft"] = f.vec(mouth_area, (0.7, 0, -0.05))
     D["mouthRight"] = f.vec(mouth_area, (-0.7, 0, -0.05))
-    # roll: each lip column turns inward about its inner edge (a rotation about x through the inner
-    # ring's vertex: lengths kept, so the lip rolls in instead of being crushed flat)
-    roll_lo, roll_up = f.zeros(), f.zeros()
-    for rings, out, sign in ((M.LIP_LOWER_RINGS, roll_lo, 1.0), (M.LIP_UPPER_RINGS, roll_up, -1.0)):
-        for j in range(1, len(rings[0]) - 1):
-            th = sign * np.radians(ROLL_DEG) * np.sin(np.pi * j / (len(rings[0]) - 1)) ** 0.5
-            pivot = f.V[rings[3][j]]
-            for ring in (0, 1, 2):
-                a = rings[ring][j]
-                p = f.V[a] - pivot
-                out[a, 1] = p[1] * np.cos(th) - p[2] * np.sin(th) - p[1]
-                out[a, 2] = p[1] * np.sin(th) + p[2] * np.cos(th) - p[2]
-    D["mouthRollLower"] = roll_lo
-    D["mouthRollUpper"] = roll_up
+    D["mouthRollLower"] = _roll(f, "lower")
+    D["mouthRollUpper"] = _roll(f, "upper")
 
     chin = f.near((152, 175, 199, 200, 18, 83, 313), 1.2)
     D["mouthShrugLower"] = f.vec(np.maximum(lower_w, chin * 0.6), (0, 0.7, 0.4))

@@ -3,7 +3,8 @@
 Every skin triangle of the face keeps its orientation (no fold, no tear) and its principal stretches
 within per-region limits (lips, lids, brows, the rest of the skin) for every shape at its shipped
 gain. The triangles that span the eye and mouth openings (the canonical mesh's, dropped from the
-head) may collapse (a blink, closed lips) but never turn over, so the lids and the lips never cross.
+head) may collapse (a blink, closed lips) but never turn over (further than the rest pose's closed lips
+already turn a few of them), so the lids and the lips never cross.
 
 The projection is position-based strain limiting: each violating triangle is replaced by the nearest
 triangle with clamped singular values (turned back over when folded) and the vertices move to the
@@ -113,6 +114,14 @@ class SkinConstraints:
         C0 = np.stack([np.zeros((len(self.tris), 2)), Dm[:, :, 0], Dm[:, :, 1]], 1)
         self.C0 = C0 - C0.mean(1, keepdims=True)                                               # [F,3,2]
         self.open_tris, self.open_sign = opening_triangles(head)
+        # the rest pose closes the lips, which turns a few of the mouth's opening triangles over already: each may
+        # not turn over further than it is at rest (else every shape would "repair" the rest pose's inner lip)
+        self.open_floor = np.minimum(self._open_areas(X[None])[0], 0.0) - 1e-4
+
+    def _open_areas(self, x: np.ndarray) -> np.ndarray:
+        """Poses [B,V,3] -> [B,O] the opening triangles' areas in the image plane (< 0: turned over)."""
+        Q = x[:, self.open_tris][..., :2]                                     # [B,O,3,2]
+        return _cross2(Q[..., 1, :] - Q[..., 0, :], Q[..., 2, :] - Q[..., 0, :]) * self.open_sign
 
     def corrections(self, x: np.ndarray):
         """Poses [B,V,3] -> (vertex corrections [B,V,3] (Jacobi averages), number violating [B])."""
@@ -138,9 +147,7 @@ class SkinConstraints:
             np.add.at(acc.reshape(-1, 3), flat, (goal - Pk).reshape(-1, 3))
             np.add.at(cnt.reshape(-1), flat, 1)
         n_bad = bad.sum(1)
-        Q = x[:, self.open_tris][..., :2]                                     # [B,O,3,2]
-        area = _cross2(Q[..., 1, :] - Q[..., 0, :], Q[..., 2, :] - Q[..., 0, :]) * self.open_sign
-        bi, oi = np.nonzero(area < -1e-4)
+        bi, oi = np.nonzero(self._open_areas(x) < self.open_floor[None])
         if len(bi):
             # a turned-over opening triangle collapses toward its centroid in the image plane
             Pk = x[bi[:, None], self.open_tris[oi]]

@@ -197,3 +197,24 @@ def test_stretch_limits_are_validated():
         StretchLimits(regions={"lips": (0.5, 2.0)})
     with pytest.raises(InvalidInputError, match="iters"):
         StretchLimits(iters=-1)
+
+
+def test_the_rest_pose_needs_no_stretch_correction_and_far_shapes_leave_the_lips_still():
+    """The rest pose closes the lips, which turns a few of the mouth's opening triangles over already;
+    the limits take that as the floor, so they correct nothing at rest (before, every shape "repaired"
+    the rest pose: a brow or gaze shape moved the inner lip 0.2-0.3 cm sideways). A rest pose whose
+    lips cross further is still corrected."""
+    from emo3d.avatar import mesh as M
+    from emo3d.avatar.default import limited_shapes
+    from emo3d.avatar.stretch import SkinConstraints, StretchLimits
+    head, base, limited = limited_shapes()
+    c = SkinConstraints(head, base, StretchLimits())
+    corr, n_bad = c.corrections(base[None].astype(np.float64))
+    assert int(n_bad[0]) == 0 and float(np.abs(corr).max()) == 0.0
+    crossed = base.astype(np.float64).copy()
+    crossed[list(M.LIP_LOWER_RINGS[3][1:-1]), 1] += 0.4          # the lower lip's inner edge through the upper one
+    assert int(c.corrections(crossed[None])[1][0]) > 0
+    lips = sorted({i for r in M.LIP_UPPER_RINGS + M.LIP_LOWER_RINGS for i in r})
+    for name in ("browInnerUp", "browDownLeft", "eyeLookOutRight", "eyeBlinkLeft", "eyeWideRight"):
+        moved = float(np.abs(limited[schema.MODEL_INDEX[name]][lips]).max())
+        assert moved < 1e-6, f"{name} moves the lips by {moved:.3f} cm"
