@@ -398,17 +398,23 @@ def multilingual_section(rep: EvalReport, predict, probes: Path) -> None:
 
 def development_section(rep: EvalReport, predict) -> None:
     """The reader's own development sets (``models/text_sets``: what design choices were compared on; not
-    floors): the second parallel set's agreement with English and the short description set's share."""
+    floors): the second and third (large) parallel sets' agreement with English (and how often the English
+    reads as written) and the short description set's share."""
     from .probes import description_dev, text_set
-    d = text_set("multilingual_dev")
-    en = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p["en"] for p in d["prompts"]])]
-    agree = [EMOTIONS[int(r.emotions8.argmax())] == e for lang in d["languages"]
-             for r, e in zip(predict.read([p[lang] for p in d["prompts"]]), en)]
+    rep.development = {}
+    for name in ("multilingual_dev", "multilingual_dev_large"):
+        d = text_set(name)
+        en = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p["en"] for p in d["prompts"]])]
+        agree = [EMOTIONS[int(r.emotions8.argmax())] == e for lang in d["languages"]
+                 for r, e in zip(predict.read([p[lang] for p in d["prompts"]]), en)]
+        rep.development[f"{name}_agreement"] = float(np.mean(agree))
+        rep.development[f"{name}_n"] = len(agree)
+        rep.development[f"{name}_english_as_intended"] = float(np.mean([a == p["emotion"]
+                                                                       for a, p in zip(en, d["prompts"])]))
     dev = description_dev()
     near = nearest_emotion(predict([t for t, _, _ in dev]))
-    rep.development = {"multilingual_dev_agreement": float(np.mean(agree)), "multilingual_dev_n": len(agree),
-                       "description_dev_proto_share": float(np.mean([n == e for n, (_, e, _) in zip(near, dev)])),
-                       "description_dev_n": len(dev)}
+    rep.development.update({"description_dev_proto_share": float(np.mean([n == e for n, (_, e, _) in zip(near, dev)])),
+                            "description_dev_n": len(dev)})
 
 
 def behaviours_section(rep: EvalReport, predict) -> None:
@@ -598,7 +604,9 @@ def format_report(rep: EvalReport) -> str:
     v = rep.development
     if v:
         out.append(f"development sets (models/text_sets, not floors): second parallel set agreement "
-                   f"{v['multilingual_dev_agreement']:.3f} (n={v['multilingual_dev_n']}); short description dev set "
+                   f"{v['multilingual_dev_agreement']:.3f} (n={v['multilingual_dev_n']}); third (large) parallel set "
+                   f"{v['multilingual_dev_large_agreement']:.3f} (n={v['multilingual_dev_large_n']}, English as "
+                   f"written {v['multilingual_dev_large_english_as_intended']:.2f}); short description dev set "
                    f"{v['description_dev_proto_share']:.3f} (n={v['description_dev_n']})")
     b = rep.behaviours
     if b:

@@ -125,3 +125,26 @@ def test_train_cli_on_built_release(tmp_path):
     with torch.no_grad():
         out = model(b["input_ids"], b["attention_mask"])
     assert out["blendshapes"].shape == (1, 51) and out["emotions"].shape == (1, 8)
+
+
+def test_development_sets_are_measured_and_printed():
+    """The reader's development sets (text_sets/): both parallel sets' agreement with English, how often the
+    English reads as written, and the description set, with a stand-in reader that always reads happiness."""
+    from emo3d.models.evaluate_default import EvalReport, development_section
+    from emo3d.models.probes import text_set
+    happy = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTIONS.index("happiness")]
+
+    class Always:
+        def read(self, texts):
+            return [types.SimpleNamespace(emotions8=happy) for _ in texts]
+
+        def __call__(self, texts):
+            return np.zeros((len(texts), 51), np.float32)
+    rep = EvalReport(model="stand-in", kind="emotion")
+    development_section(rep, Always())
+    large = text_set("multilingual_dev_large")
+    v = rep.development
+    assert v["multilingual_dev_large_agreement"] == 1.0
+    assert v["multilingual_dev_large_n"] == len(large["prompts"]) * len(large["languages"]) >= 3000
+    share = np.mean([p["emotion"] == "happiness" for p in large["prompts"]])
+    assert abs(v["multilingual_dev_large_english_as_intended"] - share) < 1e-9 and 0 < share < 0.5

