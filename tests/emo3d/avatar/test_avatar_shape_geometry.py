@@ -64,8 +64,9 @@ TABLE = {
                     (CORNER["right"], (1, 0, 0), 0.15)],
     "mouthLeft": [(CORNER["left"] + CORNER["right"] + LIP_MID_UP + LIP_MID_LO, (1, 0, 0), 0.4)],
     "mouthRight": [(CORNER["left"] + CORNER["right"] + LIP_MID_UP + LIP_MID_LO, (-1, 0, 0), 0.4)],
-    "mouthRollLower": [(LIP_MID_LO, BACK, 0.2)],
-    "mouthRollUpper": [(LIP_MID_UP, BACK, 0.2)],
+    # a roll takes the lip's outer edge in toward the lip line and back (the red goes in over the teeth)
+    "mouthRollLower": [(LIP_MID_LO, BACK, 0.2), (LIP_MID_LO, UP, 0.3)],
+    "mouthRollUpper": [(LIP_MID_UP, BACK, 0.2), (LIP_MID_UP, DOWN, 0.25)],
     "mouthShrugLower": [(LIP_MID_LO + (18, 200), UP, 0.3)],
     "mouthShrugUpper": [(LIP_MID_UP, UP, 0.2)],
 }
