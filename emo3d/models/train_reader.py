@@ -521,6 +521,7 @@ def calibrate_word_prior(folder: str | Path, embed, grid: Sequence[float] = FACE
     ``extra.reader.word_prior_face_mix`` with its numbers."""
     from emo3d.manifest import ModelManifest
     from . import word_prior
+    from .probes import CALM_MAX_L2
     from .reader import TextReader
     folder = Path(folder)
     texts, labels = word_prior.vocabulary()
@@ -542,7 +543,7 @@ def calibrate_word_prior(folder: str | Path, embed, grid: Sequence[float] = FACE
                                       "vocabulary": len(texts), "train_accuracy":
                                           float(np.mean(prior.logits(emb).argmax(1) == labels)),
                                       "rule": f"max share of faces nearest the right FACS prototype s.t. calm "
-                                              f"prompts within {CALM_MARGIN} x the calm limit of neutral",
+                                              f"prompts within {CALM_MARGIN} x {CALM_MAX_L2} of neutral",
                                       "selected": best, "off": rows[0], "grid": rows}
     manifest.save(folder)
     return {"mix": best["mix"], "selected": best, "off": rows[0]}
@@ -760,8 +761,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--calibrate-only", action="store_true",
-                    help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split "
-                         "and its short-description offset")
+                    help="keep the trained head in --out; only (re)select its neutral logit offset on the dev split, "
+                         "its short-description offset and its word prior (on the folder's own encoder)")
     ap.add_argument("--word-prior-only", action="store_true",
                     help="keep the trained head in --out; only (re)fit its word prior of short descriptions and "
                          "select its share of their faces (on the folder's own encoder)")
