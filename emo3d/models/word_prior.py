@@ -50,7 +50,7 @@ class WordPrior:
                                  f"{np.asarray(self.weight).shape}, bias {np.asarray(self.bias).shape}; expected "
                                  f"[D], [{len(EMOTIONS)},D], [{len(EMOTIONS)}]")
         for name in ("mean", "weight", "bias"):
-            a = np.asarray(getattr(self, name), np.float32)
+            a = np.array(getattr(self, name), np.float32)      # a copy: the caller's arrays stay writable
             if not np.isfinite(a).all():
                 raise ModelFileError(f"word prior {name} holds a non-finite value")
             a.setflags(write=False)
