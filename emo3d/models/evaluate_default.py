@@ -30,14 +30,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
-from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, mediapipe_to_model
 
 from .probes import (CALM_MAX_L2, EMOJI_PROMPTS, INTENSITY_TEMPLATES, INTENSITY_WORDS, MIXED_PROMPTS,
                      NEUTRAL_REFERENCE, NEUTRAL_SENTENCES, NONSENSE_PROMPTS, OOV_PROMPTS, PARAPHRASES, _article,
                      nearest_emotion)
 
 DEFAULT_DATA = "/work/data/offline-5k"
-_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 PROBES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"   # in a checkout
 ACTIONS_FILE, MULTILINGUAL_FILE = "action_phrases.json", "multilingual_prompts.json"
 GOEMOTIONS_PER_CLASS = 60
@@ -215,7 +214,7 @@ def evaluate(opts: EvalOptions) -> EvalReport:
             for t in emolex_texts():    # EmoLex prompts it trained on count as training texts too
                 vocab.update(re.findall(r"[a-z][a-z'\-]*", t.lower()))
         pairs = dataset.text_pairs(release.split(opts.split), target="scores")
-        tgt = np.asarray(pairs.targets, np.float32)[:, _MODEL_COLS]
+        tgt = mediapipe_to_model(pairs.targets)
         pred = predict(pairs.texts)
         dom = _dominant(pairs.emotions)
         rep.heldout = {"split": opts.split, "n": len(pairs.texts), "mse": float(((pred - tgt) ** 2).mean()),

@@ -19,11 +19,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+from emo3d.schema import EMOTIONS, mediapipe_to_model
 
 from .probes import OOV_PROMPTS, description_dev, multilingual_training_rows
 
-_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 
 
 def anchor_words() -> Tuple[List[str], List[int]]:
@@ -358,6 +357,6 @@ def _appended(pairs, texts, targets, emos):
     t0 = np.asarray(pairs.targets, np.float32)
     tg = np.stack(targets).astype(np.float32)
     if t0.shape[1] == 51:
-        tg = tg[:, _MODEL_COLS]
+        tg = mediapipe_to_model(tg)
     return SimpleNamespace(texts=list(pairs.texts) + texts, targets=np.concatenate([t0, tg]),
                            emotions=np.concatenate([np.asarray(pairs.emotions, np.float32), np.stack(emos)]))

@@ -22,7 +22,7 @@ import numpy as np
 
 from emo3d.errors import ModelFileError
 from emo3d.manifest import ModelManifest
-from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES, N_MODEL
+from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_MODEL, mediapipe_to_model
 
 from . import rules
 from .e5 import BACKBONE_NAME, E5Encoder, adapter_for, backend_for
@@ -92,7 +92,6 @@ BIAS_KEY = "emotion_logit_bias"
 SHORT_BIAS_KEY = "short_text_logit_bias"     # added for short descriptions (rules.is_short_description)
 WORD_PRIOR_SHARPEN = 2.0       # the word prior's probabilities to this power (renormalised) before its FACS face
 WORD_PRIOR_INTENSITY = 0.75    # ... drawn at the plain level of the word prompts' faces (0.55 .. 0.9)
-_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 
 
 def logit_bias(manifest: ModelManifest, key: str = BIAS_KEY) -> np.ndarray:
@@ -249,7 +248,7 @@ class TextReader:
         out = np.array(blend, np.float32, copy=True)
         for i, d in zip(short, prob):
             out[i] = ((1.0 - self.word_prior_mix) * out[i]
-                      + self.word_prior_mix * facs.prior(d, WORD_PRIOR_INTENSITY)[_MODEL_COLS])
+                      + self.word_prior_mix * mediapipe_to_model(facs.prior(d, WORD_PRIOR_INTENSITY)))
         return out
 
     def read(self, texts: Sequence[str]) -> List[Reading]:

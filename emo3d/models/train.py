@@ -34,7 +34,7 @@ from emo3d.errors import InvalidInputError
 from emo3d.options import check_int, check_number
 from emo3d.manifest import KINDS, ModelManifest
 from emo3d.parallel import ParallelOptions
-from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+from emo3d.schema import EMOTIONS, mediapipe_to_model
 
 from .backbones import PAPER_BERT, PAPER_CLIP, PAPER_GLOT500, BackboneSpec, resolve_backbone
 from .baselines import HeadConfig, TextModel, build_head
@@ -49,7 +49,6 @@ ALIASES = {"lm": "lm_mlp", "lm_mlp": "lm_mlp", "bert": "lm_mlp", "emotion": "emo
            "vae_clip": "vae_clip", "vae-clip": "vae_clip", "lm-mlp": "lm_mlp", "clip-mlp": "clip_mlp"}
 PAPER_BACKBONE = {"lm_mlp": PAPER_BERT, "emotion": PAPER_GLOT500, "clip_mlp": PAPER_CLIP, "vae_clip": PAPER_CLIP}
 TARGETS = ("scores", "prior")
-_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 
 
 def canonical_kind(name: str) -> str:
@@ -169,7 +168,7 @@ def _to51(targets: np.ndarray) -> np.ndarray:
         raise InvalidInputError(f"targets must be [N,52] (MediaPipe order) or [N,51], got {t.shape}")
     if not np.isfinite(t).all():
         raise InvalidInputError("targets hold NaN or inf")
-    return np.clip(t[:, _MODEL_COLS] if t.shape[1] == 52 else t, 0.0, 1.0)
+    return np.clip(mediapipe_to_model(t) if t.shape[1] == 52 else t, 0.0, 1.0)
 
 
 def _check_pairs(pairs: Any, what: str) -> None:

@@ -30,11 +30,10 @@ import numpy as np
 
 from emo3d.errors import InvalidInputError
 from emo3d.options import check_int, check_number
-from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, MODEL_NAMES
+from emo3d.schema import EMOTIONS, MODEL_NAMES, mediapipe_to_model
 
 from . import corpora
 
-_MODEL_COLS = np.array([MEDIAPIPE_NAMES.index(n) for n in MODEL_NAMES])
 CARD_FILE = "MODEL_CARD.md"
 _EKMAN_IDX = np.array([EMOTIONS.index(e) for e in corpora.EKMAN_CLASSES])
 
@@ -140,7 +139,7 @@ def label_faces(labels: np.ndarray, intensity: float) -> np.ndarray:
     for i, d in enumerate(np.asarray(labels, np.float32)):
         key = d.tobytes()
         if key not in cache:
-            cache[key] = facs.prior(d, intensity)[_MODEL_COLS]
+            cache[key] = mediapipe_to_model(facs.prior(d, intensity))
         out[i] = cache[key]
     return out
 
@@ -195,7 +194,7 @@ def description_rows(opts: ReaderTrainOptions) -> ReaderRows:
             source += [name] * (len(pairs.texts) - before)
     n = len(pairs.texts)
     t = np.asarray(pairs.targets, np.float32)
-    blend = t[:, _MODEL_COLS] if t.shape[1] == 52 else t
+    blend = mediapipe_to_model(t) if t.shape[1] == 52 else t
     w_emotion = np.where(np.array(source) == "description", opts.description_emotion_weight, 1.0).astype(np.float32)
     rows = ReaderRows(list(pairs.texts), np.clip(blend, 0, 1), np.asarray(pairs.emotions, np.float32),
                       w_emotion, np.ones(n, np.float32), source)
