@@ -76,22 +76,39 @@ class LoraE5(nn.Module):
             y = y + (x @ self.lora_a[key].T) @ self.lora_b[key].T * self.scale
         return y
 
-    def forward(self, embeddings: torch.Tensor, mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, embeddings: torch.Tensor, mask: torch.Tensor, start: int = 0) -> Dict[str, torch.Tensor]:
+        """``start`` 0: ``embeddings`` are the summed input rows; ``start`` k > 0: they are the hidden states
+        entering block k (:meth:`hidden`, e.g. cached for frozen lower blocks)."""
         cfg = self.cfg
-        B, L, H = embeddings.shape
+        x = embeddings
+        if start == 0:
+            x = nn.functional.layer_norm(x, (cfg.hidden,), self._t("emb.ln.w"), self._t("emb.ln.b"), cfg.eps)
+        x = self._blocks(x, mask, start, cfg.layers)
+        pooled = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return {"pooled": pooled, "embedding": nn.functional.normalize(pooled, dim=-1, eps=1e-12)}
+
+    def hidden(self, embeddings: torch.Tensor, mask: torch.Tensor, stop: int) -> torch.Tensor:
+        """The hidden states entering block ``stop`` (``forward(hidden(e, m, k), m, start=k)`` equals
+        ``forward(e, m)``)."""
+        check_int(stop, "LoraE5.hidden stop", 0, self.cfg.layers)
+        x = nn.functional.layer_norm(embeddings, (self.cfg.hidden,), self._t("emb.ln.w"), self._t("emb.ln.b"),
+                                     self.cfg.eps)
+        return self._blocks(x, mask, 0, stop)
+
+    def _blocks(self, x: torch.Tensor, mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        cfg = self.cfg
+        B, L, H = x.shape
         nh, hd = cfg.heads, H // cfg.heads
         ln = nn.functional.layer_norm
-        x = ln(embeddings, (H,), self._t("emb.ln.w"), self._t("emb.ln.b"), cfg.eps)
         bias = (1.0 - mask)[:, None, None, :] * -1e9
-        for i in range(cfg.layers):
+        for i in range(start, stop):
             q, k, v = (self._linear(x, i, t).view(B, L, nh, hd).transpose(1, 2) for t in ("q", "k", "v"))
             att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + bias, -1)
             ctx = (att @ v).transpose(1, 2).reshape(B, L, H)
             x = ln(x + self._linear(ctx, i, "ao"), (H,), self._t(f"l{i}.aln.w"), self._t(f"l{i}.aln.b"), cfg.eps)
             f = self._linear(nn.functional.gelu(self._linear(x, i, "fi")), i, "fo")
             x = ln(x + f, (H,), self._t(f"l{i}.oln.w"), self._t(f"l{i}.oln.b"), cfg.eps)
-        pooled = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
-        return {"pooled": pooled, "embedding": nn.functional.normalize(pooled, dim=-1, eps=1e-12)}
+        return x
 
     def deltas(self) -> Dict[str, np.ndarray]:
         """The merged adapters ``{"l{i}.{t}.w": B @ A * scale}`` as float32 ``[out, in]``."""

@@ -56,7 +56,10 @@ from .tune_bundle import CLASSES, TuneBundle
 class TuneOptions:
     """One recipe (module doc). ``rows``: GoEmotions train rows seen per epoch (0: all); ``layers``: adapt the
     top N blocks; losses are off at weight 0; ``init``: an adapter file (:func:`.e5_build.save_adapter`) to
-    start from (its rank, targets and blocks must be the recipe's); ``epochs`` 0 with ``init``: evaluate it."""
+    start from (its rank, targets and blocks must be the recipe's); ``epochs`` 0 with ``init``: evaluate it.
+    ``balance``: GoEmotions rows are drawn with probability ∝ (their dominant class's row count)^-balance (1:
+    every class equally often, 0: the natural mix); ``eval_every`` N > 0: the dev evaluation runs every N steps
+    and the best state by :func:`select`'s rule is the result (0: the last state)."""
     name: str = "tuned"
     rank: int = 16
     targets: Tuple[str, ...] = ("q", "k", "v", "ao", "fi", "fo")
@@ -74,6 +77,8 @@ class TuneOptions:
     parallel_ce: float = 1.0
     consistency: float = 1.0
     parallel_batch: int = 4
+    balance: float = 1.0
+    eval_every: int = 0
     seed: int = 0
     init: str = ""
 
@@ -82,6 +87,8 @@ class TuneOptions:
         check_int(self.layers, "TuneOptions.layers", 1, 64)
         check_int(self.batch, "TuneOptions.batch", 1, 4096)
         check_int(self.rows, "TuneOptions.rows", 0)
+        check_int(self.eval_every, "TuneOptions.eval_every", 0)
+        check_number(self.balance, "TuneOptions.balance", 0.0, 1.0)
         for f in ("lr", "head_lr", "epochs", "logit_scale", "retain", "word_ce", "parallel_ce", "consistency"):
             check_number(getattr(self, f), f"TuneOptions.{f}", 0.0)
         bad = [t for t in self.targets if t not in LINEARS]
@@ -122,6 +129,38 @@ class _Inputs:
         return (self.words[p] + self.pos[:L][None] + self.type0) * m[..., None], m
 
 
+class _Hidden:
+    """Memo of the frozen lower blocks: the hidden states entering block ``start`` (the first adapted one) of
+    each row of a bundle set, computed the first time the row is asked for and kept (float16), so that a row
+    seen again (the next epoch, every evaluation) only runs the adapted blocks. ``start`` 0: no memo."""
+
+    def __init__(self, model: LoraE5, inputs: _Inputs, start: int) -> None:
+        self.model, self.inputs, self.start = model, inputs, start
+        self.memo: Dict[str, Dict[int, torch.Tensor]] = {}
+
+    def __call__(self, b: TuneBundle, name: str, rows: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        ids = b.sets[name].ids
+        if self.start == 0:
+            return self.inputs([ids[i] for i in rows])
+        memo = self.memo.setdefault(name, {})
+        missing = sorted({int(r) for r in rows if int(r) not in memo}, key=lambda r: len(ids[r]))
+        with torch.no_grad():
+            for s in range(0, len(missing), 64):
+                part = missing[s:s + 64]
+                e, m = self.inputs([ids[r] for r in part])
+                h = self.model.hidden(e, m, self.start)
+                for j, r in enumerate(part):
+                    memo[r] = h[j, :len(ids[r])].to(torch.float16).clone()
+        L = max(len(ids[r]) for r in rows)
+        x = torch.zeros((len(rows), L, self.model.cfg.hidden), device=self.inputs.device)
+        mask = torch.zeros((len(rows), L), device=self.inputs.device)
+        for j, r in enumerate(rows):
+            n = len(ids[r])
+            x[j, :n] = memo[int(r)].float()
+            mask[j, :n] = 1.0
+        return x, mask
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -138,11 +177,32 @@ def embed(model: LoraE5, inputs: _Inputs, ids: Sequence[np.ndarray], batch: int 
     return out
 
 
+def embed_rows(model: LoraE5, hidden: _Hidden, b: TuneBundle, name: str, rows: Sequence[int],
+               batch: int = 128) -> np.ndarray:
+    """Embeddings (no grad) of ``rows`` of set ``name`` through ``hidden`` 's memo (``model`` must adapt no
+    block below ``hidden.start``)."""
+    rows = np.asarray(rows, np.int64)
+    ids = b.sets[name].ids
+    order = np.argsort([len(ids[r]) for r in rows], kind="stable")
+    out = np.zeros((len(rows), model.cfg.hidden), np.float32)
+    with torch.no_grad():
+        for s in range(0, len(order), batch):
+            idx = order[s:s + batch]
+            e, m = hidden(b, name, rows[idx].tolist())
+            out[idx] = model(e, m, start=hidden.start)["embedding"].float().cpu().numpy()
+    return out
+
+
+def first_block(b: TuneBundle, opts: TuneOptions) -> int:
+    """The first block a recipe adapts (the blocks below it stay frozen)."""
+    return max(0, b.config.layers - opts.layers)
+
+
 def new_model(b: TuneBundle, opts: TuneOptions, device: torch.device) -> LoraE5:
     torch.manual_seed(opts.seed)
     model = LoraE5(b.config, b.tensors, LoraOptions(rank=opts.rank, alpha=2.0 * opts.rank, targets=opts.targets,
                                                      seed=opts.seed))
-    first = b.config.layers - opts.layers
+    first = first_block(b, opts)
     for k in list(model.lora_a):
         if int(k.split("_")[0][1:]) < first:
             del model.lora_a[k]
@@ -171,27 +231,49 @@ def _load_factors(model: LoraE5, path: Path) -> None:
             model.lora_b[k].copy_(torch.from_numpy(bm.astype(np.float32)) / model.scale)
 
 
-def _balanced_sampler(labels: np.ndarray, rng: np.random.Generator):
-    """Draws row indices so that every class's rows are drawn equally often (by the dominant class)."""
+def _balanced_sampler(labels: np.ndarray, rng: np.random.Generator, balance: float = 1.0):
+    """Draws row indices with probability ∝ (the row's dominant class's count)^-balance (1: every class
+    equally often)."""
     dom = labels.argmax(1)
     counts = np.bincount(dom, minlength=labels.shape[1]).astype(np.float64)
-    p = 1.0 / counts[dom]
+    p = counts[dom] ** -balance
     p /= p.sum()
     return lambda n: rng.choice(len(dom), n, replace=True, p=p)
 
 
-def train(b: TuneBundle, opts: TuneOptions, device: torch.device, frozen: Mapping[str, np.ndarray]) -> Dict:
-    """Train one recipe; ``frozen``: the frozen encoder's embeddings of the retention texts (``retain``)."""
+def _length_batches(draw, lengths: Sequence[int], batch: int, rng: np.random.Generator, pool: int = 8):
+    """Endless batches of drawn rows: ``pool`` batches are drawn at once, sorted by length and cut, then served
+    in random order (less padding; every batch is still a random draw of similar-length rows)."""
+    while True:
+        idx = draw(batch * pool)
+        idx = idx[np.argsort([lengths[i] for i in idx], kind="stable")]
+        for k in rng.permutation(pool):
+            yield idx[k * batch:(k + 1) * batch]
+
+
+def train(b: TuneBundle, opts: TuneOptions, device: torch.device, frozen: Mapping[str, np.ndarray],
+          hidden: Optional[_Hidden] = None, evaluator=None, floor: float = 0.0) -> Dict:
+    """Train one recipe; ``frozen``: the frozen encoder's embeddings of the retention texts (``retain``);
+    ``hidden``: the frozen blocks' memo (its ``start`` must not be above the recipe's first adapted block);
+    ``evaluator(model) -> dev numbers`` and ``floor`` (the frozen agreement) for ``eval_every``."""
     rng = np.random.default_rng(opts.seed)
     model = new_model(b, opts, device)
     inputs = _Inputs(b, device)
+    if hidden is None:
+        hidden = _Hidden(model, inputs, first_block(b, opts))
+    if hidden.start > first_block(b, opts):
+        raise InvalidInputError(f"tuning recipe {opts.name}: adapts block {first_block(b, opts)}, below the "
+                                f"frozen memo's first block {hidden.start}")
+    start = hidden.start
     ge = b.sets["goemotions_train"]
-    draw = _balanced_sampler(ge.labels, rng)
+    batches = _length_batches(_balanced_sampler(ge.labels, rng, opts.balance), [len(x) for x in ge.ids],
+                              opts.batch, rng)
     steps = int(round(opts.epochs * (opts.rows or len(ge)) / opts.batch))
     if steps == 0:
         return {"model": model, "seconds": 0.0, "steps": 0, "losses": {}}
     words = b.sets["words"]
     labelled_words = np.flatnonzero(words.labelled)
+    n_words = len(words)
     ret_ids = list(words.ids) + list(b.sets["calibration"].ids)
     ret_frozen = torch.from_numpy(np.concatenate([frozen["words"], frozen["calibration"]])).to(device)
     par = b.sets["parallel"]
@@ -211,26 +293,33 @@ def train(b: TuneBundle, opts: TuneOptions, device: torch.device, frozen: Mappin
         logp = torch.log_softmax(head(emb[keep] * opts.logit_scale), -1)
         return -(target[keep] * logp).sum(-1).mean()
 
+    def enc(name: str, rows) -> torch.Tensor:
+        e, m = hidden(b, name, [int(r) for r in rows])
+        return model(e, m, start=start)["embedding"]
+
+    def ret_enc(rows) -> torch.Tensor:
+        w = [int(r) for r in rows if r < n_words]
+        c = [int(r) - n_words for r in rows if r >= n_words]
+        return torch.cat(([enc("words", w)] if w else []) + ([enc("calibration", c)] if c else []))
+
     t0 = time.perf_counter()
     avg: Dict[str, float] = {}
+    history: List[Dict] = []
+    best: Optional[Tuple[Dict, Dict[str, torch.Tensor]]] = None
     for s in range(steps):
-        idx = draw(opts.batch)
-        e, m = inputs([ge.ids[i] for i in idx])
-        parts = {"ce": soft_ce(model(e, m)["embedding"], lab(ge, idx))}
+        idx = next(batches)
+        parts = {"ce": soft_ce(enc("goemotions_train", idx), lab(ge, idx))}
         if opts.word_ce > 0 and len(labelled_words):
             wi = rng.choice(labelled_words, min(opts.word_batch, len(labelled_words)), replace=False)
-            e, m = inputs([words.ids[i] for i in wi])
-            parts["word"] = opts.word_ce * soft_ce(model(e, m)["embedding"], lab(words, wi))
+            parts["word"] = opts.word_ce * soft_ce(enc("words", wi), lab(words, wi))
         if opts.retain > 0:
-            ri = rng.choice(len(ret_ids), min(opts.retain_batch, len(ret_ids)), replace=False)
-            e, m = inputs([ret_ids[i] for i in ri])
-            r = model(e, m)["embedding"]
+            ri = np.sort(rng.choice(len(ret_ids), min(opts.retain_batch, len(ret_ids)), replace=False))
+            r = ret_enc(ri)
             parts["retain"] = opts.retain * 100 * (1 - (r * ret_frozen[ri]).sum(-1)).mean()
         if (opts.parallel_ce > 0 or opts.consistency > 0) and groups:
             gs = rng.choice(len(groups), min(opts.parallel_batch, len(groups)), replace=False)
             pi = np.concatenate([groups[g] for g in gs])
-            e, m = inputs([par.ids[i] for i in pi])
-            pe = model(e, m)["embedding"]
+            pe = enc("parallel", pi)
             if opts.parallel_ce > 0:
                 parts["parallel"] = opts.parallel_ce * soft_ce(pe, lab(par, pi))
             if opts.consistency > 0:
@@ -248,7 +337,20 @@ def train(b: TuneBundle, opts: TuneOptions, device: torch.device, frozen: Mappin
             el = time.perf_counter() - t0
             _log(f"[{opts.name}] step {s + 1}/{steps} " + " ".join(f"{k} {v:.3f}" for k, v in avg.items()) +
                  f" {el:.0f} s, ETA {el / (s + 1) * (steps - s - 1):.0f} s")
-    return {"model": model, "seconds": time.perf_counter() - t0, "steps": steps, "losses": avg}
+        if evaluator is not None and opts.eval_every and ((s + 1) % opts.eval_every == 0 or s == steps - 1):
+            ev = dict(evaluator(model), step=s + 1, seconds=round(time.perf_counter() - t0, 1))
+            history.append(ev)
+            _log(f"[{opts.name}] dev at step {s + 1}: balanced {ev['dev_balanced_accuracy']:.4f} macro-F1 "
+                 f"{ev['dev_macro_f1']:.4f} agreement {ev['parallel_agreement_with_english']:.4f}")
+            if best is None or select({"new": ev, "best": best[0]},
+                                      {"parallel_agreement_with_english": floor})[0] == "new":
+                best = (ev, {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith("lora")})
+    res = {"model": model, "seconds": time.perf_counter() - t0, "steps": steps, "losses": avg}
+    if best is not None:
+        model.load_state_dict(best[1], strict=False)
+        res.update(best_step=best[0]["step"], history=history)
+        _log(f"[{opts.name}] kept the state of step {best[0]['step']}")
+    return res
 
 
 @dataclass(frozen=True)
@@ -271,15 +373,16 @@ def dev_split(b: TuneBundle, eval_train: int = 3500, eval_dev: int = 60, seed: i
                     pick(b.sets["goemotions_dev"].labels, eval_dev))
 
 
-def evaluate(model: LoraE5, b: TuneBundle, split: DevSplit, device: torch.device, C: float = 1.0) -> Dict:
-    """DEV numbers of ``model`` (module doc)."""
+def evaluate(model: LoraE5, b: TuneBundle, split: DevSplit, device: torch.device, C: float = 1.0,
+             hidden: Optional[_Hidden] = None) -> Dict:
+    """DEV numbers of ``model`` (module doc); ``hidden``: the frozen blocks' memo (default: none)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, f1_score
-    inputs = _Inputs(b, device)
+    hidden = _Hidden(model, _Inputs(b, device), 0) if hidden is None else hidden
     tr, dv, ev = b.sets["goemotions_train"], b.sets["goemotions_dev"], b.sets["eval_parallel"]
-    xtr = embed(model, inputs, [tr.ids[i] for i in split.train])
-    xdv = embed(model, inputs, [dv.ids[i] for i in split.dev])
-    xev = embed(model, inputs, list(ev.ids))
+    xtr = embed_rows(model, hidden, b, "goemotions_train", split.train)
+    xdv = embed_rows(model, hidden, b, "goemotions_dev", split.dev)
+    xev = embed_rows(model, hidden, b, "eval_parallel", np.arange(len(ev)))
     ytr, ydv = tr.labels[split.train].argmax(1), dv.labels[split.dev].argmax(1)
     clf = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(xtr, ytr)
     pd = clf.predict(xdv)
@@ -328,6 +431,7 @@ def write_adapter(model: LoraE5, opts: TuneOptions, res: Mapping, b: TuneBundle,
                                  "tune_parallel.PARALLEL, multilingual_dev.json, tests/data/multilingual_prompts.json",
                      "sets": b.meta.get("sets", {})},
             "training": dict(asdict(opts), targets=",".join(opts.targets), steps=res["steps"],
+                             **({"kept_step": res["best_step"]} if "best_step" in res else {}),
                              seconds=round(res["seconds"], 1), device=device,
                              losses={k: round(v, 4) for k, v in res["losses"].items()}),
             **({"dev": dict(dev)} if dev else {})}
@@ -347,11 +451,12 @@ def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str
     base = new_model(b, TuneOptions(layers=1, targets=("q",)), dev_t)
     base.scale = 0.0                                            # the frozen encoder
     inputs = _Inputs(b, dev_t)
-    frozen = {k: embed(base, inputs, list(b.sets[k].ids)) for k in ("words", "calibration")}
+    hidden = _Hidden(base, inputs, min((first_block(b, o) for o in recipes), default=0))
+    frozen = {k: embed_rows(base, hidden, b, k, np.arange(len(b.sets[k]))) for k in ("words", "calibration")}
     split = dev_split(b, eval_train, eval_dev)
-    summary: Dict = {"recipes": {}, "device": device}
+    summary: Dict = {"recipes": {}, "device": device, "frozen_blocks": hidden.start}
     if do_eval:
-        summary["frozen"] = evaluate(base, b, split, dev_t)
+        summary["frozen"] = evaluate(base, b, split, dev_t, hidden=hidden)
         _log(f"frozen: {json.dumps(summary['frozen'])}")
     models = {}
     per_step = None
@@ -363,20 +468,24 @@ def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str
             summary.setdefault("skipped", []).append(o.name)
             _log(f"[{o.name}] skipped: would end past the time budget of {time_budget:.0f} s")
             continue
-        res = train(b, o, dev_t, frozen)
+        res = train(b, o, dev_t, frozen, hidden,
+                    (lambda m: evaluate(m, b, split, dev_t, hidden=hidden)) if do_eval else None,
+                    summary["frozen"]["parallel_agreement_with_english"] if do_eval else 0.0)
         if res["steps"]:
             per_step = res["seconds"] / res["steps"] / (o.batch / 32) ** 0.5
-        ev = evaluate(res["model"], b, split, dev_t) if do_eval else {}
+        ev = evaluate(res["model"], b, split, dev_t, hidden=hidden) if do_eval else {}
         _log(f"[{o.name}] {json.dumps(ev)} ({res['seconds']:.0f} s)")
         summary["recipes"][o.name] = {"options": dict(asdict(o), targets=",".join(o.targets)),
-                                      "seconds": round(res["seconds"], 1), **ev}
+                                      "seconds": round(res["seconds"], 1), "steps": res["steps"],
+                                      **({"best_step": res["best_step"], "history": res["history"]}
+                                         if "best_step" in res else {}), **ev}
         models[o.name] = (res["model"].cpu(), o, res)          # off the device: the next recipe gets it
     order = select(summary["recipes"], summary["frozen"]) if do_eval else list(models)
     summary["order"] = order
     for n in order[:keep]:
         model, o, res = models[n]
         dev = {"frozen": summary.get("frozen"), "tuned": {k: v for k, v in summary["recipes"][n].items()
-                                                         if k not in ("options",)}}
+                                                         if k not in ("options", "history")}}
         p = write_adapter(model, o, res, b, dev if do_eval else None, out / n if len(recipes) > 1 else out, device)
         _log(f"wrote {p}")
     out.mkdir(parents=True, exist_ok=True)

@@ -140,3 +140,72 @@ def test_tuning_recipes_are_validated():
     with pytest.raises(InvalidInputError, match="unknown"):
         tune_encoder.TuneOptions.from_mapping({"name": "x", "ranks": 4})
     assert tune_encoder.TuneOptions.from_mapping({"targets": "q,v"}).targets == ("q", "v")
+
+
+def test_the_frozen_blocks_memo_gives_the_full_forward_and_runs_each_row_once(tiny):
+    w, b, _ = tiny
+    model = tune_encoder.new_model(b, tune_encoder.TuneOptions(rank=2, layers=1), torch.device("cpu"))
+    with torch.no_grad():                                     # a non-zero adapter on the top block
+        for p in model.lora_b.values():
+            p.normal_(0.0, 0.3)
+    inputs = tune_encoder._Inputs(b, torch.device("cpu"))
+    ids = list(b.sets["goemotions_train"].ids)
+    want = tune_encoder.embed(model, inputs, ids)
+    hidden = tune_encoder._Hidden(model, inputs, tune_encoder.first_block(b, tune_encoder.TuneOptions(layers=1)))
+    assert hidden.start == 1
+    calls = []
+    real = model.hidden
+    model.hidden = lambda e, m, stop: calls.append(len(e)) or real(e, m, stop)
+    got = tune_encoder.embed_rows(model, hidden, b, "goemotions_train", np.arange(len(ids)))
+    np.testing.assert_allclose(got, want, atol=2e-3)          # float16 memo
+    again = tune_encoder.embed_rows(model, hidden, b, "goemotions_train", [5, 3, 5])
+    np.testing.assert_allclose(again, got[[5, 3, 5]], atol=1e-6)
+    assert sum(calls) == len(ids) and len(hidden.memo["goemotions_train"]) == len(ids)   # each row once
+    e, m = inputs(ids[:4])
+    full = model(e, m)["embedding"]
+    split = model(model.hidden(e, m, 1), m, start=1)["embedding"]
+    np.testing.assert_allclose(split.detach().numpy(), full.detach().numpy(), atol=1e-6)
+    with pytest.raises(InvalidInputError, match="frozen memo"):       # a memo above an adapted block
+        tune_encoder.train(b, tune_encoder.TuneOptions(rank=2, layers=2, epochs=1, batch=8), torch.device("cpu"),
+                           {"words": np.zeros((3, w.config.hidden), np.float32),
+                            "calibration": np.zeros((1, w.config.hidden), np.float32)}, hidden)
+
+
+def test_sampling_balance_and_length_sorted_batches():
+    labels = np.zeros((1000, K), np.float32)
+    labels[:900, 0] = 1.0
+    labels[900:, 1] = 1.0
+    for balance, share in ((1.0, 0.5), (0.0, 0.1), (0.5, 0.25)):
+        draw = tune_encoder._balanced_sampler(labels, np.random.default_rng(0), balance)
+        got = (draw(20000) >= 900).mean()
+        assert abs(got - share) < 0.02, (balance, got)
+    lengths = np.random.default_rng(1).integers(3, 60, 1000)
+    draw = tune_encoder._balanced_sampler(labels, np.random.default_rng(0), 0.0)
+    gen = tune_encoder._length_batches(draw, lengths, 16, np.random.default_rng(2))
+    batches = [next(gen) for _ in range(80)]
+    assert all(len(x) == 16 for x in batches)
+    pad = np.mean([lengths[x].mean() / lengths[x].max() for x in batches])
+    rnd = np.random.default_rng(3).integers(0, 1000, (80, 16))
+    assert pad > 0.85 > np.mean([lengths[x].mean() / lengths[x].max() for x in rnd])      # less padding
+    with pytest.raises(InvalidInputError, match="balance"):
+        tune_encoder.TuneOptions(balance=1.5)
+
+
+def test_eval_every_keeps_the_best_state_by_the_selection_rule(tiny):
+    w, b, _ = tiny
+    opts = tune_encoder.TuneOptions(rank=2, layers=1, epochs=4, batch=8, lr=5e-2, eval_every=3)   # 21 steps
+    scripted = iter([(0.5, 0.9), (0.8, 0.9), (0.9, 0.1), (0.6, 0.9), (0.7, 0.9), (0.55, 0.9), (0.5, 0.9), (0.5, 0.9)])
+    seen = []
+
+    def evaluator(model):
+        ba, agree = next(scripted)
+        seen.append({k: v.detach().clone() for k, v in model.lora_b.items()})
+        return {"dev_balanced_accuracy": ba, "dev_macro_f1": ba, "parallel_agreement_with_english": agree}
+    frozen = {"words": np.zeros((3, w.config.hidden), np.float32),
+              "calibration": np.zeros((1, w.config.hidden), np.float32)}
+    res = tune_encoder.train(b, opts, torch.device("cpu"), frozen, evaluator=evaluator, floor=0.5)
+    assert res["steps"] == 21 and [h["step"] for h in res["history"]] == [3, 6, 9, 12, 15, 18, 21]
+    assert res["best_step"] == 6                      # step 9 reads better but loses the languages (0.1 < 0.5)
+    for k, v in res["model"].lora_b.items():
+        np.testing.assert_array_equal(v.detach().numpy(), seen[1][k].numpy())
+        assert not np.array_equal(v.detach().numpy(), seen[-1][k].numpy())
