@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -441,8 +442,9 @@ def write_adapter(model: LoraE5, opts: TuneOptions, res: Mapping, b: TuneBundle,
 
 def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str = "cpu", keep: int = 1,
         do_eval: bool = True, eval_train: int = 3500, eval_dev: int = 60, time_budget: float = 0.0) -> Dict:
-    """Train and evaluate ``recipes`` in turn, write the ``keep`` best adapters (``out/<name>/`` when several)
-    and ``out/summary.json``. ``time_budget`` (seconds, 0: none): a recipe whose estimated time (its steps at
+    """Train and evaluate ``recipes`` in turn, write the ``keep`` best adapters (``out/<name>/`` when several:
+    each is written as its recipe ends, and those past the ``keep`` best are removed at the end) and
+    ``out/summary.json`` (rewritten after each recipe). ``time_budget`` (seconds, 0: none): a recipe whose estimated time (its steps at
     the last recipe's seconds per step) would end past the budget is skipped and listed as such."""
     t_start = time.perf_counter()
     dev_t = torch.device(device)
@@ -458,8 +460,22 @@ def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str
     if do_eval:
         summary["frozen"] = evaluate(base, b, split, dev_t, hidden=hidden)
         _log(f"frozen: {json.dumps(summary['frozen'])}")
-    models = {}
+    models: Dict[str, Tuple[LoraE5, TuneOptions, Dict]] = {}
     per_step = None
+
+    def _write(n: str) -> None:
+        model, o, res = models[n]
+        dev = {"frozen": summary.get("frozen"), "tuned": {k: v for k, v in summary["recipes"][n].items()
+                                                         if k not in ("options", "history")}}
+        p = write_adapter(model, o, res, b, dev if do_eval else None, out / n if len(recipes) > 1 else out, device)
+        _log(f"wrote {p}")
+
+    def _summary() -> List[str]:
+        summary["order"] = select(summary["recipes"], summary["frozen"]) if do_eval else list(models)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        return summary["order"]
+
     n_train = len(b.sets["goemotions_train"])
     for o in recipes:
         steps = int(round(o.epochs * (o.rows or n_train) / o.batch))
@@ -480,16 +496,16 @@ def run(b: TuneBundle, recipes: Sequence[TuneOptions], out: Path, *, device: str
                                       **({"best_step": res["best_step"], "history": res["history"]}
                                          if "best_step" in res else {}), **ev}
         models[o.name] = (res["model"].cpu(), o, res)          # off the device: the next recipe gets it
-    order = select(summary["recipes"], summary["frozen"]) if do_eval else list(models)
-    summary["order"] = order
+        if len(recipes) > 1:            # written as it ends, so that a stopped sweep keeps what it trained
+            _write(o.name)
+            _summary()
+    order = _summary()
     for n in order[:keep]:
-        model, o, res = models[n]
-        dev = {"frozen": summary.get("frozen"), "tuned": {k: v for k, v in summary["recipes"][n].items()
-                                                         if k not in ("options", "history")}}
-        p = write_adapter(model, o, res, b, dev if do_eval else None, out / n if len(recipes) > 1 else out, device)
-        _log(f"wrote {p}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        if len(recipes) == 1:
+            _write(n)
+    for n in order[keep:]:
+        if len(recipes) > 1:
+            shutil.rmtree(out / n, ignore_errors=True)
     return summary
 
 

@@ -102,6 +102,8 @@ def test_a_sweep_trains_selects_and_writes_adapters_the_build_reads(tiny, tmp_pa
     small = e5_build.load_adapter(out / "small" / e5_build.ADAPTER_FILE, w.config)
     assert sorted(small) == sorted(f"l1.{t}.w" for t in ("q", "k", "v", "ao", "fi", "fo"))     # top block only
     assert json.loads((out / "summary.json").read_text())["order"] == summary["order"]
+    one = tune_encoder.run(b, recipes, tmp_path / "one", keep=1, eval_train=14, eval_dev=3)   # the best only
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted([one["order"][0], "summary.json"])
     # a recipe can start from a written adapter (epochs 0: evaluate it as it is)
     again = tune_encoder.new_model(b, tune_encoder.TuneOptions(rank=2, layers=1, init=str(out / "small" /
                                                                                           e5_build.ADAPTER_FILE)),
