@@ -70,6 +70,7 @@ class ReaderTrainOptions:
     patience: int = 8
     language_ridge: float = 0.1            # language alignment (.language_align) ridge; 0: off
     language_english: int = 12000          # English training rows in its language identifier
+    language_temperature: float = 0.5      # its logits / this (< 1: sharper language probabilities)
     unknown_positives: int = 3000          # generated nonsense strings for the unknown-text detector
     unknown_negatives: int = 12000         # training texts as its negatives
     unknown_calibration_words: int = 1500  # held-out real English words that set its threshold
@@ -102,6 +103,7 @@ class ReaderTrainOptions:
         check_number(self.weight_decay, "ReaderTrainOptions.weight_decay", 0)
         check_number(self.language_ridge, "ReaderTrainOptions.language_ridge", 0)
         check_int(self.language_english, "ReaderTrainOptions.language_english", 1)
+        check_number(self.language_temperature, "ReaderTrainOptions.language_temperature", 0, lo_open=True)
         if self.adapter is not None and not Path(self.adapter).is_file():
             raise InvalidInputError(f"ReaderTrainOptions.adapter / --adapter {self.adapter}: no such file; give the "
                                     f"encoder adapter written by emo3d.models.tune_encoder (a .safetensors file)")
@@ -426,11 +428,12 @@ def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed):
     pick = np.random.default_rng(opts.seed + 23).permutation(english)[:opts.language_english]
     return language_align.fit(parallel, embed([rows.texts[i] for i in pick]),
                               {l: embed(ws) for l, ws in words.items() if l in parallel},
-                              ridge=opts.language_ridge, seed=opts.seed)
+                              ridge=opts.language_ridge, temperature=opts.language_temperature, seed=opts.seed)
 
 
 def language_metrics(align, opts: ReaderTrainOptions) -> Dict[str, Any]:
     return {"languages": list(align.languages), "ridge": align.ridge, "english_rows": opts.language_english,
+            "temperature": opts.language_temperature,
             "fitted_on": "emo3d/models/text_sets/multilingual_sentences*.json + data.lexicon.multilingual_words",
             "module": "emo3d.models.language_align"}
 
@@ -456,7 +459,8 @@ def refit_language(folder: str | Path, embed, opts: Optional[ReaderTrainOptions]
     manifest = ModelManifest.load(folder)
     saved = manifest.extra.get("options", {})
     opts = opts or ReaderTrainOptions(**{k: saved[k] for k in ("seed", "real_per_class", "synthetic_samples",
-                                                                  "language_ridge", "language_english")
+                                                                  "language_ridge", "language_english",
+                                                                  "language_temperature")
                                          if k in saved})
     if not opts.language_ridge > 0:
         raise InvalidInputError(f"{folder}: its options have language_ridge {opts.language_ridge}; the alignment "

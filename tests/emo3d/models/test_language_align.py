@@ -87,6 +87,11 @@ def test_alignment_file_round_trip_and_errors(tmp_path):
         LanguageAlignment(("fr", "en", "ru"), al.lid_w, al.lid_b, al.means, al.maps, 0.1)
     with pytest.raises(InvalidInputError, match="ridge"):
         fit(par, par["en"], ridge=0)
+    with pytest.raises(InvalidInputError, match="temperature"):
+        fit(par, par["en"], temperature=0)
+    sharp = fit(par, par["en"], ridge=0.1, temperature=0.5)       # the identifier's logits / 0.5
+    np.testing.assert_allclose(sharp.lid_w, 2 * al.lid_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(sharp.maps, al.maps)
     with pytest.raises(InvalidInputError, match="English"):
         fit({"fr": par["fr"], "ru": par["ru"]}, par["en"])
     with pytest.raises(InvalidInputError, match="embeddings of shape"):
@@ -139,8 +144,8 @@ def test_reader_folder_applies_its_alignment(tmp_path):
 def test_shipped_default_names_its_alignment():
     default = Path(__file__).resolve().parents[3] / "emo3d/models/default"
     manifest = json.loads((default / "manifest.json").read_text(encoding="utf-8"))
-    if "language_align" not in manifest["files"]:
-        pytest.skip("the shipped default has no language alignment (trained with --language-ridge 0)")
+    assert manifest["files"]["language_align"] == ALIGN_FILE
+    assert manifest["extra"]["options"]["language_ridge"] > 0
     al = LanguageAlignment.load(default / manifest["files"]["language_align"])
     assert al.languages[0] == "en" and set(al.languages) == set(manifest["backbone"]["languages"])
     assert al.dim == manifest["backbone"]["hidden_size"]
