@@ -116,6 +116,7 @@ def test_reader_folder_applies_its_alignment(tmp_path):
     rng = np.random.default_rng(1)
     dim = 384
     en = rng.standard_normal((40, dim)).astype(np.float32)
+    en /= np.linalg.norm(en, axis=1, keepdims=True)
     al = LanguageAlignment(("en", "ru"), np.zeros((dim, 2), np.float32), np.zeros(2, np.float32),
                            np.stack([en.mean(0), en.mean(0) + 0.5]).astype(np.float32),
                            (np.eye(dim, dtype=np.float32) * 0.5)[None], 0.1)
@@ -124,6 +125,7 @@ def test_reader_folder_applies_its_alignment(tmp_path):
     manifest.save(folder)
     texts = ["отчёт лежит на столе", "the report is on the desk"]
     emb = rng.standard_normal((2, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)           # unit length, as the encoder's
     enc = lambda t: np.stack([emb[texts.index(x)] for x in t])   # noqa: E731
     reader = TextReader(folder, encoder=enc)
     want = emb.copy()
@@ -132,7 +134,7 @@ def test_reader_folder_applies_its_alignment(tmp_path):
     np.testing.assert_allclose(folder_embed(folder, enc)(texts), want, atol=1e-6)
     head = NumpyEmotionHead(read_safetensors(folder / "head.safetensors"), reader.head.logit_bias)
     r = reader.read(texts)
-    np.testing.assert_allclose(r[0].emotions8, head(want[:1])[1][0], atol=1e-6)
+    np.testing.assert_allclose(r[0].emotions8, head(want[:1], reader.row_bias(texts[:1]))[1][0], atol=1e-6)
     assert r[0].unknown_score == pytest.approx(float(reader.unknown_scores(emb[:1])[0]), abs=1e-6)
     # a file whose width is not the head's is refused
     LanguageAlignment(("en", "ru"), np.zeros((8, 2), np.float32), np.zeros(2, np.float32),
