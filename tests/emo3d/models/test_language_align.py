@@ -205,10 +205,21 @@ def test_train_reader_fits_saves_and_refits_the_alignment(tmp_path):
         ref = torch.sigmoid(res.head.extractor(torch.from_numpy(aligned))).numpy()
     got = reader.head(reader.embed(texts))[1]
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-(np.log(ref / (1 - ref)) + reader.head.logit_bias))), atol=1e-4)
-    before = (folder / ALIGN_FILE).read_bytes()
-    (folder / ALIGN_FILE).unlink()
+    (folder / ALIGN_FILE).unlink()         # --language-only: the same data and encoder refit the same file
     assert refit_language(folder, enc, opts)["ridge"] == 0.5
+    assert json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]["language_align"] == ALIGN_FILE
     again = LanguageAlignment.load(folder / ALIGN_FILE)
-    np.testing.assert_allclose(again.maps, al.maps, atol=1e-3)
-    np.testing.assert_allclose(again.means, al.means, atol=1e-6)
-    assert len(before) > 0
+    np.testing.assert_array_equal(again.maps, al.maps)
+    np.testing.assert_array_equal(again.means, al.means)
+    np.testing.assert_allclose(again.lid_w, al.lid_w, atol=1e-5)
+
+
+def test_language_options_are_validated():
+    from emo3d.models.train_reader import ReaderTrainOptions
+    assert ReaderTrainOptions().language_ridge == 0.1 and ReaderTrainOptions().language_temperature == 0.5
+    with pytest.raises(InvalidInputError, match="language_ridge"):
+        ReaderTrainOptions(language_ridge=-1)
+    with pytest.raises(InvalidInputError, match="language_temperature"):
+        ReaderTrainOptions(language_temperature=0)
+    with pytest.raises(InvalidInputError, match="language_english"):
+        ReaderTrainOptions(language_english=0)
