@@ -205,14 +205,16 @@ TOOTH_LOWER_H = 0.85
 ARCH_DEPTH = 1.1           # cm the arch curves back from the middle to its ends
 TOOTH_THICK = 0.55         # cm from the labial face to the lingual face at the biting edge
 TOOTH_BUMP = 0.05          # cm a tooth's middle stands out of the arch (its gaps sink by as much)
+GUM_REACH = {1: 0.8, -1: 0.5}   # cm the gum runs on past the gum top (upper, lower arch), back into the lip's fold:
+#                                 a lip lifted over the teeth (mouthUpperUp) shows gum, not the dark mouth behind it
 OVERBITE = 0.2             # cm the upper incisors come down over the lower ones (they show when the lips part)
 TONGUE_ROWS, TONGUE_COLS = 7, 9
 
 
 def _arch(half_w, z_front, y_edge, height, up, uv_centre=ATLAS_TEETH, uv_half=0.1):
     """One dental arch ``up`` = +1 (upper: the gum above the edge) or -1 (lower) -> (verts, uvs, tris).
-    Rows: gum top, gum line (higher over a tooth's middle), the biting edge, the lingual edge, the
-    lingual gum; the swatch's v runs gum (0.3) -> edge (0.7) as the texture paints it."""
+    Rows: the gum's reach (``GUM_REACH``), gum top, gum line (higher over a tooth's middle), the biting
+    edge, the lingual edge, the lingual gum; the swatch's v runs gum (0.3) -> edge (0.7) as the texture paints it."""
     n = TEETH_PER_ARCH * TOOTH_COLS + 1
     s = np.linspace(-1, 1, n)
     phase = (s + 1) / 2 * TEETH_PER_ARCH % 1.0          # 0 / 1 at a gap, 0.5 mid-tooth
@@ -225,13 +227,14 @@ def _arch(half_w, z_front, y_edge, height, up, uv_centre=ATLAS_TEETH, uv_half=0.
     nx, nz = nx / ln, nz / ln
     bump = TOOTH_BUMP * (2 * mid - 1)
     back = 1 - 0.35 * s ** 2                                         # the side teeth are shorter
-    rows_y = [y_edge + up * height * back,                           # gum top
+    rows_y = [y_edge + up * (height + GUM_REACH[int(up)]) * back,      # the gum's reach, up into the lip's fold
+              y_edge + up * height * back,                           # gum top
               y_edge + up * height * back * (0.30 + 0.14 * mid),     # gum line: arched over each tooth
               y_edge + up * 0.04 * (1 - mid),                        # biting edge: the corners rounded
               y_edge + up * 0.04 * (1 - mid),                        # lingual edge
               y_edge + up * height * back * 0.8]                     # lingual gum
-    rows_out = [0.05, bump, bump * 0.6, -TOOTH_THICK, -TOOTH_THICK - 0.1]
-    rows_v = [0.3, 0.36, 0.7, 0.7, 0.34]
+    rows_out = [-0.15, 0.05, bump, bump * 0.6, -TOOTH_THICK, -TOOTH_THICK - 0.1]
+    rows_v = [0.3, 0.3, 0.36, 0.7, 0.7, 0.34]
     verts, uvs = [], []
     uu = uv_centre[0] + np.linspace(-uv_half, uv_half, n)
     for y, o, v in zip(rows_y, rows_out, rows_v):
