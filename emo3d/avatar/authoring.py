@@ -35,10 +35,13 @@ GAZE_MAX_DEG = 40.0      # the furthest a gaze shape turns the eye at 1.0, gain 
 BLINK_FORWARD = 0.35     # cm the middle of the upper lid comes forward as it closes (the lower lid half that)
 # mouthRoll*: the lip slides into the mouth along its own surface (the red disappears over the teeth) and the
 # skin beside it follows toward the lip line; a slide, not a turn: the lip's triangles keep their shape
-ROLL_SLIDE = {"lower": 0.6, "upper": 0.5}   # cm the middle of the lip slides inward at 1.0 (less toward the corners)
+ROLL_SLIDE = {"lower": 0.7, "upper": 0.5}   # cm the middle of the lip slides inward at 1.0 (less toward the corners)
 ROLL_BACK = {"lower": 0.5, "upper": 0.3}    # cm the rolled lip (and the skin following it) sinks back at 1.0
-ROLL_REACH = 1.2         # cm: the skin's follow falls off with its distance from the lip's outer edge (Gaussian)
+ROLL_REACH = {"lower": 1.8, "upper": 1.2}   # cm: the skin's follow falls off with its distance from the lip's outer edge (Gaussian)
 ROLL_INTO = 0.3          # the path into the mouth: straight back, this much down (lower lip) or up (upper lip)
+# cm the other lip comes to meet the rolled one at the middle: the lips stay sealed (else the upper teeth show
+# between them and FaceLandmarker reads the gap as a parted mouth: its inner lip contour drops 3 px, roll 0.17)
+ROLL_MEET = {"lower": 0.55, "upper": 0.7}
 REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top of the iris a little)
 # the lids follow the gaze (gain independent: a gaze shape's gain only turns the eye): looking up lifts
 # the upper lid (else the lid over the iris reads as a squint), looking down brings the upper lid down
@@ -46,6 +49,14 @@ REST_LID_DROP = 0.2      # cm the upper lids come down at rest (covers the top o
 LOOK_UP_LID = 3.0        # the upper lid's lift with eyeLookUp at 1.0, in units of eyeWide
 LOOK_DOWN_LID = 0.95     # the lids' "down" field with eyeLookDown at 1.0 (the upper lid in units of eyeBlink)
 LOOK_DOWN_LOWER = 0.3    # cm the middle of the lower lid drops in the "down" field
+FUNNEL_FORWARD = 1.2     # cm mouthFunnel brings the lips' middle forward at unit gain (the corners 0.65 of it)
+FUNNEL_NARROW = 0.5      # the corners come in by this share of the mouth's half width
+FUNNEL_OPEN = 0.9        # cm the lips part at the middle (an ellipse across the mouth)
+FUNNEL_FLARE = 0.25      # cm the lips' outer edges turn out (up / down) at the middle
+FUNNEL_JAW = 4.0         # degrees the jaw opens with mouthFunnel at unit gain (the teeth part behind the opening)
+JAW_HINGE = np.array([0.0, 0.0, -5.0])   # the jaw's hinge (rig cm; the axis runs along x)
+JAW_SIDE_REACH = (5.0, 9.0)  # cm from the midline: jawLeft/Right shift the jaw fully inside the first, not past the second
+#                              (the whole mandible moves, its outline with it: a shorter reach kinked the outline)
 FROWN_DROP = 1.0         # cm mouthFrown brings the corner down at unit gain
 FROWN_OUT = 1.2          # ... and out, in units of the drop (both sides read in MediaPipe from about 1.1)
 
@@ -213,10 +224,39 @@ def _roll(f: _Fields, which: str) -> np.ndarray:
     lip = np.zeros(f.nf, bool)
     lip[[i for i in f.upper + f.lower + f.corners if i < f.nf]] = True
     half = 0.5 * abs(f.F[rings[0][-1], 0] - f.F[rings[0][0], 0])
-    w = np.exp(-0.5 * (dist.min(1) / ROLL_REACH) ** 2) * own * (own >= 0.5) * ~lip \
+    w = np.exp(-0.5 * (dist.min(1) / ROLL_REACH[which]) ** 2) * own * (own >= 0.5) * ~lip \
         * _smooth((half - np.abs(f.F[:, 0] - f.mouth_c[0])) / (0.6 * half))
     d[:f.nf] += (w * s_v)[:, None] * t_v
     d[:f.nf, 2] -= w * s_v * ROLL_BACK[which] / ROLL_SLIDE[which]
+    if ROLL_MEET[which]:
+        # the other lip follows the rolled one's edge (the lips stay sealed; no teeth show between them)
+        other = "upper" if which == "lower" else "lower"
+        ow = f.near(f.upper if other == "upper" else f.lower, 0.45) * f.lip_mask(other)
+        ow *= _smooth((half - np.abs(f.V[:, 0] - f.mouth_c[0])) / (0.8 * half))
+        d[:, 1] += (1.0 if which == "upper" else -1.0) * ROLL_MEET[which] * ow
+    return d
+
+
+def _funnel(f: _Fields) -> np.ndarray:
+    """mouthFunnel at unit gain (ARKit: the lips pushed forward and flared out around a rounded opening, as in
+    "who"): the lips and the skin around them come forward (``FUNNEL_FORWARD``, the middle most) and in toward
+    the middle (the corners by ``FUNNEL_NARROW`` of the half width), the lips part into an ellipse
+    (``FUNNEL_OPEN`` tall at the middle, nothing at the corners) and their outer edges turn out (``FUNNEL_FLARE``)."""
+    d = f.rotate_x(f.jaw, FUNNEL_JAW, JAW_HINGE)                       # the teeth part a little
+    half = 0.5 * abs(f.F[M.LIP_UPPER_RINGS[0][-1], 0] - f.F[M.LIP_UPPER_RINGS[0][0], 0])
+    rel = f.V[:, 0] - f.mouth_c[0]
+    ell = np.sqrt(np.clip(1.0 - (rel / half) ** 2, 0.0, 1.0))        # 1 at the middle, 0 at the corners
+    around = f.near(f.upper + f.lower + f.corners, 0.7)
+    d[:, 2] += FUNNEL_FORWARD * around * (1.0 - 0.35 * np.clip(rel / half, -1, 1) ** 2)
+    d[:, 0] -= FUNNEL_NARROW * rel * around
+    for which, sgn in (("upper", 1.0), ("lower", -1.0)):
+        w = f.near(f.upper if which == "upper" else f.lower, 0.5) * f.lip_mask(which)
+        d[:, 1] += sgn * 0.5 * FUNNEL_OPEN * ell * w
+        rings = M.LIP_UPPER_RINGS if which == "upper" else M.LIP_LOWER_RINGS
+        for r, ring in enumerate(rings):                              # ring 0 = the outer edge: turns out most
+            for i in ring[1:-1]:
+                d[i, 1] += sgn * FUNNEL_FLARE * (3 - r) / 3 * ell[i]
+                d[i, 2] += 0.3 * FUNNEL_FLARE * (3 - r) / 3 * ell[i]
     return d
 
 
@@ -227,12 +267,11 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     f = _Fields(head)
     D: Dict[str, np.ndarray] = {}
     g = lambda name: float((gains or {}).get(name, 1.0))  # noqa: E731
-    hinge = np.array([0.0, 0.0, -5.0])
-    D["jawOpen"] = f.rotate_x(f.jaw, 12.0, hinge)
+    D["jawOpen"] = f.rotate_x(f.jaw, 12.0, JAW_HINGE)
     D["jawForward"] = f.vec(f.jaw, (0, -0.1, 1.2))
     # jawLeft/Right: the mandible slides sideways (MediaPipe reads a translation, not a yaw); the
     # stretch limits keep the flanks from folding over the face's outline
-    jaw_side = f.jaw * _smooth((6.0 - np.abs(f.V[:, 0])) / 2.5)
+    jaw_side = f.jaw * _smooth((JAW_SIDE_REACH[1] - np.abs(f.V[:, 0])) / (JAW_SIDE_REACH[1] - JAW_SIDE_REACH[0]))
     for part in ("teeth_lower", "tongue", "bag_lower"):
         jaw_side[f.h.parts[part]] = 1.0
     D["jawLeft"] = f.vec(jaw_side, (1.0, 0, 0))
@@ -247,13 +286,7 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     # jawOpen's gain, so :func:`seal_lips` writes it once the gains are applied
     D["mouthClose"] = f.zeros()
     # funnel: lips forward, opening rounds; pucker: lips forward and narrow, closed
-    inner_up = f.near(list(M.LIP_UPPER_RINGS[3][1:-1]), 0.35) * f.lip_mask("upper")
-    inner_lo = f.near(list(M.LIP_LOWER_RINGS[3][1:-1]), 0.35) * f.lip_mask("lower")
-    funnel = f.vec(lips, (0, 0, 0.8))
-    funnel[:, 0] += -0.5 * lips * np.tanh(rel_x)
-    funnel[:, 1] += 0.22 * inner_up - 0.25 * inner_lo
-    funnel[:, 1] += 0.15 * upper_w * (1 - inner_up) - 0.15 * lower_w * (1 - inner_lo)   # lips flare out
-    D["mouthFunnel"] = funnel
+    D["mouthFunnel"] = _funnel(f)
     pucker = f.vec(lips, (0, 0, 0.8))
     pucker[:, 0] += -0.55 * lips * np.tanh(rel_x / 1.2)
     D["mouthPucker"] = pucker

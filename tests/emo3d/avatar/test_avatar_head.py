@@ -186,6 +186,17 @@ def test_teeth_are_arches_and_the_lower_one_moves_with_the_jaw(rig, whole):
     assert h.vertices[up, 2].max() < h.vertices[13, 2]
 
 
+def test_a_lifted_upper_lip_shows_gum_not_the_dark_mouth(rig, whole):
+    """mouthUpperUp (both sides at 1.0) lifts the upper lip over the teeth: the gum reaches higher than
+    the lifted lip's inner edge, so the gum fills the gap behind the lip (a short gum left a dark patch)."""
+    from emo3d.avatar.mesh import LIP_UPPER_RINGS
+    up = whole.head.parts["teeth_upper"]
+    lifted = rig.deform({"mouthUpperUpLeft": 1.0, "mouthUpperUpRight": 1.0})[0]
+    inner = list(LIP_UPPER_RINGS[3][3:-3])                  # the inner edge over the front teeth
+    front = up[np.abs(whole.head.vertices[up, 0]) < 1.0]
+    assert lifted[inner, 1].max() < whole.head.vertices[front, 1].max() - 0.1
+
+
 def test_tongue_out_pushes_the_tongue_past_the_lips(rig, whole):
     assert rig.target_names[-1] == "tongueOut" and rig.target_names[:-1] == schema.MODEL_NAMES
     t = whole.head.parts["tongue"]

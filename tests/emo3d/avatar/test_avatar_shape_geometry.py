@@ -152,3 +152,53 @@ def test_sided_shapes_are_authored_as_mirror_images(authored, name):
     right = D[schema.MODEL_INDEX[name[:-4] + "Right"]]
     assert np.abs(left).max() > 0.2
     assert np.abs(left - right[mirror] * flip).max() < 1e-4, f"{name} is not its Right twin mirrored"
+
+
+# the lower face's outline from jaw angle to jaw angle (MediaPipe's face oval, the subject's right to left)
+JAW_OUTLINE = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361)
+
+
+@pytest.mark.parametrize("name,sx", [("jawLeft", 1.0), ("jawRight", -1.0)])
+def test_jaw_sideways_slides_the_whole_mandible(rig, name, sx):
+    """jawLeft/Right (ARKit: the lower jaw moves to the side): the mandible moves as one piece, its outline
+    from one side of the chin to the other as far as the chin and the jaw angles with it (a shift that faded
+    out between the chin and the jaw angle bent the outline into a corner beside the mouth)."""
+    d = rig.dense_deltas()[rig.target_names.index(name)]
+    dx = sx * d[list(JAW_OUTLINE), 0]
+    chin = dx[JAW_OUTLINE.index(152)]
+    assert chin >= 1.0, f"{name}: the chin moves {chin:.2f} cm to its side"
+    body = dx[JAW_OUTLINE.index(136):JAW_OUTLINE.index(365) + 1]
+    assert np.abs(body - chin).max() <= 0.1 * chin, f"{name}: the jaw's outline bends: {np.round(dx, 2)}"
+    for angle in (172, 397):
+        assert dx[JAW_OUTLINE.index(angle)] >= 0.5 * chin, f"{name}: jaw angle {angle} lags the chin"
+
+
+def _inner_lip_gap(X):
+    from emo3d.avatar.mesh import LIP_LOWER_RINGS, LIP_UPPER_RINGS
+    return X[list(LIP_UPPER_RINGS[3][1:-1]), 1] - X[list(LIP_LOWER_RINGS[3][1:-1]), 1]
+
+
+def test_funnel_parts_the_lips_in_a_rounded_opening(rig):
+    """mouthFunnel (ARKit: lips forward and flared around a round opening, as in "who"): the lips come
+    forward, the corners in, and the inner lips part most at the middle in a rounded (not pointed) opening."""
+    d = rig.dense_deltas()[rig.target_names.index("mouthFunnel")]
+    rest = rig.vertices.astype(np.float64)
+    gap = _inner_lip_gap(rest + d) - _inner_lip_gap(rest)
+    mid = len(gap) // 2
+    assert gap[mid] >= 0.6, f"the opening is {gap[mid]:.2f} cm tall"
+    # an ellipse is still 0.87 of its height half way to the corners; a diamond 0.5
+    for q in (mid // 2, mid + (len(gap) - mid) // 2):
+        assert gap[q] >= 0.6 * gap[mid], f"pointed opening: {np.round(gap, 2)}"
+    assert d[CORNER["left"][0], 0] <= -0.3 and d[CORNER["right"][0], 0] >= 0.3   # the corners come in
+    assert d[list(LIP_MID_UP + LIP_MID_LO), 2].min() >= 0.6                       # the lips forward
+
+
+@pytest.mark.parametrize("name", ["mouthRollUpper", "mouthRollLower"])
+def test_a_roll_keeps_the_lips_sealed(rig, name):
+    """The other lip comes to meet the rolled one: no gap opens between them (the upper teeth showed through
+    one). The rolled lip's inner edge is inside the mouth, behind the other lip: the gap may be negative."""
+    d = rig.dense_deltas()[rig.target_names.index(name)]
+    rest = rig.vertices.astype(np.float64)
+    gap = _inner_lip_gap(rest + d)
+    mid = len(gap) // 2
+    assert gap[mid - 2:mid + 3].max() <= 0.05, f"{name}: the lips part by {np.round(gap, 2)} cm"
