@@ -241,7 +241,7 @@ def compose_shapes(head: Head, rest: np.ndarray, deltas: np.ndarray,
 
 # --- the shipped fit -------------------------------------------------------------------------------
 # The fit takes minutes, so the rig build applies a shipped one (``data/compose.npz``: the change of the
-# face's deltas and a fingerprint of the deltas it was fitted on); ``python -m emo3d.avatar.compose`` (and
+# face's deltas and a fingerprint of the deltas it was fitted on); ``python -m emo3d.avatar.default`` (and
 # ``calibrate --write``) refit it, warm-started from the last one.
 COMPOSE_PATH = Path(__file__).with_name("data") / "compose.npz"
 _FINGERPRINT_DIM = 64
@@ -258,7 +258,7 @@ def fingerprint(rest: np.ndarray, deltas: np.ndarray, n_face: int) -> np.ndarray
 def compose_default(head: Head, rest: np.ndarray, deltas: np.ndarray, path: Path | None = None,
                     log=lambda s: None) -> np.ndarray:
     """The default rig's composed deltas: the shipped change (``data/compose.npz``); when it was fitted on
-    other deltas (a new calibration or authoring without ``python -m emo3d.avatar.compose``) it is still
+    other deltas (a new calibration or authoring without ``python -m emo3d.avatar.default``) it is still
     applied, with a warning (the integrity tests fail on a stale fit); with no shipped fit of this shape,
     :func:`compose_shapes` now (minutes)."""
     import warnings
@@ -270,7 +270,7 @@ def compose_default(head: Head, rest: np.ndarray, deltas: np.ndarray, path: Path
             err = float(np.sqrt(np.mean((z["fingerprint"] - fingerprint(rest, deltas, head.n_face)) ** 2)))
             if err >= _FINGERPRINT_TOL:
                 warnings.warn(f"{p} was fitted on other shapes (fingerprint off by {err:.2g}); applied as is: "
-                              "run python -m emo3d.avatar.compose", RuntimeWarning, stacklevel=2)
+                              "run python -m emo3d.avatar.default", RuntimeWarning, stacklevel=2)
             out = deltas.astype(np.float32).copy()
             out[:, :head.n_face] += change.astype(np.float32)
             return out
@@ -293,20 +293,3 @@ def write_fit(head: Head, rest: np.ndarray, deltas: np.ndarray, path: Path | Non
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, change=change, fingerprint=fingerprint(rest, deltas, head.n_face))
     return res
-
-
-def main(argv=None) -> int:
-    """``python -m emo3d.avatar.compose``: fit the shipped default rig's combinations, write data/compose.npz."""
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m emo3d.avatar.compose", description=main.__doc__)
-    ap.parse_args(argv)
-    from .default import limited_shapes
-    head, base, limited = limited_shapes()
-    res = write_fit(head, base, limited)
-    print(f"training poses folding: {res.folded_before} -> {res.folded_after}; smallest area ratio "
-          f"{res.min_ratio:.3f}; {res.iterations} iterations; wrote {COMPOSE_PATH}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -157,3 +157,20 @@ def default_rig(texture: str = "neutral"):
                              head_box=rig.head_box, frame_box=rig.frame_box, single_sided=rig.single_sided)
         _MEMO[key] = rig
         return rig
+
+
+def main(argv=None) -> int:
+    """``python -m emo3d.avatar.default``: refit the default rig's combinations for its shapes as authored and
+    calibrated now (``avatar.compose``, warm-started from the last fit) and write ``data/compose.npz``."""
+    import argparse
+    from .compose import COMPOSE_PATH, write_fit
+    ap = argparse.ArgumentParser(prog="python -m emo3d.avatar.default", description=main.__doc__)
+    ap.parse_args(argv)
+    res = write_fit(*limited_shapes())
+    print(f"training poses folding: {res.folded_before} -> {res.folded_after}; smallest area ratio "
+          f"{res.min_ratio:.3f}; {res.iterations} iterations; wrote {COMPOSE_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

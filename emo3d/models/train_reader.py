@@ -416,7 +416,7 @@ def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed):
     TRAINING sentences (``text_sets/multilingual_sentences*.json``) and the ten-language emotion words; the
     identifier's English class: up to ``language_english`` English training rows of ``rows``."""
     from emo3d.data import lexicon
-    from . import language_align
+    from . import language_align_fit
     from .probes import multilingual_training_rows
     langs, prows = multilingual_training_rows()
     parallel = {l: embed([r[l] for r in prows]) for l in langs}
@@ -426,9 +426,9 @@ def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed):
             words.setdefault(l, []).extend(ws)
     english = np.flatnonzero(np.isin(np.array(rows.source, dtype=object), ENGLISH_SOURCES))
     pick = np.random.default_rng(opts.seed + 23).permutation(english)[:opts.language_english]
-    return language_align.fit(parallel, embed([rows.texts[i] for i in pick]),
-                              {l: embed(ws) for l, ws in words.items() if l in parallel},
-                              ridge=opts.language_ridge, temperature=opts.language_temperature, seed=opts.seed)
+    return language_align_fit.fit(parallel, embed([rows.texts[i] for i in pick]),
+                                  {l: embed(ws) for l, ws in words.items() if l in parallel},
+                                  ridge=opts.language_ridge, temperature=opts.language_temperature, seed=opts.seed)
 
 
 def language_metrics(align, opts: ReaderTrainOptions) -> Dict[str, Any]:

@@ -152,13 +152,13 @@ def test_no_fold_in_many_more_combinations(rig):
 
 def test_the_shipped_combination_fit_matches_the_shapes():
     """The rig build applies data/compose.npz as shipped (a stale fit with a warning): re-authoring a
-    shape or a new calibration must re-run ``python -m emo3d.avatar.compose``."""
+    shape or a new calibration must re-run ``python -m emo3d.avatar.default``."""
     from emo3d.avatar.compose import COMPOSE_PATH, _FINGERPRINT_TOL, fingerprint
     from emo3d.avatar.default import limited_shapes
     head, base, limited = limited_shapes()
     z = np.load(COMPOSE_PATH)
     err = float(np.sqrt(np.mean((z["fingerprint"] - fingerprint(base, limited, head.n_face)) ** 2)))
-    assert err < _FINGERPRINT_TOL, f"{COMPOSE_PATH} is stale (fingerprint off by {err:.2g}): run python -m emo3d.avatar.compose"
+    assert err < _FINGERPRINT_TOL, f"{COMPOSE_PATH} is stale (fingerprint off by {err:.2g}): run python -m emo3d.avatar.default"
     assert z["change"].shape == (schema.N_MODEL, head.n_face, 3)
     assert 0 < np.abs(z["change"]).max() < 1.0          # cm: a correction, not a re-authoring
 

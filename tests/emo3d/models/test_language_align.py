@@ -9,7 +9,8 @@ import pytest
 from support.assets import require_module
 
 from emo3d.errors import InvalidInputError, ModelFileError
-from emo3d.models.language_align import ALIGN_FILE, LanguageAlignment, fit, ridge_map
+from emo3d.models.language_align import ALIGN_FILE, LanguageAlignment
+from emo3d.models.language_align_fit import fit, ridge_map
 
 D = 16
 
