@@ -423,11 +423,16 @@ def write_adapter(model: LoraE5, opts: TuneOptions, res: Mapping, b: TuneBundle,
             "rank": opts.rank, "alpha": model.opts.alpha, "targets": list(opts.targets),
             "layers": sorted({int(k.split("_")[0][1:]) for k in model.lora_a}),
             "data": {"real text": "GoEmotions train (Apache-2.0), all rows, Ekman grouping, soft labels, "
-                                  "class-balanced sampling",
-                     "languages": "emo3d/models/text_sets/multilingual_sentences*.json (written for emo3d): "
-                                  "cross-entropy + consistency with the English sentence",
-                     "words": "emo3d.data.lexicon.multilingual_words + emo3d.models.prompts.word_vocabulary",
-                     "retention": "the words + e5_build.CALIBRATION_TEXTS: cosine to the frozen encoder",
+                                  f"sampling balance {opts.balance:g} (1: class-balanced)",
+                     "languages": ("emo3d/models/text_sets/multilingual_sentences*.json (written for emo3d): "
+                                   + " + ".join(x for x, w in (("cross-entropy", opts.parallel_ce),
+                                                               ("consistency with the English sentence",
+                                                                opts.consistency)) if w > 0)
+                                   if opts.parallel_ce > 0 or opts.consistency > 0 else "not used"),
+                     "words": ("emo3d.data.lexicon.multilingual_words + emo3d.models.prompts.word_vocabulary"
+                               if opts.word_ce > 0 else "not used"),
+                     "retention": ("the words + e5_build.CALIBRATION_TEXTS: cosine to the frozen encoder"
+                                   if opts.retain > 0 else "not used"),
                      "not used": "GoEmotions dev (model selection only) and test; the language checks "
                                  "tune_parallel.PARALLEL, multilingual_dev.json, tests/data/multilingual_prompts.json",
                      "sets": b.meta.get("sets", {})},

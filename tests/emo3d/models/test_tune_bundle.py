@@ -99,6 +99,9 @@ def test_a_sweep_trains_selects_and_writes_adapters_the_build_reads(tiny, tmp_pa
         assert deltas and max(float(np.abs(d).max()) for d in deltas.values()) > 0      # it trained
         meta = json.loads((out / n / "encoder_adapter.json").read_text())
         assert meta["training"]["name"] == n and meta["dev"]["tuned"]["dev_balanced_accuracy"] == r["dev_balanced_accuracy"]
+    langs = {n: json.loads((out / n / "encoder_adapter.json").read_text())["data"]["languages"] for n in ("small", "wide")}
+    assert langs["small"].endswith("cross-entropy + consistency with the English sentence")   # what each one used
+    assert langs["wide"].endswith(": cross-entropy")
     small = e5_build.load_adapter(out / "small" / e5_build.ADAPTER_FILE, w.config)
     assert sorted(small) == sorted(f"l1.{t}.w" for t in ("q", "k", "v", "ao", "fi", "fo"))     # top block only
     assert json.loads((out / "summary.json").read_text())["order"] == summary["order"]
