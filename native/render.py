@@ -7,11 +7,11 @@ single-sided, ``Rig.single_sided`` from glTF ``doubleSided``, are culled), persp
 textures (the mip level ``native.texture_level`` picks for the framing) and Lambert + ambient light,
 supersamples (coverage and depth per sample; a pixel whose samples all lie on one triangle is shaded
 once, at its centre), splits batches of frames over threads and
-releases the GIL (one frame of at least 2^18 samples, e.g. the live loop's 256^2 at ssaa 2: bands of
-rows each taken by whichever thread is free and drawn from that band's own triangle list, and on a rig of
-at least 8192 vertices or triangles deformation, projection and triangle setup split too; a smaller
-frame, such as a 128^2 preview, is drawn on the calling thread alone, where waking a worker costs more
-than it saves).
+releases the GIL (one frame of at least 2^19 samples, e.g. 512^2 at ssaa 2: bands of rows each taken by
+whichever thread is free and drawn from that band's own triangle list, and on a rig of at least 8192
+vertices or triangles deformation, projection and triangle setup split too; a smaller frame, such as
+the live loop's 256^2, is drawn on the calling thread alone, where sharing it cost more than it saved on
+the quiet 2-core machine).
 The threads are the renderer's own, started on its first split render and joined when it is
 dropped. ``native.reference_render`` is the numpy reference with the same conventions
 (its module docstring lists them); geometry, coverage and depth are computed in double precision

@@ -37,14 +37,14 @@ public:
     static constexpr int kBandRows = 16;
     // triangles whose box is at most this many samples wide are rasterised by raster_narrow
     static constexpr int kNarrow = 16;
-    // A single frame with fewer samples than this is drawn whole on the calling thread; from 2^18 samples
-    // (256^2 at ssaa 2, the live loop's frame) its bands are shared with the worker threads. Session 5
-    // kept 256^2 on one thread (2^19 here); measured again with the 60 Hz loop + VMC stream
-    // (benchmarks.avatar_loop, alternating runs, the 2 cores also busy with other jobs), sharing cut the
-    // caller's CPU p50 from 2.8 to 1.8 ms and the wall p99 from 6.9-7.4 to 4.2-6.9 ms, for ~0.2 ms more
-    // CPU in all; a late worker holds at most the band it took. Smaller frames (a preview, a thumbnail)
-    // stay on the caller: waking a worker costs more than it saves there. Batches are split at any size.
-    static constexpr std::int64_t kSplitSamples = std::int64_t(1) << 18;
+    // A single frame with fewer samples than this (256^2 at ssaa 2 has 2^18) is drawn whole on the
+    // calling thread. Measured in the 60 Hz loop + VMC stream (benchmarks.avatar_loop, alternating runs):
+    // sharing a 256^2 frame's bands with a worker lowered the wall p99 while other jobs kept both cores
+    // busy, but on the quiet machine it raised it (5.7-6.4 ms against 4.6-5.6 on one thread) and cost
+    // 0.3-0.6 ms more CPU a frame: this VM's two vCPUs behave like one core's two hyperthreads (with
+    // no VMC stream the caller's CPU halved, 2.8 -> 1.7 ms, and the wall time stayed 2.8-2.9 ms).
+    // Batches of frames are split over the threads at any size.
+    static constexpr std::int64_t kSplitSamples = std::int64_t(1) << 19;
     // Copies every array. tris [F*3]; offsets [T+1]; indices [K]; values [K*3]; uvs [V*2] + texture
     // [th*tw*3] (both or neither); colors [V*3] or null; cull [F] or null: 1 where the triangle is
     // single-sided (its back face, seen clockwise on screen, is not drawn), 0 double-sided.

@@ -135,7 +135,7 @@ def test_framing_lighting_and_sides():
 @pytest.mark.parametrize("ssaa", [2, 3])
 def test_single_frame_bands_match_the_batch_path(ssaa):
     # one frame on two threads: deformation and projection split (>= 8192 vertices), rows drawn in
-    # bands that threads take in turn from per-band triangle lists (a frame of >= 2^18 samples); a
+    # bands that threads take in turn from per-band triangle lists (a frame of >= 2^19 samples); a
     # batch of frames draws each frame on one thread over all triangles. Both must give the same image,
     # bit for bit, also with a height (450) that is not a whole number of bands; one thread draws the
     # frame in one pass, and so does two threads' renderer for a small frame.
@@ -147,7 +147,7 @@ def test_single_frame_bands_match_the_batch_path(ssaa):
     W = np.zeros((2, 52), np.float32)
     W[:, schema.MEDIAPIPE_NAMES.index("jawOpen")] = [0.0, 0.8]
     opts = RenderOptions(width=390, height=450, ssaa=ssaa, threads=2)
-    assert opts.width * opts.height * ssaa ** 2 >= 1 << 18   # split over the threads
+    assert opts.width * opts.height * ssaa ** 2 >= 1 << 19   # split over the threads
     r = Renderer(rig, opts)
     r1 = Renderer(rig, replace(opts, threads=1))
     batch = r.render(W, pose=(25, -10, 5))
