@@ -366,14 +366,15 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
     align = fit_language(opts, rows, raw_embed) if opts.language_ridge > 0 else None
     if align is not None:
         embed = lambda texts: align(list(texts), raw_embed(texts))  # noqa: E731
-    x = torch.from_numpy(embed(rows.texts))
-    xd = embed(list(dev.texts))
+    raw_x, raw_xd = raw_embed(rows.texts), raw_embed(list(dev.texts))      # each text embedded once
+    x = torch.from_numpy(raw_x if align is None else align(list(rows.texts), raw_x))
+    xd = raw_xd if align is None else align(list(dev.texts), raw_xd)
     t_embed = time.perf_counter() - t0
     head, history = _fit_head(opts, rows, x, xd, dev, epochs=opts.epochs, patience=opts.patience)
     best_epoch = int(np.argmax([h["dev_balanced_accuracy"] + h["dev_macro_f1"] for h in history]))
     dev_m = _dev_metrics(head, xd, dev)
     # the unknown-text detector reads the encoder's own embedding (not the language-aligned one)
-    unknown = fit_unknown(raw_embed(rows.texts), raw_embed(list(dev.texts)), raw_embed, opts)
+    unknown = fit_unknown(raw_x, raw_xd, raw_embed, opts)
     counts = {s: rows.source.count(s) for s in dict.fromkeys(rows.source)}
     from .probes import OOV_PROMPTS, description_dev
     words = {w for t in rows.texts for w in re.findall(r"[a-z][a-z'\-]*", t.lower())}
@@ -470,7 +471,6 @@ def refit_language(folder: str | Path, embed, opts: Optional[ReaderTrainOptions]
         rows = ReaderRows.concat([real_rows(corpora.load_goemotions("train", opts.goemotions), opts), rows])
     align = fit_language(opts, rows, embed)
     align.save(folder / ALIGN_FILE)
-    manifest = ModelManifest.load(folder)
     manifest.files["language_align"] = ALIGN_FILE
     manifest.metrics["language_align"] = language_metrics(align, opts)
     manifest.save(folder)
