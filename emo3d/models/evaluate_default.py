@@ -231,6 +231,9 @@ def evaluate(opts: EvalOptions) -> EvalReport:
     if reader:
         emo = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read(texts)]
         rep.oov["emotion_share"] = float(np.mean([a == b for a, b in zip(emo, truth)]))
+        gloss = getattr(predict.reader, "gloss", None)
+        if gloss is not None:       # the prompts with a word the gloss lexicon (WordNet's definitions) holds
+            rep.oov["gloss_matched"] = {t: [w for w, _ in gloss.match(t)] for t in texts if gloss.match(t)}
         if "oov_key_words_in_training_texts" in predict.manifest.metrics:    # counted at training time
             rep.oov["key_words_in_training_texts"] = predict.manifest.metrics["oov_key_words_in_training_texts"]
             rep.oov["seen_words"] = predict.manifest.metrics.get("oov_seen_words", [])

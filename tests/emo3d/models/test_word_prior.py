@@ -1,7 +1,5 @@
 """The word prior of short descriptions (emo3d.models.word_prior): the softmax regression, its file, its
 vocabulary, and how the reader mixes its FACS face into short descriptions (and only those)."""
-import zlib
-
 import numpy as np
 import pytest
 
@@ -9,6 +7,7 @@ from emo3d.errors import InvalidInputError, ModelFileError
 from emo3d.models import word_prior
 from emo3d.models.word_prior import WordPrior
 from emo3d.schema import EMOTIONS
+from support.tiny_reader import Spelling, tiny_reader
 
 
 def _clusters(n_per: int = 30, dim: int = 24, seed: int = 0):
@@ -73,36 +72,6 @@ def test_vocabulary_keeps_the_evaluation_words_out():
     assert not [t for t in texts if mentions_oov_word(t)]
 
 
-class _Spelling:
-    """A tiny deterministic encoder: character trigram counts hashed into 64 dims."""
-    dim = 64
-
-    def __call__(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            s = f"  {t.lower()}  "
-            for a in range(len(s) - 2):
-                out[i, zlib.crc32(s[a:a + 3].encode()) % self.dim] += 1.0
-        return out
-
-
-def _tiny_reader(folder, dim: int, seed: int = 1):
-    """A reader folder with a random one-layer head over ``dim``-d embeddings (no training, no torch)."""
-    from safetensors.numpy import save_file
-    from emo3d.manifest import ModelManifest
-    from emo3d.models.e5 import BACKBONE_NAME
-    from emo3d.schema import N_MODEL
-    rng = np.random.default_rng(seed)
-    n = len(EMOTIONS)
-    folder.mkdir(parents=True)
-    save_file({"extractor.0.weight": rng.normal(0, 0.3, (n, dim)).astype(np.float32),
-               "extractor.0.bias": np.zeros(n, np.float32),
-               "regressor.0.weight": rng.normal(0, 0.3, (N_MODEL, dim + 2 * n)).astype(np.float32),
-               "regressor.0.bias": np.zeros(N_MODEL, np.float32)}, str(folder / "head.safetensors"))
-    ModelManifest(kind="emotion", backbone={"name": BACKBONE_NAME}, files={"head": "head.safetensors"}).save(folder)
-    return folder
-
-
 def test_reader_mixes_the_prior_face_into_short_descriptions_only(tmp_path):
     """A reader folder with a word prior: a short description's face is (1 - mix) x the head's + mix x the
     FACS face of what the prior reads; a sentence's face is the head's alone."""
@@ -111,8 +80,8 @@ def test_reader_mixes_the_prior_face_into_short_descriptions_only(tmp_path):
     from emo3d.models import reader as reader_mod
     from emo3d.models.reader import TextReader
     from emo3d.schema import MEDIAPIPE_NAMES, MODEL_NAMES
-    enc = _Spelling()
-    folder = _tiny_reader(tmp_path / "reader", enc.dim)
+    enc = Spelling()
+    folder = tiny_reader(tmp_path / "reader", enc.dim)
     x, y, _ = _clusters(dim=enc.dim)
     word_prior.fit(x, y).save(folder / word_prior.WORD_PRIOR_FILE)
     manifest = json.loads((folder / "manifest.json").read_text())
