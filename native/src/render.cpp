@@ -80,7 +80,6 @@ void MeshRenderer::ensure_workspaces(int n) {
         w.planes.resize(std::size_t(n_tris_) * kPlanes * 3);
         w.fplanes.resize(std::size_t(n_tris_) * kF);
         w.rast.resize(std::size_t(n_tris_));
-        w.shading.reset(new std::atomic<std::uint8_t>[std::size_t(n_tris_)]);
         ws_.push_back(std::move(w));
     }
 }
@@ -164,9 +163,47 @@ inline void barycentric_planes(double* P, double ax, double ay, double bx, doubl
 }
 }  // namespace
 
-// Rasterisation set-up of every triangle: culling, the sample box and the 1/z plane. The shading
-// planes wait until a sample of the triangle is shaded (ensure_shading): on a dense rig many
-// triangles are hidden or cover no sample.
+// The shading planes of triangle t (normal, then uv or colour, each times 1/z) from its barycentric and
+// 1/z planes P[0..11] (w: its vertices' 1/z): fplanes for the SIMD shaders, planes 4..9 for the scalar one.
+__attribute__((always_inline)) inline void MeshRenderer::setup_shading(Workspace& ws, std::int64_t t,
+                                                                       const std::int32_t* v, double area,
+                                                                       const double* w, double* P) const {
+    const bool tex = !texels_.empty(), col = !colors_.empty();
+    auto plane = [&](int slot, double a0, double a1, double a2) __attribute__((always_inline)) {
+        const double k0 = a0 * w[0], k1 = a1 * w[1], k2 = a2 * w[2];
+        for (int j = 0; j < 3; ++j) P[slot * 3 + j] = k0 * P[j] + k1 * P[3 + j] + k2 * P[6 + j];
+    };
+    const double flip = area > 0 ? -1.0 : 1.0;  // y-down screen: front faces have area < 0
+    const double* n = ws.normals.data();
+    for (int k = 0; k < 3; ++k) plane(4 + k, flip * n[v[0] * 3 + k], flip * n[v[1] * 3 + k], flip * n[v[2] * 3 + k]);
+    if (tex) {
+        plane(7, uvs_[v[0] * 2], uvs_[v[1] * 2], uvs_[v[2] * 2]);
+        plane(8, uvs_[v[0] * 2 + 1], uvs_[v[1] * 2 + 1], uvs_[v[2] * 2 + 1]);
+        std::fill(P + 27, P + 30, 0.0);
+    } else if (col) {
+        for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
+    } else {
+        std::fill(P + 21, P + 30, 0.0);
+    }
+    if (scalar_shading()) {
+        std::copy(P + 12, P + kPlanes * 3, &ws.planes[t * kPlanes * 3 + 12]);
+        return;
+    }
+    const TriRaster& box = ws.rast[t];
+    float* Fp = &ws.fplanes[t * kF];
+    const double ox = box.x0 + 0.5, oy = box.y0 + 0.5;
+    Fp[0] = float(ox);
+    Fp[1] = float(oy);
+    for (int k = 0; k < 7; ++k) {
+        const double* q = P + (3 + k) * 3;
+        Fp[2 + k * 3] = float(q[0]);
+        Fp[3 + k * 3] = float(q[1]);
+        Fp[4 + k * 3] = float(q[0] * ox + q[1] * oy + q[2]);
+    }
+}
+
+// Set-up of every triangle: culling, the sample box, the 1/z plane and, for a triangle with a sample
+// in its box, its shading planes (setup_shading).
 EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const {
     const int Ws = cfg_.width * cfg_.ssaa, Hs = cfg_.height * cfg_.ssaa;
     const double* sx = ws.sx.data();
@@ -177,7 +214,6 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
     for (std::int64_t t = t_begin; t < t_end; ++t) {
         TriRaster& box = ws.rast[t];
         box.x0 = 0; box.x1 = -1; box.y0 = 0; box.y1 = -1;
-        ws.shading[t].store(kShadingNone, std::memory_order_relaxed);
         const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
         if (!(z[v[0]] > 1e-6 && z[v[1]] > 1e-6 && z[v[2]] > 1e-6)) continue;
         const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
@@ -193,73 +229,12 @@ EMO3D_HOT void MeshRenderer::setup_triangles(Workspace& ws, std::int64_t t_begin
         if (bx1 < bx0 || by1 < by0) continue;  // no sample centre in the box (most sub-sample triangles)
         box.x0 = bx0; box.x1 = bx1; box.y0 = by0; box.y1 = by1;
         const double w[3] = {ws.rz[v[0]], ws.rz[v[1]], ws.rz[v[2]]};
-        double P[12];
+        double P[kPlanes * 3];
         barycentric_planes(P, ax, ay, bx, by, cx, cy, area, w);
         for (int j = 0; j < 3; ++j) box.iz[j] = P[9 + j];
         if (scalar_shading || bx1 - bx0 >= kNarrow)  // raster_rows' span solver, the scalar shader's 1/z
             std::copy(P, P + 12, &ws.planes[t * kPlanes * 3]);
-    }
-}
-
-// The shading planes of triangle t (normal, then uv or colour, each times 1/z): fplanes for the
-// SSE shader, planes 4..9 for the scalar one. Once per frame: the first thread to shade a sample of
-// t computes them while any other waits for the flag.
-void MeshRenderer::ensure_shading(Workspace& ws, std::int32_t t) const {
-    std::atomic<std::uint8_t>& st = ws.shading[t];
-    std::uint8_t s = st.load(std::memory_order_acquire);
-    if (s == kShadingReady) return;
-    if (s == kShadingNone && st.compare_exchange_strong(s, kShadingBusy, std::memory_order_acq_rel)) {
-        setup_shading(ws, t);
-        st.store(kShadingReady, std::memory_order_release);
-        return;
-    }
-    while (st.load(std::memory_order_acquire) != kShadingReady) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-}
-
-EMO3D_HOT void MeshRenderer::setup_shading(Workspace& ws, std::int64_t t) const {
-    const double* sx = ws.sx.data();
-    const double* sy = ws.sy.data();
-    const bool tex = !texels_.empty(), col = !colors_.empty();
-    const std::int32_t v[3] = {tris_[t * 3], tris_[t * 3 + 1], tris_[t * 3 + 2]};
-    const double ax = sx[v[0]], ay = sy[v[0]], bx = sx[v[1]], by = sy[v[1]], cx = sx[v[2]], cy = sy[v[2]];
-    const double area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
-    const double w[3] = {ws.rz[v[0]], ws.rz[v[1]], ws.rz[v[2]]};
-    double P[kPlanes * 3];
-    barycentric_planes(P, ax, ay, bx, by, cx, cy, area, w);
-    auto plane = [&](int slot, double a0, double a1, double a2) {
-        const double k0 = a0 * w[0], k1 = a1 * w[1], k2 = a2 * w[2];
-        for (int j = 0; j < 3; ++j) P[slot * 3 + j] = k0 * P[j] + k1 * P[3 + j] + k2 * P[6 + j];
-    };
-    const double flip = area > 0 ? -1.0 : 1.0;  // y-down screen: front faces have area < 0
-    for (int k = 0; k < 3; ++k)
-        plane(4 + k, flip * ws.normals[v[0] * 3 + k], flip * ws.normals[v[1] * 3 + k], flip * ws.normals[v[2] * 3 + k]);
-    if (tex) {
-        plane(7, uvs_[v[0] * 2], uvs_[v[1] * 2], uvs_[v[2] * 2]);
-        plane(8, uvs_[v[0] * 2 + 1], uvs_[v[1] * 2 + 1], uvs_[v[2] * 2 + 1]);
-        std::fill(P + 27, P + 30, 0.0);
-    } else if (col) {
-        for (int k = 0; k < 3; ++k) plane(7 + k, colors_[v[0] * 3 + k], colors_[v[1] * 3 + k], colors_[v[2] * 3 + k]);
-    } else {
-        std::fill(P + 21, P + 30, 0.0);
-    }
-    if (scalar_shading()) {  // planes 0..3 were written by setup_triangles (and may be read meanwhile)
-        std::copy(P + 12, P + kPlanes * 3, &ws.planes[t * kPlanes * 3 + 12]);
-        return;
-    }
-    const TriRaster& box = ws.rast[t];
-    float* Fp = &ws.fplanes[t * kF];
-    const double ox = box.x0 + 0.5, oy = box.y0 + 0.5;
-    Fp[0] = float(ox);
-    Fp[1] = float(oy);
-    for (int k = 0; k < 7; ++k) {
-        const double* q = P + (3 + k) * 3;
-        Fp[2 + k * 3] = float(q[0]);
-        Fp[3 + k * 3] = float(q[1]);
-        Fp[4 + k * 3] = float(q[0] * ox + q[1] * oy + q[2]);
+        setup_shading(ws, t, v, area, w, P);
     }
 }
 
@@ -938,14 +913,11 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                                                 izq[Ws] > 0 ? tr[Ws] : -1, izq[Ws + 1] > 0 ? tr[Ws + 1] : -1};
                     // most pixels lie on one triangle: one check, and one shading at the pixel's centre
                     if (tq[0] >= 0 && tq[0] == tq[1] && tq[0] == tq[2] && tq[0] == tq[3]) {
-                        if (ws.shading[tq[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, tq[0]);
                         utri[n_u % 4] = tq[0];
                         ucols[n_u++] = cpx;
                         if (n_u % 4 == 0) flush_centres();
                         continue;
                     }
-                    for (int l = 0; l < 4; ++l)
-                        if (tq[l] >= 0 && (l == 0 || tq[l] != tq[l - 1])) ensure_shading(ws, tq[l]);
                     QuadLight q;
                     light_quad(cx, tq, cpx * 2 + 0.5, r * 2 + 0.5, n_attr, q);
                     if (tex) {
@@ -1025,7 +997,6 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                     one = ws.iz[si] > 0 && ws.tri[si] == t0;
                 }
             if (one) {
-                ensure_shading(ws, t0);
                 double c[3];
                 shade_at(t0, cpx * S + S * 0.5, r * S + S * 0.5, c);
                 for (int k = 0; k < 3; ++k) o[k] = static_cast<std::uint8_t>(int(c[k] * 255.0 + 0.5));
@@ -1045,7 +1016,6 @@ EMO3D_HOT void MeshRenderer::shade_rows(Workspace& ws, const float* light, std::
                         acc[2] += cfg_.background[2];
                         continue;
                     }
-                    ensure_shading(ws, t);
                     double c[3];
                     shade_at(t, px + 0.5, qy, c);
                     for (int k = 0; k < 3; ++k) acc[k] += c[k];
@@ -1244,6 +1214,18 @@ EMO3D_V3 __attribute__((always_inline)) inline void color_lanes(const ShadeCtx8&
     }
 }
 
+// lanes (2p, 2p+1) swapped: a sample's neighbour in its pixel's row
+EMO3D_V3 __attribute__((always_inline)) inline __m256 swap_pairs(__m256 x) {
+    return _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1));
+}
+// one bit per pixel (per pair of lanes, both set or both clear)
+EMO3D_V3 __attribute__((always_inline)) inline unsigned pixel_bits(__m256 x) {
+    return unsigned(_mm256_movemask_pd(_mm256_castps_pd(x)));
+}
+EMO3D_V3 __attribute__((always_inline)) inline __m256 eq_lanes(__m256i x, __m256i y) {
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(x, y));
+}
+
 // color_quad for two pixels
 EMO3D_V3 __attribute__((always_inline)) inline void color_pair(const ShadeCtx8& cx, const PairLight& q, __m128& s0,
                                                                __m128& s1) {
@@ -1367,19 +1349,68 @@ EMO3D_V3 void MeshRenderer::shade_rows_v3(Workspace& ws, const float* light, std
                     return;
                 }
                 if (m4 == 15 && t[0] == t[1] && t[0] == t[2] && t[0] == t[3]) {
-                    if (ws.shading[t[0]].load(std::memory_order_acquire) != kShadingReady) ensure_shading(ws, t[0]);
                     utri[n_u % 8] = t[0];
                     ucols[n_u++] = c;
                     if (n_u % 8 == 0) flush_centres();
                     return;
                 }
-                for (int l = 0; l < 4; ++l)
-                    if (t[l] >= 0 && (l == 0 || t[l] != t[l - 1])) ensure_shading(ws, t[l]);
                 std::memcpy(mtq + (n_m % 2) * 4, t, 4 * sizeof(std::int32_t));
                 pend_col[n_m++] = c;
                 if (n_m % 2 == 0) flush_edges();
             };
-            for (int cpx = c0; cpx < c1; cpx += 2) {
+            // eight pixels at a time: which are off the mesh, which lie on one triangle (their four samples
+            // hit and name the same triangle), which are edge pixels; one bit per pixel from 64-bit lanes
+            // (a pixel's two samples of a row), then each pixel goes where pixel() would send it
+            int cpx = c0;
+            for (; cpx + 8 <= c1; cpx += 8) {
+                const std::size_t i00 = std::size_t(r * 2 - ws.row0) * Ws + std::size_t(cpx) * 2;
+                const float* z0 = iz + i00;
+                const std::int32_t* t0 = tri + i00;
+                const __m256 zero = _mm256_setzero_ps();
+                const __m256 ha0 = _mm256_cmp_ps(_mm256_loadu_ps(z0), zero, _CMP_GT_OQ);
+                const __m256 ha1 = _mm256_cmp_ps(_mm256_loadu_ps(z0 + 8), zero, _CMP_GT_OQ);
+                const __m256 hb0 = _mm256_cmp_ps(_mm256_loadu_ps(z0 + Ws), zero, _CMP_GT_OQ);
+                const __m256 hb1 = _mm256_cmp_ps(_mm256_loadu_ps(z0 + Ws + 8), zero, _CMP_GT_OQ);
+                const __m256 any0 = _mm256_or_ps(ha0, hb0), any1 = _mm256_or_ps(ha1, hb1);
+                const unsigned on = pixel_bits(_mm256_or_ps(any0, swap_pairs(any0))) |
+                                    pixel_bits(_mm256_or_ps(any1, swap_pairs(any1))) << 4;
+                if (!on) {
+                    for (int p = 0; p < 8; ++p) store(r, cpx + p, false, _mm_setzero_ps());
+                    continue;
+                }
+                const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t0));
+                const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t0 + 8));
+                const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t0 + Ws));
+                const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t0 + Ws + 8));
+                // per sample column: both rows hit, the same triangle in both rows and as the row's other sample
+                const __m256 f0 = _mm256_and_ps(_mm256_and_ps(_mm256_and_ps(ha0, hb0), eq_lanes(a0, b0)),
+                                                eq_lanes(a0, _mm256_castps_si256(swap_pairs(_mm256_castsi256_ps(a0)))));
+                const __m256 f1 = _mm256_and_ps(_mm256_and_ps(_mm256_and_ps(ha1, hb1), eq_lanes(a1, b1)),
+                                                eq_lanes(a1, _mm256_castps_si256(swap_pairs(_mm256_castsi256_ps(a1)))));
+                const unsigned uni = pixel_bits(_mm256_and_ps(f0, swap_pairs(f0))) |
+                                     pixel_bits(_mm256_and_ps(f1, swap_pairs(f1))) << 4;
+                for (unsigned b = ~on & 0xffu; b; b &= b - 1) store(r, cpx + __builtin_ctz(b), false, _mm_setzero_ps());
+                for (unsigned b = uni; b; b &= b - 1) {
+                    const int p = __builtin_ctz(b);
+                    const std::int32_t t = t0[2 * p];
+                    utri[n_u % 8] = t;
+                    ucols[n_u++] = cpx + p;
+                    if (n_u % 8 == 0) flush_centres();
+                }
+                for (unsigned b = on & ~uni; b; b &= b - 1) {
+                    const int p = __builtin_ctz(b);
+                    const std::size_t s[4] = {std::size_t(2 * p), std::size_t(2 * p + 1), std::size_t(Ws + 2 * p),
+                                              std::size_t(Ws + 2 * p + 1)};
+                    std::int32_t tq[4];
+                    int m4 = 0;
+                    for (int l = 0; l < 4; ++l) {
+                        tq[l] = z0[s[l]] > 0 ? t0[s[l]] : -1;
+                        m4 |= tq[l] >= 0 ? 1 << l : 0;
+                    }
+                    pixel(tq, m4, cpx + p);
+                }
+            }
+            for (; cpx < c1; cpx += 2) {
                 const std::size_t i00 = std::size_t(r * 2 - ws.row0) * Ws + std::size_t(cpx) * 2;
                 alignas(32) std::int32_t tq[8];
                 int m;  // the samples on the mesh: bits 0..3 pixel cpx's, 4..7 pixel cpx + 1's

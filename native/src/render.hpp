@@ -95,8 +95,6 @@ private:
         HugeVector<double> planes;
         HugeVector<float> fplanes;     // per triangle: kF floats, shading planes 3..9 about a local origin
         HugeVector<TriRaster> rast;    // per triangle: what rasterising it reads
-        // per triangle: kShading* (its shading planes this frame: not yet, being computed, ready)
-        std::unique_ptr<std::atomic<std::uint8_t>[]> shading;
         // one frame split into bands of output rows: band b's triangles (ascending ids, those whose
         // box meets the band) are bin_tris[bin_start[b] .. bin_start[b + 1])
         std::vector<std::int64_t> bin_start;
@@ -110,9 +108,10 @@ private:
     void accumulate_normals(Workspace& ws, const float* verts) const;
     void project_vertices(Workspace& ws, const float* verts, const float* rot, std::int64_t i0, std::int64_t i1) const;
     void setup_triangles(Workspace& ws, std::int64_t t_begin, std::int64_t t_end) const;
-    static constexpr std::uint8_t kShadingNone = 0, kShadingBusy = 1, kShadingReady = 2;
-    void ensure_shading(Workspace& ws, std::int32_t t) const;
-    void setup_shading(Workspace& ws, std::int64_t t) const;
+    // the shading planes of triangle t (v: its vertices; P: its barycentric and 1/z planes, then room for
+    // the shading planes), called by setup_triangles for every triangle with a sample in its box
+    void setup_shading(Workspace& ws, std::int64_t t, const std::int32_t* v, double area, const double* w,
+                       double* P) const;
 #if defined(__SSE2__)
     bool scalar_shading() const { return cfg_.ssaa != 2; }  // shade_rows' SSE path is for ssaa 2
 #else
