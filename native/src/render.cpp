@@ -471,6 +471,14 @@ EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0
 #endif
 }
 
+namespace {
+// eight floats / ints as GCC vector types: 256-bit registers in the x86-64-v3 clone of a function,
+// two 128-bit ones in the baseline clone
+typedef float F8 __attribute__((vector_size(32)));
+typedef std::int32_t I8 __attribute__((vector_size(32)));
+constexpr F8 kLane8 = {0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f};
+}  // namespace
+
 EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, const std::int32_t* list,
                                          std::int64_t n_list) const {
     const int Ws = cfg_.width * cfg_.ssaa;
@@ -582,7 +590,26 @@ EMO3D_HOT void MeshRenderer::raster_rows(Workspace& ws, int y_begin, int y_end, 
                 continue;
             }
             edge_span(k0, ki0 - 1);
-            for (int k = ki0; k <= ki1; ++k) {  // interior: depth test only, branch-free (vectorises)
+            // interior: the depth test only, eight samples at a time (the lanes past the span are
+            // written back unchanged), the row's last few samples one by one: the same float
+            // operations in both, so the same bits
+            int k = ki0;
+            for (; k <= ki1; k += 8) {
+                const int left = ki1 - k + 1;
+                if (left < 8 && x0 + k + 8 > Ws) break;  // beyond the row's end (another thread's row)
+                const F8 iz = izf0 + dzf * (float(k) + kLane8);
+                F8 old;
+                I8 tr;
+                std::memcpy(&old, izrow + k, sizeof old);
+                std::memcpy(&tr, trow + k, sizeof tr);
+                I8 closer = iz > old;
+                if (left < 8) closer &= kLane8 < float(left);
+                const F8 nz = closer ? iz : old;
+                const I8 nt = closer ? I8{} + tid : tr;
+                std::memcpy(izrow + k, &nz, sizeof nz);
+                std::memcpy(trow + k, &nt, sizeof nt);
+            }
+            for (; k <= ki1; ++k) {
                 const float iz = izf0 + dzf * float(k);
                 const bool closer = iz > izrow[k];
                 izrow[k] = closer ? iz : izrow[k];
