@@ -14,11 +14,18 @@
 #define EMO3D_MULTIVERSIONED 1
 // a function written for x86-64-v3 only (256-bit intrinsics), called where cpu_is_v3()
 #define EMO3D_V3 __attribute__((target("arch=x86-64-v3")))
+#define EMO3D_V4 __attribute__((target("arch=x86-64-v4")))
 namespace emo3d {
 // whether the running CPU is x86-64-v3 (the choice the EMO3D_HOT resolvers make)
 inline bool cpu_is_v3() {
     static const bool v3 = (__builtin_cpu_init(), __builtin_cpu_supports("x86-64-v3"));
     return v3;
+}
+// whether the running CPU is x86-64-v4 (AVX-512 F/BW/CD/DQ/VL): a few kernels have a 512-bit version
+// (written with EMO3D_V4, called where this holds)
+inline bool cpu_is_v4() {
+    static const bool v4 = (__builtin_cpu_init(), __builtin_cpu_supports("x86-64-v4"));
+    return v4;
 }
 }  // namespace emo3d
 #else

@@ -59,8 +59,12 @@ public:
     // Whether the 256-bit kernels run (an x86-64-v3 CPU, the default there): frames at ssaa 2 shaded
     // eight samples at a time (shade_rows_v3) and narrow triangles' coverage tested four samples at
     // a time, or the SSE paths every x86-64 CPU has; on = false is for tests, which compare the two.
-    // Returns the setting now in force (never on without x86-64-v3).
-    bool set_wide_kernels(bool on);
+    // Returns the setting now in force (never on without x86-64-v3). avx512: where the CPU is also
+    // x86-64-v4, narrow triangles' coverage and depth test eight samples per compare and a whole row
+    // (<= 16 samples) per masked store (the same bits as the 256-bit kernel); false is for tests.
+    bool set_wide_kernels(bool on, bool avx512 = true);
+    // whether the 512-bit narrow-triangle kernel runs (set_wide_kernels)
+    bool avx512_kernels() const { return avx512_kernels_; }
 
     // weights [F*T]; rot [9] row-major; light [3] unit; out [F*H*W*3].
     void render(const float* weights, std::int64_t n_frames, const float* rot, const float* light,
@@ -144,6 +148,7 @@ private:
     std::mutex mutex_;  // one render at a time per renderer (workspaces are shared)
     int n_threads_;
     bool wide_kernels_ = false;  // the 256-bit kernels (set_wide_kernels)
+    bool avx512_kernels_ = false;  // and the 512-bit narrow-triangle kernel
     // the renderer's worker threads (started on the first render that splits work, joined when the
     // renderer is destroyed); declared last, so it is destroyed first
     std::unique_ptr<ThreadPool> pool_;

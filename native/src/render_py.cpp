@@ -107,7 +107,8 @@ public:
         return out;
     }
 
-    bool set_wide_kernels(bool on) { return r_->set_wide_kernels(on); }
+    bool set_wide_kernels(bool on, bool avx512) { return r_->set_wide_kernels(on, avx512); }
+    bool avx512_kernels() const { return r_->avx512_kernels(); }
 
     py::array_t<std::uint8_t> render_vertices(const py::array& verts, const py::array& rot, const py::array& light) {
         const float* v = array_data<float>(verts, "vertices", 3);
@@ -205,9 +206,12 @@ void register_render(py::module_& m) {
              "weights [F, T] float32 -> uint8 [F, H, W, 3]")
         .def("render_vertices", &PyRenderer::render_vertices, py::arg("vertices"), py::arg("rotation"),
              py::arg("light"), "vertices [F, V, 3] float32 -> uint8 [F, H, W, 3]")
-        .def("_set_wide_kernels", &PyRenderer::set_wide_kernels, py::arg("on"),
+        .def("_set_wide_kernels", &PyRenderer::set_wide_kernels, py::arg("on"), py::arg("avx512") = true,
              "tests: the 256-bit kernels (AVX2, the default on an x86-64-v3 CPU: ssaa-2 shading eight samples "
-             "at a time, narrow triangles' coverage four) or the SSE ones; returns the setting in force");
+             "at a time, narrow triangles' coverage four) or the SSE ones; avx512: on an x86-64-v4 CPU also the "
+             "512-bit narrow-triangle kernel (eight samples per compare); returns the 256-bit setting in force")
+        .def("_avx512_kernels", &PyRenderer::avx512_kernels,
+             "whether the 512-bit narrow-triangle kernel runs (an x86-64-v4 CPU, _set_wide_kernels)");
     py::class_<PySparseDeformer>(m, "SparseDeformer", "A rig's CSR deltas, validated once; deform(weights [F, T], threads)")
         .def(py::init<const py::array&, const py::array&, const py::array&, const py::array&, int>(), py::arg("base"),
              py::arg("offsets"), py::arg("indices"), py::arg("values"), py::arg("max_gap") = 8,

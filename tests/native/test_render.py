@@ -95,6 +95,30 @@ def test_wide_kernels_match_the_sse_ones(kind):
         assert _differ(a, b, tol=0) <= 0.002
 
 
+def test_avx512_narrow_kernel_gives_the_same_bits():
+    """On an x86-64-v4 CPU a narrow triangle's coverage is tested eight samples per compare and its row's
+    depth test is one masked 16-lane store; it must give exactly the 256-bit kernel's image (the same
+    double products and comparisons), here on a dense sphere whose triangles are nearly all narrow, at
+    an odd width (rows that end inside a 16-lane window) and with a head turn (back faces, silhouettes)."""
+    V, F, uv = _sphere(48, 80)
+    d = np.zeros((1, len(V), 3), np.float32)
+    d[0, V[:, 1] < -0.3, 1] = -0.3
+    rig = Rig.from_dense("dense sphere", V, F, ["jawOpen"], d, colors=np.clip(V * 0.4 + 0.5, 0, 1))
+    r = Renderer(rig, RenderOptions(width=67, height=50, background=(10, 20, 30)))
+    r._native._set_wide_kernels(True)
+    if not r._native._avx512_kernels():
+        machine_lacks("an x86-64-v4 CPU (AVX-512)", "the 512-bit narrow-triangle kernel runs only there")
+    W = np.zeros((2, 52), np.float32)
+    W[1, schema.MEDIAPIPE_NAMES.index("jawOpen")] = 0.8
+    poses = [(0, 0, 0), (35, -15, 10), (-60, 20, 5)]
+    wide512 = [r.render(W, pose=p) for p in poses]
+    assert r._native._set_wide_kernels(True, avx512=False) is True and not r._native._avx512_kernels()
+    wide256 = [r.render(W, pose=p) for p in poses]
+    for a, b in zip(wide512, wide256):
+        assert (a != np.array([10, 20, 30], np.uint8)).any(axis=-1).mean() > 0.3   # the sphere is there
+        np.testing.assert_array_equal(a, b)
+
+
 def test_batch_threads_and_render_vertices_agree():
     rig = _rig("texture")
     rng = np.random.default_rng(0)
