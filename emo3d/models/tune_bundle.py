@@ -199,8 +199,11 @@ def _parallel(rows: Sequence[Mapping[str, str]], langs: Sequence[str], group0: i
     return texts, _onehot(emos), np.array(group, np.int64), lang
 
 
-def default_sets(goemotions: Optional[str] = None) -> Dict[str, Tuple]:
-    """The recipe's text sets (module doc). GoEmotions test is never read."""
+def default_sets(goemotions: Optional[str] = None, parallel: Sequence[str] = ()) -> Dict[str, Tuple]:
+    """The recipe's text sets (module doc). GoEmotions test is never read (a translated GoEmotions corpus of
+    ``parallel`` keeps only its train/dev ids). ``parallel``: NAME=PATH of public parallel corpora
+    (:mod:`.parallel_corpora`): each pair joins the parallel set as a group of two (English, translation) without
+    an emotion label (the consistency term only)."""
     from emo3d.data import lexicon
 
     from .e5_build import CALIBRATION_TEXTS
@@ -213,6 +216,18 @@ def default_sets(goemotions: Optional[str] = None) -> Dict[str, Tuple]:
         out[f"goemotions_{split}"] = _plain(d.texts, d.labels[:, _CLASS_COLS])
     langs, rows = multilingual_training_rows()
     out["parallel"] = _parallel(rows, langs)
+    if parallel:
+        from . import parallel_corpora
+        texts, labels, group, lang = out["parallel"]
+        texts, group, lang, g = list(texts), list(group), list(lang), len(rows)
+        for part in parallel_corpora.load(parallel_corpora.parse_specs(parallel), goemotions):
+            for t, e in zip(part.texts, part.english):
+                texts += [e, t]
+                group += [g, g]
+                lang += ["en", part.language]
+                g += 1
+        labels = np.concatenate([labels, np.zeros((len(texts) - len(labels), labels.shape[1]), np.float32)])
+        out["parallel"] = (texts, labels, np.array(group, np.int64), lang)
     words, wl, wlang = [], [], []
     for e, per_lang in sorted(lexicon.multilingual_words().items()):
         for code, ws in sorted(per_lang.items()):
@@ -238,8 +253,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--goemotions", default=None, help="folder of GoEmotions train/dev/test.tsv "
                     "(default: $EMO3D_GOEMOTIONS or emo3d's cache)")
     ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
+    ap.add_argument("--parallel", nargs="+", default=[], metavar="NAME=PATH",
+                    help="more (English, translation) pairs for the consistency term from public parallel corpora "
+                         "(tatoeba=DIR, goemotions-<language>=FILE; emo3d.models.parallel_corpora)")
     args = ap.parse_args(argv)
-    sets = default_sets(args.goemotions)
+    sets = default_sets(args.goemotions, args.parallel)
     _, arrays = build(sets, max_tokens=args.max_tokens)
     path = save(arrays, args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): " +

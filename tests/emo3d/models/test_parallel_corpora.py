@@ -144,3 +144,25 @@ def test_corpus_pairs_are_embedded_and_counted(tmp_path):
     src, en, w = got["fa"][0]
     assert src.shape == en.shape == (2, D) and w == 0.5
     assert seen == ["من این را خیلی دوست دارم", "دلم برایشان تنگ شده", "I love this so much", "I miss them"]
+
+
+def test_tuning_bundle_sets_take_the_pairs_as_unlabelled_groups_of_two(tmp_path):
+    """``tune_bundle --parallel``: each corpus pair joins the encoder tuning's parallel set as a group of two
+    (English first), without an emotion label (only the consistency term reads it)."""
+    from emo3d.models import tune_bundle
+    ge = _goemotions(tmp_path / "ge")
+    folder = tmp_path / "tatoeba"
+    folder.mkdir()
+    (folder / "tatoeba.deu-eng.deu").write_text("Ich bin froh.\nEs regnet.\n", encoding="utf-8")
+    (folder / "tatoeba.deu-eng.eng").write_text("I am glad.\nIt is raining.\n", encoding="utf-8")
+    base = tune_bundle.default_sets(ge)
+    sets = tune_bundle.default_sets(ge, [f"tatoeba={folder}"])
+    texts0, labels0, group0, lang0 = base["parallel"]
+    texts, labels, group, lang = sets["parallel"]
+    n = len(texts0)
+    assert list(texts[:n]) == list(texts0) and np.array_equal(labels[:n], labels0)
+    assert texts[n:] == ["I am glad.", "Ich bin froh.", "It is raining.", "Es regnet."]
+    assert lang[n:] == ["en", "de", "en", "de"]
+    g = group0.max() + 1
+    assert group[n:].tolist() == [g, g, g + 1, g + 1] and not labels[n:].any()
+    assert labels.shape == (len(texts), labels0.shape[1]) and sets["goemotions_train"][0] == base["goemotions_train"][0]
