@@ -25,10 +25,11 @@ collocation, joined by newlines), ``probs`` float16 [N,8] (``schema.EMOTIONS`` o
 """
 from __future__ import annotations
 
+import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,7 +43,10 @@ LICENSE_FILE = "WORDNET-LICENSE.txt"
 MAX_NGRAM = 4
 PROB_FLOOR = 1e-4                          # probabilities below this count as this in the log evidence
 _TOKEN = re.compile(r"[a-z][a-z'\-]*")
-_LEMMA = re.compile(r"[a-z][a-z'\-.]*(?:_[a-z][a-z'\-.]*)*")
+LEMMA_PATTERN = re.compile(r"[a-z][a-z'\-.]*(?:_[a-z][a-z'\-.]*)*")
+# what breaks a lemma in newline-joined lemmas: a character outside the lemma alphabet, a line not starting
+# with a letter, or "_" not followed by a letter (one pass over the whole list instead of one match a word)
+_BAD_LEMMA = re.compile(r"[^a-z'\-._\n]|\n[^a-z]|_[^a-z]")
 # English function words and a description's frame words ("feeling ...", "a ... look") never looked up on their
 # own; they still count inside collocations ("up_in_arms", "on_edge", "poker_face")
 FUNCTION_WORDS = frozenset("""
@@ -76,10 +80,10 @@ def word_forms(word: str) -> Tuple[str, ...]:
 
 @dataclass(frozen=True)
 class GlossLexicon:
-    """Lemmas and their emotion probabilities (see the module doc)."""
+    """Lemmas and their emotion probabilities (see the module doc); kept sorted by lemma (looked up by
+    bisection: loading builds no index)."""
     words: Tuple[str, ...]
     probs: np.ndarray
-    _index: Dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         words = tuple(self.words)
@@ -89,29 +93,37 @@ class GlossLexicon:
                                  f"{len(EMOTIONS)} emotions]")
         if not np.isfinite(p).all() or (p < 0).any() or (len(p) and np.abs(p.sum(1) - 1).max() > 1e-2):
             raise ModelFileError("gloss lexicon probs must be finite, non-negative and sum to 1 per word")
-        bad = [w for w in words if not _LEMMA.fullmatch(w)]
-        if bad:
-            raise ModelFileError(f"gloss lexicon word {bad[0]!r} is not a lower-case lemma (letters, ' - . and _ "
+        joined = "\n".join(words)
+        if words and (_BAD_LEMMA.search(joined) or not joined[0].isalpha() or joined.endswith(("_", "\n"))
+                      or joined.count("\n") != len(words) - 1):
+            bad = next((w for w in words if not LEMMA_PATTERN.fullmatch(w)), joined[:40])
+            raise ModelFileError(f"gloss lexicon word {bad!r} is not a lower-case lemma (letters, ' - . and _ "
                                  f"between the words of a collocation)")
-        if len(set(words)) != len(words):
-            raise ModelFileError("gloss lexicon words must be unique")
+        if not all(map(str.__lt__, words, words[1:])):
+            order = sorted(range(len(words)), key=words.__getitem__)
+            words, p = tuple(words[i] for i in order), p[order]
+            if any(a == b for a, b in zip(words, words[1:])):
+                raise ModelFileError("gloss lexicon words must be unique")
         p.setflags(write=False)
         object.__setattr__(self, "words", words)
         object.__setattr__(self, "probs", p)
-        object.__setattr__(self, "_index", {w: i for i, w in enumerate(words)})
 
     def __len__(self) -> int:
         return len(self.words)
 
+    def _find(self, lemma: str) -> Optional[int]:
+        i = bisect.bisect_left(self.words, lemma)
+        return i if i < len(self.words) and self.words[i] == lemma else None
+
     def __contains__(self, lemma: str) -> bool:
-        return lemma in self._index
+        return self._find(lemma) is not None
 
     def get(self, lemma: str) -> Optional[np.ndarray]:
         """A copy of ``lemma``'s [8] probabilities, or None."""
-        i = self._index.get(lemma)
+        i = self._find(lemma)
         return None if i is None else self.probs[i].copy()
 
-    def _spans(self, tokens: Sequence[str]) -> Iterator[Tuple[int, int, str]]:
+    def _spans(self, tokens: Sequence[str]) -> Iterator[Tuple[int, int]]:
         used = [False] * len(tokens)
         for n in range(min(MAX_NGRAM, len(tokens)), 0, -1):
             for i in range(len(tokens) - n + 1):
@@ -124,17 +136,17 @@ class GlossLexicon:
                         "_".join([f] + list(tokens[i + 1:i + n])) for f in word_forms(tokens[i])[1:]) + tuple(
                         "_".join(list(tokens[i:i + n - 1]) + [f]) for f in word_forms(tokens[i + n - 1])[1:])
                 for c in cands:
-                    if c in self._index:
+                    j = self._find(c)
+                    if j is not None:
                         used[i:i + n] = [True] * n
-                        yield i, n, c
+                        yield i, j
                         break
 
     def match(self, text: str) -> Tuple[Tuple[str, np.ndarray], ...]:
         """The lemmas found in ``text`` (lower-cased; longest collocations first) with copies of their
         probabilities, in the text's order."""
         tokens = _TOKEN.findall(text.lower())
-        found = sorted(self._spans(tokens))
-        return tuple((lemma, self.probs[self._index[lemma]].copy()) for _, _, lemma in found)
+        return tuple((self.words[j], self.probs[j].copy()) for _, j in sorted(self._spans(tokens)))
 
     def log_evidence(self, text: str) -> Optional[np.ndarray]:
         """[8] mean log probability (floored at :data:`PROB_FLOOR`) of the lemmas found in ``text``; None
@@ -147,7 +159,7 @@ class GlossLexicon:
     def save(self, path: str | Path) -> Path:
         import io
         buf = io.BytesIO()
-        np.savez_compressed(buf, words=np.frombuffer("\n".join(self.words).encode("utf-8"), np.uint8),
+        np.savez(buf, words=np.frombuffer("\n".join(self.words).encode("utf-8"), np.uint8),
                             probs=self.probs.astype(np.float16))
         return atomic_write_bytes(Path(path), buf.getvalue())
 
@@ -171,5 +183,5 @@ class GlossLexicon:
             raise ModelFileError(f"{path} is not a readable gloss lexicon (.npz): {e}") from None
 
 
-__all__ = ["GlossLexicon", "GLOSS_FILE", "WEIGHT_KEY", "LICENSE_FILE", "FUNCTION_WORDS", "MAX_NGRAM",
+__all__ = ["GlossLexicon", "LEMMA_PATTERN", "GLOSS_FILE", "WEIGHT_KEY", "LICENSE_FILE", "FUNCTION_WORDS", "MAX_NGRAM",
            "word_forms"]

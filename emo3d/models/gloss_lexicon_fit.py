@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from emo3d.errors import InvalidInputError
 
-from .gloss_lexicon import _LEMMA, GlossLexicon
+from .gloss_lexicon import LEMMA_PATTERN, GlossLexicon
 
 POS_FILES = {"a": "adj", "r": "adv", "n": "noun", "v": "verb"}
 # the parts of WordNet that describe feelings, faces and behaviour: adjectives, adverbs, verbs and these nouns
@@ -66,7 +66,8 @@ and/or database.  Title to copyright in this software, database and
 any associated documentation shall at all times remain with
 Princeton University and LICENSEE agrees to preserve same.
 """
-NEEDED = ("lexnames",) + tuple(f"{k}.{p}" for k in ("data", "index") for p in ("adj", "adv", "verb")) + ("index.noun",)
+NEEDED = ("lexnames", "index.sense") + tuple(f"{k}.{p}" for k in ("data", "index") for p in ("adj", "adv", "verb")) + (
+    "index.noun",)
 
 
 def sense_weight(rank: int) -> float:
@@ -78,12 +79,19 @@ def sense_weight(rank: int) -> float:
 class WordNet:
     """``definitions``: synset key (pos, offset) -> its definition (the gloss before its quoted examples);
     ``lexname``: synset key -> lexicographer file name; ``senses``: lemma -> ((pos, offset, rank), ...);
-    ``source``: where it was read; ``license``: the licence text that must travel with what is derived."""
+    ``tag_counts``: lemma -> how often its senses were tagged in the SemCor concordance (``index.sense``; a
+    word's frequency in 230,000 words of running text: 0 for most rare words);
+    ``source``: where it was read; ``license``: the licence text that must travel with what is derived;
+    ``members``: synset key -> its words; ``heads``: synset key -> the synsets it is "similar to" (an adjective
+    satellite's cluster head, ``&``) or a kind of (a hypernym, ``@``)."""
     definitions: Dict[Tuple[str, str], str]
     lexname: Dict[Tuple[str, str], str]
     senses: Dict[str, Tuple[Tuple[str, str, int], ...]]
+    tag_counts: Dict[str, int] = field(default_factory=dict)
     source: str = ""
     license: str = ""
+    members: Dict[Tuple[str, str], Tuple[str, ...]] = field(default_factory=dict)
+    heads: Dict[Tuple[str, str], Tuple[Tuple[str, str], ...]] = field(default_factory=dict)
 
     @staticmethod
     def load(source: str | Path) -> "WordNet":
@@ -94,7 +102,7 @@ class WordNet:
             t = line.split()
             if len(t) >= 2:
                 lexnames[t[0]] = t[1]
-        definitions, lexname = {}, {}
+        definitions, lexname, members, heads = {}, {}, {}, {}
         for pos, name in POS_FILES.items():
             for line in files[f"data.{name}"].splitlines():
                 if not line or line.startswith(" "):
@@ -106,6 +114,11 @@ class WordNet:
                 key = (pos, t[0])
                 lexname[key] = lexnames.get(t[1], "")
                 definitions[key] = _definition(gloss)
+                n = int(t[3], 16)
+                members[key] = tuple(_MARKER.sub("", t[4 + 2 * i]).replace("_", " ") for i in range(n))
+                k = 4 + 2 * n
+                heads[key] = tuple((("a" if t[k + 3 + 4 * j] == "s" else t[k + 3 + 4 * j]), t[k + 2 + 4 * j])
+                                   for j in range(int(t[k])) if t[k + 1 + 4 * j] in ("&", "@"))
         senses: Dict[str, List[Tuple[str, str, int]]] = {}
         for pos, name in POS_FILES.items():
             for line in files[f"index.{name}"].splitlines():
@@ -116,17 +129,45 @@ class WordNet:
                 rest = t[4 + p_cnt:]
                 offsets = rest[2:2 + int(rest[0])]
                 senses.setdefault(t[0].lower(), []).extend((pos, o, r) for r, o in enumerate(offsets, 1))
-        return WordNet(definitions, lexname, {k: tuple(v) for k, v in senses.items()}, str(source),
-                       files.get("LICENSE.txt") or WORDNET_LICENSE)
+        tag_counts: Dict[str, int] = {}
+        for line in files["index.sense"].splitlines():       # sense_key synset_offset sense_number tag_cnt
+            t = line.split()
+            if len(t) == 4 and "%" in t[0]:
+                lemma = t[0].split("%", 1)[0].lower()
+                tag_counts[lemma] = tag_counts.get(lemma, 0) + int(t[3])
+        return WordNet(definitions, lexname, {k: tuple(v) for k, v in senses.items()}, tag_counts, str(source),
+                       files.get("LICENSE.txt") or WORDNET_LICENSE, members, heads)
 
     def kept(self, key: Tuple[str, str]) -> bool:
         name = self.lexname.get(key, "")
         return name in KEEP_LEXNAMES or name.startswith(KEEP_PREFIXES)
 
-    def kept_definitions(self) -> List[str]:
-        """The distinct definitions of the kept synsets that some lemma names, in a fixed order."""
-        keys = sorted({(p, o) for ss in self.senses.values() for p, o, _ in ss if self.kept((p, o))})
-        return list(dict.fromkeys(self.definitions[k] for k in keys if k in self.definitions))
+    def entry(self, key: Tuple[str, str], style: str = "definition") -> str:
+        """What is read for a synset: its ``definition``; or its dictionary ``entry``: up to
+        :data:`ENTRY_WORDS` of its words and its heads' first words, then the definition ("chuffed, pleased:
+        very pleased")."""
+        if style == "definition":
+            return self.definitions[key]
+        if style != "entry":
+            raise InvalidInputError(f"gloss text style {style!r}; accepted: {', '.join(TEXT_STYLES)}")
+        words = list(self.members.get(key, ()))[:ENTRY_WORDS]
+        words += [self.members[h][0] for h in self.heads.get(key, ())[:ENTRY_HEADS] if self.members.get(h)]
+        return f"{', '.join(dict.fromkeys(words))}: {self.definitions[key]}" if words else self.definitions[key]
+
+    def kept_keys(self) -> List[Tuple[str, str]]:
+        """The kept synsets that some lemma names, in a fixed order."""
+        return sorted({(p, o) for ss in self.senses.values() for p, o, _ in ss
+                       if self.kept((p, o)) and (p, o) in self.definitions})
+
+    def kept_definitions(self, style: str = "definition") -> List[str]:
+        """The distinct texts (:meth:`entry`) of the kept synsets, in a fixed order."""
+        return list(dict.fromkeys(self.entry(k, style) for k in self.kept_keys()))
+
+
+_MARKER = re.compile(r"\((?:a|p|ip)\)$")     # an adjective's syntactic marker: "afraid(p)"
+TEXT_STYLES = ("definition", "entry")
+ENTRY_WORDS = 4
+ENTRY_HEADS = 2
 
 
 def _definition(gloss: str) -> str:
@@ -159,28 +200,39 @@ def _database_files(source: Path) -> Dict[str, str]:
     return {k: v.decode("latin-1") for k, v in found.items()}
 
 
-def build(wordnet: WordNet, read: Callable[[Sequence[str]], np.ndarray], *,
+def rare(lexicon: GlossLexicon, wordnet: WordNet, max_tag_count: Optional[int]) -> GlossLexicon:
+    """``lexicon`` restricted to its rare lemmas: those tagged fewer than ``max_tag_count`` times in SemCor
+    (None: all). A common word's many senses read as noise ("way", "mind", "edge"), and the encoder knows it
+    anyway; a rare word ("chuffed", "snide", "crestfallen") is what the dictionary is for."""
+    if max_tag_count is None:
+        return lexicon
+    keep = [i for i, w in enumerate(lexicon.words) if wordnet.tag_counts.get(w, 0) < max_tag_count]
+    return GlossLexicon(tuple(lexicon.words[i] for i in keep), lexicon.probs[keep])
+
+
+def build(wordnet: WordNet, read: Callable[[Sequence[str]], np.ndarray], *, style: str = "definition",
           progress: Callable[[str], None] | None = None, batch: int = 512) -> GlossLexicon:
-    """The lexicon of every lemma with a kept sense: ``read`` (definitions -> [N,8] emotion probabilities)
-    reads each kept synset's definition once; a lemma's row is the :func:`sense_weight`-weighted mean."""
-    defs = wordnet.kept_definitions()
-    row = {d: i for i, d in enumerate(defs)}
+    """The lexicon of every lemma with a kept sense: ``read`` (texts -> [N,8] emotion probabilities) reads
+    each kept synset's text (:meth:`WordNet.entry` in ``style``) once; a lemma's row is the
+    :func:`sense_weight`-weighted mean over its kept senses (:func:`rare` then keeps the rare lemmas)."""
+    texts = wordnet.kept_definitions(style)
+    row = {d: i for i, d in enumerate(texts)}
     probs = np.zeros((0, 8), np.float32)
     parts = []
-    for i in range(0, len(defs), batch):
-        parts.append(np.asarray(read(defs[i:i + batch]), np.float32))
+    for i in range(0, len(texts), batch):
+        parts.append(np.asarray(read(texts[i:i + batch]), np.float32))
         if progress:
-            progress(f"gloss lexicon: read {min(i + batch, len(defs))}/{len(defs)} definitions")
+            progress(f"gloss lexicon: read {min(i + batch, len(texts))}/{len(texts)} texts ({style})")
     if parts:
         probs = np.concatenate(parts)
-    if probs.shape != (len(defs), 8):
-        raise InvalidInputError(f"gloss lexicon: the reader returned {probs.shape} for {len(defs)} definitions; "
+    if probs.shape != (len(texts), 8):
+        raise InvalidInputError(f"gloss lexicon: the reader returned {probs.shape} for {len(texts)} texts; "
                                 f"expected [N,8] probabilities")
     words, rows = [], []
     for lemma in sorted(wordnet.senses):
-        if not _LEMMA.fullmatch(lemma):
+        if not LEMMA_PATTERN.fullmatch(lemma):
             continue
-        got = [(wordnet.definitions[(pos, off)], rank) for pos, off, rank in wordnet.senses[lemma]
+        got = [(wordnet.entry((pos, off), style), rank) for pos, off, rank in wordnet.senses[lemma]
                if wordnet.kept((pos, off)) and (pos, off) in wordnet.definitions]
         if not got:
             continue
@@ -191,4 +243,4 @@ def build(wordnet: WordNet, read: Callable[[Sequence[str]], np.ndarray], *,
     return GlossLexicon(tuple(words), np.array(rows, np.float32).reshape(len(words), 8))
 
 
-__all__ = ["WordNet", "build", "sense_weight", "KEEP_LEXNAMES", "WORDNET_LICENSE"]
+__all__ = ["WordNet", "build", "rare", "sense_weight", "TEXT_STYLES", "KEEP_LEXNAMES", "WORDNET_LICENSE"]

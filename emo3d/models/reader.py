@@ -237,6 +237,11 @@ class TextReader:
             self._gloss = GlossLexicon.load(self._gloss_path)
         return self._gloss
 
+    @gloss.setter
+    def gloss(self, lexicon: Optional[GlossLexicon]) -> None:
+        """Read with ``lexicon`` instead of the folder's (calibration tries several)."""
+        self._gloss = lexicon
+
     @property
     def vocabulary(self) -> frozenset:
         """The folder's word list (empty without one); read on first use (cold start stays small)."""

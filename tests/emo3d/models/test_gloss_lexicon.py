@@ -91,8 +91,11 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match="not a readable gloss lexicon"):
         GlossLexicon.load(tmp_path / "junk.npz")
-    with pytest.raises(ModelFileError, match="lower-case lemma"):
-        GlossLexicon(("Chuffed",), _onehot("happiness")[None])
+    for bad in ("Chuffed", "glad_", "_glad", "glad__mad", "glad\nmad", "", "2glad", "gl ad"):
+        with pytest.raises(ModelFileError, match="lower-case lemma"):
+            GlossLexicon(("blue", bad), np.stack([_onehot("sadness"), _onehot("happiness")]))
+    unsorted = GlossLexicon(("mad", "glad"), np.stack([_onehot("anger"), _onehot("happiness")]))
+    assert unsorted.words == ("glad", "mad") and unsorted.get("mad").argmax() == E["anger"]
     with pytest.raises(ModelFileError, match="sum to 1"):
         GlossLexicon(("glad",), np.ones((1, len(EMOTIONS)), np.float32))
     with pytest.raises(ModelFileError, match=r"expected \[2 words"):
@@ -107,25 +110,34 @@ _DATA = {
     "adj": ["  1 This software and database is being provided to you",
             "00000001 00 a 01 chuffed 0 000 | very pleased; \"I'm chuffed to have won\"",
             "00000002 00 s 02 blue 0 bluish 0 000 | of the colour of the sky",
-            "00000003 00 s 01 blue 0 000 | low in spirits; \"feeling blue\""],
+            "00000003 00 s 01 blue 0 001 & 00000004 a 0000 | low in spirits; \"feeling blue\"",
+            "00000004 00 a 02 sad 0 down(p) 0 000 | experiencing sorrow"],
     "adv": [],
     "noun": ["00000010 06 n 01 floor 0 000 | the lower surface of a room",
              "00000011 12 n 01 glee 0 000 | great merriment"],
     "verb": ["00000020 37 v 01 floor 0 000 | surprise greatly; \"the news floored me\""],
 }
 _INDEX = {
-    "adj": ["  1 licence header", "chuffed a 1 0 1 0 00000001", "blue a 2 0 2 0 00000002 00000003"],
+    "adj": ["  1 licence header", "chuffed a 1 0 1 0 00000001", "blue a 2 0 2 0 00000002 00000003",
+            "sad a 1 0 1 0 00000004"],
     "adv": [],
     "noun": ["floor n 1 0 1 0 00000010", "glee n 1 1 @ 1 0 00000011"],
     "verb": ["floor v 1 0 1 0 00000020"],
 }
 _MEANS = {"very pleased": "happiness", "great merriment": "happiness", "low in spirits": "sadness",
+          "experiencing sorrow": "sadness", "blue, sad: low in spirits": "sadness",
           "surprise greatly": "surprise"}
+
+
+_SENSES = ["blue%3:00:01:: 00000002 1 30", "blue%3:00:02:: 00000003 2 2", "chuffed%3:00:00:: 00000001 1 0",
+           "floor%1:06:00:: 00000010 1 12", "floor%2:37:00:: 00000020 1 1", "glee%1:12:00:: 00000011 1 0",
+           "sad%3:00:00:: 00000004 1 40"]
 
 
 def _write_db(folder, split_nouns: bool = False):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lexnames").write_text(_LEX)
+    (folder / "index.sense").write_text("\n".join(_SENSES) + "\n")
     for pos in _DATA:
         (folder / f"index.{pos}").write_text("\n".join(_INDEX[pos]) + "\n")
         if pos == "noun" and split_nouns:
@@ -147,15 +159,28 @@ def test_wordnet_parser_and_build(tmp_path):
     assert wn.senses["floor"] == (("n", "00000010", 1), ("v", "00000020", 1))
     assert not wn.kept(("n", "00000010")) and wn.kept(("v", "00000020")) and wn.kept(("n", "00000011"))
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in wn.license   # no licence file: the constant
+    assert wn.members[("a", "00000004")] == ("sad", "down")              # the (p) marker dropped
+    assert wn.heads[("a", "00000003")] == (("a", "00000004"),)
+    assert wn.entry(("a", "00000003"), "entry") == "blue, sad: low in spirits"
+    assert wn.entry(("a", "00000001"), "entry") == "chuffed: very pleased"
+    with pytest.raises(InvalidInputError, match="accepted: definition, entry"):
+        wn.entry(("a", "00000001"), "gloss")
     lex = gloss_lexicon_fit.build(wn, _read)
-    assert lex.words == ("blue", "chuffed", "floor", "glee")
+    assert lex.words == ("blue", "chuffed", "floor", "glee", "sad")
+    entry = gloss_lexicon_fit.build(wn, _read, style="entry")      # the entry "blue, sad: low in spirits"
+    np.testing.assert_allclose(entry.get("blue"), lex.get("blue"), atol=1e-6)
     np.testing.assert_allclose(lex.get("chuffed"), _onehot("happiness"), atol=1e-6)
     # blue: 1/1 x neutral (the colour) + 1/2 x sadness, normalised
     np.testing.assert_allclose(lex.get("blue"), (_onehot("neutral") + 0.5 * _onehot("sadness")) / 1.5, atol=1e-6)
     # floor: the artefact noun is not kept; the verb alone reads surprise
     np.testing.assert_allclose(lex.get("floor"), _onehot("surprise"), atol=1e-6)
     assert [w for w, _ in lex.match("completely floored")] == ["floor"]
-    with pytest.raises(InvalidInputError, match=r"returned \(5, 3\)"):
+    # SemCor counts: blue 32, floor 13, chuffed and glee never tagged
+    assert wn.tag_counts == {"blue": 32, "chuffed": 0, "floor": 13, "glee": 0, "sad": 40}
+    assert gloss_lexicon_fit.rare(lex, wn, 10).words == ("chuffed", "glee")
+    assert gloss_lexicon_fit.rare(lex, wn, 20).words == ("chuffed", "floor", "glee")
+    assert gloss_lexicon_fit.rare(lex, wn, None) is lex
+    with pytest.raises(InvalidInputError, match=r"returned \(6, 3\)"):
         gloss_lexicon_fit.build(wn, lambda d: np.zeros((len(d), 3)))
 
 
@@ -227,13 +252,42 @@ def test_reader_adds_the_gloss_evidence_to_short_descriptions_only(tmp_path):
 
 def test_train_reader_builds_and_selects_the_lexicon(tmp_path):
     from emo3d.manifest import ModelManifest
-    from emo3d.models.train_reader import GLOSS_WEIGHT_GRID, calibrate_gloss_lexicon
+    from emo3d.models.train_reader import GLOSS_RARITY_GRID, GLOSS_WEIGHT_GRID, calibrate_gloss_lexicon
     folder, enc, _ = _reader_folder(tmp_path, 0.0, with_lexicon=False)
     got = calibrate_gloss_lexicon(folder, enc, _write_db(tmp_path / "dict"))
-    assert got["lemmas"] == 4 and got["weight"] in GLOSS_WEIGHT_GRID
+    assert got["weight"] in GLOSS_WEIGHT_GRID and got["max_tag_count"] in GLOSS_RARITY_GRID
     m = ModelManifest.load(folder)
     assert m.files["gloss_lexicon"] == gloss_lexicon.GLOSS_FILE
     assert m.extra["reader"][gloss_lexicon.WEIGHT_KEY] == got["weight"]
-    assert [row["weight"] for row in m.metrics["gloss_lexicon"]["grid"]] == list(GLOSS_WEIGHT_GRID)
+    grid = m.metrics["gloss_lexicon"]["grid"]
+    assert [(r["max_tag_count"], r["weight"]) for r in grid] == [(t, w) for t in GLOSS_RARITY_GRID
+                                                                 for w in GLOSS_WEIGHT_GRID]
+    assert {r["max_tag_count"]: r["lemmas"] for r in grid} == {5: 2, 10: 2, 20: 3, None: 5}
     assert "Princeton" in (folder / gloss_lexicon.LICENSE_FILE).read_text()
-    assert GlossLexicon.load(folder / gloss_lexicon.GLOSS_FILE).words == ("blue", "chuffed", "floor", "glee")
+    want = {5: 2, 10: 2, 20: 3, None: 5}[got["max_tag_count"]]
+    assert len(GlossLexicon.load(folder / gloss_lexicon.GLOSS_FILE)) == got["lemmas"] == want
+
+
+def test_the_shipped_default_reads_rare_words_through_their_definitions():
+    from emo3d.manifest import ModelManifest
+    from emo3d.models import DEFAULT_DIR
+    from emo3d.models.probes import OOV_PROMPTS, description_dev, nearest_emotion
+    from emo3d.models.reader import TextReader
+    m = ModelManifest.load(DEFAULT_DIR)
+    lex = GlossLexicon.load(m.file(DEFAULT_DIR, "gloss_lexicon"))
+    assert len(lex) > 30000 and m.extra["reader"][gloss_lexicon.WEIGHT_KEY] > 0
+    assert m.metrics["gloss_lexicon"]["style"] == "entry"
+    assert (DEFAULT_DIR / gloss_lexicon.LICENSE_FILE).read_text().startswith("WordNet Release 3.0")
+    # words in neither evaluation set (their key words are checked below): what their WordNet entries read as
+    words = {"ecstatic": "happiness", "lugubrious": "sadness", "irascible": "anger", "skittish": "fear",
+             "sardonic": "contempt", "unperturbed": "neutral", "miffed": "anger", "wistful": "sadness"}
+    keys = {k.lower() for rows in (OOV_PROMPTS, description_dev()) for _, _, ks in rows for k in ks}
+    assert not keys & set(words)
+    for word, emotion in words.items():
+        assert EMOTIONS[int(lex.get(word).argmax())] == emotion, (word, lex.get(word))
+    # the reader's face: "miffed" reads as anger with the lexicon, not without it
+    r = TextReader(DEFAULT_DIR)
+    with_lex = nearest_emotion(np.stack([x.blend52[1:] for x in r.read(["miffed", "wistful"])]))
+    r.gloss_weight = 0.0
+    without = nearest_emotion(np.stack([x.blend52[1:] for x in r.read(["miffed", "wistful"])]))
+    assert with_lex == ["anger", "sadness"] and without != with_lex
