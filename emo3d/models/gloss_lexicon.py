@@ -16,8 +16,9 @@ probability of the matched lemmas to the word prior's log probabilities before i
 (:meth:`.reader.TextReader.word_prior_faces`; ``weight``: ``manifest.json`` -> ``extra.reader.`` :data:`WEIGHT_KEY`,
 selected on the description development set by ``train_reader``'s rule).
 
-File ``gloss_lexicon.npz`` (no pickles): ``words`` uint8 (the lemmas, lower case, ``_`` between the words of a
-collocation, joined by newlines), ``probs`` float16 [N,8] (``schema.EMOTIONS`` order, rows sum to 1)::
+File ``gloss_lexicon.npz`` (compressed, no pickles): ``words`` uint8 (the lemmas, lower case, ``_`` between the
+words of a collocation, sorted, joined by newlines), ``probs`` uint8 [N,8] (probability x :data:`PROB_LEVELS`,
+rounded; ``schema.EMOTIONS`` order; each row renormalised on load)::
 
     lex = GlossLexicon.load(folder / GLOSS_FILE)
     lex.match("totally chuffed")         # (("chuffed", array([...8 probabilities])),)
@@ -42,6 +43,7 @@ WEIGHT_KEY = "gloss_lexicon_weight"       # manifest extra.reader.<key>: the lex
 LICENSE_FILE = "WORDNET-LICENSE.txt"
 MAX_NGRAM = 4
 PROB_FLOOR = 1e-4                          # probabilities below this count as this in the log evidence
+PROB_LEVELS = 255                          # the file's probability steps (uint8): 0.002 apart
 _TOKEN = re.compile(r"[a-z][a-z'\-]*")
 LEMMA_PATTERN = re.compile(r"[a-z][a-z'\-.]*(?:_[a-z][a-z'\-.]*)*")
 # what breaks a lemma in newline-joined lemmas: a character outside the lemma alphabet, a line not starting
@@ -159,8 +161,8 @@ class GlossLexicon:
     def save(self, path: str | Path) -> Path:
         import io
         buf = io.BytesIO()
-        np.savez(buf, words=np.frombuffer("\n".join(self.words).encode("utf-8"), np.uint8),
-                            probs=self.probs.astype(np.float16))
+        np.savez_compressed(buf, words=np.frombuffer("\n".join(self.words).encode("utf-8"), np.uint8),
+                            probs=np.rint(self.probs * PROB_LEVELS).astype(np.uint8))
         return atomic_write_bytes(Path(path), buf.getvalue())
 
     @staticmethod
@@ -178,7 +180,12 @@ class GlossLexicon:
                                          f"{raw.dtype} {raw.shape}")
                 text = raw.tobytes().decode("utf-8")
                 words = tuple(text.split("\n")) if text else ()
-                return GlossLexicon(words, z["probs"].astype(np.float32))
+                q = z["probs"]
+                if q.dtype != np.uint8:
+                    raise ModelFileError(f"{path}: probs must be uint8 (probability x {PROB_LEVELS}), got {q.dtype}")
+                p = q.astype(np.float32)
+                p /= np.maximum(p.sum(1, keepdims=True), 1.0)
+                return GlossLexicon(words, p)
         except (OSError, ValueError, UnicodeDecodeError) as e:
             raise ModelFileError(f"{path} is not a readable gloss lexicon (.npz): {e}") from None
 

@@ -79,7 +79,10 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     lex = _lexicon()
     back = GlossLexicon.load(lex.save(tmp_path / gloss_lexicon.GLOSS_FILE))
     assert back.words == lex.words
-    np.testing.assert_allclose(back.probs, lex.probs, atol=1e-3)          # stored as float16
+    # stored in 255 steps, then renormalised: each of the 8 roundings moves a row's sum by half a step at most
+    np.testing.assert_allclose(back.probs, lex.probs, atol=len(EMOTIONS) / 2 / gloss_lexicon.PROB_LEVELS)
+    assert (back.probs.argmax(1) == lex.probs.argmax(1)).all()
+    np.testing.assert_allclose(back.probs.sum(1), 1.0, atol=1e-6)
     with pytest.raises(ValueError):
         back.probs[0, 0] = 1.0                                            # read-only
     np.savez(tmp_path / "nowords.npz", probs=lex.probs)
@@ -88,6 +91,9 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     np.savez(tmp_path / "strwords.npz", words=np.array([1.0, 2.0]), probs=lex.probs[:2])
     with pytest.raises(ModelFileError, match="uint8"):
         GlossLexicon.load(tmp_path / "strwords.npz")
+    np.savez(tmp_path / "floatprobs.npz", words=np.frombuffer(b"blue", np.uint8), probs=lex.probs[:1])
+    with pytest.raises(ModelFileError, match=r"probs must be uint8 \(probability x 255\)"):
+        GlossLexicon.load(tmp_path / "floatprobs.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match="not a readable gloss lexicon"):
         GlossLexicon.load(tmp_path / "junk.npz")
