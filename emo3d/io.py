@@ -46,6 +46,15 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_npz(path: PathLike, *, compressed: bool = False, **arrays: Any) -> Path:
+    """``arrays`` as one ``.npz`` file (no pickles needed to read it back), written atomically."""
+    import io
+    import numpy as np
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_write_json(path: PathLike, obj: Any, *, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False) + "\n")
 

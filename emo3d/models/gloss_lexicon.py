@@ -35,7 +35,7 @@ from typing import Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import ModelFileError
-from emo3d.io import atomic_write_bytes
+from emo3d.io import atomic_write_npz
 from emo3d.schema import EMOTIONS
 
 GLOSS_FILE = "gloss_lexicon.npz"
@@ -159,11 +159,9 @@ class GlossLexicon:
         return np.mean([np.log(np.maximum(p, PROB_FLOOR)) for _, p in found], axis=0).astype(np.float32)
 
     def save(self, path: str | Path) -> Path:
-        import io
-        buf = io.BytesIO()
-        np.savez_compressed(buf, words=np.frombuffer("\n".join(self.words).encode("utf-8"), np.uint8),
-                            probs=np.rint(self.probs * PROB_LEVELS).astype(np.uint8))
-        return atomic_write_bytes(Path(path), buf.getvalue())
+        return atomic_write_npz(Path(path), compressed=True,
+                                words=np.frombuffer("\n".join(self.words).encode("utf-8"), np.uint8),
+                                probs=np.rint(self.probs * PROB_LEVELS).astype(np.uint8))
 
     @staticmethod
     def load(path: str | Path) -> "GlossLexicon":

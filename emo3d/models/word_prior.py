@@ -24,7 +24,7 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError, ModelFileError
-from emo3d.io import atomic_write_bytes
+from emo3d.io import atomic_write_npz
 from emo3d.schema import EMOTIONS
 
 WORD_PRIOR_FILE = "word_prior.npz"
@@ -72,10 +72,7 @@ class WordPrior:
         return z - np.log(np.exp(z).sum(1, keepdims=True))
 
     def save(self, path: str | Path) -> Path:
-        import io
-        buf = io.BytesIO()
-        np.savez(buf, mean=self.mean, weight=self.weight, bias=self.bias)
-        return atomic_write_bytes(Path(path), buf.getvalue())
+        return atomic_write_npz(Path(path), mean=self.mean, weight=self.weight, bias=self.bias)
 
     @staticmethod
     def load(path: str | Path) -> "WordPrior":

@@ -24,6 +24,20 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]  # no temp left behind
 
 
+def test_atomic_write_npz_round_trips_without_pickles(tmp_path):
+    import numpy as np
+    a, b = np.arange(12, dtype=np.float32).reshape(3, 4), np.zeros(1000, np.uint8)
+    plain = io.atomic_write_npz(tmp_path / "p.npz", a=a, b=b)
+    packed = io.atomic_write_npz(tmp_path / "c.npz", compressed=True, a=a, b=b)
+    for path in (plain, packed):
+        with np.load(path, allow_pickle=False) as z:
+            assert sorted(z.files) == ["a", "b"]
+            np.testing.assert_array_equal(z["a"], a)
+            np.testing.assert_array_equal(z["b"], b)
+    assert packed.stat().st_size < plain.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "p.npz"]      # no temp left behind
+
+
 def test_atomic_path_and_dir_clean_up_on_error(tmp_path):
     with pytest.raises(RuntimeError):
         with io.atomic_path(tmp_path / "f.bin") as tmp:
