@@ -119,6 +119,29 @@ def test_avx512_narrow_kernel_gives_the_same_bits():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("size", [67, 96])
+def test_wide_triangles_cut_by_the_frame_match_the_reference(size):
+    """Triangles far wider than a narrow one's 16 samples, overlapping in depth and cut by the image's
+    right and bottom edges: their spans are depth-tested eight samples at a time, the last samples of a
+    row one by one, so no lane beyond the row is touched; the image is the reference's (unlit, flat
+    colours: any coverage or depth difference would show)."""
+    V = np.array([[-1.0, -1.0, 0.0], [3.0, -0.6, 0.0], [-0.2, 3.0, 0.0],     # near, reaches past right and top
+                  [-0.8, 0.9, -0.4], [2.5, 1.2, 0.3], [0.4, -3.0, 0.1],      # crosses the first in depth
+                  [-1.0, 1.0, -0.8], [1.0, 1.0, -0.8], [1.0, -1.0, -0.8]], np.float32)  # behind both
+    F = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]], np.int32)
+    colors = np.repeat(np.array([[0.9, 0.2, 0.1], [0.1, 0.8, 0.2], [0.2, 0.3, 0.9]], np.float32), 3, axis=0)
+    rig = Rig.from_dense("slabs", V, F, ["jawOpen"], np.zeros((1, 9, 3), np.float32), colors=colors)
+    rig.frame_box = np.array([[-1.0, -1.0, -0.8], [1.0, 1.0, 0.3]], np.float32)   # frame the middle only
+    opts = RenderOptions(width=size, height=size, ambient=1.0, diffuse=0.0, background=(10, 20, 30), threads=1)
+    for pose in ((0, 0, 0), (10, -20, 15)):
+        a = Renderer(rig, opts).render({}, pose=pose)
+        b = reference_render.render(rig, {}, opts, pose=pose)
+        assert len(np.unique(a.reshape(-1, 3), axis=0)) >= 4          # three slabs and the background
+        on = (a != np.array([10, 20, 30], np.uint8)).any(axis=-1)
+        assert on.mean() > 0.6 and on[:, -1].mean() > 0.5 and on[-1].mean() > 0.3   # cut by the frame
+        assert _differ(a, b, tol=1) <= 0.002
+
+
 def test_batch_threads_and_render_vertices_agree():
     rig = _rig("texture")
     rng = np.random.default_rng(0)
