@@ -1,8 +1,8 @@
 """Hand-authored displacement fields of the 51 ARKit blendshapes on the default head.
 
 Each shape moves a region named by MediaPipe landmark indices with a smooth (Gaussian) falloff;
-"Left"/"Right" are the subject's own sides (ARKit): Left = +x in rig space. The jaw rotates about a
-hinge behind the ears and carries the lower lip, chin, lower teeth, tongue and the mouth bag's floor;
+"Left"/"Right" are the subject's own sides (ARKit): Left = +x in rig space. The jaw opens about a
+hinge behind the ears (and turns sideways about a condyle, jawLeft/Right) and carries the lower lip, chin, lower teeth, tongue and the mouth bag's floor;
 gaze shapes rotate the eyeballs. ``author(head)`` returns dense deltas [51,V,3] in ``MODEL_NAMES``
 order at unit gain; ``avatar.calibrate`` tunes one gain per shape against MediaPipe.
 """
@@ -29,6 +29,8 @@ UNDER_EYE = {"right": (111, 117, 118, 119, 120, 121, 47, 100), "left": (340, 346
 NOSTRIL = {"right": (48, 64, 98, 129, 102, 49, 209, 198, 131), "left": (278, 294, 327, 358, 331, 279, 429, 420, 360)}
 CORNER = {"right": (61, 76, 62, 78), "left": (291, 306, 292, 308)}
 SIDE_SIGN = {"left": 1.0, "right": -1.0}
+CHIN_TIP = 152
+BROW_DOWN_SOFT = 1.2
 
 
 GAZE_MAX_DEG = 40.0      # the furthest a gaze shape turns the eye at 1.0, gain included
@@ -55,7 +57,26 @@ FUNNEL_OPEN = 0.9        # cm the lips part at the middle (an ellipse across the
 FUNNEL_FLARE = 0.25      # cm the lips' outer edges turn out (up / down) at the middle
 FUNNEL_JAW = 4.0         # degrees the jaw opens with mouthFunnel at unit gain (the teeth part behind the opening)
 JAW_HINGE = np.array([0.0, 0.0, -5.0])   # the jaw's hinge (rig cm; the axis runs along x)
-JAW_SIDE_REACH = (5.0, 9.0)  # cm from the midline: jawLeft/Right shift the jaw fully inside the first, not past the second
+# jawLeft/Right (session 7): the mandible turns about a vertical axis through the working side's condyle (in front of
+# the ear, landmarks 234/454), as a person's jaw does in a lateral excursion: the chin moves 1 cm sideways at unit
+# gain, the jaw angles much less, the chin a little forward (JAW_SIDE_DEPTH of a rigid turn: the mask is shallower
+# than a skull). The skin over it follows with the height over the mouth's centre: fully below JAW_SIDE_FULL, not
+# above JAW_SIDE_TOP, beside the mouth (more than JAW_SIDE_CHEEK[0] cm from the midline, fully past [1]); above the
+# lip line inside the mouth's width nothing moves (the upper lip and the nose stay)
+JAW_SIDE_FULL, JAW_SIDE_TOP = -0.5, 3.0
+JAW_SIDE_CHEEK = (2.5, 5.0)
+JAW_SIDE_CONDYLE = (234, 454)   # the condyles' landmarks (the subject's right, left)
+JAW_SIDE_DEPTH = 0.5
+# mouthLowerDown (session 7): the lower lip's own half drops as a piece (zero at the corner, 0.7 of it at
+# the middle), everted a little, the chin skin below following over LOWER_DOWN_REACH cm (Gaussian)
+LOWER_DOWN_FORWARD = 0.15
+# the drop of the lip's rings, outer edge to inner edge (the inner edge drops less: the lip turns out and shows the
+# lower teeth; dropping it as far as the outer edge bared the gum and the lip's fold in a ragged line)
+LOWER_DOWN_RINGS = (1.0, 0.9, 0.75, 0.55)
+LOWER_DOWN_TEETH = 2.0   # degrees the lower arch turns down with mouthLowerDown at unit gain (see _lower_down)
+LOWER_DOWN_TEETH_SIDE = 1.0
+MOUTH_INSIDE = ("teeth_upper", "teeth_lower", "tongue", "bag_upper", "bag_lower")  # moved by mouthLeft/Right
+LOWER_DOWN_REACH = 1.2
 #                              (the whole mandible moves, its outline with it: a shorter reach kinked the outline)
 FROWN_DROP = 1.0         # cm mouthFrown brings the corner down at unit gain
 FROWN_OUT = 1.2          # ... and out, in units of the drop (both sides read in MediaPipe from about 1.1)
@@ -260,6 +281,60 @@ def _funnel(f: _Fields) -> np.ndarray:
     return d
 
 
+def _jaw_side(f: _Fields, side: str) -> np.ndarray:
+    """jawLeft/Right at unit gain (the chin 1 cm toward ``side``): the mandible (chin, outline, lower lip, lower
+    teeth, tongue) turns about a vertical axis through that side's condyle, the skin over it following smoothly up
+    the cheeks to ``JAW_SIDE_TOP``; the upper lip and everything above the lip line beside the mouth stay."""
+    w = np.zeros(len(f.V))
+    y = f.F[:, 1] - f.mouth_c[1]
+    ax = np.abs(f.F[:, 0] - f.mouth_c[0])
+    below = _smooth((0.3 - y) / 1.0)                                   # under the lip line
+    flank = _smooth((JAW_SIDE_TOP - y) / (JAW_SIDE_TOP - JAW_SIDE_FULL))
+    beside = _smooth((ax - JAW_SIDE_CHEEK[0]) / (JAW_SIDE_CHEEK[1] - JAW_SIDE_CHEEK[0]))
+    w[:f.nf] = np.maximum(below, beside * flank)
+    w[f.upper] = 0.0
+    w[f.lower] = 1.0
+    w[f.corners] = 0.45
+    for part in ("teeth_lower", "tongue", "bag_lower"):
+        w[f.h.parts[part]] = 1.0
+    sx = SIDE_SIGN[side]
+    pivot = f.F[JAW_SIDE_CONDYLE[1 if side == "left" else 0]]
+    chin = f.F[CHIN_TIP]
+    turn = 1.0 / (chin[2] - pivot[2])                                  # radians per cm of the chin's move
+    d = f.zeros()
+    d[:, 0] = sx * turn * np.maximum(f.V[:, 2] - pivot[2], 0.0)
+    d[:, 2] = -sx * turn * JAW_SIDE_DEPTH * (f.V[:, 0] - pivot[0])
+    return d * w[:, None]
+
+
+def _lower_down(f: _Fields, side: str) -> np.ndarray:
+    """mouthLowerDown{Left,Right} at unit gain (FACS AU16 on one side): the lower lip's own half (outer edge to
+    inner edge, ``LOWER_DOWN_RINGS``) 1 cm down and a little out, most half way to the corner, none at the corner (the
+    corner stays joined to the upper lip), 0.7 of it at the middle; the chin skin under it follows."""
+    sx = SIDE_SIGN[side]
+    rel = sx * (f.V[:, 0] - f.mouth_c[0])
+    half = np.abs(f.F[list(CORNER[side][:1]), 0] - f.mouth_c[0]).max()    # the mouth's half width
+    u = rel / half
+    along = _smooth((u + 0.8) / 1.2) * (1.0 - _smooth((u - 0.6) / 0.4))
+    y = f.V[:, 1] - f.mouth_c[1]
+    skin = f.near(f.lower, LOWER_DOWN_REACH) * _smooth((0.1 - y) / 0.4)  # below the lip line only
+    w = np.maximum(skin, 0.0)
+    w[f.upper] = 0.0
+    for ring, share in zip(M.LIP_LOWER_RINGS, LOWER_DOWN_RINGS):   # outer edge -> inner edge: the lip everts
+        w[list(ring[1:-1])] = share
+    w[f.corners] = 0.0
+    w[f.nf:] = 0.0
+    w *= along
+    # the lower teeth part from the upper ones (a closed bite hides the lower crowns behind the upper teeth, and the
+    # lip pulled down bared only the lower gum): the lower arch (with the mouth's floor) turns down about the jaw's
+    # hinge, more on the pulled side (LOWER_DOWN_TEETH_SIDE cm either side of the midline); behind the closed lips of
+    # the other side it is not seen
+    inside = np.zeros(len(f.V))
+    for part in ("teeth_lower", "tongue", "bag_lower"):
+        inside[f.h.parts[part]] = f.side(side, LOWER_DOWN_TEETH_SIDE)[f.h.parts[part]]
+    return f.vec(w, (0, -1.0, LOWER_DOWN_FORWARD)) + f.rotate_x(inside, LOWER_DOWN_TEETH, JAW_HINGE)
+
+
 def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     """Dense deltas [51, V, 3] float32 in ``schema.MODEL_NAMES`` order (unit gain). ``gains`` (the
     calibration's, applied by the caller as a multiplier) turn the gaze angles instead of scaling the
@@ -271,11 +346,8 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     D["jawForward"] = f.vec(f.jaw, (0, -0.1, 1.2))
     # jawLeft/Right: the mandible slides sideways (MediaPipe reads a translation, not a yaw); the
     # stretch limits keep the flanks from folding over the face's outline
-    jaw_side = f.jaw * _smooth((JAW_SIDE_REACH[1] - np.abs(f.V[:, 0])) / (JAW_SIDE_REACH[1] - JAW_SIDE_REACH[0]))
-    for part in ("teeth_lower", "tongue", "bag_lower"):
-        jaw_side[f.h.parts[part]] = 1.0
-    D["jawLeft"] = f.vec(jaw_side, (1.0, 0, 0))
-    D["jawRight"] = f.vec(jaw_side, (-1.0, 0, 0))
+    D["jawLeft"] = _jaw_side(f, "left")
+    D["jawRight"] = _jaw_side(f, "right")
 
     lips = f.near(f.upper + f.lower, 0.45)
     upper_w = lips * f.lip_mask("upper")
@@ -291,6 +363,10 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     pucker[:, 0] += -0.55 * lips * np.tanh(rel_x / 1.2)
     D["mouthPucker"] = pucker
     mouth_area = f.near(f.upper + f.lower + f.corners, 1.0)
+    # the mouth's inside slides with the lips (session 7): with the teeth left behind, the side teeth poked
+    # through the thinner skin beside the trailing corner (closed lips: invisible otherwise)
+    for part in MOUTH_INSIDE:
+        mouth_area[f.h.parts[part]] = 1.0
     D["mouthLeft"] = f.vec(mouth_area, (0.7, 0, -0.05))
     D["mouthRight"] = f.vec(mouth_area, (-0.7, 0, -0.05))
     D["mouthRollLower"] = _roll(f, "lower")
@@ -331,7 +407,7 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
         press[:, 1] += 0.3 * corner          # pressed lips push the corner up a little
         press[:, 2] += -0.1 * corner
         D[f"mouthPress{S}"] = press
-        D[f"mouthLowerDown{S}"] = f.vec(lower_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, -1.0, 0.1))
+        D[f"mouthLowerDown{S}"] = _lower_down(f, side)
         D[f"mouthUpperUp{S}"] = f.vec(upper_w * _smooth((sx * rel_x + 0.8) / 1.6), (0, 0.9, 0.1))
         cheek = f.near(CHEEK[side], 1.3)
         D[f"cheekSquint{S}"] = f.vec(np.maximum(cheek, f.near(UNDER_EYE[side], 0.8)) * sm, (0, 0.7, 0.2))
@@ -343,8 +419,10 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
         brow_all = f.near(b["inner"] + b["mid"] + b["outer"], 0.9)
         inner = f.near(b["inner"], 1.0)
         outer = f.near(b["outer"], 1.0)
-        own = f.side(side, 0.6)
-        D[f"browDown{S}"] = f.vec(np.maximum(inner, brow_all * 0.7) * own, (-0.3 * sx, -0.7, 0.1))
+        # the pull toward the nose fades over BROW_DOWN_SOFT cm either side of the midline (over 0.6 cm it creased
+        # the skin between the brows into a fold)
+        brow_down = np.maximum(inner, brow_all * 0.7) * f.side(side, BROW_DOWN_SOFT)
+        D[f"browDown{S}"] = f.vec(brow_down, (-0.3 * sx, -0.7, 0.1))
         D[f"browOuterUp{S}"] = f.vec(np.maximum(outer, brow_all * 0.3), (0, 0.7, 0))
         lids = _eye_lids(f, side)
         D[f"eyeBlink{S}"] = lids["blink"]

@@ -159,18 +159,26 @@ JAW_OUTLINE = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 3
 
 
 @pytest.mark.parametrize("name,sx", [("jawLeft", 1.0), ("jawRight", -1.0)])
-def test_jaw_sideways_slides_the_whole_mandible(rig, name, sx):
-    """jawLeft/Right (ARKit: the lower jaw moves to the side): the mandible moves as one piece, its outline
-    from one side of the chin to the other as far as the chin and the jaw angles with it (a shift that faded
-    out between the chin and the jaw angle bent the outline into a corner beside the mouth)."""
+def test_jaw_sideways_turns_the_whole_mandible(rig, name, sx):
+    """jawLeft/Right (ARKit: the lower jaw moves to the side; a person's lateral excursion turns the mandible about
+    the working side's condyle): the chin moves 1-2 cm to its side (a person's range, not the 2.2-2.6 cm that swung
+    it out of the face's outline), the whole outline follows as one rigid piece (each point as far as it is in
+    front of the condyle, so the move falls off smoothly from the chin to the jaw angles: no bulge, no corner)."""
     d = rig.dense_deltas()[rig.target_names.index(name)]
-    dx = sx * d[list(JAW_OUTLINE), 0]
+    rest = rig.vertices.astype(np.float64)
+    idx = list(JAW_OUTLINE)
+    dx = sx * d[idx, 0]
     chin = dx[JAW_OUTLINE.index(152)]
-    assert chin >= 1.0, f"{name}: the chin moves {chin:.2f} cm to its side"
-    body = dx[JAW_OUTLINE.index(136):JAW_OUTLINE.index(365) + 1]
-    assert np.abs(body - chin).max() <= 0.1 * chin, f"{name}: the jaw's outline bends: {np.round(dx, 2)}"
+    assert 1.0 <= chin <= 2.0, f"{name}: the chin moves {chin:.2f} cm to its side"
+    assert dx.min() >= -0.02 and dx.max() <= chin + 0.02, f"{name}: the outline bulges: {np.round(dx, 2)}"
+    # rigid turn about a vertical axis: the sideways move is linear in the depth (z) along the whole outline
+    # below the lip line (a fit's residual of a few mm), and the jaw angles still go with it
+    body = slice(JAW_OUTLINE.index(172), JAW_OUTLINE.index(397) + 1)
+    z = rest[idx, 2][body]
+    fit = np.polyval(np.polyfit(z, dx[body], 1), z)
+    assert np.abs(fit - dx[body]).max() <= 0.05 * chin, f"{name}: not one piece: {np.round(dx[body] - fit, 2)}"
     for angle in (172, 397):
-        assert dx[JAW_OUTLINE.index(angle)] >= 0.5 * chin, f"{name}: jaw angle {angle} lags the chin"
+        assert 0.1 * chin <= dx[JAW_OUTLINE.index(angle)] <= 0.7 * chin, f"{name}: jaw angle {angle}: {np.round(dx, 2)}"
 
 
 def _inner_lip_gap(X):
