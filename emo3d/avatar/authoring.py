@@ -320,11 +320,14 @@ def _lower_down(f: _Fields, side: str) -> np.ndarray:
     skin = f.near(f.lower, LOWER_DOWN_REACH) * _smooth((0.1 - y) / 0.4)  # below the lip line only
     w = np.maximum(skin, 0.0)
     w[f.upper] = 0.0
-    for ring, share in zip(M.LIP_LOWER_RINGS, LOWER_DOWN_RINGS):   # outer edge -> inner edge: the lip everts
-        w[list(ring[1:-1])] = share
-    w[f.corners] = 0.0
     w[f.nf:] = 0.0
     w *= along
+    # each lip column (outer edge -> inner edge) drops by its outer vertex's place along the lip, the inner rings less
+    # (the lip turns out; with each vertex's own place the converging rings crossed beside the corner)
+    outer = list(M.LIP_LOWER_RINGS[0])
+    for ring, share in zip(M.LIP_LOWER_RINGS, LOWER_DOWN_RINGS):
+        w[list(ring[1:-1])] = share * along[outer[1:-1]]
+    w[f.corners] = 0.0
     # the lower teeth part from the upper ones (a closed bite hides the lower crowns behind the upper teeth, and the
     # lip pulled down bared only the lower gum): the lower arch (with the mouth's floor) turns down about the jaw's
     # hinge, more on the pulled side (LOWER_DOWN_TEETH_SIDE cm either side of the midline); behind the closed lips of

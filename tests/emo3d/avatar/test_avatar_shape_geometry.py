@@ -210,3 +210,43 @@ def test_a_roll_keeps_the_lips_sealed(rig, name):
     gap = _inner_lip_gap(rest + d)
     mid = len(gap) // 2
     assert gap[mid - 2:mid + 3].max() <= 0.05, f"{name}: the lips part by {np.round(gap, 2)} cm"
+
+
+@pytest.mark.parametrize("name,sx", [("mouthLowerDownLeft", 1.0), ("mouthLowerDownRight", -1.0)])
+def test_lower_down_pulls_its_half_of_the_lip_down_whole_and_bares_the_lower_teeth(rig, head, name, sx):
+    """mouthLowerDown (FACS AU16 on one side): the lower lip's own half comes down as a piece, its rings (outer edge
+    -> inner edge) staying in order in every column (they crossed into a torn, jagged edge), the corner joined to
+    the upper lip, the other half nearly still; the lower teeth on that side come down with it (shown, not gum)."""
+    from emo3d.avatar.mesh import LIP_LOWER_RINGS
+    d = rig.dense_deltas()[rig.target_names.index(name)].astype(np.float64)
+    X = rig.vertices.astype(np.float64) + d
+    Y = np.array([X[list(r), 1] for r in LIP_LOWER_RINGS])            # [ring, column]
+    # (by at most half a millimetre: the compose fit's change; the old shape crossed them by up to 1.7 mm)
+    assert (np.diff(Y, axis=0) >= -0.05).all(), f"{name}: the lip's rings cross: {np.round(np.diff(Y, axis=0), 2)}"
+    outer = list(LIP_LOWER_RINGS[0])
+    drop = -d[outer, 1]
+    rel = sx * (rig.vertices[outer, 0] - rig.vertices[outer, 0].mean())
+    rel /= np.abs(rel).max()                                          # -1 the other corner, 1 its own
+    assert drop[rel > 0].max() >= 1.0, f"{name}: the lip comes down {drop[rel > 0].max():.2f} cm"
+    # the middle comes along (ARKit's half-lip shapes meet there); the other half a third of the way on far less
+    other = drop[rel < -0.34]
+    assert other.max() <= 0.3 * drop[rel > 0].max(), f"{name}: the other half drops {np.round(drop, 2)}"
+    far = outer[1:3] if sx > 0 else outer[-3:-1]                       # the other half, beside its corner
+    assert np.abs(d[far, 1]).max() <= 0.1 * drop.max(), f"{name}: the other side drops {np.round(drop, 2)}"
+    corner = outer[-1] if sx > 0 else outer[0]
+    assert np.linalg.norm(d[corner]) <= 0.3, f"{name}: the corner leaves the upper lip by {np.round(d[corner], 2)}"
+    teeth = head.parts["teeth_lower"]
+    tx = sx * rig.vertices[teeth, 0]
+    assert d[teeth[tx > 0.5], 1].mean() <= -0.3, f"{name}: the lower teeth stay behind the upper ones"
+    assert d[teeth[tx < -0.5], 1].mean() >= -0.1, f"{name}: the other side's lower teeth drop"
+
+
+@pytest.mark.parametrize("name", ["mouthLeft", "mouthRight"])
+def test_mouth_sideways_carries_the_teeth_behind_the_lips(rig, head, name):
+    """mouthLeft/Right: the mouth's inside (teeth, tongue) slides with the lips; left behind, the side teeth poked
+    through the thin skin beside the trailing corner."""
+    d = rig.dense_deltas()[rig.target_names.index(name)]
+    lips = float(d[list(LIP_MID_UP + LIP_MID_LO), 0].mean())
+    for part in ("teeth_upper", "teeth_lower", "tongue"):
+        got = float(d[head.parts[part], 0].mean())
+        assert abs(got - lips) <= 0.15 * abs(lips), f"{name}: the {part} move {got:.2f} cm, the lips {lips:.2f}"
