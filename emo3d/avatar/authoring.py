@@ -75,6 +75,7 @@ LOWER_DOWN_FORWARD = 0.15
 LOWER_DOWN_RINGS = (1.0, 0.9, 0.75, 0.55)
 LOWER_DOWN_TEETH = 2.0   # degrees the lower arch turns down with mouthLowerDown at unit gain (see _lower_down)
 LOWER_DOWN_TEETH_SIDE = 1.0
+MOUTH_SIDE_REACH = 1.3     # cm: the skin around the lips follows mouthLeft/Right with this Gaussian falloff
 MOUTH_INSIDE = ("teeth_upper", "teeth_lower", "tongue", "bag_upper", "bag_lower")  # moved by mouthLeft/Right
 LOWER_DOWN_REACH = 1.2
 #                              (the whole mandible moves, its outline with it: a shorter reach kinked the outline)
@@ -365,7 +366,7 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     pucker = f.vec(lips, (0, 0, 0.8))
     pucker[:, 0] += -0.55 * lips * np.tanh(rel_x / 1.2)
     D["mouthPucker"] = pucker
-    mouth_area = f.near(f.upper + f.lower + f.corners, 1.0)
+    mouth_area = f.near(f.upper + f.lower + f.corners, MOUTH_SIDE_REACH)
     # the mouth's inside slides with the lips (session 7): with the teeth left behind, the side teeth poked
     # through the thinner skin beside the trailing corner (closed lips: invisible otherwise)
     for part in MOUTH_INSIDE:
