@@ -4,8 +4,10 @@ A short description often hangs on one word the encoder has seldom seen ("chuffe
 "poker-faced"). A person who does not know it looks it up: WordNet defines "chuffed" as "very pleased" and
 "snide" as "expressive of contempt", and those definitions the reader reads well. The lexicon holds, for each
 WordNet lemma (single words and collocations such as ``pissed_off``, ``walking_on_air``), the emotion the
-reader's word prior (:mod:`.word_prior`) reads in its definitions: each sense's definition read on its own,
-the senses weighted by 1 / (their rank within their part of speech) — WordNet lists the commoner senses first.
+reader's word prior (:mod:`.word_prior`) reads in its senses: each sense's dictionary entry read on its own (its
+words, the words it is similar to or a kind of, its definition: "chuffed, pleased: very pleased"; or the bare
+definition), the senses weighted by 1 / (their rank within their part of speech) — WordNet lists the commoner
+senses first; only rare lemmas are kept (the encoder knows the common ones, whose many senses read as noise).
 Built by :mod:`.gloss_lexicon_fit` from the WordNet 3.0 database (Princeton; its licence ships beside the
 file as ``WORDNET-LICENSE.txt``); no emotion labels are involved.
 
