@@ -233,7 +233,8 @@ def evaluate(opts: EvalOptions) -> EvalReport:
         rep.oov["emotion_share"] = float(np.mean([a == b for a, b in zip(emo, truth)]))
         gloss = getattr(predict.reader, "gloss", None)
         if gloss is not None:       # the prompts with a word the gloss lexicon (WordNet's definitions) holds
-            rep.oov["gloss_matched"] = {t: [w for w, _ in gloss.match(t)] for t in texts if gloss.match(t)}
+            found = {t: [w for w, _ in gloss.match(t)] for t in texts}
+            rep.oov["gloss_matched"] = {t: ws for t, ws in found.items() if ws}
         if "oov_key_words_in_training_texts" in predict.manifest.metrics:    # counted at training time
             rep.oov["key_words_in_training_texts"] = predict.manifest.metrics["oov_key_words_in_training_texts"]
             rep.oov["seen_words"] = predict.manifest.metrics.get("oov_seen_words", [])

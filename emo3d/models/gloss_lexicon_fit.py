@@ -215,7 +215,8 @@ def build(wordnet: WordNet, read: Callable[[Sequence[str]], np.ndarray], *, styl
     """The lexicon of every lemma with a kept sense: ``read`` (texts -> [N,8] emotion probabilities) reads
     each kept synset's text (:meth:`WordNet.entry` in ``style``) once; a lemma's row is the
     :func:`sense_weight`-weighted mean over its kept senses (:func:`rare` then keeps the rare lemmas)."""
-    texts = wordnet.kept_definitions(style)
+    text_of = {k: wordnet.entry(k, style) for k in wordnet.kept_keys()}
+    texts = list(dict.fromkeys(text_of.values()))
     row = {d: i for i, d in enumerate(texts)}
     probs = np.zeros((0, 8), np.float32)
     parts = []
@@ -232,8 +233,7 @@ def build(wordnet: WordNet, read: Callable[[Sequence[str]], np.ndarray], *, styl
     for lemma in sorted(wordnet.senses):
         if not LEMMA_PATTERN.fullmatch(lemma):
             continue
-        got = [(wordnet.entry((pos, off), style), rank) for pos, off, rank in wordnet.senses[lemma]
-               if wordnet.kept((pos, off)) and (pos, off) in wordnet.definitions]
+        got = [(text_of[(pos, off)], rank) for pos, off, rank in wordnet.senses[lemma] if (pos, off) in text_of]
         if not got:
             continue
         w = np.array([sense_weight(r) for _, r in got], np.float64)

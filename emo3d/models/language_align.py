@@ -127,15 +127,11 @@ class LanguageAlignment:
     def save(self, path: str | Path) -> Path:
         """Write the ``.npz`` (maps as float16; :func:`fit` already rounds them so, so training and run time
         see the same numbers); complete or absent."""
-        from emo3d.io import atomic_path
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, languages=np.array(self.languages), lid_w=self.lid_w.astype(np.float32),
-                         lid_b=self.lid_b.astype(np.float32), means=self.means.astype(np.float32),
-                         maps=self.maps.astype(np.float16), ridge=np.float32(self.ridge),
-                         targets=self.targets.astype(np.float32))
-        return path
+        from emo3d.io import atomic_write_npz
+        return atomic_write_npz(Path(path), languages=np.array(self.languages), lid_w=self.lid_w.astype(np.float32),
+                                lid_b=self.lid_b.astype(np.float32), means=self.means.astype(np.float32),
+                                maps=self.maps.astype(np.float16), ridge=np.float32(self.ridge),
+                                targets=self.targets.astype(np.float32))
 
     @staticmethod
     def load(path: str | Path) -> "LanguageAlignment":

