@@ -2,9 +2,10 @@
 
 Each shape moves a region named by MediaPipe landmark indices with a smooth (Gaussian) falloff;
 "Left"/"Right" are the subject's own sides (ARKit): Left = +x in rig space. The jaw opens about a
-hinge behind the ears (and turns sideways about a condyle, jawLeft/Right) and carries the lower lip, chin, lower teeth, tongue and the mouth bag's floor;
-gaze shapes rotate the eyeballs. ``author(head)`` returns dense deltas [51,V,3] in ``MODEL_NAMES``
-order at unit gain; ``avatar.calibrate`` tunes one gain per shape against MediaPipe.
+hinge behind the ears (and turns sideways about a condyle, jawLeft/Right) and carries the lower lip, chin,
+lower teeth, tongue and the mouth bag's floor; gaze shapes rotate the eyeballs. ``author(head)`` returns
+dense deltas [51,V,3] in ``MODEL_NAMES`` order at unit gain; ``avatar.calibrate`` tunes one gain per shape
+against MediaPipe.
 """
 from __future__ import annotations
 
@@ -78,7 +79,6 @@ LOWER_DOWN_TEETH_SIDE = 1.0
 MOUTH_SIDE_REACH = 1.3     # cm: the skin around the lips follows mouthLeft/Right with this Gaussian falloff
 MOUTH_INSIDE = ("teeth_upper", "teeth_lower", "tongue", "bag_upper", "bag_lower")  # moved by mouthLeft/Right
 LOWER_DOWN_REACH = 1.2
-#                              (the whole mandible moves, its outline with it: a shorter reach kinked the outline)
 FROWN_DROP = 1.0         # cm mouthFrown brings the corner down at unit gain
 FROWN_OUT = 1.2          # ... and out, in units of the drop (both sides read in MediaPipe from about 1.1)
 
@@ -348,8 +348,7 @@ def author(head: Head, gains: Dict[str, float] | None = None) -> np.ndarray:
     g = lambda name: float((gains or {}).get(name, 1.0))  # noqa: E731
     D["jawOpen"] = f.rotate_x(f.jaw, 12.0, JAW_HINGE)
     D["jawForward"] = f.vec(f.jaw, (0, -0.1, 1.2))
-    # jawLeft/Right: the mandible slides sideways (MediaPipe reads a translation, not a yaw); the
-    # stretch limits keep the flanks from folding over the face's outline
+    # jawLeft/Right: the mandible turns about the working side's condyle (_jaw_side)
     D["jawLeft"] = _jaw_side(f, "left")
     D["jawRight"] = _jaw_side(f, "right")
 
