@@ -297,3 +297,13 @@ def test_the_shipped_default_reads_rare_words_through_their_definitions():
     r.gloss_weight = 0.0
     without = nearest_emotion(np.stack([x.blend52[1:] for x in r.read(["miffed", "wistful"])]))
     assert with_lex == ["anger", "sadness"] and without != with_lex
+
+
+def test_bad_gloss_options_are_named(capsys):
+    from emo3d.models import train_reader
+    from emo3d.models.train_reader import ReaderTrainOptions
+    with pytest.raises(InvalidInputError, match="gloss_text is 'gloss'; accepted: definition, entry"):
+        ReaderTrainOptions(gloss_text="gloss")
+    with pytest.raises(SystemExit) as e:            # argparse's usage error (exit 2), before any model is read
+        train_reader.main(["--out", "nowhere", "--gloss-only"])
+    assert e.value.code == 2 and "--gloss-only needs --wordnet PATH" in capsys.readouterr().err
