@@ -40,6 +40,9 @@ DEFAULT_DATA = "/work/data/offline-5k"
 PROBES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"   # in a checkout
 ACTIONS_FILE, MULTILINGUAL_FILE = "action_phrases.json", "multilingual_prompts.json"
 GOEMOTIONS_PER_CLASS = 60
+# inner edges of the bins of the English reading's margin (its top emotion score minus its second) by which a
+# parallel set's agreement is also reported: translations of a confidently read prompt agree far more often
+MARGIN_EDGES: Tuple[float, ...] = (0.25, 0.5)
 
 # (name, comparison, threshold): the floors of the default (issue #13)
 FLOORS: Tuple[Tuple[str, str, float], ...] = (
@@ -382,21 +385,49 @@ def actions_section(rep: EvalReport, predict, probes: Path) -> None:
                    "failed": [p["text"] for p, k in zip(phrases, ok) if not k]}
 
 
+def agreement_by_margin(english: np.ndarray, agree: np.ndarray,
+                        edges: Sequence[float] = MARGIN_EDGES) -> List[Dict[str, Any]]:
+    """A parallel set's agreement with English by the margin of the English reading: ``english`` [N,8] the
+    English prompts' emotion scores, ``agree`` [L,N] whether each language's reading of each prompt matched.
+    One row per bin ``[lo, hi)`` of the margin (top score minus the second; ``edges`` the inner edges, the last
+    bin closed): ``lo``, ``hi``, ``n`` prompts, ``agreement`` over their L x n readings (None when empty)."""
+    english, agree = np.asarray(english, np.float64), np.asarray(agree, bool)
+    if english.ndim != 2 or agree.ndim != 2 or agree.shape[1] != len(english):
+        raise InvalidInputError(f"agreement_by_margin: english [N,E] and agree [L,N] expected, got {english.shape} "
+                                f"and {agree.shape}")
+    top2 = np.sort(english, 1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    bounds = [0.0, *edges, 1.0]
+    rows = []
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        inside = (margin >= lo) & ((margin < hi) if k < len(bounds) - 2 else (margin <= hi))
+        rows.append({"lo": lo, "hi": hi, "n": int(inside.sum()),
+                     "agreement": float(agree[:, inside].mean()) if inside.any() else None})
+    return rows
+
+
+def _parallel_agreement(predict, d: Dict[str, Any]) -> Tuple[List[str], np.ndarray, np.ndarray]:
+    """(English emotions, [N,8] English scores, [L,N] agreement) of a parallel set ``d`` (``languages``,
+    ``prompts`` with ``en`` and each language)."""
+    prompts = d["prompts"]
+    english = np.stack([r.emotions8 for r in predict.read([p["en"] for p in prompts])])
+    en = [EMOTIONS[int(k)] for k in english.argmax(1)]
+    agree = np.array([[EMOTIONS[int(r.emotions8.argmax())] == e for r, e in
+                       zip(predict.read([p[lang] for p in prompts]), en)] for lang in d["languages"]], bool)
+    return en, english, agree.reshape(len(d["languages"]), len(prompts))
+
+
 def multilingual_section(rep: EvalReport, predict, probes: Path) -> None:
     d = _load_json(probes, MULTILINGUAL_FILE, rep)
     if d is None:
         return
     langs, prompts = d["languages"], d["prompts"]
-    en = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p["en"] for p in prompts])]
-    per, agree_all = {}, []
-    for lang in langs:
-        got = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p[lang] for p in prompts])]
-        agree = [a == b for a, b in zip(got, en)]
-        per[lang] = float(np.mean(agree))
-        agree_all += agree
-    rep.multilingual = {"n_prompts": len(prompts), "languages": langs, "agreement": float(np.mean(agree_all)),
+    en, english, agree = _parallel_agreement(predict, d)
+    per = {lang: float(a.mean()) for lang, a in zip(langs, agree)}
+    rep.multilingual = {"n_prompts": len(prompts), "languages": langs, "agreement": float(agree.mean()),
                         "per_language": per, "worst_language": min(per, key=per.get),
-                        "english_matches_intended": float(np.mean([a == p["emotion"] for a, p in zip(en, prompts)]))}
+                        "english_matches_intended": float(np.mean([a == p["emotion"] for a, p in zip(en, prompts)])),
+                        "by_english_margin": agreement_by_margin(english, agree)}
 
 
 def development_section(rep: EvalReport, predict) -> None:
@@ -407,13 +438,12 @@ def development_section(rep: EvalReport, predict) -> None:
     rep.development = {}
     for name in ("multilingual_dev", "multilingual_dev_large"):
         d = text_set(name)
-        en = [EMOTIONS[int(r.emotions8.argmax())] for r in predict.read([p["en"] for p in d["prompts"]])]
-        agree = [EMOTIONS[int(r.emotions8.argmax())] == e for lang in d["languages"]
-                 for r, e in zip(predict.read([p[lang] for p in d["prompts"]]), en)]
-        rep.development[f"{name}_agreement"] = float(np.mean(agree))
-        rep.development[f"{name}_n"] = len(agree)
+        en, english, agree = _parallel_agreement(predict, d)
+        rep.development[f"{name}_agreement"] = float(agree.mean())
+        rep.development[f"{name}_n"] = int(agree.size)
         rep.development[f"{name}_english_as_intended"] = float(np.mean([a == p["emotion"]
                                                                        for a, p in zip(en, d["prompts"])]))
+        rep.development[f"{name}_by_english_margin"] = agreement_by_margin(english, agree)
     dev = description_dev()
     near = nearest_emotion(predict([t for t, _, _ in dev]))
     rep.development.update({"description_dev_proto_share": float(np.mean([n == e for n, (_, e, _) in zip(near, dev)])),
@@ -574,6 +604,14 @@ def plot_confusion(rep: EvalReport, path: str | Path) -> Path:
     return Path(path)
 
 
+def format_margin_bins(rows: Sequence[Dict[str, Any]]) -> str:
+    """One line of :func:`agreement_by_margin`'s rows."""
+    cells = [f"[{r['lo']:g}, {r['hi']:g}{']' if k == len(rows) - 1 else ')'} "
+             + ("-" if r["agreement"] is None else f"{r['agreement']:.2f}") + f" (n={r['n']})"
+             for k, r in enumerate(rows)]
+    return "by the English reading's margin (top score - second): " + ", ".join(cells)
+
+
 def format_report(rep: EvalReport) -> str:
     out = [f"model {rep.model} ({rep.kind})"]
     if rep.heldout:
@@ -612,6 +650,7 @@ def format_report(rep: EvalReport) -> str:
     if m:
         out.append(f"languages ({m['n_prompts']} prompts x {len(m['languages'])}): agreement with English "
                    f"{m['agreement']:.3f}; " + ", ".join(f"{k}={v:.2f}" for k, v in m["per_language"].items()))
+        out.append("  " + format_margin_bins(m["by_english_margin"]))
     v = rep.development
     if v:
         out.append(f"development sets (models/text_sets, not floors): second parallel set agreement "
@@ -619,6 +658,7 @@ def format_report(rep: EvalReport) -> str:
                    f"{v['multilingual_dev_large_agreement']:.3f} (n={v['multilingual_dev_large_n']}, English as "
                    f"written {v['multilingual_dev_large_english_as_intended']:.2f}); short description dev set "
                    f"{v['description_dev_proto_share']:.3f} (n={v['description_dev_n']})")
+        out.append("  third (large) set " + format_margin_bins(v["multilingual_dev_large_by_english_margin"]))
     b = rep.behaviours
     if b:
         out.append(f"nonsense warned+calm {b['unknown_warned_share']:.2f} (missed: {b['unknown_missed']}), "

@@ -6,6 +6,7 @@ import json
 import types
 
 import numpy as np
+import pytest
 from support.assets import require_module
 
 torch = require_module("torch", "pip install 'emo3d[train]'")
@@ -148,3 +149,30 @@ def test_development_sets_are_measured_and_printed():
     assert v["multilingual_dev_large_n"] == len(large["prompts"]) * len(large["languages"]) >= 3000
     share = np.mean([p["emotion"] == "happiness" for p in large["prompts"]])
     assert abs(v["multilingual_dev_large_english_as_intended"] - share) < 1e-9 and 0 < share < 0.5
+    # a one-hot reading has margin 1: every prompt falls in the last (closed) bin
+    bins = v["multilingual_dev_large_by_english_margin"]
+    assert [b["n"] for b in bins] == [0, 0, len(large["prompts"])] and bins[-1]["agreement"] == 1.0
+    assert bins[0]["agreement"] is None
+
+
+@pytest.mark.parametrize("scores, agree, want", [
+    # margins 0.1, 0.25 (an edge belongs to the bin above), 0.5, 1.0 (the last bin is closed)
+    ([[0.6, 0.5, 0], [0.5, 0.25, 0], [0.9, 0.4, 0], [1.0, 0, 0]], [[1, 0, 1, 1], [0, 0, 1, 0]],
+     [(1, 0.5), (1, 0.0), (2, 0.75)]),
+    # ties read as margin 0; no prompt in the middle bin
+    ([[0.3, 0.3, 0.1], [0.7, 0.1, 0.0]], [[0, 1]], [(1, 0.0), (0, None), (1, 1.0)]),
+])
+def test_agreement_by_margin_bins_the_english_readings(scores, agree, want):
+    from emo3d.models.evaluate_default import agreement_by_margin, format_margin_bins
+    rows = agreement_by_margin(np.array(scores), np.array(agree, bool))
+    assert [(r["lo"], r["hi"]) for r in rows] == [(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]
+    assert [(r["n"], r["agreement"]) for r in rows] == want
+    line = format_margin_bins(rows)
+    assert "[0.5, 1] " in line and "[0, 0.25) " in line
+
+
+def test_agreement_by_margin_refuses_mismatched_shapes():
+    from emo3d.errors import InvalidInputError
+    from emo3d.models.evaluate_default import agreement_by_margin
+    with pytest.raises(InvalidInputError, match=r"english \[N,E\] and agree \[L,N\]"):
+        agreement_by_margin(np.zeros((3, 8)), np.zeros((2, 4), bool))
