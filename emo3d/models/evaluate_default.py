@@ -12,7 +12,8 @@
 * named facial actions (``tests/data/action_phrases.json``): every named shape >= 0.4 and the named side >=
   the other + 0.15 for >= 85 % of the phrases;
 * languages (``tests/data/multilingual_prompts.json``): the emotion of each translation agrees with the
-  English one for >= 85 % (fr, es, de, it, pt, ru, zh, ja, ar, fa);
+  English one for >= 85 % (fr, es, de, it, pt, ru, zh, ja, ar, fa), also by the margin of the English reading
+  (:func:`agreement_by_margin`: confidently read prompts agree far more often);
 * nonsense -> calm face + warning, emoji, mixed feelings, neutral everyday sentences;
 * budgets: cold start of ``emo3d-run --json``, batch-1 text -> scores p50 on the CPU, download + build size,
   no torch on the runtime path.
@@ -406,7 +407,7 @@ def agreement_by_margin(english: np.ndarray, agree: np.ndarray,
     return rows
 
 
-def _parallel_agreement(predict, d: Dict[str, Any]) -> Tuple[List[str], np.ndarray, np.ndarray]:
+def parallel_agreement(predict, d: Dict[str, Any]) -> Tuple[List[str], np.ndarray, np.ndarray]:
     """(English emotions, [N,8] English scores, [L,N] agreement) of a parallel set ``d`` (``languages``,
     ``prompts`` with ``en`` and each language)."""
     prompts = d["prompts"]
@@ -422,7 +423,7 @@ def multilingual_section(rep: EvalReport, predict, probes: Path) -> None:
     if d is None:
         return
     langs, prompts = d["languages"], d["prompts"]
-    en, english, agree = _parallel_agreement(predict, d)
+    en, english, agree = parallel_agreement(predict, d)
     per = {lang: float(a.mean()) for lang, a in zip(langs, agree)}
     rep.multilingual = {"n_prompts": len(prompts), "languages": langs, "agreement": float(agree.mean()),
                         "per_language": per, "worst_language": min(per, key=per.get),
@@ -438,7 +439,7 @@ def development_section(rep: EvalReport, predict) -> None:
     rep.development = {}
     for name in ("multilingual_dev", "multilingual_dev_large"):
         d = text_set(name)
-        en, english, agree = _parallel_agreement(predict, d)
+        en, english, agree = parallel_agreement(predict, d)
         rep.development[f"{name}_agreement"] = float(agree.mean())
         rep.development[f"{name}_n"] = int(agree.size)
         rep.development[f"{name}_english_as_intended"] = float(np.mean([a == p["emotion"]
