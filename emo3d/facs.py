@@ -24,6 +24,7 @@ Intensity letters map to weights as A 0.15 (trace), B 0.3 (slight), C 0.55 (mark
 """
 from __future__ import annotations
 
+import functools
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
@@ -32,7 +33,7 @@ from emo3d.errors import InvalidInputError
 from emo3d.options import check_number
 from emo3d.schema import EMOTIONS, MEDIAPIPE_INDEX, N_MEDIAPIPE
 
-__all__ = ["AU_NAMES", "AU_TO_ARKIT", "PROTOTYPES_AU", "INTENSITY_LETTERS", "SIDES", "au_vector", "prototype",
+__all__ = ["AU_NAMES", "AU_TO_ARKIT", "PROTOTYPES_AU", "INTENSITY_LETTERS", "SIDES", "au_vector", "prototype", "prototype_vector",
            "prototype_aus", "check_emotion", "check_intensity"]
 
 INTENSITY_LETTERS: Dict[str, float] = {"A": 0.15, "B": 0.3, "C": 0.55, "D": 0.8, "E": 1.0}
@@ -116,6 +117,14 @@ def au_vector(aus: Sequence[Tuple[int, float, str]]) -> np.ndarray:
 
 def prototype_aus(emotion: str, side: str = "R") -> list:
     return [(au, INTENSITY_LETTERS[letter], side if s else "") for au, letter, s in PROTOTYPES_AU[emotion]]
+
+
+@functools.lru_cache(maxsize=None)
+def prototype_vector(emotion: str, side: str = "R") -> np.ndarray:
+    """``au_vector(prototype_aus(emotion, side))``, computed once per (emotion, side); read-only."""
+    v = au_vector(prototype_aus(emotion, side))
+    v.setflags(write=False)
+    return v
 
 
 def check_emotion(emotion: str) -> str:

@@ -20,6 +20,7 @@ hand-typed list.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Dict, Iterable, Mapping, Sequence, Tuple
 
@@ -125,9 +126,16 @@ def mirror(vec: np.ndarray, names: Sequence[str] = MEDIAPIPE_NAMES) -> np.ndarra
 
 # --- conversions ----------------------------------------------------------------------------
 def _perm(src: Sequence[str], dst: Sequence[str]) -> np.ndarray:
-    """For each name of ``dst``, its index in ``src`` (-1 where ``src`` lacks it)."""
+    """For each name of ``dst``, its index in ``src`` (-1 where ``src`` lacks it); read-only."""
+    return _perm_of(tuple(src), tuple(dst))
+
+
+@functools.lru_cache(maxsize=64)
+def _perm_of(src: Tuple[str, ...], dst: Tuple[str, ...]) -> np.ndarray:
     index = {n.lower(): i for i, n in enumerate(src)}
-    return np.array([index.get(n.lower(), -1) for n in dst], dtype=np.int64)
+    out = np.array([index.get(n.lower(), -1) for n in dst], dtype=np.int64)
+    out.setflags(write=False)
+    return out
 
 
 def _convert(vec: np.ndarray, src: Sequence[str], dst: Sequence[str], what: str) -> np.ndarray:

@@ -15,7 +15,8 @@ from typing import Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from emo3d.errors import InvalidInputError
-from emo3d.facs import INTENSITY_LETTERS, PROTOTYPES_AU, au_vector, check_emotion, check_intensity, prototype_aus
+from emo3d.facs import (INTENSITY_LETTERS, PROTOTYPES_AU, au_vector, check_emotion, check_intensity, prototype_aus,
+                        prototype_vector)
 from emo3d.schema import EMOTIONS, MEDIAPIPE_INDEX, N_EMOTIONS, N_MEDIAPIPE, mirror_name
 
 __all__ = ["CUES", "cue_shapes", "find_cues", "prior"]
@@ -241,10 +242,12 @@ def prior(dist8, intensity: float = 1.0, *, rng: Optional[np.random.Generator] =
     for e, share in zip(EMOTIONS, a):
         if share <= 0 or not PROTOTYPES_AU[e]:
             continue
-        aus = prototype_aus(e, side)
-        if rng is not None:  # style: each AU's gain varies per sample
-            aus = [(au, w * float(np.clip(rng.normal(1.0, 0.18), 0.5, 1.5)), s) for au, w, s in aus]
-        keep *= 1.0 - np.clip(au_vector(aus) * share * intensity, 0, 1)
+        if rng is None:
+            vec = prototype_vector(e, side)
+        else:       # style: each AU's gain varies per sample
+            vec = au_vector([(au, w * float(np.clip(rng.normal(1.0, 0.18), 0.5, 1.5)), s)
+                             for au, w, s in prototype_aus(e, side)])
+        keep *= 1.0 - np.clip(vec * share * intensity, 0, 1)
     if text:
         for cue in find_cues(text):
             keep *= 1.0 - np.clip(cue_shapes(cue, side=side, weight=0.5 + 0.5 * intensity), 0, 1)

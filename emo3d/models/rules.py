@@ -20,6 +20,7 @@ What a frozen sentence encoder reads poorly, said explicitly here:
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -173,13 +174,20 @@ def _strip_emoji(text: str) -> Tuple[str, List[str]]:
     return "".join(out), found
 
 
+@functools.lru_cache(maxsize=1)
+def _intensity_patterns() -> Tuple[Tuple[str, float, Tuple["re.Pattern[str]", ...]], ...]:
+    """:data:`INTENSITY_LEVELS` with each phrase compiled once, longest first (built on first use)."""
+    return tuple((name, scale, tuple(re.compile(r"(?<![\w-])" + re.escape(p) + r"(?![\w-])", re.IGNORECASE)
+                                     for p in sorted(phrases, key=len, reverse=True)))
+                 for name, scale, phrases in INTENSITY_LEVELS)
+
+
 def _intensity(text: str) -> Tuple[str, float, str]:
     """(level, scale, text without the intensity words). The strongest level found wins."""
     best: Optional[Tuple[str, float]] = None
     core = text
-    for name, scale, phrases in INTENSITY_LEVELS:
-        for p in sorted(phrases, key=len, reverse=True):
-            rx = re.compile(r"(?<![\w-])" + re.escape(p) + r"(?![\w-])", re.IGNORECASE)
+    for name, scale, patterns in _intensity_patterns():
+        for rx in patterns:
             if rx.search(core):
                 rest = rx.sub(" ", core)
                 if not re.search(r"[^\W\d_]", rest):      # the word is the whole text ("very"): keep it

@@ -128,6 +128,24 @@ def test_facs_prototypes_and_prior():
     assert facs.find_cues("Wide-open eyes and a furrowed brow.") == ["wide_eyes", "furrowed_brow"]
 
 
+def test_prototype_vectors_are_computed_once_and_read_only():
+    """The prior's per-emotion vectors are cached: equal to a fresh au_vector, the same object on every call,
+    and nobody can write into the cached copy."""
+    from emo3d import facs as prototypes
+    for e in schema.EMOTIONS:
+        for side in ("L", "R"):
+            v = prototypes.prototype_vector(e, side)
+            assert np.array_equal(v, prototypes.au_vector(prototypes.prototype_aus(e, side)))
+            assert v is prototypes.prototype_vector(e, side) and not v.flags.writeable
+    with pytest.raises(ValueError):
+        prototypes.prototype_vector("anger", "R")[0] = 1.0
+    # the conversions' permutations are cached the same way and stay right
+    perm = schema._perm(schema.MEDIAPIPE_NAMES, schema.MODEL_NAMES)
+    assert perm is schema._perm(list(schema.MEDIAPIPE_NAMES), list(schema.MODEL_NAMES)) and not perm.flags.writeable
+    v = np.arange(52, dtype=np.float32)
+    assert np.array_equal(schema.mediapipe_to_model(v), v[1:]) and schema.model_to_mediapipe(v[1:])[0] == 0
+
+
 def test_texts_are_varied_and_in_the_papers_style():
     ms = [builder.make_sample(i, 0).sample for i in range(400)]
     texts = [t for s in ms for t in s.texts]
