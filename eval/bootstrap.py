@@ -17,7 +17,7 @@ Statistics used by the report (:data:`STATISTICS`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
