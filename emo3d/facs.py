@@ -33,8 +33,8 @@ from emo3d.errors import InvalidInputError
 from emo3d.options import check_number
 from emo3d.schema import EMOTIONS, MEDIAPIPE_INDEX, N_MEDIAPIPE
 
-__all__ = ["AU_NAMES", "AU_TO_ARKIT", "PROTOTYPES_AU", "INTENSITY_LETTERS", "SIDES", "au_vector", "prototype", "prototype_vector",
-           "prototype_aus", "check_emotion", "check_intensity"]
+__all__ = ["AU_NAMES", "AU_TO_ARKIT", "PROTOTYPES_AU", "INTENSITY_LETTERS", "SIDES", "au_vector", "prototype",
+           "prototype_vector", "prototype_aus", "check_emotion", "check_intensity"]
 
 INTENSITY_LETTERS: Dict[str, float] = {"A": 0.15, "B": 0.3, "C": 0.55, "D": 0.8, "E": 1.0}
 
@@ -122,7 +122,9 @@ def prototype_aus(emotion: str, side: str = "R") -> list:
 @functools.lru_cache(maxsize=None)
 def prototype_vector(emotion: str, side: str = "R") -> np.ndarray:
     """``au_vector(prototype_aus(emotion, side))``, computed once per (emotion, side); read-only."""
-    v = au_vector(prototype_aus(emotion, side))
+    if side not in ("L", "R"):
+        raise InvalidInputError(f"prototype_vector: side {side!r} is not 'L' or 'R' (the character's own side)")
+    v = au_vector(prototype_aus(check_emotion(emotion), side))
     v.setflags(write=False)
     return v
 

@@ -139,6 +139,10 @@ def test_prototype_vectors_are_computed_once_and_read_only():
             assert v is prototypes.prototype_vector(e, side) and not v.flags.writeable
     with pytest.raises(ValueError):
         prototypes.prototype_vector("anger", "R")[0] = 1.0
+    with pytest.raises(InvalidInputError, match="accepted"):
+        prototypes.prototype_vector("joyous")
+    with pytest.raises(InvalidInputError, match="'L' or 'R'"):
+        prototypes.prototype_vector("anger", "left")
     # the conversions' permutations are cached the same way and stay right
     perm = schema._perm(schema.MEDIAPIPE_NAMES, schema.MODEL_NAMES)
     assert perm is schema._perm(list(schema.MEDIAPIPE_NAMES), list(schema.MODEL_NAMES)) and not perm.flags.writeable
