@@ -274,6 +274,28 @@ void MeshRenderer::bin_triangles(Workspace& ws, int n_bands) const {
     }
 }
 
+namespace {
+// Calls rows(tie0, tie1, tie2) with a triangle's three tie-edge flags (>= on a tie edge, > on the others) as
+// compile-time constants (std::true_type / std::false_type): one row loop per combination, one compare per edge.
+// A kernel of a wider instruction set passes a lambda carrying its target attribute (not always_inline: this
+// dispatcher has none); a call per triangle
+template <class Rows>
+__attribute__((always_inline)) inline void with_tie_edges(const bool* tie, Rows&& rows) {
+    using T = std::true_type;
+    using F = std::false_type;
+    switch (int(tie[0]) | int(tie[1]) << 1 | int(tie[2]) << 2) {
+        case 0: rows(F{}, F{}, F{}); break;
+        case 1: rows(T{}, F{}, F{}); break;
+        case 2: rows(F{}, T{}, F{}); break;
+        case 3: rows(T{}, T{}, F{}); break;
+        case 4: rows(F{}, F{}, T{}); break;
+        case 5: rows(T{}, F{}, T{}); break;
+        case 6: rows(F{}, T{}, T{}); break;
+        default: rows(T{}, T{}, T{}); break;
+    }
+}
+}  // namespace
+
 #ifdef EMO3D_SSE2
 namespace {
 // kLaneMask[m]: all ones in the lanes whose bit is set in m (4 bits)
@@ -321,16 +343,10 @@ EMO3D_V3 __attribute__((noinline)) void narrow_cover_v3(const double* sdx, const
                 d, _mm256_sub_pd(_mm256_setr_pd(qx0 + 4 * g, qx0 + 4 * g + 1, qx0 + 4 * g + 2, qx0 + 4 * g + 3), p));
     }
     const unsigned cols = n >= 32 ? ~0u : (1u << n) - 1;
-    switch (int(tie[0]) | int(tie[1]) << 1 | int(tie[2]) << 2) {
-        case 0: narrow_rows_v3<false, false, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        case 1: narrow_rows_v3<true, false, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        case 2: narrow_rows_v3<false, true, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        case 3: narrow_rows_v3<true, true, false>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        case 4: narrow_rows_v3<false, false, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        case 5: narrow_rows_v3<true, false, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        case 6: narrow_rows_v3<false, true, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-        default: narrow_rows_v3<true, true, true>(C, quads, cols, sdx, ey0, y0, y1, depth); break;
-    }
+    with_tie_edges(tie, [&](auto t0, auto t1, auto t2) EMO3D_V3 {
+        narrow_rows_v3<decltype(t0)::value, decltype(t1)::value, decltype(t2)::value>(C, quads, cols, sdx, ey0, y0,
+                                                                                         y1, depth);
+    });
 }
 }  // namespace
 #endif
@@ -393,16 +409,10 @@ EMO3D_V4 __attribute__((noinline)) void narrow_cover_v4(const double* sdx, const
             C[i][g] = _mm512_mul_pd(dy, _mm512_sub_pd(_mm512_add_pd(_mm512_set1_pd(d.qx0 + 8 * g), cols8), p));
     }
     const unsigned cols = (1u << n) - 1;  // n <= kNarrow = 16
-    switch (int(tie[0]) | int(tie[1]) << 1 | int(tie[2]) << 2) {
-        case 0: narrow_rows_v4<false, false, false>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        case 1: narrow_rows_v4<true, false, false>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        case 2: narrow_rows_v4<false, true, false>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        case 3: narrow_rows_v4<true, true, false>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        case 4: narrow_rows_v4<false, false, true>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        case 5: narrow_rows_v4<true, false, true>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        case 6: narrow_rows_v4<false, true, true>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-        default: narrow_rows_v4<true, true, true>(C, octs, cols, sdx, ey0, y0, y1, d); break;
-    }
+    with_tie_edges(tie, [&](auto t0, auto t1, auto t2) EMO3D_V4 {
+        narrow_rows_v4<decltype(t0)::value, decltype(t1)::value, decltype(t2)::value>(C, octs, cols, sdx, ey0, y0,
+                                                                                         y1, d);
+    });
 }
 }  // namespace
 #endif
@@ -520,18 +530,7 @@ EMO3D_HOT void MeshRenderer::raster_narrow(Workspace& ws, std::int64_t t, int x0
             if (bits) depth(py, bits);
         }
     };
-    using T = std::true_type;
-    using F = std::false_type;
-    switch (int(tie[0]) | int(tie[1]) << 1 | int(tie[2]) << 2) {
-        case 0: rows(F{}, F{}, F{}); break;
-        case 1: rows(T{}, F{}, F{}); break;
-        case 2: rows(F{}, T{}, F{}); break;
-        case 3: rows(T{}, T{}, F{}); break;
-        case 4: rows(F{}, F{}, T{}); break;
-        case 5: rows(T{}, F{}, T{}); break;
-        case 6: rows(F{}, T{}, T{}); break;
-        default: rows(T{}, T{}, T{}); break;
-    }
+    with_tie_edges(tie, rows);
 #else
     for (int py = y0; py <= y1; ++py) {
         const double qy = py + 0.5;
