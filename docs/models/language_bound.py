@@ -29,7 +29,6 @@ from emo3d.models import DEFAULT_DIR  # noqa: E402
 from emo3d.models import evaluate_default as ev  # noqa: E402
 from emo3d.models.corpora import EKMAN_CLASSES, balanced_subset, load_goemotions  # noqa: E402
 from emo3d.models.probes import text_set  # noqa: E402
-from emo3d.models.reader import TextReader  # noqa: E402
 from emo3d.schema import EMOTIONS  # noqa: E402
 
 DEV_SETS = ("multilingual_dev", "multilingual_dev_large")
@@ -70,13 +69,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs/models"))
     args = ap.parse_args(argv)
     out = Path(args.out)
-    reader = TextReader(DEFAULT_DIR)
-    predict = ev.ReaderPredictor(DEFAULT_DIR)
+    predict = ev.ReaderPredictor(DEFAULT_DIR, progress=True)
+    reader = predict.reader               # the shipped reader; its embeddings come through the e5 cache
 
     def emb(texts):
-        texts = list(texts)
-        return np.concatenate([reader.aligned(texts[i:i + 512], reader.encoder(texts[i:i + 512]))
-                               for i in range(0, len(texts), 512)])
+        return reader.embed(list(texts))  # language-aligned, as the head reads them
     result = {"margin_bins": {}}
     # 1. margins (the shipped reader with its rules, as evaluate_default reads it)
     sets = {n: text_set(n) for n in DEV_SETS}
